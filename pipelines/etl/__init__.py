@@ -1,0 +1,1 @@
+"""ETL of raw uploads into the curated, split, feature-engineered dataset (pure transforms + Glue entry point)."""

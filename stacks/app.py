@@ -1,0 +1,49 @@
+"""Builds the CDK app the same way for the CLI, plain ``python app.py``, tests and the local cloud.
+
+The CLI passes cdk.json's context through CDK_CONTEXT_JSON; everything else does not, so the feature
+flags are loaded from cdk.json here: every entry point produces the same template.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.config import StageConfig, load_config
+from stacks.mlops_stack import MlopsStack
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cdk_json_context() -> dict[str, Any]:
+    return dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+
+
+def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
+    """The app for ``stage`` (else context ``stage``, else dev), with cdk-nag AwsSolutions attached."""
+    context = cdk_json_context()
+    from_cli = json.loads(os.environ.get("CDK_CONTEXT_JSON", "{}"))
+    context.update(from_cli)
+    if stage is not None:
+        context["stage"] = stage
+    app = cdk.App(context=context, outdir=outdir) if outdir else cdk.App(context=context)
+    config = load_config(app.node.try_get_context("stage"))
+    build_stack(app, config)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    return app
+
+
+def build_stack(app: cdk.App, config: StageConfig) -> MlopsStack:
+    return MlopsStack(
+        app,
+        config.stack_name,
+        config=config,
+        env=cdk.Environment(account=config.account, region=config.region),
+        description=f"Serverless MLOps ({config.stage}): data lake, training pipeline, registry, "
+        "canary serving and the retraining loop",
+    )

@@ -1,0 +1,198 @@
+"""Typed stage configuration: the one place where every tunable of the stack lives.
+
+``cdk synth -c stage=prod`` (or ``build_app(stage="prod")``) picks a stage. Everything the jobs and
+Lambdas need at run time is derived from here and passed as environment variables / job arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from pipelines.schema import CHURN_SCHEMA, DatasetSchema
+
+Stage = Literal["dev", "prod"]
+DeploymentStrategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
+Approval = Literal["auto", "manual"]
+
+PROJECT = "mlops"
+DEFAULT_REGION = "us-east-1"
+METRICS_NAMESPACE = "MLOps"
+
+
+@dataclass(frozen=True)
+class QualityGate:
+    """Data-quality rules of the ETL job."""
+
+    max_bad_row_share: float = 0.05  # more rejected rows than this fails the run
+    min_rows: int = 100  # fewer valid rows than this fails the run
+    validation_share: float = 0.15
+    test_share: float = 0.15
+    split_seed: int = 42  # salt of the key hash that assigns a row to a split
+
+
+@dataclass(frozen=True)
+class GlueSettings:
+    worker_type: str = "G.1X"
+    workers: int = 2
+    timeout_minutes: int = 30
+    max_retries: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    volume_gb: int = 10
+    max_runtime_seconds: int = 3600
+    # SageMaker scikit-learn container; must match the locally pinned scikit-learn (1.9)
+    sklearn_framework_version: str = "1.9-0"
+    processing_instance_type: str = "ml.m5.large"
+    warm_pool_keep_alive_seconds: int = 0
+    hyperparameters: tuple[tuple[str, str], ...] = (
+        ("max_iter", "200"),
+        ("learning_rate", "0.1"),
+        ("max_leaf_nodes", "31"),
+        ("l2_regularization", "0.0"),
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationGate:
+    """Champion/challenger gate."""
+
+    primary_metric: Literal["auc", "accuracy", "f1"] = "auc"
+    min_improvement: float = 0.005  # challenger must beat the champion by this much
+    absolute_floor: float = 0.70  # and clear this, champion or not
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    instance_type: str = "ml.m5.large"
+    initial_instance_count: int = 1
+    min_capacity: int = 1
+    max_capacity: int = 2
+    target_invocations_per_instance: int = 700  # per minute, target tracking
+    strategy: DeploymentStrategy = "CANARY"
+    canary_percent: int = 10
+    linear_step_percent: int = 33
+    bake_time_seconds: int = 300  # WaitIntervalInSeconds of each traffic step
+    termination_wait_seconds: int = 120
+    max_execution_timeout_seconds: int = 1800
+    data_capture_percent: int = 100
+    variant_name: str = "AllTraffic"
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """CloudWatch alarms: rollback guardrails (endpoint) and retrain triggers (model)."""
+
+    error_5xx_count: int = 1  # canary fleet, per minute
+    model_latency_p99_ms: int = 500
+    invocation_4xx_count: int = 50
+    rollback_evaluation_periods: int = 2
+    drift_psi: float = 0.2  # PSI over this is significant drift
+    quality_auc_floor: float = 0.70
+    monitor_evaluation_periods: int = 3  # consecutive breaching periods before a retrain alarm fires
+
+
+@dataclass(frozen=True)
+class RetrainGuard:
+    cooldown_minutes: int = 360
+    max_per_day: int = 2
+    consecutive_breaches: int = 3
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    stage: Stage
+    region: str = DEFAULT_REGION
+    account: str | None = None  # None: environment-agnostic template
+    dataset: DatasetSchema = CHURN_SCHEMA
+    quality: QualityGate = field(default_factory=QualityGate)
+    glue: GlueSettings = field(default_factory=GlueSettings)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
+    evaluation: EvaluationGate = field(default_factory=EvaluationGate)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+    retrain: RetrainGuard = field(default_factory=RetrainGuard)
+    approval: Approval = "auto"
+    drift_schedule_minutes: int = 60
+    log_retention_days: int = 30
+    noncurrent_version_days: int = 90  # data buckets keep old versions this long
+    raw_prefix: str = "datasets"  # s3://raw/<raw_prefix>/<dataset>/<file>
+
+    # ---- derived names (fixed, so resources can refer to each other without tokens) ----
+    @property
+    def prefix(self) -> str:
+        return f"{PROJECT}-{self.stage}"
+
+    @property
+    def stack_name(self) -> str:
+        return f"{self.prefix}"
+
+    @property
+    def endpoint_name(self) -> str:
+        return f"{self.prefix}-{self.dataset.name}"
+
+    @property
+    def model_package_group_name(self) -> str:
+        return f"{self.prefix}-{self.dataset.name}"
+
+    @property
+    def state_machine_name(self) -> str:
+        return f"{self.prefix}-training-pipeline"
+
+    @property
+    def glue_database_name(self) -> str:
+        return f"{PROJECT}_{self.stage}".replace("-", "_")
+
+    @property
+    def glue_job_name(self) -> str:
+        return f"{self.prefix}-etl"
+
+    @property
+    def metrics_namespace(self) -> str:
+        return f"{METRICS_NAMESPACE}/{self.stage}"
+
+    @property
+    def raw_dataset_prefix(self) -> str:
+        return f"{self.raw_prefix}/{self.dataset.name}/"
+
+
+def _dev() -> StageConfig:
+    return StageConfig(stage="dev")
+
+
+def _prod() -> StageConfig:
+    dev = _dev()
+    return replace(
+        dev,
+        stage="prod",
+        approval="manual",
+        glue=replace(dev.glue, workers=4, max_retries=1),
+        training=replace(dev.training, instance_type="ml.m5.xlarge", warm_pool_keep_alive_seconds=900),
+        serving=replace(
+            dev.serving,
+            instance_type="ml.m5.xlarge",
+            initial_instance_count=2,
+            min_capacity=2,
+            max_capacity=6,
+            bake_time_seconds=600,
+            data_capture_percent=20,
+        ),
+        evaluation=replace(dev.evaluation, absolute_floor=0.75),
+        log_retention_days=365,
+    )
+
+
+STAGES: dict[str, StageConfig] = {"dev": _dev(), "prod": _prod()}
+
+
+def load_config(stage: str | None) -> StageConfig:
+    """The configuration of ``stage`` (default dev); a clear error names the valid stages."""
+    name = stage or "dev"
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise ValueError(f"unknown stage {name!r}; choose one of {sorted(STAGES)}") from None

@@ -1,0 +1,1 @@
+"""One construct per concern; stacks/mlops_stack.py wires them together."""

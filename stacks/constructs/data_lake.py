@@ -1,0 +1,247 @@
+"""Data lake: raw / curated / artifacts zones, access logs, the Glue catalog and the ETL job."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_glue as glue
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.constructs.assets import ROOT, asset_hash, bundling_options
+
+QUARANTINE_PREFIX = "quarantine/"
+CURATED_PREFIX = "curated/"
+REPORTS_PREFIX = "reports/"
+MANIFESTS_PREFIX = "manifests/"
+MODELS_PREFIX = "models/"
+DATA_CAPTURE_PREFIX = "data-capture/"
+BATCH_INPUT_PREFIX = "batch-input/"
+BATCH_OUTPUT_PREFIX = "batch-output/"
+GROUND_TRUTH_PREFIX = "ground-truth/"
+MONITORING_PREFIX = "monitoring/"
+
+
+class DataLake(Construct):
+    """S3 zones encrypted with one customer-managed key, retained on stack deletion."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            alias=f"alias/{config.prefix}-data",
+            description=f"{config.prefix}: data lake, model artifacts, notifications, pipeline state",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        # Server access logs cannot be delivered to a KMS-encrypted bucket: SSE-S3 here.
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=cdk.Duration.days(365),
+                    noncurrent_version_expiration=cdk.Duration.days(30),
+                )
+            ],
+        )
+        self.raw = self._zone("Raw", event_bridge=True)
+        self.curated = self._zone(
+            "Curated",
+            extra_rules=[
+                s3.LifecycleRule(
+                    id="quarantine-to-infrequent-access",
+                    prefix=QUARANTINE_PREFIX,
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=cdk.Duration.days(30),
+                        )
+                    ],
+                )
+            ],
+        )
+        self.artifacts = self._zone(
+            "Artifacts",
+            event_bridge=True,
+            extra_rules=[
+                s3.LifecycleRule(
+                    id="expire-data-capture",
+                    prefix=DATA_CAPTURE_PREFIX,
+                    expiration=cdk.Duration.days(max(config.log_retention_days, 30)),
+                )
+            ],
+        )
+
+        # ---- Glue Data Catalog and the ETL job ----
+        self.database = glue.CfnDatabase(
+            self,
+            "Database",
+            catalog_id=cdk.Aws.ACCOUNT_ID,
+            database_input=glue.CfnDatabase.DatabaseInputProperty(
+                name=config.glue_database_name,
+                description=f"{config.prefix}: curated datasets (one table per dataset)",
+            ),
+        )
+        self.security_configuration = glue.CfnSecurityConfiguration(
+            self,
+            "SecurityConfiguration",
+            name=f"{config.prefix}-glue-kms",
+            encryption_configuration=glue.CfnSecurityConfiguration.EncryptionConfigurationProperty(
+                s3_encryptions=[
+                    glue.CfnSecurityConfiguration.S3EncryptionProperty(
+                        s3_encryption_mode="SSE-KMS", kms_key_arn=self.key.key_arn
+                    )
+                ],
+                cloud_watch_encryption=glue.CfnSecurityConfiguration.CloudWatchEncryptionProperty(
+                    cloud_watch_encryption_mode="SSE-KMS", kms_key_arn=self.key.key_arn
+                ),
+                job_bookmarks_encryption=glue.CfnSecurityConfiguration.JobBookmarksEncryptionProperty(
+                    job_bookmarks_encryption_mode="CSE-KMS", kms_key_arn=self.key.key_arn
+                ),
+            ),
+        )
+        self._etl_job(config)
+
+    # ------------------------------------------------------------------
+    def _zone(
+        self, name: str, *, event_bridge: bool = False, extra_rules: list[s3.LifecycleRule] | None = None
+    ) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            name,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            event_bridge_enabled=event_bridge,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=f"{name.lower()}/",
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-old-versions",
+                    noncurrent_version_expiration=cdk.Duration.days(self.config.noncurrent_version_days),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                ),
+                *(extra_rules or []),
+            ],
+        )
+
+    def _etl_job(self, config: StageConfig) -> None:
+        scripts = cdk.aws_s3_assets.Asset(
+            self,
+            "EtlScript",
+            path=str(ROOT / "pipelines" / "etl" / "glue_job.py"),
+        )
+        libraries = cdk.aws_s3_assets.Asset(
+            self,
+            "EtlLibraries",
+            path=str(ROOT / "pipelines"),
+            asset_hash=asset_hash(("pipelines",)),
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
+            bundling=bundling_options(("pipelines",), archive_name="pipelines.zip"),
+        )
+        self.etl_role = iam.Role(
+            self,
+            "EtlRole",
+            assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
+            description="Glue ETL: read raw, write curated/quarantine/reports, update the catalog",
+        )
+        self.raw.grant_read(self.etl_role)
+        self.curated.grant_read_write(self.etl_role)
+        scripts.grant_read(self.etl_role)
+        libraries.grant_read(self.etl_role)
+        self.key.grant_encrypt_decrypt(self.etl_role)
+        database_arn = cdk.Stack.of(self).format_arn(
+            service="glue", resource="database", resource_name=config.glue_database_name
+        )
+        table_arn = cdk.Stack.of(self).format_arn(
+            service="glue", resource="table", resource_name=f"{config.glue_database_name}/*"
+        )
+        catalog_arn = cdk.Stack.of(self).format_arn(service="glue", resource="catalog")
+        self.etl_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "glue:GetDatabase",
+                    "glue:GetTable",
+                    "glue:CreateTable",
+                    "glue:UpdateTable",
+                    "glue:GetPartition",
+                    "glue:GetPartitions",
+                    "glue:BatchCreatePartition",
+                    "glue:CreatePartition",
+                    "glue:UpdatePartition",
+                ],
+                resources=[catalog_arn, database_arn, table_arn],
+            )
+        )
+        self.etl_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:AssociateKmsKey",
+                ],
+                resources=[
+                    cdk.Stack.of(self).format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws-glue/*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.etl_job = glue.CfnJob(
+            self,
+            "EtlJob",
+            name=config.glue_job_name,
+            description="Validate, clean, split and catalogue one raw upload (pipelines/etl/glue_job.py)",
+            role=self.etl_role.role_arn,
+            glue_version="5.0",
+            worker_type=config.glue.worker_type,
+            number_of_workers=config.glue.workers,
+            timeout=config.glue.timeout_minutes,
+            max_retries=config.glue.max_retries,
+            security_configuration=self.security_configuration.name,
+            execution_property=glue.CfnJob.ExecutionPropertyProperty(max_concurrent_runs=5),
+            command=glue.CfnJob.JobCommandProperty(
+                name="glueetl", python_version="3", script_location=scripts.s3_object_url
+            ),
+            default_arguments={
+                "--extra-py-files": libraries.s3_object_url,
+                "--job-language": "python",
+                "--enable-metrics": "true",
+                "--enable-continuous-cloudwatch-log": "true",
+                "--enable-observability-metrics": "true",
+                "--curated_bucket": self.curated.bucket_name,
+                "--database": config.glue_database_name,
+                "--table": config.dataset.name,
+                "--schema_json": config.dataset.to_json(),
+                "--quality_json": _quality_json(config),
+            },
+        )
+        self.etl_job.node.add_dependency(self.security_configuration)
+
+
+def _quality_json(config: StageConfig) -> str:
+    import json
+    from dataclasses import asdict
+
+    return json.dumps(asdict(config.quality), sort_keys=True)

@@ -1,0 +1,147 @@
+"""The one place where Lambda functions are built: runtime, architecture, layers, logging, tracing.
+
+Every function ships the same small asset (the ``lambdas`` package and the ``pipelines.schema`` module),
+takes Powertools from its public layer (resolved through the public SSM parameter of the pinned
+version) and gets a typed environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.constructs.assets import ROOT, asset_hash, bundling_options
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.X86_64
+POWERTOOLS_VERSION = "3.37.0"  # same as the pinned aws-lambda-powertools in pyproject.toml
+LAMBDA_PACKAGES = ("lambdas", "pipelines/schema.py")
+
+
+class LambdaFactory(Construct):
+    """Builds functions that share one code asset, one layer set and one logging policy."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self.code = lambda_.Code.from_asset(
+            str(ROOT / "lambdas"),
+            asset_hash=asset_hash(("lambdas",)) + asset_hash(("pipelines",))[:8],
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
+            bundling=bundling_options(("lambdas", "pipelines/schema.py")),
+        )
+        layer_arn = ssm.StringParameter.value_for_string_parameter(
+            self,
+            f"/aws/service/powertools/python/{ARCHITECTURE.name}/{RUNTIME.name}/{POWERTOOLS_VERSION}",
+        )
+        self.powertools = lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)
+        self._extra_layers: dict[str, lambda_.ILayerVersion] = {}
+
+    def pandas_layer(self) -> lambda_.ILayerVersion:
+        """numpy/pandas for the drift monitor, from the AWS SDK for pandas public layer."""
+        if "pandas" not in self._extra_layers:
+            py = RUNTIME.name.replace("python", "py")  # py3.13
+            arn = ssm.StringParameter.value_for_string_parameter(
+                self,
+                f"/aws/service/aws-sdk-pandas/3.17.1/{py}/{ARCHITECTURE.name}/layer-arn",
+            )
+            self._extra_layers["pandas"] = lambda_.LayerVersion.from_layer_version_arn(self, "SdkForPandas", arn)
+        return self._extra_layers["pandas"]
+
+    def function(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        environment: Mapping[str, str] | None = None,
+        timeout: cdk.Duration | None = None,
+        memory_mb: int = 256,
+        with_pandas: bool = False,
+        reserved_concurrency: int | None = None,
+    ) -> lambda_.Function:
+        """A function whose handler is ``lambdas.<handler>`` (e.g. ``start_pipeline.handler.handler``)."""
+        service = handler.split(".")[0]
+        log_group = logs.LogGroup(
+            scope,
+            f"{construct_id}Logs",
+            retention=retention_days(self._config.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        # Own role with logs access to its own log group only (instead of AWSLambdaBasicExecutionRole).
+        role = iam.Role(
+            scope,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{construct_id}: {description}"[:1000],
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        layers = [self.powertools] + ([self.pandas_layer()] if with_pandas else [])
+        fn = lambda_.Function(
+            scope,
+            construct_id,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=f"lambdas.{handler}",
+            code=self.code,
+            description=description,
+            memory_size=memory_mb,
+            timeout=timeout or cdk.Duration.seconds(60),
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            log_group=log_group,
+            role=role,
+            layers=layers,
+            reserved_concurrent_executions=reserved_concurrency,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_METRICS_NAMESPACE": self._config.metrics_namespace,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "STAGE": self._config.stage,
+                **(environment or {}),
+            },
+        )
+        return fn
+
+
+def grant_put_metrics(fn: lambda_.Function, namespace: str) -> None:
+    """PutMetricData has no resource ARN; scope it to our namespace with a condition."""
+    fn.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
+        )
+    )
+
+
+_RETENTION = {
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+}
+
+
+def retention_days(days: int) -> logs.RetentionDays:
+    """The shortest CloudWatch Logs retention that keeps at least ``days``."""
+    for limit, value in sorted(_RETENTION.items()):
+        if limit >= days:
+            return value
+    return logs.RetentionDays.TEN_YEARS

@@ -1,0 +1,558 @@
+"""Training pipeline: S3 upload -> start Lambda -> Step Functions
+(ETL -> prepare -> SageMaker training -> evaluation -> champion/challenger gate -> registry -> notify).
+
+Every task retries transient errors with backoff and catches everything else into one failure path
+that publishes the underlying reason (Glue ErrorMessage / SageMaker FailureReason), not just
+"States.TaskFailed".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import aws_cdk as cdk
+from typing import TypeVar
+
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks.config import StageConfig
+from stacks.constructs.assets import ROOT, asset_hash, bundling_options
+from stacks.constructs.data_lake import DataLake
+from stacks.constructs.images import sklearn_image_uri
+from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
+
+# Errors worth retrying: throttling and transient service faults, never a failed job.
+TRANSIENT_ERRORS = [
+    "ThrottlingException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Glue.ConcurrentRunsExceededException",
+    "Glue.ThrottlingException",
+    "Glue.InternalServiceException",
+    "SageMaker.ThrottlingException",
+    "SageMaker.ResourceLimitExceeded",
+    "SageMaker.InternalFailure",
+    "SNS.ThrottledException",
+]
+TRAINING_PROGRAM = "pipelines/training/train.py"
+SOURCE_PACKAGES = ("pipelines",)
+
+Retryable = TypeVar("Retryable", sfn.TaskStateBase, sfn.CustomState)
+
+
+class TrainingPipeline(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        lake: DataLake,
+        lambdas: LambdaFactory,
+        model_package_group_name: str,
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        stack = cdk.Stack.of(self)
+        image = sklearn_image_uri(
+            config.region, config.training.sklearn_framework_version, config.training.instance_type
+        )
+        self.source_dir = cdk.aws_s3_assets.Asset(
+            self,
+            "SourceDir",
+            path=str(ROOT / "pipelines"),
+            asset_hash=asset_hash(SOURCE_PACKAGES),
+            asset_hash_type=cdk.AssetHashType.CUSTOM,
+            bundling=bundling_options(SOURCE_PACKAGES, archive_name="sourcedir.tar.gz"),
+        )
+        self.code_version = asset_hash(SOURCE_PACKAGES)[:12]
+
+        # ---- SageMaker execution role (training + processing) ----
+        self.sagemaker_role = iam.Role(
+            self,
+            "SageMakerJobRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Training and evaluation jobs: read curated data and code, write model artifacts",
+        )
+        lake.curated.grant_read(self.sagemaker_role)
+        lake.artifacts.grant_read_write(self.sagemaker_role)
+        self.source_dir.grant_read(self.sagemaker_role)
+        lake.key.grant_encrypt_decrypt(self.sagemaker_role)
+        self.sagemaker_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:CreateLogGroup",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name="/aws/sagemaker/*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        self.sagemaker_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        self.sagemaker_role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        self.sagemaker_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchGetImage",
+                ],
+                resources=[
+                    f"arn:{cdk.Aws.PARTITION}:ecr:{config.region}:{image.split('.')[0]}:repository/"
+                    "sagemaker-scikit-learn"
+                ],
+            )
+        )
+
+        # ---- Lambdas of the pipeline ----
+        common_env = {
+            "MODEL_PACKAGE_GROUP": model_package_group_name,
+            "CURATED_BUCKET": lake.curated.bucket_name,
+            "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
+            "DATASET_SCHEMA": config.dataset.to_json(),
+        }
+        self.prepare_fn = lambdas.function(
+            self,
+            "PrepareTraining",
+            handler="prepare_training.handler.handler",
+            description="Reads the ETL manifest, finds the champion and names the training run",
+            environment=common_env,
+        )
+        self.register_fn = lambdas.function(
+            self,
+            "RegisterModel",
+            handler="register_model.handler.handler",
+            description="Records every challenger in the registry with metrics and lineage",
+            environment={
+                **common_env,
+                "APPROVAL_MODE": config.approval,
+                "INFERENCE_IMAGE": sklearn_image_uri(
+                    config.region, config.training.sklearn_framework_version, config.serving.instance_type
+                ),
+                "CODE_VERSION": self.code_version,
+                "GATE": json.dumps(asdict(config.evaluation)),
+            },
+        )
+        self.failure_fn = lambdas.function(
+            self,
+            "ExplainFailure",
+            handler="pipeline_failure.handler.handler",
+            description="Extracts the underlying Glue/SageMaker/Lambda failure reason for the notification",
+        )
+        for fn in (self.prepare_fn, self.register_fn):
+            lake.curated.grant_read(fn)
+            lake.artifacts.grant_read(fn)
+            lake.key.grant_decrypt(fn)
+            grant_put_metrics(fn, config.metrics_namespace)
+        group_arn = stack.format_arn(
+            service="sagemaker", resource="model-package-group", resource_name=model_package_group_name
+        )
+        package_arn = stack.format_arn(
+            service="sagemaker", resource="model-package", resource_name=f"{model_package_group_name}/*"
+        )
+        self.prepare_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
+                resources=[group_arn, package_arn],
+            )
+        )
+        self.register_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:ListModelPackages",
+                    "sagemaker:AddTags",
+                ],
+                resources=[group_arn, package_arn],
+            )
+        )
+
+        self.state_machine = self._state_machine(config, lake, image, topic)
+
+        # ---- S3 upload -> EventBridge -> start Lambda (idempotent per object version) ----
+        self.idempotency_table = dynamodb.Table(
+            self,
+            "IdempotencyTable",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute="expiration",
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=lake.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.start_fn = lambdas.function(
+            self,
+            "StartPipeline",
+            handler="start_pipeline.handler.handler",
+            description="Starts one pipeline execution per uploaded raw object version",
+            environment={
+                "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+                "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
+                "DATASET_PREFIX": config.raw_dataset_prefix,
+            },
+        )
+        self.idempotency_table.grant_read_write_data(self.start_fn)
+        lake.key.grant_encrypt_decrypt(self.start_fn)
+        self.state_machine.grant_start_execution(self.start_fn)
+        grant_put_metrics(self.start_fn, config.metrics_namespace)
+        self.upload_rule = events.Rule(
+            self,
+            "RawUploadRule",
+            description="Object Created under the dataset prefix of the raw zone starts the pipeline",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [lake.raw.bucket_name]},
+                    "object": {"key": [{"prefix": config.raw_dataset_prefix}]},
+                },
+            ),
+            targets=[targets.LambdaFunction(self.start_fn, retry_attempts=4)],
+        )
+
+    # ------------------------------------------------------------------
+    def _retry(self, task: Retryable) -> Retryable:
+        task.add_retry(
+            errors=TRANSIENT_ERRORS,
+            interval=cdk.Duration.seconds(5),
+            backoff_rate=2.0,
+            max_attempts=4,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
+
+    def _lambda_step(self, step_id: str, fn: cdk.aws_lambda.IFunction, result_path: str) -> sfn.TaskStateBase:
+        return self._retry(
+            tasks.LambdaInvoke(
+                self,
+                f"{step_id}Step",
+                state_name=step_id,
+                lambda_function=fn,
+                payload=sfn.TaskInput.from_object({"execution.$": "$$.Execution.Name", "state.$": "$"}),
+                payload_response_only=True,
+                result_path=result_path,
+                retry_on_service_exceptions=False,
+            )
+        )
+
+    def _state_machine(self, config: StageConfig, lake: DataLake, image: str, topic: sns.ITopic) -> sfn.StateMachine:
+        # ---- failure path: explain -> notify -> fail ----
+        explain = tasks.LambdaInvoke(
+            self,
+            "ExplainFailureStep",
+            state_name="ExplainFailure",
+            lambda_function=self.failure_fn,
+            payload=sfn.TaskInput.from_object(
+                {"execution.$": "$$.Execution.Name", "error.$": "$.error", "input.$": "$$.Execution.Input"}
+            ),
+            payload_response_only=True,
+            result_path="$.failure",
+        )
+        explain.add_retry(errors=TRANSIENT_ERRORS, interval=cdk.Duration.seconds(2), max_attempts=3)
+        notify_failure = tasks.SnsPublish(
+            self,
+            "NotifyFailure",
+            topic=topic,
+            subject=sfn.JsonPath.string_at("$.failure.subject"),
+            message=sfn.TaskInput.from_json_path_at("$.failure.message"),
+            message_attributes={
+                "outcome": tasks.MessageAttribute(value="failed"),
+                "stage": tasks.MessageAttribute(value=sfn.JsonPath.string_at("$.failure.stage")),
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        fail = sfn.Fail(
+            self,
+            "PipelineFailed",
+            error="PipelineFailed",
+            cause_path=sfn.JsonPath.string_at("$.failure.reason"),
+        )
+        failure_path = explain.next(notify_failure).next(fail)
+
+        def catch(task: Retryable) -> Retryable:
+            task.add_catch(failure_path, errors=["States.ALL"], result_path="$.error")
+            return task
+
+        # ---- 1. ETL (skipped when a retrain reuses the latest curated data) ----
+        etl = catch(
+            self._retry(
+                tasks.GlueStartJobRun(
+                    self,
+                    "RunEtl",
+                    glue_job_name=config.glue_job_name,
+                    integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+                    arguments=sfn.TaskInput.from_object(
+                        {
+                            "--raw_bucket.$": "$.dataset.bucket",
+                            "--raw_key.$": "$.dataset.key",
+                            "--raw_version_id.$": "$.dataset.version_id",
+                            "--execution_id.$": "$$.Execution.Name",
+                        }
+                    ),
+                    result_selector={"job_run_id.$": "$.Id", "state.$": "$.JobRunState"},
+                    result_path="$.etl",
+                    task_timeout=sfn.Timeout.duration(cdk.Duration.minutes(config.glue.timeout_minutes + 5)),
+                )
+            )
+        )
+        prepare = catch(self._lambda_step("PrepareTraining", self.prepare_fn, "$.prepared"))
+
+        # ---- 2. training (scikit-learn container, script mode) ----
+        from pipelines.training.metric_definitions import METRIC_DEFINITIONS
+
+        hyperparameters = {k: v for k, v in config.training.hyperparameters}
+        hyperparameters.update(
+            {
+                "schema_json": config.dataset.to_json(),
+                "sagemaker_program": TRAINING_PROGRAM,
+                "sagemaker_submit_directory": self.source_dir.s3_object_url,
+                "sagemaker_region": config.region,
+                "sagemaker_container_log_level": "20",
+            }
+        )
+        train = catch(
+            self._retry(
+                tasks.SageMakerCreateTrainingJob(
+                    self,
+                    "TrainModel",
+                    training_job_name=sfn.JsonPath.string_at("$.prepared.training_job_name"),
+                    role=self.sagemaker_role,
+                    integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+                    algorithm_specification=tasks.AlgorithmSpecification(
+                        training_image=tasks.DockerImage.from_registry(image),
+                        training_input_mode=tasks.InputMode.FILE,
+                        metric_definitions=[
+                            tasks.MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in METRIC_DEFINITIONS
+                        ],
+                    ),
+                    hyperparameters=hyperparameters,
+                    input_data_config=[
+                        tasks.Channel(
+                            channel_name=split,
+                            content_type="application/x-parquet",
+                            data_source=tasks.DataSource(
+                                s3_data_source=tasks.S3DataSource(
+                                    s3_location=tasks.S3Location.from_json_expression(
+                                        f"$.prepared.curated.{split}_uri"
+                                    ),
+                                    s3_data_type=tasks.S3DataType.S3_PREFIX,
+                                )
+                            ),
+                        )
+                        for split in ("train", "validation")
+                    ],
+                    output_data_config=tasks.OutputDataConfig(
+                        s3_output_location=tasks.S3Location.from_bucket(lake.artifacts, "models/"),
+                        encryption_key=lake.key,
+                    ),
+                    resource_config=tasks.ResourceConfig(
+                        instance_count=config.training.instance_count,
+                        instance_type=cdk.aws_ec2.InstanceType(config.training.instance_type.removeprefix("ml.")),
+                        volume_size=cdk.Size.gibibytes(config.training.volume_gb),
+                        volume_encryption_key=lake.key,
+                    ),
+                    stopping_condition=tasks.StoppingCondition(
+                        max_runtime=cdk.Duration.seconds(config.training.max_runtime_seconds)
+                    ),
+                    environment={"MODEL_VERSION": sfn.JsonPath.string_at("$.prepared.model_version")},
+                    result_selector={
+                        "job_name.$": "$.TrainingJobName",
+                        "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
+                    },
+                    result_path="$.training",
+                )
+            )
+        )
+
+        # ---- 3. evaluation: challenger vs champion on the held-out test split ----
+        evaluate = catch(
+            self._retry(
+                sfn.CustomState(
+                    self,
+                    "EvaluateModels",
+                    state_json={
+                        "Type": "Task",
+                        "Resource": f"arn:{cdk.Aws.PARTITION}:states:::sagemaker:createProcessingJob.sync",
+                        "Parameters": {
+                            "ProcessingJobName.$": "$.prepared.evaluation_job_name",
+                            "RoleArn": self.sagemaker_role.role_arn,
+                            "AppSpecification": {
+                                "ImageUri": image,
+                                "ContainerEntrypoint": [
+                                    "/bin/sh",
+                                    "-c",
+                                    "cd /opt/ml/processing/code && tar xzf sourcedir.tar.gz && "
+                                    "PYTHONPATH=/opt/ml/processing/code python3 -m pipelines.evaluation.evaluate",
+                                ],
+                            },
+                            "Environment": {
+                                "CHAMPION_MODEL_URI.$": "$.prepared.champion_model_data",
+                                "CHALLENGER_MODEL_URI.$": "$.training.model_data",
+                                "GATE_JSON": json.dumps(asdict(config.evaluation)),
+                                "SCHEMA_JSON": config.dataset.to_json(),
+                            },
+                            "ProcessingInputs": [
+                                _processing_input("code", self.source_dir.s3_object_url, "/opt/ml/processing/code"),
+                                _processing_input(
+                                    "test", None, "/opt/ml/processing/test", "$.prepared.curated.test_uri"
+                                ),
+                                _processing_input(
+                                    "challenger",
+                                    None,
+                                    "/opt/ml/processing/challenger",
+                                    "$.training.model_data",
+                                ),
+                            ],
+                            "ProcessingOutputConfig": {
+                                "KmsKeyId": lake.key.key_arn,
+                                "Outputs": [
+                                    {
+                                        "OutputName": "evaluation",
+                                        "S3Output": {
+                                            "S3Uri.$": "$.prepared.evaluation_uri",
+                                            "LocalPath": "/opt/ml/processing/evaluation",
+                                            "S3UploadMode": "EndOfJob",
+                                        },
+                                    }
+                                ],
+                            },
+                            "ProcessingResources": {
+                                "ClusterConfig": {
+                                    "InstanceCount": 1,
+                                    "InstanceType": config.training.processing_instance_type,
+                                    "VolumeSizeInGB": config.training.volume_gb,
+                                    "VolumeKmsKeyId": lake.key.key_arn,
+                                }
+                            },
+                            "StoppingCondition": {"MaxRuntimeInSeconds": config.training.max_runtime_seconds},
+                        },
+                        "ResultSelector": {"job_name.$": "$.ProcessingJobName"},
+                        "ResultPath": "$.evaluation_job",
+                    },
+                )
+            )
+        )
+        register = catch(self._lambda_step("RegisterModel", self.register_fn, "$.registration"))
+        notify_registered = tasks.SnsPublish(
+            self,
+            "NotifyRegistered",
+            topic=topic,
+            subject=sfn.JsonPath.string_at("$.registration.subject"),
+            message=sfn.TaskInput.from_json_path_at("$.registration.message"),
+            message_attributes={"outcome": tasks.MessageAttribute(value="registered")},
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        notify_rejected = tasks.SnsPublish(
+            self,
+            "NotifyRejected",
+            topic=topic,
+            subject=sfn.JsonPath.string_at("$.registration.subject"),
+            message=sfn.TaskInput.from_json_path_at("$.registration.message"),
+            message_attributes={"outcome": tasks.MessageAttribute(value="rejected")},
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        for t in (notify_registered, notify_rejected):
+            catch(self._retry(t))
+        done = sfn.Succeed(self, "Done")
+        gate = (
+            sfn.Choice(self, "GatePassed")
+            .when(sfn.Condition.boolean_equals("$.registration.passed", True), notify_registered.next(done))
+            .otherwise(notify_rejected.next(done))
+        )
+        has_curated = (
+            sfn.Choice(self, "NeedsEtl")
+            .when(sfn.Condition.is_present("$.curated"), prepare)
+            .otherwise(etl.next(prepare))
+        )
+        prepare.next(train).next(evaluate).next(register).next(gate)
+
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{config.state_machine_name}",
+            retention=retention_days(config.log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=config.state_machine_name,
+            definition_body=sfn.DefinitionBody.from_chainable(has_curated),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            timeout=cdk.Duration.hours(6),
+            comment="ETL -> training -> evaluation -> champion/challenger gate -> registry -> notify",
+        )
+        # The processing task is a CustomState: grant what the .sync integration needs explicitly.
+        stack = cdk.Stack.of(self)
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[
+                    stack.format_arn(service="sagemaker", resource="processing-job", resource_name=f"{config.prefix}-*")
+                ],
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name="StepFunctionsGetEventsForSageMakerProcessingJobsRule",
+                    )
+                ],
+            )
+        )
+        self.sagemaker_role.grant_pass_role(machine.role)
+        return machine
+
+
+def _processing_input(name: str, uri: str | None, local_path: str, uri_path: str | None = None) -> dict:
+    s3_input: dict[str, str] = {
+        "LocalPath": local_path,
+        "S3DataType": "S3Prefix",
+        "S3InputMode": "File",
+        "S3DataDistributionType": "FullyReplicated",
+    }
+    if uri_path:
+        s3_input["S3Uri.$"] = uri_path
+    else:
+        s3_input["S3Uri"] = str(uri)
+    return {"InputName": name, "S3Input": s3_input}
