@@ -82,9 +82,7 @@ class DatasetSchema:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatasetSchema:
-        features = tuple(
-            Feature(**{**f, "categories": tuple(f.get("categories", ()))}) for f in data["features"]
-        )
+        features = tuple(Feature(**{**f, "categories": tuple(f.get("categories", ()))}) for f in data["features"])
         return cls(
             name=data["name"],
             key=data["key"],

@@ -52,9 +52,7 @@ def test_every_bucket_denies_plain_http(resources: dict[str, Any]) -> None:
 
 
 def test_access_log_bucket_uses_sse_s3(resources: dict[str, Any]) -> None:
-    (logs,) = [
-        v for k, v in of_type(resources, "AWS::S3::Bucket").items() if k.startswith("DataLakeAccessLogs")
-    ]
+    (logs,) = [v for k, v in of_type(resources, "AWS::S3::Bucket").items() if k.startswith("DataLakeAccessLogs")]
     sse = logs["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 

@@ -21,11 +21,7 @@ def test_retrain_alarms_invoke_the_retrain_lambda_after_n_breaching_periods(
     for props in alarms:
         (action,) = props["AlarmActions"]
         assert action["Fn::GetAtt"][0].startswith("MonitoringRetrain")
-        assert (
-            props["EvaluationPeriods"]
-            == props["DatapointsToAlarm"]
-            == config.alarms.monitor_evaluation_periods
-        )
+        assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == config.alarms.monitor_evaluation_periods
     perms = [
         p["Properties"]
         for p in of_type(resources, "AWS::Lambda::Permission").values()

@@ -18,9 +18,7 @@ def _function(resources: dict[str, Any], prefix: str) -> dict[str, Any]:
     return fn
 
 
-def test_model_package_group_and_approval_triggers_deployment(
-    resources: dict[str, Any], config: StageConfig
-) -> None:
+def test_model_package_group_and_approval_triggers_deployment(resources: dict[str, Any], config: StageConfig) -> None:
     (group,) = of_type(resources, "AWS::SageMaker::ModelPackageGroup").values()
     assert group["Properties"]["ModelPackageGroupName"] == config.model_package_group_name
     (rule,) = [
@@ -36,9 +34,7 @@ def test_model_package_group_and_approval_triggers_deployment(
     assert rule["Properties"]["Targets"][0]["Arn"]["Ref"].startswith("ServingDeployment")
 
 
-def test_rollback_alarms_watch_the_fixed_endpoint_name(
-    resources: dict[str, Any], config: StageConfig
-) -> None:
+def test_rollback_alarms_watch_the_fixed_endpoint_name(resources: dict[str, Any], config: StageConfig) -> None:
     alarms = {
         v["Properties"]["AlarmName"]: v["Properties"]
         for v in of_type(resources, "AWS::CloudWatch::Alarm").values()
@@ -53,9 +49,7 @@ def test_rollback_alarms_watch_the_fixed_endpoint_name(
         assert {"Name": "EndpointName", "Value": config.endpoint_name} in props["Dimensions"]
 
 
-def test_deploy_lambda_gets_canary_settings_and_alarm_names(
-    resources: dict[str, Any], config: StageConfig
-) -> None:
+def test_deploy_lambda_gets_canary_settings_and_alarm_names(resources: dict[str, Any], config: StageConfig) -> None:
     env = _function(resources, "ServingDeploy")["Properties"]["Environment"]["Variables"]
     serving = json.loads(env["SERVING"])
     assert serving["strategy"] == "CANARY"
@@ -82,12 +76,8 @@ def test_deployment_machine_smoke_tests_before_rollout_and_verifies_after(resour
 
 
 def test_endpoint_role_is_assumed_by_sagemaker(resources: dict[str, Any]) -> None:
-    (role,) = [
-        v for k, v in of_type(resources, "AWS::IAM::Role").items() if k.startswith("ServingEndpointRole")
-    ]
-    principals = [
-        s["Principal"]["Service"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    ]
+    (role,) = [v for k, v in of_type(resources, "AWS::IAM::Role").items() if k.startswith("ServingEndpointRole")]
+    principals = [s["Principal"]["Service"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]]
     assert principals == ["sagemaker.amazonaws.com"]
 
 

@@ -48,9 +48,7 @@ def test_every_task_retries_transient_errors_and_catches_into_one_failure_path(
 ) -> None:
     states = definition(machine)["States"]
     tasks = {
-        name: s
-        for name, s in states.items()
-        if s["Type"] == "Task" and name not in ("ExplainFailure", "NotifyFailure")
+        name: s for name, s in states.items() if s["Type"] == "Task" and name not in ("ExplainFailure", "NotifyFailure")
     }
     assert set(tasks) == {
         "RunEtl",
@@ -77,9 +75,7 @@ def test_every_task_retries_transient_errors_and_catches_into_one_failure_path(
     }
 
 
-def test_training_job_runs_the_sklearn_container_in_script_mode(
-    machine: dict[str, Any], config: StageConfig
-) -> None:
+def test_training_job_runs_the_sklearn_container_in_script_mode(machine: dict[str, Any], config: StageConfig) -> None:
     params = definition(machine)["States"]["TrainModel"]["Parameters"]
     image = params["AlgorithmSpecification"]["TrainingImage"]
     assert "sagemaker-scikit-learn:1.9-0-cpu-py3" in image
@@ -108,9 +104,7 @@ def test_notifications_topic_is_encrypted_and_tls_only(resources: dict[str, Any]
     assert "KmsMasterKeyId" in topic["Properties"]
     (policy,) = of_type(resources, "AWS::SNS::TopicPolicy").values()
     stmts = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert any(
-        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in stmts
-    )
+    assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in stmts)
 
 
 def test_raw_upload_under_the_dataset_prefix_invokes_the_start_lambda(

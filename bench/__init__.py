@@ -1,0 +1,1 @@
+"""Micro-benchmarks with budgets (``python -m bench.<name>``)."""

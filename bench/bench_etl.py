@@ -1,0 +1,87 @@
+"""ETL throughput against a pyarrow baseline.
+
+``run_transform`` (CSV parse, validation, features, split, report, gate) plus the per-split Parquet
+write is what the Glue job applies to each partition. The reference reads the same CSV bytes with
+pyarrow and writes them back as one Parquet file. The ETL must keep at least ``BUDGET`` of the
+reference throughput; each side takes the best of ``repeats`` runs, interleaved so that machine
+noise hits both. ``python -m bench.bench_etl [--rows N]`` exits 1 when the budget is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipelines.data.generator import generate, to_csv_bytes
+from pipelines.etl.transforms import run_transform, split_parquet
+from pipelines.schema import CHURN_SCHEMA
+from stacks.config import QualityGate
+
+BUDGET = 0.25  # etl rows/s divided by pyarrow rows/s
+
+
+def _seconds(step: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    step()
+    return time.perf_counter() - started
+
+
+def run(rows: int = 1_000_000, repeats: int = 3, seed: int = 11) -> dict[str, Any]:
+    """Measure both paths on ``rows`` generated rows; returns rates, ratio and the verdict."""
+    raw = to_csv_bytes(generate(rows, seed=seed))
+    gate = QualityGate()
+
+    def etl() -> None:
+        result = run_transform(raw, "csv", CHURN_SCHEMA, gate, source={"bench": True})
+        if not result.gate_passed or len(result.curated) != rows:
+            raise RuntimeError(f"bench data did not pass the ETL cleanly: {result.gate_reasons}")
+        split_parquet(result.curated, CHURN_SCHEMA)
+
+    def reference() -> None:
+        table = pacsv.read_csv(io.BytesIO(raw))
+        pq.write_table(table, io.BytesIO())
+
+    etl_times, reference_times = [], []
+    for _ in range(repeats):
+        etl_times.append(_seconds(etl))
+        reference_times.append(_seconds(reference))
+    etl_rate = rows / min(etl_times)
+    reference_rate = rows / min(reference_times)
+    ratio = etl_rate / reference_rate
+    return {
+        "rows": rows,
+        "csv_mb": round(len(raw) / 1e6, 1),
+        "etl_seconds": round(min(etl_times), 3),
+        "etl_rows_per_s": round(etl_rate),
+        "pyarrow_seconds": round(min(reference_times), 3),
+        "pyarrow_rows_per_s": round(reference_rate),
+        "ratio": round(ratio, 3),
+        "budget": BUDGET,
+        "passed": ratio >= BUDGET,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_etl", description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    result = run(args.rows, args.repeats)
+    verdict = "ok" if result["passed"] else "BUDGET BROKEN"
+    print(
+        f"bench_etl rows={result['rows']} etl={result['etl_rows_per_s']:,} rows/s "
+        f"({result['etl_seconds']} s) pyarrow={result['pyarrow_rows_per_s']:,} rows/s "
+        f"({result['pyarrow_seconds']} s) ratio={result['ratio']} budget>={BUDGET} {verdict}"
+    )
+    return 0 if result["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Lambda functions: thin Powertools handlers (``handler.py``) over plain logic (``logic.py``)."""

@@ -1,0 +1,1 @@
+"""Synthetic datasets: a seeded telecom-churn generator and a defect injector (``pipelines.data.generator``)."""

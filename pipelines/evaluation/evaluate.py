@@ -1,0 +1,276 @@
+"""SageMaker Processing job: evaluate the challenger (and the champion) on the held-out test split and gate.
+
+Run as ``python3 -m pipelines.evaluation.evaluate --primary_metric auc --min_improvement 0.005
+--absolute_floor 0.7`` with the ``pipelines`` package on ``PYTHONPATH`` (``processing_arguments`` builds the
+arguments from the stage's ``EvaluationGate``). Inputs (paths overridable by arguments):
+
+- ``/opt/ml/processing/test``: the curated test split (``*.parquet``, possibly nested or ``split=test/``)
+- ``/opt/ml/processing/challenger``: the new ``model.tar.gz``
+- ``/opt/ml/processing/champion``: the approved model's ``model.tar.gz``; absent or empty = no champion
+
+Output: ``/opt/ml/processing/evaluation/evaluation.json``. Its top level is a SageMaker model-quality
+statistics document for the challenger (``{"binary_classification_metrics": {"auc": {"value": ...}}}``,
+usable as ``ModelMetrics.ModelQuality.Statistics``), plus the champion's metrics and the gate decision.
+The job succeeds whatever the decision; the state machine branches on ``decision.passed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tarfile
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipelines.evaluation import classification_metrics, confusion_matrix
+from pipelines.features import model_frame
+from pipelines.inference.inference import MODEL_FILE, LoadedModel, load_model
+from pipelines.training.train import load_split
+
+PROCESSING_DIR = Path("/opt/ml/processing")
+EVALUATION_FILE = "evaluation.json"
+GATE_METRICS: tuple[str, ...] = ("auc", "accuracy", "f1", "precision", "recall")
+"""Metrics the gate can compare (higher is better)."""
+TOLERANCE = 1e-9
+"""Differences below this are float noise: a tie, or exactly on the floor / the required improvement."""
+
+
+class GateSettings(Protocol):
+    """What the gate needs; ``stacks.config.EvaluationGate`` satisfies it."""
+
+    @property
+    def primary_metric(self) -> str: ...
+
+    @property
+    def min_improvement(self) -> float: ...
+
+    @property
+    def absolute_floor(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The gate as passed to the job on the command line."""
+
+    primary_metric: str
+    min_improvement: float
+    absolute_floor: float
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reason: str
+    primary_metric: str
+    challenger_value: float
+    champion_value: float | None
+    improvement: float | None
+
+
+def processing_arguments(gate: GateSettings) -> list[str]:
+    """The job's ``ContainerArguments`` for ``gate``."""
+    return [
+        "--primary_metric",
+        gate.primary_metric,
+        "--min_improvement",
+        repr(float(gate.min_improvement)),
+        "--absolute_floor",
+        repr(float(gate.absolute_floor)),
+    ]
+
+
+def decide(
+    challenger_metrics: Mapping[str, float],
+    champion_metrics: Mapping[str, float] | None,
+    gate: GateSettings,
+) -> GateDecision:
+    """Pass only if the challenger clears ``absolute_floor`` and, when there is a champion, beats it by at
+    least ``min_improvement`` on ``primary_metric``. A tie always fails."""
+    metric = gate.primary_metric
+    if metric not in GATE_METRICS:
+        raise ValueError(f"primary metric {metric!r} is not one of {list(GATE_METRICS)}")
+    if metric not in challenger_metrics:
+        raise ValueError(f"challenger metrics lack the primary metric {metric!r}")
+    value = float(challenger_metrics[metric])
+    floor = gate.absolute_floor
+    required = gate.min_improvement
+
+    def verdict(passed: bool, reason: str, champion: float | None = None) -> GateDecision:
+        improvement = None if champion is None else value - champion
+        return GateDecision(passed, reason, metric, value, champion, improvement)
+
+    if value < floor - TOLERANCE:
+        champion_value = None if champion_metrics is None else float(champion_metrics[metric])
+        return verdict(
+            False, f"challenger {metric} {value:.4f} is below the absolute floor {floor:.4f}", champion_value
+        )
+    if champion_metrics is None:
+        return verdict(True, f"no champion; challenger {metric} {value:.4f} clears the floor {floor:.4f}")
+    if metric not in champion_metrics:
+        raise ValueError(f"champion metrics lack the primary metric {metric!r}")
+    champion = float(champion_metrics[metric])
+    improvement = value - champion
+    if abs(improvement) <= TOLERANCE:
+        return verdict(
+            False,
+            f"tie: challenger {metric} {value:.4f} equals the champion's; an improvement of at least "
+            f"{required:.4f} is required",
+            champion,
+        )
+    if improvement < 0:
+        return verdict(
+            False,
+            f"champion wins: challenger {metric} {value:.4f} is below the champion's {champion:.4f} "
+            f"(by {-improvement:.4f})",
+            champion,
+        )
+    if improvement < required - TOLERANCE:
+        return verdict(
+            False,
+            f"challenger {metric} {value:.4f} improves on the champion's {champion:.4f} "
+            f"by {improvement:.4f}, less than the required {required:.4f}",
+            champion,
+        )
+    return verdict(
+        True,
+        f"challenger {metric} {value:.4f} beats the champion's {champion:.4f} by {improvement:.4f} "
+        f"(required {required:.4f})",
+        champion,
+    )
+
+
+# ---- models ----------------------------------------------------------------------------------------
+
+
+def find_model(directory: str | Path) -> Path | None:
+    """The model in a processing input: an unpacked model dir or the one ``*.tar.gz`` in it; None if empty."""
+    root = Path(directory)
+    if not root.is_dir():
+        return None
+    if (root / MODEL_FILE).is_file():
+        return root
+    archives = sorted(root.rglob("*.tar.gz"))
+    if len(archives) > 1:
+        raise ValueError(f"{root}: expected one model archive, found {[str(a) for a in archives]}")
+    return archives[0] if archives else None
+
+
+def unpack_model(archive: str | Path, destination: str | Path) -> Path:
+    """Extract a ``model.tar.gz`` (safely: no absolute paths, links out or devices) into ``destination``."""
+    target = Path(destination)
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(target, filter="data")
+    if not (target / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"{archive}: no {MODEL_FILE} at the archive root")
+    return target
+
+
+def open_model(directory: str | Path, workdir: Path) -> LoadedModel | None:
+    found = find_model(directory)
+    if found is None:
+        return None
+    model_dir = found if found.is_dir() else unpack_model(found, workdir)
+    return load_model(model_dir)
+
+
+@dataclass(frozen=True)
+class ModelEvaluation:
+    model_version: str
+    metrics: dict[str, float]
+    confusion_matrix: dict[str, dict[str, int]]
+    rows: int
+
+
+def evaluate_model(model: LoadedModel, test_dir: str | Path) -> ModelEvaluation:
+    """``model``'s metrics on the test split, read and featurised under the model's own schema."""
+    test = load_split(test_dir, model.schema, "test")
+    probabilities = model.predict_proba(model_frame(test, model.schema))
+    labels = test[model.schema.target].to_numpy()
+    return ModelEvaluation(
+        model_version=model.version,
+        metrics=classification_metrics(labels, probabilities, model.threshold),
+        confusion_matrix=confusion_matrix(labels, probabilities, model.threshold),
+        rows=len(test),
+    )
+
+
+def model_quality(evaluation: ModelEvaluation) -> dict[str, Any]:
+    """SageMaker model-quality statistics layout: ``{"binary_classification_metrics": {name: {"value"}}}``."""
+    values: dict[str, Any] = {name: {"value": value} for name, value in evaluation.metrics.items()}
+    values["confusion_matrix"] = evaluation.confusion_matrix
+    return {"binary_classification_metrics": values}
+
+
+def build_report(
+    challenger: ModelEvaluation,
+    champion: ModelEvaluation | None,
+    decision: GateDecision,
+    gate: GateSettings,
+) -> dict[str, Any]:
+    return {
+        "model_version": challenger.model_version,
+        **model_quality(challenger),
+        "champion": None if champion is None else {"model_version": champion.model_version, **model_quality(champion)},
+        "decision": asdict(decision),
+        "gate": {
+            "primary_metric": gate.primary_metric,
+            "min_improvement": gate.min_improvement,
+            "absolute_floor": gate.absolute_floor,
+        },
+        "test_rows": challenger.rows,
+        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def run(
+    test_dir: str | Path,
+    challenger_dir: str | Path,
+    champion_dir: str | Path | None,
+    output_dir: str | Path,
+    gate: GateSettings,
+) -> dict[str, Any]:
+    """Evaluate, decide and write ``evaluation.json``; returns the report."""
+    with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
+        challenger_model = open_model(challenger_dir, Path(scratch) / "challenger")
+        if challenger_model is None:
+            raise FileNotFoundError(f"no challenger model under {challenger_dir}")
+        champion_model = None if champion_dir is None else open_model(champion_dir, Path(scratch) / "champion")
+        challenger = evaluate_model(challenger_model, test_dir)
+        champion = None if champion_model is None else evaluate_model(champion_model, test_dir)
+    decision = decide(challenger.metrics, None if champion is None else champion.metrics, gate)
+    report = build_report(challenger, champion, decision, gate)
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / EVALUATION_FILE).write_text(json.dumps(report, indent=2, sort_keys=True, allow_nan=False))
+    return report
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="evaluate", description="Champion/challenger evaluation (SageMaker).")
+    parser.add_argument("--primary_metric", required=True, choices=GATE_METRICS)
+    parser.add_argument("--min_improvement", required=True, type=float)
+    parser.add_argument("--absolute_floor", required=True, type=float)
+    parser.add_argument("--test_dir", type=Path, default=PROCESSING_DIR / "test")
+    parser.add_argument("--challenger_dir", type=Path, default=PROCESSING_DIR / "challenger")
+    parser.add_argument("--champion_dir", type=Path, default=PROCESSING_DIR / "champion")
+    parser.add_argument("--output_dir", type=Path, default=PROCESSING_DIR / "evaluation")
+    return parser.parse_args(list(argv) if argv is not None else None)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    gate = Gate(args.primary_metric, args.min_improvement, args.absolute_floor)
+    report = run(args.test_dir, args.challenger_dir, args.champion_dir, args.output_dir, gate)
+    decision = report["decision"]
+    print(f"gate {'PASSED' if decision['passed'] else 'FAILED'}: {decision['reason']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""SageMaker scikit-learn script-mode training entry point.
+
+The training job ships the repo's ``pipelines`` package as its source directory (``/opt/ml/code``) and runs
+``pipelines/training/train.py`` (hyperparameter ``sagemaker_program``); the training toolkit puts the source
+directory on ``PYTHONPATH`` and passes every hyperparameter as ``--name value``:
+
+- ``--max_iter --learning_rate --max_leaf_nodes --l2_regularization`` (``TrainingSettings.hyperparameters``),
+  ``--seed``, and ``--schema_json`` (the ``DatasetSchema``; build the job's hyperparameters with
+  ``job_hyperparameters`` so the toolkit's JSON decoding hands the schema over intact).
+- ``SM_MODEL_DIR``, ``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_VALIDATION``, ``SM_OUTPUT_DATA_DIR``, ``SM_HPS``
+  (defaults: the ``/opt/ml`` layout); ``MODEL_VERSION`` (default: a hash of the model file).
+
+Outputs in ``SM_MODEL_DIR`` (SageMaker packs it into ``model.tar.gz``): ``model.joblib``,
+``model_metadata.json`` and ``code/`` (``inference.py`` plus the ``pipelines`` modules it imports).
+Metrics are printed as ``validation:auc=0.871234;`` lines that ``METRIC_DEFINITIONS`` capture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tarfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import sklearn
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from pipelines.evaluation import METRIC_NAMES, classification_metrics
+from pipelines.features import model_frame
+from pipelines.schema import CHURN_SCHEMA, DatasetSchema
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "model_metadata.json"
+METRICS_FILE = "metrics.json"
+CODE_DIR = "code"
+DECISION_THRESHOLD = 0.5
+MAX_HYPERPARAMETER_LENGTH = 2500  # CreateTrainingJob: HyperParameters values are at most 2500 characters
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+INFERENCE_SCRIPT = PACKAGE_DIR / "inference" / "inference.py"
+SHIPPED_MODULES: tuple[str, ...] = ("__init__.py", "schema.py", "features.py")
+"""The ``pipelines`` modules ``inference.py`` imports; copied to ``code/pipelines/``."""
+
+REPORTED_SPLITS: tuple[str, ...] = ("train", "validation")
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+METRIC_DEFINITIONS: list[dict[str, str]] = [
+    {"Name": f"{split}:{name}", "Regex": f"{split}:{name}={_NUMBER};"}
+    for split in REPORTED_SPLITS
+    for name in METRIC_NAMES
+]
+"""``AlgorithmSpecification.MetricDefinitions`` of the training job: one per printed metric."""
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    max_iter: int = 200
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 31
+    l2_regularization: float = 0.0
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class TrainingEnv:
+    """The SageMaker training environment, read from the ``SM_*`` variables."""
+
+    model_dir: Path
+    train_dir: Path
+    validation_dir: Path
+    output_data_dir: Path
+    hyperparameters: dict[str, Any]
+    model_version: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> TrainingEnv:
+        env = os.environ if environ is None else environ
+        try:
+            hps = json.loads(env.get("SM_HPS") or "{}")
+        except json.JSONDecodeError as error:
+            raise ValueError(f"SM_HPS is not JSON: {error}") from None
+        return cls(
+            model_dir=Path(env.get("SM_MODEL_DIR", "/opt/ml/model")),
+            train_dir=Path(env.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train")),
+            validation_dir=Path(env.get("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation")),
+            output_data_dir=Path(env.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data")),
+            hyperparameters=hps if isinstance(hps, dict) else {},
+            model_version=env.get("MODEL_VERSION") or None,
+        )
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    pipeline: Pipeline
+    metrics: dict[str, dict[str, float]]  # split -> metric -> value
+    rows: dict[str, int]
+
+
+# ---- hyperparameters --------------------------------------------------------------------------------
+
+
+def job_hyperparameters(settings: Iterable[tuple[str, str]], schema: DatasetSchema) -> dict[str, str]:
+    """``HyperParameters`` of the CreateTrainingJob request for ``settings`` and ``schema``.
+
+    The training toolkit ``json.loads`` every value before it builds the command line, and it would turn
+    a JSON object into ``k=v,...``; so the schema travels JSON-encoded twice (a JSON string literal).
+    """
+    values = {name: str(value) for name, value in settings}
+    values["schema_json"] = json.dumps(schema.to_json())
+    for name, value in values.items():
+        if len(value) > MAX_HYPERPARAMETER_LENGTH:
+            raise ValueError(f"hyperparameter {name!r} is {len(value)} characters; the limit is 2500")
+    return values
+
+
+def _schema_from_text(text: str) -> DatasetSchema:
+    try:
+        return DatasetSchema.from_json(text)
+    except (ValueError, KeyError, TypeError) as error:
+        raise argparse.ArgumentTypeError(
+            f"not a DatasetSchema JSON object ({type(error).__name__}: {error}); pass the hyperparameter "
+            "as a JSON string literal, e.g. job_hyperparameters(...)"
+        ) from None
+
+
+def _schema_default(value: Any) -> DatasetSchema:
+    if isinstance(value, dict):
+        return DatasetSchema.from_dict(value)
+    return _schema_from_text(str(value))
+
+
+def parse_args(
+    argv: Sequence[str] | None, sm_hps: Mapping[str, Any] | None = None
+) -> tuple[Hyperparameters, DatasetSchema]:
+    """Hyperparameters and schema: command line over ``SM_HPS`` over the built-in defaults."""
+    parser = argparse.ArgumentParser(prog="train.py", description="Train the churn model (SageMaker).")
+    defaults_of = Hyperparameters()
+    for spec in fields(Hyperparameters):
+        default = getattr(defaults_of, spec.name)
+        parser.add_argument(f"--{spec.name}", type=type(default), default=default)
+    parser.add_argument("--schema_json", type=_schema_from_text, default=CHURN_SCHEMA)
+    hps = dict(sm_hps or {})
+    defaults: dict[str, Any] = {}
+    for spec in fields(Hyperparameters):
+        if spec.name in hps:
+            defaults[spec.name] = type(getattr(defaults_of, spec.name))(hps[spec.name])
+    if "schema_json" in hps:
+        defaults["schema_json"] = _schema_default(hps["schema_json"])
+    parser.set_defaults(**defaults)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    hyperparameters = Hyperparameters(**{spec.name: getattr(args, spec.name) for spec in fields(Hyperparameters)})
+    return hyperparameters, args.schema_json
+
+
+# ---- data ------------------------------------------------------------------------------------------
+
+
+def _parquet_files(root: Path, split: str | None) -> list[Path]:
+    files = sorted(
+        path
+        for path in root.rglob("*.parquet")
+        if path.is_file() and not any(part.startswith(("_", ".")) for part in path.relative_to(root).parts)
+    )
+    partitioned = [p for p in files if any(part.startswith("split=") for part in p.relative_to(root).parts)]
+    if split is not None and partitioned:
+        files = [p for p in files if f"split={split}" in p.relative_to(root).parts]
+    return files
+
+
+def load_split(directory: str | Path, schema: DatasetSchema, split: str | None = None) -> pd.DataFrame:
+    """The curated rows under ``directory`` (a SageMaker channel): every ``*.parquet`` file, however nested.
+
+    When the directory holds Hive partitions ``split=<name>/`` (the curated prefix itself), only ``split``'s
+    files are read. Returns the key (if present), the features, the engineered columns (if all present)
+    and the target (int 0/1); numeric columns as float64, categorical ones as objects (missing: None).
+    """
+    root = Path(directory)
+    files = _parquet_files(root, split)
+    if not files:
+        where = f"{root} (split={split})" if split else str(root)
+        raise FileNotFoundError(f"no *.parquet files under {where}")
+    frame = pd.concat([pq.read_table(path).to_pandas() for path in files], ignore_index=True)
+    missing = [name for name in [*schema.feature_names, schema.target] if name not in frame.columns]
+    if missing:
+        raise ValueError(f"{root}: missing column(s) {missing}")
+
+    out: dict[str, Any] = {}
+    if schema.key in frame.columns:
+        out[schema.key] = frame[schema.key].astype(object)
+    for feature in schema.features:
+        column = frame[feature.name]
+        if feature.kind == "numeric":
+            out[feature.name] = pd.to_numeric(column, errors="raise").astype(np.float64)
+        else:
+            text = column.astype(object)
+            out[feature.name] = text.where(column.notna(), None).map(lambda v: v if v is None else str(v))
+    if all(name in frame.columns for name in schema.engineered):
+        for name in schema.engineered:
+            out[name] = frame[name].astype(np.float64)
+    target = frame[schema.target]
+    if target.isna().any() or not target.isin((0, 1)).all():
+        bad = sorted({str(v) for v in target[target.isna() | ~target.isin((0, 1))].unique()})[:5]
+        raise ValueError(f"{root}: target {schema.target!r} must be 0/1, found {bad}")
+    out[schema.target] = target.astype(np.int64)
+    return pd.DataFrame(out)
+
+
+# ---- model -----------------------------------------------------------------------------------------
+
+
+def build_pipeline(schema: DatasetSchema, hyperparameters: Hyperparameters) -> Pipeline:
+    """Impute + scale the numeric and engineered columns, one-hot the categorical ones, boosted trees.
+
+    The one-hot encoder knows the schema's categories only: an unknown or missing value encodes to zeros.
+    """
+    numeric = [*schema.numeric_features, *schema.engineered]
+    categorical = schema.categorical_features
+    preprocess = ColumnTransformer(
+        [
+            (
+                "numeric",
+                Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                numeric,
+            ),
+            (
+                "categorical",
+                OneHotEncoder(
+                    categories=[list(schema.feature(name).categories) for name in categorical],
+                    handle_unknown="ignore",
+                    sparse_output=False,
+                ),
+                categorical,
+            ),
+        ],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+    model = HistGradientBoostingClassifier(
+        max_iter=hyperparameters.max_iter,
+        learning_rate=hyperparameters.learning_rate,
+        max_leaf_nodes=hyperparameters.max_leaf_nodes,
+        l2_regularization=hyperparameters.l2_regularization,
+        early_stopping=False,  # the validation split is ours; max_iter is the budget
+        random_state=hyperparameters.seed,
+    )
+    return Pipeline([("preprocess", preprocess), ("model", model)])
+
+
+def _positive_probabilities(pipeline: Pipeline, frame: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
+    index = list(pipeline.classes_).index(schema.positive_label)
+    return np.asarray(pipeline.predict_proba(frame)[:, index], dtype=np.float64)
+
+
+def train(
+    train_df: pd.DataFrame,
+    validation_df: pd.DataFrame,
+    schema: DatasetSchema,
+    hyperparameters: Hyperparameters,
+) -> TrainingResult:
+    """Fit on ``train_df``; metrics on both splits."""
+    pipeline = build_pipeline(schema, hyperparameters)
+    pipeline.fit(model_frame(train_df, schema), train_df[schema.target].to_numpy())
+    metrics = {}
+    for split, frame in (("train", train_df), ("validation", validation_df)):
+        probabilities = _positive_probabilities(pipeline, model_frame(frame, schema), schema)
+        metrics[split] = classification_metrics(frame[schema.target].to_numpy(), probabilities, DECISION_THRESHOLD)
+    return TrainingResult(
+        pipeline=pipeline, metrics=metrics, rows={"train": len(train_df), "validation": len(validation_df)}
+    )
+
+
+def metric_lines(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """``<split>:<metric>=<value>;`` lines, the format ``METRIC_DEFINITIONS`` parse from the job log."""
+    return [f"{split}:{name}={value:.6f};" for split, values in metrics.items() for name, value in values.items()]
+
+
+# ---- artifacts -------------------------------------------------------------------------------------
+
+
+def copy_inference_code(model_dir: str | Path) -> Path:
+    """``code/inference.py`` and ``code/pipelines/<SHIPPED_MODULES>`` in ``model_dir``; the code dir."""
+    code = Path(model_dir) / CODE_DIR
+    (code / "pipelines").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(INFERENCE_SCRIPT, code / "inference.py")
+    for name in SHIPPED_MODULES:
+        shutil.copyfile(PACKAGE_DIR / name, code / "pipelines" / name)
+    return code
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_model_artifacts(
+    model_dir: str | Path,
+    result: TrainingResult,
+    schema: DatasetSchema,
+    hyperparameters: Hyperparameters,
+    model_version: str | None = None,
+) -> dict[str, Any]:
+    """Write ``model.joblib``, ``model_metadata.json`` and ``code/``; returns the metadata.
+
+    Without ``model_version`` the version is ``sha256-<first 16 hex digits of model.joblib>``, so the same
+    data, hyperparameters and seed give the same version.
+    """
+    directory = Path(model_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    model_path = directory / MODEL_FILE
+    joblib.dump(result.pipeline, model_path)
+    version = model_version or f"sha256-{_file_digest(model_path)[:16]}"
+    metadata = {
+        "model_version": version,
+        "schema": schema.to_dict(),
+        "features": schema.feature_names,
+        "model_input_columns": list(result.pipeline.feature_names_in_),
+        "target": schema.target,
+        "positive_label": schema.positive_label,
+        "decision_threshold": DECISION_THRESHOLD,
+        "hyperparameters": asdict(hyperparameters),
+        "metrics": result.metrics,
+        "rows": result.rows,
+        "sklearn_version": sklearn.__version__,
+        "python_version": platform.python_version(),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+    copy_inference_code(directory)
+    return metadata
+
+
+def package_model(model_dir: str | Path, tar_path: str | Path) -> Path:
+    """Pack ``model_dir`` into a gzipped tar like SageMaker's ``model.tar.gz`` (paths relative to the root).
+
+    The archive is reproducible: sorted entries, zeroed times and owners, no ``__pycache__``.
+    """
+    root = Path(model_dir)
+    target = Path(tar_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    entries = sorted(
+        path
+        for path in root.rglob("*")
+        if "__pycache__" not in path.relative_to(root).parts and path.resolve() != target.resolve()
+    )
+    with (
+        target.open("wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        for path in entries:
+            info = archive.gettarinfo(str(path), arcname=path.relative_to(root).as_posix())
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if info.isfile():
+                with path.open("rb") as handle:
+                    archive.addfile(info, handle)
+            else:
+                archive.addfile(info)
+    return target
+
+
+# ---- entry point -----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    env = TrainingEnv.from_environ()
+    hyperparameters, schema = parse_args(argv, env.hyperparameters)
+    train_df = load_split(env.train_dir, schema, "train")
+    validation_df = load_split(env.validation_dir, schema, "validation")
+    result = train(train_df, validation_df, schema, hyperparameters)
+    metadata = write_model_artifacts(env.model_dir, result, schema, hyperparameters, env.model_version)
+    env.output_data_dir.mkdir(parents=True, exist_ok=True)
+    (env.output_data_dir / METRICS_FILE).write_text(json.dumps(result.metrics, indent=2, sort_keys=True))
+    for line in metric_lines(result.metrics):
+        print(line, flush=True)
+    print(f"model_version={metadata['model_version']} rows={result.rows}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""engineer_features: the engineered columns shared by ETL, training and inference."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.features import engineer_features, model_input_columns
+from pipelines.schema import CHURN_SCHEMA
+
+
+def _rows() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "tenure_months": [24.0, 0.0, 10.0, 5.0],
+            "monthly_charges": [50.0, 80.0, 30.0, 40.0],
+            "total_charges": [1200.0, None, None, 210.0],
+            "support_calls": [4.0, 3.0, 0.0, None],
+            "contract": ["one-year", "month-to-month", "two-year", "one-year"],
+        }
+    )
+
+
+def test_charges_per_tenure_month_uses_total_charges_or_monthly_times_tenure() -> None:
+    # Given rows with and without total charges, one with zero tenure
+    df = _rows()
+
+    # When the features are engineered
+    out = engineer_features(df, CHURN_SCHEMA)
+
+    # Then total / max(tenure, 1), with a missing total replaced by monthly * tenure
+    assert out["charges_per_tenure_month"].tolist() == [1200.0 / 24, 80.0 * 0 / 1, 30.0 * 10 / 10, 210.0 / 5]
+
+
+def test_support_calls_per_year_is_annualised_over_at_least_one_month() -> None:
+    # Given the same rows
+    df = _rows()
+
+    # When the features are engineered
+    out = engineer_features(df, CHURN_SCHEMA)
+
+    # Then calls * 12 / max(tenure, 1); a null count stays null for the imputer
+    values = out["support_calls_per_year"].tolist()
+    assert values[:3] == [4 * 12 / 24, 3 * 12 / 1, 0.0]
+    assert math.isnan(values[3])
+
+
+def test_input_frame_is_not_modified_and_other_columns_are_kept() -> None:
+    # Given a frame
+    df = _rows()
+    before = df.copy()
+
+    # When the features are engineered
+    out = engineer_features(df, CHURN_SCHEMA)
+
+    # Then the input is untouched and the output has the inputs plus the engineered columns, in order
+    pd.testing.assert_frame_equal(df, before)
+    assert list(out.columns) == [*df.columns, *CHURN_SCHEMA.engineered]
+    assert out["charges_per_tenure_month"].dtype == np.float64
+
+
+def test_existing_engineered_columns_are_recomputed() -> None:
+    # Given a frame that already carries a stale engineered column
+    df = _rows().assign(support_calls_per_year=-1.0)
+
+    # When the features are engineered
+    out = engineer_features(df, CHURN_SCHEMA)
+
+    # Then the stale values are replaced
+    assert (out["support_calls_per_year"].fillna(0) >= 0).all()
+
+
+def test_schema_without_engineered_columns_returns_an_equal_copy() -> None:
+    # Given a schema that engineers nothing
+    schema = replace(CHURN_SCHEMA, engineered=())
+    df = _rows()
+
+    # When the features are engineered
+    out = engineer_features(df, schema)
+
+    # Then the frame comes back unchanged (as a copy)
+    pd.testing.assert_frame_equal(out, df)
+    assert out is not df
+
+
+def test_unknown_engineered_column_is_rejected_by_name() -> None:
+    # Given a schema that asks for a column nobody defines
+    schema = replace(CHURN_SCHEMA, engineered=("mystery_ratio",))
+
+    # When / Then engineering fails and names the column
+    with pytest.raises(KeyError, match="mystery_ratio"):
+        engineer_features(_rows(), schema)
+
+
+def test_model_input_columns_are_the_raw_features_then_the_engineered_ones() -> None:
+    # Given the churn schema and a frame restricted to its raw features
+    df = _rows().reindex(columns=CHURN_SCHEMA.feature_names)
+
+    # When the model columns are listed and the features engineered
+    columns = model_input_columns(CHURN_SCHEMA)
+    out = engineer_features(df, CHURN_SCHEMA)
+
+    # Then both agree on the order, so a served frame needs no re-selection
+    assert columns == [*CHURN_SCHEMA.feature_names, "charges_per_tenure_month", "support_calls_per_year"]
+    assert list(out.columns) == columns
