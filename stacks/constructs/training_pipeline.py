@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-
-import aws_cdk as cdk
 from typing import TypeVar
 
+import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
