@@ -27,6 +27,14 @@ def cdk_json_context() -> dict[str, Any]:
 def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
     """The app for ``stage`` (else context ``stage``, else dev), with cdk-nag AwsSolutions attached."""
     context = cdk_json_context()
+    # What the CLI adds from cdk.json's versionReporting/pathMetadata/assetMetadata settings:
+    context.update(
+        {
+            "aws:cdk:version-reporting": False,
+            "aws:cdk:enable-path-metadata": True,
+            "aws:cdk:enable-asset-metadata": True,
+        }
+    )
     from_cli = json.loads(os.environ.get("CDK_CONTEXT_JSON", "{}"))
     context.update(from_cli)
     if stage is not None:
