@@ -24,6 +24,7 @@ as JSON (``json.dumps(dataclasses.asdict(gate))``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -217,7 +218,7 @@ def transform_on_spark(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run ``transform_rows`` over Spark partitions; (curated grouped by split, rejected by line)."""
     payloads = partition_rows(parsed.frame, schema, partitions, gate.split_seed)
-    schema_json, gate_json = schema.to_json(), json.dumps(gate.__dict__)
+    schema_json, gate_json = schema.to_json(), json.dumps(dataclasses.asdict(gate))
     rdd = spark.sparkContext.parallelize(list(enumerate(payloads)), numSlices=partitions)
     results = sorted(rdd.map(lambda item: process_partition(item, schema_json, gate_json)).collect())
     curated_parts = [_frame(curated) for _, curated, _ in results]
@@ -246,6 +247,7 @@ def spark_session() -> tuple[Any, Any]:
             .appName("etl")
             .config("spark.ui.enabled", "false")
             .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
         return session, None

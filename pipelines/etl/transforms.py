@@ -7,9 +7,10 @@ training and the inference handler use too.
 
 Conventions:
 
-* Parsing keeps every input column as text; validation types it. ``source_line`` is the row's
-  record number in the file, the header being 1 (blank lines are not counted); for Parquet it is
-  the 1-based row number.
+* Parsing reads numbers as float64 when every number in the file parses (the fast path) and keeps
+  everything as text otherwise; validation types and checks both alike. ``source_line`` is the
+  row's record number in the file, the header being 1 (blank lines are not counted); for Parquet it
+  is the 1-based row number.
 * A row's ``reject_reason`` is the first failing check in schema order: ``null:<col>``,
   ``type:<col>``, ``range:<col>``, ``category:<col>``, then ``null:<target>`` / ``target``, then
   ``duplicate_key`` (a key's first occurrence in the file is authoritative; later ones are rejected),
@@ -27,7 +28,7 @@ import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,6 @@ import pyarrow.parquet as pq
 from pipelines.features import engineer_features as engineer_features
 from pipelines.features import engineered_columns
 from pipelines.schema import SPLITS, DatasetSchema
-
-FileFormat = Literal["csv", "parquet"]
 
 SOURCE_LINE = "source_line"
 REJECT_REASON = "reject_reason"
@@ -97,7 +96,7 @@ class MalformedFileError(Exception):
 
 @dataclass
 class ParsedFile:
-    """A raw file as text columns: the required input columns plus ``source_line``."""
+    """A parsed raw file: the required input columns (text, or float64 numbers) plus ``source_line``."""
 
     frame: pd.DataFrame
     dropped_columns: list[str] = field(default_factory=list)
@@ -134,6 +133,8 @@ def _arrow_text(column: pd.Series) -> pa.ChunkedArray:
         arr = pa.array(column, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         arr = None
+    if arr is not None and pa.types.is_dictionary(arr.type) and pa.types.is_string(arr.type.value_type):
+        arr = arr.cast(pa.string())
     if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         text = column.astype(object).where(column.notna(), None)
         arr = pa.array([None if v is None else str(v) for v in text], type=pa.large_string())
@@ -196,7 +197,7 @@ def _check_columns(columns: Sequence[str], schema: DatasetSchema) -> list[str]:
 
 
 def parse_csv(raw: bytes, schema: DatasetSchema) -> ParsedFile:
-    """Parse CSV bytes (UTF-8, comma, header row) into text columns; raise ``MalformedFileError``."""
+    """Parse CSV bytes (UTF-8, comma, header row); raise ``MalformedFileError`` for whole-file problems."""
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
     if not raw or raw.isspace():
@@ -526,7 +527,7 @@ def _rejected(frame: pd.DataFrame, checked: _Checked, schema: DatasetSchema) -> 
 
 
 def validate_rows(frame: pd.DataFrame, schema: DatasetSchema) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows into (typed valid rows, rejected rows with their original values and ``reject_reason``).
+    """Split rows into (typed valid rows, rejected rows as read plus ``source_line`` and ``reject_reason``).
 
     Valid rows keep the input columns in file order (key as text, numeric features as float64,
     categorical features as pandas categoricals over the schema's categories, target as int64) plus

@@ -162,7 +162,10 @@ def parse_args(
         if spec.name in hps:
             defaults[spec.name] = type(getattr(defaults_of, spec.name))(hps[spec.name])
     if "schema_json" in hps:
-        defaults["schema_json"] = _schema_default(hps["schema_json"])
+        try:
+            defaults["schema_json"] = _schema_default(hps["schema_json"])
+        except (argparse.ArgumentTypeError, ValueError, KeyError, TypeError) as error:
+            parser.error(f"SM_HPS schema_json: {error}")
     parser.set_defaults(**defaults)
     args = parser.parse_args(list(argv) if argv is not None else None)
     hyperparameters = Hyperparameters(**{spec.name: getattr(args, spec.name) for spec in fields(Hyperparameters)})

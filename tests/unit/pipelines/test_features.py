@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.features import engineer_features, model_input_columns
+from pipelines.features import engineer_features, engineered_columns, model_input_columns
 from pipelines.schema import CHURN_SCHEMA
 
 
@@ -107,3 +107,39 @@ def test_model_input_columns_are_the_raw_features_then_the_engineered_ones() -> 
     # Then both agree on the order, so a served frame needs no re-selection
     assert columns == [*CHURN_SCHEMA.feature_names, "charges_per_tenure_month", "support_calls_per_year"]
     assert list(out.columns) == columns
+
+
+def test_columns_as_numpy_arrays_give_the_same_values_as_a_frame() -> None:
+    # Given the same rows as a DataFrame and as a dict of numpy arrays (how the endpoint holds a request)
+    df = _rows()
+    arrays = {name: df[name].to_numpy(dtype=float) for name in df.columns if name != "contract"}
+
+    # When the engineered columns are computed from both
+    from_frame = engineer_features(df, CHURN_SCHEMA)
+    from_arrays = engineered_columns(arrays, CHURN_SCHEMA)
+
+    # Then they agree exactly, NaN included
+    for name in CHURN_SCHEMA.engineered:
+        np.testing.assert_array_equal(from_arrays[name], from_frame[name].to_numpy())
+
+
+def test_nullable_pandas_dtypes_are_read_as_floats_with_nan() -> None:
+    # Given nullable integer / float columns with pd.NA (as Spark-written Parquet can come back)
+    df = pd.DataFrame(
+        {
+            "tenure_months": pd.array([10, None], dtype="Int64"),
+            "monthly_charges": pd.array([30.0, 40.0], dtype="Float64"),
+            "total_charges": pd.array([None, 100.0], dtype="Float64"),
+            "support_calls": pd.array([1, 2], dtype="Int64"),
+        }
+    )
+
+    # When the features are engineered
+    out = engineered_columns(df, CHURN_SCHEMA)
+
+    # Then NA is read as NaN instead of failing: a missing total falls back to monthly x tenure,
+    # and a missing tenure gives missing ratios (for the model's imputer)
+    assert out["charges_per_tenure_month"][0] == 30.0
+    assert out["support_calls_per_year"][0] == 1.2
+    assert math.isnan(out["charges_per_tenure_month"][1])
+    assert math.isnan(out["support_calls_per_year"][1])

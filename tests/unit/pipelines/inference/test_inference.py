@@ -400,6 +400,16 @@ def test_body_that_is_not_utf8_is_a_bad_request(endpoint: Invoke) -> None:
     assert response.message.startswith("body is not valid UTF-8: 'utf-8' codec can't decode byte 0xe9")
 
 
+def test_a_number_beyond_float_range_is_a_bad_request(endpoint: Invoke) -> None:
+    # Given a JSON integer too large for a float
+    body = json.dumps([{**_RECORD, "data_usage_gb": 10**400}])
+
+    # When it is sent / Then it is refused as a client error, not a server error
+    response = endpoint(body, content_type="application/json")
+    assert response.status == 400
+    assert response.message.startswith("row 1, column 'data_usage_gb': expected a number, got 1000")
+
+
 def test_oversized_payload_is_refused_with_413(endpoint: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a payload limit of 1,000 bytes
     monkeypatch.setenv("MAX_PAYLOAD_BYTES", "1000")
@@ -475,6 +485,26 @@ def test_compiled_preprocessing_reproduces_the_sklearn_pipeline(
     np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-12)
 
 
+def test_compiled_trees_reproduce_the_estimator(
+    model: inference.LoadedModel, churn_splits: dict[str, pd.DataFrame]
+) -> None:
+    # Given the test split as the estimator's input matrix
+    rows = churn_splits["test"][FEATURES]
+    columns = {name: rows[name].to_numpy() for name in FEATURES}
+    columns.update(inference.engineered_columns(columns, CHURN_SCHEMA))
+    assert model.compiled is not None and model.compiled.trees is not None
+    matrix = model.compiled.transform(columns, len(rows))
+
+    # When all trees are walked at once, and when single rows go through the served path
+    walked = model.compiled.trees.predict_proba(matrix)
+    single = [model.predict_columns({k: v[i : i + 1] for k, v in columns.items()}, 1)[0] for i in range(20)]
+
+    # Then the probabilities are the estimator's
+    reference = model.compiled.estimator.predict_proba(matrix)
+    np.testing.assert_allclose(walked, reference, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(single, reference[:20, 1], rtol=0, atol=1e-12)
+
+
 def test_unrecognised_pipelines_are_served_through_sklearn(churn_splits: dict[str, pd.DataFrame]) -> None:
     # Given a pipeline of another shape (one-hot + passthrough + logistic regression)
     train_rows = churn_splits["train"].head(500)
@@ -523,6 +553,22 @@ def test_a_fast_path_that_disagrees_is_dropped_with_a_warning(
     # Then it is not used, and the log says why
     assert verified is None
     assert "compiled preprocessing disagrees with the sklearn pipeline" in caplog.text
+
+
+def test_a_tree_walk_that_disagrees_is_dropped_alone(
+    model: inference.LoadedModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given compiled trees with a shifted baseline score
+    assert model.compiled is not None and model.compiled.trees is not None
+    trees = replace(model.compiled.trees, baseline=model.compiled.trees.baseline + 0.1)
+
+    # When the fast path is verified
+    with caplog.at_level(logging.WARNING):
+        verified = inference._verified(model, replace(model.compiled, trees=trees))
+
+    # Then the numpy preprocessing stays, small batches go back to the estimator, and the log says so
+    assert verified is not None and verified.trees is None
+    assert "compiled trees disagree with the estimator" in caplog.text
 
 
 def test_model_fn_limits_openmp_to_one_thread(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,299 @@
+"""The Glue entry point on local pyspark against moto S3 and the moto Glue catalog."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from moto import mock_aws
+
+from pipelines.data.generator import corrupt_with_defects, generate, to_csv_bytes, to_parquet_bytes
+from pipelines.etl import glue_job
+from pipelines.etl import transforms as tf
+from pipelines.etl.glue_job import EtlJobError
+from pipelines.schema import CHURN_SCHEMA, SPLITS
+from stacks.config import QualityGate
+
+pytestmark = pytest.mark.slow
+
+REGION = "us-east-1"
+RAW, CURATED = "raw-bucket", "curated-bucket"
+DATABASE, TABLE = "mlops_test", "churn"
+KEY = "datasets/churn/upload.csv"
+GATE = QualityGate()
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    """One local Spark session for the module (workers use this interpreter)."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("test-glue-job")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Fake credentials, moto, a versioned raw bucket, a curated bucket and the Glue database."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        glue = boto3.client("glue", region_name=REGION)
+        s3.create_bucket(Bucket=RAW)
+        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+        s3.create_bucket(Bucket=CURATED)
+        glue.create_database(DatabaseInput={"Name": DATABASE})
+        yield {"s3": s3, "glue": glue}
+
+
+def upload(s3: Any, body: bytes, key: str = KEY) -> str:
+    return str(s3.put_object(Bucket=RAW, Key=key, Body=body)["VersionId"])
+
+
+def argv(version_id: str, execution_id: str = "exec-1", key: str = KEY, **extra: str) -> list[str]:
+    args = {
+        "JOB_NAME": "mlops-test-etl",
+        "raw_bucket": RAW,
+        "raw_key": key,
+        "raw_version_id": version_id,
+        "curated_bucket": CURATED,
+        "database": DATABASE,
+        "table": TABLE,
+        "schema_json": CHURN_SCHEMA.to_json(),
+        "quality_json": json.dumps(dataclasses.asdict(GATE)),
+        "execution_id": execution_id,
+        "partitions": "2",
+        **extra,
+    }
+    return [token for name, value in args.items() for token in (f"--{name}", value)]
+
+
+def run(aws: dict[str, Any], spark: Any, arguments: list[str]) -> dict[str, Any]:
+    return glue_job.main(arguments, spark=spark, s3=aws["s3"], glue=aws["glue"])
+
+
+def keys(s3: Any, bucket: str, prefix: str = "") -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
+def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
+    return dict(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+
+
+def assert_raw_intact(s3: Any, body: bytes, version_id: str) -> None:
+    versions = s3.list_object_versions(Bucket=RAW, Prefix=KEY).get("Versions", [])
+    assert [v["VersionId"] for v in versions] == [version_id]
+    assert s3.get_object(Bucket=RAW, Key=KEY, VersionId=version_id)["Body"].read() == body
+
+
+def test_a_clean_file_becomes_a_curated_partitioned_and_catalogued_dataset(aws: dict[str, Any], spark: Any) -> None:
+    # Given: a raw CSV upload with 2% bad rows (under the 5% gate)
+    s3, glue = aws["s3"], aws["glue"]
+    df, expected = corrupt_with_defects(generate(3_000, seed=31), 0.02, seed=4)
+    body = to_csv_bytes(df)
+    version = upload(s3, body)
+
+    # When: the job runs on two Spark partitions
+    lineage = run(aws, spark, argv(version))
+
+    # Then: the lineage names the exact raw version and the outputs
+    prefix = "curated/dataset=churn/version=exec-1/"
+    assert lineage["status"] == "SUCCEEDED"
+    assert lineage["source"]["bucket"] == RAW and lineage["source"]["key"] == KEY
+    assert lineage["source"]["version_id"] == version
+    assert lineage["rows"] == {"input": 3_000, "valid": 2_940, "rejected": 60}
+    assert lineage["curated_prefix"] == f"s3://{CURATED}/{prefix}"
+    assert lineage["report_uri"] == f"s3://{CURATED}/{prefix}_quality_report.json"
+    assert lineage["spark_partitions"] == 2
+    # and one Parquet object per split, Hive style, holds the valid rows
+    assert keys(s3, CURATED, "curated/") == sorted(
+        [f"{prefix}_quality_report.json", *(f"{prefix}split={name}/part-00000.parquet" for name in SPLITS)]
+    )
+    frames = {
+        name: pq.read_table(
+            io.BytesIO(s3.get_object(Bucket=CURATED, Key=f"{prefix}split={name}/part-00000.parquet")["Body"].read())
+        ).to_pandas()
+        for name in SPLITS
+    }
+    assert {name: len(frame) for name, frame in frames.items()} == lineage["splits"]
+    assert sum(lineage["splits"].values()) == 2_940
+    # and the Spark result equals the single-process transform of the same bytes
+    single = tf.run_transform(body, "csv", CHURN_SCHEMA, GATE)
+    for name, frame in frames.items():
+        want = single.curated[single.curated[tf.SPLIT] == name].drop(columns=[tf.SPLIT])
+        got = frame.sort_values(CHURN_SCHEMA.key, ignore_index=True)
+        want = want.sort_values(CHURN_SCHEMA.key, ignore_index=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, check_categorical=False)
+    # and the rejected rows are in quarantine with their reasons
+    quarantine = "quarantine/dataset=churn/version=exec-1/"
+    assert keys(s3, CURATED, "quarantine/") == [f"{quarantine}_reason.json", f"{quarantine}rejected.jsonl"]
+    lines = s3.get_object(Bucket=CURATED, Key=f"{quarantine}rejected.jsonl")["Body"].read().decode().splitlines()
+    rejected = pd.DataFrame([json.loads(line) for line in lines]).set_index(tf.SOURCE_LINE)[tf.REJECT_REASON]
+    wanted = expected[expected != ""]
+    assert rejected.to_dict() == {int(i) + 2: reason for i, reason in wanted.items()}
+    reason = read_json(s3, CURATED, f"{quarantine}_reason.json")
+    assert reason["reason"] == "rejected_rows"
+    assert reason["source"]["version_id"] == version
+    # and the report is stored with the gate decision and the drift baseline
+    report = read_json(s3, CURATED, f"{prefix}_quality_report.json")
+    assert report["gate"]["passed"] is True
+    assert report["rows"] == lineage["rows"]
+    assert report["features"]["age"]["histogram"]["edges"] == single.report["features"]["age"]["histogram"]["edges"]
+    assert report["output"]["status"] == "SUCCEEDED"
+    assert report["job"]["execution_id"] == "exec-1"
+    # and the catalog has the table with its partitions
+    table = glue.get_table(DatabaseName=DATABASE, Name=TABLE)["Table"]
+    assert [k["Name"] for k in table["PartitionKeys"]] == ["version", "split"]
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    assert list(columns) == tf.curated_columns(CHURN_SCHEMA)
+    assert columns["age"] == "double" and columns["contract"] == "string" and columns["churned"] == "bigint"
+    assert table["StorageDescriptor"]["Location"] == f"s3://{CURATED}/curated/dataset=churn/"
+    assert table["Parameters"]["latest_version"] == "exec-1"
+    partitions = glue.get_partitions(DatabaseName=DATABASE, TableName=TABLE)["Partitions"]
+    assert sorted(tuple(p["Values"]) for p in partitions) == sorted(("exec-1", name) for name in SPLITS)
+    locations = {p["Values"][1]: p["StorageDescriptor"]["Location"] for p in partitions}
+    assert locations["train"] == f"s3://{CURATED}/{prefix}split=train/"
+    # and the raw object version is untouched
+    assert_raw_intact(s3, body, version)
+
+
+def test_a_second_version_adds_partitions_and_a_rerun_replaces_its_own(aws: dict[str, Any], spark: Any) -> None:
+    # Given: a first successful run
+    s3, glue = aws["s3"], aws["glue"]
+    version = upload(s3, to_csv_bytes(generate(1_000, seed=2)))
+    run(aws, spark, argv(version, execution_id="exec-1"))
+
+    # When: another execution runs, then the same execution is retried
+    run(aws, spark, argv(version, execution_id="arn:aws:states:us-east-1:123:execution:sm:exec-2"))
+    again = run(aws, spark, argv(version, execution_id="arn:aws:states:us-east-1:123:execution:sm:exec-2"))
+
+    # Then: both versions are partitions; the retry overwrote rather than duplicated
+    partitions = glue.get_partitions(DatabaseName=DATABASE, TableName=TABLE)["Partitions"]
+    assert sorted(tuple(p["Values"]) for p in partitions) == sorted(
+        (version_id, name) for version_id in ("exec-1", "exec-2") for name in SPLITS
+    )
+    assert again["version"] == "exec-2"
+    assert len(keys(s3, CURATED, "curated/dataset=churn/version=exec-2/")) == 4
+    table = glue.get_table(DatabaseName=DATABASE, Name=TABLE)["Table"]
+    assert table["Parameters"]["latest_version"] == "exec-2"
+
+
+def test_the_gate_fails_the_run_and_keeps_the_data_out(aws: dict[str, Any], spark: Any) -> None:
+    # Given: an upload with 20% bad rows
+    s3, glue = aws["s3"], aws["glue"]
+    body = to_csv_bytes(corrupt_with_defects(generate(1_000, seed=3), 0.2, seed=1)[0])
+    version = upload(s3, body)
+
+    # When / Then: the run raises with a machine-readable reason first
+    with pytest.raises(EtlJobError) as error:
+        run(aws, spark, argv(version))
+    message = str(error.value)
+    assert message.startswith("QualityGateFailed: rejected share 0.2000 > 0.05 (200 of 1000 rows)")
+    # and nothing is published: no data objects, no table
+    prefix = "curated/dataset=churn/version=exec-1/"
+    assert keys(s3, CURATED, "curated/") == [f"{prefix}_quality_report.json"]
+    assert glue.get_tables(DatabaseName=DATABASE)["TableList"] == []
+    # but the report and the quarantine explain why
+    report = read_json(s3, CURATED, f"{prefix}_quality_report.json")
+    assert report["gate"]["passed"] is False
+    assert report["output"]["status"] == "FAILED"
+    assert sum(report["rejects_by_reason"].values()) == 200
+    assert "quarantine/dataset=churn/version=exec-1/rejected.jsonl" in keys(s3, CURATED, "quarantine/")
+    # and the raw version is intact
+    assert_raw_intact(s3, body, version)
+
+
+def test_a_malformed_file_is_quarantined_as_a_whole(aws: dict[str, Any], spark: Any) -> None:
+    # Given: a semicolon-separated upload
+    s3 = aws["s3"]
+    body = to_csv_bytes(generate(50, seed=1)).replace(b",", b";")
+    version = upload(s3, body)
+
+    # When / Then
+    with pytest.raises(EtlJobError) as error:
+        run(aws, spark, argv(version))
+    assert str(error.value).startswith("MalformedFile: delimiter: the header is one column")
+    # and a copy of the file and its reason sit in quarantine; the report says why
+    quarantine = "quarantine/dataset=churn/version=exec-1/"
+    assert keys(s3, CURATED, "quarantine/") == [f"{quarantine}_reason.json", f"{quarantine}upload.csv"]
+    assert s3.get_object(Bucket=CURATED, Key=f"{quarantine}upload.csv")["Body"].read() == body
+    reason = read_json(s3, CURATED, f"{quarantine}_reason.json")
+    assert reason["reason_code"] == "delimiter"
+    assert reason["source"]["version_id"] == version
+    report = read_json(s3, CURATED, "curated/dataset=churn/version=exec-1/_quality_report.json")
+    assert report["malformed"]["reason_code"] == "delimiter"
+    assert_raw_intact(s3, body, version)
+
+
+def test_the_job_reads_the_requested_version_not_the_latest(aws: dict[str, Any], spark: Any) -> None:
+    # Given: two versions of the same key, the older one with 500 rows
+    s3 = aws["s3"]
+    old = upload(s3, to_csv_bytes(generate(500, seed=1)))
+    upload(s3, to_csv_bytes(generate(800, seed=2)))
+
+    # When
+    lineage = run(aws, spark, argv(old))
+
+    # Then
+    assert lineage["source"]["version_id"] == old
+    assert lineage["rows"]["input"] == 500
+
+
+def test_a_missing_raw_version_is_reported(aws: dict[str, Any], spark: Any) -> None:
+    upload(aws["s3"], b"x")
+    with pytest.raises(EtlJobError) as error:
+        run(aws, spark, argv("no-such-version"))
+    assert str(error.value).startswith(f"RawObjectUnavailable: s3://{RAW}/{KEY} (version no-such-version)")
+
+
+def test_parquet_uploads_and_separate_quarantine_and_report_buckets(aws: dict[str, Any], spark: Any) -> None:
+    # Given: a Parquet upload and dedicated quarantine/report buckets
+    s3 = aws["s3"]
+    s3.create_bucket(Bucket="quarantine-bucket")
+    s3.create_bucket(Bucket="report-bucket")
+    key = "datasets/churn/upload.parquet"
+    df, _ = corrupt_with_defects(generate(1_000, seed=6), 0.01, seed=2)
+    version = upload(s3, to_parquet_bytes(df), key=key)
+
+    # When: the job runs with the Spark default parallelism
+    arguments = argv(version, key=key, quarantine_bucket="quarantine-bucket", report_bucket="report-bucket")
+    at = arguments.index("--partitions")
+    del arguments[at : at + 2]
+    lineage = run(aws, spark, arguments)
+
+    # Then
+    assert lineage["source"]["format"] == "parquet"
+    assert lineage["rows"] == {"input": 1_000, "valid": 990, "rejected": 10}
+    assert lineage["spark_partitions"] == 2
+    assert lineage["report_uri"] == "s3://report-bucket/curated/dataset=churn/version=exec-1/_quality_report.json"
+    assert keys(s3, "quarantine-bucket") == [
+        "quarantine/dataset=churn/version=exec-1/_reason.json",
+        "quarantine/dataset=churn/version=exec-1/rejected.jsonl",
+    ]
+    assert read_json(s3, "report-bucket", "curated/dataset=churn/version=exec-1/_quality_report.json")["gate"]["passed"]

@@ -1,0 +1,194 @@
+"""The Glue entry point's pure parts: arguments, version labels, partitioning and the executor function."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.data.generator import generate, to_csv_bytes
+from pipelines.etl import glue_job
+from pipelines.etl import transforms as tf
+from pipelines.schema import CHURN_SCHEMA
+from stacks.config import QualityGate
+
+REQUIRED = {
+    "JOB_NAME": "mlops-dev-etl",
+    "raw_bucket": "raw",
+    "raw_key": "datasets/churn/file.csv",
+    "curated_bucket": "curated",
+    "database": "mlops_dev",
+    "table": "churn",
+    "schema_json": CHURN_SCHEMA.to_json(),
+    "quality_json": json.dumps(dataclasses.asdict(QualityGate())),
+    "execution_id": "arn:aws:states:us-east-1:123456789012:execution:mlops-dev-training-pipeline:run-42",
+}
+
+
+def command_line(values: dict[str, str], *extra: str) -> list[str]:
+    return [
+        "glue_job.py",
+        *(token for name, value in values.items() for token in (f"--{name}", value)),
+        *extra,
+    ]
+
+
+def test_arguments_resolve_with_defaults_and_ignore_glue_extras() -> None:
+    # Given: the required arguments plus what Glue adds on its own
+    argv = command_line(REQUIRED, "--job-bookmark-option", "job-bookmark-disable", "--TempDir", "s3://tmp/")
+
+    # When
+    args = glue_job.parse_job_args(argv)
+
+    # Then: defaults fill the optional arguments and the inputs are decoded
+    assert args.raw_version_id is None
+    assert args.quarantine_bucket == args.report_bucket == "curated"
+    assert args.quarantine_prefix == "quarantine"
+    assert args.curated_prefix == "curated"
+    assert args.file_format == "csv"
+    assert args.partitions == 0
+    assert args.schema == CHURN_SCHEMA
+    assert args.gate == glue_job.GateParams(**dataclasses.asdict(QualityGate()))
+    assert args.execution_id == "run-42"
+    assert args.version_prefix == "curated/dataset=churn/version=run-42/"
+    assert args.report_key == "curated/dataset=churn/version=run-42/_quality_report.json"
+    assert args.quarantine_version_prefix == "quarantine/dataset=churn/version=run-42/"
+
+
+def test_optional_arguments_override_the_defaults() -> None:
+    # Given: every optional argument, one in --name=value form
+    optional = {
+        "raw_version_id": "v1",
+        "curated_prefix": "/lake/",
+        "quarantine_bucket": "q",
+        "quarantine_prefix": "bad",
+        "report_bucket": "r",
+        "file_format": "parquet",
+    }
+    argv = [*command_line({**REQUIRED, **optional}), "--partitions=8"]
+
+    # When
+    args = glue_job.parse_job_args(argv)
+
+    # Then
+    assert (args.raw_version_id, args.quarantine_bucket, args.report_bucket) == ("v1", "q", "r")
+    assert args.curated_prefix == "lake"
+    assert args.quarantine_prefix == "bad"
+    assert args.file_format == "parquet"
+    assert args.partitions == 8
+
+
+def test_a_missing_required_argument_stops_with_its_name(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = command_line({k: v for k, v in REQUIRED.items() if k != "raw_key"})
+    with pytest.raises(SystemExit):
+        glue_job.parse_job_args(argv)
+    assert "--raw_key" in capsys.readouterr().err
+
+
+def test_on_glue_get_resolved_options_receives_required_and_present_optional_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given: a stand-in for awsglue.utils
+    calls: list[tuple[list[str], list[str]]] = []
+
+    def get_resolved_options(argv: list[str], names: list[str]) -> dict[str, str]:
+        calls.append((argv, names))
+        return {name: f"value-of-{name}" for name in names}
+
+    utils = types.ModuleType("awsglue.utils")
+    utils.getResolvedOptions = get_resolved_options  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "awsglue", types.ModuleType("awsglue"))
+    monkeypatch.setitem(sys.modules, "awsglue.utils", utils)
+    argv = command_line({**REQUIRED, "raw_version_id": "v7"})
+
+    # When
+    resolved = glue_job.resolve_args(argv)
+
+    # Then: only options present on the command line are asked for; the rest get defaults
+    assert calls == [(argv, [*glue_job.REQUIRED_ARGS, "raw_version_id"])]
+    assert resolved["raw_version_id"] == "value-of-raw_version_id"
+    assert resolved["quarantine_prefix"] == "quarantine"
+
+
+@pytest.mark.parametrize(
+    ("execution_id", "label"),
+    [
+        ("arn:aws:states:us-east-1:1:execution:sm:abc-123", "abc-123"),
+        ("manual run/2024 01 01", "manual-run-2024-01-01"),
+        ("v1.2_x", "v1.2_x"),
+    ],
+)
+def test_version_labels_are_partition_safe(execution_id: str, label: str) -> None:
+    assert glue_job.version_label(execution_id) == label
+
+
+def test_an_empty_version_label_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty version label"):
+        glue_job.version_label("arn:aws:states:::")
+
+
+def test_gate_params_need_every_field() -> None:
+    with pytest.raises(KeyError, match="split_seed"):
+        glue_job.GateParams.from_json(
+            json.dumps({"max_bad_row_share": 0.1, "min_rows": 1, "validation_share": 0.1, "test_share": 0.1})
+        )
+
+
+def test_partition_rows_keeps_every_row_once_and_each_key_in_one_partition() -> None:
+    # Given: parsed rows where K-dup appears three times
+    df = generate(400, seed=3)
+    df.loc[[10, 200, 399], CHURN_SCHEMA.key] = "K-dup"
+    parsed = tf.parse_csv(to_csv_bytes(df), CHURN_SCHEMA)
+
+    # When
+    payloads = glue_job.partition_rows(parsed.frame, CHURN_SCHEMA, partitions=3, seed=42)
+    parts = [glue_job._frame(p) for p in payloads]
+
+    # Then: all rows, once; file order within a partition; all copies of a key together
+    lines = np.concatenate([p[tf.SOURCE_LINE].to_numpy() for p in parts])
+    assert sorted(lines.tolist()) == parsed.frame[tf.SOURCE_LINE].tolist()
+    assert all(p[tf.SOURCE_LINE].is_monotonic_increasing for p in parts)
+    assert sum((p[CHURN_SCHEMA.key] == "K-dup").any() for p in parts) == 1
+
+
+def test_process_partition_is_transform_rows_over_arrow_payloads() -> None:
+    # Given: one partition's payload
+    parsed = tf.parse_csv(to_csv_bytes(generate(300, seed=4)), CHURN_SCHEMA)
+    gate = glue_job.GateParams(**dataclasses.asdict(QualityGate()))
+    payload = glue_job.partition_rows(parsed.frame, CHURN_SCHEMA, partitions=1, seed=gate.split_seed)[0]
+
+    # When
+    index, curated, rejected = glue_job.process_partition(
+        (5, payload), CHURN_SCHEMA.to_json(), json.dumps(dataclasses.asdict(gate))
+    )
+
+    # Then: the same rows the in-process transform gives
+    expected, _ = tf.transform_rows(parsed.frame, CHURN_SCHEMA, gate)
+    assert index == 5
+    pd.testing.assert_frame_equal(glue_job._frame(curated), expected)
+    assert glue_job._frame(rejected).empty
+
+
+@pytest.mark.parametrize(
+    ("dtype", "glue_type"),
+    [
+        (pd.StringDtype("pyarrow"), "string"),
+        (pd.CategoricalDtype(["a"]), "string"),
+        (np.dtype("float64"), "double"),
+        (np.dtype("int64"), "bigint"),
+        (np.dtype("bool"), "boolean"),
+    ],
+)
+def test_glue_types(dtype: Any, glue_type: str) -> None:
+    assert glue_job.glue_type(dtype) == glue_type
+
+
+def test_an_unmapped_dtype_is_an_error() -> None:
+    with pytest.raises(TypeError, match="no Glue type"):
+        glue_job.glue_type(np.dtype("datetime64[ns]"))
