@@ -11,17 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn import metrics as skm
 
-METRIC_NAMES: tuple[str, ...] = (
-    "auc",
-    "accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "log_loss",
-    "brier_score",
-    "expected_calibration_error",
-)
-"""Every metric ``classification_metrics`` returns, in report order."""
+from pipelines.training.metric_definitions import METRIC_NAMES
 
 CALIBRATION_BINS = 10
 

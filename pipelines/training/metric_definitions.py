@@ -1,18 +1,33 @@
-"""Metric lines the training script prints and the regexes SageMaker uses to capture them.
+"""The metrics the training script prints and the regexes SageMaker uses to capture them.
 
-Kept free of heavy imports: the CDK app reads METRIC_DEFINITIONS at synth time.
+The one definition for both sides: ``train.py`` prints these lines and the CDK app puts
+``METRIC_DEFINITIONS`` into the training job's AlgorithmSpecification. Kept free of heavy imports,
+because the CDK app reads it at synth time.
 """
 
-METRIC_SPLITS = ("train", "validation")
-METRIC_NAMES = ("auc", "accuracy", "f1", "log_loss")
+METRIC_NAMES: tuple[str, ...] = (
+    "auc",
+    "accuracy",
+    "f1",
+    "precision",
+    "recall",
+    "log_loss",
+    "brier_score",
+    "expected_calibration_error",
+)
+"""Every metric ``pipelines.evaluation.classification_metrics`` returns, in report order."""
 
-# The training script prints e.g. "validation:auc=0.871234;"
+REPORTED_SPLITS: tuple[str, ...] = ("train", "validation")
+
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 METRIC_DEFINITIONS: list[dict[str, str]] = [
-    {"Name": f"{split}:{name}", "Regex": rf"{split}:{name}=([0-9.eE+-]+);"}
-    for split in METRIC_SPLITS
+    {"Name": f"{split}:{name}", "Regex": f"{split}:{name}={_NUMBER};"}
+    for split in REPORTED_SPLITS
     for name in METRIC_NAMES
 ]
+"""``AlgorithmSpecification.MetricDefinitions`` of the training job: one per printed metric."""
 
 
 def format_metric(split: str, name: str, value: float) -> str:
+    """One ``<split>:<metric>=<value>;`` log line, the form ``METRIC_DEFINITIONS`` capture."""
     return f"{split}:{name}={value:.6f};"

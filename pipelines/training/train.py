@@ -43,9 +43,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from pipelines.evaluation import METRIC_NAMES, classification_metrics
+from pipelines.evaluation import classification_metrics
 from pipelines.features import model_frame
 from pipelines.schema import CHURN_SCHEMA, DatasetSchema
+from pipelines.training.metric_definitions import format_metric
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "model_metadata.json"
@@ -58,15 +59,6 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 INFERENCE_SCRIPT = PACKAGE_DIR / "inference" / "inference.py"
 SHIPPED_MODULES: tuple[str, ...] = ("__init__.py", "schema.py", "features.py")
 """The ``pipelines`` modules ``inference.py`` imports; copied to ``code/pipelines/``."""
-
-REPORTED_SPLITS: tuple[str, ...] = ("train", "validation")
-_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
-METRIC_DEFINITIONS: list[dict[str, str]] = [
-    {"Name": f"{split}:{name}", "Regex": f"{split}:{name}={_NUMBER};"}
-    for split in REPORTED_SPLITS
-    for name in METRIC_NAMES
-]
-"""``AlgorithmSpecification.MetricDefinitions`` of the training job: one per printed metric."""
 
 
 @dataclass(frozen=True)
@@ -291,7 +283,7 @@ def train(
 
 def metric_lines(metrics: Mapping[str, Mapping[str, float]]) -> list[str]:
     """``<split>:<metric>=<value>;`` lines, the format ``METRIC_DEFINITIONS`` parse from the job log."""
-    return [f"{split}:{name}={value:.6f};" for split, values in metrics.items() for name, value in values.items()]
+    return [format_metric(split, name, value) for split, values in metrics.items() for name, value in values.items()]
 
 
 # ---- artifacts -------------------------------------------------------------------------------------

@@ -25,13 +25,14 @@ from pipelines.evaluation.evaluate import unpack_model
 from pipelines.features import engineer_features, model_frame, model_input_columns
 from pipelines.schema import CHURN_SCHEMA, DatasetSchema
 from pipelines.training import train
+from pipelines.training.metric_definitions import METRIC_DEFINITIONS
 from stacks.config import TrainingSettings
 
 
 def _captured_metrics(stdout: str) -> dict[str, float]:
     """What CloudWatch would record: every MetricDefinition's first match in the job log."""
     captured = {}
-    for definition in train.METRIC_DEFINITIONS:
+    for definition in METRIC_DEFINITIONS:
         match = re.search(definition["Regex"], stdout)
         if match:
             captured[definition["Name"]] = float(match.group(1))
@@ -94,7 +95,7 @@ def test_printed_metrics_are_captured_by_the_metric_definitions(trained: Any) ->
     captured = _captured_metrics(trained.stdout)
 
     # Then each definition captures its metric, with the value the metadata records
-    assert set(captured) == {d["Name"] for d in train.METRIC_DEFINITIONS}
+    assert set(captured) == {d["Name"] for d in METRIC_DEFINITIONS}
     for split, values in trained.metadata["metrics"].items():
         for name, value in values.items():
             assert captured[f"{split}:{name}"] == pytest.approx(value, abs=1e-6)
@@ -104,11 +105,11 @@ def test_printed_metrics_are_captured_by_the_metric_definitions(trained: Any) ->
 
 def test_metric_definitions_fit_the_sagemaker_limits() -> None:
     # Given the definitions the CDK puts into AlgorithmSpecification.MetricDefinitions
-    names = [d["Name"] for d in train.METRIC_DEFINITIONS]
+    names = [d["Name"] for d in METRIC_DEFINITIONS]
 
     # Then they are unique, at most 40, and each regex has exactly one group and fits 500 characters
     assert len(names) == len(set(names)) <= 40
-    assert all(len(d["Regex"]) <= 500 and re.compile(d["Regex"]).groups == 1 for d in train.METRIC_DEFINITIONS)
+    assert all(len(d["Regex"]) <= 500 and re.compile(d["Regex"]).groups == 1 for d in METRIC_DEFINITIONS)
 
 
 def test_model_version_comes_from_the_environment_when_given(
