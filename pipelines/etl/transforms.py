@@ -47,6 +47,11 @@ SPLIT = "split"
 NULL_VALUES: tuple[str, ...] = ("", "NA", "N/A", "NaN", "nan", "NULL", "null", "None")
 QUANTILES: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 10
+SKETCH_SIZE = 100
+SKETCH_RULE = (
+    "values[i] is the ((i + 0.5) / size)-quantile (numpy's linear method): a pseudo-sample whose empirical CDF "
+    "is within about 1/size of the data's; the drift monitor's KS statistic compares against it"
+)
 BINNING_RULE = (
     "bin i holds edges[i] <= x < edges[i+1]; the first bin is open below and the last open above "
     "(np.searchsorted(edges[1:-1], x, side='right'))"
@@ -625,7 +630,16 @@ def _numeric_stats(values: np.ndarray) -> dict[str, Any]:
     ordered = np.sort(values[~np.isnan(values)])
     stats: dict[str, Any] = {"kind": "numeric", "count": int(ordered.size), "nulls": int(values.size - ordered.size)}
     if ordered.size == 0:
-        return {**stats, "mean": None, "std": None, "min": None, "max": None, "quantiles": {}, "histogram": None}
+        return {
+            **stats,
+            "mean": None,
+            "std": None,
+            "min": None,
+            "max": None,
+            "quantiles": {},
+            "histogram": None,
+            "sketch": None,
+        }
     edges = _edges(ordered)
     counts = _counts(ordered, edges)
     return {
@@ -642,6 +656,11 @@ def _numeric_stats(values: np.ndarray) -> dict[str, Any]:
             "counts": [int(c) for c in counts],
             "proportions": [float(c) / ordered.size for c in counts],
             "rule": BINNING_RULE,
+        },
+        "sketch": {
+            "size": SKETCH_SIZE,
+            "values": [float(v) for v in _quantiles(ordered, (np.arange(SKETCH_SIZE) + 0.5) / SKETCH_SIZE)],
+            "rule": SKETCH_RULE,
         },
     }
 

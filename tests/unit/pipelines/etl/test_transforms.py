@@ -680,6 +680,10 @@ def test_numeric_statistics_match_an_independent_computation(sample_result: tf.T
         assert histogram["counts"] == expected, name
         assert sum(histogram["counts"]) == len(values)
         assert histogram["proportions"] == pytest.approx([c / len(values) for c in expected])
+        # and the KS sketch holds the mid-percentile quantiles (a 100-point pseudo-sample of the column)
+        sketch = stats["sketch"]
+        assert sketch["size"] == tf.SKETCH_SIZE == len(sketch["values"]) == 100
+        assert sketch["values"] == pytest.approx(np.quantile(values, (np.arange(100) + 0.5) / 100).tolist())
 
 
 def test_total_charges_statistics_count_nulls(sample_result: tf.TransformResult) -> None:
