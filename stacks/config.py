@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pipelines.schema import CHURN_SCHEMA, DatasetSchema
+from pipelines.training.hyperparameters import Hyperparameters
 
 Stage = Literal["dev", "prod"]
 DeploymentStrategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
@@ -49,12 +50,8 @@ class TrainingSettings:
     sklearn_framework_version: str = "1.9-0"
     processing_instance_type: str = "ml.m5.large"
     warm_pool_keep_alive_seconds: int = 0
-    hyperparameters: tuple[tuple[str, str], ...] = (
-        ("max_iter", "200"),
-        ("learning_rate", "0.1"),
-        ("max_leaf_nodes", "31"),
-        ("l2_regularization", "0.0"),
-    )
+    # the defaults of train.py's own Hyperparameters (one definition); override per stage with replace()
+    hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ The training job ships the repo's ``pipelines`` package as its source directory 
 ``pipelines/training/train.py`` (hyperparameter ``sagemaker_program``); the training toolkit puts the source
 directory on ``PYTHONPATH`` and passes every hyperparameter as ``--name value``:
 
-- ``--max_iter --learning_rate --max_leaf_nodes --l2_regularization`` (``TrainingSettings.hyperparameters``),
-  ``--seed``, and ``--schema_json`` (the ``DatasetSchema``; build the job's hyperparameters with
-  ``job_hyperparameters`` so the toolkit's JSON decoding hands the schema over intact).
+- ``--max_iter --learning_rate --max_leaf_nodes --l2_regularization --seed`` (``hyperparameters.Hyperparameters``,
+  which is also the stage's ``TrainingSettings.hyperparameters``), and ``--schema_json`` (the ``DatasetSchema``;
+  build the job's hyperparameters with ``job_hyperparameters`` so the toolkit's JSON decoding hands the schema
+  over intact).
 - ``SM_MODEL_DIR``, ``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_VALIDATION``, ``SM_OUTPUT_DATA_DIR``, ``SM_HPS``
   (defaults: the ``/opt/ml`` layout); ``MODEL_VERSION`` (default: a hash of the model file).
 
@@ -26,7 +27,7 @@ import platform
 import shutil
 import sys
 import tarfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from pipelines.evaluation import classification_metrics
 from pipelines.features import model_frame
 from pipelines.schema import CHURN_SCHEMA, DatasetSchema
+from pipelines.training.hyperparameters import MAX_HYPERPARAMETER_LENGTH as MAX_HYPERPARAMETER_LENGTH
+from pipelines.training.hyperparameters import Hyperparameters
+from pipelines.training.hyperparameters import job_hyperparameters as job_hyperparameters
 from pipelines.training.metric_definitions import format_metric
 
 MODEL_FILE = "model.joblib"
@@ -53,21 +57,11 @@ METADATA_FILE = "model_metadata.json"
 METRICS_FILE = "metrics.json"
 CODE_DIR = "code"
 DECISION_THRESHOLD = 0.5
-MAX_HYPERPARAMETER_LENGTH = 2500  # CreateTrainingJob: HyperParameters values are at most 2500 characters
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 INFERENCE_SCRIPT = PACKAGE_DIR / "inference" / "inference.py"
 SHIPPED_MODULES: tuple[str, ...] = ("__init__.py", "schema.py", "features.py")
 """The ``pipelines`` modules ``inference.py`` imports; copied to ``code/pipelines/``."""
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    max_iter: int = 200
-    learning_rate: float = 0.1
-    max_leaf_nodes: int = 31
-    l2_regularization: float = 0.0
-    seed: int = 42
 
 
 @dataclass(frozen=True)
@@ -106,20 +100,6 @@ class TrainingResult:
 
 
 # ---- hyperparameters --------------------------------------------------------------------------------
-
-
-def job_hyperparameters(settings: Iterable[tuple[str, str]], schema: DatasetSchema) -> dict[str, str]:
-    """``HyperParameters`` of the CreateTrainingJob request for ``settings`` and ``schema``.
-
-    The training toolkit ``json.loads`` every value before it builds the command line, and it would turn
-    a JSON object into ``k=v,...``; so the schema travels JSON-encoded twice (a JSON string literal).
-    """
-    values = {name: str(value) for name, value in settings}
-    values["schema_json"] = json.dumps(schema.to_json())
-    for name, value in values.items():
-        if len(value) > MAX_HYPERPARAMETER_LENGTH:
-            raise ValueError(f"hyperparameter {name!r} is {len(value)} characters; the limit is 2500")
-    return values
 
 
 def _schema_from_text(text: str) -> DatasetSchema:

@@ -242,14 +242,31 @@ def test_package_model_skips_the_archive_itself_when_written_inside_the_model_di
 
 def test_hyperparameter_defaults_match_the_stage_configuration() -> None:
     # Given the stage's training hyperparameters
-    configured = dict(TrainingSettings().hyperparameters)
+    configured = TrainingSettings().hyperparameters
 
     # When the script parses an empty command line
     hyperparameters, schema = train.parse_args([])
 
-    # Then its defaults are the configured values, and the schema defaults to the churn dataset
-    assert {name: str(getattr(hyperparameters, name)) for name in configured} == configured
+    # Then its defaults are the configured values (one definition), and the schema defaults to the churn dataset
+    assert hyperparameters == configured
+    assert train.Hyperparameters is type(configured)
     assert schema == CHURN_SCHEMA
+
+
+def test_configured_hyperparameters_reach_the_script_through_the_toolkit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stage that overrides some hyperparameters, as the job's HyperParameters
+    configured = train.Hyperparameters(max_iter=300, learning_rate=0.05, l2_regularization=0.5, seed=9)
+    path = tmp_path / "hyperparameters.json"
+    path.write_text(json.dumps(train.job_hyperparameters(configured.items(), CHURN_SCHEMA)))
+    monkeypatch.setattr(toolkit_environment, "hyperparameters_file_dir", str(path))
+
+    # When the toolkit decodes them into the script's command line
+    argv = mapping.to_cmd_args(toolkit_environment.read_hyperparameters())
+
+    # Then the script parses exactly the configured values
+    assert train.parse_args(argv) == (configured, CHURN_SCHEMA)
 
 
 def test_job_hyperparameters_survive_the_toolkit_decoding(
