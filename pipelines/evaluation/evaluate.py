@@ -8,9 +8,16 @@ arguments from the stage's ``EvaluationGate``). Inputs (paths overridable by arg
 - ``/opt/ml/processing/challenger``: the new ``model.tar.gz``
 - ``/opt/ml/processing/champion``: the approved model's ``model.tar.gz``; absent or empty = no champion
 
-Output: ``/opt/ml/processing/evaluation/evaluation.json``. Its top level is a SageMaker model-quality
-statistics document for the challenger (``{"binary_classification_metrics": {"auc": {"value": ...}}}``,
-usable as ``ModelMetrics.ModelQuality.Statistics``), plus the champion's metrics and the gate decision.
+Outputs in ``/opt/ml/processing/evaluation/``:
+
+- ``evaluation.json``: its top level is a SageMaker model-quality statistics document for the challenger
+  (``{"binary_classification_metrics": {"auc": {"value": ...}}}``, usable as
+  ``ModelMetrics.ModelQuality.Statistics``), plus the champion's metrics and the gate decision.
+- ``golden.json``: up to ``GOLDEN_ROWS`` test rows as an ``application/json`` request body in records form
+  (``{"instances": [{feature: value}, ...]}``, features only) and the probabilities and labels the
+  challenger answers to it through the inference handler's own request path, with its ``model_version``:
+  the deployment's smoke test sends ``body`` and compares the answer within ``tolerance``.
+
 The job succeeds whatever the decision; the state machine branches on ``decision.passed``.
 """
 
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tarfile
 import tempfile
@@ -27,13 +35,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+import pandas as pd
+
 from pipelines.evaluation import classification_metrics, confusion_matrix
 from pipelines.features import model_frame
-from pipelines.inference.inference import MODEL_FILE, LoadedModel, load_model
+from pipelines.inference.inference import JSON, MODEL_FILE, Limits, LoadedModel, decode_request, load_model, predict_fn
+from pipelines.schema import DatasetSchema
 from pipelines.training.train import load_split
 
 PROCESSING_DIR = Path("/opt/ml/processing")
 EVALUATION_FILE = "evaluation.json"
+GOLDEN_FILE = "golden.json"
+GOLDEN_ROWS = 8
+GOLDEN_TOLERANCE = 1e-6
+"""Absolute difference allowed between a served probability and the golden one (float noise only)."""
 GATE_METRICS: tuple[str, ...] = ("auc", "accuracy", "f1", "precision", "recall")
 """Metrics the gate can compare (higher is better)."""
 TOLERANCE = 1e-9
@@ -207,6 +223,44 @@ def model_quality(evaluation: ModelEvaluation) -> dict[str, Any]:
     return {"binary_classification_metrics": values}
 
 
+def _json_value(value: Any) -> Any:
+    """A feature value as JSON: numbers as floats, missing values (None / NaN) as null, the rest as text."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        number = float(value)
+        return None if math.isnan(number) else number
+    return str(value)
+
+
+def golden_records(test: pd.DataFrame, schema: DatasetSchema, rows: int = GOLDEN_ROWS) -> list[dict[str, Any]]:
+    """The first ``rows`` test rows as request records: the schema's features only, missing values null."""
+    head = test.head(rows)
+    return [{name: _json_value(row[name]) for name in schema.feature_names} for row in head.to_dict(orient="records")]
+
+
+def golden_payload(model: LoadedModel, test: pd.DataFrame, rows: int = GOLDEN_ROWS) -> dict[str, Any]:
+    """``golden.json``: a request body of test rows and ``model``'s answer to it, computed by the inference
+    handler's own decode -> predict path (what the endpoint will run)."""
+    body = {"instances": golden_records(test, model.schema, rows)}
+    if not body["instances"]:
+        raise ValueError("the test split has no rows for the golden payload")
+    prediction = predict_fn(decode_request(json.dumps(body), JSON, Limits()), model)
+    keys = test[model.schema.key].head(rows).tolist() if model.schema.key in test.columns else []
+    return {
+        "model_version": model.version,
+        "content_type": JSON,
+        "accept": JSON,
+        "body": body,
+        "probabilities": [float(p) for p in prediction.probabilities],
+        "labels": [int(label) for label in prediction.labels],
+        "tolerance": GOLDEN_TOLERANCE,
+        "keys": [str(key) for key in keys],
+    }
+
+
 def build_report(
     challenger: ModelEvaluation,
     champion: ModelEvaluation | None,
@@ -235,7 +289,7 @@ def run(
     output_dir: str | Path,
     gate: GateSettings,
 ) -> dict[str, Any]:
-    """Evaluate, decide and write ``evaluation.json``; returns the report."""
+    """Evaluate, decide and write ``evaluation.json`` and ``golden.json``; returns the report."""
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         challenger_model = open_model(challenger_dir, Path(scratch) / "challenger")
         if challenger_model is None:
@@ -243,11 +297,13 @@ def run(
         champion_model = None if champion_dir is None else open_model(champion_dir, Path(scratch) / "champion")
         challenger = evaluate_model(challenger_model, test_dir)
         champion = None if champion_model is None else evaluate_model(champion_model, test_dir)
+        golden = golden_payload(challenger_model, load_split(test_dir, challenger_model.schema, "test"))
     decision = decide(challenger.metrics, None if champion is None else champion.metrics, gate)
     report = build_report(challenger, champion, decision, gate)
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     (output / EVALUATION_FILE).write_text(json.dumps(report, indent=2, sort_keys=True, allow_nan=False))
+    (output / GOLDEN_FILE).write_text(json.dumps(golden, indent=2, allow_nan=False))  # records in schema order
     return report
 
 

@@ -15,6 +15,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
+from pipelines.data.generator import generate
 from pipelines.evaluation import (
     METRIC_NAMES,
     classification_metrics,
@@ -23,6 +24,7 @@ from pipelines.evaluation import (
 )
 from pipelines.evaluation import evaluate as ev
 from pipelines.features import model_frame
+from pipelines.inference import inference
 from pipelines.inference.inference import load_model
 from pipelines.schema import CHURN_SCHEMA
 from pipelines.training import train
@@ -389,3 +391,75 @@ def test_the_gate_arguments_are_required(capsys: pytest.CaptureFixture[str]) -> 
     assert "the following arguments are required: --primary_metric, --min_improvement, --absolute_floor" in (
         capsys.readouterr().err
     )
+
+
+# ---- golden payloads for the deployment's smoke test -----------------------------------------------
+
+
+def test_job_writes_golden_payloads_that_the_challenger_answers(
+    job_dirs: dict[str, Path], churn_splits: dict[str, pd.DataFrame], trained: Any, tmp_path: Path
+) -> None:
+    # Given the processing inputs
+    # When the job runs
+    ev.run(job_dirs["test"], job_dirs["challenger"], job_dirs["champion"], tmp_path, GATE)
+    golden = json.loads((tmp_path / ev.GOLDEN_FILE).read_text())
+
+    # Then it holds 8 test rows as a records-form JSON request body, features only
+    assert golden["model_version"] == trained.metadata["model_version"]
+    assert (golden["content_type"], golden["accept"]) == ("application/json", "application/json")
+    instances = golden["body"]["instances"]
+    assert len(instances) == ev.GOLDEN_ROWS == 8
+    assert all(list(record) == CHURN_SCHEMA.feature_names for record in instances)
+    test = ev.load_split(job_dirs["test"], CHURN_SCHEMA, "test").head(8)
+    assert golden["keys"] == test["customer_id"].astype(str).tolist()
+    assert [record["contract"] for record in instances] == test["contract"].tolist()
+    # and the expected answer is the challenger's own (sklearn) prediction on those rows
+    expected = load_model(job_dirs["challenger_model"]).pipeline.predict_proba(model_frame(test, CHURN_SCHEMA))[:, 1]
+    assert golden["probabilities"] == pytest.approx(expected.tolist(), abs=golden["tolerance"])
+    assert golden["labels"] == [int(p >= 0.5) for p in golden["probabilities"]]
+
+
+def test_golden_body_is_served_by_the_inference_handler_as_expected(job_dirs: dict[str, Path], tmp_path: Path) -> None:
+    # Given a golden payload written by the job
+    ev.run(job_dirs["test"], job_dirs["challenger"], None, tmp_path, GATE)
+    golden = json.loads((tmp_path / ev.GOLDEN_FILE).read_text())
+
+    # When the endpoint's four functions answer the body (as the smoke test will send it)
+    model = inference.model_fn(str(job_dirs["challenger_model"]))
+    decoded = inference.input_fn(json.dumps(golden["body"]), golden["content_type"])
+    body, content_type = inference.output_fn(inference.predict_fn(decoded, model), golden["accept"])
+
+    # Then the answer matches the golden probabilities, labels and model version
+    answer = json.loads(body)
+    assert content_type == "application/json"
+    assert answer["model_version"] == golden["model_version"]
+    assert [p["probability"] for p in answer["predictions"]] == pytest.approx(
+        golden["probabilities"], abs=golden["tolerance"]
+    )
+    assert [p["label"] for p in answer["predictions"]] == golden["labels"]
+
+
+def test_golden_records_write_missing_values_as_null_and_take_fewer_rows_when_short(model_dir: Path) -> None:
+    # Given a 3-row test split whose second row lacks total_charges (a nullable feature)
+    frame = generate(3, seed=5)
+    frame.loc[1, "total_charges"] = np.nan
+    model = load_model(model_dir)
+
+    # When the golden payload is built
+    golden = ev.golden_payload(model, frame)
+
+    # Then all 3 rows are there, the missing value is null, and the model still answers every row
+    instances = golden["body"]["instances"]
+    assert len(instances) == 3 == len(golden["probabilities"])
+    assert instances[1]["total_charges"] is None
+    assert isinstance(instances[0]["total_charges"], float)
+    assert json.loads(json.dumps(golden, allow_nan=False)) == golden
+
+
+def test_golden_payload_of_an_empty_test_split_is_an_error(model_dir: Path) -> None:
+    # Given no test rows
+    empty = generate(3, seed=5).head(0)
+
+    # When / Then the job refuses to write an empty smoke test
+    with pytest.raises(ValueError, match="the test split has no rows for the golden payload"):
+        ev.golden_payload(load_model(model_dir), empty)
