@@ -11,8 +11,9 @@ One run turns one raw object version into one dataset version:
    quarantine as JSON lines. If the gate passes, one Parquet file per split is written under
    ``s3://<curated_bucket>/<curated_prefix>/dataset=<name>/version=<execution_id>/split=<split>/`` and
    the Glue table (partition keys ``version`` and ``split``) gets the new partitions.
-4. The report (``_quality_report.json``) lands next to the data; the run's lineage is returned and
-   printed. A failure raises ``EtlJobError`` whose message starts with a machine-readable reason
+4. The report (``_quality_report.json``) lands next to the data; on success the run's lineage record also
+   becomes ``manifests/<dataset>/latest.json`` in the curated bucket (where a retrain starts from), and is
+   returned and printed. A failure raises ``EtlJobError`` whose message starts with a machine-readable reason
    (``MalformedFile: <code>: ...``, ``QualityGateFailed: ...``, ``RawObjectUnavailable: ...``),
    which Glue reports as the run's ErrorMessage.
 
@@ -66,6 +67,8 @@ PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 PART_FILE = "part-00000.parquet"
+MANIFESTS_PREFIX = "manifests"
+"""``manifests/<dataset>/latest.json`` in the curated bucket: the lineage record of the newest passed version."""
 
 
 class EtlJobError(RuntimeError):
@@ -128,6 +131,15 @@ class JobArgs:
     @property
     def report_key(self) -> str:
         return f"{self.version_prefix}_quality_report.json"
+
+    @property
+    def manifest_key(self) -> str:
+        return manifest_key(self.schema.name)
+
+
+def manifest_key(dataset: str) -> str:
+    """Where the lineage record of ``dataset``'s newest version that passed the gate lives (curated bucket)."""
+    return f"{MANIFESTS_PREFIX}/{dataset}/latest.json"
 
 
 def version_label(execution_id: str) -> str:
@@ -262,6 +274,13 @@ def _put_json(s3: Any, bucket: str, key: str, document: dict[str, Any]) -> str:
     body = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
     return f"s3://{bucket}/{key}"
+
+
+def write_manifest(s3: Any, args: JobArgs, lineage: dict[str, Any]) -> str:
+    """Publish ``lineage`` as the dataset's latest manifest (retrains start from it); returns its URI."""
+    if lineage.get("status") != "SUCCEEDED":
+        raise ValueError(f"only a SUCCEEDED lineage record becomes the manifest, not {lineage.get('status')!r}")
+    return _put_json(s3, args.curated_bucket, args.manifest_key, lineage)
 
 
 def read_raw(s3: Any, args: JobArgs) -> tuple[bytes, dict[str, Any]]:
@@ -457,6 +476,7 @@ def run_job(args: JobArgs, spark: Any, s3: Any, glue: Any) -> dict[str, Any]:
     lineage["status"] = "SUCCEEDED"
     job["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
     _put_json(s3, args.report_bucket, args.report_key, {**result.report, "job": job, "output": lineage})
+    write_manifest(s3, args, lineage)  # last: the manifest only ever names a complete, reported version
     return lineage
 
 

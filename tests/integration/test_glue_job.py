@@ -179,6 +179,8 @@ def test_a_clean_file_becomes_a_curated_partitioned_and_catalogued_dataset(aws: 
     assert sorted(tuple(p["Values"]) for p in partitions) == sorted(("exec-1", name) for name in SPLITS)
     locations = {p["Values"][1]: p["StorageDescriptor"]["Location"] for p in partitions}
     assert locations["train"] == f"s3://{CURATED}/{prefix}split=train/"
+    # and the lineage record is published as the dataset's latest manifest (what a retrain starts from)
+    assert read_json(s3, CURATED, "manifests/churn/latest.json") == json.loads(json.dumps(lineage, default=str))
     # and the raw object version is untouched
     assert_raw_intact(s3, body, version)
 
@@ -202,6 +204,12 @@ def test_a_second_version_adds_partitions_and_a_rerun_replaces_its_own(aws: dict
     assert len(keys(s3, CURATED, "curated/dataset=churn/version=exec-2/")) == 4
     table = glue.get_table(DatabaseName=DATABASE, Name=TABLE)["Table"]
     assert table["Parameters"]["latest_version"] == "exec-2"
+    manifest = read_json(s3, CURATED, "manifests/churn/latest.json")
+    assert manifest["version"] == "exec-2"
+    assert (
+        manifest["files"]["train"]
+        == f"s3://{CURATED}/curated/dataset=churn/version=exec-2/split=train/{glue_job.PART_FILE}"
+    )
 
 
 def test_the_gate_fails_the_run_and_keeps_the_data_out(aws: dict[str, Any], spark: Any) -> None:
@@ -215,9 +223,10 @@ def test_the_gate_fails_the_run_and_keeps_the_data_out(aws: dict[str, Any], spar
         run(aws, spark, argv(version))
     message = str(error.value)
     assert message.startswith("QualityGateFailed: rejected share 0.2000 > 0.05 (200 of 1000 rows)")
-    # and nothing is published: no data objects, no table
+    # and nothing is published: no data objects, no table, no manifest
     prefix = "curated/dataset=churn/version=exec-1/"
     assert keys(s3, CURATED, "curated/") == [f"{prefix}_quality_report.json"]
+    assert keys(s3, CURATED, "manifests/") == []
     assert glue.get_tables(DatabaseName=DATABASE)["TableList"] == []
     # but the report and the quarantine explain why
     report = read_json(s3, CURATED, f"{prefix}_quality_report.json")
@@ -248,6 +257,7 @@ def test_a_malformed_file_is_quarantined_as_a_whole(aws: dict[str, Any], spark: 
     assert reason["source"]["version_id"] == version
     report = read_json(s3, CURATED, "curated/dataset=churn/version=exec-1/_quality_report.json")
     assert report["malformed"]["reason_code"] == "delimiter"
+    assert keys(s3, CURATED, "manifests/") == []
     assert_raw_intact(s3, body, version)
 
 
