@@ -4,14 +4,12 @@
 write is what the Glue job applies to each partition. The reference reads the same CSV bytes with
 pyarrow and writes them back as one Parquet file. The ETL must keep at least ``BUDGET`` of the
 reference throughput; each side takes the best of ``repeats`` runs, interleaved so that machine
-noise hits both. ``python -m bench.bench_etl [--rows N]`` exits 1 when the budget is broken.
+noise hits both. ``python -m bench etl`` runs it (``--quick``: 20,000 rows, one repeat).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,12 +17,15 @@ from typing import Any
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from bench.harness import Budget, Result
 from pipelines.data.generator import generate, to_csv_bytes
 from pipelines.etl.transforms import run_transform, split_parquet
 from pipelines.schema import CHURN_SCHEMA
 from stacks.config import QualityGate
 
 BUDGET = 0.25  # etl rows/s divided by pyarrow rows/s
+RATIO_BUDGET = Budget(on="ratio", op=">=", limit=BUDGET)
+FULL_ROWS, QUICK_ROWS = 1_000_000, 20_000
 
 
 def _seconds(step: Callable[[], Any]) -> float:
@@ -33,7 +34,7 @@ def _seconds(step: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-def run(rows: int = 1_000_000, repeats: int = 3, seed: int = 11) -> dict[str, Any]:
+def measure(rows: int = FULL_ROWS, repeats: int = 3, seed: int = 11) -> dict[str, Any]:
     """Measure both paths on ``rows`` generated rows; returns rates, ratio and the verdict."""
     raw = to_csv_bytes(generate(rows, seed=seed))
     gate = QualityGate()
@@ -68,20 +69,18 @@ def run(rows: int = 1_000_000, repeats: int = 3, seed: int = 11) -> dict[str, An
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.bench_etl", description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
-    result = run(args.rows, args.repeats)
-    verdict = "ok" if result["passed"] else "BUDGET BROKEN"
-    print(
-        f"bench_etl rows={result['rows']} etl={result['etl_rows_per_s']:,} rows/s "
-        f"({result['etl_seconds']} s) pyarrow={result['pyarrow_rows_per_s']:,} rows/s "
-        f"({result['pyarrow_seconds']} s) ratio={result['ratio']} budget>={BUDGET} {verdict}"
-    )
-    return 0 if result["passed"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def run(quick: bool = False) -> list[Result]:
+    """The harness entry point: one row, ETL rows/s against pyarrow rows/s on the same CSV."""
+    measured = measure(QUICK_ROWS if quick else FULL_ROWS, repeats=1 if quick else 3)
+    return [
+        Result.measured(
+            "etl",
+            figure=measured["etl_rows_per_s"],
+            unit="rows/s",
+            reference=measured["pyarrow_rows_per_s"],
+            reference_label="pyarrow CSV->Parquet",
+            budget=RATIO_BUDGET,
+            note=f"{measured['rows']:,} rows, {measured['csv_mb']} MB CSV",
+            details=measured,
+        )
+    ]

@@ -6,14 +6,12 @@ DataFrame (raw + engineered columns), i.e. the model with no request handling at
 reference calls alternate, so load on the host affects both alike.
 
 Budgets: 1-row handler p99 < 5 ms; 100-row handler median <= 2.0x the reference median.
-``python -m bench.bench_inference`` prints the numbers and exits 1 when a budget is broken.
+``python -m bench inference`` runs it (``--quick``: fewer calls, a model trained on fewer rows).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.harness import Budget, Result
 from pipelines.data.generator import generate
 from pipelines.features import model_frame
 from pipelines.inference import inference
@@ -32,6 +31,7 @@ BATCH_CALLS = 200
 BATCH_ROWS = 100
 ONE_ROW_P99_BUDGET_MS = 5.0
 BATCH_RATIO_BUDGET = 2.0
+QUICK_ONE_ROW_CALLS, QUICK_BATCH_CALLS, QUICK_TRAINING_ROWS = 200, 40, 1000
 
 
 def _paired_timings(first: Callable[[], Any], second: Callable[[], Any], calls: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,19 +52,22 @@ def _paired_timings(first: Callable[[], Any], second: Callable[[], Any], calls: 
     return a, b
 
 
-def _train_model(directory: str) -> inference.LoadedModel:
+def _train_model(directory: str, training_rows: int = 4000) -> inference.LoadedModel:
     """The production model shape: default hyperparameters (TrainingSettings), 4,000 generated rows."""
-    rows = generate(4000, seed=11)
+    rows = generate(training_rows, seed=11)
     hyperparameters = train.Hyperparameters()
-    result = train.train(rows.iloc[:3000], rows.iloc[3000:], CHURN_SCHEMA, hyperparameters)
+    cut = training_rows * 3 // 4
+    result = train.train(rows.iloc[:cut], rows.iloc[cut:], CHURN_SCHEMA, hyperparameters)
     train.write_model_artifacts(directory, result, CHURN_SCHEMA, hyperparameters, model_version="bench")
     return inference.model_fn(directory)
 
 
-def run() -> dict[str, Any]:
+def measure(
+    one_row_calls: int = ONE_ROW_CALLS, batch_calls: int = BATCH_CALLS, training_rows: int = 4000
+) -> dict[str, Any]:
     """Measure and return the latencies, the budgets and whether they hold."""
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as directory:
-        model = _train_model(directory)
+        model = _train_model(directory, training_rows)
     rows = generate(BATCH_ROWS, seed=12)[CHURN_SCHEMA.feature_names]
     bodies = {
         1: rows.head(1).to_csv(index=False, header=False),
@@ -85,8 +88,8 @@ def run() -> dict[str, Any]:
     reference = bare(BATCH_ROWS)()[:, 1]
     max_difference = float(np.max(np.abs(np.array(served) - reference)))
 
-    handler_1, bare_1 = _paired_timings(handler(1), bare(1), ONE_ROW_CALLS)
-    handler_100, bare_100 = _paired_timings(handler(BATCH_ROWS), bare(BATCH_ROWS), BATCH_CALLS)
+    handler_1, bare_1 = _paired_timings(handler(1), bare(1), one_row_calls)
+    handler_100, bare_100 = _paired_timings(handler(BATCH_ROWS), bare(BATCH_ROWS), batch_calls)
     ratio = float(np.median(handler_100) / np.median(bare_100))
     one_row_p99 = float(np.percentile(handler_1, 99))
 
@@ -99,7 +102,7 @@ def run() -> dict[str, Any]:
         violations.append(f"handler and model disagree by {max_difference:.3g}")
     return {
         "one_row": {
-            "calls": ONE_ROW_CALLS,
+            "calls": one_row_calls,
             "handler_p50_ms": round(float(np.percentile(handler_1, 50)), 4),
             "handler_p99_ms": round(one_row_p99, 4),
             "model_p50_ms": round(float(np.percentile(bare_1, 50)), 4),
@@ -108,7 +111,7 @@ def run() -> dict[str, Any]:
         },
         "batch": {
             "rows": BATCH_ROWS,
-            "calls": BATCH_CALLS,
+            "calls": batch_calls,
             "handler_median_ms": round(float(np.median(handler_100)), 4),
             "model_median_ms": round(float(np.median(bare_100)), 4),
             "ratio": round(ratio, 3),
@@ -123,13 +126,30 @@ def run() -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    results = run()
-    print(json.dumps(results, indent=2))
-    for violation in results["violations"]:
-        print(f"BUDGET BROKEN: {violation}", file=sys.stderr)
-    return 0 if results["passed"] else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def run(quick: bool = False) -> list[Result]:
+    """The harness entry point: the 100-row ratio and the 1-row p99, each against the bare model."""
+    measured = measure(QUICK_ONE_ROW_CALLS, QUICK_BATCH_CALLS, QUICK_TRAINING_ROWS) if quick else measure()
+    one, batch = measured["one_row"], measured["batch"]
+    disagreement = [v for v in measured["violations"] if v.startswith("handler and model disagree")]
+    return [
+        Result.measured(
+            f"inference_{BATCH_ROWS}_rows",
+            figure=batch["handler_median_ms"],
+            unit="ms",
+            reference=batch["model_median_ms"],
+            reference_label="bare predict_proba, median",
+            budget=Budget(on="ratio", op="<=", limit=BATCH_RATIO_BUDGET),
+            problems=disagreement,
+            note=f"handler median over {batch['calls']} calls; fast path {'on' if measured['fast_path'] else 'off'}",
+            details=measured,
+        ),
+        Result.measured(
+            "inference_1_row_p99",
+            figure=one["handler_p99_ms"],
+            unit="ms",
+            reference=one["model_p99_ms"],
+            reference_label="bare predict_proba, p99",
+            budget=Budget(on="figure", op="<", limit=ONE_ROW_P99_BUDGET_MS, unit="ms"),
+            note=f"p99 over {one['calls']} calls (load {measured['host']['load_average_1m']})",
+        ),
+    ]

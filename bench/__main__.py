@@ -1,0 +1,72 @@
+"""``python -m bench [NAME ...] [--quick] [--skip-suite] [--out DIR]``: every benchmark, one report.
+
+Writes ``bench/results.json``, ``bench/results.md`` (also printed) and ``bench/results.svg``; exits 1 when a
+budget is broken or a benchmark could not run. Benchmark modules are imported only when they run, so a
+missing or half-written one never hides the others. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before anything imports aws_cdk
+
+from bench.bench_asset import BUDGET as ASSET_BUDGET
+from bench.bench_coldstart import BUDGET as COLD_START_BUDGET
+from bench.bench_devloop import SUITE_BUDGET, SYNTH_BUDGET
+from bench.external import DRIFT_BUDGET, LIFECYCLE_BUDGET
+from bench.harness import Benchmark, Budget, main
+
+REGISTRY: tuple[Benchmark, ...] = (
+    Benchmark(
+        "etl",
+        "ETL transform + Parquet vs pyarrow CSV->Parquet, 1,000,000 rows",
+        "bench.bench_etl:run",
+        (("etl", Budget(on="ratio", op=">=", limit=0.25)),),
+    ),
+    Benchmark(
+        "inference",
+        "inference handler vs bare predict_proba, 1 and 100 rows",
+        "bench.bench_inference:run",
+        (
+            ("inference_100_rows", Budget(on="ratio", op="<=", limit=2.0)),
+            ("inference_1_row_p99", Budget(on="figure", op="<", limit=5.0, unit="ms")),
+        ),
+    ),
+    Benchmark(
+        "drift",
+        "drift computation vs numpy histograms, 1,000,000 records x 20 features",
+        "bench.external:drift",
+        (("drift", DRIFT_BUDGET),),
+    ),
+    Benchmark(
+        "cold_start",
+        "import time of every lambdas/*/handler.py in a fresh interpreter vs import boto3",
+        "bench.bench_coldstart:run",
+        (("cold_start", COLD_START_BUDGET),),
+    ),
+    Benchmark(
+        "lambda_asset",
+        "zipped size of the Lambda code asset",
+        "bench.bench_asset:run",
+        (("lambda_asset", ASSET_BUDGET),),
+    ),
+    Benchmark(
+        "lifecycle",
+        "one local-cloud pipeline execution on 100,000 rows vs ETL + training called directly",
+        "bench.external:lifecycle",
+        (("lifecycle", LIFECYCLE_BUDGET),),
+    ),
+    Benchmark("synth", "warm cdk synth", "bench.bench_devloop:synth", (("synth_warm", SYNTH_BUDGET),), full_only=True),
+    Benchmark(
+        "test_suite",
+        "full test suite on 2 workers",
+        "bench.bench_devloop:suite",
+        (("test_suite", SUITE_BUDGET),),
+        full_only=True,
+    ),
+)
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], REGISTRY))

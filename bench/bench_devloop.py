@@ -1,0 +1,103 @@
+"""Developer loop: warm ``cdk synth`` time and full test-suite time (full runs only: minutes, not seconds).
+
+- ``synth``: ``node_modules/.bin/cdk synth --quiet --no-notices`` twice into a temporary output directory
+  (the shared ``cdk.out`` is left alone); the figure is the second (warm) run, the reference the first run
+  of the same benchmark. Budget: 15 s (2 cores). cdk-nag runs inside the synth; cfn-lint is not timed.
+- ``test_suite``: ``.venv/bin/pytest -n 2 -q -p no:cacheprovider`` on the whole suite. Budget: 10 min.
+  A suite that does not pass fails the row: its time would not describe the real suite.
+
+``python -m bench synth test_suite`` (functions ``synth`` and ``suite``); ``--skip-suite`` leaves the suite
+out; ``--quick`` skips both.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.harness import ROOT, Budget, Result
+
+SYNTH_BUDGET = Budget(on="figure", op="<=", limit=15.0, unit="s")
+SUITE_BUDGET = Budget(on="figure", op="<=", limit=600.0, unit="s")
+CDK = ROOT / "node_modules" / ".bin" / "cdk"
+_SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    env.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as `make`: compiled .pyc files halve a warm synth
+    return env
+
+
+def _timed(command: list[str], timeout: float) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout, check=False)
+    return time.perf_counter() - started, done
+
+
+def _tail(text: str, lines: int = 3) -> str:
+    return " / ".join(text.strip().splitlines()[-lines:])
+
+
+def synth(quick: bool = False) -> list[Result]:
+    """Two synths in a row; the second is the warm figure."""
+    if not CDK.exists():
+        raise FileNotFoundError(f"{CDK} is missing: run `make install`")
+    times: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-synth-") as out:
+        for _ in range(2):
+            seconds, done = _timed([str(CDK), "synth", "--quiet", "--no-notices", "-o", out], timeout=900)
+            if done.returncode != 0:
+                raise RuntimeError(f"cdk synth failed (exit {done.returncode}): {_tail(done.stderr or done.stdout)}")
+            times.append(seconds)
+        templates = sorted(p.name for p in Path(out).glob("*.template.json"))
+    return [
+        Result.measured(
+            "synth_warm",
+            figure=times[1],
+            unit="s",
+            reference=times[0],
+            reference_label="first synth of this run",
+            budget=SYNTH_BUDGET,
+            note=f"cdk synth (cdk-nag included) of {', '.join(templates)}",
+            details={"seconds": [round(t, 2) for t in times], "templates": templates, "cpus": os.cpu_count()},
+        )
+    ]
+
+
+def parse_summary(output: str) -> dict[str, int]:
+    """Counts from pytest's last summary line, e.g. ``3 failed, 120 passed, 2 skipped in 80.1s``."""
+    for line in reversed(output.strip().splitlines()):
+        counts = {word if word != "error" else "errors": int(n) for n, word in _SUMMARY.findall(line)}
+        if counts and " in " in line:
+            return counts
+    return {}
+
+
+def suite(quick: bool = False) -> list[Result]:
+    """The whole suite on 2 workers; fails when it takes longer than the budget or does not pass."""
+    pytest = Path(sys.executable).parent / "pytest"
+    seconds, done = _timed([str(pytest), "-n", "2", "-q", "-p", "no:cacheprovider"], timeout=3600)
+    counts = parse_summary(done.stdout)
+    problems = []
+    if done.returncode != 0:
+        problems.append(f"the suite did not pass (pytest exit {done.returncode}: {counts or _tail(done.stdout)})")
+    return [
+        Result.measured(
+            "test_suite",
+            figure=seconds,
+            unit="s",
+            budget=SUITE_BUDGET,
+            problems=problems,
+            note=", ".join(f"{n} {word}" for word, n in counts.items()),
+            details={"counts": counts, "exit_code": done.returncode, "cpus": os.cpu_count()},
+        )
+    ]

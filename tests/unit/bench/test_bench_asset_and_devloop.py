@@ -1,0 +1,31 @@
+"""The Lambda asset benchmark archives exactly the factory's packages; pytest summaries are parsed."""
+
+from __future__ import annotations
+
+from bench.bench_asset import measure, run
+from bench.bench_devloop import parse_summary
+
+
+def test_the_asset_holds_only_python_files_of_the_factory_packages() -> None:
+    # Given the factory's packages (lambdas + pipelines/schema.py) / When archived as CDK bundles them
+    size = measure()
+    # Then the zip is smaller than its files, holds no non-Python file, and the handler and schema are in it
+    assert size.packages == ["lambdas", "pipelines/schema.py"]
+    assert 0 < size.zip_bytes < size.uncompressed_bytes
+    assert size.non_python_files == []
+    assert size.files >= 4
+
+
+def test_the_asset_row_checks_the_zip_size_against_1_mb() -> None:
+    # Given the real asset / When the benchmark runs / Then the budget applies to the zipped bytes themselves
+    (row,) = run(quick=True)
+    assert row.name == "lambda_asset"
+    assert row.budget is not None and (row.budget.on, row.budget.op, row.budget.limit) == ("figure", "<", 1_000_000)
+    assert row.status == ("pass" if row.figure is not None and row.figure < 1_000_000 else "fail")
+
+
+def test_parse_summary_reads_the_last_pytest_summary_line() -> None:
+    # Given pytest -q output with failures / When parsed / Then every count is read, "error" normalised
+    output = "....F\nFAILED tests/x.py::t - assert 1\n1 failed, 120 passed, 2 skipped, 1 error in 81.20s (0:01:21)\n"
+    assert parse_summary(output) == {"failed": 1, "passed": 120, "skipped": 2, "errors": 1}
+    assert parse_summary("no summary here") == {}
