@@ -1,0 +1,451 @@
+"""Contract and behaviour of the SageMaker endpoint control-plane shim (UpdateEndpoint, blue/green, rollback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.metadata import version
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from localcloud.clock import clock
+from localcloud.shims import sagemaker_endpoints as shim
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/endpoint"
+ENDPOINT = "mlops-test-churn"
+ALARM = f"{ENDPOINT}-rollback-5xx"
+
+
+def canary(percent: int = 10, wait: int = 300, termination: int = 120, timeout: int = 3600) -> dict[str, Any]:
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": percent},
+                "WaitIntervalInSeconds": wait,
+            },
+            "TerminationWaitInSeconds": termination,
+            "MaximumExecutionTimeoutInSeconds": timeout,
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": ALARM}]},
+    }
+
+
+@pytest.fixture
+def sm() -> Iterator[Any]:
+    shim.install()
+    clock.reset()
+    with mock_aws():
+        client = boto3.client("sagemaker", region_name=REGION)
+        boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
+            AlarmName=ALARM,
+            Namespace="AWS/SageMaker",
+            MetricName="Invocation5XXErrors",
+            Dimensions=[{"Name": "EndpointName", "Value": ENDPOINT}, {"Name": "VariantName", "Value": "AllTraffic"}],
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+        )
+        yield client
+    clock.reset()
+
+
+def model_and_config(
+    client: Any, name: str, *, shadow_of: str | None = None, instance_type: str = "ml.m5.large"
+) -> str:
+    client.create_model(
+        ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "img", "ModelDataUrl": f"s3://a/{name}"}
+    )
+    variants = [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": shadow_of or name,
+            "InitialInstanceCount": 2,
+            "InstanceType": instance_type,
+            "InitialVariantWeight": 1.0,
+        }
+    ]
+    extra: dict[str, Any] = {}
+    if shadow_of:
+        extra["ShadowProductionVariants"] = [
+            {"VariantName": "Shadow", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": instance_type}
+        ]
+    client.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=variants,
+        DataCaptureConfig={
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 50,
+            "DestinationS3Uri": "s3://a/data-capture",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        },
+        **extra,
+    )
+    return name
+
+
+def live(client: Any) -> dict[str, Any]:
+    return dict(client.describe_endpoint(EndpointName=ENDPOINT))
+
+
+def shares() -> dict[tuple[str, str], float]:
+    return {(r.model_name, r.role): round(r.weight, 6) for r in shim.routes(ACCOUNT, REGION, ENDPOINT)}
+
+
+def set_alarm(state: str) -> None:
+    boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
+        AlarmName=ALARM, StateValue=state, StateReason="test"
+    )
+
+
+# ---- contract with the pinned moto -------------------------------------------------------------------------
+
+
+def test_pinned_moto_still_lacks_what_the_shim_adds() -> None:
+    # Given the pinned moto, before the shim patched it
+    shim.install()
+    # Then it is the version the shim was written for, and it still lacks every behaviour the shim adds
+    assert version("moto") == "5.2.5"
+    assert shim.MOTO_BASELINE == {
+        "has_update_endpoint": False,
+        "create_endpoint_config_takes_shadow_variants": False,
+        "create_endpoint_takes_deployment_config": False,
+    }
+
+
+def test_patch_points_still_exist_in_moto(sm: Any) -> None:
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
+
+    # Given moto objects built through the API
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    backend = sagemaker_backends[ACCOUNT][REGION]
+    # Then the internals the shim reads and writes are still there under these names
+    endpoint = backend.endpoints[ENDPOINT]
+    assert {"endpoint_config_name", "production_variants", "endpoint_status", "data_capture_config"} <= set(
+        vars(endpoint)
+    )
+    assert callable(endpoint._process_production_variants)
+    assert {"production_variants", "data_capture_config", "endpoint_config_arn"} <= set(
+        vars(backend.endpoint_configs["a"])
+    )
+    assert "a" in backend._models
+    for method in ("create_model", "create_endpoint_config", "create_endpoint", "describe_endpoint", "list_endpoints"):
+        assert callable(getattr(SageMakerModelBackend, method))
+    assert cloudwatch_backends[ACCOUNT][REGION].alarms[ALARM].state_value == "OK"
+    assert isinstance(applicationautoscaling_backends[ACCOUNT][REGION].targets, dict)
+
+
+def test_install_is_idempotent() -> None:
+    from moto.sagemaker.responses import SageMakerResponse
+
+    shim.install()
+    first = getattr(SageMakerResponse, "update_endpoint")  # noqa: B009  (added by the shim)
+    shim.install()
+    assert getattr(SageMakerResponse, "update_endpoint") is first  # noqa: B009
+
+
+def test_moto_application_autoscaling_takes_sagemaker_variants_without_a_patch(sm: Any) -> None:
+    # Given an endpoint variant
+    model_and_config(sm, "m1")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="m1")
+    aas = boto3.client("application-autoscaling", region_name=REGION)
+    resource = f"endpoint/{ENDPOINT}/variant/AllTraffic"
+    # When it is registered with a target-tracking policy on invocations per instance
+    aas.register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        MinCapacity=1,
+        MaxCapacity=4,
+    )
+    aas.put_scaling_policy(
+        PolicyName="invocations",
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingScalingPolicyConfiguration={
+            "TargetValue": 700.0,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+        },
+    )
+    # Then moto stores both as AWS describes them
+    (target,) = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (resource, 1, 4)
+    (policy,) = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    spec = policy["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+    assert spec["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+
+
+# ---- blue/green on the clock -------------------------------------------------------------------------------
+
+
+def test_canary_shifts_traffic_bakes_then_completes(sm: Any) -> None:
+    # Given an endpoint on the champion's config
+    model_and_config(sm, "champion")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="champion")
+    model_and_config(sm, "challenger")
+    # When a canary update starts
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="challenger", DeploymentConfig=canary())
+    # Then the canary takes 10% while the endpoint still reports the old config and the pending one
+    described = live(sm)
+    assert described["EndpointStatus"] == "Updating"
+    assert described["EndpointConfigName"] == "champion"
+    pending = described["PendingDeploymentSummary"]
+    assert pending["EndpointConfigName"] == "challenger"
+    assert pending["ProductionVariants"][0]["VariantStatus"][0]["Status"] == "Baking"
+    assert described["ProductionVariants"][0]["CurrentWeight"] == pytest.approx(0.9)
+    assert shares() == {("champion", "production"): 0.9, ("challenger", "production"): 0.1}
+    # When the baking period passes: all traffic moves, the final baking period starts
+    clock.advance(300)
+    assert shares() == {("challenger", "production"): 1.0}
+    assert live(sm)["EndpointStatus"] == "Updating"
+    # When the final baking period and the termination wait pass
+    clock.advance(300 + 120)
+    described = live(sm)
+    # Then the endpoint runs the new config and remembers how it got there
+    assert described["EndpointStatus"] == "InService"
+    assert described["EndpointConfigName"] == "challenger"
+    assert "PendingDeploymentSummary" not in described
+    assert described["LastDeploymentConfig"] == canary()
+    assert described["DataCaptureConfig"]["CurrentSamplingPercentage"] == 50
+    events = [e["event"] for e in shim.history(ACCOUNT, REGION, ENDPOINT)]
+    assert events == ["created", "update-started", "traffic-shifted", "traffic-shifted", "completed"]
+
+
+def test_linear_moves_traffic_in_steps(sm: Any) -> None:
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    model_and_config(sm, "b")
+    linear = canary()
+    linear["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] = {
+        "Type": "LINEAR",
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+        "WaitIntervalInSeconds": 60,
+    }
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=linear)
+    assert shares() == {("a", "production"): 0.5, ("b", "production"): 0.5}
+    clock.advance(60)
+    assert shares() == {("b", "production"): 1.0}
+    clock.advance(60 + 120)
+    assert live(sm)["EndpointConfigName"] == "b"
+
+
+def test_update_without_deployment_config_is_all_at_once(sm: Any) -> None:
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    model_and_config(sm, "b")
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b")
+    described = live(sm)
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "b")
+
+
+def test_alarm_during_bake_rolls_back_silently(sm: Any) -> None:
+    # Given a canary in its baking period
+    model_and_config(sm, "champion")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="champion")
+    model_and_config(sm, "broken")
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="broken", DeploymentConfig=canary())
+    clock.advance(100)
+    assert shares()[("broken", "production")] == pytest.approx(0.1)
+    # When a rollback alarm goes to ALARM
+    set_alarm("ALARM")
+    # Then all traffic returns to the old fleet, and the endpoint is InService on its OLD config, no failure reason
+    assert shares() == {("champion", "production"): 1.0}
+    described = live(sm)
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "champion")
+    assert "FailureReason" not in described and "PendingDeploymentSummary" not in described
+    (rollback,) = [e for e in shim.history(ACCOUNT, REGION, ENDPOINT) if e["event"] == "rolled-back"]
+    assert rollback["abandoned"] == "broken" and ALARM in rollback["reason"]
+    # And time passing afterwards changes nothing
+    set_alarm("OK")
+    clock.advance(10_000)
+    assert live(sm)["EndpointConfigName"] == "champion"
+
+
+def test_alarm_after_completion_does_not_roll_back(sm: Any) -> None:
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    model_and_config(sm, "b")
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary())
+    clock.advance(800)
+    assert live(sm)["EndpointConfigName"] == "b"
+    set_alarm("ALARM")
+    assert live(sm)["EndpointConfigName"] == "b"
+
+
+def test_execution_timeout_rolls_back(sm: Any) -> None:
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    model_and_config(sm, "b")
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary(wait=600, timeout=900))
+    clock.advance(1000)
+    assert live(sm)["EndpointConfigName"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (canary(percent=60), "CanarySize must be less than or equal to 50%"),
+        (
+            {
+                "RollingUpdatePolicy": {
+                    "MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 1},
+                    "WaitIntervalInSeconds": 60,
+                }
+            },
+            "RollingUpdatePolicy",
+        ),
+    ],
+)
+def test_invalid_deployment_configs_are_refused(sm: Any, config: dict[str, Any], message: str) -> None:
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    model_and_config(sm, "b")
+    with pytest.raises(ClientError) as error:
+        sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=config)
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    assert message in error.value.response["Error"]["Message"]
+    assert live(sm)["EndpointStatus"] == "InService"
+
+
+def test_update_of_an_updating_endpoint_and_of_a_missing_config_are_refused(sm: Any) -> None:
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    model_and_config(sm, "b")
+    with pytest.raises(ClientError, match="Could not find endpoint configuration"):
+        sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="missing")
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary())
+    with pytest.raises(ClientError) as error:
+        sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    assert "Cannot update in-progress endpoint" in error.value.response["Error"]["Message"]
+
+
+def test_blue_green_needs_the_same_variant_names(sm: Any) -> None:
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    sm.create_endpoint_config(
+        EndpointConfigName="renamed",
+        ProductionVariants=[
+            {"VariantName": "Other", "ModelName": "a", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+    )
+    with pytest.raises(ClientError, match="same variant names"):
+        sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="renamed", DeploymentConfig=canary())
+
+
+def test_instance_type_change_of_an_autoscaled_variant_is_refused(sm: Any) -> None:
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    boto3.client("application-autoscaling", region_name=REGION).register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=f"endpoint/{ENDPOINT}/variant/AllTraffic",
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        MinCapacity=1,
+        MaxCapacity=4,
+    )
+    model_and_config(sm, "bigger", instance_type="ml.m5.xlarge")
+    with pytest.raises(ClientError, match="registered for autoscaling"):
+        sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="bigger")
+    model_and_config(sm, "same-type")
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="same-type")  # a new model is allowed
+
+
+# ---- shadow variants, duplicates, server mode ---------------------------------------------------------------
+
+
+def test_shadow_variants_are_stored_described_and_routed(sm: Any) -> None:
+    # Given the champion in production
+    model_and_config(sm, "champion")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="champion")
+    # When a config with the challenger as shadow goes live
+    model_and_config(sm, "challenger", shadow_of="champion")
+    shadow = sm.describe_endpoint_config(EndpointConfigName="challenger")["ShadowProductionVariants"]
+    assert [(v["VariantName"], v["ModelName"]) for v in shadow] == [("Shadow", "challenger")]
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="challenger")
+    # Then the champion answers all traffic and the shadow gets a copy of every request
+    described = live(sm)
+    assert [v["VariantName"] for v in described["ShadowProductionVariants"]] == ["Shadow"]
+    assert shares() == {("champion", "production"): 1.0, ("challenger", "shadow"): 1.0}
+
+
+def test_shadow_variant_with_unknown_model_is_refused(sm: Any) -> None:
+    model_and_config(sm, "a")
+    with pytest.raises(ClientError, match="Could not find model"):
+        sm.create_endpoint_config(
+            EndpointConfigName="bad",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "a",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+            ShadowProductionVariants=[
+                {"VariantName": "Shadow", "ModelName": "nope", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+            ],
+        )
+    with pytest.raises(ClientError, match="Could not find endpoint configuration"):
+        sm.describe_endpoint_config(EndpointConfigName="bad")
+
+
+@pytest.mark.parametrize("kind", ["model", "endpoint configuration", "endpoint"])
+def test_creating_under_an_existing_name_is_refused_as_in_aws(sm: Any, kind: str) -> None:
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    calls = {
+        "model": lambda: model_and_config(sm, "a"),
+        "endpoint configuration": lambda: sm.create_endpoint_config(
+            EndpointConfigName="a",
+            ProductionVariants=[
+                {"VariantName": "X", "ModelName": "a", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+            ],
+        ),
+        "endpoint": lambda: sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a"),
+    }
+    with pytest.raises(ClientError) as error:
+        calls[kind]()
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    assert f"Cannot create already existing {kind}" in error.value.response["Error"]["Message"]
+
+
+def test_routes_of_a_missing_endpoint_raise(sm: Any) -> None:
+    with pytest.raises(shim.EndpointNotFound, match="nope"):
+        shim.routes(ACCOUNT, REGION, "nope")
+
+
+def test_update_endpoint_works_through_the_moto_server() -> None:
+    # Given the shim and a moto server (the local cloud's mode: Lambdas call it over HTTP)
+    shim.install()
+    clock.reset()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        client = boto3.client("sagemaker", region_name=REGION, endpoint_url=f"http://{host}:{port}")
+        model_and_config(client, "a")
+        client.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a", DeploymentConfig=canary())
+        model_and_config(client, "b")
+        # When an update goes through HTTP
+        client.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary(percent=20))
+        # Then describe (over HTTP) and routes (in-process) see the same deployment
+        assert client.describe_endpoint(EndpointName=ENDPOINT)["PendingDeploymentSummary"]["EndpointConfigName"] == "b"
+        assert {r.model_name: round(r.weight, 6) for r in shim.routes(ACCOUNT, REGION, ENDPOINT)} == {
+            "a": 0.8,
+            "b": 0.2,
+        }
+    finally:
+        server.stop()
+        clock.reset()
