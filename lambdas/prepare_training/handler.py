@@ -1,0 +1,78 @@
+"""PrepareTraining step: ``{"execution", "state": $}`` -> ``$.prepared`` (dataset version, champion, job names)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field, Json
+
+from lambdas.prepare_training.logic import PrepareSettings, prepare
+from lambdas.shared.observability import logger, tracer
+
+
+class Settings(BaseModel):
+    """Parsed at first use: a missing variable fails loudly with its name."""
+
+    MODEL_PACKAGE_GROUP: str
+    CURATED_BUCKET: str
+    ARTIFACTS_BUCKET: str
+    DATASET_SCHEMA: Json[dict[str, Any]]
+    JOB_PREFIX: str
+
+    def logic(self) -> PrepareSettings:
+        return PrepareSettings(
+            model_package_group=self.MODEL_PACKAGE_GROUP,
+            curated_bucket=self.CURATED_BUCKET,
+            artifacts_bucket=self.ARTIFACTS_BUCKET,
+            dataset=str(self.DATASET_SCHEMA["name"]),
+            job_prefix=self.JOB_PREFIX,
+        )
+
+
+class StepEvent(BaseModel):
+    """The payload every Lambda step of the training state machine receives."""
+
+    execution: str = Field(min_length=1, max_length=80)
+    state: dict[str, Any]
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))
+
+
+@lru_cache(maxsize=1)
+def _s3() -> Any:
+    return boto3.client("s3")
+
+
+@lru_cache(maxsize=1)
+def _sagemaker() -> Any:
+    return boto3.client("sagemaker")
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@event_parser(model=StepEvent)
+def handler(event: StepEvent, context: LambdaContext) -> dict[str, Any]:
+    prepared = prepare(
+        execution=event.execution,
+        state=event.state,
+        s3=_s3(),
+        sagemaker=_sagemaker(),
+        settings=settings().logic(),
+    )
+    logger.info(
+        "training prepared",
+        extra={
+            "dataset_version": prepared["curated"]["version"],
+            "training_job_name": prepared["training_job_name"],
+            "champion": prepared["champion"],
+        },
+    )
+    return prepared

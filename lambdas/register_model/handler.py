@@ -1,0 +1,107 @@
+"""RegisterModel step: ``{"execution", "state": $}`` -> ``$.registration``; every run lands in the registry."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any, Literal
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field, Json
+
+from lambdas.register_model.logic import RegisterSettings, register
+from lambdas.shared.observability import logger, metrics, tracer
+
+
+class Settings(BaseModel):
+    """Parsed at first use: a missing variable fails loudly with its name."""
+
+    MODEL_PACKAGE_GROUP: str
+    APPROVAL_MODE: Literal["auto", "manual"]
+    INFERENCE_IMAGE: str
+    CODE_VERSION: str
+    HYPERPARAMETERS: Json[dict[str, Any]]
+    DATASET_SCHEMA: Json[dict[str, Any]]
+    STAGE: str
+
+    def logic(self) -> RegisterSettings:
+        return RegisterSettings(
+            model_package_group=self.MODEL_PACKAGE_GROUP,
+            approval_mode=self.APPROVAL_MODE,
+            inference_image=self.INFERENCE_IMAGE,
+            code_version=self.CODE_VERSION,
+            hyperparameters=self.HYPERPARAMETERS,
+            dataset=str(self.DATASET_SCHEMA["name"]),
+            stage=self.STAGE,
+        )
+
+
+class PreparedState(BaseModel):
+    model_config = {"extra": "allow"}
+
+    model_version: str
+    evaluation_uri: str
+
+
+class TrainingState(BaseModel):
+    model_config = {"extra": "allow"}
+
+    model_data: str
+
+
+class RegisterState(BaseModel):
+    """What registration needs from ``$`` (the rest is passed through untouched)."""
+
+    model_config = {"extra": "allow"}
+
+    prepared: PreparedState
+    training: TrainingState
+
+
+class StepEvent(BaseModel):
+    execution: str = Field(min_length=1, max_length=80)
+    state: RegisterState
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))
+
+
+@lru_cache(maxsize=1)
+def _s3() -> Any:
+    return boto3.client("s3")
+
+
+@lru_cache(maxsize=1)
+def _sagemaker() -> Any:
+    return boto3.client("sagemaker")
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=StepEvent)
+def handler(event: StepEvent, context: LambdaContext) -> dict[str, Any]:
+    registration = register(
+        execution=event.execution,
+        state=event.state.model_dump(),
+        s3=_s3(),
+        sagemaker=_sagemaker(),
+        settings=settings().logic(),
+    )
+    logger.info(
+        "model package recorded",
+        extra={
+            "model_package_arn": registration.model_package_arn,
+            "approval_status": registration.approval_status,
+            "recorded_now": registration.recorded,
+        },
+    )
+    if registration.recorded:  # a retry that finds its registration complete counts nothing twice
+        name = "ModelRegistered" if registration.passed else "ModelRejected"
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    return registration.as_state()
