@@ -1,0 +1,188 @@
+"""``LocalCloud``: a moto server on 127.0.0.1 with the shims installed, the local runtimes attached and the
+synthesized stack deployed into it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from moto.core.config import default_user_config
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from localcloud import provision
+from localcloud.clients import Clients
+from localcloud.clock import clock
+from localcloud.runtime.dispatch import Dispatcher
+from localcloud.runtime.lambdas import FunctionSpec, LambdaRuntime
+from localcloud.runtime.logs import LogSink
+from localcloud.tls import certificate
+
+DEFAULT_REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Server:
+    """moto's WSGI application on one port (HTTPS when given a certificate) in a daemon thread."""
+
+    def __init__(self, port: int, ssl_context: tuple[str, str] | None = None) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        self.server: BaseWSGIServer = make_server(
+            "127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler, ssl_context=ssl_context
+        )
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name=f"moto-{port}")
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+
+class LocalCloud:
+    """Start with ``with LocalCloud() as cloud: cloud.deploy("dev")``.
+
+    Two listeners serve the same moto: HTTPS on ``port`` for every client (the stack's buckets deny plain
+    HTTP), and plain HTTP on an internal port that moto's Step Functions interpreter calls back on.
+    """
+
+    def __init__(self, port: int | None = None, region: str = DEFAULT_REGION, workdir: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.region = region
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="localcloud-"))
+        self.endpoint_url = f"https://127.0.0.1:{self.port}"
+        self.internal_port = free_port()
+        self.ca_bundle, self._key = certificate(self.workdir / "tls")
+        self.clients = Clients(region, self.endpoint_url, verify=str(self.ca_bundle))
+        self.deployments: dict[str, provision.Deployment] = {}
+        self.background: list[threading.Thread] = []
+        self._servers: list[_Server] = []
+        self._stoppers: list[Callable[[], None]] = []
+        self.lambdas: LambdaRuntime | None = None
+        self.sink: LogSink | None = None
+        self.dispatcher = Dispatcher()
+
+    # ---- lifecycle ----
+    def start(self) -> LocalCloud:
+        from localcloud import shims
+
+        os.environ.update(
+            {
+                "MOTO_PORT": str(self.internal_port),  # moto's Step Functions interpreter calls back here
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_CA_BUNDLE": str(self.ca_bundle),
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            }
+        )
+        default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+        shims.install_all(self)
+        import logging
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._servers = [_Server(self.port, (str(self.ca_bundle), str(self._key))), _Server(self.internal_port)]
+        self.sink = LogSink(self.clients.logs, self.clients.cloudwatch)
+        self.lambdas = LambdaRuntime(
+            self.workdir,
+            self.endpoint_url,
+            self.region,
+            layer_paths=[sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]],
+            on_logs=self._lambda_logs,
+        )
+        from localcloud.shims import lambda_invoke
+
+        lambda_invoke.set_runtime(self.lambdas)
+        self._stoppers.append(self.lambdas.stop)
+        self._stoppers.append(self.dispatcher.stop)
+        return self
+
+    def _lambda_logs(self, spec: FunctionSpec, request_id: str, text: str) -> None:
+        if self.sink is not None:
+            stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{request_id.replace('-', '')}"
+            self.sink.write(spec.log_group, stream, text)
+
+    def job_logs(self, group: str, stream: str, text: str) -> None:
+        """A managed job's output into CloudWatch Logs (where Glue and SageMaker send it)."""
+        if self.sink is not None:
+            self.sink.write(group, stream, text)
+
+    def settle(self, timeout: float = 600.0) -> None:
+        """Wait until no delivery, job or execution is in flight."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            idle = self.dispatcher.wait_idle(timeout=max(0.1, deadline - time.time()))
+            if idle and not self.running_executions() and self.dispatcher.pending == 0:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"the local cloud did not settle in {timeout:.0f} s")
+
+    def running_executions(self) -> list[str]:
+        sfn = self.clients.stepfunctions
+        running = []
+        for machine in sfn.list_state_machines()["stateMachines"]:
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+            ):
+                running += [e["executionArn"] for e in page["executions"]]
+        return running
+
+    def on_stop(self, stopper: Callable[[], None]) -> None:
+        self._stoppers.append(stopper)
+
+    def stop(self) -> None:
+        for stopper in reversed(self._stoppers):
+            with contextlib.suppress(Exception):  # best effort: one failing part must not keep others running
+                stopper()
+        self._stoppers.clear()
+        for server in self._servers:
+            server.stop()
+        self._servers = []
+        from localcloud.shims import lambda_invoke
+
+        lambda_invoke.set_runtime(None)
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- the stack ----
+    def deploy(self, stage: str = "dev", assembly: Path | None = None) -> provision.Deployment:
+        assembly = assembly or provision.synth(stage, self.workdir / "cdk.out")
+        deployment: provision.Deployment | None = None
+        for stack_name in provision.stacks_of(assembly):
+            deployment = provision.deploy(assembly, stack_name, self.clients)
+            self.deployments[stack_name] = deployment
+        if deployment is None:
+            raise provision.DeployError(f"no stacks in {assembly}")
+        return deployment
+
+    def destroy(self, stack_name: str) -> None:
+        provision.destroy(stack_name, self.clients)
+        self.deployments.pop(stack_name, None)
+
+    @property
+    def account_id(self) -> str:
+        return provision.ACCOUNT_ID
+
+    @property
+    def now(self) -> Any:
+        return clock.now()

@@ -1,0 +1,160 @@
+"""Synthesize the CDK app and deploy its cloud assembly into moto, the way ``cdk deploy`` would.
+
+1. ``synth``: the CDK app (``stacks.app.build_app``) writes a cloud assembly (templates, asset manifests,
+   staged assets) in a subprocess, exactly what ``cdk synth`` produces.
+2. ``publish_assets``: every file asset of the assembly is zipped (directories) or copied (files) into the
+   bootstrap asset bucket under the object key its manifest names, as ``cdk-assets`` does.
+3. ``deploy``: public SSM parameters are seeded, then the template goes through moto's CloudFormation
+   (``create_stack``). Resource types moto lacks are created by ``localcloud.shims.cloudformation`` from
+   their resolved properties. A type nobody can create fails the deployment instead of being skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localcloud.shims import cloudformation as cfn_shim
+from localcloud.shims import ssm_public
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCOUNT_ID = "123456789012"  # moto's default account
+
+
+class DeployError(RuntimeError):
+    pass
+
+
+@dataclass
+class Deployment:
+    stack_name: str
+    region: str
+    template: dict[str, Any]
+    outputs: dict[str, str]
+    resources: dict[str, str]  # logical id -> physical id
+    resource_types: dict[str, str]  # logical id -> type
+    assembly: Path
+    assets: dict[str, str] = field(default_factory=dict)  # asset hash -> s3://bucket/key
+
+    def physical(self, resource_type: str) -> dict[str, str]:
+        return {k: v for k, v in self.resources.items() if self.resource_types[k] == resource_type}
+
+
+def synth(stage: str, outdir: Path) -> Path:
+    """Run the CDK app into ``outdir`` (cdk-nag runs inside the synth, as in ``cdk synth``)."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    code = f"from stacks.app import build_app; build_app(stage={stage!r}).synth()"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise DeployError(f"cdk synth failed:\n{result.stderr[-4000:]}")
+    return outdir
+
+
+def stacks_of(assembly: Path) -> list[str]:
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    return [name for name, artifact in manifest["artifacts"].items() if artifact["type"] == "aws:cloudformation:stack"]
+
+
+def _substitute(text: str, account_id: str, region: str) -> str:
+    return (
+        text.replace("${AWS::AccountId}", account_id)
+        .replace("${AWS::Region}", region)
+        .replace("${AWS::Partition}", "aws")
+    )
+
+
+def _zip_directory(directory: Path) -> bytes:
+    """A zip of ``directory`` with sorted entries and fixed times (cdk-assets zips are deterministic too)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(path.relative_to(directory).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def publish_assets(assembly: Path, stack_name: str, s3: Any, account_id: str, region: str) -> dict[str, str]:
+    """Upload the stack's file assets; returns asset hash -> S3 URL."""
+    manifest = json.loads((assembly / f"{stack_name}.assets.json").read_text())
+    published = {}
+    for asset_hash, asset in manifest.get("files", {}).items():
+        source = assembly / asset["source"]["path"]
+        packaging = asset["source"].get("packaging", "file")
+        body = _zip_directory(source) if packaging == "zip" or source.is_dir() else source.read_bytes()
+        for destination in asset["destinations"].values():
+            bucket = _substitute(destination["bucketName"], account_id, region)
+            key = _substitute(destination["objectKey"], account_id, region)
+            _ensure_bucket(s3, bucket, region)
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            published[asset_hash] = f"s3://{bucket}/{key}"
+    return published
+
+
+def _ensure_bucket(s3: Any, bucket: str, region: str) -> None:
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception:
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+
+
+def _ssm_parameter_names(template: dict[str, Any]) -> list[str]:
+    return [
+        str(p["Default"])
+        for p in template.get("Parameters", {}).values()
+        if str(p.get("Type", "")).startswith("AWS::SSM::Parameter::") and "Default" in p
+    ]
+
+
+def deploy(assembly: Path, stack_name: str, clients: Any, account_id: str = ACCOUNT_ID) -> Deployment:
+    """Publish the assets and create the stack; every resource must exist afterwards."""
+    template = json.loads((assembly / f"{stack_name}.template.json").read_text())
+    region = clients.region
+    cfn_shim.install()
+    missing = cfn_shim.unsupported_types(template)
+    if missing:
+        raise DeployError(f"no local-cloud support for resource types {missing}")
+    ssm_public.seed(account_id, region, _ssm_parameter_names(template))
+    assets = publish_assets(assembly, stack_name, clients.s3, account_id, region)
+    cloudformation = clients.cloudformation
+    try:
+        cloudformation.create_stack(
+            StackName=stack_name,
+            TemplateBody=json.dumps(template),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+    except Exception as error:
+        raise DeployError(f"create_stack {stack_name} failed: {error}") from error
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise DeployError(f"stack {stack_name} is {stack['StackStatus']}: {stack.get('StackStatusReason')}")
+    resources, types = {}, {}
+    paginator = cloudformation.get_paginator("list_stack_resources")
+    for page in paginator.paginate(StackName=stack_name):
+        for summary in page["StackResourceSummaries"]:
+            resources[summary["LogicalResourceId"]] = summary["PhysicalResourceId"]
+            types[summary["LogicalResourceId"]] = summary["ResourceType"]
+    expected = {k for k, v in template["Resources"].items() if v["Type"] != "AWS::CDK::Metadata"}
+    absent = sorted(expected - set(resources))
+    if absent:
+        raise DeployError(f"stack {stack_name}: resources not created: {absent}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return Deployment(stack_name, region, template, outputs, resources, types, assembly, assets)
+
+
+def destroy(stack_name: str, clients: Any) -> None:
+    """Delete the stack (custom resources run their delete handlers; retained resources stay)."""
+    clients.cloudformation.delete_stack(StackName=stack_name)

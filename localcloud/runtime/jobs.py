@@ -1,0 +1,320 @@
+"""Managed-job runners of the local cloud: Glue job runs, SageMaker training and processing jobs.
+
+Each run executes the job's real code in its own process, laid out the way the managed service lays it out:
+
+- Glue: the job's ``ScriptLocation`` and ``--extra-py-files`` are downloaded from S3; the script runs with
+  the job's default arguments overridden by the run's (``--JOB_NAME``, ``--JOB_RUN_ID`` added) on local
+  pyspark (Glue 5.0 runs Spark 3.5), with the extra files on ``PYTHONPATH``.
+- SageMaker training: an ``/opt/ml`` tree under ``SAGEMAKER_BASE_DIR`` (``input/config/*.json``, channels
+  downloaded into ``input/data/<channel>``), then the SageMaker training toolkit's own entry point
+  (``sagemaker_training.cli.train``), which downloads ``sagemaker_submit_directory`` and runs the script in
+  script mode. ``/opt/ml/model`` is packed into ``<S3OutputPath>/<job>/output/model.tar.gz``; the job's
+  ``MetricDefinitions`` are applied to its log; a failure's reason comes from ``/opt/ml/output/failure``.
+- SageMaker processing: inputs downloaded to their ``LocalPath``, the container entrypoint and arguments run,
+  outputs uploaded. Container paths under ``/opt/ml`` are relocated into the job's directory.
+
+The container image itself is replaced by this environment's interpreter, whose scikit-learn, pandas and
+pyarrow are pinned to the versions of the images the stack names (scikit-learn container 1.9-0, Glue 5.0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localcloud.clock import clock
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LOG_TAIL = 40
+
+
+@dataclass
+class JobResult:
+    ok: bool
+    reason: str = ""
+    log: str = ""
+    seconds: float = 0.0
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def download(s3: Any, uri: str, destination: Path) -> list[Path]:
+    """An object, or every object under a prefix, into ``destination`` (keys relative to the prefix)."""
+    bucket, key = split_s3(uri)
+    destination.mkdir(parents=True, exist_ok=True)
+    written = []
+    paginator = s3.get_paginator("list_objects_v2")
+    objects = [o["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=key) for o in page.get("Contents", [])]
+    if key in objects and not key.endswith("/"):
+        objects = [key]  # an exact object: not every key that merely starts with it
+    for object_key in objects:
+        if object_key.endswith("/"):
+            continue
+        relative = Path(object_key).name if object_key == key else object_key[len(key) :].lstrip("/")
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, object_key, str(target))
+        written.append(target)
+    return written
+
+
+def upload_directory(s3: Any, directory: Path, uri: str, kms_key: str | None = None) -> list[str]:
+    bucket, prefix = split_s3(uri)
+    uploaded = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        key = f"{prefix.rstrip('/')}/{path.relative_to(directory).as_posix()}".lstrip("/")
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
+        s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None)
+        uploaded.append(f"s3://{bucket}/{key}")
+    return uploaded
+
+
+def _run(command: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float) -> tuple[int, str]:
+    try:
+        completed = subprocess.run(
+            list(command),
+            env=dict(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as expired:
+        out = (expired.stdout or "") if isinstance(expired.stdout, str) else ""
+        return -9, out + f"\nstopped: MaxRuntimeInSeconds ({timeout:.0f} s) exceeded"
+    return completed.returncode, completed.stdout + completed.stderr
+
+
+def base_environment(endpoint_url: str, region: str) -> dict[str, str]:
+    """What every job process gets: the local cloud's endpoint, credentials, region and interpreter."""
+    venv_bin = str(Path(sys.executable).parent)
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "JAVA_HOME", "AWS_CA_BUNDLE")
+    }
+    return {
+        **keep,
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": "local-job",
+        "AWS_SECRET_ACCESS_KEY": "local-job",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def tail(text: str, lines: int = LOG_TAIL) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# ---- Glue ----------------------------------------------------------------------------------------------
+
+
+def glue_arguments(job: Mapping[str, Any], run_arguments: Mapping[str, str], job_name: str, run_id: str) -> list[str]:
+    """The script's command line: default arguments, overridden by the run's, plus what Glue adds."""
+    merged = {**dict(job.get("DefaultArguments") or {}), **dict(run_arguments or {})}
+    merged.update({"--JOB_NAME": job_name, "--JOB_ID": f"j_{run_id[3:]}", "--JOB_RUN_ID": run_id})
+    argv: list[str] = []
+    for name, value in merged.items():
+        argv += [name, str(value)]
+    return argv
+
+
+def run_glue(
+    s3: Any,
+    job: Mapping[str, Any],
+    run_arguments: Mapping[str, str],
+    job_name: str,
+    run_id: str,
+    workdir: Path,
+    endpoint_url: str,
+    region: str,
+) -> JobResult:
+    started = time.time()
+    root = workdir / "glue" / run_id
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    script = download(s3, job["Command"]["ScriptLocation"], root / "script")[0]
+    argv = glue_arguments(job, run_arguments, job_name, run_id)
+    merged = dict(zip(argv[::2], argv[1::2], strict=True))
+    python_path = []
+    for uri in filter(None, (merged.get("--extra-py-files") or "").split(",")):
+        python_path += [str(p) for p in download(s3, uri.strip(), root / "extra-py-files")]
+    env = base_environment(endpoint_url, region)
+    env.update(
+        {
+            "PYTHONPATH": os.pathsep.join(python_path),
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "SPARK_LOCAL_IP": "127.0.0.1",
+        }
+    )
+    timeout = float(job.get("Timeout") or 2880) * 60
+    code, log = _run([sys.executable, str(script), *argv], env, root, timeout)
+    seconds = time.time() - started
+    if code == 0:
+        return JobResult(True, log=log, seconds=seconds)
+    return JobResult(False, reason=_python_error(log) or f"exit code {code}", log=log, seconds=seconds)
+
+
+_ERROR_LINE = re.compile(r"^(?:[\w.]+(?:Error|Exception|Exit)|[\w.]+\.\w+Error)(?::\s?(.*))?$")
+
+
+def _python_error(log: str) -> str:
+    """The last ``SomethingError: message`` line of a Python traceback in ``log`` (Glue's ErrorMessage)."""
+    for line in reversed(log.strip().splitlines()):
+        line = line.strip()
+        if _ERROR_LINE.match(line):
+            name, _, message = line.partition(":")
+            short = name.rsplit(".", 1)[-1]
+            return f"{short}: {message.strip()}" if message else short
+    return ""
+
+
+# ---- SageMaker training --------------------------------------------------------------------------------
+
+
+def metric_values(log: str, definitions: Sequence[Mapping[str, str]]) -> dict[str, float]:
+    """The last value of each metric definition's regex in the job log (SageMaker's FinalMetricDataList)."""
+    values: dict[str, float] = {}
+    for definition in definitions:
+        for match in re.finditer(definition["Regex"], log):
+            try:
+                values[definition["Name"]] = float(match.group(1))
+            except (IndexError, ValueError):
+                continue
+    return values
+
+
+def _pack(directory: Path, archive: Path) -> Path:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
+    return archive
+
+
+def run_training(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_url: str, region: str) -> JobResult:
+    started = time.time()
+    name = request["TrainingJobName"]
+    root = workdir / "training" / name
+    shutil.rmtree(root, ignore_errors=True)
+    opt_ml = root / "opt" / "ml"
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    for folder in ("model", "output/data", "code"):
+        (opt_ml / folder).mkdir(parents=True, exist_ok=True)
+    hyperparameters = {k: str(v) for k, v in (request.get("HyperParameters") or {}).items()}
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})
+    )
+    channels = {}
+    for channel in request.get("InputDataConfig") or []:
+        source = channel["DataSource"]["S3DataSource"]
+        channels[channel["ChannelName"]] = {
+            "ContentType": channel.get("ContentType", ""),
+            "TrainingInputMode": channel.get("InputMode", "File"),
+            "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+        }
+        download(s3, source["S3Uri"], opt_ml / "input" / "data" / channel["ChannelName"])
+    (config / "inputdataconfig.json").write_text(json.dumps(channels))
+    env = base_environment(endpoint_url, region)
+    env.update({str(k): str(v) for k, v in (request.get("Environment") or {}).items()})
+    env.update({"SAGEMAKER_BASE_DIR": str(opt_ml), "TRAINING_JOB_NAME": name, "SAGEMAKER_REGION": region})
+    timeout = float((request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
+    code, log = _run([sys.executable, "-m", "sagemaker_training.cli.train"], env, root, timeout)
+    seconds = time.time() - started
+    definitions = (request.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
+    metrics = metric_values(log, definitions)
+    if code != 0:
+        failure = opt_ml / "output" / "failure"
+        detail = failure.read_text().strip() if failure.exists() else tail(log, 5)
+        summary = _python_error(detail) or (detail.splitlines()[-1] if detail else f"exit code {code}")
+        reason = f"AlgorithmError: {summary}"
+        return JobResult(False, reason=reason[:1024], log=log, seconds=seconds, outputs={"metrics": metrics})
+    output = request["OutputDataConfig"]
+    kms = output.get("KmsKeyId")
+    model_uri = f"{output['S3OutputPath'].rstrip('/')}/{name}/output/model.tar.gz"
+    archive = _pack(opt_ml / "model", root / "model.tar.gz")
+    bucket, key = split_s3(model_uri)
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms} if kms else None
+    s3.upload_file(str(archive), bucket, key, ExtraArgs=extra)
+    output_data = opt_ml / "output" / "data"
+    if any(output_data.iterdir()):
+        s3.upload_file(
+            str(_pack(output_data, root / "output.tar.gz")),
+            bucket,
+            key.replace("model.tar.gz", "output.tar.gz"),
+            ExtraArgs=extra,
+        )
+    return JobResult(True, log=log, seconds=seconds, outputs={"model_uri": model_uri, "metrics": metrics})
+
+
+# ---- SageMaker processing ------------------------------------------------------------------------------
+
+CONTAINER_ROOT = "/opt/ml/"
+
+
+def relocate(value: str, root: Path) -> str:
+    """A container path (or a command containing them) under the job's directory."""
+    return value.replace(CONTAINER_ROOT, f"{root.as_posix()}{CONTAINER_ROOT}")
+
+
+def run_processing(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_url: str, region: str) -> JobResult:
+    started = time.time()
+    name = request["ProcessingJobName"]
+    root = workdir / "processing" / name
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    for item in request.get("ProcessingInputs") or []:
+        source = item.get("S3Input")
+        if source:
+            download(s3, source["S3Uri"], Path(relocate(source["LocalPath"], root)))
+    outputs = (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    for item in outputs:
+        Path(relocate(item["S3Output"]["LocalPath"], root)).mkdir(parents=True, exist_ok=True)
+    spec = request["AppSpecification"]
+    command = [
+        relocate(part, root) for part in [*spec.get("ContainerEntrypoint", []), *spec.get("ContainerArguments", [])]
+    ]
+    env = base_environment(endpoint_url, region)
+    env.update({str(k): relocate(str(v), root) for k, v in (request.get("Environment") or {}).items()})
+    timeout = float((request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
+    code, log = _run(command, env, root, timeout)
+    seconds = time.time() - started
+    if code != 0:
+        reason = f"AlgorithmError: {_python_error(log) or tail(log, 3)} (exit code {code}; {shlex.join(command)[:200]})"
+        return JobResult(False, reason=reason[:1024], log=log, seconds=seconds)
+    kms = (request.get("ProcessingOutputConfig") or {}).get("KmsKeyId")
+    uploaded = []
+    for item in outputs:
+        local = Path(relocate(item["S3Output"]["LocalPath"], root))
+        uploaded += upload_directory(s3, local, item["S3Output"]["S3Uri"], kms)
+    return JobResult(True, log=log, seconds=seconds, outputs={"uploaded": uploaded})
+
+
+def now_ms() -> int:
+    return int(clock.time() * 1000)

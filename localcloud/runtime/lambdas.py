@@ -1,0 +1,259 @@
+"""The local Lambda runtime: every function runs from its deployment package in warm worker processes.
+
+The package is the zip the stack's ``Code`` points at (downloaded from the local S3, as Lambda does),
+unpacked once per code hash. Each worker is a ``python -S`` process (see ``lambda_bootstrap``) with the
+function's environment, the Lambda reserved variables and ``AWS_ENDPOINT_URL`` pointing at the local cloud.
+Concurrency: one invocation per worker; a busy function starts another worker (up to its reserved
+concurrency, if set). A function that exceeds its timeout has its worker killed, as Lambda does.
+
+What the handler prints goes to CloudWatch Logs (the function's log group); Embedded Metric Format lines
+become CloudWatch metrics, which is what CloudWatch does with EMF in Lambda logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    arn: str
+    handler: str
+    code: bytes  # the deployment package (zip)
+    environment: dict[str, str]
+    timeout: int
+    memory: int
+    log_group: str
+    reserved_concurrency: int | None = None
+
+    @property
+    def code_hash(self) -> str:
+        return hashlib.sha256(self.code).hexdigest()[:16]
+
+
+@dataclass
+class Invocation:
+    function: str
+    request_id: str
+    ok: bool
+    payload: str  # JSON text of the result, or of the error object
+    logs: str
+    duration_ms: float
+    init_ms: float | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+class _Worker:
+    def __init__(self, spec: FunctionSpec, task_root: Path, environment: dict[str, str]) -> None:
+        self.spec = spec
+        self.started = time.time()
+        self.process = subprocess.Popen(
+            [sys.executable, "-S", "-u", str(BOOTSTRAP)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=task_root,
+            env=environment,
+            text=True,
+            bufsize=1,
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        hello = self._read(timeout=120)
+        if hello is None:
+            raise RuntimeError(f"Lambda worker of {spec.name} did not start")
+        self.init_ms: float | None = float(hello.get("init_ms", 0.0))
+        self.init_logs = str(hello.get("logs", ""))
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _read(self, timeout: float) -> dict[str, Any] | None:
+        deadline = time.time() + timeout
+        while True:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                return None
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                return None
+            if line is None:
+                return None
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    return dict(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+
+    def invoke(self, event: Any, request_id: str) -> dict[str, Any] | None:
+        assert self.process.stdin is not None
+        request = {"event": event, "request_id": request_id, "timeout": self.spec.timeout}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return self._read(timeout=self.spec.timeout + 5)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+
+class LambdaRuntime:
+    """Runs invocations of the functions of a moto Lambda backend."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        endpoint_url: str,
+        region: str,
+        layer_paths: list[str],
+        on_logs: Callable[[FunctionSpec, str, str], None] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.layer_paths = layer_paths
+        self.on_logs = on_logs
+        self._idle: dict[str, list[_Worker]] = {}
+        self._busy: dict[str, int] = {}
+        self._lock = threading.Condition()
+        self.invocations: list[Invocation] = []
+
+    # ---- packages and environment ----
+    def task_root(self, spec: FunctionSpec) -> Path:
+        root = self.workdir / "lambda" / f"{spec.name}-{spec.code_hash}"
+        if not root.exists():
+            staging = root.with_suffix(".staging")
+            shutil.rmtree(staging, ignore_errors=True)
+            with zipfile.ZipFile(io.BytesIO(spec.code)) as archive:
+                archive.extractall(staging)
+            staging.rename(root)
+        return root
+
+    def environment(self, spec: FunctionSpec, task_root: Path) -> dict[str, str]:
+        keep = {
+            k: v
+            for k, v in os.environ.items()
+            if k in ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "AWS_CA_BUNDLE")
+        }
+        return {
+            **keep,
+            **spec.environment,
+            "_HANDLER": spec.handler,
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "LOCAL_LAMBDA_LAYER_PATHS": os.pathsep.join(self.layer_paths),
+            "LOCAL_LAMBDA_FUNCTION_ARN": spec.arn,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout),
+            "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"local/[$LATEST]{uuid.uuid4().hex}",
+            "AWS_EXECUTION_ENV": "AWS_Lambda_python_local",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": "local-lambda",
+            "AWS_SECRET_ACCESS_KEY": "local-lambda",
+            "AWS_SESSION_TOKEN": "local-lambda",
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            # No X-Ray daemon offline: Powertools Tracer is disabled (its decorators still run).
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    # ---- workers ----
+    def _acquire(self, spec: FunctionSpec) -> _Worker:
+        with self._lock:
+            while True:
+                idle = [w for w in self._idle.get(spec.name, []) if w.alive() and w.spec == spec]
+                self._idle[spec.name] = idle
+                if idle:
+                    worker = idle.pop()
+                    self._busy[spec.name] = self._busy.get(spec.name, 0) + 1
+                    return worker
+                limit = spec.reserved_concurrency
+                if limit is None or self._busy.get(spec.name, 0) < limit:
+                    self._busy[spec.name] = self._busy.get(spec.name, 0) + 1
+                    break
+                self._lock.wait(timeout=1)
+        try:
+            root = self.task_root(spec)
+            return _Worker(spec, root, self.environment(spec, root))
+        except BaseException:
+            self._release(spec, None)
+            raise
+
+    def _release(self, spec: FunctionSpec, worker: _Worker | None) -> None:
+        with self._lock:
+            self._busy[spec.name] = max(0, self._busy.get(spec.name, 1) - 1)
+            if worker is not None and worker.alive():
+                self._idle.setdefault(spec.name, []).append(worker)
+            self._lock.notify_all()
+
+    def invoke(self, spec: FunctionSpec, event: Any) -> Invocation:
+        request_id = str(uuid.uuid4())
+        started = time.time()
+        worker = self._acquire(spec)
+        init_ms, worker.init_ms = worker.init_ms, None  # reported once, on the cold invocation
+        init_logs, worker.init_logs = worker.init_logs, ""
+        response = worker.invoke(event, request_id)
+        if response is None:
+            worker.stop()
+            self._release(spec, None)
+            elapsed = time.time() - started
+            error = {
+                "errorMessage": f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {request_id} "
+                f"Task timed out after {elapsed:.2f} seconds",
+                "errorType": "Sandbox.Timedout",
+            }
+            result = Invocation(spec.name, request_id, False, json.dumps(error), init_logs, elapsed * 1000, init_ms)
+        else:
+            self._release(spec, worker)
+            payload = response["result"] if response.get("ok") else json.dumps(response.get("error"))
+            result = Invocation(
+                spec.name,
+                request_id,
+                bool(response.get("ok")),
+                payload,
+                init_logs + str(response.get("logs", "")),
+                float(response.get("duration_ms", 0.0)),
+                init_ms,
+            )
+        self.invocations.append(result)
+        if self.on_logs is not None:
+            self.on_logs(spec, request_id, result.logs)
+        return result
+
+    def stop(self) -> None:
+        with self._lock:
+            workers = [w for pool in self._idle.values() for w in pool]
+            self._idle.clear()
+        for worker in workers:
+            worker.stop()

@@ -1,0 +1,419 @@
+"""CloudFormation resource types the pinned moto skips, created from their resolved template properties.
+
+moto 5.2.5's CloudFormation silently skips resource types it has no model for (the stack still says
+CREATE_COMPLETE) and fails on any ``Fn::GetAtt`` that points at one. This shim registers a model for each
+type our synthesized stack uses that moto lacks. moto resolves the intrinsics (Ref, GetAtt, Sub, Join, ...)
+as usual; each model turns the resolved ``Properties`` into the service API call that CloudFormation itself
+would make, against the same moto backends. Nothing here lists our resources: only resource *types*.
+
+Custom resources: ``Custom::S3BucketNotifications`` (CDK's bucket-notification handler) applies its
+``NotificationConfiguration``; any other ``Custom::`` resource whose service token is a CDK provider
+framework function has its user ``onEvent`` handler invoked with the CloudFormation request, as the
+framework's Node.js function would (create on stack create, delete on stack delete).
+
+Also fixed here: moto's ``AWS::KMS::Key`` model reads tags as ``TagKey``/``TagValue`` while templates carry
+``Key``/``Value``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import boto3
+from moto.cloudformation import parsing
+from moto.core.common_models import CloudFormationModel
+from moto.kms import models as kms_models
+
+_installed = False
+
+
+def _client(service: str, region: str) -> Any:
+    """A client of the same moto (decorator mode: intercepted; server mode: AWS_ENDPOINT_URL)."""
+    return boto3.client(service, region_name=region)
+
+
+def _tags(properties: dict[str, Any]) -> list[dict[str, str]]:
+    return [{"Key": t["Key"], "Value": str(t["Value"])} for t in properties.get("Tags", []) or []]
+
+
+class LocalResource(CloudFormationModel):
+    """A resource created through its service API; subclasses say how."""
+
+    type_name: ClassVar[str] = ""
+    name_property: ClassVar[str] = ""
+    attributes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, region: str, account_id: str, properties: dict[str, Any], **attrs: Any) -> None:
+        self.name = name
+        self.region = region
+        self.account_id = account_id
+        self.properties = properties
+        self.attrs = attrs
+
+    # ---- the CloudFormationModel protocol ----
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.type_name
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.name_property
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in cls.attributes
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        if attribute_name not in self.attrs:
+            from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+            raise UnformattedGetAttTemplateException()
+        return self.attrs[attribute_name]
+
+    def is_created(self) -> bool:
+        return True
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+    ) -> LocalResource:
+        properties = cloudformation_json.get("Properties", {})
+        try:
+            return cls.create(resource_name, properties, account_id, region_name, kwargs)
+        except Exception as error:  # surface the reason as a CloudFormation validation error, not a 500
+            from moto.cloudformation.exceptions import ValidationError
+
+            logical_id = kwargs.get("LogicalId", resource_name)
+            raise ValidationError(
+                logical_id, message=f"{cls.type_name} {logical_id}: {type(error).__name__}: {error}"
+            ) from error
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> LocalResource:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        return None
+
+    # ---- per type ----
+    @classmethod
+    def create(
+        cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]
+    ) -> LocalResource:
+        raise NotImplementedError
+
+    def delete(self, account_id: str, region: str) -> None:
+        return None
+
+
+class Alarm(LocalResource):
+    type_name = "AWS::CloudWatch::Alarm"
+    name_property = "AlarmName"
+    attributes = ("Arn",)
+    _FIELDS = (
+        "AlarmName",
+        "AlarmDescription",
+        "ActionsEnabled",
+        "OKActions",
+        "AlarmActions",
+        "InsufficientDataActions",
+        "MetricName",
+        "Namespace",
+        "Statistic",
+        "ExtendedStatistic",
+        "Dimensions",
+        "Period",
+        "Unit",
+        "EvaluationPeriods",
+        "DatapointsToAlarm",
+        "Threshold",
+        "ComparisonOperator",
+        "TreatMissingData",
+        "EvaluateLowSampleCountPercentile",
+        "Metrics",
+        "ThresholdMetricId",
+    )
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        request = {k: properties[k] for k in cls._FIELDS if k in properties}
+        request["AlarmName"] = properties.get("AlarmName", name)
+        for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if key in request:
+                request[key] = int(request[key])
+        if "Threshold" in request:
+            request["Threshold"] = float(request["Threshold"])
+        if "ActionsEnabled" in request:
+            request["ActionsEnabled"] = str(request["ActionsEnabled"]).lower() == "true"
+        _client("cloudwatch", region).put_metric_alarm(**request)
+        arn = f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{request['AlarmName']}"
+        return cls(request["AlarmName"], region, account_id, properties, Arn=arn)
+
+    def delete(self, account_id: str, region: str) -> None:
+        _client("cloudwatch", region).delete_alarms(AlarmNames=[self.name])
+
+
+class GlueDatabase(LocalResource):
+    type_name = "AWS::Glue::Database"
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        database_input = dict(properties["DatabaseInput"])
+        _client("glue", region).create_database(DatabaseInput=database_input)
+        return cls(database_input["Name"], region, account_id, properties)
+
+    def delete(self, account_id: str, region: str) -> None:
+        _client("glue", region).delete_database(Name=self.name)
+
+
+class GlueSecurityConfiguration(LocalResource):
+    type_name = "AWS::Glue::SecurityConfiguration"
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        configuration = dict(properties["EncryptionConfiguration"])
+        if "S3Encryptions" in configuration:  # the template's plural is the API's S3Encryption list
+            configuration["S3Encryption"] = configuration.pop("S3Encryptions")
+        _client("glue", region).create_security_configuration(
+            Name=properties["Name"], EncryptionConfiguration=configuration
+        )
+        return cls(properties["Name"], region, account_id, properties)
+
+    def delete(self, account_id: str, region: str) -> None:
+        _client("glue", region).delete_security_configuration(Name=self.name)
+
+
+class GlueJob(LocalResource):
+    type_name = "AWS::Glue::Job"
+    name_property = "Name"
+    _FIELDS = (
+        "Description",
+        "Role",
+        "ExecutionProperty",
+        "Command",
+        "DefaultArguments",
+        "NonOverridableArguments",
+        "MaxRetries",
+        "Timeout",
+        "SecurityConfiguration",
+        "GlueVersion",
+        "NumberOfWorkers",
+        "WorkerType",
+        "ExecutionClass",
+    )
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        request = {k: properties[k] for k in cls._FIELDS if k in properties}
+        for key in ("MaxRetries", "Timeout", "NumberOfWorkers"):
+            if key in request:
+                request[key] = int(request[key])
+        job_name = properties.get("Name", name)
+        tags = properties.get("Tags") or {}
+        _client("glue", region).create_job(Name=job_name, Tags=dict(tags), **request)
+        return cls(job_name, region, account_id, properties)
+
+    def delete(self, account_id: str, region: str) -> None:
+        _client("glue", region).delete_job(JobName=self.name)
+
+
+class ModelPackageGroup(LocalResource):
+    type_name = "AWS::SageMaker::ModelPackageGroup"
+    attributes = ("ModelPackageGroupArn", "ModelPackageGroupStatus", "CreationTime")
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        group = properties["ModelPackageGroupName"]
+        request: dict[str, Any] = {"ModelPackageGroupName": group}
+        if "ModelPackageGroupDescription" in properties:
+            request["ModelPackageGroupDescription"] = properties["ModelPackageGroupDescription"]
+        if _tags(properties):
+            request["Tags"] = _tags(properties)
+        arn = _client("sagemaker", region).create_model_package_group(**request)["ModelPackageGroupArn"]
+        return cls(arn, region, account_id, properties, ModelPackageGroupArn=arn, ModelPackageGroupStatus="Completed")
+
+    def delete(self, account_id: str, region: str) -> None:
+        group = self.properties["ModelPackageGroupName"]
+        _client("sagemaker", region).delete_model_package_group(ModelPackageGroupName=group)
+
+
+class BucketPolicy(LocalResource):
+    type_name = "AWS::S3::BucketPolicy"
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        bucket = properties["Bucket"]
+        _client("s3", region).put_bucket_policy(Bucket=bucket, Policy=json.dumps(properties["PolicyDocument"]))
+        return cls(bucket, region, account_id, properties)
+
+    def delete(self, account_id: str, region: str) -> None:
+        _client("s3", region).delete_bucket_policy(Bucket=self.name)
+
+
+class TopicPolicy(LocalResource):
+    type_name = "AWS::SNS::TopicPolicy"
+    attributes = ("Id",)
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        client = _client("sns", region)
+        for topic in properties["Topics"]:
+            client.set_topic_attributes(
+                TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(properties["PolicyDocument"])
+            )
+        return cls(name, region, account_id, properties, Id=name)
+
+
+# ---- custom resources ----------------------------------------------------------------------------------
+
+CustomHandler = Callable[[str, dict[str, Any], dict[str, Any], str], dict[str, Any]]
+"""(function ARN, CloudFormation request, resolved properties, region) -> handler response."""
+
+
+def invoke_function(function_arn: str, request: dict[str, Any], region: str) -> dict[str, Any]:
+    """Invoke a Lambda function synchronously through the Lambda API (the local runtime runs it)."""
+    response = _client("lambda", region).invoke(FunctionName=function_arn, Payload=json.dumps(request).encode())
+    payload = json.loads(response["Payload"].read() or b"null")
+    if response.get("FunctionError"):
+        message = payload.get("errorMessage") if isinstance(payload, dict) else payload
+        raise RuntimeError(f"custom resource handler {function_arn} failed: {message}")
+    return payload or {}
+
+
+class CustomResource(LocalResource):
+    """``Custom::*``: S3 bucket notifications, or a CDK provider-framework resource."""
+
+    type_name = "Custom::*"
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        resource_type = context.get("ResourceType", "")
+        if resource_type == "Custom::S3BucketNotifications":
+            _client("s3", region).put_bucket_notification_configuration(
+                Bucket=properties["BucketName"],
+                NotificationConfiguration=properties.get("NotificationConfiguration", {}),
+            )
+            return cls(f"{properties['BucketName']}-notifications", region, account_id, properties)
+        handler = _user_handler(properties["ServiceToken"], region)
+        request = _request("Create", name, properties, context)
+        response = invoke_function(handler, request, region)
+        physical_id = response.get("PhysicalResourceId") or request["RequestId"]
+        resource = cls(physical_id, region, account_id, properties, **dict(response.get("Data") or {}))
+        resource.context = {**context, "handler": handler}
+        return resource
+
+    context: dict[str, Any]
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        return self.attrs.get(attribute_name, "")
+
+    def delete(self, account_id: str, region: str) -> None:
+        context = getattr(self, "context", None)
+        if not context:
+            return
+        request = _request("Delete", self.name, self.properties, context)
+        request["PhysicalResourceId"] = self.name
+        invoke_function(context["handler"], request, region)
+
+
+def _user_handler(service_token: str, region: str) -> str:
+    """The user onEvent function behind a CDK provider framework token (or the token itself)."""
+    configuration = _client("lambda", region).get_function_configuration(FunctionName=service_token)
+    variables = (configuration.get("Environment") or {}).get("Variables") or {}
+    return str(variables.get("USER_ON_EVENT_FUNCTION_ARN") or service_token)
+
+
+def _request(kind: str, name: str, properties: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "RequestType": kind,
+        "ServiceToken": properties.get("ServiceToken"),
+        "ResponseURL": "http://localhost/cfn-response-unused",
+        "StackId": context.get("StackId"),
+        "RequestId": str(uuid.uuid4()),
+        "LogicalResourceId": context.get("LogicalId", name),
+        "ResourceType": context.get("ResourceType"),
+        "ResourceProperties": properties,
+    }
+
+
+MODELS: tuple[type[LocalResource], ...] = (
+    Alarm,
+    GlueDatabase,
+    GlueSecurityConfiguration,
+    GlueJob,
+    ModelPackageGroup,
+    BucketPolicy,
+    TopicPolicy,
+)
+
+
+def _kms_key_with_tags(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kw: Any):  # type: ignore[no-untyped-def]
+        properties = cloudformation_json.get("Properties", {})
+        if properties.get("Tags"):
+            properties["Tags"] = [
+                {"TagKey": t.get("TagKey", t.get("Key")), "TagValue": t.get("TagValue", t.get("Value"))}
+                for t in properties["Tags"]
+            ]
+        return original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+
+    return create
+
+
+def install() -> None:
+    """Register the models (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    original_class_from_type = parsing.resource_class_from_type
+    by_type = {model.type_name: model for model in MODELS}
+
+    def resource_class_from_type(resource_type: str) -> Any:
+        if resource_type.startswith("Custom::"):
+            return CustomResource
+        if resource_type in by_type:
+            return by_type[resource_type]
+        return original_class_from_type(resource_type)
+
+    parsing.resource_class_from_type = resource_class_from_type  # type: ignore[assignment]
+    original_name_type = parsing.resource_name_property_from_type
+
+    def resource_name_property_from_type(resource_type: str) -> str | None:
+        if resource_type in by_type:
+            return by_type[resource_type].name_property or None
+        return original_name_type(resource_type)
+
+    parsing.resource_name_property_from_type = resource_name_property_from_type  # type: ignore[assignment]
+    kms_models.Key.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
+        _kms_key_with_tags(kms_models.Key.create_from_cloudformation_json)
+    )
+    _installed = True
+
+
+def unsupported_types(template: dict[str, Any]) -> list[str]:
+    """Resource types of ``template`` that neither moto nor this shim can create (should be empty)."""
+    install()
+    missing = set()
+    for resource in template.get("Resources", {}).values():
+        kind = resource["Type"]
+        if not kind.startswith("Custom::") and parsing.resource_class_from_type(kind) is None:
+            missing.add(kind)
+    return sorted(missing)

@@ -1,0 +1,103 @@
+"""Glue job runs execute the job's script (moto 5.2.5 marks a run SUCCEEDED without running anything).
+
+Patch points: ``moto.glue.models.GlueBackend.start_job_run`` (the run is started on the local cloud's
+dispatcher, see ``localcloud.runtime.jobs.run_glue``) and ``moto.glue.models.FakeJobRun`` (``status``
+reports the real state; ``as_dict`` adds ``ErrorMessage``, ``ExecutionTime``, ``CompletedOn``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.glue import models as glue_models
+from moto.moto_api._internal.managed_state_model import ManagedState
+
+from localcloud.runtime import jobs
+from localcloud.runtime.journal import journal
+
+_installed = False
+_cloud: Any = None
+_original_start = glue_models.GlueBackend.start_job_run
+_original_as_dict = glue_models.FakeJobRun.as_dict
+
+
+def set_cloud(cloud: Any) -> None:
+    global _cloud
+    _cloud = cloud
+
+
+def _status(self: Any) -> str | None:
+    local = getattr(self, "local_status", None)
+    return local if local is not None else ManagedState.status.fget(self)  # type: ignore[attr-defined]
+
+
+def _as_dict(self: Any) -> dict[str, Any]:
+    result = _original_as_dict(self)
+    if getattr(self, "local_status", None) is not None:
+        result["JobRunState"] = self.local_status
+        result["ExecutionTime"] = int(getattr(self, "execution_seconds", 0))
+        result["GlueVersion"] = getattr(self, "glue_version", result.get("GlueVersion"))
+        result["LogGroupName"] = "/aws-glue/jobs"
+        if getattr(self, "local_completed_on", None) is None:
+            result.pop("CompletedOn", None)
+        else:
+            result["CompletedOn"] = self.local_completed_on
+        if getattr(self, "error_message", None):
+            result["ErrorMessage"] = self.error_message
+    return result
+
+
+def start_job_run(self: Any, name: str, arguments: dict[str, str] | None, *args: Any, **kwargs: Any) -> str:
+    run_id = _original_start(self, name, arguments, *args, **kwargs)
+    if _cloud is None:
+        return run_id
+    job = self.get_job(name)
+    run = job.get_job_run(run_id)
+    run.local_status = "RUNNING"
+    run.local_completed_on = None
+    run.glue_version = getattr(job, "glue_version", None)
+    definition = {
+        "Command": job.command,
+        "DefaultArguments": job.default_arguments,
+        "Timeout": job.timeout,
+    }
+    journal.record("glue-run", job=name, run_id=run_id, status="RUNNING")
+
+    def execute() -> None:
+        result = jobs.run_glue(
+            _cloud.clients.s3,
+            definition,
+            arguments or {},
+            name,
+            run_id,
+            _cloud.workdir,
+            _cloud.endpoint_url,
+            _cloud.region,
+        )
+        run.execution_seconds = result.seconds
+        run.error_message = None if result.ok else result.reason
+        run.local_completed_on = datetime.now(UTC)
+        run.local_status = "SUCCEEDED" if result.ok else "FAILED"
+        _cloud.job_logs(f"/aws-glue/jobs/{'output' if result.ok else 'error'}", run_id, result.log)
+        journal.record(
+            "glue-run",
+            job=name,
+            run_id=run_id,
+            status=run.local_status,
+            seconds=round(result.seconds, 2),
+            error=run.error_message,
+        )
+
+    _cloud.dispatcher.submit(execute)
+    return run_id
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    glue_models.GlueBackend.start_job_run = start_job_run  # type: ignore[method-assign,assignment]
+    glue_models.FakeJobRun.status = property(_status, ManagedState.status.fset)  # type: ignore[attr-defined,assignment]
+    glue_models.FakeJobRun.as_dict = _as_dict  # type: ignore[method-assign]
+    _installed = True

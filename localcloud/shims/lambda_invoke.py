@@ -1,0 +1,73 @@
+"""Lambda invocations run the real handler (moto 5.2.5 always tries Docker and swallows the error).
+
+One patch point serves every path that invokes a function in moto: the Invoke API, Step Functions'
+``lambda:invoke``, and this project's EventBridge and CloudWatch-alarm deliveries:
+``moto.awslambda.models.LambdaFunction._invoke_lambda(event) -> (payload, errored, logs)``.
+The handler runs in the local Lambda runtime (``localcloud.runtime.lambdas``) from the function's own
+deployment package. Also recorded here: the function's ``LoggingConfig.LogGroup``, which moto drops.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from moto.awslambda import models as lambda_models
+
+from localcloud.runtime.lambdas import FunctionSpec, LambdaRuntime
+
+_runtime: LambdaRuntime | None = None
+_installed = False
+_original_create = lambda_models.LambdaFunction.create_from_cloudformation_json
+
+
+def set_runtime(runtime: LambdaRuntime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def spec_of(function: Any) -> FunctionSpec:
+    return FunctionSpec(
+        name=function.function_name,
+        arn=function.function_arn,
+        handler=str(function.handler),
+        code=bytes(function.code_bytes or b""),
+        environment={k: str(v) for k, v in (function.environment_vars or {}).items()},
+        timeout=int(function.timeout or 3),
+        memory=int(function.memory_size or 128),
+        log_group=getattr(function, "local_log_group", None) or function.logs_group_name,
+        reserved_concurrency=int(function.reserved_concurrency) if function.reserved_concurrency else None,
+    )
+
+
+def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+    if _runtime is None:
+        raise RuntimeError("no local Lambda runtime is running (start a LocalCloud)")
+    if not str(self.run_time or "").startswith("python"):
+        error = {"errorMessage": f"runtime {self.run_time} is not run by the local cloud", "errorType": "Runtime"}
+        return json.dumps(error), True, ""
+    if isinstance(event, str):
+        event = json.loads(event or "{}")
+    result = _runtime.invoke(spec_of(self), event if event is not None else {})
+    return result.payload, not result.ok, result.logs
+
+
+def _create_from_cloudformation_json(
+    cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
+) -> Any:
+    function = _original_create.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    log_group = (cloudformation_json.get("Properties", {}).get("LoggingConfig") or {}).get("LogGroup")
+    if log_group:
+        function.local_log_group = log_group
+    return function
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign,assignment]
+    lambda_models.LambdaFunction.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
+        _create_from_cloudformation_json
+    )
+    _installed = True
