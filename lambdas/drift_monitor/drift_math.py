@@ -241,7 +241,7 @@ def _normalised(expected: np.ndarray) -> np.ndarray:
 
 def _proportions(counts: np.ndarray) -> list[float]:
     total = counts.sum()
-    return [float(c / total) if total else 0.0 for c in counts]
+    return list((counts / total).tolist()) if total else [0.0] * len(counts)
 
 
 def numeric_drift(name: str, values: np.ndarray, baseline: NumericBaseline) -> FeatureDrift:
@@ -262,15 +262,13 @@ def numeric_drift(name: str, values: np.ndarray, baseline: NumericBaseline) -> F
         psi=psi(expected, actual),
         ks=ks,
         bins=labels,
-        baseline=[float(p) for p in _normalised(expected)],
+        baseline=_normalised(expected).tolist(),
         current=_proportions(actual),
     )
     if ks is not None:
-        drift.cdf_x = [float(k) for k in t.knots]
-        drift.cdf_baseline = [
-            float(v) for v in np.searchsorted(baseline.sketch, t.knots, "right") / baseline.sketch.size
-        ]
-        drift.cdf_current = [float(v) for v in t.at_or_below / t.total]
+        drift.cdf_x = t.knots.tolist()
+        drift.cdf_baseline = (np.searchsorted(baseline.sketch, t.knots, "right") / baseline.sketch.size).tolist()
+        drift.cdf_current = (t.at_or_below / t.total).tolist()
     return drift
 
 
@@ -295,7 +293,7 @@ def categorical_drift(
         psi=psi(expected, actual),
         ks=None,
         bins=labels,
-        baseline=[float(p) for p in _normalised(expected)],
+        baseline=_normalised(expected).tolist(),
         current=_proportions(actual),
     )
 
