@@ -43,8 +43,10 @@ def _timed(command: list[str], timeout: float) -> tuple[float, subprocess.Comple
     return time.perf_counter() - started, done
 
 
-def _tail(text: str, lines: int = 3) -> str:
-    return " / ".join(text.strip().splitlines()[-lines:])
+def _tail(text: str, lines: int = 2) -> str:
+    """The last meaningful lines of a tool's output (no blank or caret-only lines)."""
+    kept = [line.strip() for line in text.strip().splitlines() if line.strip().strip("^~ ")]
+    return " / ".join(kept[-lines:])
 
 
 def synth(quick: bool = False) -> list[Result]:

@@ -68,6 +68,8 @@ def result_from_dict(
     limit = measured.get("budget", measured.get("budget_ratio"))
     if isinstance(limit, int | float) and float(limit) != budget.limit:
         budget = Budget(on=budget.on, op=budget.op, limit=float(limit), unit=budget.unit)
+    size_keys = [k for k in ("rows", "records", "features") if isinstance(measured.get(k), int)]
+    sizes = ", ".join(f"{measured[k]:,} {k}" for k in size_keys)
     problems = [str(v) for v in measured.get("violations", [])]
     if measured.get("passed") is False and not problems and budget.holds(float(ratio)):
         problems.append("the benchmark reports a failure")
@@ -80,7 +82,7 @@ def result_from_dict(
         ratio=float(ratio),
         budget=budget,
         problems=problems,
-        note="" if figure else "figure: the ratio (no *_seconds/*_ms figure in the benchmark's result)",
+        note=sizes if figure else f"{sizes}; figure: the ratio (no *_seconds/*_ms figure in the result)".lstrip("; "),
         details=measured,
     )
 

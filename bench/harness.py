@@ -194,8 +194,9 @@ def run_benchmark(benchmark: Benchmark, *, quick: bool) -> list[Result]:
     except NotAvailable as reason:
         return benchmark.placeholder("not available", str(reason))
     except Exception as error:
-        last = traceback.format_exc().strip().splitlines()[-3:]
-        return benchmark.placeholder("error", f"{type(error).__name__}: {error} | {' / '.join(last)}")
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        where = f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+        return benchmark.placeholder("error", f"{type(error).__name__}: {error} (at {where})")
     if not results:
         return benchmark.placeholder("error", "the benchmark returned no result")
     return results

@@ -18,6 +18,7 @@ def test_a_drift_dict_becomes_a_row_with_figure_reference_and_ratio_in_ms() -> N
     )
     # Then both timings are in ms, the ratio is the benchmark's own, and the 3x budget holds
     assert (row.figure, row.reference, row.unit, row.ratio, row.status) == (900.0, 600.0, "ms", 1.5, "pass")
+    assert row.note == "1,000,000 records"
     assert row.details == measured
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_a_crashing_benchmark_becomes_an_error_row_with_the_exception() -> None:
     # Given a benchmark that raises / When it runs / Then one error row per declared budget carries the message
     rows = run_benchmark(raising("boom", RuntimeError("disk full")), quick=True)
     assert [(r.name, r.status) for r in rows] == [("boom", "error")]
-    assert rows[0].note.startswith("RuntimeError: disk full")
+    assert re.fullmatch(r"RuntimeError: disk full \(at test_harness\.py:\d+ in run\)", rows[0].note), rows[0].note
 
 
 def test_a_component_that_does_not_exist_yet_is_not_available_not_an_error() -> None:
