@@ -81,6 +81,9 @@ def test_a_drifted_window_is_detected_published_and_reported(s3: Any, config: Dr
     (ks,) = _datapoints("FeatureDriftKS", {"EndpointName": ENDPOINT, "Feature": "monthly_charges"})
     assert psi["Maximum"] > 0.2 and 0.1 < ks["Maximum"] <= 1.0
     assert _datapoints("FeatureDriftKS", {"EndpointName": ENDPOINT, "Feature": "contract"}) == []  # no KS
+    for metric, names in (("OverallDriftPSI", ["EndpointName"]), ("FeatureDriftPSI", ["EndpointName", "Feature"])):
+        listed = _cloudwatch().list_metrics(Namespace=NAMESPACE, MetricName=metric)["Metrics"]
+        assert {tuple(d["Name"] for d in m["Dimensions"]) for m in listed} == {tuple(names)}
     # and the report is written next to its HTML page
     doc = _read_json(s3, "monitoring/drift/2026-11-27T10-00/report.json")
     assert doc["verdict"] == "drift"
