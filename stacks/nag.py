@@ -58,9 +58,19 @@ def acknowledge_findings(stack: MlopsStack) -> None:
         (lake.curated, "manifests", "the retrain Lambda reads dataset manifests only"),
         (lake.artifacts, "models", "the endpoint reads model.tar.gz files under models/ only"),
         (lake.artifacts, "data-capture", "the endpoint writes captured requests under this prefix only"),
-        (lake.artifacts, "evaluations", "the deploy Lambda reads evaluation reports (golden payloads) only"),
+        (
+            lake.artifacts,
+            "evaluations",
+            "the deploy and register Lambdas read evaluation reports (evaluation.json, golden payloads) only",
+        ),
+        (lake.curated, "curated", "the prepare Lambda reads the ETL's quality reports (lineage) only"),
     ):
         _ack(stack, f"AwsSolutions-IAM5[Resource::{_ref(stack, bucket)}/{prefix}/*]", why)
+    _ack(
+        stack,
+        f"AwsSolutions-IAM5[Resource::{_ref(stack, lake.artifacts)}/evaluations/*/no-champion/NO_CHAMPION]",
+        "the prepare Lambda writes only the no-champion placeholder object of its execution (one key per run)",
+    )
 
     _ack(
         stack,
@@ -122,7 +132,8 @@ def acknowledge_findings(stack: MlopsStack) -> None:
         "AwsSolutions-IAM5[Resource::*]",
         "actions without resource-level permissions only: ecr:GetAuthorizationToken, X-Ray "
         "PutTraceSegments/PutTelemetryRecords, cloudwatch:PutMetricData (limited by a namespace "
-        "condition), sagemaker:List* (cleanup enumerates what the pipeline created)",
+        "condition), sagemaker:List* (cleanup enumerates what the pipeline created; ListModelPackages, which "
+        "the prepare/register Lambdas call, has no resource-level permission)",
     )
     functions = [
         stack.pipeline.prepare_fn,

@@ -22,6 +22,9 @@ BATCH_INPUT_PREFIX = "batch-input/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
 GROUND_TRUTH_PREFIX = "ground-truth/"
 MONITORING_PREFIX = "monitoring/"
+EVALUATIONS_PREFIX = "evaluations/"
+# The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml)
+ETL_PYTHON_MODULES = ("pandas", "pyarrow", "numpy")
 
 
 class DataLake(Construct):
@@ -226,6 +229,7 @@ class DataLake(Construct):
             ),
             default_arguments={
                 "--extra-py-files": libraries.s3_object_url,
+                "--additional-python-modules": ",".join(pinned_requirements(ETL_PYTHON_MODULES)),
                 "--job-language": "python",
                 "--enable-metrics": "true",
                 "--enable-continuous-cloudwatch-log": "true",
@@ -238,6 +242,23 @@ class DataLake(Construct):
             },
         )
         self.etl_job.node.add_dependency(self.security_configuration)
+
+
+def pinned_requirements(names: tuple[str, ...]) -> list[str]:
+    """``name==version`` of each of ``names`` exactly as pyproject.toml pins it (one source of versions)."""
+    import tomllib
+
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        dependencies = tomllib.load(handle)["project"]["dependencies"]
+    pins = {}
+    for requirement in dependencies:
+        name, separator, version = requirement.partition("==")
+        if separator:
+            pins[name.split("[")[0].strip().lower()] = version.strip()
+    missing = [name for name in names if name not in pins]
+    if missing:
+        raise ValueError(f"pyproject.toml pins no exact version of {missing}")
+    return [f"{name}=={pins[name]}" for name in names]
 
 
 def _quality_json(config: StageConfig) -> str:

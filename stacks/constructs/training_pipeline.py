@@ -8,6 +8,7 @@ that publishes the underlying reason (Glue ErrorMessage / SageMaker FailureReaso
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from typing import TypeVar
@@ -25,7 +26,7 @@ from constructs import Construct
 
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, asset_hash, bundling_options
-from stacks.constructs.data_lake import DataLake
+from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, DataLake
 from stacks.constructs.images import sklearn_image_uri
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
 
@@ -46,6 +47,17 @@ TRANSIENT_ERRORS = [
 ]
 TRAINING_PROGRAM = "pipelines/training/train.py"
 SOURCE_PACKAGES = ("pipelines",)
+SOURCEDIR_ARCHIVE = "sourcedir.tar.gz"  # sagemaker_submit_directory must be a tar.gz
+PROCESSING_CODE_DIR = "/opt/ml/processing/code"
+# sh -c '<script>' <$0> <args...>: "$@" hands the job's ContainerArguments to the evaluation module. The
+# code input holds the source archive under its S3 object name (the asset hash), hence the glob.
+EVALUATION_ENTRYPOINT = [
+    "/bin/sh",
+    "-c",
+    f'cd {PROCESSING_CODE_DIR} && for archive in *gz; do tar xzf "$archive"; done && '
+    f'PYTHONPATH={PROCESSING_CODE_DIR} exec python3 -m pipelines.evaluation.evaluate "$@"',
+    "evaluate",
+]
 
 Retryable = TypeVar("Retryable", sfn.TaskStateBase, sfn.CustomState)
 
@@ -68,13 +80,15 @@ class TrainingPipeline(Construct):
         image = sklearn_image_uri(
             config.region, config.training.sklearn_framework_version, config.training.instance_type
         )
+        # The same files as the Glue job's pipelines.zip, but a tar.gz: its own hash, or CDK would publish
+        # one of the two archives for both (assets with equal custom hashes are deduplicated).
         self.source_dir = cdk.aws_s3_assets.Asset(
             self,
             "SourceDir",
             path=str(ROOT / "pipelines"),
-            asset_hash=asset_hash(SOURCE_PACKAGES),
+            asset_hash=hashlib.sha256(f"{asset_hash(SOURCE_PACKAGES)}:{SOURCEDIR_ARCHIVE}".encode()).hexdigest(),
             asset_hash_type=cdk.AssetHashType.CUSTOM,
-            bundling=bundling_options(SOURCE_PACKAGES, archive_name="sourcedir.tar.gz"),
+            bundling=bundling_options(SOURCE_PACKAGES, archive_name=SOURCEDIR_ARCHIVE),
         )
         self.code_version = asset_hash(SOURCE_PACKAGES)[:12]
 
@@ -141,7 +155,7 @@ class TrainingPipeline(Construct):
             "PrepareTraining",
             handler="prepare_training.handler.handler",
             description="Reads the ETL manifest, finds the champion and names the training run",
-            environment=common_env,
+            environment={**common_env, "JOB_PREFIX": config.prefix},
         )
         self.register_fn = lambdas.function(
             self,
@@ -155,7 +169,7 @@ class TrainingPipeline(Construct):
                     config.region, config.training.sklearn_framework_version, config.serving.instance_type
                 ),
                 "CODE_VERSION": self.code_version,
-                "GATE": json.dumps(asdict(config.evaluation)),
+                "HYPERPARAMETERS": json.dumps(asdict(config.training.hyperparameters)),
             },
         )
         self.failure_fn = lambdas.function(
@@ -164,29 +178,31 @@ class TrainingPipeline(Construct):
             handler="pipeline_failure.handler.handler",
             description="Extracts the underlying Glue/SageMaker/Lambda failure reason for the notification",
         )
+        # prepare: the ETL's quality reports, and the no-champion placeholder; register: evaluation reports
+        lake.curated.grant_read(self.prepare_fn, f"{CURATED_PREFIX}*")
+        lake.artifacts.grant_put(self.prepare_fn, f"{EVALUATIONS_PREFIX}*/no-champion/NO_CHAMPION")
+        lake.artifacts.grant_read(self.register_fn, f"{EVALUATIONS_PREFIX}*")
         for fn in (self.prepare_fn, self.register_fn):
-            lake.curated.grant_read(fn)
-            lake.artifacts.grant_read(fn)
             lake.key.grant_decrypt(fn)
-            grant_put_metrics(fn, config.metrics_namespace)
+        grant_put_metrics(self.register_fn, config.metrics_namespace)
         group_arn = stack.format_arn(
             service="sagemaker", resource="model-package-group", resource_name=model_package_group_name
         )
         package_arn = stack.format_arn(
             service="sagemaker", resource="model-package", resource_name=f"{model_package_group_name}/*"
         )
+        for fn in (self.prepare_fn, self.register_fn):
+            # ListModelPackages has no resource-level permission: it needs "*"
+            fn.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
         self.prepare_fn.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
-                resources=[group_arn, package_arn],
-            )
+            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])
         )
         self.register_fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
                     "sagemaker:CreateModelPackage",
+                    "sagemaker:UpdateModelPackage",
                     "sagemaker:DescribeModelPackage",
-                    "sagemaker:ListModelPackages",
                     "sagemaker:AddTags",
                 ],
                 resources=[group_arn, package_arn],
@@ -272,7 +288,12 @@ class TrainingPipeline(Construct):
             state_name="ExplainFailure",
             lambda_function=self.failure_fn,
             payload=sfn.TaskInput.from_object(
-                {"execution.$": "$$.Execution.Name", "error.$": "$.error", "input.$": "$$.Execution.Input"}
+                {
+                    "execution.$": "$$.Execution.Name",
+                    "error.$": "$.error",
+                    "input.$": "$$.Execution.Input",
+                    "state.$": "$",  # how far the run got: names the stage when the Cause does not
+                }
             ),
             payload_response_only=True,
             result_path="$.failure",
@@ -327,18 +348,13 @@ class TrainingPipeline(Construct):
         prepare = catch(self._lambda_step("PrepareTraining", self.prepare_fn, "$.prepared"))
 
         # ---- 2. training (scikit-learn container, script mode) ----
+        from pipelines.training.hyperparameters import job_hyperparameters
         from pipelines.training.metric_definitions import METRIC_DEFINITIONS
 
-        hyperparameters = {k: v for k, v in config.training.hyperparameters}
-        hyperparameters.update(
-            {
-                "schema_json": config.dataset.to_json(),
-                "sagemaker_program": TRAINING_PROGRAM,
-                "sagemaker_submit_directory": self.source_dir.s3_object_url,
-                "sagemaker_region": config.region,
-                "sagemaker_container_log_level": "20",
-            }
-        )
+        hyperparameters = {
+            **job_hyperparameters(config.training.hyperparameters.items(), config.dataset),
+            **sagemaker_hyperparameters(self.source_dir.s3_object_url, config.region),
+        }
         train = catch(
             self._retry(
                 tasks.SageMakerCreateTrainingJob(
@@ -394,6 +410,8 @@ class TrainingPipeline(Construct):
         )
 
         # ---- 3. evaluation: challenger vs champion on the held-out test split ----
+        from pipelines.evaluation.evaluate import processing_arguments  # lazy: sklearn, synth path only
+
         evaluate = catch(
             self._retry(
                 sfn.CustomState(
@@ -407,18 +425,8 @@ class TrainingPipeline(Construct):
                             "RoleArn": self.sagemaker_role.role_arn,
                             "AppSpecification": {
                                 "ImageUri": image,
-                                "ContainerEntrypoint": [
-                                    "/bin/sh",
-                                    "-c",
-                                    "cd /opt/ml/processing/code && tar xzf sourcedir.tar.gz && "
-                                    "PYTHONPATH=/opt/ml/processing/code python3 -m pipelines.evaluation.evaluate",
-                                ],
-                            },
-                            "Environment": {
-                                "CHAMPION_MODEL_URI.$": "$.prepared.champion_model_data",
-                                "CHALLENGER_MODEL_URI.$": "$.training.model_data",
-                                "GATE_JSON": json.dumps(asdict(config.evaluation)),
-                                "SCHEMA_JSON": config.dataset.to_json(),
+                                "ContainerEntrypoint": EVALUATION_ENTRYPOINT,
+                                "ContainerArguments": processing_arguments(config.evaluation),
                             },
                             "ProcessingInputs": [
                                 _processing_input("code", self.source_dir.s3_object_url, "/opt/ml/processing/code"),
@@ -430,6 +438,13 @@ class TrainingPipeline(Construct):
                                     None,
                                     "/opt/ml/processing/challenger",
                                     "$.training.model_data",
+                                ),
+                                # the approved model's archive, or prepare's NO_CHAMPION placeholder prefix
+                                _processing_input(
+                                    "champion",
+                                    None,
+                                    "/opt/ml/processing/champion",
+                                    "$.prepared.champion_model_data",
                                 ),
                             ],
                             "ProcessingOutputConfig": {
@@ -541,6 +556,17 @@ class TrainingPipeline(Construct):
         )
         self.sagemaker_role.grant_pass_role(machine.role)
         return machine
+
+
+def sagemaker_hyperparameters(submit_directory: str, region: str) -> dict[str, str]:
+    """The training toolkit's own hyperparameters, JSON-encoded as the SageMaker SDK sends them (the
+    toolkit ``json.loads`` every value)."""
+    return {
+        "sagemaker_program": json.dumps(TRAINING_PROGRAM),
+        "sagemaker_submit_directory": json.dumps(submit_directory),
+        "sagemaker_region": json.dumps(region),
+        "sagemaker_container_log_level": json.dumps(20),
+    }
 
 
 def _processing_input(name: str, uri: str | None, local_path: str, uri_path: str | None = None) -> dict:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from tests.infrastructure.helpers import of_type
@@ -89,3 +91,17 @@ def test_glue_job_is_spark_5_with_kms_security_configuration(resources: dict[str
     assert json.loads(args["--quality_json"])["max_bad_row_share"] == config.quality.max_bad_row_share
     (db,) = of_type(resources, "AWS::Glue::Database").values()
     assert db["Properties"]["DatabaseInput"]["Name"] == config.glue_database_name
+
+
+def test_glue_job_installs_the_etl_modules_at_the_tested_versions(resources: dict[str, Any]) -> None:
+    # Given the versions the tests ran with (pyproject.toml pins)
+    with (Path(__file__).resolve().parents[2] / "pyproject.toml").open("rb") as handle:
+        pins = {
+            dep.split("==")[0]: dep.split("==")[1]
+            for dep in tomllib.load(handle)["project"]["dependencies"]
+            if "==" in dep
+        }
+    # When / Then the Glue job installs exactly those
+    (job,) = of_type(resources, "AWS::Glue::Job").values()
+    modules = job["Properties"]["DefaultArguments"]["--additional-python-modules"].split(",")
+    assert modules == [f"{name}=={pins[name]}" for name in ("pandas", "pyarrow", "numpy")]

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sagemaker_training import mapping
 
+from lambdas.prepare_training.logic import job_name
+from pipelines.evaluation import evaluate
+from pipelines.training import train
 from stacks.config import StageConfig
+from stacks.constructs.training_pipeline import TRAINING_PROGRAM, TRANSIENT_ERRORS
+from stacks.mlops_stack import MlopsStack
 from tests.infrastructure.helpers import definition, of_type
 
 
@@ -61,7 +73,7 @@ def test_every_task_retries_transient_errors_and_catches_into_one_failure_path(
     }
     for name, state in tasks.items():
         retry = state["Retry"][0]
-        assert "ThrottlingException" in retry["ErrorEquals"], name
+        assert retry["ErrorEquals"] == TRANSIENT_ERRORS, name
         assert "States.TaskFailed" not in retry["ErrorEquals"], name  # a failed job is never re-run
         assert retry["BackoffRate"] == 2 and retry["MaxAttempts"] == 4, name
         (catch,) = state["Catch"]
@@ -81,9 +93,9 @@ def test_training_job_runs_the_sklearn_container_in_script_mode(machine: dict[st
     assert "sagemaker-scikit-learn:1.9-0-cpu-py3" in image
     assert image.startswith("683313688378.dkr.ecr.us-east-1.amazonaws.com/")  # from the SDK lookup
     hps = params["HyperParameters"]
-    assert hps["sagemaker_program"] == "pipelines/training/train.py"
-    assert hps["sagemaker_submit_directory"].startswith("s3://")
-    assert hps["max_iter"] == dict(config.training.hyperparameters)["max_iter"]
+    assert json.loads(hps["sagemaker_program"]) == "pipelines/training/train.py"
+    assert json.loads(hps["sagemaker_submit_directory"]).startswith("s3://")
+    assert json.loads(hps["max_iter"]) == config.training.hyperparameters.max_iter
     names = {m["Name"] for m in params["AlgorithmSpecification"]["MetricDefinitions"]}
     assert {"validation:auc", "validation:f1"} <= names
     assert {c["ChannelName"] for c in params["InputDataConfig"]} == {"train", "validation"}
@@ -131,3 +143,151 @@ def test_idempotency_table_is_encrypted_with_ttl(resources: dict[str, Any]) -> N
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["SSESpecification"]["SSEType"] == "KMS"
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+def _function(resources: dict[str, Any], name: str) -> dict[str, Any]:
+    (fn,) = [
+        v
+        for k, v in of_type(resources, "AWS::Lambda::Function").items()
+        if k.startswith(f"Pipeline{name}") and not k.startswith(f"Pipeline{name}Role")
+    ]
+    return fn
+
+
+def _statements(resources: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    (policy,) = [v for k, v in of_type(resources, "AWS::IAM::Policy").items() if k.startswith(f"Pipeline{name}Role")]
+    return list(policy["Properties"]["PolicyDocument"]["Statement"])
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def _resources(statement: dict[str, Any]) -> list[str]:
+    resource = statement["Resource"]
+    return [json.dumps(r) for r in (resource if isinstance(resource, list) else [resource])]
+
+
+def _object_arn(resources: dict[str, Any], zone: str, suffix: str) -> str:
+    """The rendered ``<bucket ARN><suffix>`` of a data lake zone, as a policy resource."""
+    bucket = next(k for k in of_type(resources, "AWS::S3::Bucket") if k.startswith(f"DataLake{zone}"))
+    return json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [bucket, "Arn"]}, suffix]]})
+
+
+def test_failure_path_sees_the_error_the_input_and_how_far_the_run_got(machine: dict[str, Any]) -> None:
+    explain = definition(machine)["States"]["ExplainFailure"]
+    assert explain["Parameters"] == {
+        "execution.$": "$$.Execution.Name",
+        "error.$": "$.error",
+        "input.$": "$$.Execution.Input",
+        "state.$": "$",
+    }
+    assert explain["ResultPath"] == "$.failure"
+
+
+def test_training_hyperparameters_reach_train_py_as_configured(machine: dict[str, Any], config: StageConfig) -> None:
+    # Given the job's HyperParameters, decoded as the training toolkit does (json.loads of every value)
+    hps = definition(machine)["States"]["TrainModel"]["Parameters"]["HyperParameters"]
+    decoded = {name: json.loads(value) for name, value in hps.items()}
+
+    # Then the toolkit finds the program in the source archive
+    assert decoded["sagemaker_program"] == TRAINING_PROGRAM == "pipelines/training/train.py"
+    assert decoded["sagemaker_submit_directory"].endswith(".gz")  # a tar.gz, as the toolkit extracts it
+    assert decoded["sagemaker_region"] == config.region
+    # and the script parses exactly the stage's hyperparameters and dataset schema from its command line
+    script_hps = {name: value for name, value in decoded.items() if not name.startswith("sagemaker_")}
+    assert train.parse_args(mapping.to_cmd_args(script_hps)) == (config.training.hyperparameters, config.dataset)
+
+
+def test_evaluation_job_gets_the_gate_arguments_and_both_models(machine: dict[str, Any], config: StageConfig) -> None:
+    params = definition(machine)["States"]["EvaluateModels"]["Parameters"]
+    # the gate comes from the stage configuration, as arguments the job parses
+    assert params["AppSpecification"]["ContainerArguments"] == evaluate.processing_arguments(config.evaluation)
+    assert "Environment" not in params  # evaluate.py reads no environment variables
+    # the inputs land where the job looks for them by default
+    defaults = evaluate.parse_args(evaluate.processing_arguments(config.evaluation))
+    inputs = {i["InputName"]: i["S3Input"] for i in params["ProcessingInputs"]}
+    assert set(inputs) == {"code", "test", "challenger", "champion"}
+    for name, default, path in (
+        ("test", defaults.test_dir, "$.prepared.curated.test_uri"),
+        ("challenger", defaults.challenger_dir, "$.training.model_data"),
+        ("champion", defaults.champion_dir, "$.prepared.champion_model_data"),
+    ):
+        assert inputs[name]["LocalPath"] == str(default), name
+        assert inputs[name]["S3Uri.$"] == path, name
+        assert inputs[name]["S3DataType"] == "S3Prefix", name
+    (output,) = params["ProcessingOutputConfig"]["Outputs"]
+    assert output["S3Output"]["LocalPath"] == str(defaults.output_dir)
+    assert output["S3Output"]["S3Uri.$"] == "$.prepared.evaluation_uri"
+    assert params["ProcessingJobName.$"] == "$.prepared.evaluation_job_name"
+
+
+def test_evaluation_entrypoint_unpacks_the_source_and_passes_the_arguments(
+    machine: dict[str, Any], stack: MlopsStack, tmp_path: Path
+) -> None:
+    # Given the code input as the job would download it: the synthesized source archive under its object name
+    params = definition(machine)["States"]["EvaluateModels"]["Parameters"]
+    app = params["AppSpecification"]
+    code_uri = next(i["S3Input"]["S3Uri"] for i in params["ProcessingInputs"] if i["InputName"] == "code")
+    object_name = code_uri.rsplit("/", 1)[1]
+    archive = Path(stack.node.root.outdir) / f"asset.{object_name.split('.')[0]}.tar.gz"  # type: ignore[attr-defined]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / object_name).write_bytes(archive.read_bytes())
+    python = tmp_path / "bin" / "python3"
+    python.parent.mkdir()
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+
+    # When the container runs its entrypoint with the job's arguments (paths moved under tmp_path)
+    command = [part.replace("/opt/ml/processing/code", str(code)) for part in app["ContainerEntrypoint"]]
+    result = subprocess.run(
+        [*command, *app["ContainerArguments"]],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{python.parent}:{os.environ['PATH']}"},
+        timeout=300,
+        check=False,
+    )
+
+    # Then the archive was unpacked, and the module accepted the gate arguments and went looking for its
+    # inputs (absent here), so no argument was lost to the shell
+    assert (code / "pipelines" / "evaluation" / "evaluate.py").is_file()
+    assert "arguments are required" not in result.stderr
+    assert "no challenger model under /opt/ml/processing/challenger" in result.stderr
+    assert result.returncode == 1
+
+
+def test_pipeline_lambdas_get_their_configuration(resources: dict[str, Any], config: StageConfig) -> None:
+    prepare = _function(resources, "PrepareTraining")["Properties"]["Environment"]["Variables"]
+    assert prepare["JOB_PREFIX"] == config.prefix
+    assert json.loads(prepare["DATASET_SCHEMA"])["name"] == config.dataset.name
+    # the evaluation job names it makes fall under the state machine's processing-job permission
+    assert job_name(prepare["JOB_PREFIX"], "eval", "x" * 80).startswith(f"{config.prefix}-")
+    register = _function(resources, "RegisterModel")["Properties"]["Environment"]["Variables"]
+    assert json.loads(register["HYPERPARAMETERS"]) == asdict(config.training.hyperparameters)
+    assert register["APPROVAL_MODE"] == config.approval
+    assert "sagemaker-scikit-learn:1.9-0-cpu-py3" in register["INFERENCE_IMAGE"]
+    assert len(register["CODE_VERSION"]) == 12
+    assert "GATE" not in register
+
+
+def test_pipeline_lambdas_touch_only_their_own_data(resources: dict[str, Any]) -> None:
+    # prepare writes one object kind: the no-champion placeholder; it reads the curated prefix only
+    prepare = _statements(resources, "PrepareTraining")
+    writes = [s for s in prepare if any(a.startswith("s3:Put") for a in _actions(s))]
+    (write,) = writes
+    assert _resources(write) == [_object_arn(resources, "Artifacts", "/evaluations/*/no-champion/NO_CHAMPION")]
+    reads = [s for s in prepare if "s3:GetObject*" in _actions(s)]
+    assert [r for s in reads for r in _resources(s) if "/" in r] == [_object_arn(resources, "Curated", "/curated/*")]
+    # register reads evaluation reports only and writes no data; it may create and update packages
+    register = _statements(resources, "RegisterModel")
+    assert not [a for s in register for a in _actions(s) if a.startswith(("s3:Put", "s3:Delete"))]
+    register_reads = [r for s in register if "s3:GetObject*" in _actions(s) for r in _resources(s) if "/" in r]
+    assert register_reads == [_object_arn(resources, "Artifacts", "/evaluations/*")]
+    actions = {a for s in register for a in _actions(s)}
+    assert {"sagemaker:CreateModelPackage", "sagemaker:UpdateModelPackage"} <= actions
+    # the failure explainer needs no data at all
+    failure = _statements(resources, "ExplainFailure")
+    assert not [a for s in failure for a in _actions(s) if a.startswith(("s3:", "sagemaker:", "kms:"))]
