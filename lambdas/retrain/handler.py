@@ -1,0 +1,100 @@
+"""CloudWatch alarm Lambda action -> the retrain guard's decision: logged, metered, notified, once per transition."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from lambdas.retrain import logic
+from lambdas.retrain.models import AlarmEvent
+from lambdas.shared.observability import logger, metrics, tracer
+
+DECISION_METRIC = "RetrainDecision"
+
+
+class Settings(BaseModel):
+    """Parsed at first use: a missing variable fails loudly with its name."""
+
+    STATE_MACHINE_ARN: str
+    GUARD_TABLE: str
+    TOPIC_ARN: str
+    CURATED_BUCKET: str
+    MANIFEST_KEY: str
+    GUARD: str  # JSON of stacks.config.RetrainGuard
+    ALARMS: str  # JSON {alarm name: comparison operator}
+    POWERTOOLS_SERVICE_NAME: str = "retrain"  # the dashboard reads RetrainDecision{decision, service=retrain}
+
+    def logic_settings(self) -> logic.Settings:
+        return logic.Settings(
+            guard_table=self.GUARD_TABLE,
+            state_machine_arn=self.STATE_MACHINE_ARN,
+            topic_arn=self.TOPIC_ARN,
+            curated_bucket=self.CURATED_BUCKET,
+            manifest_key=self.MANIFEST_KEY,
+            alarms=dict(json.loads(self.ALARMS)),
+            guard=logic.Guard(**json.loads(self.GUARD)),
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))
+
+
+@lru_cache(maxsize=1)
+def _clients() -> logic.Clients:
+    return logic.Clients(
+        dynamodb=boto3.client("dynamodb"),
+        sfn=boto3.client("stepfunctions"),
+        s3=boto3.client("s3"),
+        sns=boto3.client("sns"),
+    )
+
+
+_idempotency = IdempotencyConfig(
+    event_key_jmespath="[alarm_arn, state, timestamp_text]", expires_after_seconds=7 * 86400
+)
+
+
+@lru_cache(maxsize=1)
+def _decide_once() -> Any:
+    """One decision per alarm transition (idempotency records live in the guard table, pk/sk)."""
+    persistence = DynamoDBPersistenceLayer(table_name=settings().GUARD_TABLE, key_attr="pk", sort_key_attr="sk")
+
+    @idempotent_function(data_keyword_argument="transition", persistence_store=persistence, config=_idempotency)
+    def decide_once(transition: dict[str, Any]) -> dict[str, Any]:
+        parsed = logic.Transition(**{**transition, "timestamp": logic.parse_time(transition["timestamp_text"])})
+        decision = logic.decide(_clients(), settings().logic_settings(), parsed)
+        logger.info(f"retrain {decision.decision}: {decision.reason}", extra=decision.to_dict())
+        metrics.add_dimension(name="decision", value=decision.decision)
+        metrics.add_dimension(name="service", value=settings().POWERTOOLS_SERVICE_NAME)
+        metrics.add_metric(name=DECISION_METRIC, unit=MetricUnit.Count, value=1)
+        logic.notify(_clients().sns, settings().TOPIC_ARN, decision)
+        return decision.to_dict()
+
+    return decide_once
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=AlarmEvent)
+def handler(event: AlarmEvent, context: LambdaContext) -> dict[str, Any]:
+    transition = logic.Transition.from_event(event)
+    _idempotency.register_lambda_context(context)
+    payload = {k: v for k, v in transition.__dict__.items() if k != "timestamp"}
+    result: dict[str, Any] = _decide_once()(transition=payload)
+    return result

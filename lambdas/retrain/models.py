@@ -1,0 +1,58 @@
+"""The CloudWatch alarm Lambda-action event (Powertools has a data class for it, no parser model).
+
+Shape (docs: "Invoke a Lambda function from an alarm"): ``{"source": "aws.cloudwatch", "alarmArn", "accountId",
+"time", "region", "alarmData": {"alarmName", "state": {"value", "reason", "reasonData", "timestamp"},
+"previousState": {...}, "configuration": {"description", "metrics": [{"id", "metricStat": {"metric":
+{"namespace", "name", "dimensions"}, "period", "stat"}, "returnData"}]}}}``. ``reasonData`` is a JSON string;
+for a metric alarm it holds ``threshold``, ``period`` and ``evaluatedDatapoints`` (``timestamp`` and, when
+there was data, ``value``), newest first.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+StateValue = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+
+
+class AlarmState(BaseModel):
+    value: StateValue
+    reason: str = ""
+    reason_data: str | None = Field(default=None, alias="reasonData")
+    timestamp: str
+
+    def reason_data_decoded(self) -> dict[str, Any] | None:
+        if not self.reason_data:
+            return None
+        try:
+            decoded = json.loads(self.reason_data)
+        except ValueError:
+            return None
+        return decoded if isinstance(decoded, dict) else None
+
+
+class AlarmData(BaseModel):
+    alarm_name: str = Field(alias="alarmName")
+    state: AlarmState
+    previous_state: AlarmState | None = Field(default=None, alias="previousState")
+    configuration: dict[str, Any] = Field(default_factory=dict)
+
+    def period_seconds(self) -> int | None:
+        """The metric period from the alarm configuration (first metric with a metricStat)."""
+        for metric in self.configuration.get("metrics") or []:
+            period = (metric.get("metricStat") or {}).get("period")
+            if period:
+                return int(period)
+        return None
+
+
+class AlarmEvent(BaseModel):
+    source: Literal["aws.cloudwatch"]
+    alarm_arn: str = Field(alias="alarmArn")
+    account_id: str = Field(alias="accountId")
+    time: str
+    region: str
+    alarm_data: AlarmData = Field(alias="alarmData")
