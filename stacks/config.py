@@ -78,6 +78,14 @@ class ServingSettings:
     max_execution_timeout_seconds: int = 1800
     data_capture_percent: int = 100
     variant_name: str = "AllTraffic"
+    smoke_tolerance: float = 1e-4  # golden payloads: max |probability - expected| on the candidate endpoint
+    # SHADOW: the challenger gets a copy of production traffic for shadow_bake_seconds, then is promoted only if
+    # it is not worse than the champion on these measures
+    shadow_bake_seconds: int = 1800
+    shadow_min_invocations: int = 100
+    shadow_max_error_rate_increase: float = 0.01  # absolute, e.g. 0.01 = one percentage point
+    shadow_max_latency_ratio: float = 1.2  # shadow mean ModelLatency / production mean ModelLatency
+    shadow_min_agreement: float = 0.9  # share of paired captured rows with the same label
 
 
 @dataclass(frozen=True)

@@ -55,15 +55,30 @@ def acknowledge_findings(stack: MlopsStack) -> None:
         (lake.raw, "batch-input", "batch inputs are read by the transform job"),
         (lake.raw, "ground-truth", "labels uploaded by users are read by the ground-truth Lambda"),
         (lake.curated, "batch-output", "transform results are written under this prefix only"),
-        (lake.curated, "manifests", "the retrain Lambda reads dataset manifests only"),
+        (lake.curated, "manifests", "the retrain Lambda and the drift monitor read dataset manifests only"),
         (lake.artifacts, "models", "the endpoint reads model.tar.gz files under models/ only"),
-        (lake.artifacts, "data-capture", "the endpoint writes captured requests under this prefix only"),
+        (
+            lake.artifacts,
+            "data-capture",
+            "the endpoint writes captured requests under this prefix only; the deploy Lambda reads them here "
+            "(shadow vs production comparison)",
+        ),
         (
             lake.artifacts,
             "evaluations",
             "the deploy and register Lambdas read evaluation reports (evaluation.json, golden payloads) only",
         ),
-        (lake.curated, "curated", "the prepare Lambda reads the ETL's quality reports (lineage) only"),
+        (lake.curated, "curated", "the prepare Lambda and the drift monitor read the ETL's quality reports only"),
+        (
+            lake.artifacts,
+            "monitoring/drift",
+            "the drift monitor reads and writes its reports and capture watermark under this prefix only",
+        ),
+        (
+            lake.artifacts,
+            "monitoring/quality",
+            "the ground-truth Lambda writes joined labels and quality summaries under this prefix only",
+        ),
     ):
         _ack(stack, f"AwsSolutions-IAM5[Resource::{_ref(stack, bucket)}/{prefix}/*]", why)
     _ack(
@@ -133,7 +148,8 @@ def acknowledge_findings(stack: MlopsStack) -> None:
         "actions without resource-level permissions only: ecr:GetAuthorizationToken, X-Ray "
         "PutTraceSegments/PutTelemetryRecords, cloudwatch:PutMetricData (limited by a namespace "
         "condition), sagemaker:List* (cleanup enumerates what the pipeline created; ListModelPackages, which "
-        "the prepare/register Lambdas call, has no resource-level permission)",
+        "the prepare/register Lambdas call, has no resource-level permission), cloudwatch:GetMetricStatistics "
+        "(the deploy Lambda compares shadow and production variant metrics)",
     )
     functions = [
         stack.pipeline.prepare_fn,

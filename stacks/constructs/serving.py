@@ -15,6 +15,7 @@ from dataclasses import asdict
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -29,6 +30,8 @@ from stacks.config import StageConfig
 from stacks.constructs.data_lake import BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX, DATA_CAPTURE_PREFIX, DataLake
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
 from stacks.constructs.training_pipeline import TRANSIENT_ERRORS
+
+AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 
 
 class Serving(Construct):
@@ -47,7 +50,8 @@ class Serving(Construct):
         stack = cdk.Stack.of(self)
         self.config = config
         self.endpoint_name = config.endpoint_name
-        self.data_capture_uri = f"s3://{lake.artifacts.bucket_name}/{DATA_CAPTURE_PREFIX}{config.endpoint_name}"
+        # SageMaker writes captures to <DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<uuid>.jsonl
+        self.data_capture_uri = f"s3://{lake.artifacts.bucket_name}/{DATA_CAPTURE_PREFIX.rstrip('/')}"
 
         # ---- endpoint execution role: model artifacts (read), data capture (write), logs ----
         self.endpoint_role = iam.Role(
@@ -110,18 +114,17 @@ class Serving(Construct):
             self,
             "Deploy",
             handler="deploy.handler.handler",
-            description="Deployment steps: prepare, smoke test, create/update with guardrails, verify",
+            description="Deployment steps: prepare, smoke test, create/update with guardrails, shadow, verify",
             timeout=cdk.Duration.minutes(5),
             environment={
                 "ENDPOINT_NAME": config.endpoint_name,
                 "ENDPOINT_ROLE_ARN": self.endpoint_role.role_arn,
+                "RESOURCE_PREFIX": config.prefix,
                 "MODEL_PACKAGE_GROUP": model_package_group_name,
                 "DATA_CAPTURE_URI": self.data_capture_uri,
                 "KMS_KEY_ARN": lake.key.key_arn,
-                "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
                 "SERVING": json.dumps(asdict(serving)),
                 "ROLLBACK_ALARMS": json.dumps(self.rollback_alarm_names),
-                "DATASET_SCHEMA": config.dataset.to_json(),
             },
         )
         self._grant_deploy(self.deploy_fn, config, lake, model_package_group_name)
@@ -157,6 +160,19 @@ class Serving(Construct):
                 resources=["*"],
             )
         )
+        # deleting an autoscaled endpoint deregisters its scalable targets, which needs this permission
+        self.cleanup_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "application-autoscaling:DescribeScalableTargets",
+                    "application-autoscaling:DeregisterScalableTarget",
+                ],
+                resources=[
+                    stack.format_arn(service="application-autoscaling", resource="scalable-target", resource_name="*")
+                ],
+                conditions={"StringEquals": {"application-autoscaling:service-namespace": "sagemaker"}},
+            )
+        )
         provider = cr.Provider(
             self,
             "CleanupProvider",
@@ -175,26 +191,44 @@ class Serving(Construct):
             resource_type="Custom::SageMakerCleanup",
             properties={"Prefix": config.prefix, "EndpointName": config.endpoint_name},
         )
+        # deleted before the role the endpoints run with (CloudFormation deletes dependents first)
+        self.cleanup.node.add_dependency(self.endpoint_role)
 
         # ---- batch inference: upload to raw/batch-input/ -> transform job with the champion ----
+        self.batch_idempotency = dynamodb.Table(
+            self,
+            "BatchIdempotencyTable",
+            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
+            time_to_live_attribute="expiration",
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=lake.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
         self.batch_fn = lambdas.function(
             self,
             "BatchInference",
             handler="batch_inference.handler.handler",
-            description="Runs a batch transform with the champion on each batch-input upload",
+            description="Runs a batch transform with the champion on each batch-input upload (once per version)",
             environment={
                 "MODEL_PACKAGE_GROUP": model_package_group_name,
                 "OUTPUT_URI": f"s3://{lake.curated.bucket_name}/{BATCH_OUTPUT_PREFIX}",
+                "INPUT_PREFIX": BATCH_INPUT_PREFIX,
                 "ENDPOINT_ROLE_ARN": self.endpoint_role.role_arn,
                 "KMS_KEY_ARN": lake.key.key_arn,
                 "INSTANCE_TYPE": serving.instance_type,
                 "RESOURCE_PREFIX": config.prefix,
+                "IDEMPOTENCY_TABLE": self.batch_idempotency.table_name,
             },
         )
         self.batch_fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
                     "sagemaker:CreateTransformJob",
+                    "sagemaker:DescribeTransformJob",
                     "sagemaker:CreateModel",
                     "sagemaker:DescribeModel",
                     "sagemaker:AddTags",
@@ -207,6 +241,10 @@ class Serving(Construct):
         )
         self._grant_registry_read(self.batch_fn, model_package_group_name)
         self.endpoint_role.grant_pass_role(self.batch_fn.grant_principal)
+        self.batch_idempotency.grant_read_write_data(self.batch_fn)
+        lake.key.grant_encrypt_decrypt(self.batch_fn)
+        lake.key.grant(self.batch_fn, "kms:CreateGrant", "kms:DescribeKey")
+        grant_put_metrics(self.batch_fn, config.metrics_namespace)
         events.Rule(
             self,
             "BatchInputRule",
@@ -318,9 +356,25 @@ class Serving(Construct):
                 resources=[a.alarm_arn for a in self.rollback_alarms],
             )
         )
+        # the autoscaling service-linked role is created on the first RegisterScalableTarget for an endpoint
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    f"arn:{cdk.Aws.PARTITION}:iam::{cdk.Aws.ACCOUNT_ID}:role/aws-service-role/"
+                    f"{AUTOSCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ],
+                conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
+            )
+        )
+        # shadow comparison: AWS/SageMaker variant metrics (no resource-level permission) and captured traffic
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:GetMetricStatistics"], resources=["*"]))
+        lake.artifacts.grant_read(fn, f"{DATA_CAPTURE_PREFIX}*")
         self.endpoint_role.grant_pass_role(fn.grant_principal)
         lake.artifacts.grant_read(fn, "evaluations/*")
         lake.key.grant_decrypt(fn)
+        # endpoint configs name the data key (storage volume, data capture): the caller needs grants on it
+        lake.key.grant(fn, "kms:CreateGrant", "kms:DescribeKey")
         grant_put_metrics(fn, config.metrics_namespace)
 
     def _deployment_state_machine(self, config: StageConfig, topic: sns.ITopic) -> sfn.StateMachine:
@@ -358,10 +412,17 @@ class Serving(Construct):
         failure_path = explain.next(notify_failure).next(fail)
 
         prepare = step("PrepareDeployment", "prepare")
+        # golden payloads on a short-lived candidate endpoint (<endpoint>-smoke) before any traffic moves
+        start_smoke = step("StartSmokeEndpoint", "smoke_endpoint", "$.smoke")
+        wait_smoke = sfn.Wait(self, "WaitForSmokeEndpoint", time=sfn.WaitTime.seconds_path("$.smoke.poll_seconds"))
+        check_smoke = step("CheckSmokeEndpoint", "smoke_endpoint", "$.smoke")
         smoke = step("SmokeTest", "smoke_test", "$.smoke")
+        # create, or update with blue/green guardrails; SHADOW bakes the new model as a shadow variant first
         rollout = step("StartRollout", "rollout", "$.rollout")
         wait = sfn.Wait(self, "WaitForRollout", time=sfn.WaitTime.seconds_path("$.rollout.poll_seconds"))
         check = step("CheckRollout", "check", "$.rollout")
+        wait_shadow = sfn.Wait(self, "WaitForShadowBake", time=sfn.WaitTime.seconds_path("$.rollout.bake_seconds"))
+        compare = step("CompareShadow", "compare_shadow", "$.rollout")
         verify = step("VerifyDeployment", "verify", "$.verified")
         notify_done = tasks.SnsPublish(
             self,
@@ -372,15 +433,24 @@ class Serving(Construct):
             message_attributes={"outcome": tasks.MessageAttribute(value="deployed")},
             result_path=sfn.JsonPath.DISCARD,
         )
-        for task in (prepare, smoke, rollout, check, verify, notify_done):
+        for task in (prepare, start_smoke, check_smoke, smoke, rollout, check, compare, verify, notify_done):
             task.add_catch(failure_path, errors=["States.ALL"], result_path="$.error")
+        smoke_ready = (
+            sfn.Choice(self, "SmokeEndpointReady")
+            .when(sfn.Condition.string_equals("$.smoke.status", "InProgress"), wait_smoke)
+            .otherwise(smoke)
+        )
+        wait_smoke.next(check_smoke).next(smoke_ready)
         in_progress = (
             sfn.Choice(self, "RolloutFinished")
             .when(sfn.Condition.string_equals("$.rollout.status", "InProgress"), wait)
+            .when(sfn.Condition.string_equals("$.rollout.status", "ShadowBaking"), wait_shadow)
             .otherwise(verify.next(notify_done).next(sfn.Succeed(self, "Deployed")))
         )
         wait.next(check).next(in_progress)
-        definition = prepare.next(smoke).next(rollout).next(in_progress)
+        wait_shadow.next(compare).next(in_progress)
+        smoke.next(rollout).next(in_progress)
+        definition = prepare.next(start_smoke).next(smoke_ready)
         log_group = logs.LogGroup(
             self,
             "DeploymentLogs",
@@ -396,7 +466,8 @@ class Serving(Construct):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             timeout=cdk.Duration.hours(3),
-            comment="Approved package -> smoke test -> guarded rollout -> verify (silent rollback = failure)",
+            comment="Approved package -> smoke test -> guarded rollout (or shadow bake + comparison) -> verify "
+            "(silent rollback = failure) -> autoscaling",
         )
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import asdict
+from typing import Any, get_args
 
+from lambdas.deploy.models import Action, ServingConfig
 from stacks.config import StageConfig
-from tests.infrastructure.helpers import definition, of_type
+from tests.infrastructure.helpers import definition, of_type, render
 
 
 def _function(resources: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -16,6 +18,20 @@ def _function(resources: dict[str, Any], prefix: str) -> dict[str, Any]:
         if k.startswith(prefix) and not k.startswith(prefix + "Role")
     ]
     return fn
+
+
+def _statements(resources: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for k, v in of_type(resources, "AWS::IAM::Policy").items()
+        if k.startswith(role_prefix)
+        for statement in v["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _statement(statements: list[dict[str, Any]], action: str) -> dict[str, Any]:
+    (found,) = [s for s in statements if action in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    return found
 
 
 def test_model_package_group_and_approval_triggers_deployment(resources: dict[str, Any], config: StageConfig) -> None:
@@ -59,20 +75,139 @@ def test_deploy_lambda_gets_canary_settings_and_alarm_names(resources: dict[str,
     assert env["ENDPOINT_NAME"] == config.endpoint_name
 
 
-def test_deployment_machine_smoke_tests_before_rollout_and_verifies_after(resources: dict[str, Any]) -> None:
+def _deployment(resources: dict[str, Any]) -> dict[str, Any]:
     (sm,) = [
         v
         for v in of_type(resources, "AWS::StepFunctions::StateMachine").values()
         if v["Properties"]["StateMachineName"].endswith("-deployment")
     ]
-    d = definition(sm)
+    return definition(sm)
+
+
+def test_deployment_machine_smoke_tests_before_rollout_and_verifies_after(resources: dict[str, Any]) -> None:
+    d = _deployment(resources)
     states = d["States"]
     assert d["StartAt"] == "PrepareDeployment"
-    assert states["PrepareDeployment"]["Next"] == "SmokeTest"
+    # a candidate endpoint comes up (wait loop), then the golden payloads, then the rollout
+    assert states["PrepareDeployment"]["Next"] == "StartSmokeEndpoint"
+    assert states["StartSmokeEndpoint"]["Next"] == "SmokeEndpointReady"
+    ready = states["SmokeEndpointReady"]
+    assert ready["Choices"] == [
+        {"Variable": "$.smoke.status", "StringEquals": "InProgress", "Next": "WaitForSmokeEndpoint"}
+    ]
+    assert ready["Default"] == "SmokeTest"
+    assert states["WaitForSmokeEndpoint"]["Next"] == "CheckSmokeEndpoint"
+    assert states["CheckSmokeEndpoint"]["Next"] == "SmokeEndpointReady"
     assert states["SmokeTest"]["Next"] == "StartRollout"
-    assert states["WaitForRollout"]["SecondsPath"] == "$.rollout.poll_seconds"
+    # rollout: poll while InProgress, shadow bake + comparison, then verify (a silent rollback fails there)
+    assert states["StartRollout"]["Next"] == "RolloutFinished"
+    finished = states["RolloutFinished"]
+    assert finished["Choices"] == [
+        {"Variable": "$.rollout.status", "StringEquals": "InProgress", "Next": "WaitForRollout"},
+        {"Variable": "$.rollout.status", "StringEquals": "ShadowBaking", "Next": "WaitForShadowBake"},
+    ]
+    assert finished["Default"] == "VerifyDeployment"
+    assert states["WaitForRollout"]["Next"] == "CheckRollout"
+    assert states["CheckRollout"]["Next"] == "RolloutFinished"
+    assert states["WaitForShadowBake"]["Next"] == "CompareShadow"
+    assert states["CompareShadow"]["Next"] == "RolloutFinished"
     assert states["VerifyDeployment"]["Next"] == "NotifyDeployed"
+    assert states["NotifyDeployed"]["Next"] == "Deployed"
     assert states["DeploymentFailed"]["Type"] == "Fail"
+
+
+def test_deployment_waits_take_their_seconds_from_the_state(resources: dict[str, Any]) -> None:
+    states = _deployment(resources)["States"]
+    waits = {name: s for name, s in states.items() if s["Type"] == "Wait"}
+    assert {name: s["SecondsPath"] for name, s in waits.items()} == {
+        "WaitForSmokeEndpoint": "$.smoke.poll_seconds",
+        "WaitForRollout": "$.rollout.poll_seconds",
+        "WaitForShadowBake": "$.rollout.bake_seconds",
+    }
+    assert not any("Seconds" in s for s in waits.values())
+
+
+def test_every_deployment_step_fails_into_explain_notify_fail(resources: dict[str, Any]) -> None:
+    states = _deployment(resources)["States"]
+    failure_path = {"ExplainDeployFailure", "NotifyDeployFailed"}
+    tasks = {name: s for name, s in states.items() if s["Type"] == "Task" and name not in failure_path}
+    assert len(tasks) == 9
+    for name, task in tasks.items():
+        assert task["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExplainDeployFailure"}
+        ], name
+    assert states["ExplainDeployFailure"]["ResultPath"] == "$.failure"
+    assert states["ExplainDeployFailure"]["Next"] == "NotifyDeployFailed"
+    assert states["NotifyDeployFailed"]["Next"] == "DeploymentFailed"
+    assert states["DeploymentFailed"]["CausePath"] == "$.failure.reason"
+
+
+def test_deployment_steps_call_actions_the_deploy_lambda_knows(resources: dict[str, Any]) -> None:
+    states = _deployment(resources)["States"]
+    payloads = {  # payload_response_only: the Parameters are the Lambda's event
+        name: s["Parameters"]
+        for name, s in states.items()
+        if s["Type"] == "Task" and render(s["Resource"]).startswith("${ServingDeploy")
+    }
+    actions = {p["action"] for p in payloads.values()}
+    assert actions == set(get_args(Action))
+    for payload in payloads.values():
+        assert payload["execution.$"] == "$$.Execution.Name" and payload["state.$"] == "$"
+    assert {states[n]["ResultPath"] for n in ("StartSmokeEndpoint", "CheckSmokeEndpoint", "SmokeTest")} == {"$.smoke"}
+    assert {states[n]["ResultPath"] for n in ("StartRollout", "CheckRollout", "CompareShadow")} == {"$.rollout"}
+
+
+def test_deploy_lambda_settings_parse_into_the_lambdas_own_model(
+    resources: dict[str, Any], config: StageConfig
+) -> None:
+    env = _function(resources, "ServingDeploy")["Properties"]["Environment"]["Variables"]
+    # the Lambda cannot import stacks.config: its ServingConfig refuses unknown keys, so the two stay in step
+    serving = ServingConfig.model_validate_json(env["SERVING"])
+    assert serving.model_dump() == asdict(config.serving)
+    assert env["RESOURCE_PREFIX"] == config.prefix
+    capture = render(env["DATA_CAPTURE_URI"])
+    assert capture.startswith("s3://${DataLakeArtifacts") and capture.endswith("}/data-capture")
+
+
+def test_deploy_role_can_autoscale_compare_shadows_and_use_the_data_key(resources: dict[str, Any]) -> None:
+    statements = _statements(resources, "ServingDeployRole")
+    slr = _statement(statements, "iam:CreateServiceLinkedRole")
+    assert slr["Condition"] == {"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}
+    assert "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in render(slr["Resource"])
+    assert _statement(statements, "cloudwatch:GetMetricStatistics")["Resource"] == "*"
+    kms = _statement(statements, "kms:CreateGrant")
+    assert "kms:DescribeKey" in kms["Action"] and kms["Resource"]["Fn::GetAtt"][0].startswith("DataLakeDataKey")
+    reads = [s for s in statements if "s3:GetObject*" in s["Action"]]
+    prefixes = {render(r).rsplit("}/", 1)[-1] for s in reads for r in s["Resource"] if "/" in render(r)}
+    assert {"evaluations/*", "data-capture/*"} <= prefixes
+
+
+def test_cleanup_runs_before_the_endpoint_role_goes_and_may_deregister_autoscaling(resources: dict[str, Any]) -> None:
+    (key,) = [k for k, v in resources.items() if v["Type"] == "Custom::SageMakerCleanup"]
+    (role,) = [k for k in of_type(resources, "AWS::IAM::Role") if k.startswith("ServingEndpointRole")]
+    assert role in resources[key]["DependsOn"]
+    statements = _statements(resources, "ServingCleanupRole")
+    deregister = _statement(statements, "application-autoscaling:DeregisterScalableTarget")
+    assert deregister["Condition"] == {"StringEquals": {"application-autoscaling:service-namespace": "sagemaker"}}
+
+
+def test_batch_inference_runs_once_per_object_version_with_the_champion(
+    resources: dict[str, Any], config: StageConfig
+) -> None:
+    env = _function(resources, "ServingBatchInference")["Properties"]["Environment"]["Variables"]
+    assert env["INPUT_PREFIX"] == "batch-input/"
+    assert env["RESOURCE_PREFIX"] == config.prefix
+    assert render(env["OUTPUT_URI"]).endswith("}/batch-output/")
+    table = resources[env["IDEMPOTENCY_TABLE"]["Ref"]]["Properties"]
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    (rule,) = [
+        r["Properties"]
+        for r in of_type(resources, "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("detail", {}).get("object")
+        == {"key": [{"prefix": "batch-input/"}]}
+    ]
+    assert rule["Targets"][0]["Arn"]["Fn::GetAtt"][0].startswith("ServingBatchInference")
 
 
 def test_endpoint_role_is_assumed_by_sagemaker(resources: dict[str, Any]) -> None:

@@ -137,7 +137,7 @@ def test_raw_upload_under_the_dataset_prefix_invokes_the_start_lambda(
 
 
 def test_idempotency_table_is_encrypted_with_ttl(resources: dict[str, Any]) -> None:
-    tables = [v for k, v in of_type(resources, "AWS::DynamoDB::Table").items() if "Idempotency" in k]
+    tables = [v for k, v in of_type(resources, "AWS::DynamoDB::Table").items() if k.startswith("PipelineIdempotency")]
     (table,) = tables
     props = table["Properties"]
     assert props["SSESpecification"]["SSEEnabled"] is True

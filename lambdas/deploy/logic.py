@@ -1,0 +1,936 @@
+"""The deployment steps: prepare, smoke test, guarded rollout, shadow comparison, verify, explain a failure.
+
+Every step is safe to run twice (Step Functions retries a Lambda on transient errors): resources have
+deterministic names per package version and a step first looks at what already exists.
+
+- ``prepare``: the approved package -> a Model and a production EndpointConfig (data capture, KMS), a smoke
+  config (one instance, no capture) and, for SHADOW with a live champion, a config with the champion in
+  production and the new model as a shadow variant.
+- ``smoke_endpoint`` / ``smoke_test``: a short-lived candidate endpoint ``<endpoint>-smoke`` on the smoke config;
+  once InService, the golden payloads (``golden.json`` next to the package's evaluation report) are sent to it and
+  the probabilities compared with the expected ones; the candidate is deleted whatever the result.
+- ``rollout`` / ``check``: create the endpoint (first deploy) or update it with SageMaker deployment guardrails
+  (blue/green CANARY / LINEAR / ALL_AT_ONCE with auto-rollback on the guardrail alarms); SHADOW puts the new
+  model next to the champion first.
+- ``compare_shadow``: after the bake, shadow vs production from CloudWatch (invocations, errors, latency) and data
+  capture (label agreement on the same requests); promote (a normal update) only if the shadow is not worse,
+  otherwise put the champion-only config back and fail with the comparison.
+- ``verify``: the endpoint really runs the requested config and variants (back on the previous config after an
+  update = a silent rollback: fail), then register autoscaling on invocations per instance.
+- ``explain_failure``: subject / message / reason for the failure notification.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from lambdas.deploy.models import (
+    Champion,
+    Comparison,
+    DeploymentState,
+    Prepared,
+    Rollout,
+    ServingConfig,
+    Smoke,
+)
+
+logger = logging.getLogger(__name__)
+
+NAME_LIMIT = 63
+SMOKE_SUFFIX = "-smoke"
+SHADOW_VARIANT = "Shadow"
+SMOKE_POLL_SECONDS = 30
+PROVISIONING_ALLOWANCE_SECONDS = 900  # a new fleet takes minutes to come up before traffic shifts
+IN_FLIGHT = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+GOLDEN_FILE = "golden.json"
+
+
+# ---- errors (the Lambda's errorType is the class name; the failure path reads it) -----------------------
+
+
+class DeploymentError(Exception):
+    """Base of every deployment failure."""
+
+
+class PackageNotDeployable(DeploymentError):
+    """The package is not approved, not in our group, or lacks what the deployment needs."""
+
+
+class DeploymentConflict(DeploymentError):
+    """A resource under our deterministic name exists with different content, or another update is running."""
+
+
+class SmokeTestFailed(DeploymentError):
+    """The candidate endpoint did not answer the golden payloads as expected."""
+
+
+class EndpointFailed(DeploymentError):
+    """SageMaker reports the endpoint Failed / UpdateRollbackFailed."""
+
+
+class SilentRollback(DeploymentError):
+    """The update ended with the endpoint back on its previous config (deployment guardrails rolled it back)."""
+
+
+class ShadowNotPromoted(DeploymentError):
+    """The shadow model was worse than (or not proven against) the champion."""
+
+
+OUTCOMES = {
+    "SilentRollback": "rolled_back",
+    "SmokeTestFailed": "smoke_test_failed",
+    "ShadowNotPromoted": "shadow_rejected",
+    "States.Timeout": "timed_out",
+}
+
+
+# ---- settings and clients ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeploySettings:
+    endpoint_name: str
+    role_arn: str
+    resource_prefix: str
+    model_package_group: str
+    data_capture_uri: str  # s3://<artifacts>/data-capture: SageMaker appends <endpoint>/<variant>/yyyy/mm/dd/hh/
+    kms_key_arn: str
+    serving: ServingConfig
+    rollback_alarms: tuple[str, ...]
+
+
+@dataclass
+class Clients:
+    sagemaker: Any
+    runtime: Any
+    s3: Any
+    cloudwatch: Any
+    autoscaling: Any
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+def error_code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def error_message(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Message", "")) or str(error)
+
+
+def _not_found(error: Exception) -> bool:
+    return error_code(error) in ("ValidationException", "ResourceNotFound") and (
+        "Could not find" in error_message(error) or "does not exist" in error_message(error)
+    )
+
+
+def resource_name(base: str, suffix: str = "") -> str:
+    """A SageMaker name (<= 63 chars of [a-zA-Z0-9-]) ending with ``suffix``."""
+    clean = re.sub(r"[^a-zA-Z0-9-]", "-", base).strip("-")
+    return f"{clean[: NAME_LIMIT - len(suffix)].rstrip('-')}{suffix}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise PackageNotDeployable(f"not an S3 URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# ---- the steps -------------------------------------------------------------------------------------------
+
+
+class Deployer:
+    def __init__(self, settings: DeploySettings, clients: Clients) -> None:
+        self.settings = settings
+        self.serving = settings.serving
+        self.clients = clients
+        self.sm = clients.sagemaker
+
+    def handle(self, action: str, execution: str, state: DeploymentState) -> dict[str, Any]:
+        """The one entry point of the handler."""
+        steps: dict[str, Callable[[DeploymentState], Any]] = {
+            "prepare": self.prepare,
+            "smoke_endpoint": self.smoke_endpoint,
+            "smoke_test": self.smoke_test,
+            "rollout": self.rollout,
+            "check": self.check,
+            "compare_shadow": self.compare_shadow,
+            "verify": self.verify,
+            "explain_failure": lambda s: self.explain_failure(execution, s),
+        }
+        result = steps[action](state)
+        return result if isinstance(result, dict) else result.model_dump(mode="json")
+
+    # ---- prepare -------------------------------------------------------------------------------------------
+
+    def prepare(self, state: DeploymentState) -> Prepared:
+        arn = state.model_package_arn
+        package = self.sm.describe_model_package(ModelPackageName=arn)
+        status = package.get("ModelApprovalStatus")
+        if status != "Approved":
+            raise PackageNotDeployable(f"model package {arn} is {status}, not Approved")
+        group = package.get("ModelPackageGroupName")
+        if group != self.settings.model_package_group:
+            raise PackageNotDeployable(
+                f"model package {arn} belongs to group {group!r}, not {self.settings.model_package_group!r}"
+            )
+        version = int(package["ModelPackageVersion"])
+        metadata = package.get("CustomerMetadataProperties") or {}
+        evaluation_uri = metadata.get("evaluation_uri")
+        if not evaluation_uri:
+            raise PackageNotDeployable(
+                f"model package {arn} has no evaluation_uri in its CustomerMetadataProperties: "
+                "no golden payloads for the smoke test"
+            )
+        containers = (package.get("InferenceSpecification") or {}).get("Containers") or []
+        if not containers or not containers[0].get("Image") or not containers[0].get("ModelDataUrl"):
+            raise PackageNotDeployable(f"model package {arn} has no inference container with Image and ModelDataUrl")
+        model_version = str(metadata.get("model_version") or f"v{version}")
+        endpoint = self.settings.endpoint_name
+        base = f"{endpoint}-v{version}"
+        model_name = resource_name(base)
+        self._ensure_model(model_name, containers[0], arn, model_version)
+        config_name = resource_name(base)
+        self._ensure_config(config_name, [self._variant(model_name, self.serving.initial_instance_count)], capture=True)
+        smoke_config = resource_name(base, SMOKE_SUFFIX)
+        self._ensure_config(smoke_config, [self._variant(model_name, 1)], capture=False)
+        champion = self._champion()
+        shadow_config = None
+        if self.serving.strategy == "SHADOW" and champion and champion.endpoint_config_name != config_name:
+            shadow_config = resource_name(base, "-shadow")
+            production = self._production_variants(champion.endpoint_config_name)
+            shadow = {**self._variant(model_name, self.serving.initial_instance_count), "VariantName": SHADOW_VARIANT}
+            self._ensure_config(shadow_config, production, capture=True, shadows=[shadow])
+        golden_uri = evaluation_uri.rstrip("/")
+        golden_uri = golden_uri.rsplit("/", 1)[0] if golden_uri.endswith(".json") else golden_uri
+        return Prepared(
+            model_package_arn=arn,
+            package_version=version,
+            model_version=model_version,
+            model_name=model_name,
+            endpoint_name=endpoint,
+            endpoint_config_name=config_name,
+            smoke_config_name=smoke_config,
+            smoke_endpoint_name=resource_name(endpoint, SMOKE_SUFFIX),
+            shadow_config_name=shadow_config,
+            shadow_variant_name=SHADOW_VARIANT if shadow_config else None,
+            strategy=self.serving.strategy,
+            golden_uri=f"{golden_uri}/{GOLDEN_FILE}",
+            champion=champion,
+        )
+
+    def _variant(self, model_name: str, instances: int) -> dict[str, Any]:
+        return {
+            "VariantName": self.serving.variant_name,
+            "ModelName": model_name,
+            "InitialInstanceCount": instances,
+            "InstanceType": self.serving.instance_type,
+            "InitialVariantWeight": 1.0,
+        }
+
+    def _ensure_model(self, name: str, container: dict[str, Any], arn: str, model_version: str) -> None:
+        try:
+            existing = self.sm.describe_model(ModelName=name)
+        except Exception as error:
+            if not _not_found(error):
+                raise
+        else:
+            url = (existing.get("PrimaryContainer") or {}).get("ModelDataUrl")
+            if url != container["ModelDataUrl"]:
+                raise DeploymentConflict(f"model {name} exists with artifacts {url}, not {container['ModelDataUrl']}")
+            return
+        primary = {"Image": container["Image"], "ModelDataUrl": container["ModelDataUrl"]}
+        if container.get("Environment"):
+            primary["Environment"] = dict(container["Environment"])
+        self.sm.create_model(
+            ModelName=name,
+            ExecutionRoleArn=self.settings.role_arn,
+            PrimaryContainer=primary,
+            Tags=[
+                {"Key": "model-package-arn", "Value": arn[-256:]},
+                {"Key": "model-version", "Value": model_version[:256]},
+            ],
+        )
+
+    def _ensure_config(
+        self,
+        name: str,
+        variants: list[dict[str, Any]],
+        *,
+        capture: bool,
+        shadows: list[dict[str, Any]] | None = None,
+    ) -> None:
+        try:
+            existing = self.sm.describe_endpoint_config(EndpointConfigName=name)
+        except Exception as error:
+            if not _not_found(error):
+                raise
+        else:
+            wanted = sorted((v["VariantName"], v["ModelName"]) for v in variants + (shadows or []))
+            found = sorted(
+                (v["VariantName"], v["ModelName"])
+                for v in existing.get("ProductionVariants", []) + existing.get("ShadowProductionVariants", [])
+            )
+            if wanted != found:
+                raise DeploymentConflict(f"endpoint config {name} exists with variants {found}, not {wanted}")
+            return
+        request: dict[str, Any] = {
+            "EndpointConfigName": name,
+            "ProductionVariants": variants,
+            "KmsKeyId": self.settings.kms_key_arn,
+        }
+        if shadows:
+            request["ShadowProductionVariants"] = shadows
+        if capture:
+            request["DataCaptureConfig"] = {
+                "EnableCapture": True,
+                "InitialSamplingPercentage": self.serving.data_capture_percent,
+                "DestinationS3Uri": self.settings.data_capture_uri,
+                "KmsKeyId": self.settings.kms_key_arn,
+                "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                "CaptureContentTypeHeader": {
+                    "CsvContentTypes": ["text/csv"],
+                    "JsonContentTypes": ["application/json"],
+                },
+            }
+        self.sm.create_endpoint_config(**request)
+
+    def _describe_endpoint(self, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.sm.describe_endpoint(EndpointName=name))
+        except Exception as error:
+            if _not_found(error):
+                return None
+            raise
+
+    def _production_variants(self, config_name: str) -> list[dict[str, Any]]:
+        config = self.sm.describe_endpoint_config(EndpointConfigName=config_name)
+        keep = ("VariantName", "ModelName", "InitialInstanceCount", "InstanceType", "InitialVariantWeight")
+        return [{k: v[k] for k in keep if k in v} for v in config["ProductionVariants"]]
+
+    def _champion(self) -> Champion | None:
+        live = self._describe_endpoint(self.settings.endpoint_name)
+        if live is None:
+            return None
+        variants = self._production_variants(live["EndpointConfigName"])
+        main = next((v for v in variants if v["VariantName"] == self.serving.variant_name), variants[0])
+        return Champion(endpoint_config_name=live["EndpointConfigName"], model_name=main["ModelName"])
+
+    # ---- smoke test --------------------------------------------------------------------------------------
+
+    def smoke_endpoint(self, state: DeploymentState) -> Smoke:
+        """Bring the candidate endpoint up on the smoke config (create, or replace a stale/failed one)."""
+        prepared = _prepared(state)
+        name = prepared.smoke_endpoint_name
+        live = self._describe_endpoint(name)
+
+        def smoke(status: Literal["InProgress", "Ready"], endpoint_status: str) -> Smoke:
+            return Smoke(
+                status=status, endpoint_name=name, endpoint_status=endpoint_status, poll_seconds=SMOKE_POLL_SECONDS
+            )
+
+        if live is None:
+            self.sm.create_endpoint(EndpointName=name, EndpointConfigName=prepared.smoke_config_name)
+            live = self._describe_endpoint(name) or {"EndpointStatus": "Creating"}
+        status = live["EndpointStatus"]
+        right_config = live.get("EndpointConfigName") == prepared.smoke_config_name
+        if status == "InService" and right_config:
+            return smoke("Ready", status)
+        if status in IN_FLIGHT or status == "Deleting":
+            return smoke("InProgress", status)
+        # a failed candidate, or one left over from another package version: replace it
+        logger.info("replacing candidate endpoint %s (%s on %s)", name, status, live.get("EndpointConfigName"))
+        self._delete_endpoint(name)
+        return smoke("InProgress", "Deleting")
+
+    def smoke_test(self, state: DeploymentState) -> Smoke:
+        prepared = _prepared(state)
+        name = prepared.smoke_endpoint_name
+        try:
+            golden = self._golden(prepared.golden_uri)
+            body = golden["body"] if isinstance(golden["body"], str) else json.dumps(golden["body"])
+            try:
+                response = self.clients.runtime.invoke_endpoint(
+                    EndpointName=name,
+                    ContentType=golden.get("content_type", "application/json"),
+                    Accept="application/json",
+                    Body=body.encode("utf-8"),
+                )
+            except Exception as error:
+                raise SmokeTestFailed(
+                    f"candidate endpoint {name} (model {prepared.model_version}) answered the golden payload with "
+                    f"{error_code(error) or type(error).__name__}: {error_message(error)}"
+                ) from None
+            rows, worst = self._compare_golden(response["Body"].read(), golden, prepared)
+        finally:
+            self._delete_endpoint(name)
+        return Smoke(
+            status="Passed",
+            endpoint_name=name,
+            endpoint_status="Deleting",
+            poll_seconds=0,
+            rows=rows,
+            max_abs_diff=worst,
+        )
+
+    def _golden(self, uri: str) -> dict[str, Any]:
+        bucket, key = split_s3_uri(uri)
+        try:
+            text = self.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as error:
+            raise SmokeTestFailed(f"cannot read the golden payloads {uri}: {error_message(error)}") from None
+        golden = json.loads(text)
+        expected = golden.get("expected") if isinstance(golden, dict) else None
+        probabilities = expected.get("probabilities") if isinstance(expected, dict) else None
+        if not isinstance(probabilities, list) or "body" not in golden:
+            raise SmokeTestFailed(
+                f"{uri} is not a golden payload file: expected {{'body', 'content_type', 'expected': "
+                "{'probabilities': [...], 'model_version'}}"
+            )
+        return dict(golden)
+
+    def _compare_golden(self, raw: bytes, golden: dict[str, Any], prepared: Prepared) -> tuple[int, float]:
+        try:
+            answer = json.loads(raw)
+            got = [float(p["probability"]) for p in answer["predictions"]]
+        except (ValueError, KeyError, TypeError) as error:
+            raise SmokeTestFailed(f"candidate endpoint answered something that is not a prediction: {error}") from None
+        expected = [float(p) for p in golden["expected"]["probabilities"]]
+        problems = []
+        if len(got) != len(expected):
+            problems.append(f"{len(got)} predictions for {len(expected)} golden rows")
+        diffs = [abs(a - b) for a, b in zip(got, expected, strict=False)]
+        worst = max(diffs, default=0.0)
+        tolerance = self.serving.smoke_tolerance
+        off = [i for i, d in enumerate(diffs, start=1) if not d <= tolerance]
+        if off:
+            shown = ", ".join(f"row {i}: {got[i - 1]:.6f} != {expected[i - 1]:.6f}" for i in off[:3])
+            problems.append(f"{len(off)} probabilities differ by more than {tolerance} ({shown})")
+        want_version = golden["expected"].get("model_version")
+        if want_version and answer.get("model_version") != want_version:
+            problems.append(f"model_version {answer.get('model_version')!r} != expected {want_version!r}")
+        if problems:
+            raise SmokeTestFailed(f"golden payloads on model {prepared.model_version}: " + "; ".join(problems))
+        return len(got), worst
+
+    def _delete_endpoint(self, name: str) -> None:
+        try:
+            self.sm.delete_endpoint(EndpointName=name)
+        except Exception as error:
+            if not _not_found(error):
+                raise
+
+    # ---- rollout -------------------------------------------------------------------------------------------
+
+    def _poll_seconds(self) -> int:
+        return max(10, min(60, self.serving.bake_time_seconds // 5))
+
+    def deployment_config(self, strategy: str) -> dict[str, Any]:
+        """DeploymentConfig of an update: blue/green with the stage's traffic shifting and auto-rollback."""
+        s = self.serving
+        bake = s.bake_time_seconds
+        routing: dict[str, Any] = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": bake}
+        steps = 1
+        if strategy == "CANARY":
+            routing = {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": s.canary_percent},
+                "WaitIntervalInSeconds": bake,
+            }
+            steps = 2
+        elif strategy == "LINEAR":
+            routing = {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": s.linear_step_percent},
+                "WaitIntervalInSeconds": bake,
+            }
+            steps = math.ceil(100 / s.linear_step_percent)
+        elif strategy == "SHADOW":  # the shadow phase: production keeps the champion model, no traffic to bake
+            routing = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}
+            steps, bake = 1, 0
+        needed = steps * bake + s.termination_wait_seconds + PROVISIONING_ALLOWANCE_SECONDS
+        timeout = min(28800, max(s.max_execution_timeout_seconds, needed))
+        if timeout > s.max_execution_timeout_seconds:
+            logger.warning(
+                "max_execution_timeout_seconds %s is shorter than the rollout needs; using %s",
+                s.max_execution_timeout_seconds,
+                timeout,
+            )
+        config: dict[str, Any] = {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": routing,
+                "TerminationWaitInSeconds": s.termination_wait_seconds,
+                "MaximumExecutionTimeoutInSeconds": timeout,
+            }
+        }
+        if self.settings.rollback_alarms:
+            config["AutoRollbackConfiguration"] = {
+                "Alarms": [{"AlarmName": name} for name in self.settings.rollback_alarms]
+            }
+        return config
+
+    def rollout(self, state: DeploymentState) -> Rollout:
+        prepared = _prepared(state)
+        endpoint = prepared.endpoint_name
+        live = self._describe_endpoint(endpoint)
+        if live is None:
+            self.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=prepared.endpoint_config_name)
+            return self._status("create", prepared.endpoint_config_name, None, None)
+        if prepared.shadow_config_name and live["EndpointConfigName"] != prepared.endpoint_config_name:
+            return self._update("shadow", prepared.shadow_config_name, live, "SHADOW")
+        strategy = "ALL_AT_ONCE" if prepared.strategy == "SHADOW" else prepared.strategy
+        return self._update("update", prepared.endpoint_config_name, live, strategy)
+
+    def _update(self, phase: str, target: str, live: dict[str, Any], strategy: str) -> Rollout:
+        endpoint = live["EndpointName"]
+        status, current = live["EndpointStatus"], live["EndpointConfigName"]
+        pending = (live.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        if status in IN_FLIGHT:
+            if pending == target:  # this step already ran (a retried invocation): keep watching it
+                return self._status(phase, target, current, live)
+            raise DeploymentConflict(
+                f"endpoint {endpoint} is {status} (to {pending or 'an unknown config'}): another deployment is "
+                f"running, {target} was not started"
+            )
+        if status != "InService":
+            raise EndpointFailed(f"endpoint {endpoint} is {status}: {live.get('FailureReason') or 'no reason given'}")
+        if current == target:
+            return self._status(phase, target, current, live)
+        config = self.deployment_config(strategy)
+        self.sm.update_endpoint(
+            EndpointName=endpoint,
+            EndpointConfigName=target,
+            RetainAllVariantProperties=True,  # keep the instance count autoscaling chose
+            ExcludeRetainedVariantProperties=[{"VariantPropertyType": "DataCaptureConfig"}],
+            DeploymentConfig=config,
+        )
+        rollout = self._status(phase, target, current, None)
+        return rollout.model_copy(update={"deployment_config": config})
+
+    def _status(self, phase: str, target: str, previous: str | None, live: dict[str, Any] | None) -> Rollout:
+        live = live or self._describe_endpoint(self.settings.endpoint_name) or {}
+        endpoint_status = live.get("EndpointStatus", "Creating")
+        return Rollout(
+            status="InProgress",
+            phase=phase,  # type: ignore[arg-type]
+            endpoint_name=self.settings.endpoint_name,
+            endpoint_config_name=target,
+            previous_config_name=previous,
+            endpoint_status=endpoint_status,
+            poll_seconds=self._poll_seconds(),
+            progress=_progress(live),
+        )
+
+    def check(self, state: DeploymentState) -> Rollout:
+        rollout = _rollout(state)
+        live = self._describe_endpoint(rollout.endpoint_name)
+        if live is None:
+            raise EndpointFailed(f"endpoint {rollout.endpoint_name} disappeared during the rollout")
+        status = live["EndpointStatus"]
+        update: dict[str, Any] = {"endpoint_status": status, "progress": _progress(live)}
+        if status in IN_FLIGHT:
+            return rollout.model_copy(update={**update, "status": "InProgress"})
+        if status != "InService":
+            reason = live.get("FailureReason") or "no reason given"
+            raise EndpointFailed(f"endpoint {rollout.endpoint_name} is {status} during the {rollout.phase}: {reason}")
+        if rollout.phase == "shadow" and live["EndpointConfigName"] == rollout.endpoint_config_name:
+            since = _iso(live.get("LastModifiedTime") or self.clients.now())
+            return rollout.model_copy(
+                update={
+                    **update,
+                    "status": "ShadowBaking",
+                    "bake_seconds": self.serving.shadow_bake_seconds,
+                    "shadow_since": since,
+                }
+            )
+        return rollout.model_copy(update={**update, "status": "Done"})
+
+    # ---- shadow ------------------------------------------------------------------------------------------
+
+    def compare_shadow(self, state: DeploymentState) -> Rollout:
+        prepared, rollout = _prepared(state), _rollout(state)
+        if rollout.shadow_since is None or prepared.shadow_variant_name is None:
+            raise DeploymentError("compare_shadow needs a shadow phase in $.rollout and $.deploy")
+        start = _parse_time(rollout.shadow_since)
+        end = max(self.clients.now(), start + timedelta(seconds=rollout.bake_seconds)) + timedelta(seconds=60)
+        comparison = self.comparison(start, end, self.serving.variant_name, prepared.shadow_variant_name)
+        logger.info("shadow comparison", extra={"comparison": comparison.model_dump(mode="json")})
+        if not comparison.promote:
+            champion = prepared.champion
+            note = "the champion keeps 100% of production traffic"
+            if champion is not None:
+                live = self._describe_endpoint(prepared.endpoint_name) or {}
+                reverted = live.get("EndpointConfigName") == champion.endpoint_config_name
+                if live.get("EndpointStatus") == "InService" and not reverted:
+                    self.sm.update_endpoint(
+                        EndpointName=prepared.endpoint_name,
+                        EndpointConfigName=champion.endpoint_config_name,
+                        RetainAllVariantProperties=True,
+                    )
+                note += f" (endpoint returning to {champion.endpoint_config_name}, without the shadow)"
+            raise ShadowNotPromoted(
+                f"shadow model {prepared.model_version} not promoted: {'; '.join(comparison.reasons)}; {note}"
+            )
+        current = self._describe_endpoint(prepared.endpoint_name)
+        if current is None:
+            raise EndpointFailed(f"endpoint {prepared.endpoint_name} disappeared during the shadow bake")
+        promoted = self._update("promote", prepared.endpoint_config_name, current, "ALL_AT_ONCE")
+        return promoted.model_copy(update={"comparison": comparison})
+
+    def comparison(self, start: datetime, end: datetime, production: str, shadow: str) -> Comparison:
+        s = self.serving
+        prod = self._variant_metrics(production, start, end)
+        shad = self._variant_metrics(shadow, start, end)
+        paired, agreement, mean_diff = self._capture_agreement(production, shadow, start, end)
+        reasons = []
+        if shad["invocations"] < s.shadow_min_invocations:
+            reasons.append(
+                f"the shadow answered {shad['invocations']:.0f} requests in the bake window, fewer than the "
+                f"{s.shadow_min_invocations} needed for a comparison"
+            )
+        if shad["error_rate"] > prod["error_rate"] + s.shadow_max_error_rate_increase:
+            reasons.append(f"error rate {shad['error_rate']:.2%} vs {prod['error_rate']:.2%} on production")
+        slower = shad["latency_us"] > prod["latency_us"] * s.shadow_max_latency_ratio
+        if prod["latency_us"] and shad["latency_us"] and slower:
+            reasons.append(
+                f"mean model latency {shad['latency_us'] / 1000:.1f} ms vs {prod['latency_us'] / 1000:.1f} ms "
+                f"on production (more than x{s.shadow_max_latency_ratio})"
+            )
+        if agreement is not None and agreement < s.shadow_min_agreement:
+            reasons.append(
+                f"labels agree on {agreement:.1%} of {paired} captured rows (minimum {s.shadow_min_agreement:.0%})"
+            )
+        return Comparison(
+            window_start=_iso(start),
+            window_end=_iso(end),
+            production=prod,
+            shadow=shad,
+            paired_rows=paired,
+            agreement=agreement,
+            mean_abs_probability_diff=mean_diff,
+            promote=not reasons,
+            reasons=reasons,
+        )
+
+    def _variant_metrics(self, variant: str, start: datetime, end: datetime) -> dict[str, float]:
+        period = max(60, math.ceil((end - start).total_seconds() / 60) * 60)
+
+        def statistic(metric: str, stat: str) -> tuple[float, float]:
+            points = self.clients.cloudwatch.get_metric_statistics(
+                Namespace="AWS/SageMaker",
+                MetricName=metric,
+                Dimensions=[
+                    {"Name": "EndpointName", "Value": self.settings.endpoint_name},
+                    {"Name": "VariantName", "Value": variant},
+                ],
+                StartTime=start,
+                EndTime=end,
+                Period=period,
+                Statistics=[stat, "SampleCount"],
+            )["Datapoints"]
+            count = sum(float(p["SampleCount"]) for p in points)
+            if stat == "Average":
+                total = sum(float(p["Average"]) * float(p["SampleCount"]) for p in points)
+                return (total / count if count else 0.0), count
+            return sum(float(p[stat]) for p in points), count
+
+        invocations, _ = statistic("Invocations", "Sum")
+        errors_5xx, _ = statistic("Invocation5XXErrors", "Sum")
+        model_errors, _ = statistic("InvocationModelErrors", "Sum")
+        latency, _ = statistic("ModelLatency", "Average")
+        # InvocationModelErrors counts non-2XX answers of the model and overlaps Invocation5XXErrors: no sum
+        errors = max(errors_5xx, model_errors)
+        return {
+            "invocations": invocations,
+            "errors": errors,
+            "error_rate": errors / invocations if invocations else 0.0,
+            "latency_us": latency,
+        }
+
+    def _capture_agreement(
+        self, production: str, shadow: str, start: datetime, end: datetime
+    ) -> tuple[int, float | None, float | None]:
+        """Pair production and shadow captures of the same request (inferenceId, else the same input) and
+        compare their answers row by row."""
+        prod = _index(self._captures(production, start, end))
+        shad = _index(self._captures(shadow, start, end))
+        agree = paired = 0
+        diffs: list[float] = []
+        for key, answer in shad.items():
+            other = prod.get(key)
+            if other is None or len(other) != len(answer):
+                continue
+            for (p_prob, p_label), (s_prob, s_label) in zip(other, answer, strict=True):
+                paired += 1
+                agree += p_label == s_label
+                diffs.append(abs(p_prob - s_prob))
+        if not paired:
+            return 0, None, None
+        return paired, agree / paired, sum(diffs) / len(diffs)
+
+    def _captures(self, variant: str, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+        bucket, prefix = split_s3_uri(self.settings.data_capture_uri)
+        base = f"{prefix.rstrip('/')}/{self.settings.endpoint_name}/{variant}/"
+        hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        paginator = self.clients.s3.get_paginator("list_objects_v2")
+        while hour <= end:
+            for page in paginator.paginate(Bucket=bucket, Prefix=f"{base}{hour:%Y/%m/%d/%H}/"):
+                for obj in page.get("Contents", []):
+                    body = self.clients.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+                    for line in body.decode("utf-8").splitlines():
+                        if not line.strip():
+                            continue
+                        record = json.loads(line)
+                        when = (record.get("eventMetadata") or {}).get("inferenceTime")
+                        if when and start <= _parse_time(when) <= end:
+                            yield record
+            hour += timedelta(hours=1)
+
+    # ---- verify ------------------------------------------------------------------------------------------
+
+    def verify(self, state: DeploymentState) -> dict[str, Any]:
+        prepared, rollout = _prepared(state), _rollout(state)
+        endpoint = prepared.endpoint_name
+        live = self._describe_endpoint(endpoint)
+        if live is None or live["EndpointStatus"] != "InService":
+            status = live["EndpointStatus"] if live else "missing"
+            raise EndpointFailed(f"endpoint {endpoint} is {status}, not InService, after the rollout")
+        running, target = live["EndpointConfigName"], rollout.endpoint_config_name
+        if running != target:
+            if rollout.previous_config_name and running == rollout.previous_config_name:
+                alarms = self._alarms_in_alarm()
+                if rollout.phase == "promote" and prepared.champion:
+                    self.sm.update_endpoint(
+                        EndpointName=endpoint,
+                        EndpointConfigName=prepared.champion.endpoint_config_name,
+                        RetainAllVariantProperties=True,
+                    )
+                raise SilentRollback(
+                    f"endpoint {endpoint} rolled back: it runs {running} again instead of {target} "
+                    f"(model {prepared.model_version}); SageMaker's auto-rollback returned all traffic to the previous "
+                    f"model (rollback alarms in ALARM now: {', '.join(alarms) or 'none'})"
+                )
+            raise DeploymentConflict(f"endpoint {endpoint} runs {running}, neither {target} nor the previous config")
+        config = self.sm.describe_endpoint_config(EndpointConfigName=target)
+        wanted = sorted(v["VariantName"] for v in config["ProductionVariants"])
+        found = sorted(v["VariantName"] for v in live.get("ProductionVariants", []))
+        wanted_shadows = sorted(v["VariantName"] for v in config.get("ShadowProductionVariants", []))
+        found_shadows = sorted(v["VariantName"] for v in live.get("ShadowProductionVariants", []))
+        if wanted != found or wanted_shadows != found_shadows:
+            raise DeploymentConflict(
+                f"endpoint {endpoint} runs {target} with variants {found} / shadows {found_shadows}, "
+                f"the config asks for {wanted} / {wanted_shadows}"
+            )
+        scaling = [self._autoscale(endpoint, variant) for variant in wanted]
+        comparison = rollout.comparison
+        lines = [
+            f"Model {prepared.model_version} (package {prepared.model_package_arn}) serves endpoint {endpoint}.",
+            f"Endpoint config: {target} (was {rollout.previous_config_name or 'none: first deploy'}).",
+            f"Strategy: {prepared.strategy}; smoke test passed on {prepared.smoke_endpoint_name}.",
+            f"Autoscaling: {self.serving.min_capacity}-{self.serving.max_capacity} instances, target "
+            f"{self.serving.target_invocations_per_instance} invocations per instance per minute.",
+        ]
+        if comparison is not None:
+            lines.append(
+                f"Shadow comparison: {comparison.shadow['invocations']:.0f} shadow requests, error rate "
+                f"{comparison.shadow['error_rate']:.2%} vs {comparison.production['error_rate']:.2%}, agreement "
+                f"{'n/a' if comparison.agreement is None else f'{comparison.agreement:.1%}'}."
+            )
+        return {
+            "subject": _subject(f"Deployed model {prepared.model_version} to {endpoint}"),
+            "message": "\n".join(lines),
+            "outcome": "deployed",
+            "endpoint_name": endpoint,
+            "endpoint_config_name": target,
+            "model_version": prepared.model_version,
+            "autoscaling": scaling,
+        }
+
+    def _autoscale(self, endpoint: str, variant: str) -> dict[str, Any]:
+        resource = f"endpoint/{endpoint}/variant/{variant}"
+        s = self.serving
+        self.clients.autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            MinCapacity=s.min_capacity,
+            MaxCapacity=s.max_capacity,
+        )
+        policy = resource_name(f"{endpoint}-{variant}-invocations")
+        self.clients.autoscaling.put_scaling_policy(
+            PolicyName=policy,
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": float(s.target_invocations_per_instance),
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "ScaleInCooldown": 300,
+                "ScaleOutCooldown": 60,
+            },
+        )
+        return {"resource_id": resource, "policy": policy, "min": s.min_capacity, "max": s.max_capacity}
+
+    def _alarms_in_alarm(self) -> list[str]:
+        if not self.settings.rollback_alarms:
+            return []
+        try:
+            alarms = self.clients.cloudwatch.describe_alarms(AlarmNames=list(self.settings.rollback_alarms))
+        except Exception as error:  # the message is still worth sending without the alarm list
+            logger.warning("describe_alarms failed: %s", error)
+            return []
+        return sorted(a["AlarmName"] for a in alarms.get("MetricAlarms", []) if a.get("StateValue") == "ALARM")
+
+    # ---- failure -----------------------------------------------------------------------------------------
+
+    def explain_failure(self, execution: str, state: DeploymentState) -> dict[str, Any]:
+        error = state.error or {}
+        name = str(error.get("Error") or "Unknown")
+        cause = error.get("Cause") or ""
+        reason = cause
+        try:
+            parsed = json.loads(cause) if cause else {}
+            if isinstance(parsed, dict) and parsed.get("errorMessage"):
+                reason = str(parsed["errorMessage"])
+                name = str(parsed.get("errorType") or name)
+        except ValueError:
+            pass
+        reason = reason or name
+        outcome = OUTCOMES.get(name, "failed")
+        prepared = state.deploy
+        stage = _failed_stage(state)
+        if prepared is not None:  # never leave a candidate endpoint running
+            try:
+                self._delete_endpoint(prepared.smoke_endpoint_name)
+            except Exception as cleanup_error:  # the notification matters more than the cleanup
+                logger.warning("could not delete %s: %s", prepared.smoke_endpoint_name, cleanup_error)
+        what = prepared.model_version if prepared else state.model_package_arn.rsplit("/", 1)[-1]
+        words = {
+            "rolled_back": "rolled back",
+            "smoke_test_failed": "failed its smoke test",
+            "shadow_rejected": "not promoted from shadow",
+            "timed_out": "timed out",
+        }.get(outcome, "failed")
+        live = self._describe_endpoint(self.settings.endpoint_name)
+        serving = (
+            f"{self.settings.endpoint_name} runs {live['EndpointConfigName']} ({live['EndpointStatus']})"
+            if live
+            else f"{self.settings.endpoint_name} does not exist"
+        )
+        message = "\n".join(
+            [
+                f"Deployment {execution} of model {what} {words} during {stage}.",
+                f"Model package: {state.model_package_arn}",
+                f"Reason ({name}): {reason}",
+                f"Endpoint now: {serving}.",
+            ]
+        )
+        return {
+            "subject": _subject(f"Deployment of model {what} {words}"),
+            "message": message,
+            "reason": reason,
+            "error": name,
+            "outcome": outcome,
+            "stage": stage,
+        }
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------
+
+
+def _prepared(state: DeploymentState) -> Prepared:
+    if state.deploy is None:
+        raise DeploymentError("$.deploy is missing: run prepare first")
+    return state.deploy
+
+
+def _rollout(state: DeploymentState) -> Rollout:
+    if state.rollout is None:
+        raise DeploymentError("$.rollout is missing: run rollout first")
+    return state.rollout
+
+
+def _failed_stage(state: DeploymentState) -> str:
+    if state.rollout is not None:
+        return f"the rollout ({state.rollout.phase})"
+    if state.smoke is not None or state.deploy is not None:
+        return "the smoke test"
+    return "prepare"
+
+
+def _subject(text: str) -> str:
+    """SNS subjects: ASCII, no newlines, at most 100 characters."""
+    clean = re.sub(r"[^\x20-\x7e]", "?", text)
+    return clean if len(clean) <= 100 else clean[:97] + "..."
+
+
+def _progress(live: dict[str, Any]) -> str:
+    pending = live.get("PendingDeploymentSummary") or {}
+    statuses = [
+        s.get("StatusMessage") or s.get("Status")
+        for v in pending.get("ProductionVariants", [])
+        for s in v.get("VariantStatus", [])
+    ]
+    return "; ".join(str(s) for s in statuses if s) or str(live.get("EndpointStatus", ""))
+
+
+def _decode(part: dict[str, Any]) -> str:
+    data = str(part.get("data", ""))
+    if part.get("encoding") == "BASE64":
+        return base64.b64decode(data).decode("utf-8", errors="replace")
+    return data
+
+
+def _answers(output: dict[str, Any]) -> list[tuple[float, int]]:
+    """(probability, label) per row of a captured response (JSON or CSV)."""
+    text = _decode(output)
+    media = str(output.get("observedContentType", "")).split(";")[0].strip()
+    if media == "text/csv":
+        rows = [r for r in csv.reader(io.StringIO(text)) if r]
+        return [(float(r[0]), int(float(r[1])) if len(r) > 1 else int(float(r[0]) >= 0.5)) for r in rows]
+    payload = json.loads(text)
+    return [
+        (float(p["probability"]), int(p.get("label", float(p["probability"]) >= 0.5)))
+        for p in payload.get("predictions", [])
+    ]
+
+
+def _index(records: Iterable[dict[str, Any]]) -> dict[str, list[tuple[float, int]]]:
+    """Captured answers keyed by inferenceId (or, without one, by the request body)."""
+    index: dict[str, list[tuple[float, int]]] = {}
+    for record in records:
+        capture = record.get("captureData") or {}
+        metadata = record.get("eventMetadata") or {}
+        request, response = capture.get("endpointInput"), capture.get("endpointOutput")
+        if not request or not response:
+            continue
+        key = metadata.get("inferenceId") or f"{request.get('observedContentType')}|{_decode(request)}"
+        try:
+            index.setdefault(key, _answers(response))
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue  # an error answer or an unknown format: no row to compare
+    return index

@@ -1,0 +1,133 @@
+"""Typed shapes of the deploy Lambda: its settings, its event, and what each step writes into the state.
+
+The deployment state machine (stacks/constructs/serving.py) calls the Lambda with
+``{"action": ..., "execution": <execution name>, "state": $}``; each step's result lands at the state path
+named below (docs/contracts.md, "Deployment state machine").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Strategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
+Action = Literal[
+    "prepare", "smoke_endpoint", "smoke_test", "rollout", "check", "compare_shadow", "verify", "explain_failure"
+]
+
+
+class ServingConfig(BaseModel):
+    """``stacks.config.ServingSettings`` as the Lambda receives it (the ``SERVING`` JSON); extra keys are refused,
+    so the two definitions cannot drift apart unnoticed (an infrastructure test parses the synthesized JSON)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instance_type: str
+    initial_instance_count: int = Field(ge=1)
+    min_capacity: int = Field(ge=1)
+    max_capacity: int = Field(ge=1)
+    target_invocations_per_instance: int = Field(gt=0)
+    strategy: Strategy
+    canary_percent: int = Field(gt=0, le=50)
+    linear_step_percent: int = Field(ge=10, le=50)
+    bake_time_seconds: int = Field(ge=0, le=3600)
+    termination_wait_seconds: int = Field(ge=0, le=3600)
+    max_execution_timeout_seconds: int = Field(ge=600, le=28800)
+    data_capture_percent: int = Field(ge=0, le=100)
+    variant_name: str
+    smoke_tolerance: float = Field(gt=0)
+    shadow_bake_seconds: int = Field(ge=0)
+    shadow_min_invocations: int = Field(ge=0)
+    shadow_max_error_rate_increase: float = Field(ge=0)
+    shadow_max_latency_ratio: float = Field(gt=0)
+    shadow_min_agreement: float = Field(ge=0, le=1)
+
+
+class Champion(BaseModel):
+    """What the endpoint served when the deployment was prepared."""
+
+    endpoint_config_name: str
+    model_name: str
+
+
+class Prepared(BaseModel):
+    """``$.deploy``: the resources prepared for the approved package."""
+
+    model_package_arn: str
+    package_version: int
+    model_version: str
+    model_name: str
+    endpoint_name: str
+    endpoint_config_name: str  # production config: the new model takes all traffic
+    smoke_config_name: str
+    smoke_endpoint_name: str
+    shadow_config_name: str | None = None  # SHADOW with a live champion: champion + the new model as shadow
+    shadow_variant_name: str | None = None
+    strategy: Strategy
+    golden_uri: str
+    champion: Champion | None = None
+
+
+class Smoke(BaseModel):
+    """``$.smoke``: the candidate endpoint (``InProgress`` / ``Ready``) and the golden-payload result (``Passed``)."""
+
+    status: Literal["InProgress", "Ready", "Passed"]
+    endpoint_name: str
+    endpoint_status: str
+    poll_seconds: int
+    rows: int = 0
+    max_abs_diff: float | None = None
+
+
+class Comparison(BaseModel):
+    """Shadow vs production over the bake window."""
+
+    window_start: str
+    window_end: str
+    production: dict[str, Any]
+    shadow: dict[str, Any]
+    paired_rows: int
+    agreement: float | None
+    mean_abs_probability_diff: float | None
+    promote: bool
+    reasons: list[str]
+
+
+class Rollout(BaseModel):
+    """``$.rollout``: one phase of the rollout (``create``, ``update``, ``shadow`` then ``promote``).
+
+    ``status``: ``InProgress`` (wait ``poll_seconds``, then ``check``), ``ShadowBaking`` (wait ``bake_seconds``,
+    then ``compare_shadow``) or ``Done`` (``verify``)."""
+
+    status: Literal["InProgress", "ShadowBaking", "Done"]
+    phase: Literal["create", "update", "shadow", "promote"]
+    endpoint_name: str
+    endpoint_config_name: str  # what this phase asked the endpoint to run
+    previous_config_name: str | None = None  # what it ran before (a silent rollback lands back here)
+    endpoint_status: str
+    poll_seconds: int
+    bake_seconds: int = 0
+    shadow_since: str | None = None
+    progress: str = ""
+    deployment_config: dict[str, Any] | None = None
+    comparison: Comparison | None = None
+
+
+class DeploymentState(BaseModel):
+    """The execution state (``$``) as far as the deploy steps read it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_package_arn: str
+    trigger: str | dict[str, Any] | None = None
+    deploy: Prepared | None = None
+    smoke: Smoke | None = None
+    rollout: Rollout | None = None
+    error: dict[str, Any] | None = None
+
+
+class DeployEvent(BaseModel):
+    action: Action
+    execution: str
+    state: DeploymentState

@@ -1,0 +1,295 @@
+"""Deployment steps under moto + the endpoint shim: first deploy, canary, rollback, smoke test, failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from lambdas.deploy.logic import DeploymentConflict, PackageNotDeployable, SilentRollback, SmokeTestFailed
+from lambdas.deploy.models import DeploymentState
+from localcloud.clock import clock
+from localcloud.shims import sagemaker_endpoints as shim
+from tests.unit.lambdas.deploy.support import (
+    ACCOUNT,
+    ALARMS,
+    ARTIFACTS,
+    ENDPOINT,
+    GOLDEN_ROWS,
+    REGION,
+    Cloud,
+    answer,
+    deployer,
+    run_deployment,
+)
+
+
+def shares() -> dict[str, float]:
+    return {r.model_name: round(r.weight, 6) for r in shim.routes(ACCOUNT, REGION, ENDPOINT) if r.role == "production"}
+
+
+def deploy_first(cloud: Cloud, **overrides: Any) -> None:
+    run = run_deployment(deployer(cloud, **overrides), cloud.register(1))
+    assert run.error is None, run.error
+
+
+def test_first_deploy_creates_model_config_endpoint_and_autoscaling(cloud: Cloud) -> None:
+    # Given an approved package and no endpoint yet
+    arn = cloud.register(1)
+    # When the deployment runs
+    run = run_deployment(deployer(cloud), arn)
+    # Then the endpoint serves the package's model on a config with data capture and KMS
+    assert run.error is None
+    live = cloud.endpoint()
+    assert (live["EndpointStatus"], live["EndpointConfigName"]) == ("InService", f"{ENDPOINT}-v1")
+    config = cloud.sm.describe_endpoint_config(EndpointConfigName=f"{ENDPOINT}-v1")
+    assert config["KmsKeyId"].startswith("arn:aws:kms:")
+    capture = config["DataCaptureConfig"]
+    assert capture["EnableCapture"] is True
+    assert capture["DestinationS3Uri"] == f"s3://{ARTIFACTS}/data-capture"
+    assert capture["InitialSamplingPercentage"] == 100
+    assert capture["KmsKeyId"] == config["KmsKeyId"]
+    assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
+    assert capture["CaptureContentTypeHeader"] == {
+        "CsvContentTypes": ["text/csv"],
+        "JsonContentTypes": ["application/json"],
+    }
+    (variant,) = config["ProductionVariants"]
+    assert (variant["VariantName"], variant["ModelName"], variant["InstanceType"]) == (
+        "AllTraffic",
+        f"{ENDPOINT}-v1",
+        "ml.m5.large",
+    )
+    model = cloud.sm.describe_model(ModelName=f"{ENDPOINT}-v1")
+    assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{ARTIFACTS}/models/train-1/output/model.tar.gz"
+    assert model["PrimaryContainer"]["Environment"] == {"SAGEMAKER_PROGRAM": "inference.py"}
+    # And the golden payload went to the candidate endpoint, which is gone again
+    (call,) = cloud.runtime.calls
+    assert call["EndpointName"] == f"{ENDPOINT}-smoke"
+    assert call["ContentType"] == "application/json"
+    assert b'"instances"' in call["Body"] and str(GOLDEN_ROWS[0][0]).encode() in call["Body"]
+    assert run.state["smoke"]["status"] == "Passed" and run.state["smoke"]["rows"] == 2
+    with pytest.raises(ClientError, match="Could not find endpoint"):
+        cloud.sm.describe_endpoint(EndpointName=f"{ENDPOINT}-smoke")
+    smoke_config = cloud.sm.describe_endpoint_config(EndpointConfigName=f"{ENDPOINT}-v1-smoke")
+    assert "DataCaptureConfig" not in smoke_config or not smoke_config["DataCaptureConfig"]
+    # And autoscaling tracks invocations per instance within the stage's bounds
+    (target,) = cloud.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert target["ResourceId"] == f"endpoint/{ENDPOINT}/variant/AllTraffic"
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 2)
+    (policy,) = cloud.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["TargetValue"] == 700.0
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "SageMakerVariantInvocationsPerInstance"
+    # And the notification says what happened
+    verified = run.state["verified"]
+    assert verified["outcome"] == "deployed"
+    assert verified["subject"] == f"Deployed model v1 to {ENDPOINT}"
+    assert "first deploy" in verified["message"]
+
+
+def test_canary_update_shifts_a_slice_then_completes(cloud: Cloud) -> None:
+    # Given v1 in production
+    deploy_first(cloud)
+    seen: list[dict[str, float]] = []
+    # When v2 is deployed with the stage's canary (10%, bake 300 s, termination wait 120 s)
+    run = run_deployment(deployer(cloud), cloud.register(2), during_rollout=lambda _: seen.append(shares()))
+    # Then the canary first carried 10% of the traffic, then all of it, and the endpoint ends on v2
+    assert run.error is None
+    assert seen[0] == {f"{ENDPOINT}-v1": 0.9, f"{ENDPOINT}-v2": 0.1}
+    assert {f"{ENDPOINT}-v2": 1.0} in seen
+    live = cloud.endpoint()
+    assert (live["EndpointStatus"], live["EndpointConfigName"]) == ("InService", f"{ENDPOINT}-v2")
+    deployment = live["LastDeploymentConfig"]
+    routing = deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing == {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+        "WaitIntervalInSeconds": 300,
+    }
+    assert deployment["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 120
+    assert deployment["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": a} for a in ALARMS]}
+    assert run.state["rollout"]["previous_config_name"] == f"{ENDPOINT}-v1"
+    assert run.checks >= 3  # it waited through the canary bake, the final bake and the termination wait
+
+
+@pytest.mark.parametrize(
+    ("strategy", "routing"),
+    [
+        ("LINEAR", {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 33}}),
+        ("ALL_AT_ONCE", {"Type": "ALL_AT_ONCE"}),
+    ],
+)
+def test_linear_and_all_at_once_use_their_traffic_routing(cloud: Cloud, strategy: str, routing: dict) -> None:
+    deploy_first(cloud, strategy=strategy)
+    run = run_deployment(deployer(cloud, strategy=strategy), cloud.register(2))
+    assert run.error is None
+    live = cloud.endpoint()
+    assert live["EndpointConfigName"] == f"{ENDPOINT}-v2"
+    sent = live["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert sent == {**routing, "WaitIntervalInSeconds": 300}
+
+
+def test_alarm_during_the_canary_bake_rolls_back_and_fails_the_deployment(cloud: Cloud) -> None:
+    # Given v1 in production and a canary of v2 in its baking period
+    deploy_first(cloud)
+
+    def five_hundreds(_: dict[str, Any]) -> None:
+        if shares().get(f"{ENDPOINT}-v2") == 0.1:  # the canary slice is live
+            cloud.set_alarm(ALARMS[0], "ALARM")
+
+    # When the 5XX guardrail alarm fires during the bake
+    run = run_deployment(deployer(cloud), cloud.register(2), during_rollout=five_hundreds)
+    # Then SageMaker rolls back: the endpoint is InService on v1 again, with all the traffic
+    live = cloud.endpoint()
+    assert (live["EndpointStatus"], live["EndpointConfigName"]) == ("InService", f"{ENDPOINT}-v1")
+    assert shares() == {f"{ENDPOINT}-v1": 1.0}
+    # And verify calls it what it is: a silent rollback, reported as a failed deployment
+    assert isinstance(run.error, SilentRollback)
+    assert f"endpoint {ENDPOINT} rolled back: it runs {ENDPOINT}-v1 again instead of {ENDPOINT}-v2" in str(run.error)
+    assert ALARMS[0] in str(run.error)
+    failure = run.state["failure"]
+    assert failure["outcome"] == "rolled_back"
+    assert failure["error"] == "SilentRollback"
+    assert failure["subject"] == "Deployment of model v2 rolled back"
+    assert "rolled back" in failure["reason"]
+    assert f"{ENDPOINT} runs {ENDPOINT}-v1 (InService)" in failure["message"]
+    assert "verified" not in run.state
+
+
+def test_verify_detects_a_silent_rollback_without_any_alarm(cloud: Cloud) -> None:
+    # Given v1 in production, and a rollout record that asked for v2
+    deploy_first(cloud)
+    steps = deployer(cloud)
+    cloud.register(2)
+    state: dict[str, Any] = {"model_package_arn": cloud.register(3), "trigger": "approval"}
+    state["deploy"] = steps.handle("prepare", "x", DeploymentState.model_validate(state))
+    state["rollout"] = {
+        "status": "Done",
+        "phase": "update",
+        "endpoint_name": ENDPOINT,
+        "endpoint_config_name": f"{ENDPOINT}-v3",
+        "previous_config_name": f"{ENDPOINT}-v1",
+        "endpoint_status": "InService",
+        "poll_seconds": 60,
+    }
+    # When verify finds the endpoint on the previous config (e.g. a rollback whose alarm is back to OK)
+    with pytest.raises(SilentRollback) as error:
+        steps.handle("verify", "x", DeploymentState.model_validate(state))
+    # Then the error says so, and names no alarm because none is in ALARM now
+    assert f"endpoint {ENDPOINT} rolled back" in str(error.value)
+    assert "rollback alarms in ALARM now: none" in str(error.value)
+    # And an endpoint on a config that is neither is a conflict, not a rollback
+    state["rollout"]["previous_config_name"] = f"{ENDPOINT}-v2"
+    with pytest.raises(DeploymentConflict, match="neither"):
+        steps.handle("verify", "x", DeploymentState.model_validate(state))
+
+
+def test_smoke_test_failure_stops_before_traffic_moves(cloud: Cloud) -> None:
+    # Given v1 in production and a v2 that answers the golden payloads wrongly
+    deploy_first(cloud)
+    arn = cloud.register(2, expected=[0.8, 0.1])
+    cloud.runtime.answers["v2"] = answer("v2", [0.8, 0.6])
+    # When the deployment runs
+    run = run_deployment(deployer(cloud), arn)
+    # Then the smoke test fails with the rows that differ, the candidate is deleted, production is untouched
+    assert isinstance(run.error, SmokeTestFailed)
+    assert "1 probabilities differ by more than 0.0001 (row 2: 0.600000 != 0.100000)" in str(run.error)
+    with pytest.raises(ClientError, match="Could not find endpoint"):
+        cloud.sm.describe_endpoint(EndpointName=f"{ENDPOINT}-smoke")
+    assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"
+    assert "rollout" not in run.state
+    assert run.state["failure"]["outcome"] == "smoke_test_failed"
+    assert run.state["failure"]["subject"] == "Deployment of model v2 failed its smoke test"
+
+
+def test_smoke_test_checks_the_model_version_and_endpoint_errors(cloud: Cloud) -> None:
+    deploy_first(cloud)
+    arn = cloud.register(2)
+    cloud.runtime.answers["v2"] = answer("v1", [0.8, 0.1])
+    run = run_deployment(deployer(cloud), arn)
+    assert isinstance(run.error, SmokeTestFailed)
+    assert "model_version 'v1' != expected 'v2'" in str(run.error)
+
+    arn = cloud.register(3)
+    cloud.runtime.answers["v3"] = ClientError(
+        {"Error": {"Code": "ModelError", "Message": "row 1: expected 4 columns, got 3"}}, "InvokeEndpoint"
+    )
+    run = run_deployment(deployer(cloud), arn)
+    assert isinstance(run.error, SmokeTestFailed)
+    assert "answered the golden payload with ModelError: row 1: expected 4 columns, got 3" in str(run.error)
+
+
+def test_prepare_refuses_a_package_that_is_not_approved(cloud: Cloud) -> None:
+    arn = cloud.register(1, status="PendingManualApproval")
+    run = run_deployment(deployer(cloud), arn)
+    assert isinstance(run.error, PackageNotDeployable)
+    assert str(run.error) == f"model package {arn} is PendingManualApproval, not Approved"
+    assert run.state["failure"]["stage"] == "prepare"
+    assert cloud.sm.list_models()["Models"] == []
+
+
+def test_every_step_can_run_twice(cloud: Cloud) -> None:
+    # Given v1 in production
+    deploy_first(cloud)
+    steps = deployer(cloud)
+    state: dict[str, Any] = {"model_package_arn": cloud.register(2), "trigger": "approval"}
+
+    def twice(action: str, path: str) -> dict[str, Any]:
+        first = steps.handle(action, "x", DeploymentState.model_validate(state))
+        second = steps.handle(action, "x", DeploymentState.model_validate(state))
+        state[path] = second
+        return first | {"second": second}
+
+    # When prepare and rollout are retried (Step Functions retries a Lambda on transient errors)
+    prepared = twice("prepare", "deploy")
+    rollout = twice("rollout", "rollout")
+    # Then the second call reuses what the first created and keeps watching the same update
+    assert prepared["second"] == {k: v for k, v in prepared.items() if k != "second"}
+    assert rollout["second"]["endpoint_config_name"] == f"{ENDPOINT}-v2"
+    assert rollout["second"]["status"] == "InProgress"
+    assert cloud.endpoint()["PendingDeploymentSummary"]["EndpointConfigName"] == f"{ENDPOINT}-v2"
+
+
+def test_prepare_refuses_a_name_taken_by_other_artifacts(cloud: Cloud) -> None:
+    arn = cloud.register(1)
+    cloud.sm.create_model(
+        ModelName=f"{ENDPOINT}-v1",
+        ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/x",
+        PrimaryContainer={"Image": "img", "ModelDataUrl": "s3://elsewhere/model.tar.gz"},
+    )
+    run = run_deployment(deployer(cloud), arn)
+    assert isinstance(run.error, DeploymentConflict)
+    assert "exists with artifacts s3://elsewhere/model.tar.gz" in str(run.error)
+
+
+def test_a_second_deployment_does_not_interrupt_a_running_update(cloud: Cloud) -> None:
+    deploy_first(cloud)
+    steps = deployer(cloud)
+    first: dict[str, Any] = {"model_package_arn": cloud.register(2), "trigger": "approval"}
+    first["deploy"] = steps.handle("prepare", "a", DeploymentState.model_validate(first))
+    steps.handle("rollout", "a", DeploymentState.model_validate(first))
+    second: dict[str, Any] = {"model_package_arn": cloud.register(3), "trigger": "approval"}
+    second["deploy"] = steps.handle("prepare", "b", DeploymentState.model_validate(second))
+    with pytest.raises(DeploymentConflict, match="another deployment is running"):
+        steps.handle("rollout", "b", DeploymentState.model_validate(second))
+    clock.advance(3600)
+    assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v2"
+
+
+def test_explain_failure_reads_a_lambda_error_and_a_service_error(cloud: Cloud) -> None:
+    steps = deployer(cloud)
+    lambda_error = {
+        "model_package_arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/g/4",
+        "error": {"Error": "KeyError", "Cause": '{"errorMessage": "\'deploy\'", "errorType": "KeyError"}'},
+    }
+    failure = steps.handle("explain_failure", "exec-9", DeploymentState.model_validate(lambda_error))
+    assert failure["reason"] == "'deploy'"
+    assert failure["outcome"] == "failed"
+    assert failure["subject"] == "Deployment of model 4 failed"
+    assert "Deployment exec-9 of model 4 failed during prepare." in failure["message"]
+    assert f"{ENDPOINT} does not exist" in failure["message"]
+    timeout = {**lambda_error, "error": {"Error": "States.Timeout", "Cause": ""}}
+    failure = steps.handle("explain_failure", "exec-9", DeploymentState.model_validate(timeout))
+    assert (failure["outcome"], failure["reason"]) == ("timed_out", "States.Timeout")
