@@ -202,6 +202,24 @@ def run_benchmark(benchmark: Benchmark, *, quick: bool) -> list[Result]:
     return results
 
 
+def annotate_load(results: list[Result], before: float, after: float, cpus: int | None = None) -> list[Result]:
+    """Record the host's 1-minute load around a benchmark; flag timings taken on a busy host.
+
+    Other work on the machine (a parallel test run, a build) slows the figure and its reference unevenly,
+    so a row measured with more runnable processes than CPUs says so instead of passing as a clean number.
+    """
+    cpus = cpus or os.cpu_count() or 1
+    busiest = max(before, after)
+    for result in results:
+        if result.status not in ("pass", "fail"):
+            continue
+        result.details = {**result.details, "load_before": round(before, 2), "load_after": round(after, 2)}
+        if busiest > cpus:
+            warning = f"busy host (load {busiest:.1f} on {cpus} CPUs): timings are pessimistic"
+            result.note = f"{result.note}; {warning}" if result.note else warning
+    return results
+
+
 # ---------------------------------------------------------------- reports
 
 
@@ -374,7 +392,8 @@ def main(argv: Sequence[str] | None, registry: Sequence[Benchmark], *, suite_nam
             continue
         if not (args.quick and benchmark.full_only):
             print(f"[bench] {benchmark.name}: {benchmark.description} ...", file=sys.stderr, flush=True)
-        results += run_benchmark(benchmark, quick=args.quick)
+        load_before = os.getloadavg()[0]
+        results += annotate_load(run_benchmark(benchmark, quick=args.quick), load_before, os.getloadavg()[0])
     report = build_report(
         results, quick=args.quick, seconds=time.perf_counter() - started, selected=[b.name for b in selected]
     )

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import Benchmark, Budget, NotAvailable, Result, import_optional, main, run_benchmark
+from bench.harness import (
+    Benchmark,
+    Budget,
+    NotAvailable,
+    Result,
+    annotate_load,
+    import_optional,
+    main,
+    run_benchmark,
+)
 
 MAX_2X = Budget(on="ratio", op="<=", limit=2.0)
 UNDER_5_MS = Budget(on="figure", op="<", limit=5.0, unit="ms")
@@ -120,9 +129,10 @@ def test_import_optional_only_hides_the_missing_module_itself(tmp_path: Path, mo
 
 
 def test_main_writes_the_three_reports_and_exits_1_on_a_broken_budget(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given one benchmark within budget, one over budget and one not available yet
+    # Given a quiet host, one benchmark within budget, one over budget and one not available yet
+    monkeypatch.setattr("os.getloadavg", lambda: (0.5, 0.5, 0.5))
     registry = [
         fixed("fast", figure=1.0, reference=1.0),
         fixed("slow", figure=5.0, reference=1.0),
@@ -151,7 +161,7 @@ def test_main_writes_the_three_reports_and_exits_1_on_a_broken_budget(
         "budget": {"on": "ratio", "op": "<=", "limit": 2.0, "unit": "x", "text": "ratio <= 2.00x"},
         "budget_usage": 2.5,
         "note": "",
-        "details": {},
+        "details": {"load_before": 0.5, "load_after": 0.5},
     }
     # and the table (stdout and results.md) has one line per row with the verdict
     table = (tmp_path / "results.md").read_text()
@@ -192,3 +202,24 @@ def test_an_unknown_benchmark_name_is_a_usage_error(capsys: pytest.CaptureFixtur
         main(["nope"], [fixed("fast", 1.0, 1.0)])
     assert exit_info.value.code == 2
     assert "unknown benchmark(s) nope; choose from fast" in capsys.readouterr().err
+
+
+def test_rows_measured_on_a_busy_host_say_so() -> None:
+    # Given a measured row and a placeholder row
+    rows = [
+        Result.measured("r", figure=1.0, unit="ms", reference=1.0, budget=MAX_2X, note="100 rows"),
+        Result(name="later", status="not available", budget=MAX_2X),
+    ]
+    # When the load around the benchmark exceeded the CPU count
+    annotate_load(rows, before=1.0, after=6.3, cpus=2)
+    # Then the measured row keeps its verdict, records the load and warns; the placeholder is untouched
+    assert rows[0].status == "pass"
+    assert rows[0].details == {"load_before": 1.0, "load_after": 6.3}
+    assert rows[0].note == "100 rows; busy host (load 6.3 on 2 CPUs): timings are pessimistic"
+    assert (rows[1].note, rows[1].details) == ("", {})
+
+
+def test_rows_measured_on_a_quiet_host_only_record_the_load() -> None:
+    rows = [Result.measured("r", figure=1.0, unit="ms", reference=1.0, budget=MAX_2X)]
+    annotate_load(rows, before=0.5, after=1.5, cpus=2)
+    assert (rows[0].note, rows[0].details) == ("", {"load_before": 0.5, "load_after": 1.5})
