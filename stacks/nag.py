@@ -60,8 +60,8 @@ def acknowledge_findings(stack: MlopsStack) -> None:
         (
             lake.artifacts,
             "data-capture",
-            "the endpoint writes captured requests under this prefix only; the deploy Lambda reads them here "
-            "(shadow vs production comparison)",
+            "the endpoint writes captured requests under this prefix only; the deploy Lambda (shadow vs production "
+            "comparison), the drift monitor and the ground-truth Lambda read them here",
         ),
         (
             lake.artifacts,

@@ -16,15 +16,33 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import StageConfig
-from stacks.constructs.data_lake import DATA_CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MONITORING_PREFIX, DataLake
+from stacks.constructs.data_lake import (
+    CURATED_PREFIX,
+    DATA_CAPTURE_PREFIX,
+    GROUND_TRUTH_PREFIX,
+    MANIFESTS_PREFIX,
+    MONITORING_PREFIX,
+    DataLake,
+)
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics
 from stacks.constructs.serving import Serving
 from stacks.constructs.training_pipeline import TrainingPipeline
 
 DRIFT_METRIC = "FeatureDriftPSI"
+DRIFT_KS_METRIC = "FeatureDriftKS"
 OVERALL_DRIFT_METRIC = "OverallDriftPSI"
 QUALITY_METRIC = "ModelAUC"
+ACCURACY_METRIC = "ModelAccuracy"
 RETRAIN_DECISION_METRIC = "RetrainDecision"
+# Monitor settings that are not stage tunables (documented in docs/contracts.md)
+DRIFT_KS_THRESHOLD = 0.1  # highlighted in the drift report; not alarmed
+DRIFT_MIN_ROWS = 200  # fewer captured rows: no drift verdict, no metric (a quiet endpoint never alarms)
+DRIFT_LOOKBACK_HOURS = 24  # the first run (or after a long gap) reads at most this much capture
+DRIFT_LATENESS_HOURS = 2  # capture files that land up to this late are still read (once)
+QUALITY_MIN_LABELED_ROWS = 50  # fewer labelled rows: no quality metric
+QUALITY_LOOKBACK_HOURS = 168  # labels are joined with predictions captured up to a week before the upload
+DRIFT_REPORT_PREFIX = f"{MONITORING_PREFIX}drift/"
+QUALITY_PREFIX = f"{MONITORING_PREFIX}quality/"
 
 
 class Monitoring(Construct):
@@ -42,6 +60,7 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
+        self._comparisons: dict[str, str] = {}  # retrain alarm name -> comparison operator
         ns = config.metrics_namespace
         dims = {"EndpointName": config.endpoint_name}
 
@@ -59,13 +78,21 @@ class Monitoring(Construct):
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
                 "CURATED_BUCKET": lake.curated.bucket_name,
                 "DATA_CAPTURE_PREFIX": f"{DATA_CAPTURE_PREFIX}{config.endpoint_name}/",
-                "REPORT_PREFIX": f"{MONITORING_PREFIX}drift/",
+                "REPORT_PREFIX": DRIFT_REPORT_PREFIX,
                 "DATASET_SCHEMA": config.dataset.to_json(),
                 "PSI_THRESHOLD": str(config.alarms.drift_psi),
+                "KS_THRESHOLD": str(DRIFT_KS_THRESHOLD),
+                "MIN_ROWS": str(DRIFT_MIN_ROWS),
+                "LOOKBACK_HOURS": str(DRIFT_LOOKBACK_HOURS),
+                "LATENESS_HOURS": str(DRIFT_LATENESS_HOURS),
             },
         )
-        lake.artifacts.grant_read_write(self.drift_fn)
-        lake.curated.grant_read(self.drift_fn)
+        # reads data capture, the manifests and the quality report; writes reports + watermark (no delete)
+        lake.artifacts.grant_read(self.drift_fn, f"{DATA_CAPTURE_PREFIX}*")
+        lake.artifacts.grant_read(self.drift_fn, f"{DRIFT_REPORT_PREFIX}*")
+        lake.artifacts.grant_put(self.drift_fn, f"{DRIFT_REPORT_PREFIX}*")
+        lake.curated.grant_read(self.drift_fn, f"{MANIFESTS_PREFIX}*")
+        lake.curated.grant_read(self.drift_fn, f"{CURATED_PREFIX}*")
         lake.key.grant_encrypt_decrypt(self.drift_fn)
         grant_put_metrics(self.drift_fn, ns)
         events.Rule(
@@ -89,12 +116,19 @@ class Monitoring(Construct):
                 "ENDPOINT_NAME": config.endpoint_name,
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
                 "DATA_CAPTURE_PREFIX": f"{DATA_CAPTURE_PREFIX}{config.endpoint_name}/",
-                "DATASET_SCHEMA": config.dataset.to_json(),
+                "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
+                "QUALITY_PREFIX": QUALITY_PREFIX,
+                "IDEMPOTENCY_TABLE": pipeline.idempotency_table.table_name,
+                "MIN_LABELED_ROWS": str(QUALITY_MIN_LABELED_ROWS),
+                "LOOKBACK_HOURS": str(QUALITY_LOOKBACK_HOURS),
             },
         )
         lake.raw.grant_read(self.ground_truth_fn, f"{GROUND_TRUTH_PREFIX}*")
-        lake.artifacts.grant_read_write(self.ground_truth_fn)
+        lake.artifacts.grant_read(self.ground_truth_fn, f"{DATA_CAPTURE_PREFIX}*")
+        lake.artifacts.grant_put(self.ground_truth_fn, f"{QUALITY_PREFIX}*")
         lake.key.grant_encrypt_decrypt(self.ground_truth_fn)
+        # idempotent per label object version (Powertools records in the pipeline's idempotency table)
+        pipeline.idempotency_table.grant_read_write_data(self.ground_truth_fn)
         grant_put_metrics(self.ground_truth_fn, ns)
         events.Rule(
             self,
@@ -137,6 +171,7 @@ class Monitoring(Construct):
                 "GUARD_TABLE": self.guard_table.table_name,
                 "TOPIC_ARN": topic.topic_arn,
                 "CURATED_BUCKET": lake.curated.bucket_name,
+                "MANIFEST_KEY": f"{MANIFESTS_PREFIX}{config.dataset.name}/latest.json",
                 "GUARD": json.dumps(asdict(config.retrain)),
             },
         )
@@ -197,8 +232,12 @@ class Monitoring(Construct):
         self.retrain_alarms = [self.drift_alarm, self.quality_alarm, self.errors_alarm, self.latency_alarm]
         for alarm in self.retrain_alarms:
             # CloudWatch alarm Lambda action: invokes the function directly (adds the invoke permission
-            # for lambda.alarms.cloudwatch.amazonaws.com scoped to this alarm's ARN).
+            # for lambda.alarms.cloudwatch.amazonaws.com scoped to this alarm's ARN). The OK action lets the
+            # guard clear the alarm's breach record, so a flapping alarm never adds up to N breaching periods.
             alarm.add_alarm_action(retrain_action)
+            alarm.add_ok_action(retrain_action)
+        # the guard compares reasonData's datapoints with the threshold using each alarm's own operator
+        self.retrain_fn.add_environment("ALARMS", json.dumps(self._comparisons, sort_keys=True))
 
         self.dashboard = self._dashboard(config, pipeline, serving)
 
@@ -213,6 +252,8 @@ class Monitoring(Construct):
         description: str,
     ) -> cloudwatch.Alarm:
         periods = self.config.alarms.monitor_evaluation_periods
+        # CloudFormation spelling of the operator (GREATER_THAN_THRESHOLD -> GreaterThanThreshold)
+        self._comparisons[name] = "".join(part.capitalize() for part in comparison.name.split("_"))
         return cloudwatch.Alarm(
             self,
             construct_id,
@@ -228,22 +269,44 @@ class Monitoring(Construct):
 
     def _dashboard(self, config: StageConfig, pipeline: TrainingPipeline, serving: Serving) -> cloudwatch.Dashboard:
         ns = config.metrics_namespace
-        dims = {"EndpointName": config.endpoint_name}
+        endpoint = config.endpoint_name
+        dims = {"EndpointName": endpoint}
+        hour = cdk.Duration.hours(1)
+
+        def search(names: str, metric: str, stat: str, by: str, prefix: str = "") -> cloudwatch.MathExpression:
+            """Every hourly series of ``metric`` with exactly the dimensions ``names``, one line per ``by``."""
+            return cloudwatch.MathExpression(
+                expression=f"SEARCH('{{{ns},{names}}} MetricName=\"{metric}\"', '{stat}', 3600)",
+                label=f"{prefix}${{PROP('Dim.{by}')}}",
+                using_metrics={},
+            )
+
         sm = pipeline.state_machine
         board = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-mlops")
         board.add_widgets(
             cloudwatch.GraphWidget(
                 title="Pipeline runs",
                 left=[sm.metric_started(), sm.metric_succeeded(), sm.metric_failed()],
-                width=12,
+                width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Model versions registered / rejected",
                 left=[
-                    cloudwatch.Metric(namespace=ns, metric_name="ModelRegistered", statistic="Sum"),
-                    cloudwatch.Metric(namespace=ns, metric_name="ModelRejected", statistic="Sum"),
+                    cloudwatch.Metric(
+                        namespace=ns,
+                        metric_name=name,
+                        dimensions_map={"service": "register_model"},
+                        statistic="Sum",
+                        period=hour,
+                    )
+                    for name in ("ModelRegistered", "ModelRejected")
                 ],
-                width=12,
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Deployments by outcome",
+                left=[search("outcome,service", "Deployment", "Sum", by="outcome")],
+                width=8,
             ),
         )
         board.add_widgets(
@@ -253,7 +316,7 @@ class Monitoring(Construct):
                     cloudwatch.MathExpression(
                         expression=(
                             f'SEARCH(\'{{AWS/SageMaker,EndpointName,VariantName}} MetricName="Invocations" '
-                            f"EndpointName=\"{config.endpoint_name}\"', 'Sum', 60)"
+                            f"EndpointName=\"{endpoint}\"', 'Sum', 60)"
                         ),
                         label="Invocations",
                         using_metrics={},
@@ -273,28 +336,50 @@ class Monitoring(Construct):
         )
         board.add_widgets(
             cloudwatch.GraphWidget(
-                title="Drift (PSI)",
+                title="Drift: overall PSI (alarm) and PSI per feature",
                 left=[
                     cloudwatch.Metric(
                         namespace=ns,
                         metric_name=OVERALL_DRIFT_METRIC,
                         dimensions_map=dims,
                         statistic="Maximum",
-                    )
+                        period=hour,
+                        label="overall PSI",
+                    ),
+                    search("EndpointName,Feature", DRIFT_METRIC, "Maximum", by="Feature", prefix="PSI "),
                 ],
                 left_annotations=[cloudwatch.HorizontalAnnotation(value=config.alarms.drift_psi, label="alarm")],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Drift: KS per numeric feature",
+                left=[search("EndpointName,Feature", DRIFT_KS_METRIC, "Maximum", by="Feature", prefix="KS ")],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=DRIFT_KS_THRESHOLD, label="highlight")],
+                width=12,
+            ),
+        )
+        board.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Quality on ground truth: AUC (alarm) and accuracy",
+                left=[
+                    cloudwatch.Metric(
+                        namespace=ns,
+                        metric_name=name,
+                        dimensions_map=dims,
+                        statistic="Minimum",
+                        period=hour,
+                        label=name,
+                    )
+                    for name in (QUALITY_METRIC, ACCURACY_METRIC)
+                ],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=config.alarms.quality_auc_floor, label="AUC floor")
+                ],
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Quality (AUC on ground truth)",
-                left=[
-                    cloudwatch.Metric(
-                        namespace=ns, metric_name=QUALITY_METRIC, dimensions_map=dims, statistic="Minimum"
-                    )
-                ],
-                left_annotations=[
-                    cloudwatch.HorizontalAnnotation(value=config.alarms.quality_auc_floor, label="floor")
-                ],
+                title="AUC per model version",
+                left=[search("EndpointName,ModelVersion", QUALITY_METRIC, "Minimum", by="ModelVersion", prefix="AUC ")],
                 width=8,
             ),
             cloudwatch.AlarmStatusWidget(
@@ -310,6 +395,8 @@ class Monitoring(Construct):
                         metric_name=RETRAIN_DECISION_METRIC,
                         dimensions_map={"decision": d, "service": "retrain"},
                         statistic="Sum",
+                        period=hour,
+                        label=d,
                     )
                     for d in ("started", "suppressed")
                 ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from stacks.config import StageConfig, load_config
@@ -78,3 +79,92 @@ def test_prod_stage_requires_manual_approval_and_bigger_fleet() -> None:
     assert prod.approval == "manual" and load_config("dev").approval == "auto"
     assert prod.serving.min_capacity >= 2
     assert prod.stack_name != load_config("dev").stack_name
+
+
+def _function(resources: dict[str, Any], prefix: str) -> dict[str, Any]:
+    (fn,) = [
+        v["Properties"]
+        for k, v in of_type(resources, "AWS::Lambda::Function").items()
+        if k.startswith(prefix) and v["Properties"].get("Handler", "").startswith("lambdas.")
+    ]
+    return dict(fn)
+
+
+def test_retrain_alarms_also_report_ok_so_the_guard_can_clear_breach_records(
+    resources: dict[str, Any], config: StageConfig
+) -> None:
+    comparisons = {
+        f"{config.prefix}-drift": "GreaterThanThreshold",
+        f"{config.prefix}-quality": "LessThanThreshold",
+        f"{config.prefix}-5xx": "GreaterThanOrEqualToThreshold",
+        f"{config.prefix}-latency": "GreaterThanThreshold",
+    }
+    for props in of_type(resources, "AWS::CloudWatch::Alarm").values():
+        name = props["Properties"]["AlarmName"]
+        if name in comparisons:
+            assert props["Properties"]["OKActions"] == props["Properties"]["AlarmActions"], name
+            assert props["Properties"]["ComparisonOperator"] == comparisons[name]
+    env = _function(resources, "MonitoringRetrain")["Environment"]["Variables"]
+    assert json.loads(env["ALARMS"]) == comparisons
+    assert env["MANIFEST_KEY"] == f"manifests/{config.dataset.name}/latest.json"
+    assert json.loads(env["GUARD"]) == {"cooldown_minutes": 360, "max_per_day": 2, "consecutive_breaches": 3}
+
+
+def test_drift_monitor_is_scheduled_with_its_thresholds(resources: dict[str, Any], config: StageConfig) -> None:
+    fn = _function(resources, "MonitoringDriftMonitor")
+    env = fn["Environment"]["Variables"]
+    assert fn["Layers"] and len(fn["Layers"]) == 2  # Powertools + AWS SDK for pandas
+    assert env["PSI_THRESHOLD"] == str(config.alarms.drift_psi)
+    assert env["DATA_CAPTURE_PREFIX"] == f"data-capture/{config.endpoint_name}/"
+    assert env["REPORT_PREFIX"] == "monitoring/drift/"
+    assert int(env["MIN_ROWS"]) > 0
+    (rule,) = [
+        r["Properties"]
+        for k, r in of_type(resources, "AWS::Events::Rule").items()
+        if k.startswith("MonitoringDriftSchedule")
+    ]
+    minutes = config.drift_schedule_minutes
+    assert rule["ScheduleExpression"] == ("rate(1 hour)" if minutes == 60 else f"rate({minutes} minutes)")
+    gt = _function(resources, "MonitoringGroundTruth")["Environment"]["Variables"]
+    assert gt["IDEMPOTENCY_TABLE"]["Ref"].startswith("PipelineIdempotencyTable")
+    assert gt["QUALITY_PREFIX"] == "monitoring/quality/"
+
+
+def test_monitors_write_only_their_own_prefixes_and_never_delete(resources: dict[str, Any]) -> None:
+    for role_prefix, own in (
+        ("MonitoringDriftMonitorRole", "monitoring/drift/*"),
+        ("MonitoringGroundTruthRole", "monitoring/quality/*"),
+    ):
+        policies = [v for k, v in of_type(resources, "AWS::IAM::Policy").items() if k.startswith(role_prefix)]
+        statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+        for stmt in statements:
+            actions = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+            assert not any(a.startswith("s3:Delete") for a in actions), (role_prefix, actions)
+            if any(a.startswith("s3:PutObject") for a in actions):
+                targets = json.dumps(stmt["Resource"])
+                assert own in targets and "data-capture" not in targets, (role_prefix, targets)
+
+
+def test_dashboard_shows_runs_versions_traffic_drift_quality_and_decisions(resources: dict[str, Any]) -> None:
+    (board,) = of_type(resources, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(board["Properties"]["DashboardBody"])
+    for title in (
+        "Pipeline runs",
+        "Model versions registered / rejected",
+        "Endpoint traffic per variant",
+        "Drift: overall PSI (alarm) and PSI per feature",
+        "Drift: KS per numeric feature",
+        "Quality on ground truth: AUC (alarm) and accuracy",
+        "AUC per model version",
+        "Retrain decisions",
+    ):
+        assert title in body, title
+    for metric in (
+        "OverallDriftPSI",
+        "FeatureDriftPSI",
+        "FeatureDriftKS",
+        "ModelAUC",
+        "ModelAccuracy",
+        "RetrainDecision",
+    ):
+        assert metric in body, metric
