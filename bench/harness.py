@@ -214,7 +214,7 @@ def annotate_load(results: list[Result], before: float, after: float, cpus: int 
         if result.status not in ("pass", "fail"):
             continue
         result.details = {**result.details, "load_before": round(before, 2), "load_after": round(after, 2)}
-        if busiest > cpus:
+        if busiest > cpus and result.unit != "bytes":  # sizes do not depend on the load
             warning = f"busy host (load {busiest:.1f} on {cpus} CPUs): timings are pessimistic"
             result.note = f"{result.note}; {warning}" if result.note else warning
     return results

@@ -219,7 +219,12 @@ def test_rows_measured_on_a_busy_host_say_so() -> None:
     assert (rows[1].note, rows[1].details) == ("", {})
 
 
-def test_rows_measured_on_a_quiet_host_only_record_the_load() -> None:
-    rows = [Result.measured("r", figure=1.0, unit="ms", reference=1.0, budget=MAX_2X)]
-    annotate_load(rows, before=0.5, after=1.5, cpus=2)
-    assert (rows[0].note, rows[0].details) == ("", {"load_before": 0.5, "load_after": 1.5})
+def test_rows_measured_on_a_quiet_host_or_not_timed_only_record_the_load() -> None:
+    # Given a timing on a quiet host and a size on a busy one
+    timing = Result.measured("t", figure=1.0, unit="ms", reference=1.0, budget=MAX_2X)
+    size = Result.measured("s", figure=9e3, unit="bytes", budget=Budget(on="figure", op="<", limit=1e6, unit="bytes"))
+    annotate_load([timing], before=0.5, after=1.5, cpus=2)
+    annotate_load([size], before=5.0, after=5.0, cpus=2)
+    # Then neither gets a warning: the load is recorded only
+    assert (timing.note, timing.details) == ("", {"load_before": 0.5, "load_after": 1.5})
+    assert (size.note, size.details) == ("", {"load_before": 5.0, "load_after": 5.0})
