@@ -163,10 +163,7 @@ class Serving(Construct):
         # deleting an autoscaled endpoint deregisters its scalable targets, which needs this permission
         self.cleanup_fn.add_to_role_policy(
             iam.PolicyStatement(
-                actions=[
-                    "application-autoscaling:DescribeScalableTargets",
-                    "application-autoscaling:DeregisterScalableTarget",
-                ],
+                actions=["application-autoscaling:DeregisterScalableTarget"],
                 resources=[
                     stack.format_arn(service="application-autoscaling", resource="scalable-target", resource_name="*")
                 ],

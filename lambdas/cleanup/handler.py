@@ -1,0 +1,61 @@
+"""Teardown custom resource (CDK Provider framework ``onEvent``): on Delete, remove what the pipeline created.
+
+Create and Update change nothing and keep one physical id, so CloudFormation never replaces the resource
+(a replacement would Delete the old one: a cleanup in the middle of an update).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from functools import lru_cache
+from typing import Any, Literal
+
+import boto3
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from lambdas.cleanup.logic import Cleanup
+from lambdas.shared.observability import logger, tracer
+
+SAFETY_MARGIN_SECONDS = 30  # leave time to answer the provider framework before the Lambda times out
+
+
+class Settings(BaseModel):
+    RESOURCE_PREFIX: str = Field(min_length=1)
+
+
+class CustomResourceEvent(BaseModel):
+    """The fields of a CloudFormation custom-resource request that this handler reads."""
+
+    model_config = {"extra": "allow"}
+
+    RequestType: Literal["Create", "Update", "Delete"]
+    LogicalResourceId: str = ""
+    PhysicalResourceId: str | None = None
+    ResourceProperties: dict[str, Any] = Field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.model_validate(dict(os.environ))
+
+
+@lru_cache(maxsize=1)
+def cleanup() -> Cleanup:
+    return Cleanup(boto3.client("sagemaker"), boto3.client("application-autoscaling"))
+
+
+@logger.inject_lambda_context(log_event=True, clear_state=True)
+@tracer.capture_lambda_handler
+@event_parser(model=CustomResourceEvent)
+def handler(event: CustomResourceEvent, context: LambdaContext) -> dict[str, Any]:
+    prefix = settings().RESOURCE_PREFIX
+    physical_id = event.PhysicalResourceId or f"{prefix}-sagemaker-cleanup"
+    if event.RequestType != "Delete":
+        return {"PhysicalResourceId": physical_id}
+    budget = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+    report = cleanup().delete_all(prefix, deadline_seconds=budget)
+    logger.info("pipeline resources deleted", extra=asdict(report))
+    return {"PhysicalResourceId": physical_id, "Data": {k: str(len(v)) for k, v in asdict(report).items()}}
