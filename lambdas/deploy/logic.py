@@ -54,6 +54,7 @@ PROVISIONING_ALLOWANCE_SECONDS = 900  # a new fleet takes minutes to come up bef
 IN_FLIGHT = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 GOLDEN_FILE = "golden.json"
+MAX_CAPTURE_OBJECTS = 500  # per variant and comparison
 
 
 # ---- errors (the Lambda's errorType is the class name; the failure path reads it) -----------------------
@@ -696,9 +697,13 @@ class Deployer:
         base = f"{prefix.rstrip('/')}/{self.settings.endpoint_name}/{variant}/"
         hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         paginator = self.clients.s3.get_paginator("list_objects_v2")
+        read = 0
         while hour <= end:
             for page in paginator.paginate(Bucket=bucket, Prefix=f"{base}{hour:%Y/%m/%d/%H}/"):
                 for obj in page.get("Contents", []):
+                    if read >= MAX_CAPTURE_OBJECTS:  # a sample is enough, and the Lambda has minutes, not hours
+                        return
+                    read += 1
                     body = self.clients.s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
                     for line in body.decode("utf-8").splitlines():
                         if not line.strip():
