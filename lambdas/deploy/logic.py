@@ -840,12 +840,15 @@ class Deployer:
             "shadow_rejected": "not promoted from shadow",
             "timed_out": "timed out",
         }.get(outcome, "failed")
-        live = self._describe_endpoint(self.settings.endpoint_name)
-        serving = (
-            f"{self.settings.endpoint_name} runs {live['EndpointConfigName']} ({live['EndpointStatus']})"
-            if live
-            else f"{self.settings.endpoint_name} does not exist"
-        )
+        try:
+            live = self._describe_endpoint(self.settings.endpoint_name)
+            serving = (
+                f"{self.settings.endpoint_name} runs {live['EndpointConfigName']} ({live['EndpointStatus']})"
+                if live
+                else f"{self.settings.endpoint_name} does not exist"
+            )
+        except Exception as describe_error:  # the notification must go out even if SageMaker does not answer
+            serving = f"{self.settings.endpoint_name}: unknown ({describe_error})"
         message = "\n".join(
             [
                 f"Deployment {execution} of model {what} {words} during {stage}.",
