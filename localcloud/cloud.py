@@ -28,6 +28,7 @@ from localcloud.runtime.logs import LogSink
 from localcloud.tls import certificate
 
 DEFAULT_REGION = "us-east-1"
+DEFAULT_TIME_SCALE = 120.0  # a cloud minute in half a real second
 
 
 def free_port() -> int:
@@ -59,7 +60,14 @@ class LocalCloud:
     HTTP), and plain HTTP on an internal port that moto's Step Functions interpreter calls back on.
     """
 
-    def __init__(self, port: int | None = None, region: str = DEFAULT_REGION, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        region: str = DEFAULT_REGION,
+        workdir: Path | None = None,
+        time_scale: float = DEFAULT_TIME_SCALE,
+    ) -> None:
+        self.time_scale = time_scale
         self.port = port or free_port()
         self.region = region
         self._own_workdir = workdir is None
@@ -75,6 +83,8 @@ class LocalCloud:
         self.lambdas: LambdaRuntime | None = None
         self.sink: LogSink | None = None
         self.dispatcher = Dispatcher()
+        self.endpoints: Any = None
+        self.ticker: Any = None
 
     # ---- lifecycle ----
     def start(self) -> LocalCloud:
@@ -95,6 +105,8 @@ class LocalCloud:
         import logging
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto's ASL interpreter logs every handled JSONPath miss (e.g. a Choice's IsPresent) as an exception
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         self._servers = [_Server(self.port, (str(self.ca_bundle), str(self._key))), _Server(self.internal_port)]
         self.sink = LogSink(self.clients.logs, self.clients.cloudwatch)
         self.lambdas = LambdaRuntime(
@@ -109,6 +121,18 @@ class LocalCloud:
         lambda_invoke.set_runtime(self.lambdas)
         self._stoppers.append(self.lambdas.stop)
         self._stoppers.append(self.dispatcher.stop)
+        from localcloud.runtime.endpoints import EndpointRuntime
+        from localcloud.runtime.ticker import Ticker
+        from localcloud.shims import sagemaker_runtime
+
+        self.endpoints = EndpointRuntime(self)
+        sagemaker_runtime.set_runtime(self.endpoints)
+        self._stoppers.append(self.endpoints.stop)
+        clock.set_scale(self.time_scale)
+        self._stoppers.append(lambda: clock.set_scale(1.0))
+        self.ticker = Ticker(self)
+        self.ticker.start()
+        self._stoppers.append(self.ticker.stop)
         return self
 
     def _lambda_logs(self, spec: FunctionSpec, request_id: str, text: str) -> None:

@@ -26,8 +26,16 @@ class Dispatcher:
         def run() -> Any:
             try:
                 return work(*args)
-            except Exception:
+            except Exception as error:
+                from localcloud.runtime.journal import journal
+
                 self.errors.append(traceback.format_exc())
+                journal.record(
+                    "internal-error",
+                    work=getattr(work, "__name__", str(work)),
+                    error=repr(error),
+                    trace=traceback.format_exc()[-3000:],
+                )
                 raise
             finally:
                 with self._idle:

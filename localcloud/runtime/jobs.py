@@ -48,11 +48,19 @@ class JobResult:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
+_HTTPS_PATH = re.compile(r"^https://s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com/([^/]+)/?(.*)$")
+_HTTPS_HOST = re.compile(r"^https://([^/]+?)\.s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com/?(.*)$")
+
+
 def split_s3(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://"):
-        raise ValueError(f"not an S3 URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
+    """(bucket, key) of an ``s3://`` URI or an S3 HTTPS URL (path or virtual-hosted style, as SageMaker accepts)."""
+    if uri.startswith("s3://"):
+        bucket, _, key = uri[5:].partition("/")
+        return bucket, key
+    match = _HTTPS_PATH.match(uri) or _HTTPS_HOST.match(uri)
+    if match:
+        return match[1], match[2]
+    raise ValueError(f"not an S3 URI: {uri!r}")
 
 
 def download(s3: Any, uri: str, destination: Path) -> list[Path]:
@@ -244,6 +252,8 @@ def run_training(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_ur
     env = base_environment(endpoint_url, region)
     env.update({str(k): str(v) for k, v in (request.get("Environment") or {}).items()})
     env.update({"SAGEMAKER_BASE_DIR": str(opt_ml), "TRAINING_JOB_NAME": name, "SAGEMAKER_REGION": region})
+    # The toolkit waits for the cluster's hostnames (algo-1...) to resolve unless it runs in local mode.
+    env["SM_STUDIO_LOCAL_MODE"] = "true"
     timeout = float((request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
     code, log = _run([sys.executable, "-m", "sagemaker_training.cli.train"], env, root, timeout)
     seconds = time.time() - started
@@ -257,9 +267,10 @@ def run_training(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_ur
         return JobResult(False, reason=reason[:1024], log=log, seconds=seconds, outputs={"metrics": metrics})
     output = request["OutputDataConfig"]
     kms = output.get("KmsKeyId")
-    model_uri = f"{output['S3OutputPath'].rstrip('/')}/{name}/output/model.tar.gz"
+    out_bucket, out_prefix = split_s3(output["S3OutputPath"])
+    bucket, key = out_bucket, f"{out_prefix.rstrip('/')}/{name}/output/model.tar.gz".lstrip("/")
+    model_uri = f"s3://{bucket}/{key}"
     archive = _pack(opt_ml / "model", root / "model.tar.gz")
-    bucket, key = split_s3(model_uri)
     extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms} if kms else None
     s3.upload_file(str(archive), bucket, key, ExtraArgs=extra)
     output_data = opt_ml / "output" / "data"

@@ -90,6 +90,7 @@ def main() -> None:
         context = _Context(request_id, time.time() + float(request["timeout"]))
         begun = time.time()
         print(f"START RequestId: {request_id} Version: $LATEST")
+        response: dict[str, object]
         if handler is None:
             response = {"ok": False, "error": init_error}
         else:
@@ -98,7 +99,7 @@ def main() -> None:
                 response = {"ok": True, "result": json.dumps(result, default=str)}
             except Exception as error:
                 response = {"ok": False, "error": _error_payload(error)}
-                print(json.dumps({"level": "ERROR", **response["error"]}))
+                print(json.dumps({"level": "ERROR", **_error_payload(error)}))
         duration = (time.time() - begun) * 1000
         print(f"END RequestId: {request_id}")
         print(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms")

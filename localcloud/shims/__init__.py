@@ -14,15 +14,34 @@ def install_all(cloud: Any = None) -> None:
     """Install every shim into this process's moto (the moto server runs in this process)."""
     from localcloud.shims import (
         cloudformation,
+        cloudwatch_alarms,
         events_targets,
         glue_jobs,
         lambda_invoke,
         s3_policy,
+        sagemaker_endpoints,
         sagemaker_jobs,
+        sagemaker_registry,
+        sagemaker_runtime,
+        ssm_public,
         stepfunctions,
     )
 
-    for shim in (cloudformation, s3_policy, lambda_invoke, events_targets, glue_jobs, sagemaker_jobs, stepfunctions):
+    installed = (
+        cloudformation,
+        s3_policy,
+        lambda_invoke,
+        events_targets,
+        glue_jobs,
+        sagemaker_jobs,
+        sagemaker_endpoints,
+        sagemaker_registry,
+        sagemaker_runtime,
+        stepfunctions,
+        cloudwatch_alarms,
+    )
+    for shim in installed:
         shim.install()
-    for shim in (events_targets, glue_jobs, sagemaker_jobs):
+    for shim in (events_targets, glue_jobs, sagemaker_jobs, cloudwatch_alarms):
         shim.set_cloud(cloud)
+    del ssm_public  # seeded per deployment (localcloud.provision), nothing to patch

@@ -373,7 +373,7 @@ def _kms_key_with_tags(original: Callable[..., Any]) -> Callable[..., Any]:
                 {"TagKey": t.get("TagKey", t.get("Key")), "TagValue": t.get("TagValue", t.get("Value"))}
                 for t in properties["Tags"]
             ]
-        return original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+        return original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kw)  # type: ignore[attr-defined]
 
     return create
 

@@ -13,12 +13,13 @@ name. Every other target still goes through moto. S3's EventBridge events get a 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from moto.events import models as events_models
-from moto.events.utils import _BASE_EVENT_MESSAGE, EventTemplateParser
+from moto.events.utils import _BASE_EVENT_MESSAGE
 from moto.utilities.arns import parse_arn
 
 from localcloud.clock import clock
@@ -62,21 +63,94 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
         return matches[0].value if matches else None
     transformer = target.get("InputTransformer")
     if transformer:
-        return EventTemplateParser.parse(
-            input_template=transformer.get("InputTemplate"),
-            input_paths_map=transformer.get("InputPathsMap", {}),
-            event={**event, "ingestion-time": event.get("time")},
-        )
+        return transform(transformer.get("InputTemplate") or "", transformer.get("InputPathsMap") or {}, event)
     return event
+
+
+_PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]+)>")
+
+
+def transform(template: str, paths: dict[str, str], event: dict[str, Any]) -> Any:
+    """EventBridge's input transformer. A placeholder outside a JSON string is replaced by the value as JSON
+    (strings quoted); inside a string literal, by its text. (moto always inserts the raw text, so a string
+    value in ``{"arn": <arn>}`` becomes invalid JSON.)"""
+    from jsonpath_ng.ext import parse
+
+    values: dict[str, Any] = {"aws.events.event": event, "aws.events.event.json": event}
+    for name, path in paths.items():
+        matches = parse(path).find(event)
+        values[name] = matches[0].value if matches else None
+    out, in_string, escaped, index = [], False, False, 0
+    while index < len(template):
+        char = template[index]
+        if not in_string or not escaped:
+            match = _PLACEHOLDER.match(template, index)
+            if match and match[1] in values:
+                value = values[match[1]]
+                if in_string:
+                    out.append(
+                        json.dumps("" if value is None else value if isinstance(value, str) else json.dumps(value))[
+                            1:-1
+                        ]
+                    )
+                else:
+                    out.append(json.dumps(value))
+                index = match.end()
+                continue
+        out.append(char)
+        if in_string:
+            escaped = char == "\\" and not escaped
+            if char == '"' and not escaped:
+                in_string = False
+        elif char == '"':
+            in_string = True
+        index += 1
+    text = "".join(out)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text  # a plain-text template is delivered as text
+
+
+def invoke_async(function_arn: str, payload: Any, source: str) -> bool:
+    """An asynchronous Lambda invocation: a function error is retried twice (after 1 and 2 minutes of cloud
+    time), as Lambda does for asynchronous events. Returns whether an attempt succeeded."""
+    clients = _cloud.clients
+    for attempt in range(1 + len(ASYNC_RETRY_DELAYS)):
+        response = clients.lambda_.invoke(
+            FunctionName=function_arn, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
+        )
+        body = response["Payload"].read().decode()
+        if not response.get("FunctionError"):
+            journal.record(
+                "invoke-async",
+                source=source,
+                target=function_arn,
+                outcome="ok",
+                attempt=attempt + 1,
+                result=body[:2000],
+            )
+            return True
+        journal.record(
+            "invoke-async",
+            source=source,
+            target=function_arn,
+            outcome="function-error",
+            attempt=attempt + 1,
+            error=body[:2000],
+        )
+        if attempt < len(ASYNC_RETRY_DELAYS):
+            clock.sleep(ASYNC_RETRY_DELAYS[attempt])
+    return False
 
 
 def deliver(rule_name: str, target: dict[str, Any], payload: Any) -> None:
     arn = target["Arn"]
-    service = parse_arn(arn).service
-    clients = _cloud.clients
-    if service == "states":
+    if parse_arn(arn).service == "states":
         name = str(uuid.uuid4())
-        response = clients.stepfunctions.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))
+        response = _cloud.clients.stepfunctions.start_execution(
+            stateMachineArn=arn, name=name, input=json.dumps(payload)
+        )
         journal.record(
             "event-delivery",
             rule=rule_name,
@@ -85,27 +159,7 @@ def deliver(rule_name: str, target: dict[str, Any], payload: Any) -> None:
             execution=response["executionArn"],
         )
         return
-    attempts = 1 + len(ASYNC_RETRY_DELAYS)
-    for attempt in range(attempts):
-        response = clients.lambda_.invoke(
-            FunctionName=arn, InvocationType="RequestResponse", Payload=json.dumps(payload).encode()
-        )
-        body = response["Payload"].read().decode()
-        if not response.get("FunctionError"):
-            journal.record(
-                "event-delivery", rule=rule_name, target=arn, outcome="invoked", attempt=attempt + 1, result=body[:2000]
-            )
-            return
-        journal.record(
-            "event-delivery",
-            rule=rule_name,
-            target=arn,
-            outcome="function-error",
-            attempt=attempt + 1,
-            error=body[:2000],
-        )
-        if attempt < len(ASYNC_RETRY_DELAYS):
-            clock.sleep(ASYNC_RETRY_DELAYS[attempt])
+    invoke_async(arn, payload, source=f"rule {rule_name}")
 
 
 _original_send = events_models.Rule.send_to_targets
@@ -122,7 +176,7 @@ def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: 
         saved = self.targets
         self.targets = others
         try:
-            _original_send(self, original_event, transform_input)
+            _original_send(self, original_event, transform_input)  # type: ignore[arg-type]
         finally:
             self.targets = saved
     if not ours:
@@ -138,5 +192,5 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    events_models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    events_models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
     _installed = True

@@ -55,7 +55,9 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
 def _create_from_cloudformation_json(
     cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str, **kwargs: Any
 ) -> Any:
-    function = _original_create.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    function = _original_create.__func__(  # type: ignore[attr-defined]
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
     log_group = (cloudformation_json.get("Properties", {}).get("LoggingConfig") or {}).get("LogGroup")
     if log_group:
         function.local_log_group = log_group

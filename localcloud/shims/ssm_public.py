@@ -9,7 +9,7 @@ layers' ARN form, into moto's SSM backend the way moto seeds its own public tree
 from __future__ import annotations
 
 import re
-import time
+from datetime import UTC, datetime
 
 from moto.ssm.models import Parameter, ssm_backends
 
@@ -44,7 +44,7 @@ def seed(account_id: str, region: str, names: list[str]) -> dict[str, str]:
         if value is None or backend._parameters.get(name):
             continue
         backend._parameters[name].append(
-            Parameter(
+            Parameter(  # type: ignore[abstract]
                 account_id=account_id,
                 name=name,
                 value=value,
@@ -52,7 +52,7 @@ def seed(account_id: str, region: str, names: list[str]) -> dict[str, str]:
                 description="public parameter (local cloud)",
                 allowed_pattern=None,
                 keyid=None,
-                last_modified_date=time.time(),
+                last_modified_date=datetime.now(UTC),
                 version=1,
                 data_type="text",
             )

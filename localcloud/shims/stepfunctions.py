@@ -76,7 +76,7 @@ class _ClockSync(StateTaskServiceCallback):
     ) -> None:
         task_output = env.stack.pop()
         env.stack.append(task_output)
-        resolver = self._build_sync_resolver(
+        resolver: Any = self._build_sync_resolver(
             env=env,
             resource_runtime_part=resource_runtime_part,
             normalised_parameters=normalised_parameters,
@@ -129,7 +129,7 @@ def _operation_parameters(action: str) -> set[str] | None:
 
 class LocalSageMaker(_ClockSync):
     def __init__(self) -> None:
-        super().__init__(supported_integration_patterns={ResourceCondition.Sync})
+        super().__init__(supported_integration_patterns={ResourceCondition.Sync})  # type: ignore[arg-type]
 
     def _get_supported_parameters(self) -> set[str] | None:
         return _operation_parameters(self._get_boto_service_action())
@@ -148,7 +148,7 @@ class LocalSageMaker(_ClockSync):
                 env=env,
                 error_name=CustomErrorName(name),
                 event_type=HistoryEventType.TaskFailed,
-                event_details=EventDetails(
+                event_details=EventDetails(  # type: ignore[typeddict-item]
                     taskFailedEventDetails=TaskFailedEventDetails(
                         error=name,
                         cause=ex.response["Error"]["Message"],
@@ -189,7 +189,7 @@ class LocalSageMaker(_ClockSync):
                         env=env,
                         error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
                         event_type=HistoryEventType.TaskFailed,
-                        event_details=EventDetails(
+                        event_details=EventDetails(  # type: ignore[typeddict-item]
                             taskFailedEventDetails=TaskFailedEventDetails(
                                 resource=self._get_sfn_resource(),
                                 resourceType=self._get_sfn_resource_type(),

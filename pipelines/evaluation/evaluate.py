@@ -89,7 +89,8 @@ class GateDecision:
 
 
 def processing_arguments(gate: GateSettings) -> list[str]:
-    """The job's ``ContainerArguments`` for ``gate``."""
+    """The job's ``ContainerArguments`` for ``gate``: the gate and, explicitly, the container paths of the
+    inputs and the output (the job definition names every path it uses; nothing relies on a default)."""
     return [
         "--primary_metric",
         gate.primary_metric,
@@ -97,6 +98,13 @@ def processing_arguments(gate: GateSettings) -> list[str]:
         repr(float(gate.min_improvement)),
         "--absolute_floor",
         repr(float(gate.absolute_floor)),
+        *(
+            item
+            for name in ("test", "challenger", "champion")
+            for item in (f"--{name}_dir", str(PROCESSING_DIR / name))
+        ),
+        "--output_dir",
+        str(PROCESSING_DIR / "evaluation"),
     ]
 
 

@@ -72,7 +72,10 @@ class Cloud:
         golden = {
             "body": {"instances": GOLDEN_ROWS},
             "content_type": "application/json",
-            "expected": {"probabilities": expected or [0.8, 0.1], "model_version": f"v{version}"},
+            "accept": "application/json",
+            "probabilities": expected or [0.8, 0.1],
+            "model_version": f"v{version}",
+            "tolerance": 1e-6,
         }
         self.s3.put_object(Bucket=ARTIFACTS, Key=f"evaluations/exec-{version}/golden.json", Body=json.dumps(golden))
         arn = self.sm.create_model_package(

@@ -1,0 +1,408 @@
+"""The SageMaker endpoint data plane of the local cloud: InvokeEndpoint routed to real model containers.
+
+- Routing: ``localcloud.shims.sagemaker_endpoints.routes`` says which model serves which share of the
+  production traffic now (during a canary both fleets serve) and which shadow variants get copies.
+  ``TargetVariant`` pins a variant. Shadow copies are sent after the production response, off the request path.
+- Containers: one model server process per model (``model_server.py``), started on first use from the
+  model's ``ModelDataUrl`` archive, with the model's container environment.
+- Metrics: ``AWS/SageMaker`` ``Invocations``, ``Invocation4XXErrors``, ``Invocation5XXErrors``,
+  ``InvocationModelErrors``, ``ModelLatency`` and ``OverheadLatency`` (microseconds) per EndpointName and
+  VariantName, timestamped on the cloud clock, in CloudWatch.
+- Data capture: the endpoint config's ``DataCaptureConfig`` (sampling, input/output, content types, KMS) is
+  applied; records are buffered per variant and written as SageMaker's JSON-lines capture files under
+  ``<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<uuid>.jsonl``.
+
+A container answering non-2xx becomes a ``ModelError`` (HTTP 424) carrying ``OriginalStatusCode`` and
+``OriginalMessage``, as InvokeEndpoint does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.sagemaker.models import sagemaker_backends
+
+from localcloud.clock import clock
+from localcloud.runtime.jobs import split_s3
+from localcloud.runtime.journal import journal
+
+SERVER_SCRIPT = Path(__file__).with_name("model_server.py")
+CAPTURE_FLUSH_RECORDS = 200
+CSV, JSON = "text/csv", "application/json"
+
+
+class EndpointError(Exception):
+    """An InvokeEndpoint failure: ``code`` is the API error, ``status`` its HTTP status."""
+
+    def __init__(self, code: str, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.code, self.status, self.message, self.extra = code, status, message, extra
+
+
+@dataclass
+class Invocation:
+    body: bytes
+    content_type: str
+    variant: str
+    model_name: str
+    status: int
+    latency_us: int
+    overhead_us: int
+
+
+@dataclass
+class _Container:
+    model_name: str
+    model_dir: Path
+    port: int
+    process: subprocess.Popen[str]
+    started_at: float = field(default_factory=time.time)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EndpointRuntime:
+    def __init__(self, cloud: Any, seed: int = 7) -> None:
+        self.cloud = cloud
+        self.account_id = cloud.account_id
+        self.region = cloud.region
+        self._containers: dict[str, _Container] = {}
+        self._lock = threading.RLock()
+        self._container_locks: dict[str, threading.Lock] = {}
+        self._rng = random.Random(seed)
+        self._capture: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._capture_lock = threading.Lock()
+        self.counts: dict[tuple[str, str], dict[str, int]] = {}
+
+    # ---- containers ----
+    def _container_spec(self, model_name: str) -> tuple[str, dict[str, str]]:
+        try:
+            model = sagemaker_backends[self.account_id][self.region].describe_model(model_name)
+        except Exception as error:
+            raise EndpointError("ModelError", 424, f"model {model_name}: {error}") from None
+        container = model.primary_container or (model.containers or [{}])[0]
+        data_url = container.get("ModelDataUrl")
+        if not data_url:
+            raise EndpointError("ModelError", 424, f"model {model_name} has no ModelDataUrl")
+        return str(data_url), {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+
+    def container(self, model_name: str) -> _Container:
+        with self._lock:
+            existing = self._containers.get(model_name)
+            if existing is not None and existing.alive():
+                return existing
+            lock = self._container_locks.setdefault(model_name, threading.Lock())
+        with lock:
+            with self._lock:
+                existing = self._containers.get(model_name)
+                if existing is not None and existing.alive():
+                    return existing
+            started = time.time()
+            data_url, environment = self._container_spec(model_name)
+            model_dir = self._unpack(data_url)
+            port = _free_port()
+            env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")}
+            env.update({k: v.replace("/opt/ml/model", str(model_dir)) for k, v in environment.items()})
+            import sysconfig
+
+            env["LOCAL_LAYER_PATHS"] = os.pathsep.join(
+                [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+            )
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+            process = subprocess.Popen(
+                [sys.executable, "-S", "-u", str(SERVER_SCRIPT), str(model_dir), str(port)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                text=True,
+            )
+            log = self._wait_ready(process, model_name)
+            container = _Container(model_name, model_dir, port, process)
+            threading.Thread(target=self._drain, args=(container,), daemon=True).start()
+            with self._lock:
+                self._containers[model_name] = container
+            journal.record("model-container", model=model_name, seconds=round(time.time() - started, 2), log=log[-500:])
+            return container
+
+    def _wait_ready(self, process: subprocess.Popen[str], model_name: str) -> str:
+        assert process.stdout is not None
+        lines = []
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if line.startswith('{"ready"'):
+                return "".join(lines)
+        process.kill()
+        tail = "".join(lines[-15:]).strip()
+        raise EndpointError("ModelError", 424, f"the container of model {model_name} failed to start: {tail[-1500:]}")
+
+    def _drain(self, container: _Container) -> None:
+        assert container.process.stdout is not None
+        for line in container.process.stdout:
+            if line.strip() and self.cloud.sink is not None:
+                stream = f"{container.model_name}/local"
+                self.cloud.sink.write(f"/aws/sagemaker/Endpoints/{container.model_name}", stream, line)
+
+    def _unpack(self, data_url: str) -> Path:
+        digest = hashlib.sha256(data_url.encode()).hexdigest()[:16]
+        target = self.cloud.workdir / "models" / digest
+        if target.exists():
+            return target
+        archive = self.cloud.workdir / "models" / f"{digest}.tar.gz"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        bucket, key = split_s3(data_url)
+        self.cloud.clients.s3.download_file(bucket, key, str(archive))
+        staging = target.with_suffix(".staging")
+        with tarfile.open(archive) as tar:
+            tar.extractall(staging, filter="data")
+        staging.rename(target)
+        return target
+
+    def stop(self) -> None:
+        self.flush_capture()
+        with self._lock:
+            containers = list(self._containers.values())
+            self._containers.clear()
+        for container in containers:
+            container.process.kill()
+
+    # ---- requests ----
+    def invoke(
+        self,
+        endpoint_name: str,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None = None,
+        target_variant: str | None = None,
+        inference_id: str | None = None,
+    ) -> Invocation:
+        from localcloud.shims import sagemaker_endpoints
+
+        arrived = time.perf_counter()
+        try:
+            routes = sagemaker_endpoints.routes(self.account_id, self.region, endpoint_name)
+        except sagemaker_endpoints.EndpointNotFound:
+            raise EndpointError(
+                "ValidationError",
+                400,
+                f"Endpoint {endpoint_name} of account {self.account_id} not found.",
+            ) from None
+        production = [r for r in routes if r.role == "production"]
+        if not production:
+            raise EndpointError("ValidationError", 400, f"Endpoint {endpoint_name} has no variant in service.")
+        if target_variant:
+            chosen = [r for r in production if r.variant_name == target_variant]
+            if not chosen:
+                raise EndpointError(
+                    "ValidationError", 400, f"Target variant {target_variant} is not in endpoint {endpoint_name}."
+                )
+            route = chosen[0]
+        else:
+            route = self._pick(production)
+        result = self._call(endpoint_name, route.variant_name, route.model_name, body, content_type, accept, arrived)
+        self._capture_record(endpoint_name, result, body, content_type, inference_id)
+        for shadow in (r for r in routes if r.role == "shadow"):
+            if self._rng.random() < shadow.weight:
+                self.cloud.dispatcher.submit(
+                    self._shadow, endpoint_name, shadow, body, content_type, accept, inference_id
+                )
+        if result.status >= 300:
+            kind = "client" if result.status < 500 else "server"
+            message = result.body.decode("utf-8", "replace").split("\n", 1)[0]
+            raise EndpointError(
+                "ModelError",
+                424,
+                f'Received {kind} error ({result.status}) from primary with message "{message}". '
+                f"See https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
+                f"#logEventViewer:group=/aws/sagemaker/Endpoints/{endpoint_name} in account {self.account_id} "
+                "for more information.",
+                OriginalStatusCode=result.status,
+                OriginalMessage=message,
+                LogStreamArn=f"arn:aws:logs:{self.region}:{self.account_id}:log-group:/aws/sagemaker/Endpoints/"
+                f"{endpoint_name}",
+            )
+        return result
+
+    def _pick(self, production: list[Any]) -> Any:
+        point, total = self._rng.random(), 0.0
+        for route in production:
+            total += route.weight
+            if point < total:
+                return route
+        return production[-1]
+
+    def _shadow(
+        self,
+        endpoint: str,
+        route: Any,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        inference_id: str | None,
+    ) -> None:
+        result = self._call(
+            endpoint, route.variant_name, route.model_name, body, content_type, accept, time.perf_counter()
+        )
+        self._capture_record(endpoint, result, body, content_type, inference_id)
+
+    def _call(
+        self,
+        endpoint: str,
+        variant: str,
+        model_name: str,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+        arrived: float,
+    ) -> Invocation:
+        try:
+            container = self.container(model_name)
+        except EndpointError as error:
+            self._metrics(endpoint, variant, 500, 0, 0)
+            raise EndpointError("ModelError", 424, error.message, OriginalStatusCode=500) from None
+        headers = {"Content-Type": content_type or "application/octet-stream"}
+        if accept:
+            headers["Accept"] = accept
+        connection = http.client.HTTPConnection("127.0.0.1", container.port, timeout=60)
+        try:
+            connection.request("POST", "/invocations", body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            status = response.status
+            latency_us = int(response.getheader("X-Model-Latency-Us") or 0)
+            response_type = response.getheader("Content-Type") or "application/octet-stream"
+        except (OSError, http.client.HTTPException) as error:
+            status, payload, latency_us, response_type = 500, f"container error: {error}".encode(), 0, "text/plain"
+        finally:
+            connection.close()
+        total_us = int((time.perf_counter() - arrived) * 1e6)
+        overhead_us = max(0, total_us - latency_us)
+        self._metrics(endpoint, variant, status, latency_us, overhead_us)
+        return Invocation(payload, response_type, variant, model_name, status, latency_us, overhead_us)
+
+    def _metrics(self, endpoint: str, variant: str, status: int, latency_us: int, overhead_us: int) -> None:
+        counts = self.counts.setdefault((endpoint, variant), {"invocations": 0, "4xx": 0, "5xx": 0})
+        counts["invocations"] += 1
+        if 400 <= status < 500:
+            counts["4xx"] += 1
+        elif status >= 500:
+            counts["5xx"] += 1
+        now = clock.now()
+        dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
+        data = [
+            {"MetricName": "Invocations", "Value": 1.0, "Unit": "None"},
+            {"MetricName": "Invocation4XXErrors", "Value": float(400 <= status < 500), "Unit": "None"},
+            {"MetricName": "Invocation5XXErrors", "Value": float(status >= 500), "Unit": "None"},
+            {"MetricName": "InvocationModelErrors", "Value": float(status >= 500), "Unit": "None"},
+        ]
+        if status < 300:
+            data += [
+                {"MetricName": "ModelLatency", "Value": float(latency_us), "Unit": "Microseconds"},
+                {"MetricName": "OverheadLatency", "Value": float(overhead_us), "Unit": "Microseconds"},
+            ]
+        for datum in data:
+            datum.update({"Dimensions": dims, "Timestamp": now})
+        cloudwatch_backends[self.account_id][self.region].put_metric_data("AWS/SageMaker", data)
+
+    # ---- data capture ----
+    def _capture_config(self, endpoint_name: str) -> dict[str, Any] | None:
+        backend = sagemaker_backends[self.account_id][self.region]
+        endpoint = backend.endpoints.get(endpoint_name)
+        if endpoint is None:
+            return None
+        config = backend.endpoint_configs.get(endpoint.endpoint_config_name)
+        capture = getattr(config, "data_capture_config", None) or {}
+        return capture if capture.get("EnableCapture") else None
+
+    def _capture_record(
+        self, endpoint: str, result: Invocation, body: bytes, content_type: str | None, inference_id: str | None
+    ) -> None:
+        capture = self._capture_config(endpoint)
+        if capture is None or result.status >= 300:
+            return
+        if self._rng.random() * 100 >= float(capture.get("InitialSamplingPercentage", 100)):
+            return
+        modes = {o.get("CaptureMode") for o in capture.get("CaptureOptions", [])} or {"Input", "Output"}
+        header = capture.get("CaptureContentTypeHeader") or {}
+        record: dict[str, Any] = {"captureData": {}, "eventVersion": "0"}
+        if "Input" in modes:
+            record["captureData"]["endpointInput"] = _captured(body, content_type or "", "INPUT", header)
+        if "Output" in modes:
+            record["captureData"]["endpointOutput"] = _captured(result.body, result.content_type, "OUTPUT", header)
+        metadata = {"eventId": str(uuid.uuid4()), "inferenceTime": clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")}
+        if inference_id:
+            metadata["inferenceId"] = inference_id
+        record["eventMetadata"] = metadata
+        key = (endpoint, result.variant)
+        with self._capture_lock:
+            buffer = self._capture.setdefault(key, [])
+            buffer.append(record)
+            full = len(buffer) >= CAPTURE_FLUSH_RECORDS
+        if full:
+            self.flush_capture(key)
+
+    def flush_capture(self, only: tuple[str, str] | None = None) -> list[str]:
+        """Write buffered capture records to S3 (SageMaker writes them within minutes); returns the URIs."""
+        with self._capture_lock:
+            keys = [only] if only else list(self._capture)
+            batches = {k: self._capture.pop(k) for k in keys if self._capture.get(k)}
+        written = []
+        for (endpoint, variant), records in batches.items():
+            capture = self._capture_config(endpoint)
+            if capture is None:
+                continue
+            bucket, prefix = split_s3(capture["DestinationS3Uri"])
+            stamp = clock.now()
+            name = f"{stamp:%M-%S-%f}-{uuid.uuid4().hex[:8]}.jsonl"
+            key = f"{prefix.rstrip('/')}/{endpoint}/{variant}/{stamp:%Y/%m/%d/%H}/{name}"
+            extra = (
+                {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": capture["KmsKeyId"]}
+                if capture.get("KmsKeyId")
+                else {}
+            )
+            self.cloud.clients.s3.put_object(
+                Bucket=bucket,
+                Key=key.lstrip("/"),
+                Body="\n".join(json.dumps(r) for r in records).encode() + b"\n",
+                **extra,
+            )
+            written.append(f"s3://{bucket}/{key.lstrip('/')}")
+            journal.record("data-capture", endpoint=endpoint, variant=variant, records=len(records), uri=written[-1])
+        return written
+
+
+def _captured(body: bytes, content_type: str, mode: str, header: dict[str, Any]) -> dict[str, Any]:
+    media = content_type.split(";")[0].strip().lower()
+    if media in [c.lower() for c in header.get("CsvContentTypes", [CSV])]:
+        encoding, data = "CSV", body.decode("utf-8", "replace")
+    elif media in [c.lower() for c in header.get("JsonContentTypes", [JSON])]:
+        encoding, data = "JSON", body.decode("utf-8", "replace")
+    else:
+        encoding, data = "BASE64", base64.b64encode(body).decode()
+    return {"observedContentType": content_type, "mode": mode, "data": data, "encoding": encoding}
