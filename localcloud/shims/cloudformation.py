@@ -28,6 +28,9 @@ from moto.core.common_models import CloudFormationModel
 from moto.kms import models as kms_models
 
 _installed = False
+_original_class_from_type = parsing.resource_class_from_type
+_original_name_type = parsing.resource_name_property_from_type
+_original_kms_create = kms_models.Key.create_from_cloudformation_json
 
 
 def _client(service: str, region: str) -> Any:
@@ -383,7 +386,6 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    original_class_from_type = parsing.resource_class_from_type
     by_type = {model.type_name: model for model in MODELS}
 
     def resource_class_from_type(resource_type: str) -> Any:
@@ -391,19 +393,18 @@ def install() -> None:
             return CustomResource
         if resource_type in by_type:
             return by_type[resource_type]
-        return original_class_from_type(resource_type)
+        return _original_class_from_type(resource_type)
 
     parsing.resource_class_from_type = resource_class_from_type  # type: ignore[assignment]
-    original_name_type = parsing.resource_name_property_from_type
 
     def resource_name_property_from_type(resource_type: str) -> str | None:
         if resource_type in by_type:
             return by_type[resource_type].name_property or None
-        return original_name_type(resource_type)
+        return _original_name_type(resource_type)
 
     parsing.resource_name_property_from_type = resource_name_property_from_type  # type: ignore[assignment]
     kms_models.Key.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
-        _kms_key_with_tags(kms_models.Key.create_from_cloudformation_json)
+        _kms_key_with_tags(_original_kms_create)
     )
     _installed = True
 

@@ -19,6 +19,7 @@ from localcloud.runtime.lambdas import FunctionSpec, LambdaRuntime
 _runtime: LambdaRuntime | None = None
 _installed = False
 _original_create = lambda_models.LambdaFunction.create_from_cloudformation_json
+_original_invoke = lambda_models.LambdaFunction._invoke_lambda
 
 
 def set_runtime(runtime: LambdaRuntime | None) -> None:

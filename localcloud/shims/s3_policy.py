@@ -27,6 +27,7 @@ _installed = False
 _request = threading.local()
 _original_statement = access_control.IAMPolicyStatement.is_action_permitted
 _original_setup = s3_responses.S3Response.setup_class
+_original_get_permission = s3_models.FakeBucket.get_permission
 
 
 def bool_operation(expected_value: list[str] | str, actual_value: str) -> bool:

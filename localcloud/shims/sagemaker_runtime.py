@@ -18,6 +18,7 @@ from moto.sagemakerruntime import responses as runtime_responses
 
 _installed = False
 _runtime: Any = None
+_original_invoke = runtime_responses.SageMakerRuntimeResponse.invoke_endpoint
 
 
 def set_runtime(runtime: Any) -> None:

@@ -54,6 +54,8 @@ from localcloud.clock import clock
 
 POLL_SECONDS = 30.0  # cloud time between two polls of a .sync job
 _installed = False
+_original_wait_interval = WaitFunction._wait_interval
+_original_create_state_machine = sfn_models.StateMachine.create_from_cloudformation_json
 
 
 def json_safe(value: Any) -> Any:
