@@ -3,9 +3,10 @@
 For an alarm with period P, N evaluation periods and M datapoints to alarm, the last N periods before
 ``now`` are aggregated with the alarm's statistic over the datapoints whose namespace, name and exact
 dimension set match. Missing periods follow ``TreatMissingData`` (missing / notBreaching / breaching /
-ignore). M breaching datapoints among the evaluated ones -> ALARM; otherwise OK when enough datapoints (or
-missing-as-good periods) exist, else INSUFFICIENT_DATA; ``ignore`` keeps the current state when data is
-missing. The reason and reason data have CloudWatch's shape, so alarm actions receive real-looking events.
+ignore). M breaching datapoints among the evaluated ones -> ALARM; otherwise OK when any datapoint (or a
+missing period treated as one) exists; when every datapoint is missing, ``missing`` -> INSUFFICIENT_DATA and
+``ignore`` keeps the current state (CloudWatch's rules). The reason and reason data have CloudWatch's
+shape, so alarm actions receive real-looking events.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def evaluate(alarm: Any, points: Sequence[Datapoint], now: float) -> Evaluation:
             f"{_words(operator)} the threshold ({threshold:g}) "
             f"(minimum {needed} datapoints for OK -> ALARM transition)."
         )
-    elif counted >= needed or (counted and missing != "missing"):
+    elif counted:  # some data (or missing data treated as data): only an all-missing range is not OK
         state = "OK"
         reason = (
             f"Threshold Crossed: {periods - breaching} out of the last {periods} datapoints {described} were not "

@@ -1,0 +1,91 @@
+"""Helpers for the local-cloud tests: packages built in memory, unique names, a LocalCloud that leaves no trace."""
+
+from __future__ import annotations
+
+import copy
+import io
+import os
+import tarfile
+import textwrap
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/localcloud-test"
+
+
+def unique(prefix: str) -> str:
+    """A name no other test uses (moto state is process-wide in server mode)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def source(text: str) -> str:
+    return textwrap.dedent(text).lstrip()
+
+
+def zip_package(files: dict[str, str]) -> bytes:
+    """A Lambda deployment package."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, source(text))
+    return buffer.getvalue()
+
+
+def tar_gz(files: dict[str, str]) -> bytes:
+    """A model.tar.gz / sourcedir.tar.gz."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, text in files.items():
+            data = source(text).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@contextmanager
+def running_cloud(**options: Any) -> Iterator[Any]:
+    """A started ``LocalCloud``; afterwards the process is as before: environment variables, moto's user
+    config, the shims' cloud/runtime references, the clock (scale 1.0, realigned) and the journal.
+
+    ``LocalCloud.start`` exports AWS_ENDPOINT_URL & co. and turns on moto's state machine execution for the
+    whole process, and ``stop`` undoes neither: without this, later decorator-mode tests in the same worker
+    would send their calls to a stopped server."""
+    from moto.core.config import default_user_config
+
+    from localcloud.clock import clock
+    from localcloud.cloud import LocalCloud
+    from localcloud.runtime.journal import journal
+    from localcloud.shims import (
+        cloudwatch_alarms,
+        events_targets,
+        glue_jobs,
+        lambda_invoke,
+        sagemaker_jobs,
+        sagemaker_runtime,
+    )
+
+    environment = dict(os.environ)
+    user_config = copy.deepcopy(dict(default_user_config))
+    journal.clear()
+    cloud = LocalCloud(**options)
+    try:
+        cloud.start()
+        yield cloud
+    finally:
+        cloud.stop()
+        os.environ.clear()
+        os.environ.update(environment)
+        default_user_config.clear()
+        default_user_config.update(user_config)
+        for shim in (events_targets, glue_jobs, sagemaker_jobs, cloudwatch_alarms):
+            shim.set_cloud(None)
+        sagemaker_runtime.set_runtime(None)
+        lambda_invoke.set_runtime(None)
+        clock.set_scale(1.0)
+        clock.reset()
+        journal.clear()
