@@ -109,19 +109,25 @@ class EndpointRuntime:
             raise EndpointError("ModelError", 424, f"model {model_name} has no ModelDataUrl")
         return str(data_url), {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
 
-    def container(self, model_name: str) -> _Container:
+    def container(self, model_name: str, extra_environment: dict[str, str] | None = None) -> _Container:
+        """The running container of ``model_name`` (started on first use). ``extra_environment`` (e.g. what a
+        batch transform job sets) gives a separate container with those variables on top of the model's."""
+        key = model_name
+        if extra_environment:
+            key += "#" + hashlib.sha256(json.dumps(extra_environment, sort_keys=True).encode()).hexdigest()[:12]
         with self._lock:
-            existing = self._containers.get(model_name)
+            existing = self._containers.get(key)
             if existing is not None and existing.alive():
                 return existing
-            lock = self._container_locks.setdefault(model_name, threading.Lock())
+            lock = self._container_locks.setdefault(key, threading.Lock())
         with lock:
             with self._lock:
-                existing = self._containers.get(model_name)
+                existing = self._containers.get(key)
                 if existing is not None and existing.alive():
                     return existing
             started = time.time()
             data_url, environment = self._container_spec(model_name)
+            environment = {**environment, **(extra_environment or {})}
             model_dir = self._unpack(data_url)
             port = _free_port()
             env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")}
@@ -143,7 +149,7 @@ class EndpointRuntime:
             container = _Container(model_name, model_dir, port, process)
             threading.Thread(target=self._drain, args=(container,), daemon=True).start()
             with self._lock:
-                self._containers[model_name] = container
+                self._containers[key] = container
             journal.record("model-container", model=model_name, seconds=round(time.time() - started, 2), log=log[-500:])
             return container
 

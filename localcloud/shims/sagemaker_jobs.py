@@ -7,6 +7,12 @@ the job; the job starts ``InProgress`` and runs on the local cloud's dispatcher,
 ``localcloud.runtime.jobs``); the job classes get ``FailureReason`` and the metrics the job really logged.
 Training metrics also go to CloudWatch (``/aws/sagemaker/TrainingJobs``, dimension ``TrainingJobName``),
 and job logs to CloudWatch Logs (``/aws/sagemaker/TrainingJobs``, ``/aws/sagemaker/ProcessingJobs``).
+
+Transform jobs (moto completes them at once and writes nothing; it also silently replaces a job of the same
+name): ``create_transform_job`` refuses a name in use (``ResourceInUse``), starts the job ``InProgress`` and runs
+it on the dispatcher through the model's container (``localcloud.runtime.transform``); it ends ``Completed``
+with one ``<input>.out`` per input object, or ``Failed`` with ``FailureReason``. Logs go to
+``/aws/sagemaker/TransformJobs``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
+from moto.sagemaker.exceptions import ResourceInUseException
 
 from localcloud.runtime import jobs
 from localcloud.runtime.journal import journal
@@ -26,6 +33,7 @@ _installed = False
 _cloud: Any = None
 _original_training = sm_responses.SageMakerResponse.create_training_job
 _original_processing = sm_responses.SageMakerResponse.create_processing_job
+_original_transform = sm_responses.SageMakerResponse.create_transform_job
 
 
 def set_cloud(cloud: Any) -> None:
@@ -134,12 +142,71 @@ def create_processing_job(self: Any) -> Any:
     return result
 
 
+def create_transform_job(self: Any) -> Any:
+    request = _request(self)
+    name = request["TransformJobName"]
+    existing = self.sagemaker_backend.transform_jobs.get(name)
+    if existing is not None:
+        raise ResourceInUseException(
+            "Transform job names must be unique within an AWS account and region, and a transform job with this "
+            f"name already exists ({existing.arn})"
+        )
+    result = _original_transform(self)
+    job = self.sagemaker_backend.transform_jobs[name]
+    if _cloud is None:
+        return result
+    job.transform_job_status = "InProgress"
+    job.transform_end_time = None
+    journal.record("transform-job", job=name, model=job.model_name, status="InProgress")
+
+    def execute() -> None:
+        from localcloud.runtime import transform
+
+        job.transform_start_time = job.last_modified_time = datetime.now(UTC)
+        timeout = float(
+            (request.get("ModelClientConfig") or {}).get(
+                "InvocationsTimeoutInSeconds", transform.DEFAULT_TIMEOUT_SECONDS
+            )
+        )
+        try:
+            container = _cloud.endpoints.container(job.model_name, transform.container_environment(request))
+        except Exception as error:  # the model cannot be served: the job fails, as SageMaker's would
+            outcome = transform.TransformResult(False, f"ClientError: {getattr(error, 'message', error)}"[:1024])
+        else:
+            outcome = transform.run_transform(
+                _cloud.clients.s3, request, transform.http_invoke(container.port, timeout)
+            )
+        job.transform_end_time = job.last_modified_time = datetime.now(UTC)
+        _cloud.job_logs("/aws/sagemaker/TransformJobs", f"{name}/local-data-log", outcome.log or outcome.reason)
+        if outcome.ok:
+            job.transform_job_status = "Completed"
+        else:
+            job.failure_reason = outcome.reason
+            job.transform_job_status = "Failed"
+        journal.record(
+            "transform-job",
+            job=name,
+            model=job.model_name,
+            status=job.transform_job_status,
+            seconds=round(outcome.seconds, 2),
+            objects=len(outcome.objects),
+            records=outcome.records,
+            requests=outcome.requests,
+            outputs=[o["output"] for o in outcome.objects],
+            reason=outcome.reason or None,
+        )
+
+    _cloud.dispatcher.submit(execute)
+    return result
+
+
 def install() -> None:
     global _installed
     if _installed:
         return
     sm_responses.SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign]
     sm_responses.SageMakerResponse.create_processing_job = create_processing_job  # type: ignore[method-assign]
+    sm_responses.SageMakerResponse.create_transform_job = create_transform_job  # type: ignore[method-assign]
     _installed = True
 
 
