@@ -168,7 +168,10 @@ def run_glue(
     merged = dict(zip(argv[::2], argv[1::2], strict=True))
     python_path = []
     for uri in filter(None, (merged.get("--extra-py-files") or "").split(",")):
-        python_path += [str(p) for p in download(s3, uri.strip(), root / "extra-py-files")]
+        for path in download(s3, uri.strip(), root / "extra-py-files"):
+            entry = str(path.parent if path.suffix == ".py" else path)  # a .py module: its folder; a zip: itself
+            if entry not in python_path:
+                python_path.append(entry)
     env = base_environment(endpoint_url, region)
     env.update(
         {
@@ -262,7 +265,11 @@ def run_training(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_ur
     if code != 0:
         failure = opt_ml / "output" / "failure"
         detail = failure.read_text().strip() if failure.exists() else tail(log, 5)
-        summary = _python_error(detail) or (detail.splitlines()[-1] if detail else f"exit code {code}")
+        # the toolkit's failure file says ExecuteUserScriptError with an empty ErrorMessage (this toolkit entry
+        # point does not capture stderr, the scikit-learn container's does): the script's error is in the log
+        summary = (
+            _python_error(log) or _python_error(detail) or (detail.splitlines()[-1] if detail else f"exit code {code}")
+        )
         reason = f"AlgorithmError: {summary}"
         return JobResult(False, reason=reason[:1024], log=log, seconds=seconds, outputs={"metrics": metrics})
     output = request["OutputDataConfig"]

@@ -1,0 +1,383 @@
+"""Managed-job runners: S3 layout helpers, Glue arguments, metric capture, error summaries, real runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from localcloud.runtime import jobs
+from pipelines.training import train
+from pipelines.training.metric_definitions import METRIC_DEFINITIONS, METRIC_NAMES, REPORTED_SPLITS
+from tests.unit.localcloud.support import REGION, source, unique
+
+# ---- S3 URIs -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("s3://bucket/models/v1/model.tar.gz", ("bucket", "models/v1/model.tar.gz")),
+        ("s3://bucket/prefix/", ("bucket", "prefix/")),
+        ("s3://bucket", ("bucket", "")),
+        ("https://s3.amazonaws.com/bucket/key/a.csv", ("bucket", "key/a.csv")),
+        ("https://s3.eu-west-1.amazonaws.com/bucket/key", ("bucket", "key")),
+        ("https://s3-us-west-2.amazonaws.com/bucket/key", ("bucket", "key")),
+        ("https://bucket.s3.amazonaws.com/key/a.csv", ("bucket", "key/a.csv")),
+        ("https://my.dotted.bucket.s3.us-east-1.amazonaws.com/k", ("my.dotted.bucket", "k")),
+        ("https://bucket.s3.amazonaws.com/", ("bucket", "")),
+    ],
+)
+def test_split_s3_reads_s3_uris_and_both_https_styles(uri: str, expected: tuple[str, str]) -> None:
+    assert jobs.split_s3(uri) == expected
+
+
+@pytest.mark.parametrize("uri", ["/opt/ml/model", "http://bucket.s3.amazonaws.com/k", "https://example.com/bucket/k"])
+def test_split_s3_refuses_what_is_not_s3(uri: str) -> None:
+    with pytest.raises(ValueError, match="not an S3 URI"):
+        jobs.split_s3(uri)
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name=REGION)
+        client.create_bucket(Bucket="jobs")
+        yield client
+
+
+def put(s3: Any, *keys: str) -> None:
+    for key in keys:
+        s3.put_object(Bucket="jobs", Key=key, Body=key.encode())
+
+
+def relative_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_download_of_a_prefix_keeps_the_layout_below_it(s3: Any, tmp_path: Path) -> None:
+    # Given a channel prefix with nested objects, a folder marker and neighbours outside it
+    put(
+        s3,
+        "data/train/part-0.parquet",
+        "data/train/dt=1/part-1.parquet",
+        "data/train/",
+        "data/validation/part-0.parquet",
+    )
+    # When the prefix is downloaded
+    written = jobs.download(s3, "s3://jobs/data/train/", tmp_path / "train")
+    # Then everything below the prefix is there, relative to it, and nothing else
+    assert relative_files(tmp_path / "train") == ["dt=1/part-1.parquet", "part-0.parquet"]
+    assert sorted(written) == sorted((tmp_path / "train").rglob("*.parquet"))
+    assert (tmp_path / "train" / "dt=1" / "part-1.parquet").read_text() == "data/train/dt=1/part-1.parquet"
+
+
+def test_download_of_an_exact_object_takes_only_that_object(s3: Any, tmp_path: Path) -> None:
+    # Given an object and another whose key merely starts with the same text
+    put(s3, "code/glue_job.py", "code/glue_job.py.bak", "code/glue_job.pyc")
+    # When the exact key is downloaded
+    [path] = jobs.download(s3, "s3://jobs/code/glue_job.py", tmp_path / "script")
+    # Then only it arrives, under its own name
+    assert relative_files(tmp_path / "script") == ["glue_job.py"]
+    assert path.read_text() == "code/glue_job.py"
+
+
+def test_download_of_nothing_writes_nothing(s3: Any, tmp_path: Path) -> None:
+    assert jobs.download(s3, "s3://jobs/absent/", tmp_path / "none") == []
+    assert (tmp_path / "none").is_dir()
+
+
+def test_upload_directory_writes_keys_below_the_uri_with_kms(s3: Any, tmp_path: Path) -> None:
+    # Given a processing output directory
+    (tmp_path / "out" / "nested").mkdir(parents=True)
+    (tmp_path / "out" / "report.json").write_text("{}")
+    (tmp_path / "out" / "nested" / "a.csv").write_text("1")
+    key_id = boto3.client("kms", region_name=REGION).create_key()["KeyMetadata"]["KeyId"]
+    # When it is uploaded
+    uploaded = jobs.upload_directory(s3, tmp_path / "out", "s3://jobs/evaluation/run-1/", key_id)
+    # Then each file is an object below the prefix, encrypted with the key
+    assert uploaded == ["s3://jobs/evaluation/run-1/nested/a.csv", "s3://jobs/evaluation/run-1/report.json"]
+    head = s3.head_object(Bucket="jobs", Key="evaluation/run-1/report.json")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert key_id in head["SSEKMSKeyId"]
+
+
+# ---- Glue ----------------------------------------------------------------------------------------------
+
+
+def test_glue_arguments_override_defaults_and_add_what_glue_adds() -> None:
+    # Given a job's default arguments and a run that overrides one of them
+    job = {"DefaultArguments": {"--input": "s3://raw/a.csv", "--enable-metrics": "true", "--rows": 10}}
+    run = {"--input": "s3://raw/b.csv"}
+    # When the script's command line is built
+    argv = jobs.glue_arguments(job, run, "mlops-dev-etl", "jr_0123abcd")
+    # Then the run's value wins, values are strings, and Glue's own arguments come last
+    assert argv == [
+        "--input",
+        "s3://raw/b.csv",
+        "--enable-metrics",
+        "true",
+        "--rows",
+        "10",
+        "--JOB_NAME",
+        "mlops-dev-etl",
+        "--JOB_ID",
+        "j_0123abcd",
+        "--JOB_RUN_ID",
+        "jr_0123abcd",
+    ]
+
+
+def test_glue_arguments_without_defaults() -> None:
+    assert jobs.glue_arguments({}, {}, "j", "jr_1") == ["--JOB_NAME", "j", "--JOB_ID", "j_1", "--JOB_RUN_ID", "jr_1"]
+
+
+@pytest.mark.parametrize(
+    ("log", "summary"),
+    [
+        (
+            'Traceback (most recent call last):\n  File "etl.py", line 3, in <module>\n'
+            "    raise ValueError('3 rows fail the schema')\nValueError: 3 rows fail the schema\n",
+            "ValueError: 3 rows fail the schema",
+        ),
+        (
+            "pyspark.errors.exceptions.captured.AnalysisException: [PATH_NOT_FOUND] Path does not exist: s3://x.\n",
+            "AnalysisException: [PATH_NOT_FOUND] Path does not exist: s3://x.",
+        ),
+        (
+            "KeyError: 'a'\n\nDuring handling of the above exception, another exception occurred:\n\n"
+            "Traceback (most recent call last):\nRuntimeError: schema check failed\n",
+            "RuntimeError: schema check failed",
+        ),
+        ("java.lang.IllegalStateException: boom\n", "IllegalStateException: boom"),
+        ("SystemExit: 2\n", "SystemExit: 2"),
+        ("Traceback (most recent call last):\nMemoryError\n", "MemoryError"),
+        ("24/11/27 04:00:00 ERROR Executor: task failed\nall good otherwise\n", ""),
+        ("", ""),
+    ],
+)
+def test_python_error_is_the_last_exception_line(log: str, summary: str) -> None:
+    assert jobs._python_error(log) == summary
+
+
+def test_run_glue_runs_the_script_with_its_arguments_and_extra_py_files(s3: Any, tmp_path: Path) -> None:
+    # Given a job whose script imports a helper shipped as --extra-py-files (plain Python: no Spark needed)
+    s3.put_object(
+        Bucket="jobs",
+        Key="code/etl.py",
+        Body=source(
+            """
+            import sys
+            import helpers
+            args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+            print(helpers.greet(args["--dataset"]), args["--JOB_NAME"], args["--JOB_RUN_ID"])
+            """
+        ).encode(),
+    )
+    s3.put_object(Bucket="jobs", Key="code/lib/helpers.py", Body=b"def greet(name):\n    return f'etl of {name}'\n")
+    job = {
+        "Command": {"Name": "glueetl", "ScriptLocation": "s3://jobs/code/etl.py"},
+        "DefaultArguments": {"--extra-py-files": "s3://jobs/code/lib/helpers.py", "--dataset": "default"},
+        "Timeout": 10,
+    }
+    # When a run is started with its own dataset
+    result = jobs.run_glue(s3, job, {"--dataset": "churn"}, "etl", "jr_42", tmp_path, "https://unused", REGION)
+    # Then the script ran with the merged arguments and the helper on its path
+    assert result.ok, result.log
+    assert "etl of churn etl jr_42" in result.log
+    assert result.seconds > 0
+
+
+def test_run_glue_failure_carries_the_python_error(s3: Any, tmp_path: Path) -> None:
+    s3.put_object(Bucket="jobs", Key="code/bad.py", Body=b"raise ValueError('3 rows fail the schema')\n")
+    job = {"Command": {"ScriptLocation": "s3://jobs/code/bad.py"}}
+    result = jobs.run_glue(s3, job, {}, "etl", "jr_43", tmp_path, "https://unused", REGION)
+    assert not result.ok
+    assert result.reason == "ValueError: 3 rows fail the schema"
+    assert "Traceback" in result.log
+
+
+# ---- SageMaker -----------------------------------------------------------------------------------------
+
+
+def real_metrics() -> dict[str, dict[str, float]]:
+    return {
+        split: {name: round(0.5 + 0.01 * i + 0.1 * j, 6) for i, name in enumerate(METRIC_NAMES)}
+        for j, split in enumerate(REPORTED_SPLITS)
+    }
+
+
+def test_metric_values_capture_what_train_py_prints_with_the_stacks_definitions() -> None:
+    # Given the training script's real metric lines among other log output
+    metrics = real_metrics()
+    log = "\n".join(
+        ["2026-11-27 sagemaker-training-toolkit INFO Invoking script", *train.metric_lines(metrics), "model_version=3"]
+    )
+    # When the job's MetricDefinitions (the ones the CDK app puts in the training job) are applied
+    values = jobs.metric_values(log, METRIC_DEFINITIONS)
+    # Then every printed metric is captured under its definition's name
+    assert values == {f"{split}:{name}": value for split, named in metrics.items() for name, value in named.items()}
+    assert len(values) == len(METRIC_NAMES) * len(REPORTED_SPLITS)
+
+
+def test_metric_values_keep_the_last_match_and_skip_unusable_definitions() -> None:
+    log = "validation:auc=0.610000;\nepoch 2\nvalidation:auc=0.874000;\nloss=nan;\n"
+    definitions = [
+        {"Name": "validation:auc", "Regex": r"validation:auc=([0-9.]+);"},
+        {"Name": "no-group", "Regex": r"validation:auc"},
+        {"Name": "not-a-number", "Regex": r"loss=(\w+);"},
+    ]
+    # nan parses as a float: CloudWatch would reject it, SageMaker keeps it
+    values = jobs.metric_values(log, definitions)
+    assert values["validation:auc"] == 0.874
+    assert "no-group" not in values
+    assert str(values["not-a-number"]) == "nan"
+
+
+def test_relocate_moves_container_paths_into_the_job_directory(tmp_path: Path) -> None:
+    root = tmp_path / "job"
+    assert jobs.relocate("/opt/ml/processing/input/data", root) == f"{root}/opt/ml/processing/input/data"
+    assert jobs.relocate("python3 /opt/ml/processing/code/x.py --out /opt/ml/processing/output", root) == (
+        f"python3 {root}/opt/ml/processing/code/x.py --out {root}/opt/ml/processing/output"
+    )
+    assert jobs.relocate("s3://bucket/opt/ml-not-a-path", root) == "s3://bucket/opt/ml-not-a-path"
+
+
+def test_base_environment_points_jobs_at_the_local_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOME_DEVELOPER_SECRET", "x")
+    env = jobs.base_environment("https://127.0.0.1:4566", "eu-west-1")
+    assert env["AWS_ENDPOINT_URL"] == "https://127.0.0.1:4566"
+    assert (env["AWS_REGION"], env["AWS_DEFAULT_REGION"]) == ("eu-west-1", "eu-west-1")
+    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert "SOME_DEVELOPER_SECRET" not in env
+
+
+def training_request(tmp_path: Path, script: str, name: str, **extra: Any) -> dict[str, Any]:
+    code = tmp_path / f"{name}-code"
+    code.mkdir()
+    (code / "train.py").write_text(source(script))
+    request = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "MetricDefinitions": METRIC_DEFINITIONS},
+        "HyperParameters": {
+            "sagemaker_program": json.dumps("train.py"),
+            "sagemaker_submit_directory": json.dumps(str(code)),  # the toolkit also takes a local directory
+            "max_depth": "3",
+        },
+        "InputDataConfig": [
+            {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": "s3://jobs/curated/train/"}}}
+        ],
+        "OutputDataConfig": {"S3OutputPath": "s3://jobs/models"},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 300},
+        "Environment": {"MODEL_VERSION": "7"},
+    }
+    request.update(extra)
+    return request
+
+
+def test_run_training_runs_the_script_under_the_toolkit(s3: Any, tmp_path: Path) -> None:
+    # Given a training channel and a script that reads its channel, hyperparameters and environment
+    put(s3, "curated/train/part-0.csv")
+    script = """
+        import json, os, sys
+        print(sys.argv[1:], os.environ["MODEL_VERSION"], sorted(os.listdir(os.environ["SM_CHANNEL_TRAIN"])))
+        print("validation:auc=0.812345;")
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.json"), "w") as handle:
+            json.dump({"version": os.environ["MODEL_VERSION"]}, handle)
+        with open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "metrics.json"), "w") as handle:
+            handle.write("{}")
+        """
+    name = unique("train")
+    # When the job runs
+    result = jobs.run_training(s3, training_request(tmp_path, script, name), tmp_path, "https://unused", REGION)
+    # Then the script ran with the job's inputs, its metric was captured and the model archive uploaded
+    assert result.ok, result.log
+    assert "['--max_depth', '3'] 7 ['part-0.csv']" in result.log
+    assert result.outputs == {
+        "model_uri": f"s3://jobs/models/{name}/output/model.tar.gz",
+        "metrics": {"validation:auc": 0.812345},
+    }
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="jobs", Prefix=f"models/{name}/")["Contents"]}
+    assert keys == {f"models/{name}/output/model.tar.gz", f"models/{name}/output/output.tar.gz"}
+
+
+def test_run_training_failure_reason_is_the_scripts_python_error(s3: Any, tmp_path: Path) -> None:
+    put(s3, "curated/train/part-0.csv")
+    script = """
+        print("train:auc=0.5;")
+        raise ValueError("label column 'churn' is missing")
+        """
+    result = jobs.run_training(
+        s3, training_request(tmp_path, script, unique("fail")), tmp_path, "https://unused", REGION
+    )
+    assert not result.ok
+    assert result.reason.startswith("AlgorithmError: ")
+    assert "ValueError: label column 'churn' is missing" in result.reason
+    assert result.outputs == {"metrics": {"train:auc": 0.5}}  # metrics logged before the failure are kept
+
+
+def test_run_processing_relocates_paths_and_uploads_outputs(s3: Any, tmp_path: Path) -> None:
+    # Given an evaluation-like job: code and data inputs, an output, container paths everywhere
+    put(s3, "eval/data/test.csv")
+    s3.put_object(
+        Bucket="jobs",
+        Key="eval/code/evaluate.py",
+        Body=source(
+            """
+            import os, sys
+            data = open("/opt/ml/processing/input/data/test.csv".replace("/opt/ml/", os.environ["ROOT"])).read()
+            out = sys.argv[sys.argv.index("--out") + 1]
+            open(os.path.join(out, "report.json"), "w").write('{"rows": "%s"}' % data)
+            """
+        ).encode(),
+    )
+    request = {
+        "ProcessingJobName": unique("evaluate"),
+        "ProcessingInputs": [
+            {
+                "InputName": "code",
+                "S3Input": {"S3Uri": "s3://jobs/eval/code/", "LocalPath": "/opt/ml/processing/input/code"},
+            },
+            {
+                "InputName": "data",
+                "S3Input": {"S3Uri": "s3://jobs/eval/data/", "LocalPath": "/opt/ml/processing/input/data"},
+            },
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "report",
+                    "S3Output": {"S3Uri": "s3://jobs/eval/out/", "LocalPath": "/opt/ml/processing/output"},
+                }
+            ]
+        },
+        "AppSpecification": {
+            "ImageUri": "sklearn",
+            "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/evaluate.py"],
+            "ContainerArguments": ["--out", "/opt/ml/processing/output"],
+        },
+        "Environment": {"ROOT": "/opt/ml/"},
+    }
+    # When it runs
+    result = jobs.run_processing(s3, request, tmp_path, "https://unused", REGION)
+    # Then the container paths resolved inside the job's directory and the output was uploaded
+    assert result.ok, result.log
+    assert result.outputs == {"uploaded": ["s3://jobs/eval/out/report.json"]}
+    body = s3.get_object(Bucket="jobs", Key="eval/out/report.json")["Body"].read()
+    assert json.loads(body) == {"rows": "eval/data/test.csv"}
+
+
+def test_run_processing_failure_names_the_error_and_the_command(s3: Any, tmp_path: Path) -> None:
+    request = {
+        "ProcessingJobName": unique("broken"),
+        "AppSpecification": {"ContainerEntrypoint": ["python3", "-c", "raise KeyError('challenger')"]},
+    }
+    result = jobs.run_processing(s3, request, tmp_path, "https://unused", REGION)
+    assert not result.ok
+    assert result.reason.startswith("AlgorithmError: KeyError: 'challenger' (exit code 1; python3 -c ")

@@ -1,0 +1,200 @@
+"""The local cloud's heartbeat: scheduled rules fire on cloud time, in slot order; alarms are evaluated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from localcloud.clock import clock
+from localcloud.runtime import ticker
+from localcloud.runtime.journal import journal
+from localcloud.runtime.ticker import Ticker, rate_seconds
+from localcloud.shims import events_targets
+from tests.unit.localcloud.support import ACCOUNT, REGION, unique
+
+STATE_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:drift-monitor"
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [
+        ("rate(1 minute)", 60),
+        ("rate(5 minutes)", 300),
+        ("rate(2 hours)", 7200),
+        ("rate(1 day)", 86_400),
+        ("  rate(10 minutes) ", 600),
+        ("cron(0 * * * ? *)", None),  # cron rules are not fired by the local cloud
+        ("rate(0.5 minutes)", None),
+        ("rate(2 weeks)", None),
+    ],
+)
+def test_rate_seconds(expression: str, seconds: int | None) -> None:
+    assert rate_seconds(expression) == seconds
+
+
+class Recorder:
+    """A dispatcher that keeps the submitted work instead of running it."""
+
+    def __init__(self) -> None:
+        self.work: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def submit(self, work: Callable[..., Any], *args: Any) -> None:
+        self.work.append((work, args))
+
+
+@pytest.fixture
+def cloud() -> Iterator[SimpleNamespace]:
+    clock.reset()
+    journal.clear()
+    with mock_aws():
+        yield SimpleNamespace(account_id=ACCOUNT, region=REGION, dispatcher=Recorder(), endpoints=None)
+    clock.reset()
+    journal.clear()
+
+
+def schedule(expression: str = "rate(5 minutes)", state: str = "ENABLED", targets: bool = True) -> str:
+    events = boto3.client("events", region_name=REGION)
+    name = unique("schedule")
+    events.put_rule(Name=name, ScheduleExpression=expression, State=state)
+    if targets:
+        events.put_targets(
+            Rule=name,
+            Targets=[
+                {
+                    "Id": "monitor",
+                    "Arn": STATE_MACHINE,
+                    "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/events",
+                    "InputTransformer": {
+                        "InputPathsMap": {"time": "$.time"},
+                        "InputTemplate": '{"window_end": <time>}',
+                    },
+                }
+            ],
+        )
+    return name
+
+
+def test_a_rule_first_fires_one_rate_after_it_is_seen(cloud: SimpleNamespace) -> None:
+    # Given a rate(5 minutes) rule the ticker has just seen
+    schedule()
+    beat = Ticker(cloud)
+    assert beat.fire_schedules() == 0
+    # When 4 cloud minutes pass, nothing is due; at 5 minutes the first slot fires
+    clock.advance(240)
+    assert beat.fire_schedules() == 0
+    clock.advance(60)
+    assert beat.fire_schedules() == 1
+    assert beat.fire_schedules() == 0  # a slot fires once
+
+
+def test_slots_skipped_by_an_advance_fire_in_order_with_their_own_time(
+    cloud: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rate(5 minutes) rule with a state machine target and an input transformer
+    name = schedule()
+    beat = Ticker(cloud)
+    seen = clock.time()
+    beat.fire_schedules()
+    # When the clock jumps 16 minutes
+    clock.advance(16 * 60)
+    fired = beat.fire_schedules()
+    # Then three slots are due, delivered by ONE piece of work, oldest first, each event stamped with its slot
+    assert fired == 3
+    [(work, args)] = cloud.dispatcher.work
+    delivered: list[tuple[str, str, Any]] = []
+    monkeypatch.setattr(
+        events_targets, "deliver", lambda rule, target, payload: delivered.append((rule, target["Arn"], payload))
+    )
+    work(*args)
+    slots = [datetime.fromtimestamp(seen + 300 * k, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for k in (1, 2, 3)]
+    assert delivered == [(name, STATE_MACHINE, {"window_end": slot}) for slot in slots]
+    assert [e.detail["slot"] for e in journal.of("schedule") if e.detail["rule"] == name] == slots
+
+
+def test_the_scheduled_event_has_eventbridges_shape(cloud: SimpleNamespace) -> None:
+    name = schedule()
+    beat = Ticker(cloud)
+    beat.fire_schedules()
+    clock.advance(300)
+    beat.fire_schedules()
+    [(_, (rule_name, targets, [event]))] = cloud.dispatcher.work
+    rule_arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"
+    assert rule_name == name and [t["Id"] for t in targets] == ["monitor"]
+    assert {k: v for k, v in event.items() if k not in ("id", "time")} == {
+        "version": "0",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "region": REGION,
+        "resources": [rule_arn],
+        "detail": {},
+    }
+    assert abs(datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) - clock.now()) < timedelta(
+        seconds=2
+    )
+
+
+def test_catch_up_is_bounded_per_tick_and_resumes(cloud: SimpleNamespace) -> None:
+    # Given a per-minute rule and the clock jumping 100 minutes
+    schedule("rate(1 minute)")
+    beat = Ticker(cloud)
+    beat.fire_schedules()
+    clock.advance(100 * 60)
+    # When the ticker runs four times
+    counts = [beat.fire_schedules() for _ in range(4)]
+    # Then at most MAX_CATCH_UP slots go per tick, none is lost, none fires twice
+    assert counts == [ticker.MAX_CATCH_UP, ticker.MAX_CATCH_UP, 100 - 2 * ticker.MAX_CATCH_UP, 0]
+    times = [event["time"] for _, (_, _, slots) in cloud.dispatcher.work for event in slots]
+    assert times == sorted(times) and len(set(times)) == 100
+
+
+@pytest.mark.parametrize(
+    ("expression", "state", "targets"),
+    [
+        ("rate(5 minutes)", "DISABLED", True),
+        ("rate(5 minutes)", "ENABLED", False),
+        ("cron(0/5 * * * ? *)", "ENABLED", True),
+    ],
+)
+def test_disabled_targetless_and_cron_rules_do_not_fire(
+    cloud: SimpleNamespace, expression: str, state: str, targets: bool
+) -> None:
+    schedule(expression, state, targets)
+    beat = Ticker(cloud)
+    beat.fire_schedules()
+    clock.advance(3600)
+    assert beat.fire_schedules() == 0
+    assert cloud.dispatcher.work == []
+
+
+def test_a_tick_evaluates_the_alarms_on_cloud_time(cloud: SimpleNamespace) -> None:
+    # Given an alarm on a metric that breached a minute ago, cloud time
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    name = unique("alarm")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        Namespace="MLOps/test",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+    cloudwatch.put_metric_data(
+        Namespace="MLOps/test",
+        MetricData=[{"MetricName": "Errors", "Value": 3, "Timestamp": clock.now() - timedelta(seconds=30)}],
+    )
+    # When the heartbeat ticks
+    Ticker(cloud).tick()
+    # Then the alarm went to ALARM with CloudWatch's reason data
+    [alarm] = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert alarm["StateValue"] == "ALARM"
+    assert json.loads(alarm["StateReasonData"])["recentDatapoints"] == [3.0]
