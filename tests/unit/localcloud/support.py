@@ -89,3 +89,17 @@ def running_cloud(**options: Any) -> Iterator[Any]:
         clock.set_scale(1.0)
         clock.reset()
         journal.clear()
+
+
+PINNED_MOTO = "5.2.5"
+
+
+def revisit(shim: str) -> str:
+    """The message of a contract assertion: which shim to revisit when the pinned moto changes."""
+    return f"moto {PINNED_MOTO} behaviour changed under localcloud/shims/{shim}.py: revisit that shim"
+
+
+def assert_pinned_moto(shim: str) -> None:
+    from importlib.metadata import version
+
+    assert version("moto") == PINNED_MOTO, revisit(shim)
