@@ -99,9 +99,9 @@ def transform(template: str, paths: dict[str, str], event: dict[str, Any]) -> An
                 continue
         out.append(char)
         if in_string:
-            escaped = char == "\\" and not escaped
-            if char == '"' and not escaped:
+            if char == '"' and not escaped:  # an escaped quote (\") does not end the string
                 in_string = False
+            escaped = char == "\\" and not escaped
         elif char == '"':
             in_string = True
         index += 1
