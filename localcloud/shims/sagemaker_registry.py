@@ -5,7 +5,9 @@ moto 5.2.5 gaps closed here (patch points ``SageMakerResponse.create_model_packa
 
 - ``CreateModelPackage`` drops ``ApprovalDescription`` (a rejected challenger's reason would be lost);
 - ``UpdateModelPackage`` erases ``CustomerMetadataProperties`` and ``ApprovalDescription`` when the request
-  does not carry them (approving a package in prod would wipe its lineage);
+  does not carry them (approving a package in prod would wipe its lineage), and fails on
+  ``CustomerMetadataPropertiesToRemove`` without ``CustomerMetadataProperties``; the shim merges the given
+  properties into the kept ones, then removes the listed keys, as SageMaker does;
 - SageMaker emits a "SageMaker Model Package State Change" EventBridge event (source ``aws.sagemaker``)
   when a versioned package is created or its approval status changes; moto emits none, so an approval
   would never start the deployment. The event goes to the default bus, where the stack's rule matches it.
@@ -101,17 +103,14 @@ def update_model_package(
         model_approval_status or (package.model_approval_status if package else None),
         approval_description,
         customer_metadata_properties,
-        customer_metadata_properties_to_remove or [],
+        [],  # removed below: moto pops them from the properties it has just erased (AttributeError on None)
         additional_inference_specifications_to_add,
     )
     package = self.model_packages[name]
-    if customer_metadata_properties is None:
-        merged = dict(kept_properties or {})
-        for key in customer_metadata_properties_to_remove or []:
-            merged.pop(key, None)
-        package.customer_metadata_properties = merged
-    else:
-        package.customer_metadata_properties = {**(kept_properties or {}), **customer_metadata_properties}
+    merged = {**(kept_properties or {}), **(customer_metadata_properties or {})}
+    for key in customer_metadata_properties_to_remove or []:
+        merged.pop(key, None)
+    package.customer_metadata_properties = merged
     if approval_description is None and before is not None:
         package.approval_description = before[1]
     if before is None or before[0] != package.model_approval_status:
