@@ -51,11 +51,9 @@ def invoke_endpoint(self: Any) -> Any:
         )
     except EndpointError as error:
         payload = {"__type": error.code, "message": error.message, **error.extra}
-        return (
-            error.status,
-            {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": error.code},
-            json.dumps(payload),
-        )
+        # moto takes a handler's HTTP status from its "status" header, not from the tuple's first element
+        error_headers = {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": error.code}
+        return error.status, {**error_headers, "status": error.status}, json.dumps(payload)
     response_headers = {"Content-Type": result.content_type, "x-Amzn-Invoked-Production-Variant": result.variant}
     if headers.get("x-amzn-sagemaker-custom-attributes"):
         response_headers["X-Amzn-SageMaker-Custom-Attributes"] = headers["x-amzn-sagemaker-custom-attributes"]

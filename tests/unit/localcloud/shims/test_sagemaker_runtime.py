@@ -1,0 +1,240 @@
+"""Contract and behaviour of the InvokeEndpoint shim (requests reach the served model, errors keep the API's shapes)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.sagemakerruntime import responses as runtime_responses
+from moto.sagemakerruntime.models import sagemakerruntime_backends
+
+from localcloud.shims import sagemaker_runtime as shim
+from tests.unit.localcloud.support import (
+    ACCOUNT,
+    REGION,
+    ROLE,
+    assert_pinned_moto,
+    revisit,
+    running_cloud,
+    tar_gz,
+    unique,
+)
+
+SHIM = "sagemaker_runtime"
+BUCKET = "runtime-test-models"
+
+INFERENCE = """
+    import json, os
+    from sagemaker_inference.errors import GenericInferenceToolkitError
+
+    def model_fn(model_dir):
+        with open(os.path.join(model_dir, "model.json")) as handle:
+            return json.load(handle)
+
+    def input_fn(body, content_type):
+        if content_type != "text/csv":
+            raise GenericInferenceToolkitError(415, f"{content_type} is not supported")
+        try:
+            return [[float(x) for x in line.split(",")] for line in body.strip().splitlines()]
+        except ValueError:
+            raise GenericInferenceToolkitError(400, "features must be numbers") from None
+
+    def predict_fn(rows, model):
+        return [model["bias"] + sum(rows_value for rows_value in row) for row in rows]
+
+    def output_fn(prediction, accept):
+        return "\\n".join(f"{p:g}" for p in prediction), "text/csv"
+"""
+
+
+# ---- contract with the pinned moto ---------------------------------------------------------------------
+
+
+def test_patch_point_still_exists() -> None:
+    assert_pinned_moto(SHIM)
+    assert list(inspect.signature(shim._original_invoke).parameters) == ["self"], revisit(SHIM)
+    assert "def invoke_endpoint" in inspect.getsource(runtime_responses.SageMakerRuntimeResponse), revisit(SHIM)
+
+
+def test_pinned_moto_takes_a_handlers_status_from_its_status_header_only() -> None:
+    from moto.core.responses import BaseResponse
+
+    # Given a handler answer (status, headers, body), as the shim returns its errors
+    # Then moto ignores the tuple's status: the shim must also put it in the "status" header
+    assert BaseResponse._transform_response({}, (424, {}, "x"))[0] == 200, revisit(SHIM)
+    assert BaseResponse._transform_response({}, (424, {"status": 424}, "x"))[0] == 424, revisit(SHIM)
+
+
+def test_pinned_moto_answers_any_endpoint_with_a_fake_body_and_reads_no_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given moto's own InvokeEndpoint
+    shim.install()
+    monkeypatch.setattr(runtime_responses.SageMakerRuntimeResponse, "invoke_endpoint", shim._original_invoke)
+    with mock_aws():
+        # When an endpoint that does not exist is invoked
+        response = boto3.client("sagemaker-runtime", region_name=REGION).invoke_endpoint(
+            EndpointName="does-not-exist", Body=b"1,2", ContentType="text/csv"
+        )
+        results = sagemakerruntime_backends[ACCOUNT][REGION].results
+    # Then moto answers with its fixed fake body, and it saw no endpoint name at all
+    assert response["Body"].read() == b"body", revisit(SHIM)
+    assert list(results) == [None], revisit(SHIM)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/endpoints/mlops-dev-churn/invocations", "mlops-dev-churn"),
+        ("/endpoints/a%2Fb/invocations?x=1", "a/b"),
+        ("endpoints/e/invocations/", "e"),
+    ],
+)
+def test_the_endpoint_name_comes_from_the_request_path(path: str, name: str) -> None:
+    assert shim.endpoint_name_from_path(path) == name
+
+
+@pytest.mark.parametrize("path", ["/endpoints/e/async-invocations", "/models/e/invocations", "/"])
+def test_other_paths_are_refused(path: str) -> None:
+    with pytest.raises(ValueError, match="not an InvokeEndpoint path"):
+        shim.endpoint_name_from_path(path)
+
+
+def test_without_a_runtime_invocation_fails_loudly() -> None:
+    shim.install()
+    shim.set_runtime(None)
+    with pytest.raises(RuntimeError, match=r"no local endpoint runtime is running \(start a LocalCloud\)"):
+        shim.invoke_endpoint(object())
+
+
+# ---- behaviour in a running local cloud ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[Any]:
+    with running_cloud() as local:
+        s3, sm = local.clients.s3, local.clients.sagemaker
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(
+            Bucket=BUCKET,
+            Key="models/v1/model.tar.gz",
+            Body=tar_gz({"model.json": json.dumps({"bias": 0.5}), "code/inference.py": INFERENCE}),
+        )
+        sm.create_model(
+            ModelName="runtime-model",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={
+                "Image": "sklearn:1.9-0",
+                "ModelDataUrl": f"s3://{BUCKET}/models/v1/model.tar.gz",
+                "Environment": {
+                    "SAGEMAKER_PROGRAM": "inference.py",
+                    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                },
+            },
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName="runtime-config",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "runtime-model",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+        sm.create_endpoint(EndpointName="runtime-endpoint", EndpointConfigName="runtime-config")
+        yield local
+
+
+def invoke(cloud: Any, body: bytes, **extra: Any) -> dict[str, Any]:
+    return dict(
+        cloud.clients.sagemaker_runtime.invoke_endpoint(
+            EndpointName=extra.pop("EndpointName", "runtime-endpoint"),
+            Body=body,
+            **{"ContentType": "text/csv", **extra},
+        )
+    )
+
+
+def test_invoke_endpoint_returns_the_models_prediction(cloud: Any) -> None:
+    # When the endpoint is invoked over HTTPS with two CSV rows
+    response = invoke(cloud, b"1,2\n3,4\n", Accept="text/csv", CustomAttributes="trace=abc")
+    # Then the served model answered, and the response names the variant and echoes the custom attributes
+    assert response["Body"].read() == b"3.5\n7.5"
+    assert response["ContentType"] == "text/csv"
+    assert response["InvokedProductionVariant"] == "AllTraffic"
+    assert response["CustomAttributes"] == "trace=abc"
+
+
+def test_an_unknown_endpoint_is_a_validation_error(cloud: Any) -> None:
+    with pytest.raises(ClientError) as error:
+        invoke(cloud, b"1,2", EndpointName="nope")
+    assert error.value.response["Error"]["Code"] == "ValidationError"
+    assert error.value.response["Error"]["Message"] == f"Endpoint nope of account {ACCOUNT} not found."
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_an_unknown_target_variant_is_a_validation_error(cloud: Any) -> None:
+    with pytest.raises(ClientError) as error:
+        invoke(cloud, b"1,2", TargetVariant="Canary")
+    assert error.value.response["Error"]["Code"] == "ValidationError"
+    assert "Target variant Canary is not in endpoint runtime-endpoint" in error.value.response["Error"]["Message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "message"),
+    [
+        (b"1,abc", "text/csv", 400, "features must be numbers"),
+        (b"{}", "application/json", 415, "application/json is not supported"),
+    ],
+)
+def test_a_model_error_is_a_424_with_the_containers_status(
+    cloud: Any, body: bytes, content_type: str, status: int, message: str
+) -> None:
+    # When the container refuses the payload
+    with pytest.raises(ClientError) as error:
+        invoke(cloud, body, ContentType=content_type)
+    # Then InvokeEndpoint answers ModelError (424) carrying the container's status and message
+    response = error.value.response
+    assert response["Error"]["Code"] == "ModelError"
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert (response["OriginalStatusCode"], response["OriginalMessage"]) == (status, message)
+    assert f'Received client error ({status}) from primary with message "{message}"' in response["Error"]["Message"]
+    assert response["LogStreamArn"].endswith("log-group:/aws/sagemaker/Endpoints/runtime-endpoint")
+
+
+def test_invocations_are_counted_in_aws_sagemaker_metrics(cloud: Any) -> None:
+    # Given a fresh endpoint on the same model
+    endpoint = unique("metrics-endpoint")
+    cloud.clients.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName="runtime-config")
+    # When it answers twice and refuses once
+    invoke(cloud, b"1,2", EndpointName=endpoint)
+    invoke(cloud, b"1,2", EndpointName=endpoint)
+    with pytest.raises(ClientError):
+        invoke(cloud, b"x", EndpointName=endpoint)
+    # Then the variant's metrics count them as SageMaker does
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    datums = [
+        d
+        for d in cloudwatch_backends[ACCOUNT][REGION].metric_data
+        if d.namespace == "AWS/SageMaker" and {x.name: x.value for x in d.dimensions}.get("EndpointName") == endpoint
+    ]
+    totals: dict[str, float] = {}
+    for datum in datums:
+        totals[datum.name] = totals.get(datum.name, 0.0) + datum.value
+        assert {x.name: x.value for x in datum.dimensions} == {"EndpointName": endpoint, "VariantName": "AllTraffic"}
+    assert (totals["Invocations"], totals["Invocation4XXErrors"], totals["Invocation5XXErrors"]) == (3.0, 1.0, 0.0)
+    assert len([d for d in datums if d.name == "ModelLatency"]) == 2  # successful requests only
+
+
+def test_install_is_idempotent() -> None:
+    shim.install()
+    first = runtime_responses.SageMakerRuntimeResponse.invoke_endpoint
+    shim.install()
+    assert runtime_responses.SageMakerRuntimeResponse.invoke_endpoint is first is shim.invoke_endpoint
