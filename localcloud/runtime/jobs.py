@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -336,3 +337,29 @@ def run_processing(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_
 
 def now_ms() -> int:
     return int(clock.time() * 1000)
+
+
+# ---- job state changes -----------------------------------------------------------------------------------
+
+_changes = threading.Condition()
+_generation = 0
+
+
+def job_generation() -> int:
+    """A counter of managed-job state changes (read it before looking at a job's state)."""
+    return _generation
+
+
+def job_changed() -> None:
+    """A managed job reached a new state: wake whoever waits for one (Step Functions ``.sync`` tasks learn of
+    SageMaker job state changes from EventBridge events rather than only by polling)."""
+    global _generation
+    with _changes:
+        _generation += 1
+        _changes.notify_all()
+
+
+def wait_for_job_change(seen: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` real seconds for a change after generation ``seen``; True if one happened."""
+    with _changes:
+        return _changes.wait_for(lambda: _generation != seen, timeout=max(0.0, timeout))

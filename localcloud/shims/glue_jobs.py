@@ -79,6 +79,7 @@ def start_job_run(self: Any, name: str, arguments: dict[str, str] | None, *args:
         run.error_message = None if result.ok else result.reason
         run.local_completed_on = datetime.now(UTC)
         run.local_status = "SUCCEEDED" if result.ok else "FAILED"
+        jobs.job_changed()
         _cloud.job_logs(f"/aws-glue/jobs/{'output' if result.ok else 'error'}", run_id, result.log)
         journal.record(
             "glue-run",

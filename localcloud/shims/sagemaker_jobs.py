@@ -83,6 +83,7 @@ def create_training_job(self: Any) -> Any:
         else:
             job.failure_reason = outcome.reason
             job.training_job_status = job.secondary_status = "Failed"
+        jobs.job_changed()
         journal.record(
             "training-job",
             job=job.training_job_name,
@@ -130,6 +131,7 @@ def create_processing_job(self: Any) -> Any:
         else:
             job.failure_reason = outcome.reason
             job.processing_job_status = "Failed"
+        jobs.job_changed()
         journal.record(
             "processing-job",
             job=job.processing_job_name,
@@ -183,6 +185,7 @@ def create_transform_job(self: Any) -> Any:
         else:
             job.failure_reason = outcome.reason
             job.transform_job_status = "Failed"
+        jobs.job_changed()
         journal.record(
             "transform-job",
             job=name,

@@ -7,9 +7,11 @@ waitForTaskToken) and its datetimes break ``describe_execution``; Wait states sl
 This shim (patch point ``state_task_factory.state_task_service_for`` and ``WaitFunction._wait_interval``):
 
 - runs ``.sync`` integrations by polling the service every ``POLL_SECONDS`` of cloud time until the job is
-  terminal, as Step Functions does. Success: the describe/get response is the task result (dates as epoch
-  milliseconds, as Step Functions renders them). Failure: ``States.TaskFailed`` with the describe response
-  as JSON in ``Cause`` (so ``FailureReason`` / ``ErrorMessage`` reach the Catch), as Step Functions does.
+  terminal, as Step Functions does; a managed job's state change (``localcloud.runtime.jobs.job_changed``) polls
+  at once, as Step Functions reacts to SageMaker's job state-change events. Success: the describe/get response
+  is the task result (dates as epoch milliseconds, as Step Functions renders them). Failure:
+  ``States.TaskFailed`` with the describe response as JSON in ``Cause`` (so ``FailureReason`` /
+  ``ErrorMessage`` reach the Catch), as Step Functions does.
 - adds SageMaker: ``createTrainingJob``, ``createProcessingJob``, ``createTransformJob`` (request/response
   and ``.sync``), ``createModel``, ``createEndpointConfig``, ``createEndpoint``, ``updateEndpoint``.
 - makes Wait states wait on the local cloud's clock (``localcloud.clock``);
@@ -20,6 +22,7 @@ This shim (patch point ``state_task_factory.state_task_service_for`` and ``WaitF
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -51,6 +54,7 @@ from moto.stepfunctions.responses import get_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
 
 from localcloud.clock import clock
+from localcloud.runtime import jobs
 
 POLL_SECONDS = 30.0  # cloud time between two polls of a .sync job
 _installed = False
@@ -86,10 +90,12 @@ class _ClockSync(StateTaskServiceCallback):
         )
         result = None
         while env.is_running():
+            seen = jobs.job_generation()
             result = resolver()
             if result is not None:
                 break
-            clock.sleep(POLL_SECONDS)
+            # the next poll comes POLL_SECONDS of cloud time later, or as soon as a managed job changes state
+            jobs.wait_for_job_change(seen, POLL_SECONDS / clock.scale)
         env.stack.append(json_safe(result))
 
 
@@ -118,15 +124,17 @@ _SAGEMAKER_ACTIONS: Final[tuple[str, ...]] = (
 )
 
 
-def _operation_parameters(action: str) -> set[str] | None:
-    """The request members of a SageMaker operation (botocore's service model), if Step Functions offers it."""
+@functools.cache
+def _operation_parameters(action: str) -> frozenset[str] | None:
+    """The request members of a SageMaker operation (botocore's service model), if Step Functions offers it.
+    Cached: the service model costs tens of milliseconds to load, on every SageMaker task otherwise."""
     if action not in _SAGEMAKER_ACTIONS:
         return None
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("sagemaker")
     operation = "".join(part.capitalize() for part in action.split("_"))
-    return set(model.operation_model(operation).input_shape.members)
+    return frozenset(model.operation_model(operation).input_shape.members)
 
 
 class LocalSageMaker(_ClockSync):
@@ -134,7 +142,8 @@ class LocalSageMaker(_ClockSync):
         super().__init__(supported_integration_patterns={ResourceCondition.Sync})  # type: ignore[arg-type]
 
     def _get_supported_parameters(self) -> set[str] | None:
-        return _operation_parameters(self._get_boto_service_action())
+        parameters = _operation_parameters(self._get_boto_service_action())
+        return None if parameters is None else set(parameters)
 
     def _client(self, resource_runtime_part: Any, state_credentials: Any) -> Any:
         return boto_client_for(
