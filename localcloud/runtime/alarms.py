@@ -158,11 +158,6 @@ def _words(operator: str) -> str:
 
 def alarm_event(alarm: Any, previous: dict[str, Any], account_id: str, region: str, now: float) -> dict[str, Any]:
     """The event a CloudWatch alarm's Lambda action receives."""
-    metric = {
-        "namespace": alarm.namespace,
-        "name": alarm.metric_name,
-        "dimensions": {d.name: d.value for d in alarm.dimensions},
-    }
     return {
         "source": "aws.cloudwatch",
         "alarmArn": alarm.alarm_arn,
@@ -180,20 +175,31 @@ def alarm_event(alarm: Any, previous: dict[str, Any], account_id: str, region: s
             "previousState": previous,
             "configuration": {
                 "description": alarm.description or "",
-                "metrics": [
-                    {
-                        "id": "m1",
-                        "metricStat": {
-                            "metric": metric,
-                            "period": int(alarm.period),
-                            "stat": alarm.extended_statistic or alarm.statistic,
-                        },
-                        "returnData": True,
-                    }
-                ],
+                "metrics": configured_metrics(alarm),
             },
         },
     }
+
+
+def configured_metrics(alarm: Any) -> list[dict[str, Any]]:
+    """``configuration.metrics`` of the alarm event: the alarm's metric, or its metric-math queries."""
+    if alarm.metric_name:
+        metric = {
+            "namespace": alarm.namespace,
+            "name": alarm.metric_name,
+            "dimensions": {d.name: d.value for d in alarm.dimensions},
+        }
+        stat = {"metric": metric, "period": int(alarm.period), "stat": alarm.extended_statistic or alarm.statistic}
+        return [{"id": "m1", "metricStat": stat, "returnData": True}]
+    queries = []
+    for query in alarm.metric_data_queries or []:
+        entry: dict[str, Any] = {"id": query.id, "returnData": str(query.return_data).lower() != "false"}
+        if query.expression:
+            entry["expression"] = query.expression
+        if query.label:
+            entry["label"] = query.label
+        queries.append(entry)
+    return queries
 
 
 def sns_message(alarm: Any, previous_state: str, account_id: str, region: str, now: float) -> str:
@@ -214,7 +220,7 @@ def sns_message(alarm: Any, previous_state: str, account_id: str, region: str, n
                 "Namespace": alarm.namespace,
                 "Statistic": alarm.statistic,
                 "ExtendedStatistic": alarm.extended_statistic,
-                "Period": int(alarm.period),
+                "Period": int(alarm.period) if alarm.period else None,  # none for metric math
                 "EvaluationPeriods": int(alarm.evaluation_periods),
                 "ComparisonOperator": alarm.comparison_operator,
                 "Threshold": float(alarm.threshold),

@@ -358,6 +358,29 @@ def test_the_alarm_event_is_what_the_retrain_lambda_parses(cloudwatch: Any) -> N
     assert update.detail == "3 of 3 evaluated periods breaching"
 
 
+def test_a_metric_math_alarm_event_lists_its_queries(cloudwatch: Any) -> None:
+    # Given an alarm on a metric-math expression (no single metric, no period of its own)
+    name = unique("math")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+        Metrics=[{"Id": "e1", "Expression": "SUM(METRICS())", "Label": "errors", "ReturnData": True}],
+    )
+    alarm = cloudwatch_backends[ACCOUNT][REGION].alarms[name]
+    alarm.update_state("set by an operator", "{}", "ALARM")
+    # When its action's event and SNS message are built
+    event = alarms.alarm_event(alarm, {"value": "OK", "timestamp": alarms.iso(NOW)}, ACCOUNT, REGION, NOW)
+    message = json.loads(alarms.sns_message(alarm, "OK", ACCOUNT, REGION, NOW))
+    # Then they describe the expression, and the retrain Lambda still parses the event
+    assert event["alarmData"]["configuration"]["metrics"] == [
+        {"id": "e1", "returnData": True, "expression": "SUM(METRICS())", "label": "errors"}
+    ]
+    assert AlarmEvent.model_validate(event).alarm_data.period_seconds() is None
+    assert message["Trigger"]["Period"] is None
+
+
 def test_the_sns_message_has_cloudwatchs_fields(cloudwatch: Any) -> None:
     alarm = make_alarm(cloudwatch, AlarmDescription="5xx on churn")
     alarm.update_state("Threshold Crossed: test", "{}", "ALARM")
