@@ -46,8 +46,9 @@ synth: install
 	$(CDK) synth --quiet --no-notices -c stage=$(STAGE)
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
+# The whole lifecycle offline on the synthesized stack (local cloud on moto): progress, summary, HTML report.
 demo: install
-	@echo "The offline demo (local cloud) is not there yet: see the open issues."
+	$(BIN)/mlops demo --summary demo-summary.json --report demo-report.html
 
 bench: install
 	$(BIN)/python -m bench

@@ -31,6 +31,20 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_TIME_SCALE = 120.0  # a cloud minute in half a real second
 
 
+def _reset_moto() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -66,8 +80,10 @@ class LocalCloud:
         region: str = DEFAULT_REGION,
         workdir: Path | None = None,
         time_scale: float = DEFAULT_TIME_SCALE,
+        prewarm: bool = True,
     ) -> None:
         self.time_scale = time_scale
+        self.prewarm = prewarm
         self.port = port or free_port()
         self.region = region
         self._own_workdir = workdir is None
@@ -90,18 +106,28 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         from localcloud import shims
 
-        os.environ.update(
-            {
-                "MOTO_PORT": str(self.internal_port),  # moto's Step Functions interpreter calls back here
-                "AWS_ENDPOINT_URL": self.endpoint_url,
-                "AWS_CA_BUNDLE": str(self.ca_bundle),
-                "AWS_DEFAULT_REGION": self.region,
-                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-            }
+        environment = {
+            "MOTO_PORT": str(self.internal_port),  # moto's Step Functions interpreter calls back here
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_CA_BUNDLE": str(self.ca_bundle),
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        }
+        saved = {name: os.environ.get(name) for name in environment}
+        os.environ.update(environment)
+        self._stoppers.append(lambda: _restore(saved))
+        previous_execute = default_user_config.get("stepfunctions", {}).get("execute_state_machine", False)
+        self._stoppers.append(
+            lambda: default_user_config.setdefault("stepfunctions", {}).update(  # type: ignore[call-arg]
+                execute_state_machine=previous_execute
+            )
         )
         default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+        _reset_moto()  # a fresh account: nothing left from an earlier local cloud in this process
+        self._stoppers.append(_reset_moto)
         shims.install_all(self)
+        self._stoppers.append(lambda: shims.install_all(None))
         import logging
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -197,7 +223,20 @@ class LocalCloud:
             self.deployments[stack_name] = deployment
         if deployment is None:
             raise provision.DeployError(f"no stacks in {assembly}")
+        if self.prewarm:
+            self.prewarm_functions()
         return deployment
+
+    def prewarm_functions(self) -> None:
+        """One warm worker per Python function of the deployed stacks, started in the background."""
+        from moto.awslambda.utils import get_backend
+
+        from localcloud.shims.lambda_invoke import spec_of
+
+        backend = get_backend(self.account_id, self.region)
+        functions = [f for f in backend.list_functions() if str(f.run_time or "").startswith("python")]
+        if self.lambdas is not None:
+            self.lambdas.prewarm([spec_of(f) for f in functions])
 
     def destroy(self, stack_name: str) -> None:
         provision.destroy(stack_name, self.clients)

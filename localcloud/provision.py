@@ -138,6 +138,7 @@ def deploy(assembly: Path, stack_name: str, clients: Any, account_id: str = ACCO
         )
     except Exception as error:
         raise DeployError(f"create_stack {stack_name} failed: {error}") from error
+    cfn_shim.apply_deferred()
     stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
     if stack["StackStatus"] != "CREATE_COMPLETE":
         raise DeployError(f"stack {stack_name} is {stack['StackStatus']}: {stack.get('StackStatusReason')}")

@@ -849,10 +849,11 @@ class Deployer:
             )
         except Exception as describe_error:  # the notification must go out even if SageMaker does not answer
             serving = f"{self.settings.endpoint_name}: unknown ({describe_error})"
+        demoted = self._demote(state.model_package_arn, f"deployment {words}: {reason}") if outcome in DEMOTING else ""
         message = "\n".join(
             [
                 f"Deployment {execution} of model {what} {words} during {stage}.",
-                f"Model package: {state.model_package_arn}",
+                f"Model package: {state.model_package_arn}{demoted}",
                 f"Reason ({name}): {reason}",
                 f"Endpoint now: {serving}.",
             ]
@@ -866,8 +867,28 @@ class Deployer:
             "stage": stage,
         }
 
+    def _demote(self, package_arn: str, why: str) -> str:
+        """An approved package that failed its deployment is set to Rejected (with the reason), so it never
+        becomes the champion that the next challengers are measured against. Best effort: the notification
+        matters more."""
+        try:
+            status = self.sm.describe_model_package(ModelPackageName=package_arn).get("ModelApprovalStatus")
+            if status != "Approved":
+                return ""
+            self.sm.update_model_package(
+                ModelPackageArn=package_arn, ModelApprovalStatus="Rejected", ApprovalDescription=why[:1000]
+            )
+        except Exception as error:
+            logger.warning("could not set %s to Rejected: %s", package_arn, error)
+            return f" (could not be set to Rejected: {error_message(error)})"
+        return " (now Rejected: the champion is unchanged)"
+
 
 # ---- helpers ---------------------------------------------------------------------------------------------
+
+
+DEMOTING = frozenset({"rolled_back", "smoke_test_failed", "shadow_rejected", "timed_out"})
+"""Deployment outcomes after which the package must not stay Approved."""
 
 
 def _prepared(state: DeploymentState) -> Prepared:

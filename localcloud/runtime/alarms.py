@@ -70,6 +70,15 @@ def statistic(values: Sequence[float], stat: str) -> float:
     raise ValueError(f"unsupported statistic {stat!r}")
 
 
+def significant_samples(stat: str) -> float:
+    """Samples a percentile needs to be statistically significant in a period (CloudWatch: 10/(1-p) for
+    p >= 0.5, 10/p below); other statistics need one."""
+    if not stat.startswith("p"):
+        return 1.0
+    p = float(stat[1:]) / 100
+    return 10 / (1 - p) if p >= 0.5 else 10 / p
+
+
 def matching(datums: Iterable[Any], namespace: str, name: str, dimensions: dict[str, str]) -> list[Datapoint]:
     """Datapoints of moto MetricDatum objects for exactly this metric (CloudWatch matches the full dimension set)."""
     points = []
@@ -93,11 +102,14 @@ def evaluate(alarm: Any, points: Sequence[Datapoint], now: float) -> Evaluation:
     threshold = float(alarm.threshold)
     compare = COMPARE[alarm.comparison_operator]
     values: list[float | None] = []
+    low_sample = False
     for index in range(periods):
         end = now - index * period
         start = end - period
         window = [p.value for p in points if start <= p.timestamp < end]
         values.append(statistic(window, stat) if window else None)
+        if window and len(window) < significant_samples(stat):
+            low_sample = True
     missing = (alarm.treat_missing_data or "missing").lower()
     breaching = 0
     counted = 0
@@ -126,6 +138,9 @@ def evaluate(alarm: Any, points: Sequence[Datapoint], now: float) -> Evaluation:
             if v is not None
         ],
     }
+    if low_sample and str(getattr(alarm, "evaluate_low_sample_count_percentile", "") or "").lower() == "ignore":
+        # CloudWatch: "the alarm state does not change during periods with too few data points"
+        return Evaluation(alarm.state_value, alarm.state_reason, reason_data, values)
     described = f"[{', '.join(f'{v:g}' for v in recent)}]"
     operator = alarm.comparison_operator.replace("Threshold", "").replace("OrEqualTo", " or equal to ")
     if breaching >= needed:

@@ -95,7 +95,7 @@ class EndpointRuntime:
         self._rng = random.Random(seed)
         self._capture: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._capture_lock = threading.Lock()
-        self.counts: dict[tuple[str, str], dict[str, int]] = {}
+        self.counts: dict[tuple[str, str, str], dict[str, int]] = {}  # (endpoint, variant, model)
 
     # ---- containers ----
     def _container_spec(self, model_name: str) -> tuple[str, dict[str, str]]:
@@ -290,7 +290,7 @@ class EndpointRuntime:
         try:
             container = self.container(model_name)
         except EndpointError as error:
-            self._metrics(endpoint, variant, 500, 0, 0)
+            self._metrics(endpoint, variant, model_name, 500, 0, 0)
             raise EndpointError("ModelError", 424, error.message, OriginalStatusCode=500) from None
         headers = {"Content-Type": content_type or "application/octet-stream"}
         if accept:
@@ -309,11 +309,11 @@ class EndpointRuntime:
             connection.close()
         total_us = int((time.perf_counter() - arrived) * 1e6)
         overhead_us = max(0, total_us - latency_us)
-        self._metrics(endpoint, variant, status, latency_us, overhead_us)
+        self._metrics(endpoint, variant, model_name, status, latency_us, overhead_us)
         return Invocation(payload, response_type, variant, model_name, status, latency_us, overhead_us)
 
-    def _metrics(self, endpoint: str, variant: str, status: int, latency_us: int, overhead_us: int) -> None:
-        counts = self.counts.setdefault((endpoint, variant), {"invocations": 0, "4xx": 0, "5xx": 0})
+    def _metrics(self, endpoint: str, variant: str, model: str, status: int, latency_us: int, overhead_us: int) -> None:
+        counts = self.counts.setdefault((endpoint, variant, model), {"invocations": 0, "4xx": 0, "5xx": 0})
         counts["invocations"] += 1
         if 400 <= status < 500:
             counts["4xx"] += 1

@@ -251,6 +251,26 @@ class LambdaRuntime:
             self.on_logs(spec, request_id, result.logs)
         return result
 
+    def prewarm(self, specs: list[FunctionSpec]) -> list[threading.Thread]:
+        """Start one worker per function in the background (like provisioned concurrency of one), so the
+        first invocation does not wait for the imports; a function invoked before its worker is ready starts
+        its own. Returns the threads (for tests)."""
+
+        def start(spec: FunctionSpec) -> None:
+            try:
+                root = self.task_root(spec)
+                worker = _Worker(spec, root, self.environment(spec, root))
+            except Exception:  # a broken package fails on invocation, where Lambda reports it
+                return
+            with self._lock:
+                self._idle.setdefault(spec.name, []).append(worker)
+                self._lock.notify_all()
+
+        threads = [threading.Thread(target=start, args=(spec,), daemon=True) for spec in specs]
+        for thread in threads:
+            thread.start()
+        return threads
+
     def stop(self) -> None:
         with self._lock:
             workers = [w for pool in self._idle.values() for w in pool]

@@ -63,6 +63,17 @@ class Ticker:
             if self.cloud.endpoints is not None:
                 self.cloud.endpoints.flush_capture()
 
+    def align(self) -> None:
+        """Restart every scheduled rule's period now (its next slot is one full period away)."""
+        backend = events_backends[self.cloud.account_id][self.cloud.region]
+        now = clock.time()
+        with self._lock:
+            for bus in backend.event_buses.values():
+                for rule in bus.rules.values():
+                    period = rate_seconds(getattr(rule, "scheduled_expression", None) or "")
+                    if period:
+                        self._next[rule.arn] = now + period
+
     def fire_schedules(self) -> int:
         backend = events_backends[self.cloud.account_id][self.cloud.region]
         now = clock.time()

@@ -12,7 +12,9 @@ framework function has its user ``onEvent`` handler invoked with the CloudFormat
 framework's Node.js function would (create on stack create, delete on stack delete).
 
 Also fixed here: moto's ``AWS::KMS::Key`` model reads tags as ``TagKey``/``TagValue`` while templates carry
-``Key``/``Value``.
+``Key``/``Value``; moto's ``AWS::S3::Bucket`` model applies only encryption and tags, so the rest of the bucket's
+properties (versioning, public access block, ownership controls, lifecycle rules, server access logging,
+notification configuration) are applied through the S3 API after moto created the bucket.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import boto3
 from moto.cloudformation import parsing
 from moto.core.common_models import CloudFormationModel
 from moto.kms import models as kms_models
+from moto.s3 import models as s3_models
 
 _installed = False
 _original_class_from_type = parsing.resource_class_from_type
 _original_name_type = parsing.resource_name_property_from_type
 _original_kms_create = kms_models.Key.create_from_cloudformation_json
+_original_bucket_create = s3_models.FakeBucket.create_from_cloudformation_json
 
 
 def _client(service: str, region: str) -> Any:
@@ -254,8 +258,10 @@ class ModelPackageGroup(LocalResource):
         return cls(arn, region, account_id, properties, ModelPackageGroupArn=arn, ModelPackageGroupStatus="Completed")
 
     def delete(self, account_id: str, region: str) -> None:
-        group = self.properties["ModelPackageGroupName"]
-        _client("sagemaker", region).delete_model_package_group(ModelPackageGroupName=group)
+        # moto 5.2.5 has no DeleteModelPackageGroup (NotImplementedError): remove the group from its backend
+        from moto.sagemaker.models import sagemaker_backends
+
+        sagemaker_backends[account_id][region].model_package_groups.pop(self.properties["ModelPackageGroupName"], None)
 
 
 class BucketPolicy(LocalResource):
@@ -325,6 +331,10 @@ class CustomResource(LocalResource):
 
     context: dict[str, Any]
 
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return True  # any key of the handler's Data (moto checks Fn::GetAtt before anything is created)
+
     def get_cfn_attribute(self, attribute_name: str) -> Any:
         return self.attrs.get(attribute_name, "")
 
@@ -381,6 +391,91 @@ def _kms_key_with_tags(original: Callable[..., Any]) -> Callable[..., Any]:
     return create
 
 
+def lifecycle_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """CloudFormation ``LifecycleConfiguration.Rules`` as the PutBucketLifecycleConfiguration API's rules."""
+    converted = []
+    for rule in rules:
+        api: dict[str, Any] = {"ID": rule.get("Id", ""), "Status": rule.get("Status", "Enabled")}
+        api["Filter"] = {"Prefix": rule.get("Prefix", "")}
+        if "ExpirationInDays" in rule:
+            api["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+        if "NoncurrentVersionExpiration" in rule:
+            api["NoncurrentVersionExpiration"] = {
+                "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+            }
+        if "AbortIncompleteMultipartUpload" in rule:
+            api["AbortIncompleteMultipartUpload"] = {
+                "DaysAfterInitiation": int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+            }
+        if rule.get("Transitions"):
+            api["Transitions"] = [
+                {"Days": int(t["TransitionInDays"]), "StorageClass": t["StorageClass"]} for t in rule["Transitions"]
+            ]
+        converted.append(api)
+    return converted
+
+
+def apply_bucket_properties(bucket: str, properties: dict[str, Any], region: str) -> None:
+    """The bucket properties moto's CloudFormation model ignores, through the S3 API."""
+    s3 = _client("s3", region)
+    if "VersioningConfiguration" in properties:
+        s3.put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": properties["VersioningConfiguration"]["Status"]}
+        )
+    if "PublicAccessBlockConfiguration" in properties:
+        s3.put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=dict(properties["PublicAccessBlockConfiguration"])
+        )
+    if "OwnershipControls" in properties:
+        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=dict(properties["OwnershipControls"]))
+    if "LifecycleConfiguration" in properties:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket,
+            LifecycleConfiguration={"Rules": lifecycle_rules(properties["LifecycleConfiguration"]["Rules"])},
+        )
+    if "LoggingConfiguration" in properties:
+        logging = properties["LoggingConfiguration"]
+        # The log bucket's policy (which lets the logging service write) refers to this bucket, so CloudFormation
+        # creates it after this bucket; S3 accepts the configuration anyway, moto checks the policy right away.
+        # Applied once the stack's resources exist (``apply_deferred``).
+        _deferred.append(
+            lambda: s3.put_bucket_logging(
+                Bucket=bucket,
+                BucketLoggingStatus={
+                    "LoggingEnabled": {
+                        "TargetBucket": logging["DestinationBucketName"],
+                        "TargetPrefix": logging.get("LogFilePrefix", ""),
+                    }
+                },
+            )
+        )
+    if "NotificationConfiguration" in properties:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=dict(properties["NotificationConfiguration"])
+        )
+
+
+_deferred: list[Callable[[], Any]] = []
+
+
+def apply_deferred() -> int:
+    """Apply what had to wait for the whole stack (server access logging); returns how many."""
+    done = 0
+    while _deferred:
+        _deferred.pop(0)()
+        done += 1
+    return done
+
+
+def _bucket_with_properties(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kw: Any):  # type: ignore[no-untyped-def]
+        bucket = original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kw)  # type: ignore[attr-defined]
+        apply_bucket_properties(bucket.name, cloudformation_json.get("Properties", {}), region_name)
+        return bucket
+
+    return create
+
+
 def install() -> None:
     """Register the models (idempotent)."""
     global _installed
@@ -405,6 +500,9 @@ def install() -> None:
     parsing.resource_name_property_from_type = resource_name_property_from_type  # type: ignore[assignment]
     kms_models.Key.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
         _kms_key_with_tags(_original_kms_create)
+    )
+    s3_models.FakeBucket.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
+        _bucket_with_properties(_original_bucket_create)
     )
     _installed = True
 

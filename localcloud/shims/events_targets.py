@@ -43,11 +43,13 @@ def _iso(value: Any) -> str:
 
 
 def normalise(event: dict[str, Any]) -> dict[str, Any]:
-    """The event as EventBridge delivers it: a unique id and an ISO ``time``."""
+    """The event as EventBridge delivers it: a unique id and an ISO ``time`` on the cloud clock (moto stamps
+    the events it generates with the real time of the host)."""
     event = dict(event)
     if event.get("id") in (None, "", _BASE_EVENT_MESSAGE["id"]):
         event["id"] = str(uuid.uuid4())
-    event["time"] = _iso(event.get("time") or clock.time())
+    stamp = event.get("time")
+    event["time"] = _iso(clock.time() if stamp in (None, "") or isinstance(stamp, int | float) else stamp)
     event.pop("ingestion-time", None)
     return event
 

@@ -243,13 +243,31 @@ def _positive_probabilities(pipeline: Pipeline, frame: pd.DataFrame, schema: Dat
     return np.asarray(pipeline.predict_proba(frame)[:, index], dtype=np.float64)
 
 
+class TrainingDataError(ValueError):
+    """The curated splits cannot train a binary classifier; the message says why (the job's FailureReason)."""
+
+
+def check_splits(splits: Mapping[str, pd.DataFrame], schema: DatasetSchema) -> None:
+    for split, frame in splits.items():
+        if frame.empty:
+            raise TrainingDataError(f"the {split} split is empty")
+        classes = sorted(int(v) for v in pd.unique(frame[schema.target]))
+        if len(classes) < 2:
+            raise TrainingDataError(
+                f"the {split} split has a single class ({schema.target}={classes[0]} for all {len(frame)} rows): "
+                "a binary classifier needs both classes"
+            )
+
+
 def train(
     train_df: pd.DataFrame,
     validation_df: pd.DataFrame,
     schema: DatasetSchema,
     hyperparameters: Hyperparameters,
 ) -> TrainingResult:
-    """Fit on ``train_df``; metrics on both splits."""
+    """Fit on ``train_df``; metrics on both splits. Raises ``TrainingDataError`` when a split cannot train or
+    score a binary classifier (empty, or a single class)."""
+    check_splits({"train": train_df, "validation": validation_df}, schema)
     pipeline = build_pipeline(schema, hyperparameters)
     pipeline.fit(model_frame(train_df, schema), train_df[schema.target].to_numpy())
     metrics = {}

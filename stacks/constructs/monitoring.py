@@ -45,6 +45,11 @@ DRIFT_REPORT_PREFIX = f"{MONITORING_PREFIX}drift/"
 QUALITY_PREFIX = f"{MONITORING_PREFIX}quality/"
 
 
+def _percentile(metric: cloudwatch.IMetric) -> bool:
+    statistic = getattr(metric, "statistic", "") or ""
+    return bool(statistic) and statistic.lower().startswith("p")
+
+
 class Monitoring(Construct):
     def __init__(
         self,
@@ -265,6 +270,8 @@ class Monitoring(Construct):
             evaluation_periods=periods,
             datapoints_to_alarm=periods,  # N consecutive breaching periods before acting
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            # percentile alarms (latency) judge only periods with a statistically meaningful sample count
+            evaluate_low_sample_count_percentile="ignore" if _percentile(metric) else None,
         )
 
     def _dashboard(self, config: StageConfig, pipeline: TrainingPipeline, serving: Serving) -> cloudwatch.Dashboard:

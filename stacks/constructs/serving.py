@@ -294,6 +294,8 @@ class Serving(Construct):
                     evaluation_periods=a.rollback_evaluation_periods,
                     datapoints_to_alarm=1,
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    # a p99 of a handful of requests is one slow request: only judge latency on enough samples
+                    evaluate_low_sample_count_percentile="ignore" if stat.startswith("p") else None,
                 )
             )
         return alarms
@@ -334,6 +336,12 @@ class Serving(Construct):
             )
         )
         self._grant_registry_read(fn, group)
+        fn.add_to_role_policy(
+            iam.PolicyStatement(  # a package whose deployment failed is set to Rejected (never the champion)
+                actions=["sagemaker:UpdateModelPackage"],
+                resources=[stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")],
+            )
+        )
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[

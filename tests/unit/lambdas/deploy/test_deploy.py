@@ -156,6 +156,11 @@ def test_alarm_during_the_canary_bake_rolls_back_and_fails_the_deployment(cloud:
     assert "rolled back" in failure["reason"]
     assert f"{ENDPOINT} runs {ENDPOINT}-v1 (InService)" in failure["message"]
     assert "verified" not in run.state
+    # And the rolled-back package is Rejected with the reason, so it never becomes the champion
+    package = cloud.sm.describe_model_package(ModelPackageName=run.state["model_package_arn"])
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert package["ApprovalDescription"].startswith("deployment rolled back: endpoint")
+    assert "(now Rejected: the champion is unchanged)" in failure["message"]
 
 
 def test_verify_detects_a_silent_rollback_without_any_alarm(cloud: Cloud) -> None:

@@ -456,3 +456,18 @@ def test_pipeline_ignores_unknown_and_missing_categories(churn_splits: dict[str,
     # Then it still answers with probabilities
     assert probabilities.shape == (2, 2)
     assert np.isfinite(probabilities).all()
+
+
+def test_a_single_class_split_fails_with_a_clear_reason(churn_splits: dict[str, pd.DataFrame]) -> None:
+    # Given a train split where nobody churned
+    train_df = churn_splits["train"].assign(churned=0)
+    # When training runs
+    with pytest.raises(train.TrainingDataError) as error:
+        train.train(train_df, churn_splits["validation"], CHURN_SCHEMA, train.Hyperparameters(max_iter=5))
+    # Then the reason names the split, the target and the class
+    assert str(error.value).startswith("the train split has a single class (churned=0 for all 3000 rows)")
+
+
+def test_an_empty_split_fails_with_a_clear_reason(churn_splits: dict[str, pd.DataFrame]) -> None:
+    with pytest.raises(train.TrainingDataError, match="the validation split is empty"):
+        train.train(churn_splits["train"], churn_splits["validation"].iloc[:0], CHURN_SCHEMA, train.Hyperparameters())

@@ -1,0 +1,237 @@
+"""``mlops demo``: the whole lifecycle, offline, on the synthesized stack.
+
+1. Synthesize the CDK app and deploy the cloud assembly into the local cloud.
+2. Upload the sample dataset to the raw zone: EventBridge -> start Lambda -> the training state machine
+   (Glue ETL -> SageMaker training -> evaluation -> registry). The package is approved (dev: auto), which
+   starts the deployment state machine: smoke test on a candidate endpoint, then the endpoint is created.
+3. An hour of traffic from the training distribution, with ground truth: quality metrics, no drift.
+4. Three hours of drifted traffic: the drift monitor measures PSI/KS every hour, the drift alarm fires after
+   three breaching hours, its action (the retrain Lambda) passes the guards and starts a retraining run on the
+   latest curated data; that challenger ties the champion and is rejected (recorded, notified).
+5. New labelled data from the drifted world lands in the raw zone: a new run trains a challenger that beats the
+   champion and is approved; the deployment shifts traffic with a canary while traffic flows, then verifies.
+6. A summary (printed, JSON at ``--summary``) and an HTML report.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from localcloud import provision, report
+from localcloud.clock import clock
+from localcloud.cloud import LocalCloud
+from localcloud.lifecycle import Lifecycle
+from localcloud.runtime.journal import journal
+from pipelines.data.generator import generate
+from stacks.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "pipelines" / "data" / "sample" / "churn.csv"
+HOUR = 3600.0
+
+
+@dataclass
+class DemoOptions:
+    rows: int | None = None  # None: the shipped sample (5,000 rows)
+    summary: Path | None = None
+    report: Path | None = None
+    stage: str = "dev"
+    drift: float = 1.0
+    new_rows: int = 8000
+    traffic_rows: int = 600  # per hour of traffic
+    assembly: Path | None = None  # a synthesized cloud assembly to reuse (default: synthesize now)
+    workdir: Path | None = None
+    time_scale: float = 120.0
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Progress:
+    out: TextIO = sys.stdout
+    stages: list[Stage] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[Callable[[str], None]]:
+        number = len(self.stages) + 1
+        self.out.write(f"[{number:2d}] {name} ...\n")
+        self.out.flush()
+        began = time.time()
+        notes: list[str] = []
+        yield notes.append
+        seconds = time.time() - began
+        detail = "; ".join(notes)
+        self.stages.append(Stage(name, seconds, detail))
+        self.out.write(f"     done in {seconds:5.1f} s{(': ' + detail) if detail else ''}\n")
+        self.out.flush()
+
+
+def _model_version(package: dict[str, Any] | None) -> str:
+    if not package:
+        return "-"
+    return str((package.get("CustomerMetadataProperties") or {}).get("model_version", package["ModelPackageVersion"]))
+
+
+class _Sampler:
+    """Samples the endpoint's traffic split while a deployment runs (for the weights-over-time chart)."""
+
+    def __init__(self, lc: Lifecycle) -> None:
+        self.lc = lc
+        self.samples: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def sample(self) -> None:
+        routes = [
+            {"model": r.model_name, "variant": r.variant_name, "weight": round(r.weight, 4), "role": r.role}
+            for r in self.lc.routes()
+        ]
+        if not self.samples or self.samples[-1]["routes"] != routes:
+            self.samples.append({"at": clock.now().isoformat(timespec="seconds"), "routes": routes})
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.sample()
+
+
+def run(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
+    progress = Progress(out)
+    config = load_config(options.stage)
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="mlops-demo-"))
+    journal.clear()
+    with progress.stage("Synthesize the CDK app (cdk-nag AwsSolutions runs inside)") as note:
+        assembly = options.assembly or provision.synth(options.stage, workdir / "cdk.out")
+        template = json.loads((assembly / f"{config.stack_name}.template.json").read_text())
+        note(f"{len(template['Resources'])} resources in {config.stack_name}")
+    cloud = LocalCloud(workdir=workdir / "cloud", time_scale=options.time_scale)
+    cloud.start()
+    try:
+        summary = _scenario(cloud, assembly, options, progress, config)
+    finally:
+        cloud.stop()
+    summary["duration_seconds"] = round(time.time() - progress.started, 1)
+    summary["stages"] = [{"name": s.name, "seconds": round(s.seconds, 2), "detail": s.detail} for s in progress.stages]
+    paths = report.write(summary, options.summary, options.report or workdir / "report.html")
+    summary["report"] = str(paths["report"])
+    report.print_summary(summary, out)
+    if options.summary:
+        options.summary.parent.mkdir(parents=True, exist_ok=True)
+        options.summary.write_text(json.dumps(summary, indent=2, default=str))
+    if options.workdir is None:
+        shutil.rmtree(workdir / "cloud", ignore_errors=True)
+    return summary
+
+
+def _scenario(
+    cloud: LocalCloud, assembly: Path, options: DemoOptions, progress: Progress, config: Any
+) -> dict[str, Any]:
+    with progress.stage("Provision the synthesized template into the local cloud") as note:
+        deployment = cloud.deploy(options.stage, assembly=assembly)
+        note(f"{len(deployment.resources)} resources, {len(deployment.assets)} assets published")
+    lc = Lifecycle(cloud, deployment, config.dataset)
+    lc.subscribe()
+    training, deploying = lc.training_machine, lc.deployment_machine
+
+    with progress.stage("Upload the sample data to the raw zone -> pipeline -> registry -> endpoint") as note:
+        first = pd.read_csv(SAMPLE) if options.rows is None else generate(options.rows, seed=1)
+        key, _ = lc.upload(first, "customers-2026-11.csv")
+        run1 = lc.wait_for_new_execution(training, [])
+        note(f"s3://{lc.raw_bucket}/{key}: execution {run1.status} in {run1.seconds:.1f} s")
+        if run1.status != "SUCCEEDED":
+            raise RuntimeError(f"the first pipeline run failed: {run1.cause}")
+        deploy1 = lc.wait_for_new_execution(deploying, [])
+        note(f"model {_model_version(lc.champion())} approved; deployment {deploy1.status}")
+        if deploy1.status != "SUCCEEDED":
+            raise RuntimeError(f"the first deployment failed: {deploy1.cause}")
+
+    sampler = _Sampler(lc)
+    sampler.sample()
+    with progress.stage("An hour of traffic from the training distribution, then ground truth") as note:
+        lc.align_schedules()
+        steady = generate(options.traffic_rows, seed=11)
+        traffic = lc.send_traffic(steady)
+        lc.upload_ground_truth(traffic.labels, "labels-hour-1.jsonl")
+        lc.pass_time(HOUR)
+        note(f"{traffic.requests} requests / {traffic.rows} rows, {len(traffic.errors)} errors")
+
+    with progress.stage("Three hours of drifted traffic -> drift monitor -> drift alarm -> retrain Lambda") as note:
+        retrain_known = {e.name for e in lc.executions(training)}
+        for hour in range(3):
+            drifted = generate(options.traffic_rows, seed=20 + hour, drift=options.drift)
+            lc.send_traffic(drifted)
+            lc.pass_time(HOUR)
+        alarms = [e.detail for e in journal.of("alarm") if e.detail["state"] == "ALARM"]
+        note(f"alarms: {', '.join(sorted({a['alarm'] for a in alarms})) or 'none'}")
+        retrain = lc.wait_for(
+            lambda: [e for e in lc.executions(training) if e.name not in retrain_known],
+            timeout=60,
+            what="the retraining run",
+        )[0]
+        note(f"retraining run {retrain.name} started by {retrain.input.get('trigger', {}).get('alarm')}")
+
+    with progress.stage("New labelled data from the drifted world -> challenger vs champion -> canary") as note:
+        known = {e.name for e in lc.executions(training)}
+        new_data = generate(options.new_rows, seed=2, drift=options.drift)
+        lc.upload(new_data, "customers-2026-12.csv")
+        retrain_done = lc.wait_for(
+            lambda: next((e for e in lc.executions(training) if e.name == retrain.name and e.stopped), None),
+            timeout=300,
+            what="the retraining run to finish",
+        )
+        note(f"retraining run: {retrain_done.status}")
+        deployments_before = {e.name for e in lc.executions(deploying)}
+        run3 = lc.wait_for_new_execution(training, known | {retrain.name})
+        note(f"new-data run: {run3.status}")
+        stop = threading.Event()
+        background = threading.Thread(
+            target=lambda: _steady_traffic(lc, stop, options.drift), daemon=True, name="demo-traffic"
+        )
+        with sampler:
+            background.start()
+            try:
+                deploy2 = lc.wait_for(
+                    lambda: next(
+                        (e for e in lc.executions(deploying) if e.name not in deployments_before and e.stopped), None
+                    ),
+                    timeout=300,
+                    what="the canary deployment",
+                )
+            finally:
+                stop.set()
+                background.join(timeout=30)
+        note(f"deployment {deploy2.status}; serving {lc.served_model_version()}")
+    cloud.settle()
+    return report.collect(cloud, lc, sampler.samples, options)
+
+
+def _steady_traffic(lc: Lifecycle, stop: threading.Event, drift: float) -> None:
+    seed = 100
+    while not stop.is_set():
+        lc.send_traffic(generate(60, seed=seed, drift=drift), batch_rows=20, stop=stop.is_set)
+        seed += 1

@@ -1,0 +1,275 @@
+"""What a user of the deployed stack does, through the public AWS APIs of the local cloud.
+
+Upload data to the raw zone, watch executions, read the registry and the endpoint, send traffic to the
+endpoint, upload ground truth, subscribe to the notifications topic, let cloud time pass. The demo, the
+end-to-end tests and the lifecycle benchmark are written with these operations only; nothing here reaches
+into moto's internals (the clock and the ticker are the local cloud's own).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from localcloud.clock import clock
+from localcloud.provision import Deployment
+from pipelines.data.generator import to_csv_bytes
+from pipelines.schema import DatasetSchema
+
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@dataclass
+class Execution:
+    machine: str
+    name: str
+    arn: str
+    status: str
+    started: float
+    stopped: float | None
+    input: dict[str, Any]
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    cause: str | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.stopped is None else self.stopped - self.started
+
+
+@dataclass
+class Traffic:
+    requests: int = 0
+    rows: int = 0
+    errors: list[str] = field(default_factory=list)
+    by_variant: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, list[int]] = field(default_factory=dict)  # inference id -> true labels of its rows
+
+
+class Lifecycle:
+    def __init__(self, cloud: Any, deployment: Deployment, schema: DatasetSchema) -> None:
+        self.cloud = cloud
+        self.clients = cloud.clients
+        self.deployment = deployment
+        self.schema = schema
+        out = deployment.outputs
+        self.raw_bucket = out["RawBucket"]
+        self.curated_bucket = out["CuratedBucket"]
+        self.artifacts_bucket = out["ArtifactsBucket"]
+        self.training_machine = out["TrainingStateMachine"]
+        self.deployment_machine = out["DeploymentStateMachine"]
+        self.endpoint_name = out["EndpointName"]
+        self.group = out["ModelPackageGroup"]
+        self.topic = out["NotificationsTopic"]
+        self._queue_url: str | None = None
+        self.notifications: list[dict[str, Any]] = []
+
+    # ---- data ----
+    def upload(self, data: pd.DataFrame | bytes, name: str, prefix: str | None = None) -> tuple[str, str]:
+        """Put a file into the raw zone (``datasets/<dataset>/`` by default); returns (key, version id)."""
+        body = data if isinstance(data, bytes) else to_csv_bytes(data)
+        key = f"{prefix or f'datasets/{self.schema.name}/'}{name}"
+        response = self.clients.s3.put_object(Bucket=self.raw_bucket, Key=key, Body=body)
+        return key, str(response.get("VersionId"))
+
+    def raw_versions(self) -> list[tuple[str, str]]:
+        """Every (key, version id) in the raw zone: the stack must never lose one."""
+        versions = []
+        paginator = self.clients.s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self.raw_bucket):
+            versions += [(v["Key"], v["VersionId"]) for v in page.get("Versions", [])]
+            if page.get("DeleteMarkers"):
+                versions += [(d["Key"], f"DELETE-MARKER:{d['VersionId']}") for d in page["DeleteMarkers"]]
+        return sorted(versions)
+
+    def read_json(self, bucket: str, key: str) -> Any:
+        return json.loads(self.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+    def keys(self, bucket: str, prefix: str) -> list[str]:
+        paginator = self.clients.s3.get_paginator("list_objects_v2")
+        return [o["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
+
+    # ---- executions ----
+    def executions(self, machine: str | None = None) -> list[Execution]:
+        sfn = self.clients.stepfunctions
+        out = []
+        for arn in [machine] if machine else [self.training_machine, self.deployment_machine]:
+            for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
+                for item in page["executions"]:
+                    described = sfn.describe_execution(executionArn=item["executionArn"])
+                    stopped = described.get("stopDate")
+                    out.append(
+                        Execution(
+                            machine=arn.rsplit(":", 1)[-1],
+                            name=item["name"],
+                            arn=item["executionArn"],
+                            status=described["status"],
+                            started=described["startDate"].timestamp(),
+                            stopped=stopped.timestamp() if stopped else None,
+                            input=json.loads(described.get("input") or "{}"),
+                            output=json.loads(described["output"]) if described.get("output") else None,
+                            error=described.get("error"),
+                            cause=described.get("cause"),
+                        )
+                    )
+        return sorted(out, key=lambda e: e.started)
+
+    def wait_for(
+        self,
+        condition: Callable[[], Any],
+        timeout: float = 300.0,
+        what: str = "the condition",
+    ) -> Any:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.1)
+        raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_for_new_execution(self, machine: str, known: Iterable[str], timeout: float = 300.0) -> Execution:
+        """The first execution of ``machine`` not in ``known``, once it has finished."""
+        seen = set(known)
+
+        def finished() -> Execution | None:
+            fresh = [e for e in self.executions(machine) if e.name not in seen]
+            return fresh[0] if fresh and fresh[0].status in TERMINAL else None
+
+        return self.wait_for(finished, timeout, f"a new execution of {machine.rsplit(':', 1)[-1]}")
+
+    # ---- registry and endpoint ----
+    def packages(self) -> list[dict[str, Any]]:
+        sm = self.clients.sagemaker
+        summaries = []
+        for page in sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=self.group):
+            summaries += page["ModelPackageSummaryList"]
+        described = [sm.describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries]
+        return sorted(described, key=lambda p: p.get("ModelPackageVersion", 0))
+
+    def champion(self) -> dict[str, Any] | None:
+        approved = [p for p in self.packages() if p.get("ModelApprovalStatus") == "Approved"]
+        return approved[-1] if approved else None
+
+    def endpoint(self) -> dict[str, Any] | None:
+        try:
+            return dict(self.clients.sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
+        except self.clients.sagemaker.exceptions.ClientError:
+            return None
+        except Exception:
+            return None
+
+    def routes(self) -> list[Any]:
+        from localcloud.shims import sagemaker_endpoints
+
+        try:
+            return sagemaker_endpoints.routes(self.cloud.account_id, self.cloud.region, self.endpoint_name)
+        except sagemaker_endpoints.EndpointNotFound:
+            return []
+
+    def served_model_version(self) -> str | None:
+        """The model version the production variant answers with (one probe request)."""
+        row = ",".join(["12", "70.5", "846.0", "2", "40.0", "45", "month-to-month", "electronic-check", "fiber"])
+        try:
+            response = self.clients.sagemaker_runtime.invoke_endpoint(
+                EndpointName=self.endpoint_name, ContentType="text/csv", Accept="application/json", Body=row.encode()
+            )
+        except Exception:
+            return None
+        return json.loads(response["Body"].read()).get("model_version")
+
+    # ---- traffic ----
+    def send_traffic(
+        self, frame: pd.DataFrame, batch_rows: int = 20, stop: Callable[[], bool] | None = None
+    ) -> Traffic:
+        """Score ``frame``'s features in CSV batches with an InferenceId each (labels kept for ground truth)."""
+        traffic = Traffic()
+        runtime = self.clients.sagemaker_runtime
+        features = self.schema.feature_names
+        for start in range(0, len(frame), batch_rows):
+            if stop is not None and stop():
+                break
+            batch = frame.iloc[start : start + batch_rows]
+            buffer = io.StringIO()
+            batch[features].to_csv(buffer, header=False, index=False)
+            inference_id = uuid.uuid4().hex
+            try:
+                response = runtime.invoke_endpoint(
+                    EndpointName=self.endpoint_name,
+                    ContentType="text/csv",
+                    Accept="application/json",
+                    InferenceId=inference_id,
+                    Body=buffer.getvalue().encode(),
+                )
+                variant = response.get("InvokedProductionVariant", "?")
+                traffic.by_variant[variant] = traffic.by_variant.get(variant, 0) + 1
+                traffic.labels[inference_id] = [int(v) for v in batch[self.schema.target]]
+            except Exception as error:
+                traffic.errors.append(str(error)[:300])
+            traffic.requests += 1
+            traffic.rows += len(batch)
+        return traffic
+
+    def upload_ground_truth(self, labels: dict[str, list[int]], name: str) -> str:
+        lines = [
+            json.dumps(
+                {
+                    "groundTruthData": {"data": ",".join(str(v) for v in values), "encoding": "CSV"},
+                    "eventMetadata": {"eventId": inference_id},
+                    "eventVersion": "0",
+                }
+            )
+            for inference_id, values in labels.items()
+        ]
+        key, _ = self.upload(("\n".join(lines) + "\n").encode(), name, prefix="ground-truth/")
+        return key
+
+    # ---- time ----
+    def pass_time(self, seconds: float) -> None:
+        """Let cloud time pass (scheduled rules due in between fire), then wait for what they started."""
+        clock.advance(seconds)
+        time.sleep(self.cloud.ticker.interval * 3)
+        self.cloud.settle()
+
+    def align_schedules(self) -> None:
+        """Restart every schedule's period now, so the next slot is one full period away."""
+        self.cloud.ticker.align()
+
+    # ---- notifications ----
+    def subscribe(self) -> None:
+        """Subscribe a queue to the notifications topic, as an operator subscribes an inbox."""
+        sqs = self.clients.sqs
+        self._queue_url = sqs.create_queue(QueueName=f"notifications-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.clients.sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=queue_arn)
+
+    def read_notifications(self) -> list[dict[str, Any]]:
+        if self._queue_url is None:
+            return self.notifications
+        sqs = self.clients.sqs
+        while True:
+            messages = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                attributes = {k: v.get("Value") for k, v in (envelope.get("MessageAttributes") or {}).items()}
+                self.notifications.append(
+                    {
+                        "subject": envelope.get("Subject"),
+                        "message": envelope.get("Message"),
+                        "attributes": attributes,
+                        "at": clock.now().isoformat(timespec="seconds"),
+                    }
+                )
+                sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return self.notifications

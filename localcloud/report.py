@@ -1,0 +1,370 @@
+"""The demo's summary: collected from the local cloud's public APIs and its journal, printed as text, written as
+JSON and as one self-contained HTML report (inline SVG charts, no external resources)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any, TextIO
+
+from localcloud.clock import clock
+from localcloud.runtime.journal import journal
+
+# ---- collect -----------------------------------------------------------------------------------------------
+
+
+def _trigger(execution: Any) -> str:
+    trigger = execution.input.get("trigger")
+    if isinstance(trigger, dict):
+        if trigger.get("source") == "alarm":
+            return f"alarm {trigger.get('alarm')}"
+        return str(trigger.get("reason") or trigger.get("source"))
+    return str(trigger or "-")
+
+
+def _short(text: str | None, limit: int = 400) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def collect(cloud: Any, lc: Any, samples: list[dict[str, Any]], options: Any) -> dict[str, Any]:
+    executions = [
+        {
+            "machine": e.machine,
+            "name": e.name,
+            "trigger": _trigger(e),
+            "status": e.status,
+            "seconds": None if e.seconds is None else round(e.seconds, 1),
+            "error": e.error,
+            "cause": _short(e.cause),
+        }
+        for e in lc.executions()
+    ]
+    packages = []
+    for p in lc.packages():
+        meta = p.get("CustomerMetadataProperties") or {}
+        packages.append(
+            {
+                "version": p.get("ModelPackageVersion"),
+                "status": p.get("ModelApprovalStatus"),
+                "description": p.get("ApprovalDescription"),
+                "model_version": meta.get("model_version"),
+                "primary_metric": meta.get("primary_metric"),
+                "challenger_value": meta.get("challenger_value"),
+                "champion_value": meta.get("champion_value"),
+                "dataset_version": meta.get("dataset_version"),
+                "execution_id": meta.get("execution_id"),
+                "code_version": meta.get("code_version"),
+            }
+        )
+    endpoint = lc.endpoint() or {}
+    from localcloud.shims import sagemaker_endpoints
+
+    history = sagemaker_endpoints.history(cloud.account_id, cloud.region, lc.endpoint_name) if endpoint else []
+    invocations = [
+        {"endpoint": e, "variant": v, "model": m, **counts}
+        for (e, v, m), counts in sorted(cloud.endpoints.counts.items())
+    ]
+    drift = []
+    for key in sorted(k for k in lc.keys(lc.artifacts_bucket, "monitoring/drift/") if k.endswith("report.json")):
+        document = lc.read_json(lc.artifacts_bucket, key)
+        drift.append(
+            {
+                "window_end": (document.get("window") or {}).get("end"),
+                "verdict": document.get("verdict"),
+                "overall_psi": document.get("overall_psi"),
+                "rows": document.get("rows"),
+                "drifted_features": document.get("drifted_features"),
+                "report_html": f"s3://{lc.artifacts_bucket}/{key.replace('report.json', 'report.html')}",
+            }
+        )
+    quality = []
+    for key in sorted(k for k in lc.keys(lc.artifacts_bucket, "monitoring/quality/") if k.endswith("summary.json")):
+        document = lc.read_json(lc.artifacts_bucket, key)
+        quality.append({"overall": document.get("overall"), "by_model_version": document.get("by_model_version")})
+    alarms = [
+        {"at": _iso(e.at), **{k: e.detail.get(k) for k in ("alarm", "previous", "state", "reason")}}
+        for e in journal.of("alarm")
+    ]
+    decisions = []
+    for entry in journal.of("invoke-async"):
+        if "Retrain" not in str(entry.detail.get("target")) or entry.detail.get("outcome") != "ok":
+            continue
+        try:
+            result = json.loads(entry.detail.get("result") or "{}")
+        except json.JSONDecodeError:
+            continue
+        if isinstance(result, dict) and "decision" in result:
+            decisions.append({k: result.get(k) for k in ("decision", "guard", "reason", "alarm", "execution_name")})
+    notifications = [
+        {"subject": n["subject"], "outcome": n["attributes"].get("outcome"), "at": n["at"]}
+        for n in lc.read_notifications()
+    ]
+    summary: dict[str, Any] = {
+        "stage": options.stage,
+        "time_scale": options.time_scale,
+        "finished_at": clock.now().isoformat(timespec="seconds"),
+        "executions": executions,
+        "model_packages": packages,
+        "endpoint": {
+            "name": lc.endpoint_name,
+            "status": endpoint.get("EndpointStatus"),
+            "config": endpoint.get("EndpointConfigName"),
+            "variants": [
+                {k: v.get(k) for k in ("VariantName", "CurrentWeight", "CurrentInstanceCount")}
+                for v in endpoint.get("ProductionVariants", [])
+            ],
+            "serving_model_version": lc.served_model_version() if endpoint else None,
+            "deployment_history": history,
+            "weights_over_time": samples,
+        },
+        "invocations": invocations,
+        "drift": drift,
+        "quality": quality,
+        "alarms": alarms,
+        "retrain_decisions": decisions,
+        "notifications": notifications,
+        "raw_objects": len(lc.raw_versions()),
+    }
+    summary["checks"] = checks(summary)
+    return summary
+
+
+def _iso(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def checks(summary: dict[str, Any]) -> dict[str, bool]:
+    """What the demo must show, as booleans (the end-to-end test asserts all of them)."""
+    executions = summary["executions"]
+    training = [e for e in executions if e["machine"].endswith("training-pipeline")]
+    deployments = [e for e in executions if e["machine"].endswith("deployment")]
+    packages = summary["model_packages"]
+    samples = summary["endpoint"]["weights_over_time"]
+    canary_seen = any(
+        len([r for r in s["routes"] if r["role"] == "production"]) >= 2
+        and all(0 < r["weight"] < 1 for r in s["routes"] if r["role"] == "production")
+        for s in samples
+    )
+    approved = [p for p in packages if p["status"] == "Approved"]
+    return {
+        "first_run_succeeded": bool(training) and training[0]["status"] == "SUCCEEDED",
+        "endpoint_in_service": summary["endpoint"]["status"] == "InService",
+        "drift_detected": any(d["verdict"] == "drift" for d in summary["drift"]),
+        "no_drift_on_training_distribution": any(d["verdict"] == "no_drift" for d in summary["drift"]),
+        "drift_alarm_fired": any(a["state"] == "ALARM" and "drift" in str(a["alarm"]) for a in summary["alarms"]),
+        "automatic_retrain_started": any(d["decision"] == "started" for d in summary["retrain_decisions"])
+        and any(e["trigger"].startswith("alarm") for e in training),
+        "challenger_rejected_and_recorded": any(p["status"] == "Rejected" and p["description"] for p in packages),
+        "challenger_promoted": len(approved) >= 2,
+        "canary_traffic_shift_observed": canary_seen,
+        "all_deployments_succeeded": bool(deployments) and all(d["status"] == "SUCCEEDED" for d in deployments),
+        "new_champion_serving": bool(approved)
+        and summary["endpoint"]["serving_model_version"] == approved[-1]["model_version"],
+        "quality_measured": any((q.get("overall") or {}).get("auc") is not None for q in summary["quality"]),
+    }
+
+
+# ---- output ------------------------------------------------------------------------------------------------
+
+
+def print_summary(summary: dict[str, Any], out: TextIO) -> None:
+    w = out.write
+    w("\n=== Summary ===\n")
+    w(f"duration {summary.get('duration_seconds')} s (cloud time x{summary['time_scale']:g})\n\n")
+    w("Executions:\n")
+    for e in summary["executions"]:
+        w(f"  {e['machine']:<28} {e['status']:<10} {str(e['seconds']) + ' s':>8}  {e['trigger']}\n")
+        if e["status"] != "SUCCEEDED" and e["cause"]:
+            w(f"      cause: {e['cause'][:160]}\n")
+    w("Model packages:\n")
+    for p in summary["model_packages"]:
+        w(f"  v{p['version']} {p['status']:<22} {p['model_version']}: {p['description']}\n")
+    ep = summary["endpoint"]
+    w(f"Endpoint {ep['name']}: {ep['status']} on {ep['config']}, serving {ep['serving_model_version']}\n")
+    for s in ep["weights_over_time"]:
+        shares = ", ".join(
+            f"{r['model']} {r['weight']:.0%}{' (shadow)' if r['role'] == 'shadow' else ''}" for r in s["routes"]
+        )
+        w(f"  {s['at']}  {shares}\n")
+    w("Invocations:\n")
+    for i in summary["invocations"]:
+        w(
+            f"  {i['endpoint']:<22} {i['variant']:<11} {i['model']:<22} {i['invocations']:>6} calls, "
+            f"{i['4xx']} 4xx, {i['5xx']} 5xx\n"
+        )
+    w("Drift (PSI):\n")
+    for d in summary["drift"]:
+        psi = "-" if d["overall_psi"] is None else f"{d['overall_psi']:.3f}"
+        w(f"  {d['window_end']}  {d['verdict']:<18} overall {psi}  {', '.join(d['drifted_features'] or [])}\n")
+    w("Alarms:\n")
+    for a in summary["alarms"]:
+        w(f"  {a['at']}  {a['alarm']}: {a['previous']} -> {a['state']}\n")
+    w("Retrain decisions:\n")
+    for d in summary["retrain_decisions"]:
+        w(f"  {d['decision']:<10} {d['guard']:<10} {d['alarm']}: {d['reason']}\n")
+    w(f"Notifications: {len(summary['notifications'])}\n")
+    for n in summary["notifications"]:
+        w(f"  [{n['outcome']}] {n['subject']}\n")
+    w("Checks:\n")
+    for name, ok in summary["checks"].items():
+        w(f"  {'PASS' if ok else 'FAIL'}  {name}\n")
+    if summary.get("report"):
+        w(f"\nHTML report: {summary['report']}\n")
+    out.flush()
+
+
+def write(summary: dict[str, Any], summary_path: Path | None, report_path: Path) -> dict[str, Path]:
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(render_html(summary))
+    paths = {"report": report_path}
+    if summary_path is not None:
+        paths["summary"] = summary_path
+    return paths
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _weights_svg(samples: list[dict[str, Any]]) -> str:
+    """A step chart of each model's share of production traffic over the samples."""
+    if len(samples) < 1:
+        return "<p>no samples</p>"
+    models = sorted({r["model"] for s in samples for r in s["routes"] if r["role"] == "production"})
+    width, height, pad = 720, 220, 40
+    n = max(1, len(samples) - 1)
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    paths = []
+    for index, model in enumerate(models):
+        points = []
+        for i, sample in enumerate(samples):
+            weight = sum(r["weight"] for r in sample["routes"] if r["model"] == model and r["role"] == "production")
+            x = pad + (width - 2 * pad) * i / n
+            y = height - pad - (height - 2 * pad) * weight
+            points.append(f"{x:.1f},{y:.1f}")
+        color = colors[index % len(colors)]
+        paths.append(f'<polyline fill="none" stroke="{color}" stroke-width="2.5" points="{" ".join(points)}"/>')
+        paths.append(
+            f'<text x="{width - pad + 4}" y="{pad + 14 * index}" fill="{color}" font-size="11">'
+            f"{html.escape(model)}</text>"
+        )
+    axes = (
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>'
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>'
+        f'<text x="4" y="{pad + 4}" font-size="11">100%</text><text x="10" y="{height - pad}" font-size="11">0%</text>'
+        f'<text x="{pad}" y="{height - 8}" font-size="11">{html.escape(samples[0]["at"])}</text>'
+        f'<text x="{width - pad - 150}" y="{height - 8}" font-size="11">{html.escape(samples[-1]["at"])}</text>'
+    )
+    return f'<svg width="{width + 160}" height="{height}" role="img">{axes}{"".join(paths)}</svg>'
+
+
+def _drift_svg(drift: list[dict[str, Any]], threshold: float = 0.2) -> str:
+    values = [(d["window_end"], d["overall_psi"]) for d in drift if d["overall_psi"] is not None]
+    if not values:
+        return "<p>no drift measurement</p>"
+    width, height, pad = 720, 200, 40
+    top = max(threshold * 1.5, max(v for _, v in values) * 1.1)
+    bar = (width - 2 * pad) / len(values)
+    parts = []
+    for i, (label, value) in enumerate(values):
+        h = (height - 2 * pad) * value / top
+        x = pad + i * bar + 4
+        color = "#d62728" if value > threshold else "#2ca02c"
+        parts.append(
+            f'<rect x="{x:.1f}" y="{height - pad - h:.1f}" width="{bar - 8:.1f}" height="{h:.1f}" fill="{color}"/>'
+        )
+        parts.append(f'<text x="{x:.1f}" y="{height - pad - h - 4:.1f}" font-size="11">{value:.3f}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{height - 8}" font-size="10">{html.escape(str(label)[11:16])}</text>')
+    y = height - pad - (height - 2 * pad) * threshold / top
+    parts.append(f'<line x1="{pad}" y1="{y:.1f}" x2="{width - pad}" y2="{y:.1f}" stroke="#555" stroke-dasharray="4"/>')
+    parts.append(f'<text x="{width - pad - 80}" y="{y - 4:.1f}" font-size="11">alarm {threshold}</text>')
+    return f'<svg width="{width}" height="{height}" role="img">{"".join(parts)}</svg>'
+
+
+def render_html(summary: dict[str, Any]) -> str:
+    checks = summary.get("checks", {})
+    check_rows = "".join(
+        f'<li class="{"ok" if ok else "bad"}">{"✔" if ok else "✘"} {html.escape(name)}</li>'
+        for name, ok in checks.items()
+    )
+    stages = _table(summary.get("stages", []), ["name", "seconds", "detail"])
+    sections = [
+        ("Checks", f"<ul>{check_rows}</ul>"),
+        ("Stages", stages),
+        ("Executions", _table(summary["executions"], ["machine", "name", "trigger", "status", "seconds", "cause"])),
+        (
+            "Model registry",
+            _table(
+                summary["model_packages"],
+                [
+                    "version",
+                    "status",
+                    "model_version",
+                    "primary_metric",
+                    "challenger_value",
+                    "champion_value",
+                    "dataset_version",
+                    "description",
+                ],
+            ),
+        ),
+        (
+            "Endpoint traffic per model (share of production traffic over cloud time)",
+            _weights_svg(summary["endpoint"]["weights_over_time"]),
+        ),
+        (
+            "Deployment history",
+            _table(
+                summary["endpoint"]["deployment_history"],
+                sorted({k for e in summary["endpoint"]["deployment_history"] for k in e}),
+            ),
+        ),
+        ("Invocations", _table(summary["invocations"], ["endpoint", "variant", "model", "invocations", "4xx", "5xx"])),
+        (
+            "Drift (overall PSI per hourly window)",
+            _drift_svg(summary["drift"])
+            + _table(
+                summary["drift"], ["window_end", "verdict", "overall_psi", "rows", "drifted_features", "report_html"]
+            ),
+        ),
+        ("Quality on ground truth", _table(summary["quality"], ["overall", "by_model_version"])),
+        ("Alarms", _table(summary["alarms"], ["at", "alarm", "previous", "state", "reason"])),
+        ("Retrain decisions", _table(summary["retrain_decisions"], ["decision", "guard", "alarm", "reason"])),
+        ("Notifications", _table(summary["notifications"], ["at", "outcome", "subject"])),
+    ]
+    body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
+    style = (
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
+        "table{border-collapse:collapse;margin:.5em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:top}th{background:#f3f3f3}"
+        ".ok{color:#1a7f37}.bad{color:#c62828}li{list-style:none}"
+    )
+    title = f"MLOps local cloud demo ({summary['stage']}), {summary.get('duration_seconds', '?')} s"
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
