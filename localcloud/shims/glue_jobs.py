@@ -1,12 +1,15 @@
 """Glue job runs execute the job's script (moto 5.2.5 marks a run SUCCEEDED without running anything).
 
 Patch points: ``moto.glue.models.GlueBackend.start_job_run`` (the run is started on the local cloud's
-dispatcher, see ``localcloud.runtime.jobs.run_glue``) and ``moto.glue.models.FakeJobRun`` (``status``
-reports the real state; ``as_dict`` adds ``ErrorMessage``, ``ExecutionTime``, ``CompletedOn``).
+dispatcher, see ``localcloud.runtime.jobs.run_glue``), ``GlueBackend.create_job`` (a warm Glue driver for the
+job's code starts in the background, ``localcloud.runtime.jobs.GlueDrivers``: runs then skip Spark's start-up)
+and ``moto.glue.models.FakeJobRun`` (``status`` reports the real state; ``as_dict`` adds ``ErrorMessage``,
+``ExecutionTime``, ``CompletedOn``).
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,12 +22,37 @@ from localcloud.runtime.journal import journal
 _installed = False
 _cloud: Any = None
 _original_start = glue_models.GlueBackend.start_job_run
+_original_create = glue_models.GlueBackend.create_job
 _original_as_dict = glue_models.FakeJobRun.as_dict
 
 
 def set_cloud(cloud: Any) -> None:
     global _cloud
     _cloud = cloud
+    on_stop = getattr(cloud, "on_stop", None)
+    if callable(on_stop):
+        on_stop(jobs.glue_drivers.stop)
+
+
+def create_job(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Create the job; in a running local cloud also start a warm driver for its code in the background."""
+    result = _original_create(self, name, *args, **kwargs)
+    if _cloud is not None and jobs.glue_drivers.enabled:
+        job = self.get_job(name)
+        definition = {"Command": job.command, "DefaultArguments": job.default_arguments}
+        cloud = _cloud
+
+        def prepare() -> None:
+            try:
+                drivers = jobs.glue_drivers
+                up = drivers.prepare(cloud.clients.s3, definition, cloud.workdir, cloud.endpoint_url, cloud.region)
+            except Exception as error:  # runs then start cold; the journal says why
+                journal.record("glue-driver", job=name, status="failed", error=f"{type(error).__name__}: {error}")
+            else:
+                journal.record("glue-driver", job=name, status="ready" if up else "not started")
+
+        threading.Thread(target=prepare, daemon=True, name=f"glue-driver-{name}").start()
+    return result
 
 
 def _status(self: Any) -> str | None:
@@ -88,6 +116,7 @@ def start_job_run(self: Any, name: str, arguments: dict[str, str] | None, *args:
             status=run.local_status,
             seconds=round(result.seconds, 2),
             error=run.error_message,
+            warm_driver=result.outputs.get("warm_driver"),
         )
 
     _cloud.dispatcher.submit(execute)
@@ -99,6 +128,7 @@ def install() -> None:
     if _installed:
         return
     glue_models.GlueBackend.start_job_run = start_job_run  # type: ignore[method-assign,assignment]
+    glue_models.GlueBackend.create_job = create_job  # type: ignore[method-assign,assignment]
     glue_models.FakeJobRun.status = property(_status, ManagedState.status.fset)  # type: ignore[attr-defined,assignment]
     glue_models.FakeJobRun.as_dict = _as_dict  # type: ignore[method-assign]
     _installed = True
