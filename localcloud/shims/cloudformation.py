@@ -11,6 +11,10 @@ Custom resources: ``Custom::S3BucketNotifications`` (CDK's bucket-notification h
 framework function has its user ``onEvent`` handler invoked with the CloudFormation request, as the
 framework's Node.js function would (create on stack create, delete on stack delete).
 
+Stack deletion runs in reverse dependency order (moto deletes in set order and only knows ``DependsOn``, so a
+custom resource could outlive the function that must clean up after it): references through ``Ref``,
+``Fn::GetAtt``, ``Fn::Sub`` and ``DependsOn`` all count, as in CloudFormation.
+
 Also fixed here: moto's ``AWS::KMS::Key`` model reads tags as ``TagKey``/``TagValue`` while templates carry
 ``Key``/``Value``; moto's ``AWS::S3::Bucket`` model applies only encryption and tags, so the rest of the bucket's
 properties (versioning, public access block, ownership controls, lifecycle rules, server access logging,
@@ -20,6 +24,7 @@ notification configuration) are applied through the S3 API after moto created th
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -468,6 +473,79 @@ def apply_bucket_properties(bucket: str, properties: dict[str, Any], region: str
 
 
 _deferred: list[Callable[[], Any]] = []
+_SUB_NAMES = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}")
+
+
+def references(node: Any, logical_ids: set[str]) -> set[str]:
+    """The logical ids a resource's JSON refers to (Ref, Fn::GetAtt, Fn::Sub, DependsOn)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                target = value[0] if isinstance(value, list) else str(value).split(".", 1)[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found.update(_SUB_NAMES.findall(str(text)))
+                if isinstance(value, list) and len(value) > 1:
+                    found |= references(value[1], logical_ids)
+            elif key == "DependsOn":
+                found.update([value] if isinstance(value, str) else value)
+            else:
+                found |= references(value, logical_ids)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item, logical_ids)
+    return found & logical_ids
+
+
+def deletion_order(resources: dict[str, Any]) -> list[str]:
+    """Logical ids, dependents before what they depend on (CloudFormation's delete order)."""
+    ids = set(resources)
+    depends = {name: references(body, ids) - {name} for name, body in resources.items()}
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in order or name in visiting:
+            return
+        visiting.add(name)
+        for dependency in sorted(depends[name]):
+            visit(dependency)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in sorted(resources):
+        visit(name)
+    return list(reversed(order))
+
+
+def _delete_in_order(self: Any) -> None:
+    """moto's ResourceMap.delete, in reverse dependency order (failures are retried in later passes)."""
+    pending = [
+        name
+        for name in deletion_order(self._resource_json_map)
+        if self._resource_json_map[name].get("DeletionPolicy") != "Retain"
+    ]
+    last_error: Exception | None = None
+    while pending:
+        progressed = False
+        for name in list(pending):
+            parsed = self._parsed_resources.get(name)
+            try:
+                if parsed is not None and not isinstance(parsed, str):
+                    self._delete_resource(parsed, self._resource_json_map[name])
+                    self._parsed_resources.pop(name, None)
+            except Exception as error:  # retried after the others, like moto's loop
+                last_error = error
+                continue
+            pending.remove(name)
+            progressed = True
+        if not progressed:
+            assert last_error is not None
+            raise last_error
 
 
 def apply_deferred() -> int:
@@ -516,6 +594,7 @@ def install() -> None:
     s3_models.FakeBucket.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
         _bucket_with_properties(_original_bucket_create)
     )
+    parsing.ResourceMap.delete = _delete_in_order  # type: ignore[method-assign]
     _installed = True
 
 
