@@ -89,6 +89,10 @@ def probe_env(asset: Path) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
         **LAMBDA_ENV,
+        # the runtime always sets these: the X-Ray SDK (Powertools Tracer) picks its Lambda sampler from
+        # LAMBDA_TASK_ROOT; without it the SDK builds a sampling client for a daemon that Lambda never uses
+        "LAMBDA_TASK_ROOT": str(asset),
+        "LAMBDA_RUNTIME_DIR": str(asset),
     }
 
 
