@@ -23,12 +23,13 @@ def bracket(subject: Clock) -> tuple[float, float, float, float, float, float]:
     return r0, c0, r1, r2, c1, r3
 
 
-def test_the_process_clock_runs_at_real_speed_until_a_cloud_sets_it() -> None:
-    # Given the process-wide clock, with no LocalCloud running
+def test_a_clock_runs_at_real_speed_on_the_wall_clock_until_told_otherwise() -> None:
+    # Given a new clock (the process-wide one is one too, until a LocalCloud sets its speed)
+    subject = Clock()
     # Then it runs at real speed, on the wall clock
-    assert DEFAULT_SCALE == 1.0
-    assert clock.scale == 1.0
-    assert abs(clock.time() - time.time()) < 5.0
+    assert isinstance(clock, Clock)
+    assert DEFAULT_SCALE == 1.0 and subject.scale == 1.0
+    assert abs(subject.time() - time.time()) < 5.0
 
 
 def test_cloud_time_runs_scale_times_faster_than_real_time() -> None:
