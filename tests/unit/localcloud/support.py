@@ -72,6 +72,7 @@ def running_cloud(**options: Any) -> Iterator[Any]:
     environment = dict(os.environ)
     user_config = copy.deepcopy(dict(default_user_config))
     journal.clear()
+    clock.reset()  # a cloud stopped elsewhere leaves the clock fast-forwarded
     cloud = LocalCloud(**options)
     try:
         cloud.start()
