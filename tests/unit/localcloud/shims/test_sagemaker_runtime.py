@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -231,6 +232,54 @@ def test_invocations_are_counted_in_aws_sagemaker_metrics(cloud: Any) -> None:
         assert {x.name: x.value for x in datum.dimensions} == {"EndpointName": endpoint, "VariantName": "AllTraffic"}
     assert (totals["Invocations"], totals["Invocation4XXErrors"], totals["Invocation5XXErrors"]) == (3.0, 1.0, 0.0)
     assert len([d for d in datums if d.name == "ModelLatency"]) == 2  # successful requests only
+
+
+def test_captured_requests_are_written_as_sagemaker_capture_files(cloud: Any) -> None:
+    # Given an endpoint whose config captures every request and response
+    endpoint, config = unique("captured"), unique("capture-config")
+    cloud.clients.sagemaker.create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "runtime-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+        DataCaptureConfig={
+            "EnableCapture": True,
+            "InitialSamplingPercentage": 100,
+            "DestinationS3Uri": f"s3://{BUCKET}/data-capture",
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+        },
+    )
+    cloud.clients.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+    # When it is invoked twice (one with an inference id) and the capture buffer is flushed
+    invoke(cloud, b"1,2", EndpointName=endpoint, InferenceId="request-1")
+    invoke(cloud, b"3,4", EndpointName=endpoint)
+    cloud.endpoints.flush_capture((endpoint, "AllTraffic"))  # (the heartbeat may have flushed some already)
+    # Then JSON-lines files under <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/ hold both records, in order
+    prefix = f"data-capture/{endpoint}/AllTraffic/"
+    keys = sorted(o["Key"] for o in cloud.clients.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"])
+    assert all(re.fullmatch(rf"{prefix}\d{{4}}/\d\d/\d\d/\d\d/[\w-]+\.jsonl", key) for key in keys), keys
+    records = [
+        json.loads(line)
+        for key in keys
+        for line in cloud.clients.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()
+    ]
+    assert [r["captureData"]["endpointInput"]["data"] for r in records] == ["1,2", "3,4"]
+    assert [r["captureData"]["endpointOutput"]["data"] for r in records] == ["3.5", "7.5"]
+    assert records[0]["captureData"]["endpointInput"] == {
+        "observedContentType": "text/csv",
+        "mode": "INPUT",
+        "data": "1,2",
+        "encoding": "CSV",
+    }
+    assert records[0]["eventMetadata"]["inferenceId"] == "request-1"
+    assert "inferenceId" not in records[1]["eventMetadata"]
+    assert records[0]["eventVersion"] == "0"
 
 
 def test_install_is_idempotent() -> None:
