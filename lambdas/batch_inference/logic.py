@@ -22,6 +22,11 @@ NAME_LIMIT = 63
 TAG_VALUE = re.compile(r"[^\w.:/=+\-@ ]")
 
 
+MAX_PAYLOAD_MB = 6
+BATCH_MAX_ROWS = 200_000
+"""Rows the inference handler accepts per batch-transform request (a 6 MB mini-batch of ~30-byte rows)."""
+
+
 @dataclass(frozen=True)
 class BatchInput:
     bucket: str
@@ -106,7 +111,9 @@ class BatchInference:
                 TransformJobName=name,
                 ModelName=model,
                 BatchStrategy="MultiRecord",
-                MaxPayloadInMB=6,
+                MaxPayloadInMB=MAX_PAYLOAD_MB,
+                # a 6 MB mini-batch of CSV lines holds far more rows than the real-time handler's 10,000-row cap
+                Environment={"MAX_ROWS": str(BATCH_MAX_ROWS), "MAX_PAYLOAD_BYTES": str(MAX_PAYLOAD_MB * 1024 * 1024)},
                 TransformInput={
                     "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
                     "ContentType": "text/csv",

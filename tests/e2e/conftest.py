@@ -62,7 +62,7 @@ def fresh(assembly: Path, tmp_path: Path, config: StageConfig) -> Iterator[Cloud
         env.cloud.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def champion(assembly: Path, tmp_path_factory: pytest.TempPathFactory, config: StageConfig) -> Iterator[Cloud]:
     """A deployed stack whose first model (from the shipped sample) is approved and serving."""
     env = _start(assembly, tmp_path_factory.mktemp("cloud"), config)

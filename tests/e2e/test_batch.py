@@ -1,0 +1,40 @@
+"""Batch inference end to end: an upload under raw ``batch-input/`` is scored by the champion (issue 5)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from localcloud.runtime.journal import journal
+from pipelines.data.generator import generate
+from tests.e2e.conftest import Cloud
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_batch_input_upload_is_scored_by_the_champion_into_the_curated_zone(champion: Cloud) -> None:
+    lc = champion.lc
+    # Given 12,000 rows of features (more than one real-time request may carry) uploaded as a batch input
+    rows = generate(12_000, seed=50)[lc.schema.feature_names]
+    buffer = io.StringIO()
+    rows.to_csv(buffer, header=False, index=False)
+    key, _ = lc.upload(buffer.getvalue().encode(), "scores-2026-11-27.csv", prefix="batch-input/")
+    # When the batch Lambda starts a transform job with the champion and the job runs
+    done = lc.wait_for(
+        lambda: [e for e in journal.of("transform-job") if e.detail.get("status") in ("Completed", "Failed")],
+        timeout=300,
+        what="the transform job",
+    )[-1]
+    # Then it completed and wrote one prediction per input row into the curated zone's batch-output/
+    assert done.detail["status"] == "Completed", done.detail
+    outputs = [k for k in lc.keys(lc.curated_bucket, "batch-output/") if k.endswith(".out")]
+    assert len(outputs) == 1, outputs
+    body = lc.clients.s3.get_object(Bucket=lc.curated_bucket, Key=outputs[0])["Body"].read().decode()
+    predictions = pd.read_csv(io.StringIO(body), header=None, names=["probability", "label"])
+    assert len(predictions) == len(rows)
+    assert predictions["probability"].between(0, 1).all()
+    assert set(np.unique(predictions["label"])) <= {0, 1}
+    assert key.endswith("scores-2026-11-27.csv")
