@@ -153,9 +153,10 @@ class LocalCloud:
 
         self.endpoints = EndpointRuntime(self)
         sagemaker_runtime.set_runtime(self.endpoints)
+        self._stoppers.append(lambda: sagemaker_runtime.set_runtime(None))
         self._stoppers.append(self.endpoints.stop)
         clock.set_scale(self.time_scale)
-        self._stoppers.append(lambda: clock.set_scale(1.0))
+        self._stoppers.append(lambda: (clock.set_scale(1.0), clock.reset()))
         self.ticker = Ticker(self)
         self.ticker.start()
         self._stoppers.append(self.ticker.stop)
