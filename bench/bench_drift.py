@@ -86,7 +86,7 @@ def run(
     outcome: dict[str, Any] = {}
 
     def drift() -> None:
-        drifts, skipped = compare(current, schema, baseline)
+        drifts, skipped = compare(arrays, schema, baseline)
         if skipped or len(drifts) != features:
             raise RuntimeError(f"bench features were skipped: {skipped}")
         outcome["overall_psi"] = max(d.psi for d in drifts)

@@ -2,31 +2,23 @@
 
 Layout (docs/contracts.md): ``<capture prefix><variant>/yyyy/mm/dd/hh/<uuid>.jsonl``, one JSON object per line
 with ``captureData.endpointInput`` / ``endpointOutput`` (``data`` + ``encoding`` CSV / JSON / BASE64) and
-``eventMetadata`` (``eventId``, ``inferenceId``, ``inferenceTime``). Request bodies follow the inference
-handler's formats (``pipelines/inference/inference.py``): ``text/csv`` rows in schema order with or without
-a header line, ``application/json`` ``{"instances": [[...]]}`` / ``[[...]]`` / ``{"instances": [{...}]}`` /
-``[{...}]``. Responses: ``{"model_version", "predictions": [{"probability", "label"}]}`` or CSV
-``probability,label`` lines (no model version).
+``eventMetadata`` (``eventId``, ``inferenceId``, ``inferenceTime``). Responses: ``{"model_version",
+"predictions": [{"probability", "label"}]}`` or CSV ``probability,label`` lines (no model version). Request
+bodies become feature columns in ``decode`` (the drift monitor's, with numpy).
 
-The ground-truth Lambda uses this module too (it ships in the same asset).
+Standard library only: the ground-truth Lambda uses this module too (it ships in the same asset) and needs
+neither numpy nor pandas.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
-
-import numpy as np
-import pandas as pd
-
-from pipelines.schema import DatasetSchema
 
 _KEY = re.compile(r"(?P<variant>[^/]+)/(?P<hour>\d{4}/\d{2}/\d{2}/\d{2})/[^/]+$")
 
@@ -177,102 +169,6 @@ def read_records(s3: S3Client, bucket: str, objects: list[CaptureObject]) -> Rea
             except (ValueError, KeyError, TypeError):
                 result.bad_lines += 1
     return result
-
-
-# ---- requests -> feature columns -----------------------------------------------------------------------
-
-
-@dataclass
-class FeatureFrame:
-    """Decoded request rows: one column per schema feature (numeric float64 with NaN; categorical text)."""
-
-    frame: pd.DataFrame
-    bad_records: int = 0
-    bad_reasons: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def rows(self) -> int:
-        return len(self.frame)
-
-
-def _is_header(line: str, names: set[str]) -> bool:
-    fields = [f.strip().strip('"') for f in line.split(",")]
-    return bool(fields) and all(f in names for f in fields)
-
-
-def _json_rows(body: str, names: list[str]) -> list[list[Any]]:
-    doc = json.loads(body)
-    instances = doc.get("instances") if isinstance(doc, dict) else doc
-    if not isinstance(instances, list):
-        raise ValueError("JSON body has no instances list")
-    rows: list[list[Any]] = []
-    for item in instances:
-        if isinstance(item, dict):
-            rows.append([item.get(n) for n in names])
-        elif isinstance(item, list) and len(item) == len(names):
-            rows.append(item)
-        else:
-            raise ValueError(f"JSON instance is neither a record nor a row of {len(names)} values")
-    return rows
-
-
-def request_frame(records: list[CaptureRecord], schema: DatasetSchema) -> FeatureFrame:
-    """The feature columns of every captured request (bodies that cannot be decoded are counted).
-
-    Header-less CSV bodies, the common case, are parsed together in one ``pandas.read_csv`` call.
-    """
-    names = schema.feature_names
-    name_set = set(names)
-    csv_lines: list[str] = []
-    frames: list[pd.DataFrame] = []
-    json_rows: list[list[Any]] = []
-    bad: Counter[str] = Counter()
-    for record in records:
-        try:
-            if record.input_type in ("text/csv", "text/plain", ""):
-                lines = [line for line in record.input_body.splitlines() if line.strip()]
-                if lines and _is_header(lines[0], name_set):
-                    frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype=str, keep_default_na=False)
-                    frames.append(frame.reindex(columns=names))
-                else:
-                    csv_lines += lines
-            elif record.input_type == "application/json":
-                json_rows += _json_rows(record.input_body, names)
-            else:
-                bad[f"content type {record.input_type!r}"] += 1
-        except (ValueError, TypeError, pd.errors.ParserError) as error:
-            bad[type(error).__name__] += 1
-    if csv_lines:
-        parsed = pd.read_csv(
-            io.StringIO("\n".join(csv_lines)),
-            header=None,
-            names=names,
-            dtype=str,
-            keep_default_na=False,
-            on_bad_lines="skip",
-            engine="c",
-        )
-        if len(parsed) < len(csv_lines):
-            bad["CSV rows with too many fields"] += len(csv_lines) - len(parsed)
-        frames.append(parsed)
-    if json_rows:
-        frames.append(pd.DataFrame(json_rows, columns=names, dtype=object))
-    combined = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=names, dtype=object)
-    return FeatureFrame(frame=_typed(combined, schema), bad_records=sum(bad.values()), bad_reasons=bad)
-
-
-def _typed(frame: pd.DataFrame, schema: DatasetSchema) -> pd.DataFrame:
-    """Numeric features as float64 (empty or unparseable -> NaN); categoricals as text (empty -> missing)."""
-    columns: dict[str, Any] = {}
-    for feature in schema.features:
-        column = frame[feature.name]
-        if feature.kind == "numeric":
-            columns[feature.name] = pd.to_numeric(column, errors="coerce").astype(np.float64)
-        else:
-            text = column.astype(object)
-            missing = text.isna() | (text == "")
-            columns[feature.name] = text.where(~missing, None).map(lambda v: v if v is None else str(v).strip())
-    return pd.DataFrame(columns, index=frame.index)
 
 
 # ---- responses ------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ One run covers the window that ends at the scheduled event's ``time``:
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from lambdas.drift_monitor import capture
+from lambdas.drift_monitor import capture, decode
 from lambdas.drift_monitor.drift_math import (
     EPSILON,
     CategoricalBaseline,
@@ -168,9 +169,13 @@ def load_baseline(s3: S3Client, curated_bucket: str, dataset: str) -> Baseline:
 
 
 def compare(
-    frame: Any, schema: DatasetSchema, baseline: Mapping[str, Any]
+    columns: Mapping[str, np.ndarray], schema: DatasetSchema, baseline: Mapping[str, Any]
 ) -> tuple[list[FeatureDrift], dict[str, str]]:
-    """Drift of every schema feature that has a baseline; skipped features with the reason."""
+    """Drift of every schema feature that has a baseline; skipped features with the reason.
+
+    ``columns``: one array per feature (``decode.FeatureColumns.columns``): numeric float64 with NaN for a
+    missing value, categorical text with None for a missing value.
+    """
     drifts: list[FeatureDrift] = []
     skipped: dict[str, str] = {}
     for feature in schema.features:
@@ -178,20 +183,20 @@ def compare(
         if not stats:
             skipped[feature.name] = "not in the baseline report"
             continue
-        column = frame[feature.name]
+        column = columns[feature.name]
         if feature.kind == "numeric":
             numeric = NumericBaseline.from_report(stats)
             if numeric is None:
                 skipped[feature.name] = "the baseline has no values"
                 continue
-            drifts.append(numeric_drift(feature.name, column.to_numpy(dtype=np.float64, na_value=np.nan), numeric))
+            drifts.append(numeric_drift(feature.name, np.asarray(column, dtype=np.float64), numeric))
         else:
             categorical = CategoricalBaseline.from_report(stats)
             if categorical is None:
                 skipped[feature.name] = "the baseline has no values"
                 continue
-            counts = {str(k): int(v) for k, v in column.value_counts(dropna=True).items()}
-            drifts.append(categorical_drift(feature.name, counts, int(column.isna().sum()), categorical))
+            counts = Counter(str(value) for value in column.tolist() if value is not None)
+            drifts.append(categorical_drift(feature.name, counts, len(column) - counts.total(), categorical))
     return drifts, skipped
 
 
@@ -265,7 +270,7 @@ def run(s3: S3Client, cloudwatch: CloudWatchClient, config: DriftConfig, window_
         if o.key not in seen
     ]
     read = capture.read_records(s3, config.artifacts_bucket, objects)
-    decoded = capture.request_frame(read.records, config.schema)
+    decoded = decode.request_columns(read.records, config.schema)
     rows_per_variant: dict[str, int] = {}
     for record in read.records:
         rows_per_variant[record.variant] = rows_per_variant.get(record.variant, 0) + 1
@@ -301,7 +306,7 @@ def run(s3: S3Client, cloudwatch: CloudWatchClient, config: DriftConfig, window_
         _write_report(s3, config, folder, report)
         return _summary(report, config, folder, state="unchanged")
 
-    drifts, skipped = compare(decoded.frame, config.schema, baseline.features)
+    drifts, skipped = compare(decoded.columns, config.schema, baseline.features)
     report["skipped_features"] = skipped
     if not drifts:
         raise BaselineMissing(f"no feature of {config.schema.name} has a baseline in {baseline.report_uri}")

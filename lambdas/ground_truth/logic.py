@@ -32,8 +32,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import numpy as np
-
 from lambdas.drift_monitor import capture
 from lambdas.ground_truth.scoring import accuracy, roc_auc
 
@@ -207,10 +205,10 @@ def join(records: Iterable[capture.CaptureRecord], labels: Mapping[str, list[int
 
 
 def quality(rows: list[Joined]) -> dict[str, Any]:
-    y = np.array([r.label for r in rows], dtype=np.int64)
+    y = [int(r.label) for r in rows]
     return {
         "rows": len(rows),
-        "positives": int(y.sum()),
+        "positives": sum(y),
         "auc": roc_auc(y, [r.probability for r in rows]),
         "accuracy": accuracy(y, [r.predicted_label for r in rows]),
     }

@@ -1,4 +1,4 @@
-"""Data capture: keys, listing by hour, record decoding (CSV / JSON / BASE64) and responses."""
+"""Data capture: keys, listing by hour, records (CSV / JSON / BASE64 bodies) and responses."""
 
 from __future__ import annotations
 
@@ -6,19 +6,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import pytest
-
 from lambdas.drift_monitor import capture
-from pipelines.data.generator import generate
-from pipelines.schema import CHURN_SCHEMA
 from tests.unit.lambdas.drift_monitor.helpers import (
     ARTIFACTS,
     CAPTURE_PREFIX,
-    FEATURES,
     capture_line,
     put_capture,
-    request_lines,
 )
 
 HOUR = datetime(2026, 11, 27, 9, tzinfo=UTC)
@@ -45,42 +38,6 @@ def test_list_objects_returns_every_variant_within_the_hours(s3: Any) -> None:
     # Then exactly hours 08, 09 and 10 of both variants come back
     assert sorted(o.key for o in found) == sorted(keys[(v, h)] for v in ("AllTraffic", "Canary") for h in (8, 9, 10))
     assert {o.variant for o in found} == {"AllTraffic", "Canary"}
-
-
-@pytest.mark.parametrize("style", ["csv", "csv-header", "base64", "json-rows", "json-records"])
-def test_request_bodies_decode_into_the_same_feature_columns(style: str) -> None:
-    # Given 25 generated rows captured in one body style (missing total_charges included)
-    rows = generate(25, seed=3)[FEATURES]
-    records = [capture.parse_record(line, "AllTraffic") for line in request_lines(rows, per_request=10, style=style)]
-    # When
-    decoded = capture.request_frame(records, CHURN_SCHEMA)
-    # Then every row and value comes back, numbers as float64 and missing values as NaN / None
-    assert decoded.rows == 25 and decoded.bad_records == 0
-    for name in CHURN_SCHEMA.numeric_features:
-        np.testing.assert_allclose(decoded.frame[name].to_numpy(), rows[name].to_numpy(dtype=float), equal_nan=True)
-    for name in CHURN_SCHEMA.categorical_features:
-        assert decoded.frame[name].tolist() == rows[name].tolist()
-
-
-def test_undecodable_bodies_are_counted_with_their_reason() -> None:
-    # Given a good CSV request, a JSON body without instances, an unknown content type and a too-wide CSV row
-    good = generate(2, seed=1)[FEATURES].to_csv(index=False, header=False)
-    lines = [
-        capture_line(good),
-        capture_line(json.dumps({"rows": []}), "application/json"),
-        capture_line("abc", "application/x-npy", encoding="BASE64"),
-        capture_line(",".join(["1"] * 12)),
-    ]
-    records = [capture.parse_record(line, "AllTraffic") for line in lines]
-    # When
-    decoded = capture.request_frame(records, CHURN_SCHEMA)
-    # Then the good rows are kept and each failure is counted by reason
-    assert decoded.rows == 2
-    assert decoded.bad_reasons == {
-        "ValueError": 1,
-        "content type 'application/x-npy'": 1,
-        "CSV rows with too many fields": 1,
-    }
 
 
 def test_a_malformed_capture_line_is_counted_not_fatal(s3: Any) -> None:
