@@ -77,7 +77,7 @@ class Monitoring(Construct):
             description="PSI/KS drift of captured requests vs the ETL baseline; metrics + HTML report",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
-            with_pandas=True,
+            with_pandas=True,  # numpy (drift math); pandas itself is not imported
             environment={
                 "ENDPOINT_NAME": config.endpoint_name,
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
@@ -116,7 +116,7 @@ class Monitoring(Construct):
             description="Joins uploaded labels with captured predictions; publishes AUC/accuracy per version",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
-            with_pandas=True,
+            # standard library only (no numpy): no AWS SDK for pandas layer
             environment={
                 "ENDPOINT_NAME": config.endpoint_name,
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,

@@ -113,7 +113,7 @@ def test_retrain_alarms_also_report_ok_so_the_guard_can_clear_breach_records(
 def test_drift_monitor_is_scheduled_with_its_thresholds(resources: dict[str, Any], config: StageConfig) -> None:
     fn = _function(resources, "MonitoringDriftMonitor")
     env = fn["Environment"]["Variables"]
-    assert fn["Layers"] and len(fn["Layers"]) == 2  # Powertools + AWS SDK for pandas
+    assert fn["Layers"] and len(fn["Layers"]) == 2  # Powertools + AWS SDK for pandas (numpy)
     assert env["PSI_THRESHOLD"] == str(config.alarms.drift_psi)
     assert env["DATA_CAPTURE_PREFIX"] == f"data-capture/{config.endpoint_name}/"
     assert env["REPORT_PREFIX"] == "monitoring/drift/"
@@ -125,6 +125,7 @@ def test_drift_monitor_is_scheduled_with_its_thresholds(resources: dict[str, Any
     ]
     minutes = config.drift_schedule_minutes
     assert rule["ScheduleExpression"] == ("rate(1 hour)" if minutes == 60 else f"rate({minutes} minutes)")
+    assert len(_function(resources, "MonitoringGroundTruth")["Layers"]) == 1  # Powertools only: no numpy
     gt = _function(resources, "MonitoringGroundTruth")["Environment"]["Variables"]
     assert gt["IDEMPOTENCY_TABLE"]["Ref"].startswith("PipelineIdempotencyTable")
     assert gt["QUALITY_PREFIX"] == "monitoring/quality/"
