@@ -82,6 +82,8 @@ def build_asset(target: Path) -> Path:
 
 
 def probe_env(asset: Path) -> dict[str, str]:
+    from stacks.constructs.lambda_factory import PANDAS_LAYER_ENVIRONMENT
+
     site = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -93,6 +95,9 @@ def probe_env(asset: Path) -> dict[str, str]:
         # LAMBDA_TASK_ROOT; without it the SDK builds a sampling client for a daemon that Lambda never uses
         "LAMBDA_TASK_ROOT": str(asset),
         "LAMBDA_RUNTIME_DIR": str(asset),
+        # what the factory gives functions on the AWS SDK for pandas layer; only numpy reads these variables,
+        # and only those functions load numpy
+        **PANDAS_LAYER_ENVIRONMENT,
     }
 
 

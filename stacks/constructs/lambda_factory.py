@@ -23,6 +23,9 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.X86_64
 POWERTOOLS_VERSION = "3.37.0"  # same as the pinned aws-lambda-powertools in pyproject.toml
 LAMBDA_PACKAGES = ("lambdas", "pipelines/schema.py")
+PANDAS_LAYER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+"""For functions on the AWS SDK for pandas layer: a Lambda has at most a few vCPUs and our numpy code uses no BLAS,
+so numpy's thread pools only cost start-up time (OpenBLAS's pool halves numpy's import time when limited to one)."""
 
 
 class LambdaFactory(Construct):
@@ -35,7 +38,7 @@ class LambdaFactory(Construct):
             str(ROOT / "lambdas"),
             asset_hash=asset_hash(("lambdas",)) + asset_hash(("pipelines",))[:8],
             asset_hash_type=cdk.AssetHashType.CUSTOM,
-            bundling=bundling_options(("lambdas", "pipelines/schema.py")),
+            bundling=bundling_options(LAMBDA_PACKAGES),
         )
         layer_arn = ssm.StringParameter.value_for_string_parameter(
             self,
@@ -90,6 +93,7 @@ class LambdaFactory(Construct):
             )
         )
         layers = [self.powertools] + ([self.pandas_layer()] if with_pandas else [])
+        layer_environment = PANDAS_LAYER_ENVIRONMENT if with_pandas else {}
         fn = lambda_.Function(
             scope,
             construct_id,
@@ -111,6 +115,7 @@ class LambdaFactory(Construct):
                 "POWERTOOLS_METRICS_NAMESPACE": self._config.metrics_namespace,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 "STAGE": self._config.stage,
+                **layer_environment,
                 **(environment or {}),
             },
         )
