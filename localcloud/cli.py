@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from localcloud import provision
-from localcloud.cloud import DEFAULT_TIME_SCALE, LocalCloud
+from localcloud.cloud import DEFAULT_TIME_SCALE, DEMO_TIME_SCALE, LocalCloud
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -80,7 +80,7 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--stage", default="dev", choices=["dev", "prod"])
     demo.add_argument("--assembly", type=Path, default=None, help="reuse a synthesized cloud assembly (cdk.out)")
-    demo.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE, help="cloud seconds per real second")
+    demo.add_argument("--time-scale", type=float, default=DEMO_TIME_SCALE, help="cloud seconds per real second")
     demo.set_defaults(func=_demo)
     local = commands.add_parser("local", help="the local cloud")
     local_commands = local.add_subparsers(dest="local_command", required=True)

@@ -29,6 +29,7 @@ from localcloud.tls import certificate
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TIME_SCALE = 120.0  # a cloud minute in half a real second
+DEMO_TIME_SCALE = 240.0  # the demo: a 5-minute canary bake in 1.25 real seconds
 
 
 def _reset_moto() -> None:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from localcloud import provision, report
 from localcloud.clock import clock
-from localcloud.cloud import LocalCloud
+from localcloud.cloud import DEMO_TIME_SCALE, LocalCloud
 from localcloud.lifecycle import Lifecycle
 from localcloud.runtime.journal import journal
 from pipelines.data.generator import generate
@@ -53,7 +53,7 @@ class DemoOptions:
     traffic_rows: int = 600  # per hour of traffic
     assembly: Path | None = None  # a synthesized cloud assembly to reuse (default: synthesize now)
     workdir: Path | None = None
-    time_scale: float = 120.0
+    time_scale: float = DEMO_TIME_SCALE
 
 
 @dataclass

@@ -317,9 +317,9 @@ class GlueDriver:
 
 class GlueDrivers:
     """Warm Glue drivers by code bundle. ``prepare`` starts one (the Glue shim calls it in the background when a
-    job is created); ``get`` hands out an idle, ready one and marks it busy until its run ends; a run that finds
-    none (still starting, busy, another bundle) starts its own process as before. ``LOCALCLOUD_WARM_GLUE=0``
-    turns warm drivers off."""
+    job is created); ``get`` hands out an idle, ready one (waiting for one that is still starting) and marks it
+    busy until its run ends; a run that finds none (busy, another bundle) starts its own process as before.
+    ``LOCALCLOUD_WARM_GLUE=0`` turns warm drivers off."""
 
     def __init__(self) -> None:
         self._drivers: dict[str, GlueDriver] = {}
@@ -371,7 +371,15 @@ class GlueDrivers:
             time.sleep(0.1)
         return False
 
-    def get(self, digest: str) -> _LeasedDriver | None:
+    def get(self, digest: str, wait: float = GLUE_DRIVER_START_TIMEOUT) -> _LeasedDriver | None:
+        """An idle driver of this bundle; a run that arrives while the bundle's driver is still starting waits
+        for it (the rest of a start-up costs less than a cold Spark session of its own)."""
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            with self._lock:
+                if digest not in self._starting:
+                    break
+            time.sleep(0.05)
         with self._lock:
             driver = self._drivers.get(digest)
             if driver is None or not driver.alive() or not driver._lock.acquire(blocking=False):
