@@ -32,6 +32,12 @@ DEFAULT_TIME_SCALE = 120.0  # a cloud minute in half a real second
 DEMO_TIME_SCALE = 240.0  # the demo: a 5-minute canary bake in 1.25 real seconds
 
 
+def _real_time() -> None:
+    """The process clock back to real time at real speed (a stopped cloud leaves no fast-forward behind)."""
+    clock.set_scale(1.0)
+    clock.reset()
+
+
 def _reset_moto() -> None:
     from moto.moto_api._internal.models import moto_api_backend
 
@@ -157,7 +163,7 @@ class LocalCloud:
         self._stoppers.append(lambda: sagemaker_runtime.set_runtime(None))
         self._stoppers.append(self.endpoints.stop)
         clock.set_scale(self.time_scale)
-        self._stoppers.append(lambda: (clock.set_scale(1.0), clock.reset()))
+        self._stoppers.append(_real_time)
         self.ticker = Ticker(self)
         self.ticker.start()
         self._stoppers.append(self.ticker.stop)
