@@ -1,7 +1,12 @@
-"""Typed settings from environment variables, without pydantic (for functions whose cold start counts).
+"""Typed settings from environment variables, read at first use.
+
+``settings = from_environment(Settings)`` in a handler gives the cached loader: ``settings()`` parses the
+environment once, into a pydantic model (``model_validate``) or, for functions whose cold start counts, into a
+frozen dataclass with ``load``; either way a missing or malformed variable fails loudly with its name. This
+module itself imports no pydantic.
 
 ``load(Settings)`` fills a frozen dataclass from the variables named like its fields, converting to the field's
-type (str, int, float, bool); a missing or malformed variable fails loudly with its name.
+type (str, int, float, bool).
 """
 
 from __future__ import annotations
@@ -9,7 +14,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, fields
-from typing import Any, TypeVar
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from functools import _lru_cache_wrapper
 
 T = TypeVar("T")
 
@@ -49,3 +58,15 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
     if missing:
         raise SettingsError(f"missing environment variable(s): {', '.join(missing)}")
     return cls(**values)
+
+
+def from_environment(cls: type[T]) -> _lru_cache_wrapper[T]:
+    """The cached settings loader of ``cls``: a pydantic model (validated from ``os.environ``) or a dataclass
+    (``load``). Nothing is read before the first call; ``cache_clear()`` makes the next call read again."""
+
+    @lru_cache(maxsize=1)
+    def settings() -> T:
+        validate = getattr(cls, "model_validate", None)
+        return validate(dict(os.environ)) if validate is not None else load(cls, os.environ)
+
+    return settings
