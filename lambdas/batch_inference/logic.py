@@ -18,6 +18,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.shared import s3_events
+from lambdas.shared.s3_events import S3Object
+
 NAME_LIMIT = 63
 TAG_VALUE = re.compile(r"[^\w.:/=+\-@ ]")
 
@@ -25,15 +28,6 @@ TAG_VALUE = re.compile(r"[^\w.:/=+\-@ ]")
 MAX_PAYLOAD_MB = 6
 BATCH_MAX_ROWS = 200_000
 """Rows the inference handler accepts per batch-transform request (a 6 MB mini-batch of ~30-byte rows)."""
-
-
-@dataclass(frozen=True)
-class BatchInput:
-    bucket: str
-    key: str
-    version_id: str
-    size: int
-    etag: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,20 +51,18 @@ class BatchDecision:
     output_uri: str | None = None
 
 
-def skip_reason(obj: BatchInput, input_prefix: str) -> str | None:
+def skip_reason(obj: S3Object, input_prefix: str) -> str | None:
     """Why this upload does not start a transform job, or None when it should."""
-    if not obj.key.startswith(input_prefix):
-        return f"key {obj.key!r} is outside the batch input prefix {input_prefix!r}"
-    if obj.key.endswith("/"):
-        return f"key {obj.key!r} is a folder marker"
-    if obj.size == 0:
-        return f"object {obj.key!r} is empty (0 bytes)"
-    if not obj.key.lower().endswith((".csv", ".csv.gz")):
-        return f"object {obj.key!r} is not CSV (.csv or .csv.gz)"
-    return None
+    return s3_events.skip_reason(
+        obj,
+        prefix=input_prefix,
+        area="batch input prefix",
+        suffixes=(".csv", ".csv.gz"),
+        wrong_type="is not CSV (.csv or .csv.gz)",
+    )
 
 
-def job_name(prefix: str, obj: BatchInput) -> str:
+def job_name(prefix: str, obj: S3Object) -> str:
     """Deterministic per object version, <= 63 chars of [a-zA-Z0-9-]: a duplicate start is refused by name."""
     digest = hashlib.sha256(f"{obj.bucket}/{obj.key}?{obj.version_id}".encode()).hexdigest()[:12]
     stem = re.sub(r"[^a-zA-Z0-9]+", "-", obj.key.rsplit("/", 1)[-1].split(".")[0]).strip("-") or "input"
@@ -92,7 +84,7 @@ class BatchInference:
         self.sm = sagemaker
         self.settings = settings
 
-    def start(self, obj: BatchInput) -> BatchDecision:
+    def start(self, obj: S3Object) -> BatchDecision:
         s = self.settings
         reason = skip_reason(obj, s.input_prefix)
         if reason:

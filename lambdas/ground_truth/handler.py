@@ -3,24 +3,20 @@ object version."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
-from functools import lru_cache
 from typing import Any
 
-import boto3
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from lambdas.ground_truth.logic import LabelObject, QualityConfig, run
+from lambdas.shared.aws import client
+from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, tracer
+from lambdas.shared.s3_events import IDEMPOTENCY_KEY, object_version
+from lambdas.shared.settings import from_environment
 
 
 class Settings(BaseModel):
@@ -48,52 +44,24 @@ class Settings(BaseModel):
         )
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
+settings = from_environment(Settings)
 
 
-@lru_cache(maxsize=1)
-def _s3() -> Any:
-    return boto3.client("s3")
-
-
-@lru_cache(maxsize=1)
-def _cloudwatch() -> Any:
-    return boto3.client("cloudwatch")
-
-
-_idempotency = IdempotencyConfig(event_key_jmespath="[bucket, key, version_id]", expires_after_seconds=7 * 86400)
-
-
-@lru_cache(maxsize=1)
-def _evaluate_once() -> Any:
-    """The idempotent evaluation, bound to the DynamoDB table named by the environment (built lazily)."""
-    persistence = DynamoDBPersistenceLayer(table_name=settings().IDEMPOTENCY_TABLE)
-
-    @idempotent_function(data_keyword_argument="obj", persistence_store=persistence, config=_idempotency)
-    def evaluate_once(obj: dict[str, Any]) -> dict[str, Any]:
-        return run(_s3(), _cloudwatch(), settings().quality_config(), LabelObject(**obj))
-
-    return evaluate_once
+@once_per(IDEMPOTENCY_KEY, argument="obj", table=lambda: settings().IDEMPOTENCY_TABLE)
+def evaluate_once(obj: dict[str, Any]) -> dict[str, Any]:
+    return run(client("s3"), client("cloudwatch"), settings().quality_config(), LabelObject(**obj))
 
 
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 @event_parser(model=S3EventNotificationEventBridgeModel)
 def handler(event: S3EventNotificationEventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    detail = event.detail
-    obj = LabelObject(
-        bucket=detail.bucket.name,
-        key=detail.object.key,
-        version_id=detail.object.version_id or "null",
-        event_time=event.time.isoformat(),
-    )
+    upload = object_version(event)
+    obj = LabelObject(upload.bucket, upload.key, upload.version_id, event_time=event.time.isoformat())
     if not obj.key.startswith(settings().GROUND_TRUTH_PREFIX) or obj.key.endswith("/"):
         logger.info("not a label file", extra={"key": obj.key})
         reason = f"key {obj.key!r} is not a label file under {settings().GROUND_TRUTH_PREFIX}"
         return {"evaluated": False, "reason": reason}
-    _idempotency.register_lambda_context(context)
-    summary: dict[str, Any] = _evaluate_once()(obj=asdict(obj))
+    summary = evaluate_once(asdict(obj), context)
     logger.info("ground truth evaluated", extra={k: summary[k] for k in ("overall", "reason", "summary_uri")})
     return summary

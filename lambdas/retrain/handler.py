@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from lambdas.retrain import logic
 from lambdas.retrain.models import AlarmEvent
+from lambdas.shared.aws import client
+from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, metrics, tracer
+from lambdas.shared.settings import from_environment
 
 DECISION_METRIC = "RetrainDecision"
 
@@ -49,43 +45,36 @@ class Settings(BaseModel):
         )
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
+settings = from_environment(Settings)
 
 
 @lru_cache(maxsize=1)
 def _clients() -> logic.Clients:
     return logic.Clients(
-        dynamodb=boto3.client("dynamodb"),
-        sfn=boto3.client("stepfunctions"),
-        s3=boto3.client("s3"),
-        sns=boto3.client("sns"),
+        dynamodb=client("dynamodb"),
+        sfn=client("stepfunctions"),
+        s3=client("s3"),
+        sns=client("sns"),
     )
 
 
-_idempotency = IdempotencyConfig(
-    event_key_jmespath="[alarm_arn, state, timestamp_text]", expires_after_seconds=7 * 86400
+@once_per(
+    "[alarm_arn, state, timestamp_text]",
+    argument="transition",
+    table=lambda: settings().GUARD_TABLE,  # idempotency records live in the guard table (pk/sk)
+    key_attr="pk",
+    sort_key_attr="sk",
 )
-
-
-@lru_cache(maxsize=1)
-def _decide_once() -> Any:
-    """One decision per alarm transition (idempotency records live in the guard table, pk/sk)."""
-    persistence = DynamoDBPersistenceLayer(table_name=settings().GUARD_TABLE, key_attr="pk", sort_key_attr="sk")
-
-    @idempotent_function(data_keyword_argument="transition", persistence_store=persistence, config=_idempotency)
-    def decide_once(transition: dict[str, Any]) -> dict[str, Any]:
-        parsed = logic.Transition(**{**transition, "timestamp": logic.parse_time(transition["timestamp_text"])})
-        decision = logic.decide(_clients(), settings().logic_settings(), parsed)
-        logger.info(f"retrain {decision.decision}: {decision.reason}", extra=decision.to_dict())
-        metrics.add_dimension(name="decision", value=decision.decision)
-        metrics.add_dimension(name="service", value=settings().POWERTOOLS_SERVICE_NAME)
-        metrics.add_metric(name=DECISION_METRIC, unit=MetricUnit.Count, value=1)
-        logic.notify(_clients().sns, settings().TOPIC_ARN, decision)
-        return decision.to_dict()
-
-    return decide_once
+def decide_once(transition: dict[str, Any]) -> dict[str, Any]:
+    """One decision per alarm transition."""
+    parsed = logic.Transition(**{**transition, "timestamp": logic.parse_time(transition["timestamp_text"])})
+    decision = logic.decide(_clients(), settings().logic_settings(), parsed)
+    logger.info(f"retrain {decision.decision}: {decision.reason}", extra=decision.to_dict())
+    metrics.add_dimension(name="decision", value=decision.decision)
+    metrics.add_dimension(name="service", value=settings().POWERTOOLS_SERVICE_NAME)
+    metrics.add_metric(name=DECISION_METRIC, unit=MetricUnit.Count, value=1)
+    logic.notify(_clients().sns, settings().TOPIC_ARN, decision)
+    return decision.to_dict()
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -94,7 +83,5 @@ def _decide_once() -> Any:
 @event_parser(model=AlarmEvent)
 def handler(event: AlarmEvent, context: LambdaContext) -> dict[str, Any]:
     transition = logic.Transition.from_event(event)
-    _idempotency.register_lambda_context(context)
     payload = {k: v for k, v in transition.__dict__.items() if k != "timestamp"}
-    result: dict[str, Any] = _decide_once()(transition=payload)
-    return result
+    return decide_once(payload, context)

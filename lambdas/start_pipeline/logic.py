@@ -8,18 +8,12 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from lambdas.shared import s3_events
+from lambdas.shared.s3_events import S3Object
+
 
 class StepFunctionsClient(Protocol):
     def start_execution(self, **kwargs: Any) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class RawObject:
-    bucket: str
-    key: str
-    version_id: str
-    size: int
-    etag: str = ""
 
 
 @dataclass(frozen=True)
@@ -30,20 +24,18 @@ class Decision:
     execution_arn: str | None = None
 
 
-def skip_reason(obj: RawObject, dataset_prefix: str) -> str | None:
+def skip_reason(obj: S3Object, dataset_prefix: str) -> str | None:
     """Why this upload does not start the pipeline, or None when it should."""
-    if not obj.key.startswith(dataset_prefix):
-        return f"key {obj.key!r} is outside the dataset prefix {dataset_prefix!r}"
-    if obj.key.endswith("/"):
-        return f"key {obj.key!r} is a folder marker"
-    if obj.size == 0:
-        return f"object {obj.key!r} is empty (0 bytes)"
-    if not obj.key.lower().endswith((".csv", ".parquet", ".csv.gz")):
-        return f"object {obj.key!r} is neither CSV nor Parquet"
-    return None
+    return s3_events.skip_reason(
+        obj,
+        prefix=dataset_prefix,
+        area="dataset prefix",
+        suffixes=(".csv", ".parquet", ".csv.gz"),
+        wrong_type="is neither CSV nor Parquet",
+    )
 
 
-def execution_name(obj: RawObject) -> str:
+def execution_name(obj: S3Object) -> str:
     """Deterministic, <= 80 chars, Step Functions-safe: the same object version gives the same name,
     so a duplicate start fails with ExecutionAlreadyExists even without the idempotency table."""
     digest = hashlib.sha256(f"{obj.bucket}/{obj.key}?{obj.version_id}".encode()).hexdigest()[:16]
@@ -51,14 +43,14 @@ def execution_name(obj: RawObject) -> str:
     return f"{stem}-{digest}"
 
 
-def pipeline_input(obj: RawObject) -> dict[str, Any]:
+def pipeline_input(obj: S3Object) -> dict[str, Any]:
     return {
         "dataset": asdict(obj),
         "trigger": {"source": "s3-upload", "reason": f"upload of s3://{obj.bucket}/{obj.key}"},
     }
 
 
-def start(client: StepFunctionsClient, state_machine_arn: str, obj: RawObject, dataset_prefix: str) -> Decision:
+def start(client: StepFunctionsClient, state_machine_arn: str, obj: S3Object, dataset_prefix: str) -> Decision:
     reason = skip_reason(obj, dataset_prefix)
     if reason:
         return Decision(started=False, reason=reason)

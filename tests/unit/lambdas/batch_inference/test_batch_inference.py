@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -12,48 +11,15 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from lambdas.batch_inference import handler as batch_handler
-from lambdas.batch_inference.logic import BatchInference, BatchInput, job_name
+from lambdas.batch_inference.logic import BatchInference, job_name
+from lambdas.shared.s3_events import S3Object
 from localcloud.shims import sagemaker_endpoints
+from tests.unit.lambdas.support import ACCOUNT, REGION, FakeContext, object_created
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
 PREFIX = "mlops-test"
 GROUP = f"{PREFIX}-churn"
 KMS = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1"
 OUTPUT = "s3://curated-bucket/batch-output/"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "batch-inference"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:batch-inference"
-    aws_request_id: str = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
-
-
-def s3_event(key: str, version: str = "v1", size: int = 120) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": ACCOUNT,
-        "time": "2026-11-26T10:00:00Z",
-        "region": REGION,
-        "resources": ["arn:aws:s3:::raw-bucket"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": "raw-bucket"},
-            "object": {"key": key, "size": size, "etag": "abc", "version-id": version, "sequencer": "00"},
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": ACCOUNT,
-            "source-ip-address": "1.2.3.4",
-            "reason": "PutObject",
-        },
-    }
 
 
 @pytest.fixture
@@ -79,10 +45,10 @@ def sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             "IDEMPOTENCY_TABLE": "batch-idempotency",
         }.items():
             monkeypatch.setenv(name, value)
-        for cached in (batch_handler.settings, batch_handler.batch, batch_handler._start_once):
+        for cached in (batch_handler.settings, batch_handler.batch, batch_handler.start_once):
             cached.cache_clear()
         yield client
-    for cached in (batch_handler.settings, batch_handler.batch, batch_handler._start_once):
+    for cached in (batch_handler.settings, batch_handler.batch, batch_handler.start_once):
         cached.cache_clear()
 
 
@@ -120,13 +86,13 @@ def test_upload_runs_a_transform_job_with_the_newest_approved_package(sm: Any) -
     champion = package(sm, 3)
     package(sm, 4, "PendingManualApproval")
     # When a CSV lands under batch-input/
-    decision = batch_handler.handler(s3_event("batch-input/march.csv"), FakeContext())
+    decision = batch_handler.handler(object_created("batch-input/march.csv"), FakeContext())
     # Then one transform job scores it with v3, line by line, into the curated zone, encrypted
     assert decision["started"] is True
     assert decision["model_package_arn"] == champion
     (job,) = jobs(sm)
     name = job["TransformJobName"]
-    assert name == decision["job_name"] == job_name(PREFIX, BatchInput("raw-bucket", "batch-input/march.csv", "v1", 1))
+    assert name == decision["job_name"] == job_name(PREFIX, S3Object("raw-bucket", "batch-input/march.csv", "v1", 1))
     assert job["ModelName"] == f"{PREFIX}-batch-v3"
     assert job["TransformInput"] == {
         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://raw-bucket/batch-input/march.csv"}},
@@ -149,7 +115,7 @@ def test_upload_runs_a_transform_job_with_the_newest_approved_package(sm: Any) -
 def test_the_same_event_twice_runs_one_job(sm: Any) -> None:
     # Given an upload event delivered twice (EventBridge is at-least-once)
     package(sm, 1)
-    event = s3_event("batch-input/march.csv")
+    event = object_created("batch-input/march.csv")
     # When the handler sees it twice
     first = batch_handler.handler(event, FakeContext())
     second = batch_handler.handler(event, FakeContext())
@@ -161,8 +127,8 @@ def test_the_same_event_twice_runs_one_job(sm: Any) -> None:
 
 def test_a_new_version_of_the_same_key_runs_again_with_the_same_model(sm: Any) -> None:
     package(sm, 1)
-    first = batch_handler.handler(s3_event("batch-input/march.csv", "v1"), FakeContext())
-    second = batch_handler.handler(s3_event("batch-input/march.csv", "v2"), FakeContext())
+    first = batch_handler.handler(object_created("batch-input/march.csv", version="v1"), FakeContext())
+    second = batch_handler.handler(object_created("batch-input/march.csv", version="v2"), FakeContext())
     assert first["job_name"] != second["job_name"]
     assert {j["ModelName"] for j in jobs(sm)} == {f"{PREFIX}-batch-v1"}
     assert len(sm.list_models()["Models"]) == 1
@@ -187,11 +153,11 @@ def test_a_job_already_started_under_its_name_is_not_started_again(sm: Any) -> N
     package(sm, 1)
     logic = BatchInference(RefusesDuplicateJobs(sm), batch_handler.settings().logic())
     # When the same object version comes again
-    decision = logic.start(BatchInput("raw-bucket", "batch-input/march.csv", "v1", 10))
+    decision = logic.start(S3Object("raw-bucket", "batch-input/march.csv", "v1", 10))
     # Then nothing new starts, and the answer names the existing job
     assert decision.started is False
     assert decision.reason == "a transform job for this object version already exists"
-    assert decision.job_name == job_name(PREFIX, BatchInput("raw-bucket", "batch-input/march.csv", "v1", 10))
+    assert decision.job_name == job_name(PREFIX, S3Object("raw-bucket", "batch-input/march.csv", "v1", 10))
 
 
 @pytest.mark.parametrize(
@@ -206,7 +172,7 @@ def test_folder_markers_empty_and_other_files_are_ignored_with_a_log_line(
     sm: Any, caplog: pytest.LogCaptureFixture, key: str, size: int, expected: str
 ) -> None:
     package(sm, 1)
-    decision = batch_handler.handler(s3_event(key, size=size), FakeContext())
+    decision = batch_handler.handler(object_created(key, size=size), FakeContext())
     assert decision["started"] is False
     assert expected in decision["reason"]
     assert jobs(sm) == []
@@ -216,7 +182,7 @@ def test_folder_markers_empty_and_other_files_are_ignored_with_a_log_line(
 
 def test_without_a_champion_nothing_runs(sm: Any) -> None:
     package(sm, 1, "Rejected")
-    decision = batch_handler.handler(s3_event("batch-input/march.csv"), FakeContext())
+    decision = batch_handler.handler(object_created("batch-input/march.csv"), FakeContext())
     assert decision == {
         "started": False,
         "reason": f"no Approved model package in {GROUP}: nothing to score with",
@@ -229,12 +195,12 @@ def test_without_a_champion_nothing_runs(sm: Any) -> None:
 
 
 def test_job_names_are_deterministic_and_valid() -> None:
-    obj = BatchInput("b", "batch-input/" + "a very long (file) name" * 5 + ".csv", "v1", 5)
+    obj = S3Object("b", "batch-input/" + "a very long (file) name" * 5 + ".csv", "v1", 5)
     name = job_name(PREFIX, obj)
     assert name == job_name(PREFIX, obj)
     assert len(name) <= 63
     assert all(c.isalnum() or c == "-" for c in name) and name.startswith(f"{PREFIX}-batch-")
-    assert name != job_name(PREFIX, BatchInput("b", obj.key, "v2", 5))
+    assert name != job_name(PREFIX, S3Object("b", obj.key, "v2", 5))
 
 
 def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,14 +17,8 @@ from sklearn.metrics import roc_auc_score
 from lambdas.ground_truth import handler as gt_handler
 from lambdas.ground_truth import logic
 from lambdas.ground_truth.logic import LabelFileError, LabelObject, QualityConfig
-from tests.unit.lambdas.drift_monitor.helpers import (
-    ARTIFACTS,
-    CAPTURE_PREFIX,
-    ENDPOINT,
-    FakeContext,
-    capture_line,
-    put_capture,
-)
+from tests.unit.lambdas.drift_monitor.helpers import ARTIFACTS, CAPTURE_PREFIX, ENDPOINT, capture_line, put_capture
+from tests.unit.lambdas.support import FakeContext, object_created
 
 RAW = "raw-bucket"
 NAMESPACE = "MLOps/test"
@@ -242,7 +236,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, aws: Any) -> Iterator[None]:
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
     }.items():
         monkeypatch.setenv(name, value)
-    cached = (gt_handler.settings, gt_handler._s3, gt_handler._cloudwatch, gt_handler._evaluate_once)
+    cached = (gt_handler.settings, gt_handler.evaluate_once)
     for function in cached:
         function.cache_clear()
     yield
@@ -251,25 +245,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, aws: Any) -> Iterator[None]:
 
 
 def s3_event(obj: LabelObject) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": "123456789012",
-        "time": "2026-11-28T12:00:00Z",
-        "region": "us-east-1",
-        "resources": [f"arn:aws:s3:::{obj.bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": obj.bucket},
-            "object": {"key": obj.key, "size": 10, "etag": "abc", "version-id": obj.version_id, "sequencer": "00"},
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": "123456789012",
-            "source-ip-address": "1.2.3.4",
-            "reason": "PutObject",
-        },
-    }
+    return object_created(obj.key, bucket=obj.bucket, version=obj.version_id, size=10, time="2026-11-28T12:00:00Z")
 
 
 def test_the_same_label_upload_delivered_twice_is_evaluated_once(aws: Any, environment: None) -> None:

@@ -16,7 +16,7 @@ from moto import mock_aws
 from lambdas.retrain import handler as retrain_handler
 from lambdas.retrain import logic
 from lambdas.retrain.models import AlarmEvent
-from tests.unit.lambdas.drift_monitor.helpers import FakeContext
+from tests.unit.lambdas.support import FakeContext
 
 ALARM = "mlops-test-drift"
 ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{ALARM}"
@@ -360,7 +360,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, settings: logic.Settings) -> It
         "ALARMS": json.dumps(dict(settings.alarms)),
     }.items():
         monkeypatch.setenv(name, value)
-    cached = (retrain_handler.settings, retrain_handler._clients, retrain_handler._decide_once)
+    cached = (retrain_handler.settings, retrain_handler._clients, retrain_handler.decide_once)
     for function in cached:
         function.cache_clear()
     yield

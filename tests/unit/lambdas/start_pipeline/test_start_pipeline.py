@@ -4,51 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.shared.s3_events import S3Object
 from lambdas.start_pipeline import handler as start_handler
-from lambdas.start_pipeline.logic import RawObject, execution_name, skip_reason
+from lambdas.start_pipeline.logic import execution_name, skip_reason
+from tests.unit.lambdas.support import FakeContext, object_created
 
 PREFIX = "datasets/churn/"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "start-pipeline"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:start-pipeline"
-    aws_request_id: str = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
-
-
-def s3_event(key: str, version: str = "v1", size: int = 120) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": "123456789012",
-        "time": "2026-11-26T10:00:00Z",
-        "region": "us-east-1",
-        "resources": ["arn:aws:s3:::raw-bucket"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": "raw-bucket"},
-            "object": {"key": key, "size": size, "etag": "abc", "version-id": version, "sequencer": "00"},
-            "request-id": "N4N7GDK58NMKJ12R",
-            "requester": "123456789012",
-            "source-ip-address": "1.2.3.4",
-            "reason": "PutObject",
-        },
-    }
 
 
 @pytest.fixture
@@ -69,7 +36,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         monkeypatch.setenv("STATE_MACHINE_ARN", sm)
         monkeypatch.setenv("IDEMPOTENCY_TABLE", "idempotency")
         monkeypatch.setenv("DATASET_PREFIX", PREFIX)
-        for cached in (start_handler.settings, start_handler._sfn, start_handler._start_once):
+        for cached in (start_handler.settings, start_handler.start_once):
             cached.cache_clear()
         yield sm
 
@@ -80,7 +47,7 @@ def executions(sm: str) -> list[dict[str, Any]]:
 
 def test_same_event_twice_starts_one_execution(aws: str) -> None:
     # Given an upload event delivered twice (EventBridge is at-least-once)
-    event = s3_event(f"{PREFIX}day1.csv")
+    event = object_created(f"{PREFIX}day1.csv")
     # When the handler sees it twice
     first = start_handler.handler(event, FakeContext())
     second = start_handler.handler(event, FakeContext())
@@ -101,8 +68,8 @@ def test_same_event_twice_starts_one_execution(aws: str) -> None:
 
 
 def test_new_version_of_the_same_key_starts_again(aws: str) -> None:
-    start_handler.handler(s3_event(f"{PREFIX}day1.csv", "v1"), FakeContext())
-    result = start_handler.handler(s3_event(f"{PREFIX}day1.csv", "v2"), FakeContext())
+    start_handler.handler(object_created(f"{PREFIX}day1.csv", version="v1"), FakeContext())
+    result = start_handler.handler(object_created(f"{PREFIX}day1.csv", version="v2"), FakeContext())
     assert result["started"] is True
     assert len(executions(aws)) == 2
 
@@ -117,19 +84,19 @@ def test_new_version_of_the_same_key_starts_again(aws: str) -> None:
     ],
 )
 def test_ignored_uploads_start_nothing_and_say_why(aws: str, key: str, size: int, expected: str) -> None:
-    result = start_handler.handler(s3_event(key, size=size), FakeContext())
+    result = start_handler.handler(object_created(key, size=size), FakeContext())
     assert result["started"] is False
     assert expected in result["reason"]
     assert executions(aws) == []
 
 
 def test_execution_name_is_deterministic_and_valid() -> None:
-    obj = RawObject("b", f"{PREFIX}a file (1).csv", "v1", 5)
+    obj = S3Object("b", f"{PREFIX}a file (1).csv", "v1", 5)
     name = execution_name(obj)
     assert name == execution_name(obj)
     assert len(name) <= 80
     assert all(c.isalnum() or c in "-_" for c in name)
-    assert name != execution_name(RawObject("b", obj.key, "v2", 5))
+    assert name != execution_name(S3Object("b", obj.key, "v2", 5))
     assert skip_reason(obj, PREFIX) is None
 
 
