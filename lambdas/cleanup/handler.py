@@ -6,18 +6,18 @@ Create and Update change nothing and keep one physical id, so CloudFormation nev
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from functools import lru_cache
 from typing import Any, Literal
 
-import boto3
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from lambdas.cleanup.logic import Cleanup
+from lambdas.shared.aws import client
 from lambdas.shared.observability import logger, tracer
+from lambdas.shared.settings import from_environment
 
 SAFETY_MARGIN_SECONDS = 30  # leave time to answer the provider framework before the Lambda times out
 
@@ -37,14 +37,12 @@ class CustomResourceEvent(BaseModel):
     ResourceProperties: dict[str, Any] = Field(default_factory=dict)
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
+settings = from_environment(Settings)
 
 
 @lru_cache(maxsize=1)
 def cleanup() -> Cleanup:
-    return Cleanup(boto3.client("sagemaker"), boto3.client("application-autoscaling"))
+    return Cleanup(client("sagemaker"), client("application-autoscaling"))
 
 
 @logger.inject_lambda_context(log_event=True, clear_state=True)

@@ -6,11 +6,9 @@ and each step looks at the endpoint before it acts), so a retried invocation con
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,7 +16,9 @@ from pydantic import BaseModel, Json
 
 from lambdas.deploy.logic import Clients, Deployer, DeploySettings
 from lambdas.deploy.models import DeployEvent, ServingConfig
+from lambdas.shared.aws import client
 from lambdas.shared.observability import logger, metrics, tracer
+from lambdas.shared.settings import from_environment
 
 
 class Settings(BaseModel):
@@ -46,20 +46,18 @@ class Settings(BaseModel):
         )
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
+settings = from_environment(Settings)
 
 
 @lru_cache(maxsize=1)
 def deployer() -> Deployer:
     """Clients are built lazily (after moto or the local cloud's endpoint configuration is in place)."""
     clients = Clients(
-        sagemaker=boto3.client("sagemaker"),
-        runtime=boto3.client("sagemaker-runtime"),
-        s3=boto3.client("s3"),
-        cloudwatch=boto3.client("cloudwatch"),
-        autoscaling=boto3.client("application-autoscaling"),
+        sagemaker=client("sagemaker"),
+        runtime=client("sagemaker-runtime"),
+        s3=client("s3"),
+        cloudwatch=client("cloudwatch"),
+        autoscaling=client("application-autoscaling"),
     )
     return Deployer(settings().logic(), clients)
 

@@ -7,19 +7,17 @@ cold start of a function that already pays for numpy.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.drift_monitor import capture
 from lambdas.drift_monitor.logic import DriftConfig, run
+from lambdas.shared.aws import client
 from lambdas.shared.observability import logger, tracer
-from lambdas.shared.settings import load
+from lambdas.shared.settings import from_environment
 from pipelines.schema import DatasetSchema
 
 
@@ -58,19 +56,7 @@ class Settings:
         )
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return load(Settings, os.environ)
-
-
-@lru_cache(maxsize=1)
-def _s3() -> Any:
-    return boto3.client("s3")
-
-
-@lru_cache(maxsize=1)
-def _cloudwatch() -> Any:
-    return boto3.client("cloudwatch")
+settings = from_environment(Settings)
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -80,6 +66,6 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     if event.detail_type != "Scheduled Event":
         raise ValueError(f"expected a Scheduled Event, got {event.detail_type!r} from {event.source!r}")
     window_end = capture.parse_time(event.time)
-    summary = run(_s3(), _cloudwatch(), settings().drift_config(), window_end=window_end)
+    summary = run(client("s3"), client("cloudwatch"), settings().drift_config(), window_end=window_end)
     logger.info(f"drift run: {summary['status']}", extra=summary)
     return summary

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import event_parser
@@ -12,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from lambdas.pipeline_failure.logic import explain
 from lambdas.shared.observability import logger, tracer
+from lambdas.shared.settings import from_environment
 
 
 class Settings(BaseModel):
@@ -35,9 +34,7 @@ class FailureEvent(BaseModel):
     state: dict[str, Any] | None = None
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
+settings = from_environment(Settings)
 
 
 @logger.inject_lambda_context(log_event=True)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, Json
 
 from lambdas.prepare_training.logic import PrepareSettings, prepare
+from lambdas.shared.aws import client
 from lambdas.shared.observability import logger, tracer
+from lambdas.shared.settings import from_environment
 
 
 class Settings(BaseModel):
@@ -41,19 +40,7 @@ class StepEvent(BaseModel):
     state: dict[str, Any]
 
 
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    return Settings.model_validate(dict(os.environ))
-
-
-@lru_cache(maxsize=1)
-def _s3() -> Any:
-    return boto3.client("s3")
-
-
-@lru_cache(maxsize=1)
-def _sagemaker() -> Any:
-    return boto3.client("sagemaker")
+settings = from_environment(Settings)
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -63,8 +50,8 @@ def handler(event: StepEvent, context: LambdaContext) -> dict[str, Any]:
     prepared = prepare(
         execution=event.execution,
         state=event.state,
-        s3=_s3(),
-        sagemaker=_sagemaker(),
+        s3=client("s3"),
+        sagemaker=client("sagemaker"),
         settings=settings().logic(),
     )
     logger.info(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -14,22 +13,11 @@ from moto import mock_aws
 from lambdas.cleanup import handler as cleanup_handler
 from lambdas.cleanup.logic import Cleanup, CleanupTimeout, owned
 from localcloud.shims import sagemaker_endpoints
+from tests.unit.lambdas.support import FakeContext
 
 REGION = "us-east-1"
 PREFIX = "mlops-test"
 ROLE = "arn:aws:iam::123456789012:role/endpoint"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "cleanup"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:cleanup"
-    aws_request_id: str = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 600_000
 
 
 @pytest.fixture
@@ -97,7 +85,7 @@ def test_delete_removes_the_stage_resources_and_nothing_else(sm: Any) -> None:
         MaxCapacity=2,
     )
     # When CloudFormation deletes the custom resource
-    result = cleanup_handler.handler(event("Delete", f"{PREFIX}-sagemaker-cleanup"), FakeContext())
+    result = cleanup_handler.handler(event("Delete", f"{PREFIX}-sagemaker-cleanup"), FakeContext(remaining_ms=600_000))
     # Then exactly the stage's endpoints, configs and models are gone, and the scalable target with them
     assert result["PhysicalResourceId"] == f"{PREFIX}-sagemaker-cleanup"
     assert result["Data"] == {"endpoints": "2", "endpoint_configs": "3", "models": "3", "scalable_targets": "1"}
@@ -113,7 +101,7 @@ def test_delete_removes_the_stage_resources_and_nothing_else(sm: Any) -> None:
 def test_create_and_update_touch_nothing_and_keep_one_physical_id(sm: Any, request_type: str) -> None:
     deployed(sm, f"{PREFIX}-churn")
     physical = None if request_type == "Create" else f"{PREFIX}-sagemaker-cleanup"
-    result = cleanup_handler.handler(event(request_type, physical), FakeContext())
+    result = cleanup_handler.handler(event(request_type, physical), FakeContext(remaining_ms=600_000))
     assert result == {"PhysicalResourceId": f"{PREFIX}-sagemaker-cleanup"}
     assert names(sm)["endpoints"] == [f"{PREFIX}-churn"]
 

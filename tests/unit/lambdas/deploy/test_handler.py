@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -12,18 +12,7 @@ import pytest
 from lambdas.deploy import handler as deploy_handler
 from stacks.config import ServingSettings
 from tests.unit.lambdas.deploy.support import ACCOUNT, ALARMS, ARTIFACTS, ENDPOINT, GROUP, PREFIX, REGION, Cloud
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "deploy"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:deploy"
-    aws_request_id: str = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
+from tests.unit.lambdas.support import FakeContext
 
 
 @pytest.fixture

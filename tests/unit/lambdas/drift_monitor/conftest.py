@@ -58,8 +58,6 @@ def environment(monkeypatch: pytest.MonkeyPatch, s3: Any) -> Iterator[None]:
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
     }.items():
         monkeypatch.setenv(name, value)
-    for cached in (drift_handler.settings, drift_handler._s3, drift_handler._cloudwatch):
-        cached.cache_clear()
+    drift_handler.settings.cache_clear()
     yield
-    for cached in (drift_handler.settings, drift_handler._s3, drift_handler._cloudwatch):
-        cached.cache_clear()
+    drift_handler.settings.cache_clear()

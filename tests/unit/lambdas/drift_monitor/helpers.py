@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -96,15 +95,3 @@ def put_baseline(s3: Any, report: dict[str, Any]) -> str:
     manifest = {"dataset": "churn", "version": "v1", "status": "SUCCEEDED", "report_uri": uri}
     s3.put_object(Bucket=CURATED, Key="manifests/churn/latest.json", Body=json.dumps(manifest).encode())
     return uri
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "monitoring-fn"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:monitoring-fn"
-    aws_request_id: str = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000

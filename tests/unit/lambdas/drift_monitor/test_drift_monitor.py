@@ -19,12 +19,12 @@ from tests.unit.lambdas.drift_monitor.helpers import (
     ARTIFACTS,
     ENDPOINT,
     FEATURES,
-    FakeContext,
     baseline_report,
     put_baseline,
     put_capture,
     request_lines,
 )
+from tests.unit.lambdas.support import FakeContext
 
 END = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 HOUR = END - timedelta(hours=1)

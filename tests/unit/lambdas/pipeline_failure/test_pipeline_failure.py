@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -18,6 +17,7 @@ from moto import mock_aws
 
 from lambdas.pipeline_failure import handler as failure_handler
 from lambdas.pipeline_failure import logic
+from tests.unit.lambdas.support import FakeContext
 
 EXECUTION = "day1-csv-0123456789abcdef"
 UPLOAD = {
@@ -26,18 +26,6 @@ UPLOAD = {
 }
 GATE_MESSAGE = "EtlJobError: QualityGateFailed: rejected share 0.2000 > 0.05 (200 of 1000 rows)"
 TRAINING_MESSAGE = 'AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage "ValueError: no *.parquet files"'
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "explain-failure"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:explain-failure"
-    aws_request_id: str = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
 
 
 def as_cause(document: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +17,12 @@ from lambdas.prepare_training import logic
 from pipelines.etl.glue_job import version_label as etl_version_label
 from pipelines.evaluation.evaluate import find_model
 from pipelines.schema import CHURN_SCHEMA
+from tests.unit.lambdas.support import FakeContext
 
 CURATED, ARTIFACTS, GROUP, PREFIX = "curated-bucket", "artifacts-bucket", "mlops-test-churn", "mlops-test"
 EXECUTION = "day1-csv-0123456789abcdef"
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's job name pattern
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "prepare-training"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:prepare-training"
-    aws_request_id: str = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
 
 
 def lineage(version: str, status: str = "SUCCEEDED") -> dict[str, Any]:
@@ -73,11 +61,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             "JOB_PREFIX": PREFIX,
         }.items():
             monkeypatch.setenv(name, value)
-        for cached in (prepare_handler.settings, prepare_handler._s3, prepare_handler._sagemaker):
-            cached.cache_clear()
+        prepare_handler.settings.cache_clear()
         yield {"s3": s3, "sagemaker": sagemaker}
-    for cached in (prepare_handler.settings, prepare_handler._s3, prepare_handler._sagemaker):
-        cached.cache_clear()
+    prepare_handler.settings.cache_clear()
 
 
 def write_report(s3: Any, execution: str, record: dict[str, Any]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -17,6 +16,7 @@ from lambdas.register_model import handler as register_handler
 from lambdas.register_model import logic
 from pipelines.evaluation import evaluate as ev
 from stacks.config import EvaluationGate
+from tests.unit.lambdas.support import FakeContext
 
 ARTIFACTS, GROUP = "artifacts-bucket", "mlops-test-churn"
 EXECUTION = "day1-csv-0123456789abcdef"
@@ -40,18 +40,6 @@ CONTRACT_KEYS = {
     "model_version",
 }
 METADATA_VALUE = re.compile(r"^[\w\s.:/=+\-@]{1,256}$")  # the API's character class, in Python terms
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "register-model"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:register-model"
-    aws_request_id: str = "req-1"
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 60_000
 
 
 def report(challenger_auc: float, champion_auc: float | None) -> dict[str, Any]:
@@ -123,8 +111,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 
 
 def _clear() -> None:
-    for cached in (register_handler.settings, register_handler._s3, register_handler._sagemaker):
-        cached.cache_clear()
+    register_handler.settings.cache_clear()
 
 
 def put_report(s3: Any, document: dict[str, Any], execution: str = EXECUTION) -> None:
