@@ -2,7 +2,8 @@
 
 ``sagemaker_inference``'s ``DefaultHandlerService`` loads ``code/inference.py`` of the trained model as the
 user module (``SAGEMAKER_PROGRAM``) and its ``Transformer`` turns a ``BaseInferenceToolkitError`` into the
-response status; ``InvocationContext`` stands in for the model server's request context.
+response status; the local cloud's ``InvocationContext`` (localcloud/runtime/model_server.py) stands in for the
+model server's request context.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_info
 
+from localcloud.runtime.model_server import InvocationContext
 from pipelines.features import engineer_features, model_frame
 from pipelines.inference import inference
 from pipelines.schema import CHURN_SCHEMA
@@ -35,32 +37,7 @@ FEATURES = CHURN_SCHEMA.feature_names
 ROW = "12,70.5,846.0,2,40.0,45,month-to-month,electronic-check,fiber"
 
 
-# ---- the toolkit harness ---------------------------------------------------------------------------
-
-
-class _RequestProcessor:
-    def __init__(self, headers: dict[str, str]) -> None:
-        self._headers = headers
-
-    def get_request_properties(self) -> dict[str, str]:
-        return self._headers
-
-
-class InvocationContext:
-    """The parts of the model server's ``Context`` that the toolkit's ``Transformer`` uses."""
-
-    def __init__(self, model_dir: Path, headers: dict[str, str]) -> None:
-        self.system_properties = {"model_dir": str(model_dir)}
-        self.request_processor = [_RequestProcessor(headers)]
-        self.status = 200
-        self.phrase: str | None = None
-        self.content_type: str | None = None
-
-    def set_response_status(self, code: int, phrase: str, idx: int = 0) -> None:
-        self.status, self.phrase = code, phrase
-
-    def set_response_content_type(self, idx: int, value: str) -> None:
-        self.content_type = value
+# ---- the toolkit harness (the local cloud's model server context) ----------------------------------
 
 
 @dataclass(frozen=True)
@@ -89,13 +66,13 @@ def endpoint(model_dir: Path) -> Iterator[Invoke]:
     patch.setenv("SAGEMAKER_PROGRAM", "inference.py")
     patch.syspath_prepend(str(model_dir / "code"))
     service = DefaultHandlerService()
-    service.initialize(InvocationContext(model_dir, {}))
+    service.initialize(InvocationContext(str(model_dir), {}))
 
     def invoke(body: str | bytes, content_type: str | None = "text/csv", accept: str | None = None) -> Response:
         headers = {} if content_type is None else {"Content-Type": content_type}
         if accept is not None:
             headers["Accept"] = accept
-        context = InvocationContext(model_dir, headers)
+        context = InvocationContext(str(model_dir), headers)
         payload = body.encode("utf-8") if isinstance(body, str) else body
         [result] = service.handle([{"body": payload}], context)
         text = result.decode("utf-8") if isinstance(result, bytes) else str(result)
