@@ -36,7 +36,7 @@ format: install
 	$(BIN)/ruff format .
 
 test: lint
-	$(BIN)/pytest -n 2 --durations=15
+	$(BIN)/pytest -n 2 --dist loadfile --durations=15
 
 test-fast: install
 	$(BIN)/pytest -n 2 -m "not slow"

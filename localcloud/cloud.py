@@ -32,6 +32,14 @@ DEFAULT_TIME_SCALE = 120.0  # a cloud minute in half a real second
 DEMO_TIME_SCALE = 240.0  # the demo: a 5-minute canary bake in 1.25 real seconds
 
 
+_running: LocalCloud | None = None
+
+
+def _forget() -> None:
+    global _running
+    _running = None
+
+
 def _real_time() -> None:
     """The process clock back to real time at real speed (a stopped cloud leaves no fast-forward behind)."""
     clock.set_scale(1.0)
@@ -113,60 +121,71 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         from localcloud import shims
 
-        environment = {
-            "MOTO_PORT": str(self.internal_port),  # moto's Step Functions interpreter calls back here
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_CA_BUNDLE": str(self.ca_bundle),
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-        }
-        saved = {name: os.environ.get(name) for name in environment}
-        os.environ.update(environment)
-        self._stoppers.append(lambda: _restore(saved))
-        previous_execute = default_user_config.get("stepfunctions", {}).get("execute_state_machine", False)
-        self._stoppers.append(
-            lambda: default_user_config.setdefault("stepfunctions", {}).update(  # type: ignore[call-arg]
-                execute_state_machine=previous_execute
+        global _running
+        if _running is not None:
+            raise RuntimeError(
+                "a LocalCloud is already running in this process (moto's state is global): stop it first"
             )
-        )
-        default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
-        _reset_moto()  # a fresh account: nothing left from an earlier local cloud in this process
-        self._stoppers.append(_reset_moto)
-        shims.install_all(self)
-        self._stoppers.append(lambda: shims.install_all(None))
-        import logging
+        _running = self
+        self._stoppers.append(_forget)
+        try:
+            environment = {
+                "MOTO_PORT": str(self.internal_port),  # moto's Step Functions interpreter calls back here
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_CA_BUNDLE": str(self.ca_bundle),
+                "AWS_DEFAULT_REGION": self.region,
+                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            }
+            saved = {name: os.environ.get(name) for name in environment}
+            os.environ.update(environment)
+            self._stoppers.append(lambda: _restore(saved))
+            previous_execute = default_user_config.get("stepfunctions", {}).get("execute_state_machine", False)
+            self._stoppers.append(
+                lambda: default_user_config.setdefault("stepfunctions", {}).update(  # type: ignore[call-arg]
+                    execute_state_machine=previous_execute
+                )
+            )
+            default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+            _reset_moto()  # a fresh account: nothing left from an earlier local cloud in this process
+            self._stoppers.append(_reset_moto)
+            shims.install_all(self)
+            self._stoppers.append(lambda: shims.install_all(None))
+            import logging
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        # moto's ASL interpreter logs every handled JSONPath miss (e.g. a Choice's IsPresent) as an exception
-        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-        self._servers = [_Server(self.port, (str(self.ca_bundle), str(self._key))), _Server(self.internal_port)]
-        self.sink = LogSink(self.clients.logs, self.clients.cloudwatch)
-        self.lambdas = LambdaRuntime(
-            self.workdir,
-            self.endpoint_url,
-            self.region,
-            layer_paths=[sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]],
-            on_logs=self._lambda_logs,
-        )
-        from localcloud.shims import lambda_invoke
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)
+            # moto's ASL interpreter logs every handled JSONPath miss (e.g. a Choice's IsPresent) as an exception
+            logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+            self._servers = [_Server(self.port, (str(self.ca_bundle), str(self._key))), _Server(self.internal_port)]
+            self.sink = LogSink(self.clients.logs, self.clients.cloudwatch)
+            self.lambdas = LambdaRuntime(
+                self.workdir,
+                self.endpoint_url,
+                self.region,
+                layer_paths=[sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]],
+                on_logs=self._lambda_logs,
+            )
+            from localcloud.shims import lambda_invoke
 
-        lambda_invoke.set_runtime(self.lambdas)
-        self._stoppers.append(self.lambdas.stop)
-        self._stoppers.append(self.dispatcher.stop)
-        from localcloud.runtime.endpoints import EndpointRuntime
-        from localcloud.runtime.ticker import Ticker
-        from localcloud.shims import sagemaker_runtime
+            lambda_invoke.set_runtime(self.lambdas)
+            self._stoppers.append(self.lambdas.stop)
+            self._stoppers.append(self.dispatcher.stop)
+            from localcloud.runtime.endpoints import EndpointRuntime
+            from localcloud.runtime.ticker import Ticker
+            from localcloud.shims import sagemaker_runtime
 
-        self.endpoints = EndpointRuntime(self)
-        sagemaker_runtime.set_runtime(self.endpoints)
-        self._stoppers.append(lambda: sagemaker_runtime.set_runtime(None))
-        self._stoppers.append(self.endpoints.stop)
-        clock.set_scale(self.time_scale)
-        self._stoppers.append(_real_time)
-        self.ticker = Ticker(self)
-        self.ticker.start()
-        self._stoppers.append(self.ticker.stop)
+            self.endpoints = EndpointRuntime(self)
+            sagemaker_runtime.set_runtime(self.endpoints)
+            self._stoppers.append(lambda: sagemaker_runtime.set_runtime(None))
+            self._stoppers.append(self.endpoints.stop)
+            clock.set_scale(self.time_scale)
+            self._stoppers.append(_real_time)
+            self.ticker = Ticker(self)
+            self.ticker.start()
+            self._stoppers.append(self.ticker.stop)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _lambda_logs(self, spec: FunctionSpec, request_id: str, text: str) -> None:

@@ -1,5 +1,8 @@
 """End-to-end fixtures: the CDK app synthesized once per test process, deployed into fresh local clouds.
 
+moto's state is global to a process, so one local cloud runs at a time: a module's ``champion`` is torn down
+before the next module's clouds start (``make test`` distributes whole files: ``--dist loadfile``).
+
 A ``champion`` cloud has run the whole first loop (sample upload -> pipeline -> registry -> deployment), so
 the fault cases start from a system that serves a model, as production would.
 """
@@ -62,7 +65,7 @@ def fresh(assembly: Path, tmp_path: Path, config: StageConfig) -> Iterator[Cloud
         env.cloud.stop()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def champion(assembly: Path, tmp_path_factory: pytest.TempPathFactory, config: StageConfig) -> Iterator[Cloud]:
     """A deployed stack whose first model (from the shipped sample) is approved and serving."""
     env = _start(assembly, tmp_path_factory.mktemp("cloud"), config)
