@@ -45,6 +45,14 @@ def _request(response: Any) -> dict[str, Any]:
     return dict(json.loads(response.body or "{}"))
 
 
+def _final_status(job: Any, outcome: Any) -> str:
+    """``Completed``, or ``Failed`` with the job's ``FailureReason`` taken from the outcome."""
+    if outcome.ok:
+        return "Completed"
+    job.failure_reason = outcome.reason
+    return "Failed"
+
+
 def create_training_job(self: Any) -> Any:
     result = _original_training(self)
     request = _request(self)
@@ -79,10 +87,7 @@ def create_training_job(self: Any) -> Any:
         _publish_training_metrics(job.training_job_name, outcome.outputs.get("metrics") or {})
         if outcome.ok:
             job.model_artifacts = {"S3ModelArtifacts": outcome.outputs["model_uri"]}
-            job.training_job_status = job.secondary_status = "Completed"
-        else:
-            job.failure_reason = outcome.reason
-            job.training_job_status = job.secondary_status = "Failed"
+        job.training_job_status = job.secondary_status = _final_status(job, outcome)
         jobs.job_changed()
         journal.record(
             "training-job",
@@ -126,11 +131,7 @@ def create_processing_job(self: Any) -> Any:
         outcome = jobs.run_processing(_cloud.clients.s3, request, _cloud.workdir, _cloud.endpoint_url, _cloud.region)
         job.processing_end_time = job.last_modified_time = datetime.now(UTC)
         _cloud.job_logs("/aws/sagemaker/ProcessingJobs", f"{job.processing_job_name}/algo-1", outcome.log)
-        if outcome.ok:
-            job.processing_job_status = "Completed"
-        else:
-            job.failure_reason = outcome.reason
-            job.processing_job_status = "Failed"
+        job.processing_job_status = _final_status(job, outcome)
         jobs.job_changed()
         journal.record(
             "processing-job",
@@ -180,11 +181,7 @@ def create_transform_job(self: Any) -> Any:
             )
         job.transform_end_time = job.last_modified_time = datetime.now(UTC)
         _cloud.job_logs("/aws/sagemaker/TransformJobs", f"{name}/local-data-log", outcome.log or outcome.reason)
-        if outcome.ok:
-            job.transform_job_status = "Completed"
-        else:
-            job.failure_reason = outcome.reason
-            job.transform_job_status = "Failed"
+        job.transform_job_status = _final_status(job, outcome)
         jobs.job_changed()
         journal.record(
             "transform-job",
