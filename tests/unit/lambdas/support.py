@@ -1,9 +1,12 @@
-"""What the handler tests share: a Lambda context and the S3 "Object Created" event EventBridge delivers."""
+"""What the handler tests share: a Lambda context, the S3 "Object Created" event EventBridge delivers, and an
+idempotency table."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+import boto3
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 
@@ -50,3 +53,14 @@ def object_created(
             "reason": "PutObject",
         },
     }
+
+
+def create_table(name: str, *keys: str) -> None:
+    """An on-demand DynamoDB table keyed by string attributes (``"id"``, or ``"pk", "sk"``), as the stacks build
+    idempotency and guard tables."""
+    boto3.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"), strict=False)],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+        BillingMode="PAY_PER_REQUEST",
+    )

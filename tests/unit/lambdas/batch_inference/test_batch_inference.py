@@ -14,7 +14,7 @@ from lambdas.batch_inference import handler as batch_handler
 from lambdas.batch_inference.logic import BatchInference, job_name
 from lambdas.shared.s3_events import S3Object
 from localcloud.shims import sagemaker_endpoints
-from tests.unit.lambdas.support import ACCOUNT, REGION, FakeContext, object_created
+from tests.unit.lambdas.support import ACCOUNT, REGION, FakeContext, create_table, object_created
 
 PREFIX = "mlops-test"
 GROUP = f"{PREFIX}-churn"
@@ -26,12 +26,7 @@ OUTPUT = "s3://curated-bucket/batch-output/"
 def sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     sagemaker_endpoints.install()  # AWS-like: creating a model under an existing name is refused
     with mock_aws():
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName="batch-idempotency",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table("batch-idempotency", "id")
         client = boto3.client("sagemaker", region_name=REGION)
         client.create_model_package_group(ModelPackageGroupName=GROUP)
         for name, value in {
@@ -201,11 +196,3 @@ def test_job_names_are_deterministic_and_valid() -> None:
     assert len(name) <= 63
     assert all(c.isalnum() or c == "-" for c in name) and name.startswith(f"{PREFIX}-batch-")
     assert name != job_name(PREFIX, S3Object("b", obj.key, "v2", 5))
-
-
-def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("IDEMPOTENCY_TABLE", raising=False)
-    batch_handler.settings.cache_clear()
-    with pytest.raises(Exception, match="IDEMPOTENCY_TABLE"):
-        batch_handler.settings()
-    batch_handler.settings.cache_clear()

@@ -190,14 +190,6 @@ def test_an_empty_prefix_is_refused(sm: Any) -> None:
     assert owned(["mlops-dev-a", "mlops-devx-b", "mlops-dev"], "mlops-dev") == ["mlops-dev-a"]
 
 
-def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RESOURCE_PREFIX", raising=False)
-    cleanup_handler.settings.cache_clear()
-    with pytest.raises(Exception, match="RESOURCE_PREFIX"):
-        cleanup_handler.settings()
-    cleanup_handler.settings.cache_clear()
-
-
 def test_a_service_error_that_is_not_not_found_propagates(sm: Any) -> None:
     class Denied(SlowDeletes):
         def delete_endpoint_config(self, EndpointConfigName: str) -> None:

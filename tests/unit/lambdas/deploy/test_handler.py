@@ -79,11 +79,3 @@ def test_unknown_action_is_refused(environment: Cloud) -> None:
     with pytest.raises(Exception, match="action"):
         event = {"action": "drop_table", "execution": "x", "state": {"model_package_arn": "a"}}
         deploy_handler.handler(event, FakeContext())
-
-
-def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ENDPOINT_NAME", raising=False)
-    deploy_handler.settings.cache_clear()
-    with pytest.raises(Exception, match="ENDPOINT_NAME"):
-        deploy_handler.settings()
-    deploy_handler.settings.cache_clear()

@@ -213,11 +213,3 @@ def test_the_handler_uses_the_schedule_time_as_the_window_end(
     # Then
     assert summary["status"] == "drift" and summary["window_end"] == "2026-11-27T10:00:00Z"
     assert drift_handler.settings().drift_config() == replace(config, min_rows=200)
-
-
-def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CURATED_BUCKET", raising=False)
-    drift_handler.settings.cache_clear()
-    with pytest.raises(Exception, match="CURATED_BUCKET"):
-        drift_handler.settings()
-    drift_handler.settings.cache_clear()

@@ -18,7 +18,7 @@ from lambdas.ground_truth import handler as gt_handler
 from lambdas.ground_truth import logic
 from lambdas.ground_truth.logic import LabelFileError, LabelObject, QualityConfig
 from tests.unit.lambdas.drift_monitor.helpers import ARTIFACTS, CAPTURE_PREFIX, ENDPOINT, capture_line, put_capture
-from tests.unit.lambdas.support import FakeContext, object_created
+from tests.unit.lambdas.support import FakeContext, create_table, object_created
 
 RAW = "raw-bucket"
 NAMESPACE = "MLOps/test"
@@ -33,12 +33,7 @@ def aws() -> Iterator[Any]:
         for bucket in (ARTIFACTS, RAW):
             s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        boto3.client("dynamodb").create_table(
-            TableName="idempotency",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table("idempotency", "id")
         yield s3
 
 

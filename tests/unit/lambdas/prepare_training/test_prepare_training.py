@@ -268,11 +268,3 @@ def test_version_label_refuses_what_the_etl_refuses() -> None:
         with pytest.raises(ValueError) as theirs:
             etl_version_label(bad)
         assert str(ours.value) == str(theirs.value)
-
-
-def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("JOB_PREFIX", raising=False)
-    prepare_handler.settings.cache_clear()
-    with pytest.raises(Exception, match="JOB_PREFIX"):
-        prepare_handler.settings()
-    prepare_handler.settings.cache_clear()

@@ -388,11 +388,3 @@ def test_client_tokens_are_per_execution_and_valid() -> None:
     token = logic.client_token(EXECUTION)
     assert token == logic.client_token(EXECUTION) != logic.client_token("other")
     assert re.fullmatch(r"[a-zA-Z0-9-]{1,36}", token)
-
-
-def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("INFERENCE_IMAGE", raising=False)
-    register_handler.settings.cache_clear()
-    with pytest.raises(Exception, match="INFERENCE_IMAGE"):
-        register_handler.settings()
-    register_handler.settings.cache_clear()

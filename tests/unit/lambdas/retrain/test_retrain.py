@@ -16,7 +16,7 @@ from moto import mock_aws
 from lambdas.retrain import handler as retrain_handler
 from lambdas.retrain import logic
 from lambdas.retrain.models import AlarmEvent
-from tests.unit.lambdas.support import FakeContext
+from tests.unit.lambdas.support import FakeContext, create_table
 
 ALARM = "mlops-test-drift"
 ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{ALARM}"
@@ -99,15 +99,7 @@ def alarm_event(
 @pytest.fixture
 def aws() -> Iterator[dict[str, Any]]:
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="guard",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table("guard", "pk", "sk")
         state_machine = boto3.client("stepfunctions").create_state_machine(
             name="pipeline",
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
@@ -403,11 +395,3 @@ def test_a_suppressed_decision_is_notified_with_its_guard(aws: dict[str, Any], e
     (message,) = inbox(aws)
     assert message["Subject"] == f"Retrain suppressed (breaches): {ALARM}"
     assert json.loads(message["Message"].split("\n\n", 1)[1])["reason"].startswith("1 of 3 consecutive")
-
-
-def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GUARD_TABLE", raising=False)
-    retrain_handler.settings.cache_clear()
-    with pytest.raises(Exception, match="GUARD_TABLE"):
-        retrain_handler.settings()
-    retrain_handler.settings.cache_clear()

@@ -10,16 +10,7 @@ import pytest
 from moto import mock_aws
 
 from lambdas.shared.idempotency import once_per
-from tests.unit.lambdas.support import FakeContext
-
-
-def create_table(name: str, *keys: str) -> None:
-    boto3.client("dynamodb").create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"), strict=False)],
-        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
-        BillingMode="PAY_PER_REQUEST",
-    )
+from tests.unit.lambdas.support import FakeContext, create_table
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from moto import mock_aws
 from lambdas.shared.s3_events import S3Object
 from lambdas.start_pipeline import handler as start_handler
 from lambdas.start_pipeline.logic import execution_name, skip_reason
-from tests.unit.lambdas.support import FakeContext, object_created
+from tests.unit.lambdas.support import FakeContext, create_table, object_created
 
 PREFIX = "datasets/churn/"
 
@@ -21,13 +21,7 @@ PREFIX = "datasets/churn/"
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with mock_aws():
-        ddb = boto3.client("dynamodb")
-        ddb.create_table(
-            TableName="idempotency",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table("idempotency", "id")
         sm = boto3.client("stepfunctions").create_state_machine(
             name="pipeline",
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
@@ -98,11 +92,3 @@ def test_execution_name_is_deterministic_and_valid() -> None:
     assert all(c.isalnum() or c in "-_" for c in name)
     assert name != execution_name(S3Object("b", obj.key, "v2", 5))
     assert skip_reason(obj, PREFIX) is None
-
-
-def test_missing_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("STATE_MACHINE_ARN", raising=False)
-    start_handler.settings.cache_clear()
-    with pytest.raises(Exception, match="STATE_MACHINE_ARN"):
-        start_handler.settings()
-    start_handler.settings.cache_clear()
