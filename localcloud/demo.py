@@ -227,7 +227,9 @@ def _scenario(
                 background.join(timeout=30)
         note(f"deployment {deploy2.status}; serving {lc.served_model_version()}")
     cloud.settle()
-    return report.collect(cloud, lc, sampler.samples, options)
+    summary = report.collect(cloud, lc, sampler.samples, options)
+    report.keep_drift_report(lc, summary, (options.report or Path("demo-report.html")).with_suffix(".drift.html"))
+    return summary
 
 
 def _steady_traffic(lc: Lifecycle, stop: threading.Event, drift: float) -> None:

@@ -133,6 +133,17 @@ def collect(cloud: Any, lc: Any, samples: list[dict[str, Any]], options: Any) ->
     return summary
 
 
+def keep_drift_report(lc: Any, summary: dict[str, Any], target: Path) -> None:
+    """Copy the drift monitor's HTML report of the first drifted window next to the demo's report."""
+    drifted = [d for d in summary["drift"] if d["verdict"] == "drift"]
+    if not drifted:
+        return
+    key = drifted[0]["report_html"].split("/", 3)[3]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(lc.clients.s3.get_object(Bucket=lc.artifacts_bucket, Key=key)["Body"].read())
+    summary["drift_report"] = str(target)
+
+
 def _iso(seconds: float) -> str:
     from datetime import UTC, datetime
 
@@ -216,6 +227,8 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         w(f"  {'PASS' if ok else 'FAIL'}  {name}\n")
     if summary.get("report"):
         w(f"\nHTML report: {summary['report']}\n")
+    if summary.get("drift_report"):
+        w(f"Drift report of the first drifted window: {summary['drift_report']}\n")
     out.flush()
 
 
@@ -276,6 +289,14 @@ def _weights_svg(samples: list[dict[str, Any]]) -> str:
         f'<text x="{width - pad - 150}" y="{height - 8}" font-size="11">{html.escape(samples[-1]["at"])}</text>'
     )
     return f'<svg width="{width + 160}" height="{height}" role="img">{axes}{"".join(paths)}</svg>'
+
+
+def _drift_link(summary: dict[str, Any]) -> str:
+    path = summary.get("drift_report")
+    if not path:
+        return ""
+    name = html.escape(Path(path).name)
+    return f'<p>The drift monitor\'s own report of the first drifted window: <a href="{name}">{name}</a></p>'
 
 
 def _drift_svg(drift: list[dict[str, Any]], threshold: float = 0.2) -> str:
