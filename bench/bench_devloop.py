@@ -3,7 +3,9 @@
 - ``synth``: ``node_modules/.bin/cdk synth --quiet --no-notices`` twice into a temporary output directory
   (the shared ``cdk.out`` is left alone); the figure is the second (warm) run, the reference the first run
   of the same benchmark. Budget: 15 s (2 cores). cdk-nag runs inside the synth; cfn-lint is not timed.
-- ``test_suite``: ``.venv/bin/pytest -n 2 -q -p no:cacheprovider`` on the whole suite. Budget: 10 min.
+- ``test_suite``: ``.venv/bin/pytest -n 2 --dist loadfile -q -p no:cacheprovider`` on the whole suite (the pytest
+  command of ``make test``: whole files per worker, since the end-to-end modules each run one local cloud).
+  Budget: 10 min.
   A suite that does not pass fails the row: its time would not describe the real suite.
 
 ``python -m bench synth test_suite`` (functions ``synth`` and ``suite``); ``--skip-suite`` leaves the suite
@@ -87,7 +89,7 @@ def parse_summary(output: str) -> dict[str, int]:
 def suite(quick: bool = False) -> list[Result]:
     """The whole suite on 2 workers; fails when it takes longer than the budget or does not pass."""
     pytest = Path(sys.executable).parent / "pytest"
-    seconds, done = _timed([str(pytest), "-n", "2", "-q", "-p", "no:cacheprovider"], timeout=3600)
+    seconds, done = _timed([str(pytest), "-n", "2", "--dist", "loadfile", "-q", "-p", "no:cacheprovider"], timeout=3600)
     counts = parse_summary(done.stdout)
     problems = []
     if done.returncode != 0:

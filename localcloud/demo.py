@@ -172,17 +172,19 @@ def _scenario(
 
     sampler = _Sampler(lc)
     sampler.sample()
-    with progress.stage("An hour of traffic from the training distribution, then ground truth") as note:
-        lc.align_schedules()
+    with progress.stage("An hour of traffic from the training distribution, then its ground truth") as note:
+        lc.align_schedules()  # the drift monitor's next run closes this hour, not the middle of the traffic
         steady = generate(options.traffic_rows, seed=11)
         traffic = lc.send_traffic(steady)
-        lc.upload_ground_truth(traffic.labels, "labels-hour-1.jsonl")
         lc.pass_time(HOUR)
+        lc.upload_ground_truth(traffic.labels, "labels-hour-1.jsonl")  # labels come in after the fact
+        cloud.settle()
         note(f"{traffic.requests} requests / {traffic.rows} rows, {len(traffic.errors)} errors")
 
     with progress.stage("Three hours of drifted traffic -> drift monitor -> drift alarm -> retrain Lambda") as note:
         retrain_known = {e.name for e in lc.executions(training)}
         for hour in range(3):
+            lc.align_schedules()
             drifted = generate(options.traffic_rows, seed=20 + hour, drift=options.drift)
             lc.send_traffic(drifted)
             lc.pass_time(HOUR)

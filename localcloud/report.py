@@ -363,7 +363,8 @@ def render_html(summary: dict[str, Any]) -> str:
         ("Invocations", _table(summary["invocations"], ["endpoint", "variant", "model", "invocations", "4xx", "5xx"])),
         (
             "Drift (overall PSI per hourly window)",
-            _drift_svg(summary["drift"])
+            _drift_link(summary)
+            + _drift_svg(summary["drift"])
             + _table(
                 summary["drift"], ["window_end", "verdict", "overall_psi", "rows", "drifted_features", "report_html"]
             ),
