@@ -174,27 +174,35 @@ def _scenario(
     sampler.sample()
     with progress.stage("An hour of traffic from the training distribution, then its ground truth") as note:
         lc.align_schedules()  # the drift monitor's next run closes this hour, not the middle of the traffic
+        hour_start = clock.time()
         steady = generate(options.traffic_rows, seed=11)
-        traffic = lc.send_traffic(steady)
-        lc.pass_time(HOUR)
+        with lc.real_time():
+            traffic = lc.send_traffic(steady)
+        lc.pass_time_until(hour_start + HOUR)
         lc.upload_ground_truth(traffic.labels, "labels-hour-1.jsonl")  # labels come in after the fact
         cloud.settle()
         note(f"{traffic.requests} requests / {traffic.rows} rows, {len(traffic.errors)} errors")
 
     with progress.stage("Three hours of drifted traffic -> drift monitor -> drift alarm -> retrain Lambda") as note:
         retrain_known = {e.name for e in lc.executions(training)}
-        for hour in range(3):
-            lc.align_schedules()
+        # start just before the top of an hour: each hourly run then lands in its own CloudWatch hour (the alarm
+        # evaluates complete, aligned periods) and the third hour completes a minute after its run
+        top = (clock.time() // HOUR + 1) * HOUR
+        lc.pass_time_until(top - 120)
+        lc.align_schedules()
+        start = clock.time()
+        for hour in range(3):  # three consecutive hours: the drift monitor runs at the end of each
             drifted = generate(options.traffic_rows, seed=20 + hour, drift=options.drift)
-            lc.send_traffic(drifted)
-            lc.pass_time(HOUR)
-        alarms = [e.detail for e in journal.of("alarm") if e.detail["state"] == "ALARM"]
-        note(f"alarms: {', '.join(sorted({a['alarm'] for a in alarms})) or 'none'}")
+            with lc.real_time():
+                lc.send_traffic(drifted)
+            lc.pass_time_until(start + (hour + 1) * HOUR)
         retrain = lc.wait_for(
             lambda: [e for e in lc.executions(training) if e.name not in retrain_known],
             timeout=60,
             what="the retraining run",
         )[0]
+        alarms = [e.detail for e in journal.of("alarm") if e.detail["state"] == "ALARM"]
+        note(f"alarms: {', '.join(sorted({a['alarm'] for a in alarms})) or 'none'}")
         note(f"retraining run {retrain.name} started by {retrain.input.get('trigger', {}).get('alarm')}")
 
     with progress.stage("New labelled data from the drifted world -> challenger vs champion -> canary") as note:

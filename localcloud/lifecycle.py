@@ -12,7 +12,8 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,6 +238,21 @@ class Lifecycle:
         clock.advance(seconds)
         time.sleep(self.cloud.ticker.interval * 3)
         self.cloud.settle()
+
+    def pass_time_until(self, moment: float) -> None:
+        """Let cloud time pass up to ``moment`` (no-op if it already has), then wait like ``pass_time``."""
+        self.pass_time(max(0.0, moment - clock.time()))
+
+    @contextmanager
+    def real_time(self) -> Iterator[None]:
+        """Cloud time at real speed inside the block (e.g. while traffic is sent: an hour of traffic should not
+        cost an hour of cloud time because the host is slow); the previous speed afterwards."""
+        previous = clock.scale
+        clock.set_scale(1.0)
+        try:
+            yield
+        finally:
+            clock.set_scale(previous)
 
     def align_schedules(self) -> None:
         """Restart every schedule's period now, so the next slot is one full period away."""

@@ -1,7 +1,8 @@
 """CloudWatch metric alarm evaluation (moto 5.2.5 stores alarms but never evaluates them).
 
-For an alarm with period P, N evaluation periods and M datapoints to alarm, the last N periods before
-``now`` are aggregated with the alarm's statistic over the datapoints whose namespace, name and exact
+For an alarm with period P, N evaluation periods and M datapoints to alarm, the last N complete periods before
+``now`` (aligned to multiples of P, as CloudWatch's are) are aggregated with the alarm's statistic over the
+datapoints whose namespace, name and exact
 dimension set match. Missing periods follow ``TreatMissingData`` (missing / notBreaching / breaching /
 ignore). M breaching datapoints among the evaluated ones -> ALARM; otherwise OK when any datapoint (or a
 missing period treated as one) exists; when every datapoint is missing, ``missing`` -> INSUFFICIENT_DATA and
@@ -103,8 +104,9 @@ def evaluate(alarm: Any, points: Sequence[Datapoint], now: float) -> Evaluation:
     compare = COMPARE[alarm.comparison_operator]
     values: list[float | None] = []
     low_sample = False
+    boundary = math.floor(now / period) * period  # periods are aligned like CloudWatch's; only complete ones count
     for index in range(periods):
-        end = now - index * period
+        end = boundary - index * period
         start = end - period
         window = [p.value for p in points if start <= p.timestamp < end]
         values.append(statistic(window, stat) if window else None)
@@ -127,13 +129,13 @@ def evaluate(alarm: Any, points: Sequence[Datapoint], now: float) -> Evaluation:
     reason_data = {
         "version": "1.0",
         "queryDate": iso(now),
-        "startDate": iso(now - periods * period),
+        "startDate": iso(boundary - periods * period),
         "statistic" if not alarm.extended_statistic else "extendedStatistic": stat,
         "period": period,
         "recentDatapoints": recent,
         "threshold": threshold,
         "evaluatedDatapoints": [
-            {"timestamp": iso(now - (i + 1) * period), "value": round(v, 6)}
+            {"timestamp": iso(boundary - (i + 1) * period), "value": round(v, 6)}
             for i, v in enumerate(values)
             if v is not None
         ],

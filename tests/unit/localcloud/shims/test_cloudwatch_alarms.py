@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -56,7 +57,8 @@ def breach(cloudwatch: Any, name: str, value: float = 3.0) -> None:
                 "MetricName": "Invocation5XXErrors",
                 "Dimensions": [{"Name": "EndpointName", "Value": name}],
                 "Value": value,
-                "Timestamp": clock.now() - timedelta(seconds=30),
+                # inside the last complete 5-minute period: alarms evaluate complete, aligned periods
+                "Timestamp": datetime.fromtimestamp(math.floor(clock.time() / 300) * 300 - 30, UTC),
             }
         ],
     )
