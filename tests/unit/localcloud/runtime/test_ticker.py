@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -175,7 +176,7 @@ def test_disabled_targetless_and_cron_rules_do_not_fire(
 
 
 def test_a_tick_evaluates_the_alarms_on_cloud_time(cloud: SimpleNamespace) -> None:
-    # Given an alarm on a metric that breached a minute ago, cloud time
+    # Given an alarm on a metric that breached in the last complete minute of cloud time
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
     name = unique("alarm")
     cloudwatch.put_metric_alarm(
@@ -184,13 +185,20 @@ def test_a_tick_evaluates_the_alarms_on_cloud_time(cloud: SimpleNamespace) -> No
         MetricName="Errors",
         Statistic="Sum",
         Period=60,
-        EvaluationPeriods=1,
+        EvaluationPeriods=2,  # the datapoint stays in range if a minute ends between put and tick
+        DatapointsToAlarm=1,
         Threshold=1,
         ComparisonOperator="GreaterThanOrEqualToThreshold",
     )
     cloudwatch.put_metric_data(
         Namespace="MLOps/test",
-        MetricData=[{"MetricName": "Errors", "Value": 3, "Timestamp": clock.now() - timedelta(seconds=30)}],
+        MetricData=[
+            {
+                "MetricName": "Errors",
+                "Value": 3,
+                "Timestamp": datetime.fromtimestamp(math.floor(clock.time() / 60) * 60 - 30, UTC),
+            }
+        ],
     )
     # When the heartbeat ticks
     Ticker(cloud).tick()
