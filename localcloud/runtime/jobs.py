@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import json
 import os
-import queue
 import re
 import shlex
 import shutil
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.clock import clock
+from localcloud.runtime.protocol import JsonLines
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GLUE_DRIVER = Path(__file__).with_name("glue_driver.py")
@@ -245,7 +245,6 @@ class GlueDriver:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr = (directory / "driver.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-u", str(GLUE_DRIVER)],
@@ -257,32 +256,10 @@ class GlueDriver:
             text=True,
             bufsize=1,
         )
-        threading.Thread(target=self._pump, daemon=True, name=f"glue-driver-{digest}").start()
-        self.ready = self._read(GLUE_DRIVER_START_TIMEOUT) == {"ready": True}
+        self._protocol = JsonLines(self.process, f"glue-driver-{digest}")
+        self.ready = self._protocol.read(GLUE_DRIVER_START_TIMEOUT) == {"ready": True}
         if not self.ready:
             self.stop()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _read(self, timeout: float) -> dict[str, Any] | None:
-        deadline = time.time() + timeout
-        while (remaining := deadline - time.time()) > 0:
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                return None
-            if line is None:
-                return None
-            if line.startswith("{"):
-                try:
-                    return dict(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return None
 
     def alive(self) -> bool:
         return self.ready and self.process.poll() is None
@@ -292,11 +269,8 @@ class GlueDriver:
     ) -> tuple[int, str]:
         """Run ``script`` with ``argv`` and ``env`` in the driver; (exit code, log), like ``_run``."""
         log = root / "driver-run.log"
-        assert self.process.stdin is not None
-        request = {"script": script, "argv": list(argv), "env": dict(env), "log": str(log)}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        answer = self._read(timeout)
+        self._protocol.send({"script": script, "argv": list(argv), "env": dict(env), "log": str(log)})
+        answer = self._protocol.read(timeout)
         text = log.read_text(errors="replace") if log.exists() else ""
         if answer is None:
             code = self.process.poll()

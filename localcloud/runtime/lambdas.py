@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from localcloud.runtime.protocol import JsonLines
 
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 
@@ -75,45 +76,16 @@ class _Worker:
             text=True,
             bufsize=1,
         )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-        hello = self._read(timeout=120)
+        self._protocol = JsonLines(self.process, f"lambda-{spec.name}")
+        hello = self._protocol.read(timeout=120)
         if hello is None:
             raise RuntimeError(f"Lambda worker of {spec.name} did not start")
         self.init_ms: float | None = float(hello.get("init_ms", 0.0))
         self.init_logs = str(hello.get("logs", ""))
 
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _read(self, timeout: float) -> dict[str, Any] | None:
-        deadline = time.time() + timeout
-        while True:
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                return None
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                return None
-            if line is None:
-                return None
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    return dict(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-
     def invoke(self, event: Any, request_id: str) -> dict[str, Any] | None:
-        assert self.process.stdin is not None
-        request = {"event": event, "request_id": request_id, "timeout": self.spec.timeout}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return self._read(timeout=self.spec.timeout + 5)
+        self._protocol.send({"event": event, "request_id": request_id, "timeout": self.spec.timeout})
+        return self._protocol.read(timeout=self.spec.timeout + 5)
 
     def alive(self) -> bool:
         return self.process.poll() is None

@@ -9,7 +9,6 @@ from dataclasses import asdict
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sns as sns
@@ -26,6 +25,7 @@ from stacks.constructs.data_lake import (
 )
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics
 from stacks.constructs.serving import Serving
+from stacks.constructs.tables import state_table
 from stacks.constructs.training_pipeline import TrainingPipeline
 
 DRIFT_METRIC = "FeatureDriftPSI"
@@ -151,20 +151,7 @@ class Monitoring(Construct):
         )
 
         # ---- guarded retrain Lambda ----
-        self.guard_table = dynamodb.Table(
-            self,
-            "RetrainGuardTable",
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute="expiration",
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=lake.key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        self.guard_table = state_table(self, "RetrainGuardTable", key=lake.key, partition_key="pk", sort_key="sk")
         self.retrain_fn = lambdas.function(
             self,
             "Retrain",

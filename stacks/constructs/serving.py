@@ -15,7 +15,6 @@ from dataclasses import asdict
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -29,6 +28,7 @@ from constructs import Construct
 from stacks.config import StageConfig
 from stacks.constructs.data_lake import BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX, DATA_CAPTURE_PREFIX, DataLake
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
+from stacks.constructs.tables import state_table
 from stacks.constructs.training_pipeline import TRANSIENT_ERRORS
 
 AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
@@ -192,19 +192,7 @@ class Serving(Construct):
         self.cleanup.node.add_dependency(self.endpoint_role)
 
         # ---- batch inference: upload to raw/batch-input/ -> transform job with the champion ----
-        self.batch_idempotency = dynamodb.Table(
-            self,
-            "BatchIdempotencyTable",
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute="expiration",
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=lake.key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        self.batch_idempotency = state_table(self, "BatchIdempotencyTable", key=lake.key)
         self.batch_fn = lambdas.function(
             self,
             "BatchInference",

@@ -14,7 +14,6 @@ from dataclasses import asdict
 from typing import TypeVar
 
 import aws_cdk as cdk
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -29,6 +28,7 @@ from stacks.constructs.assets import ROOT, asset_hash, bundling_options
 from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, DataLake
 from stacks.constructs.images import sklearn_image_uri
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
+from stacks.constructs.tables import state_table
 
 # Errors worth retrying: throttling and transient service faults, never a failed job.
 TRANSIENT_ERRORS = [
@@ -212,19 +212,7 @@ class TrainingPipeline(Construct):
         self.state_machine = self._state_machine(config, lake, image, topic)
 
         # ---- S3 upload -> EventBridge -> start Lambda (idempotent per object version) ----
-        self.idempotency_table = dynamodb.Table(
-            self,
-            "IdempotencyTable",
-            partition_key=dynamodb.Attribute(name="id", type=dynamodb.AttributeType.STRING),
-            time_to_live_attribute="expiration",
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=lake.key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        self.idempotency_table = state_table(self, "IdempotencyTable", key=lake.key)
         self.start_fn = lambdas.function(
             self,
             "StartPipeline",
