@@ -108,7 +108,6 @@ class LocalCloud:
         self.ca_bundle, self._key = certificate(self.workdir / "tls")
         self.clients = Clients(region, self.endpoint_url, verify=str(self.ca_bundle))
         self.deployments: dict[str, provision.Deployment] = {}
-        self.background: list[threading.Thread] = []
         self._servers: list[_Server] = []
         self._stoppers: list[Callable[[], None]] = []
         self.lambdas: LambdaRuntime | None = None
@@ -272,7 +271,3 @@ class LocalCloud:
     @property
     def account_id(self) -> str:
         return provision.ACCOUNT_ID
-
-    @property
-    def now(self) -> Any:
-        return clock.now()

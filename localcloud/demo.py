@@ -124,6 +124,7 @@ def run(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     progress = Progress(out)
     config = load_config(options.stage)
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="mlops-demo-"))
+    report_path = options.report or workdir / "report.html"
     journal.clear()
     with progress.stage("Synthesize the CDK app (cdk-nag AwsSolutions runs inside)") as note:
         assembly = options.assembly or provision.synth(options.stage, workdir / "cdk.out")
@@ -132,24 +133,20 @@ def run(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     cloud = LocalCloud(workdir=workdir / "cloud", time_scale=options.time_scale)
     cloud.start()
     try:
-        summary = _scenario(cloud, assembly, options, progress, config)
+        summary = _scenario(cloud, assembly, options, progress, config, report_path)
     finally:
         cloud.stop()
     summary["duration_seconds"] = round(time.time() - progress.started, 1)
     summary["stages"] = [{"name": s.name, "seconds": round(s.seconds, 2), "detail": s.detail} for s in progress.stages]
-    paths = report.write(summary, options.summary, options.report or workdir / "report.html")
-    summary["report"] = str(paths["report"])
+    report.write(summary, options.summary, report_path)
     report.print_summary(summary, out)
-    if options.summary:
-        options.summary.parent.mkdir(parents=True, exist_ok=True)
-        options.summary.write_text(json.dumps(summary, indent=2, default=str))
     if options.workdir is None:
         shutil.rmtree(workdir / "cloud", ignore_errors=True)
     return summary
 
 
 def _scenario(
-    cloud: LocalCloud, assembly: Path, options: DemoOptions, progress: Progress, config: Any
+    cloud: LocalCloud, assembly: Path, options: DemoOptions, progress: Progress, config: Any, report_path: Path
 ) -> dict[str, Any]:
     with progress.stage("Provision the synthesized template into the local cloud") as note:
         deployment = cloud.deploy(options.stage, assembly=assembly)
@@ -238,7 +235,7 @@ def _scenario(
         note(f"deployment {deploy2.status}; serving {lc.served_model_version()}")
     cloud.settle()
     summary = report.collect(cloud, lc, sampler.samples, options)
-    report.keep_drift_report(lc, summary, (options.report or Path("demo-report.html")).with_suffix(".drift.html"))
+    report.keep_drift_report(lc, summary, report_path.with_suffix(".drift.html"))
     return summary
 
 

@@ -160,12 +160,13 @@ class Lifecycle:
         return approved[-1] if approved else None
 
     def endpoint(self) -> dict[str, Any] | None:
+        sagemaker = self.clients.sagemaker
         try:
-            return dict(self.clients.sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
-        except self.clients.sagemaker.exceptions.ClientError:
-            return None
-        except Exception:
-            return None
+            return dict(sagemaker.describe_endpoint(EndpointName=self.endpoint_name))
+        except sagemaker.exceptions.ClientError as error:
+            if "Could not find endpoint" in str(error):
+                return None
+            raise
 
     def routes(self) -> list[Any]:
         from localcloud.shims import sagemaker_endpoints

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -232,13 +231,14 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
     out.flush()
 
 
-def write(summary: dict[str, Any], summary_path: Path | None, report_path: Path) -> dict[str, Path]:
+def write(summary: dict[str, Any], summary_path: Path | None, report_path: Path) -> None:
+    """The HTML report, and the summary as JSON when ``summary_path`` is given (it names the report)."""
+    summary["report"] = str(report_path)
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(render_html(summary))
-    paths = {"report": report_path}
     if summary_path is not None:
-        paths["summary"] = summary_path
-    return paths
+        summary_path.parent.mkdir(parents=True, exist_ok=True)
+        summary_path.write_text(json.dumps(summary, indent=2, default=str))
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -386,7 +386,3 @@ def render_html(summary: dict[str, Any]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
     )
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

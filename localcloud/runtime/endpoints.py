@@ -31,7 +31,7 @@ import tarfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,6 @@ class _Container:
     model_dir: Path
     port: int
     process: subprocess.Popen[str]
-    started_at: float = field(default_factory=time.time)
 
     def alive(self) -> bool:
         return self.process.poll() is None

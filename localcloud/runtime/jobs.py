@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localcloud.clock import clock
 from localcloud.runtime.protocol import JsonLines
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -531,10 +530,6 @@ def run_processing(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_
         local = Path(relocate(item["S3Output"]["LocalPath"], root))
         uploaded += upload_directory(s3, local, item["S3Output"]["S3Uri"], kms)
     return JobResult(True, log=log, seconds=seconds, outputs={"uploaded": uploaded})
-
-
-def now_ms() -> int:
-    return int(clock.time() * 1000)
 
 
 # ---- job state changes -----------------------------------------------------------------------------------

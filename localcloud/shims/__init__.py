@@ -23,7 +23,6 @@ def install_all(cloud: Any = None) -> None:
         sagemaker_jobs,
         sagemaker_registry,
         sagemaker_runtime,
-        ssm_public,
         stepfunctions,
     )
 
@@ -44,4 +43,3 @@ def install_all(cloud: Any = None) -> None:
         shim.install()
     for shim in (events_targets, glue_jobs, sagemaker_jobs, cloudwatch_alarms):
         shim.set_cloud(cloud)
-    del ssm_public  # seeded per deployment (localcloud.provision), nothing to patch
