@@ -395,3 +395,17 @@ def test_a_suppressed_decision_is_notified_with_its_guard(aws: dict[str, Any], e
     (message,) = inbox(aws)
     assert message["Subject"] == f"Retrain suppressed (breaches): {ALARM}"
     assert json.loads(message["Message"].split("\n\n", 1)[1])["reason"].startswith("1 of 3 consecutive")
+
+
+def test_the_lambdas_guard_is_the_stage_configurations_retrain_guard() -> None:
+    # Given the stage configuration's RetrainGuard, serialized as the CDK passes it in GUARD
+    from dataclasses import asdict, fields
+
+    from stacks.config import RetrainGuard
+
+    configured = asdict(RetrainGuard())
+    # When the Lambda reads it
+    guard = logic.Guard(**configured)
+    # Then every field is known to the Lambda and the defaults agree (the copy cannot drift from the config)
+    assert [f.name for f in fields(logic.Guard)] == list(configured)
+    assert asdict(guard) == configured == asdict(logic.Guard())
