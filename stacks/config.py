@@ -6,6 +6,7 @@ Lambdas need at run time is derived from here and passed as environment variable
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -63,15 +64,26 @@ class EvaluationGate:
     absolute_floor: float = 0.70  # and clear this, champion or not
 
 
+def traffic_batch_instances(percent: int, instances: int) -> int:
+    """Instances a ``CAPACITY_PERCENT`` traffic batch of a blue/green deployment turns on: the share of the fleet
+    rounded up to whole instances, at least one. Traffic follows capacity, so the batch's share of traffic is this
+    over ``instances`` (10% of a 2-instance fleet is one instance: half the traffic)."""
+    return max(1, math.ceil(percent * instances / 100))
+
+
 @dataclass(frozen=True)
 class ServingSettings:
+    """The endpoint and how a new model reaches it. CANARY and LINEAR shift traffic in whole instances, and
+    SageMaker allows a canary (and a linear step) of at most half the variant's instances: they need a fleet of
+    at least two instances, at every size autoscaling may choose (``__post_init__`` refuses anything else)."""
+
     instance_type: str = "ml.m5.large"
-    initial_instance_count: int = 1
-    min_capacity: int = 1
-    max_capacity: int = 2
+    initial_instance_count: int = 2
+    min_capacity: int = 2
+    max_capacity: int = 4
     target_invocations_per_instance: int = 700  # per minute, target tracking
     strategy: DeploymentStrategy = "CANARY"
-    canary_percent: int = 10
+    canary_percent: int = 25  # of the fleet, in whole instances: 1 of 2 or 4, 2 of 6
     linear_step_percent: int = 33
     bake_time_seconds: int = 300  # WaitIntervalInSeconds of each traffic step
     termination_wait_seconds: int = 120
@@ -86,6 +98,37 @@ class ServingSettings:
     shadow_max_error_rate_increase: float = 0.01  # absolute, e.g. 0.01 = one percentage point
     shadow_max_latency_ratio: float = 1.2  # shadow mean ModelLatency / production mean ModelLatency
     shadow_min_agreement: float = 0.9  # share of paired captured rows with the same label
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_capacity <= self.initial_instance_count <= self.max_capacity:
+            raise ValueError(
+                f"serving: need 1 <= min_capacity ({self.min_capacity}) <= initial_instance_count "
+                f"({self.initial_instance_count}) <= max_capacity ({self.max_capacity})"
+            )
+        for instances in range(self.min_capacity, self.max_capacity + 1):
+            for problem in traffic_shift_problems(self, self.strategy, instances):
+                raise ValueError(f"serving: {problem}")
+
+
+def traffic_shift_problems(serving: ServingSettings, strategy: str, instances: int) -> list[str]:
+    """Why SageMaker would refuse ``strategy`` on a variant of ``instances`` instances (empty: it would not).
+    Canary: at most half the instances. Linear: steps of 10-50% of the instances."""
+    if strategy == "CANARY":
+        batch = traffic_batch_instances(serving.canary_percent, instances)
+        if not 0 < serving.canary_percent <= 50 or 2 * batch > instances:
+            return [
+                f"a {serving.canary_percent}% canary on {instances} instance(s) is {batch} instance(s), over the "
+                "half of the variant SageMaker allows; run at least 2 instances (initial_instance_count and "
+                "min_capacity) or choose ALL_AT_ONCE"
+            ]
+    if strategy == "LINEAR":
+        batch = traffic_batch_instances(serving.linear_step_percent, instances)
+        if not 10 <= serving.linear_step_percent <= 50 or 2 * batch > instances:
+            return [
+                f"a {serving.linear_step_percent}% linear step on {instances} instance(s) is {batch} instance(s); "
+                "SageMaker allows steps of 10-50% of the variant: run at least 2 instances or choose ALL_AT_ONCE"
+            ]
+    return []
 
 
 @dataclass(frozen=True)

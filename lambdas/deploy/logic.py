@@ -88,6 +88,16 @@ class ShadowNotPromoted(DeploymentError):
     """The shadow model was worse than (or not proven against) the champion."""
 
 
+class FleetTooSmall(DeploymentError):
+    """The live variant has too few instances for the stage's traffic shifting (SageMaker would refuse it)."""
+
+
+def traffic_batch_instances(percent: int, instances: int) -> int:
+    """Instances a ``CAPACITY_PERCENT`` traffic batch turns on: rounded up, at least one (twin of
+    ``stacks.config.traffic_batch_instances``: the Lambda asset cannot import ``stacks``; a test keeps them equal)."""
+    return max(1, math.ceil(percent * instances / 100))
+
+
 OUTCOMES = {
     "SilentRollback": "rolled_back",
     "SmokeTestFailed": "smoke_test_failed",
@@ -493,6 +503,24 @@ class Deployer:
             }
         return config
 
+    def traffic_plan(self, strategy: str, instances: int) -> str:
+        """What the new model's traffic share will be, step by step, on a fleet of ``instances`` (traffic follows
+        the instances turned on); raises ``FleetTooSmall`` where SageMaker would refuse the strategy."""
+        s = self.serving
+        if strategy == "CANARY":
+            steps = [traffic_batch_instances(s.canary_percent, instances), instances]
+        elif strategy == "LINEAR":
+            batch = traffic_batch_instances(s.linear_step_percent, instances)
+            steps = [min(instances, batch * i) for i in range(1, math.ceil(instances / batch) + 1)]
+        else:
+            return f"all at once on {instances} instance(s)"
+        if instances < 2 or 2 * steps[0] > instances:
+            raise FleetTooSmall(
+                f"{strategy} on {instances} instance(s) would turn on {steps[0]} at first, over the half of the "
+                f"variant SageMaker allows: run at least 2 instances (serving min_capacity) or use ALL_AT_ONCE"
+            )
+        return " -> ".join(f"{n}/{instances} instances ({100 * n // instances}%)" for n in steps)
+
     def rollout(self, state: DeploymentState) -> Rollout:
         prepared = _prepared(state)
         endpoint = prepared.endpoint_name
@@ -521,6 +549,12 @@ class Deployer:
         if current == target:
             return self._status(phase, target, current, live)
         config = self.deployment_config(strategy)
+        instances = sum(
+            int(v.get("CurrentInstanceCount") or v.get("DesiredInstanceCount") or 0)
+            for v in live.get("ProductionVariants", [])
+            if v.get("VariantName") == self.serving.variant_name
+        )
+        logger.info("traffic shifting of %s", target, extra={"plan": self.traffic_plan(strategy, instances)})
         self.sm.update_endpoint(
             EndpointName=endpoint,
             EndpointConfigName=target,

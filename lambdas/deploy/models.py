@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Strategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
 Action = Literal[
@@ -42,6 +42,12 @@ class ServingConfig(BaseModel):
     shadow_max_error_rate_increase: float = Field(ge=0)
     shadow_max_latency_ratio: float = Field(gt=0)
     shadow_min_agreement: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _fleet_fits_the_strategy(self) -> ServingConfig:
+        if self.strategy in ("CANARY", "LINEAR") and self.min_capacity < 2:
+            raise ValueError(f"{self.strategy} needs at least 2 instances at every size (min_capacity)")
+        return self
 
 
 class Champion(BaseModel):

@@ -12,8 +12,11 @@ serialization stay moto's, so boto3 works the same in decorator and server mode)
 
 A blue/green update runs on the local cloud's clock (``localcloud.clock.clock``), like SageMaker's
 deployment guardrails: the new (green) fleet takes a share of production traffic in steps (ALL_AT_ONCE: all;
-CANARY: ``CanarySize``, then the rest after ``WaitIntervalInSeconds``; LINEAR: ``LinearStepSize`` per step),
-each step is followed by a baking period of ``WaitIntervalInSeconds`` (the last one is the final baking
+CANARY: ``CanarySize``, then the rest after ``WaitIntervalInSeconds``; LINEAR: ``LinearStepSize`` per step).
+A step turns on whole instances (a ``CAPACITY_PERCENT`` is rounded up, at least one) and its traffic share is
+its instances over the fleet's; a canary over half the instances, or a linear step outside 10-50% of them, is
+refused as SageMaker refuses it (so a canary needs at least two instances). Each step is
+followed by a baking period of ``WaitIntervalInSeconds`` (the last one is the final baking
 period), then ``TerminationWaitInSeconds`` passes before the update completes. While a baking period is
 running, the ``AutoRollbackConfiguration`` alarms are read from moto's CloudWatch backend: one in ``ALARM``
 rolls the update back (all traffic returns to the old fleet and the endpoint is ``InService`` on its OLD
@@ -170,17 +173,19 @@ def _alarm_states(backend: Any, names: list[str]) -> dict[str, str]:
 # ---- the deployment timeline ---------------------------------------------------------------------------
 
 
-def _size_share(size: dict[str, Any], instances: int, what: str) -> float:
+def _batch_instances(size: dict[str, Any], instances: int, what: str) -> int:
+    """Instances a traffic batch (``CanarySize`` / ``LinearStepSize``) turns on: a ``CAPACITY_PERCENT`` is rounded
+    up to whole instances (at least one), as SageMaker shifts traffic by turning on instances of the new fleet."""
     kind, value = size.get("Type"), float(size.get("Value", 0))
-    if kind == "CAPACITY_PERCENT":
-        share = value / 100.0
-    elif kind == "INSTANCE_COUNT":
-        share = value / max(instances, 1)
-    else:
-        raise ValidationError(message=f"{what}.Type must be INSTANCE_COUNT or CAPACITY_PERCENT, got {kind!r}")
-    if share <= 0:
+    if value <= 0:
         raise ValidationError(message=f"{what}.Value must be positive")
-    return share
+    if kind == "CAPACITY_PERCENT":
+        if value > 100:
+            raise ValidationError(message=f"{what}.Value must be at most 100 (percent)")
+        return max(1, math.ceil(value * instances / 100 - 1e-9))
+    if kind == "INSTANCE_COUNT":
+        return int(value)
+    raise ValidationError(message=f"{what}.Type must be INSTANCE_COUNT or CAPACITY_PERCENT, got {kind!r}")
 
 
 def _timeline(deployment_config: dict[str, Any], instances: int, now: float) -> tuple[list[_Step], float, float]:
@@ -199,16 +204,22 @@ def _timeline(deployment_config: dict[str, Any], instances: int, now: float) -> 
     if kind == "ALL_AT_ONCE":
         steps = [_Step(now, 1.0)]
     elif kind == "CANARY":
-        canary = _size_share(routing.get("CanarySize") or {}, instances, "CanarySize")
-        if canary > 0.5:
-            raise ValidationError(message="CanarySize must be less than or equal to 50% of the variant's capacity")
-        steps = [_Step(now, canary), _Step(now + wait, 1.0)]
+        canary = _batch_instances(routing.get("CanarySize") or {}, instances, "CanarySize")
+        if 2 * canary > instances:
+            raise ValidationError(
+                message=f"CanarySize must be less than or equal to 50% of the variant's total instance count: "
+                f"{canary} of {instances} instance(s)"
+            )
+        steps = [_Step(now, canary / instances), _Step(now + wait, 1.0)]
     elif kind == "LINEAR":
-        step = _size_share(routing.get("LinearStepSize") or {}, instances, "LinearStepSize")
-        if not 0.1 <= step <= 0.5:
-            raise ValidationError(message="LinearStepSize must be between 10% and 50% of the variant's capacity")
-        count = math.ceil(1.0 / step - 1e-9)
-        steps = [_Step(now + i * wait, min(1.0, (i + 1) * step)) for i in range(count)]
+        step = _batch_instances(routing.get("LinearStepSize") or {}, instances, "LinearStepSize")
+        if not 0.1 * instances <= step <= 0.5 * instances:
+            raise ValidationError(
+                message=f"LinearStepSize must be 10-50% of the variant's total instance count: "
+                f"{step} of {instances} instance(s)"
+            )
+        count = math.ceil(instances / step)
+        steps = [_Step(now + i * wait, min(1.0, (i + 1) * step / instances)) for i in range(count)]
         steps[-1] = _Step(steps[-1].at, 1.0)
     else:
         raise ValidationError(message=f"TrafficRoutingConfiguration.Type {kind!r} is not ALL_AT_ONCE, CANARY or LINEAR")
@@ -303,11 +314,6 @@ def update_endpoint(
                 f"variant names as the old one: {old_names} != {new_names}"
             )
         _check_autoscaling(backend, endpoint_name, old, new)
-        instances = sum(int(v.get("InitialInstanceCount") or 1) for v in new.production_variants)
-        now = clock.time()
-        steps, bake_until, completes = _timeline(deployment_config, instances, now)
-        policy = deployment_config.get("BlueGreenUpdatePolicy") or {}
-        timeout = policy.get("MaximumExecutionTimeoutInSeconds")
         retained: dict[str, int] = {}
         if retain_all_variant_properties:
             retained = {
@@ -315,6 +321,13 @@ def update_endpoint(
                 for v in endpoint.production_variants
                 if v.get("DesiredInstanceCount") is not None
             }
+        instances = sum(  # the green fleet's size: what is retained, else what the new config asks for
+            retained.get(v["VariantName"], int(v.get("InitialInstanceCount") or 1)) for v in new.production_variants
+        )
+        now = clock.time()
+        steps, bake_until, completes = _timeline(deployment_config, instances, now)
+        policy = deployment_config.get("BlueGreenUpdatePolicy") or {}
+        timeout = policy.get("MaximumExecutionTimeoutInSeconds")
         alarms = [a["AlarmName"] for a in (deployment_config.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
         state.deployment = _Deployment(
             old_config=endpoint.endpoint_config_name,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, get_args
 
+import pytest
+from pydantic import ValidationError
+
 from lambdas.deploy.models import Action, ServingConfig
-from stacks.config import StageConfig
+from stacks.config import STAGES, ServingSettings, StageConfig, traffic_batch_instances
 from tests.infrastructure.helpers import definition, of_type, render
 
 
@@ -73,6 +76,40 @@ def test_deploy_lambda_gets_canary_settings_and_alarm_names(resources: dict[str,
     assert serving["bake_time_seconds"] == config.serving.bake_time_seconds
     assert len(json.loads(env["ROLLBACK_ALARMS"])) == 3
     assert env["ENDPOINT_NAME"] == config.endpoint_name
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_every_stage_can_canary_at_every_fleet_size(stage: str) -> None:
+    # Given a stage's serving settings / Then at every size autoscaling may pick, the canary is whole instances
+    # and at most half of them (SageMaker's rule), so the first deployment update is not refused
+    serving = STAGES[stage].serving
+    assert serving.strategy == "CANARY"
+    for instances in range(serving.min_capacity, serving.max_capacity + 1):
+        assert 1 <= traffic_batch_instances(serving.canary_percent, instances) <= instances / 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"initial_instance_count": 1, "min_capacity": 1}, "25% canary on 1 instance(s) is 1 instance(s)"),
+        ({"canary_percent": 60}, "60% canary on 2 instance(s)"),
+        ({"strategy": "LINEAR", "min_capacity": 1, "initial_instance_count": 1}, "33% linear step on 1 instance"),
+        ({"min_capacity": 3}, "min_capacity (3) <= initial_instance_count (2)"),
+    ],
+)
+def test_serving_settings_refuse_a_fleet_the_strategy_cannot_run_on(overrides: dict[str, Any], message: str) -> None:
+    # When a stage asks for a traffic shift SageMaker would refuse / Then synth stops with the reason
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        replace(ServingSettings(), **overrides)
+
+
+def test_a_single_instance_stage_can_deploy_all_at_once() -> None:
+    # Given the cheapest dev fleet / Then it is valid without a canary, and the Lambda's model agrees
+    single = ServingSettings(strategy="ALL_AT_ONCE", initial_instance_count=1, min_capacity=1)
+    assert ServingConfig.model_validate(asdict(single)).min_capacity == 1
+    # And the Lambda's model refuses a canary on it even if built around the stage config
+    with pytest.raises(ValidationError, match="CANARY needs at least 2 instances"):
+        ServingConfig.model_validate({**asdict(single), "strategy": "CANARY"})
 
 
 def _deployment(resources: dict[str, Any]) -> dict[str, Any]:

@@ -7,10 +7,18 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from lambdas.deploy.logic import DeploymentConflict, PackageNotDeployable, SilentRollback, SmokeTestFailed
+from lambdas.deploy.logic import (
+    DeploymentConflict,
+    FleetTooSmall,
+    PackageNotDeployable,
+    SilentRollback,
+    SmokeTestFailed,
+    traffic_batch_instances,
+)
 from lambdas.deploy.models import DeploymentState
 from localcloud.clock import clock
 from localcloud.shims import sagemaker_endpoints as shim
+from stacks.config import traffic_batch_instances as config_batch_instances
 from tests.unit.lambdas.deploy.support import (
     ACCOUNT,
     ALARMS,
@@ -77,7 +85,7 @@ def test_first_deploy_creates_model_config_endpoint_and_autoscaling(cloud: Cloud
     # And autoscaling tracks invocations per instance within the stage's bounds
     (target,) = cloud.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert target["ResourceId"] == f"endpoint/{ENDPOINT}/variant/AllTraffic"
-    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 2)
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)
     (policy,) = cloud.autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
     tracking = policy["TargetTrackingScalingPolicyConfiguration"]
     assert tracking["TargetValue"] == 700.0
@@ -93,11 +101,11 @@ def test_canary_update_shifts_a_slice_then_completes(cloud: Cloud) -> None:
     # Given v1 in production
     deploy_first(cloud)
     seen: list[dict[str, float]] = []
-    # When v2 is deployed with the stage's canary (10%, bake 300 s, termination wait 120 s)
+    # When v2 is deployed with the stage's canary (25% of 2 instances, bake 300 s, termination wait 120 s)
     run = run_deployment(deployer(cloud), cloud.register(2), during_rollout=lambda _: seen.append(shares()))
-    # Then the canary first carried 10% of the traffic, then all of it, and the endpoint ends on v2
+    # Then the canary, one whole instance of the two, first carried half the traffic, then all of it
     assert run.error is None
-    assert seen[0] == {f"{ENDPOINT}-v1": 0.9, f"{ENDPOINT}-v2": 0.1}
+    assert seen[0] == {f"{ENDPOINT}-v1": 0.5, f"{ENDPOINT}-v2": 0.5}
     assert {f"{ENDPOINT}-v2": 1.0} in seen
     live = cloud.endpoint()
     assert (live["EndpointStatus"], live["EndpointConfigName"]) == ("InService", f"{ENDPOINT}-v2")
@@ -105,7 +113,7 @@ def test_canary_update_shifts_a_slice_then_completes(cloud: Cloud) -> None:
     routing = deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     assert routing == {
         "Type": "CANARY",
-        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25},
         "WaitIntervalInSeconds": 300,
     }
     assert deployment["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 120
@@ -131,12 +139,47 @@ def test_linear_and_all_at_once_use_their_traffic_routing(cloud: Cloud, strategy
     assert sent == {**routing, "WaitIntervalInSeconds": 300}
 
 
+def test_a_larger_fleet_gets_a_smaller_canary(cloud: Cloud) -> None:
+    # Given v1 on four instances
+    deploy_first(cloud, initial_instance_count=4, min_capacity=4, max_capacity=6)
+    seen: list[dict[str, float]] = []
+    # When v2 is deployed with a 25% canary / Then the canary is one instance of four: a quarter of the traffic
+    run = run_deployment(
+        deployer(cloud, initial_instance_count=4, min_capacity=4, max_capacity=6),
+        cloud.register(2),
+        during_rollout=lambda _: seen.append(shares()),
+    )
+    assert run.error is None
+    assert seen[0] == {f"{ENDPOINT}-v1": 0.75, f"{ENDPOINT}-v2": 0.25}
+
+
+def test_a_canary_on_a_one_instance_fleet_is_refused_before_the_update(cloud: Cloud) -> None:
+    # Given v1 on a single instance (deployed all at once)
+    single = {"strategy": "ALL_AT_ONCE", "initial_instance_count": 1, "min_capacity": 1}
+    deploy_first(cloud, **single)
+    # When a canary deployment of v2 finds that fleet (autoscaling keeps the live instance count)
+    run = run_deployment(deployer(cloud), cloud.register(2))
+    # Then it fails with the reason, before asking SageMaker for an update it would refuse; v1 keeps serving
+    assert isinstance(run.error, FleetTooSmall)
+    assert "CANARY on 1 instance(s)" in str(run.error) and "at least 2 instances" in str(run.error)
+    live = cloud.endpoint()
+    assert (live["EndpointStatus"], live["EndpointConfigName"]) == ("InService", f"{ENDPOINT}-v1")
+    assert shares() == {f"{ENDPOINT}-v1": 1.0}
+
+
+def test_the_lambda_rounds_traffic_batches_like_the_stage_config() -> None:
+    # Given the Lambda's twin of stacks.config.traffic_batch_instances / Then they agree everywhere
+    for percent in range(1, 101):
+        for instances in range(1, 21):
+            assert traffic_batch_instances(percent, instances) == config_batch_instances(percent, instances)
+
+
 def test_alarm_during_the_canary_bake_rolls_back_and_fails_the_deployment(cloud: Cloud) -> None:
     # Given v1 in production and a canary of v2 in its baking period
     deploy_first(cloud)
 
     def five_hundreds(_: dict[str, Any]) -> None:
-        if shares().get(f"{ENDPOINT}-v2") == 0.1:  # the canary slice is live
+        if shares().get(f"{ENDPOINT}-v2") == 0.5:  # the canary slice is live
             cloud.set_alarm(ALARMS[0], "ALARM")
 
     # When the 5XX guardrail alarm fires during the bake

@@ -58,8 +58,9 @@ def sm() -> Iterator[Any]:
 
 
 def model_and_config(
-    client: Any, name: str, *, shadow_of: str | None = None, instance_type: str = "ml.m5.large"
+    client: Any, name: str, *, shadow_of: str | None = None, instance_type: str = "ml.m5.large", instances: int = 10
 ) -> str:
+    """A model and its one-variant config on ``instances`` instances (10: a 10% canary is one instance)."""
     client.create_model(
         ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "img", "ModelDataUrl": f"s3://a/{name}"}
     )
@@ -67,7 +68,7 @@ def model_and_config(
         {
             "VariantName": "AllTraffic",
             "ModelName": shadow_of or name,
-            "InitialInstanceCount": 2,
+            "InitialInstanceCount": instances,
             "InstanceType": instance_type,
             "InitialVariantWeight": 1.0,
         }
@@ -197,7 +198,7 @@ def test_canary_shifts_traffic_bakes_then_completes(sm: Any) -> None:
     model_and_config(sm, "challenger")
     # When a canary update starts
     sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="challenger", DeploymentConfig=canary())
-    # Then the canary takes 10% while the endpoint still reports the old config and the pending one
+    # Then the canary (one instance of ten) takes 10% while the endpoint still reports the old and the pending config
     described = live(sm)
     assert described["EndpointStatus"] == "Updating"
     assert described["EndpointConfigName"] == "champion"
@@ -291,6 +292,47 @@ def test_execution_timeout_rolls_back(sm: Any) -> None:
     sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary(wait=600, timeout=900))
     clock.advance(1000)
     assert live(sm)["EndpointConfigName"] == "a"
+
+
+@pytest.mark.parametrize(
+    ("instances", "percent", "want"),
+    [(2, 10, 0.5), (2, 50, 0.5), (4, 25, 0.25), (4, 30, 0.5), (10, 15, 0.2), (3, 33, 1 / 3)],
+)
+def test_a_canary_turns_on_whole_instances(sm: Any, instances: int, percent: int, want: float) -> None:
+    # Given a fleet of ``instances`` / When a CAPACITY_PERCENT canary starts
+    model_and_config(sm, "a", instances=instances)
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    model_and_config(sm, "b", instances=instances)
+    sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary(percent=percent))
+    # Then its share is rounded up to whole instances: traffic follows the instances turned on
+    assert shares()[("b", "production")] == pytest.approx(want, abs=1e-6)
+
+
+def test_a_canary_on_a_single_instance_is_refused(sm: Any) -> None:
+    # Given a one-instance fleet, where any canary is the whole fleet
+    model_and_config(sm, "a", instances=1)
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    model_and_config(sm, "b", instances=1)
+    # When a 10% canary is asked for / Then SageMaker's rule (at most half the instances) refuses it
+    with pytest.raises(ClientError) as error:
+        sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary(percent=10))
+    assert "50% of the variant's total instance count: 1 of 1" in error.value.response["Error"]["Message"]
+    assert live(sm)["EndpointConfigName"] == "a" and live(sm)["EndpointStatus"] == "InService"
+
+
+def test_a_retained_instance_count_sizes_the_canary(sm: Any) -> None:
+    # Given a 10-instance config whose endpoint autoscaling keeps at 2 instances
+    model_and_config(sm, "a")
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=ENDPOINT, DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 2}]
+    )
+    model_and_config(sm, "b")
+    # When the update keeps the variant's properties / Then a 10% canary is one of those 2 instances: half
+    sm.update_endpoint(
+        EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary(), RetainAllVariantProperties=True
+    )
+    assert shares()[("b", "production")] == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize(
