@@ -141,6 +141,10 @@ class AlarmThresholds:
     rollback_evaluation_periods: int = 2
     drift_psi: float = 0.2  # PSI over this is significant drift
     quality_auc_floor: float = 0.70
+    # ground truth arrives in batches (a day's labels in one upload): each batch is one AUC datapoint, so the
+    # quality alarm's period is the label cadence; with hourly periods, N consecutive breaching periods would
+    # need N uploads in N consecutive hours and a daily-labelled model could never trip it
+    quality_period_hours: int = 24
     monitor_evaluation_periods: int = 3  # consecutive breaching periods before a retrain alarm fires
 
 
@@ -169,6 +173,15 @@ class StageConfig:
     log_retention_days: int = 30
     noncurrent_version_days: int = 90  # data buckets keep old versions this long
     raw_prefix: str = "datasets"  # s3://raw/<raw_prefix>/<dataset>/<file>
+
+    def __post_init__(self) -> None:
+        periods = self.alarms.monitor_evaluation_periods
+        for name, seconds in (
+            ("drift", self.drift_schedule_minutes * 60),
+            ("quality", self.alarms.quality_period_hours * 3600),
+        ):
+            for problem in alarm_window_problems(seconds, periods):
+                raise ValueError(f"{name} alarm: {problem}")
 
     # ---- derived names (fixed, so resources can refer to each other without tokens) ----
     @property
@@ -206,6 +219,17 @@ class StageConfig:
     @property
     def raw_dataset_prefix(self) -> str:
         return f"{self.raw_prefix}/{self.dataset.name}/"
+
+
+def alarm_window_problems(period_seconds: int, evaluation_periods: int) -> list[str]:
+    """Why PutMetricAlarm would refuse this window (empty: it would not): the period is 10, 20, 30 s or a
+    multiple of 60, and period x evaluation periods is at most 1 day below 1-hour periods, 7 days otherwise."""
+    if period_seconds not in (10, 20, 30) and period_seconds % 60:
+        return [f"a period of {period_seconds} s is not 10, 20, 30 or a multiple of 60"]
+    limit = 86_400 if period_seconds < 3600 else 604_800
+    if period_seconds * evaluation_periods > limit:
+        return [f"{evaluation_periods} periods of {period_seconds} s exceed CloudWatch's evaluation range of {limit} s"]
+    return []
 
 
 def _dev() -> StageConfig:

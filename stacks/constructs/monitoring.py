@@ -199,7 +199,7 @@ class Monitoring(Construct):
                 metric_name=QUALITY_METRIC,
                 dimensions_map=dims,
                 statistic="Minimum",
-                period=cdk.Duration.hours(1),
+                period=cdk.Duration.hours(a.quality_period_hours),  # one label batch per period
             ),
             a.quality_auc_floor,
             cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
-from stacks.config import StageConfig, load_config
+import boto3
+import pytest
+from moto import mock_aws
+from moto.cloudwatch.models import cloudwatch_backends
+
+from lambdas.retrain import logic as retrain
+from lambdas.retrain.models import AlarmEvent
+from localcloud.runtime import alarms as local_alarms
+from stacks.config import AlarmThresholds, StageConfig, alarm_window_problems, load_config
 from tests.infrastructure.helpers import of_type
+
+DAY = 86_400
+MOTO_ACCOUNT = "123456789012"  # moto's default account
 
 
 def test_retrain_alarms_invoke_the_retrain_lambda_after_n_breaching_periods(
@@ -29,6 +42,58 @@ def test_retrain_alarms_invoke_the_retrain_lambda_after_n_breaching_periods(
         if p["Properties"]["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"
     ]
     assert len(perms) == 4 and perms[0]["FunctionName"]["Fn::GetAtt"][0].startswith("MonitoringRetrain")
+
+
+def test_every_alarm_window_is_one_cloudwatch_accepts(resources: dict[str, Any]) -> None:
+    # Given every alarm of the stack / Then PutMetricAlarm would take its period and evaluation range
+    for name, alarm in of_type(resources, "AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        assert alarm_window_problems(int(props["Period"]), int(props["EvaluationPeriods"])) == [], name
+    # And the stage config refuses a window CloudWatch would not (3 periods of 3 days > 7 days)
+    with pytest.raises(ValueError, match="quality alarm: 3 periods of 259200 s exceed"):
+        replace(load_config("dev"), alarms=AlarmThresholds(quality_period_hours=72))
+    assert alarm_window_problems(90, 1) == ["a period of 90 s is not 10, 20, 30 or a multiple of 60"]
+    assert alarm_window_problems(300, 300) != [] and alarm_window_problems(3600, 168) == []
+
+
+def _quality_alarm(resources: dict[str, Any], config: StageConfig) -> dict[str, Any]:
+    (props,) = [
+        v["Properties"]
+        for v in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if v["Properties"]["AlarmName"] == f"{config.prefix}-quality"
+    ]
+    return dict(props)
+
+
+def test_daily_ground_truth_can_trip_the_quality_alarm_and_pass_the_retrain_guard(
+    resources: dict[str, Any], config: StageConfig
+) -> None:
+    # Given the synthesized quality alarm, created as CloudWatch would hold it
+    props = _quality_alarm(resources, config)
+    assert props["Period"] == config.alarms.quality_period_hours * 3600 == DAY
+    now = 1_800_000_000 - 1_800_000_000 % DAY + DAY  # midnight UTC, the end of the third day below
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=config.region)
+        cloudwatch.put_metric_alarm(
+            **{k: props[k] for k in ("AlarmName", "Namespace", "MetricName", "Dimensions", "Statistic", "Period")},
+            **{k: props[k] for k in ("EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator")},
+            TreatMissingData=props["TreatMissingData"],
+        )
+        alarm = cloudwatch_backends[MOTO_ACCOUNT][config.region].alarms[props["AlarmName"]]
+        # When three daily label uploads (10:00 UTC) each measure an AUC under the floor
+        points = [local_alarms.Datapoint(now - day * DAY - 14 * 3600, 0.61) for day in range(3)]
+        result = local_alarms.evaluate(alarm, points, now)
+        # Then the alarm fires on the three daily periods (with hourly periods it could never have)
+        assert result.state == "ALARM", result.reason
+        previous = {"value": "OK", "reason": "", "reasonData": "{}", "timestamp": local_alarms.iso(now - DAY)}
+        alarm.update_state(result.reason, json.dumps(result.reason_data), result.state)
+        event = local_alarms.alarm_event(alarm, previous, MOTO_ACCOUNT, config.region, now)
+    # And the retrain guard counts three consecutive breaching periods: enough to retrain
+    transition = retrain.Transition.from_event(AlarmEvent.model_validate(event))
+    breaching, _, newest, period = retrain._evaluated(transition, "LessThanThreshold")
+    assert period == DAY and len(breaching) == 3
+    assert retrain._run_length(breaching, newest, period) >= config.retrain.consecutive_breaches
+    assert transition.timestamp == datetime.fromtimestamp(now, UTC)
 
 
 def test_retrain_lambda_is_serialised(resources: dict[str, Any]) -> None:
