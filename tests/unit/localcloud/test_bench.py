@@ -43,3 +43,12 @@ def test_summary_names_the_trigger_and_every_state_that_took_time_with_its_job()
     }
     # When summarised / Then instant states are left out and job time is shown next to its state
     assert bench.summary(measured) == ("upload->first state 0.72 s; RunEtl 5.19 s (job 5.17 s); PrepareTraining 0.26 s")
+
+
+def test_summary_leads_with_the_floor_the_jobs_thread_count_sets() -> None:
+    # Given a measurement whose direct work, at the jobs' thread count, took 1.43x the reference
+    measured = {"thread_floor_ratio": 1.43, "breakdown": {"trigger_seconds": 0.3, "states": []}}
+    # When summarised / Then the floor comes first: no pipeline on this machine can score below it
+    assert bench.summary(measured) == (
+        "the direct work at the jobs' thread count alone is 1.43x; upload->first state 0.30 s"
+    )
