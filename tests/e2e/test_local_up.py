@@ -1,4 +1,5 @@
-"""``mlops local up``: another process drives the served local cloud with plain boto3, like an account."""
+"""``mlops local up``: another process drives the served local cloud with the AWS CLI and plain boto3, like an
+account."""
 
 from __future__ import annotations
 
@@ -70,7 +71,27 @@ def served(assembly: Path, tmp_path: Path) -> Iterator[dict[str, Any]]:
             process.kill()
 
 
-def test_local_up_serves_the_stack_to_boto3_in_another_process(served: dict[str, Any]) -> None:
+def aws(served: dict[str, Any], *args: str) -> str:
+    """The pinned AWS CLI against the served cloud, configured only by the environment the banner prints."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "AWS_ENDPOINT_URL": served["endpoint_url"],
+        "AWS_CA_BUNDLE": served["verify"],
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("aws")), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_local_up_serves_the_stack_to_boto3_in_another_process(served: dict[str, Any], tmp_path: Path) -> None:
     def client(service: str) -> Any:
         return boto3.client(
             service,
@@ -85,10 +106,11 @@ def test_local_up_serves_the_stack_to_boto3_in_another_process(served: dict[str,
     outputs = served["outputs"]
     # Given the banner that tells a user how to reach the local cloud
     assert "export AWS_ENDPOINT_URL=https://127.0.0.1:" in served["banner"]
-    # When a client uploads data to the raw zone with plain boto3
-    client("s3").put_object(
-        Bucket=outputs["RawBucket"], Key="datasets/churn/from-boto3.csv", Body=to_csv_bytes(generate(3000, seed=3))
-    )
+    # When a user uploads data to the raw zone with the AWS CLI, as the README's deploy section does
+    data = tmp_path / "data.csv"
+    data.write_bytes(to_csv_bytes(generate(3000, seed=3)))
+    copied = aws(served, "s3", "cp", str(data), f"s3://{outputs['RawBucket']}/datasets/churn/from-the-cli.csv")
+    assert "upload: " in copied, copied
     sfn, sm = client("stepfunctions"), client("sagemaker")
 
     def finished(machine: str) -> list[dict[str, Any]]:
@@ -107,6 +129,8 @@ def test_local_up_serves_the_stack_to_boto3_in_another_process(served: dict[str,
     packages = sm.list_model_packages(ModelPackageGroupName=outputs["ModelPackageGroup"])["ModelPackageSummaryList"]
     assert [p["ModelApprovalStatus"] for p in packages] == ["Approved"]
     assert sm.describe_endpoint(EndpointName=outputs["EndpointName"])["EndpointStatus"] == "InService"
+    described = json.loads(aws(served, "sagemaker", "describe-endpoint", "--endpoint-name", outputs["EndpointName"]))
+    assert described["EndpointStatus"] == "InService"
     # And sagemaker-runtime answers with real predictions from the served model, naming its variant
     answer = client("sagemaker-runtime").invoke_endpoint(
         EndpointName=outputs["EndpointName"],
