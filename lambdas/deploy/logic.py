@@ -554,7 +554,8 @@ class Deployer:
             for v in live.get("ProductionVariants", [])
             if v.get("VariantName") == self.serving.variant_name
         )
-        logger.info("traffic shifting of %s", target, extra={"plan": self.traffic_plan(strategy, instances)})
+        plan = self.traffic_plan(strategy, instances)
+        logger.info("traffic shifting of %s", target, extra={"plan": plan})
         self.sm.update_endpoint(
             EndpointName=endpoint,
             EndpointConfigName=target,
@@ -563,7 +564,7 @@ class Deployer:
             DeploymentConfig=config,
         )
         rollout = self._status(phase, target, current, None)
-        return rollout.model_copy(update={"deployment_config": config})
+        return rollout.model_copy(update={"deployment_config": config, "traffic_plan": plan})
 
     def _status(self, phase: str, target: str, previous: str | None, live: dict[str, Any] | None) -> Rollout:
         live = live or self._describe_endpoint(self.settings.endpoint_name) or {}
@@ -789,6 +790,7 @@ class Deployer:
             f"Model {prepared.model_version} (package {prepared.model_package_arn}) serves endpoint {endpoint}.",
             f"Endpoint config: {target} (was {rollout.previous_config_name or 'none: first deploy'}).",
             f"Strategy: {prepared.strategy}; smoke test passed on {prepared.smoke_endpoint_name}.",
+            *([f"Traffic shifting: {rollout.traffic_plan}."] if rollout.traffic_plan else []),
             f"Autoscaling: {self.serving.min_capacity}-{self.serving.max_capacity} instances, target "
             f"{self.serving.target_invocations_per_instance} invocations per instance per minute.",
         ]

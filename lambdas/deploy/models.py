@@ -117,6 +117,7 @@ class Rollout(BaseModel):
     shadow_since: str | None = None
     progress: str = ""
     deployment_config: dict[str, Any] | None = None
+    traffic_plan: str = ""  # the new model's traffic share per step, in whole instances (update phases)
     comparison: Comparison | None = None
 
 

@@ -120,16 +120,26 @@ def test_canary_update_shifts_a_slice_then_completes(cloud: Cloud) -> None:
     assert deployment["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": a} for a in ALARMS]}
     assert run.state["rollout"]["previous_config_name"] == f"{ENDPOINT}-v1"
     assert run.checks >= 3  # it waited through the canary bake, the final bake and the termination wait
+    # And the notification tells the operator what share of traffic each step really carried
+    plan = "1/2 instances (50%) -> 2/2 instances (100%)"
+    assert run.state["rollout"]["traffic_plan"] == plan
+    assert f"Traffic shifting: {plan}." in run.state["verified"]["message"]
 
 
 @pytest.mark.parametrize(
-    ("strategy", "routing"),
+    ("strategy", "routing", "plan"),
     [
-        ("LINEAR", {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 33}}),
-        ("ALL_AT_ONCE", {"Type": "ALL_AT_ONCE"}),
+        (
+            "LINEAR",
+            {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 33}},
+            "1/2 instances (50%) -> 2/2 instances (100%)",  # 33% of 2 instances is one instance
+        ),
+        ("ALL_AT_ONCE", {"Type": "ALL_AT_ONCE"}, "all at once on 2 instance(s)"),
     ],
 )
-def test_linear_and_all_at_once_use_their_traffic_routing(cloud: Cloud, strategy: str, routing: dict) -> None:
+def test_linear_and_all_at_once_use_their_traffic_routing(
+    cloud: Cloud, strategy: str, routing: dict, plan: str
+) -> None:
     deploy_first(cloud, strategy=strategy)
     run = run_deployment(deployer(cloud, strategy=strategy), cloud.register(2))
     assert run.error is None
@@ -137,6 +147,7 @@ def test_linear_and_all_at_once_use_their_traffic_routing(cloud: Cloud, strategy
     assert live["EndpointConfigName"] == f"{ENDPOINT}-v2"
     sent = live["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
     assert sent == {**routing, "WaitIntervalInSeconds": 300}
+    assert run.state["rollout"]["traffic_plan"] == plan
 
 
 def test_a_larger_fleet_gets_a_smaller_canary(cloud: Cloud) -> None:
