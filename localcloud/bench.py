@@ -251,6 +251,9 @@ def measure(rows: int, with_imports: bool = True) -> dict[str, Any]:
         # the same direct work at the jobs' thread count, over the reference: the ratio a pipeline with no
         # overhead at all would score (the jobs leave a core to the local cloud, see jobs.job_threads)
         "thread_floor_ratio": job_threaded / reference,
+        # the orchestration proper: the execution's time outside the managed jobs' own runs (trigger, Lambdas,
+        # Step Functions, the .sync waits around each job)
+        "outside_jobs_seconds": round(figure - sum(float(s.get("job_seconds", 0)) for s in run["states"]), 3),
         "breakdown": run,
         "fresh_interpreter_imports": import_seconds() if with_imports else {},
         "cpus": os.cpu_count(),
@@ -266,6 +269,8 @@ def summary(measured: dict[str, Any]) -> str:
     parts = [f"upload->first state {run['trigger_seconds']:.2f} s"]
     if "thread_floor_ratio" in measured:
         parts.insert(0, f"the direct work at the jobs' thread count alone is {measured['thread_floor_ratio']:.2f}x")
+    if "outside_jobs_seconds" in measured:
+        parts.append(f"outside the jobs {measured['outside_jobs_seconds']:.2f} s")
     for state in run["states"]:
         if state.get("seconds", 0) >= 0.05:
             text = f"{state['state']} {state['seconds']:.2f} s"

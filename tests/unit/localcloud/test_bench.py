@@ -47,8 +47,13 @@ def test_summary_names_the_trigger_and_every_state_that_took_time_with_its_job()
 
 def test_summary_leads_with_the_floor_the_jobs_thread_count_sets() -> None:
     # Given a measurement whose direct work, at the jobs' thread count, took 1.43x the reference
-    measured = {"thread_floor_ratio": 1.43, "breakdown": {"trigger_seconds": 0.3, "states": []}}
-    # When summarised / Then the floor comes first: no pipeline on this machine can score below it
+    measured = {
+        "thread_floor_ratio": 1.43,
+        "outside_jobs_seconds": 1.34,
+        "breakdown": {"trigger_seconds": 0.3, "states": []},
+    }
+    # When summarised / Then the floor comes first (no pipeline on this machine can score below it) and the time
+    # outside the jobs' own runs (the orchestration proper) last
     assert bench.summary(measured) == (
-        "the direct work at the jobs' thread count alone is 1.43x; upload->first state 0.30 s"
+        "the direct work at the jobs' thread count alone is 1.43x; upload->first state 0.30 s; outside the jobs 1.34 s"
     )
