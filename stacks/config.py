@@ -106,29 +106,30 @@ class ServingSettings:
                 f"({self.initial_instance_count}) <= max_capacity ({self.max_capacity})"
             )
         for instances in range(self.min_capacity, self.max_capacity + 1):
-            for problem in traffic_shift_problems(self, self.strategy, instances):
+            problem = traffic_shift_problem(self, self.strategy, instances)
+            if problem:
                 raise ValueError(f"serving: {problem}")
 
 
-def traffic_shift_problems(serving: ServingSettings, strategy: str, instances: int) -> list[str]:
-    """Why SageMaker would refuse ``strategy`` on a variant of ``instances`` instances (empty: it would not).
+def traffic_shift_problem(serving: ServingSettings, strategy: str, instances: int) -> str | None:
+    """Why SageMaker would refuse ``strategy`` on a variant of ``instances`` instances (None: it would not).
     Canary: at most half the instances. Linear: steps of 10-50% of the instances."""
     if strategy == "CANARY":
         batch = traffic_batch_instances(serving.canary_percent, instances)
         if not 0 < serving.canary_percent <= 50 or 2 * batch > instances:
-            return [
+            return (
                 f"a {serving.canary_percent}% canary on {instances} instance(s) is {batch} instance(s), over the "
                 "half of the variant SageMaker allows; run at least 2 instances (initial_instance_count and "
                 "min_capacity) or choose ALL_AT_ONCE"
-            ]
+            )
     if strategy == "LINEAR":
         batch = traffic_batch_instances(serving.linear_step_percent, instances)
         if not 10 <= serving.linear_step_percent <= 50 or 2 * batch > instances:
-            return [
+            return (
                 f"a {serving.linear_step_percent}% linear step on {instances} instance(s) is {batch} instance(s); "
                 "SageMaker allows steps of 10-50% of the variant: run at least 2 instances or choose ALL_AT_ONCE"
-            ]
-    return []
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,8 @@ class StageConfig:
             ("drift", self.drift_schedule_minutes * 60),
             ("quality", self.alarms.quality_period_hours * 3600),
         ):
-            for problem in alarm_window_problems(seconds, periods):
+            problem = alarm_window_problem(seconds, periods)
+            if problem:
                 raise ValueError(f"{name} alarm: {problem}")
 
     # ---- derived names (fixed, so resources can refer to each other without tokens) ----
@@ -221,15 +223,15 @@ class StageConfig:
         return f"{self.raw_prefix}/{self.dataset.name}/"
 
 
-def alarm_window_problems(period_seconds: int, evaluation_periods: int) -> list[str]:
-    """Why PutMetricAlarm would refuse this window (empty: it would not): the period is 10, 20, 30 s or a
+def alarm_window_problem(period_seconds: int, evaluation_periods: int) -> str | None:
+    """Why PutMetricAlarm would refuse this window (None: it would not): the period is 10, 20, 30 s or a
     multiple of 60, and period x evaluation periods is at most 1 day below 1-hour periods, 7 days otherwise."""
     if period_seconds not in (10, 20, 30) and period_seconds % 60:
-        return [f"a period of {period_seconds} s is not 10, 20, 30 or a multiple of 60"]
+        return f"a period of {period_seconds} s is not 10, 20, 30 or a multiple of 60"
     limit = 86_400 if period_seconds < 3600 else 604_800
     if period_seconds * evaluation_periods > limit:
-        return [f"{evaluation_periods} periods of {period_seconds} s exceed CloudWatch's evaluation range of {limit} s"]
-    return []
+        return f"{evaluation_periods} periods of {period_seconds} s exceed CloudWatch's evaluation range of {limit} s"
+    return None
 
 
 def _dev() -> StageConfig:

@@ -514,7 +514,7 @@ class Deployer:
             steps = [min(instances, batch * i) for i in range(1, math.ceil(instances / batch) + 1)]
         else:
             return f"all at once on {instances} instance(s)"
-        if instances < 2 or 2 * steps[0] > instances:
+        if 2 * steps[0] > instances:  # a first step over half the fleet (every step on a 1-instance fleet)
             raise FleetTooSmall(
                 f"{strategy} on {instances} instance(s) would turn on {steps[0]} at first, over the half of the "
                 f"variant SageMaker allows: run at least 2 instances (serving min_capacity) or use ALL_AT_ONCE"

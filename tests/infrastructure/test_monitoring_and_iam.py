@@ -15,7 +15,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 from lambdas.retrain import logic as retrain
 from lambdas.retrain.models import AlarmEvent
 from localcloud.runtime import alarms as local_alarms
-from stacks.config import AlarmThresholds, StageConfig, alarm_window_problems, load_config
+from stacks.config import AlarmThresholds, StageConfig, alarm_window_problem, load_config
 from tests.infrastructure.helpers import of_type
 
 DAY = 86_400
@@ -48,12 +48,12 @@ def test_every_alarm_window_is_one_cloudwatch_accepts(resources: dict[str, Any])
     # Given every alarm of the stack / Then PutMetricAlarm would take its period and evaluation range
     for name, alarm in of_type(resources, "AWS::CloudWatch::Alarm").items():
         props = alarm["Properties"]
-        assert alarm_window_problems(int(props["Period"]), int(props["EvaluationPeriods"])) == [], name
+        assert alarm_window_problem(int(props["Period"]), int(props["EvaluationPeriods"])) is None, name
     # And the stage config refuses a window CloudWatch would not (3 periods of 3 days > 7 days)
     with pytest.raises(ValueError, match="quality alarm: 3 periods of 259200 s exceed"):
         replace(load_config("dev"), alarms=AlarmThresholds(quality_period_hours=72))
-    assert alarm_window_problems(90, 1) == ["a period of 90 s is not 10, 20, 30 or a multiple of 60"]
-    assert alarm_window_problems(300, 300) != [] and alarm_window_problems(3600, 168) == []
+    assert alarm_window_problem(90, 1) == "a period of 90 s is not 10, 20, 30 or a multiple of 60"
+    assert alarm_window_problem(300, 300) is not None and alarm_window_problem(3600, 168) is None
 
 
 def _quality_alarm(resources: dict[str, Any], config: StageConfig) -> dict[str, Any]:
