@@ -50,6 +50,8 @@ class TrainingSettings:
     # SageMaker scikit-learn container; must match the locally pinned scikit-learn (1.9)
     sklearn_framework_version: str = "1.9-0"
     processing_instance_type: str = "ml.m5.large"
+    # No SageMaker warm pool (ResourceConfig.KeepAlivePeriodInSeconds, at most 3600 s, billed while idle): runs
+    # start per upload or per retrain (cooldown RetrainGuard.cooldown_minutes), so a kept cluster would seldom match
     # the defaults of train.py's own Hyperparameters (one definition); override per stage with replace()
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
 
