@@ -50,7 +50,8 @@ class TrainingSettings:
     # SageMaker scikit-learn container; must match the locally pinned scikit-learn (1.9)
     sklearn_framework_version: str = "1.9-0"
     processing_instance_type: str = "ml.m5.large"
-    warm_pool_keep_alive_seconds: int = 0
+    # No SageMaker warm pool (ResourceConfig.KeepAlivePeriodInSeconds, at most 3600 s, billed while idle): runs
+    # start per upload or per retrain (cooldown RetrainGuard.cooldown_minutes), so a kept cluster would seldom match
     # the defaults of train.py's own Hyperparameters (one definition); override per stage with replace()
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
 
@@ -245,7 +246,7 @@ def _prod() -> StageConfig:
         stage="prod",
         approval="manual",
         glue=replace(dev.glue, workers=4, max_retries=1),
-        training=replace(dev.training, instance_type="ml.m5.xlarge", warm_pool_keep_alive_seconds=900),
+        training=replace(dev.training, instance_type="ml.m5.xlarge"),
         serving=replace(
             dev.serving,
             instance_type="ml.m5.xlarge",

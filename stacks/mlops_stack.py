@@ -63,8 +63,6 @@ class MlopsStack(cdk.Stack):
             serving=self.serving,
             topic=self.topic,
         )
-        self.lake.key.grant_encrypt_decrypt(cdk.aws_iam.ServicePrincipal("events.amazonaws.com"))
-        self.lake.key.grant_encrypt_decrypt(cdk.aws_iam.ServicePrincipal("states.amazonaws.com"))
         self._outputs()
         acknowledge_findings(self)
 

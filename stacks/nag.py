@@ -1,23 +1,48 @@
-"""cdk-nag AwsSolutions acknowledgments, each with the specific reason it is acceptable here.
+"""cdk-nag AwsSolutions acknowledgments: per construct and per finding, each with the reason it is acceptable there.
 
-cdk-nag 3 needs one acknowledgment per granular finding (e.g. ``AwsSolutions-IAM5[Action::s3:List*]``);
-findings that name a resource carry its logical id, so the ids are computed from the constructs.
-Everything not listed here fails the synth.
+cdk-nag 3 reports one granular finding per wildcard (``AwsSolutions-IAM5[Action::s3:GetObject*]``,
+``AwsSolutions-IAM5[Resource::<Bucket.Arn>/models/*]``) on the policy that holds it. Each is acknowledged with
+``cdk.Validations.of(<the role that needs it>)``, never on the stack: a new wildcard grant on any other role fails
+the synth until someone writes down why it is fine there. ``Resource::*`` reasons name the exact actions, which
+``wildcard_resource_actions`` also returns so that tests/infrastructure/test_least_privilege.py can check them
+against the synthesized template and AWS's Service Authorization Reference.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 if TYPE_CHECKING:
     from stacks.mlops_stack import MlopsStack
 
+LAMBDA_TRACING = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+PUT_METRICS = "cloudwatch:PutMetricData"
+# What aws-cdk-lib grants a state machine with logging (vended log delivery) and X-Ray tracing.
+STATE_MACHINE_LOGGING_AND_TRACING = (
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    *LAMBDA_TRACING,
+)
+SAGEMAKER_EXECUTION = (PUT_METRICS, "ecr:GetAuthorizationToken")
+BUCKET_NOTIFICATIONS_HANDLER = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
 
-def _ack(scope: IConstruct, finding: str, reason: str) -> None:
-    cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
+
+def _ack(scope: IConstruct, findings: Mapping[str, str]) -> None:
+    for finding, reason in findings.items():
+        cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
 
 
 def _ref(stack: cdk.Stack, construct: IConstruct, attribute: str = "Arn") -> str:
@@ -26,162 +51,358 @@ def _ref(stack: cdk.Stack, construct: IConstruct, attribute: str = "Arn") -> str
     return f"<{stack.resolve(stack.get_logical_id(child))}.{attribute}>"
 
 
-GRANT_ACTIONS = {
-    "Action::s3:GetBucket*": "aws-cdk-lib grant_read: bucket-level read actions on one zone bucket only",
-    "Action::s3:GetObject*": "aws-cdk-lib grant_read: object reads (incl. versions) within one zone bucket/prefix",
-    "Action::s3:List*": "aws-cdk-lib grant_read: listing one zone bucket (the jobs read prefixes of files)",
-    "Action::s3:Abort*": "aws-cdk-lib grant_write: aborting its own multipart uploads in one zone bucket",
-    "Action::s3:DeleteObject*": "aws-cdk-lib grant_read_write on curated/artifacts only (ETL/jobs overwrite "
-    "their own outputs); the raw zone is never granted delete",
-    "Action::kms:GenerateDataKey*": "aws-cdk-lib key grants: data keys of the one customer-managed data key",
-    "Action::kms:ReEncrypt*": "aws-cdk-lib key grants: re-encryption under the one customer-managed data key",
-}
+def _role(fn: cdk.aws_lambda.IFunction) -> iam.IRole:
+    """The function's own role (a sibling construct from LambdaFactory): its policy holds the findings."""
+    assert fn.role is not None
+    return fn.role
+
+
+def _iam5(finding: str) -> str:
+    return f"AwsSolutions-IAM5[{finding}]"
+
+
+def wildcard_resource_actions(stack: MlopsStack) -> dict[iam.IRole, tuple[str, ...]]:
+    """Per role, the actions it is granted on ``"*"``: each one AWS documents with no resource-level permission."""
+    pipeline, serving, monitoring = stack.pipeline, stack.serving, stack.monitoring
+    metrics = (*LAMBDA_TRACING, PUT_METRICS)
+    roles: dict[iam.IRole, tuple[str, ...]] = {
+        stack.lake.etl_role: (PUT_METRICS,),
+        pipeline.sagemaker_role: SAGEMAKER_EXECUTION,
+        serving.endpoint_role: SAGEMAKER_EXECUTION,
+        pipeline.state_machine.role: STATE_MACHINE_LOGGING_AND_TRACING,
+        serving.deployment.role: STATE_MACHINE_LOGGING_AND_TRACING,
+    }
+    for fn, actions in (
+        (pipeline.prepare_fn, LAMBDA_TRACING),
+        (pipeline.failure_fn, LAMBDA_TRACING),
+        (pipeline.register_fn, metrics),
+        (pipeline.start_fn, metrics),
+        (serving.batch_fn, metrics),
+        (serving.deploy_fn, (*metrics, "cloudwatch:GetMetricStatistics")),
+        (
+            serving.cleanup_fn,
+            (*LAMBDA_TRACING, "sagemaker:ListEndpointConfigs", "sagemaker:ListEndpoints", "sagemaker:ListModels"),
+        ),
+        (monitoring.drift_fn, metrics),
+        (monitoring.ground_truth_fn, metrics),
+        (monitoring.retrain_fn, metrics),
+    ):
+        roles[_role(fn)] = actions
+    return roles
+
+
+def _resource_star_reason(actions: tuple[str, ...]) -> str:
+    conditioned = " (scoped by a cloudwatch:namespace condition)" if PUT_METRICS in actions else ""
+    return (
+        "only actions AWS documents without resource-level permissions (Service Authorization Reference, checked by "
+        f"test_least_privilege.py): {', '.join(sorted(actions))}{conditioned}"
+    )
 
 
 def acknowledge_findings(stack: MlopsStack) -> None:
-    config = stack.config
-    region = config.region
-    for finding, reason in GRANT_ACTIONS.items():
-        _ack(stack, f"AwsSolutions-IAM5[{finding}]", reason)
+    for role, actions in wildcard_resource_actions(stack).items():
+        _ack(role, {_iam5("Resource::*"): _resource_star_reason(actions)})
+    _data_lake(stack)
+    _pipeline(stack)
+    _serving(stack)
+    _monitoring(stack)
+    _framework(stack)
 
-    lake = stack.lake
-    for bucket, zone in ((lake.raw, "raw"), (lake.curated, "curated"), (lake.artifacts, "artifacts")):
-        _ack(
-            stack,
-            f"AwsSolutions-IAM5[Resource::{_ref(stack, bucket)}/*]",
-            f"object-level access inside the {zone} zone bucket: object keys are per upload/run",
+
+# ---- reasons shared by several roles (each acknowledged only on the roles it is true of) ---------------------
+
+
+def _key(what: str, *, re_encrypt: bool = True) -> dict[str, str]:
+    found = {
+        _iam5("Action::kms:GenerateDataKey*"): f"aws-cdk-lib key grant on the one data key only: data keys to {what}"
+    }
+    if re_encrypt:
+        found[_iam5("Action::kms:ReEncrypt*")] = (
+            "aws-cdk-lib grant_encrypt_decrypt on the one data key only (ReEncryptFrom/To under that same key)"
         )
-    for bucket, prefix, why in (
-        (lake.raw, "batch-input", "batch inputs are read by the transform job"),
-        (lake.raw, "ground-truth", "labels uploaded by users are read by the ground-truth Lambda"),
-        (lake.curated, "batch-output", "transform results are written under this prefix only"),
-        (lake.curated, "manifests", "the retrain Lambda and the drift monitor read dataset manifests only"),
-        (lake.artifacts, "models", "the endpoint reads model.tar.gz files under models/ only"),
-        (
-            lake.artifacts,
-            "data-capture",
-            "the endpoint writes captured requests under this prefix only; the deploy Lambda (shadow vs production "
-            "comparison), the drift monitor and the ground-truth Lambda read them here",
-        ),
-        (
-            lake.artifacts,
-            "evaluations",
-            "the deploy and register Lambdas read evaluation reports (evaluation.json, golden payloads) only",
-        ),
-        (lake.curated, "curated", "the prepare Lambda and the drift monitor read the ETL's quality reports only"),
-        (
-            lake.artifacts,
-            "monitoring/drift",
-            "the drift monitor reads and writes its reports and capture watermark under this prefix only",
-        ),
-        (
-            lake.artifacts,
-            "monitoring/quality",
-            "the ground-truth Lambda writes joined labels and quality summaries under this prefix only",
-        ),
-    ):
-        _ack(stack, f"AwsSolutions-IAM5[Resource::{_ref(stack, bucket)}/{prefix}/*]", why)
+    return found
+
+
+def _reads(where: str) -> dict[str, str]:
+    return {
+        _iam5("Action::s3:GetObject*"): f"aws-cdk-lib grant_read: object reads (incl. versions and tags) of {where}",
+        _iam5("Action::s3:GetBucket*"): f"aws-cdk-lib grant_read: bucket-level reads of the buckets of {where}",
+        _iam5("Action::s3:List*"): f"aws-cdk-lib grant_read: listing the buckets of {where}",
+    }
+
+
+def _aborts(where: str) -> dict[str, str]:
+    return {_iam5("Action::s3:Abort*"): f"aws-cdk-lib grant_put: aborting its own multipart uploads under {where}"}
+
+
+def _objects(stack: cdk.Stack, bucket: IConstruct, prefix: str, reason: str) -> dict[str, str]:
+    return {_iam5(f"Resource::{_ref(stack, bucket)}/{prefix}"): reason}
+
+
+def _arns(stack: MlopsStack, reasons: Mapping[str, str]) -> dict[str, str]:
+    region = stack.config.region
+    return {_iam5(f"Resource::arn:aws:{k.format(region=region)}"): v for k, v in reasons.items()}
+
+
+def _account_arn(service: str, resource: str) -> str:
+    return f"{service}:{{region}}:<AWS::AccountId>:{resource}"
+
+
+def _invoke_versions(stack: cdk.Stack, *functions: IConstruct) -> dict[str, str]:
+    return {
+        _iam5(f"Resource::{_ref(stack, fn)}:*"): "invoking this one function's versions/aliases (aws-cdk-lib grant)"
+        for fn in functions
+    }
+
+
+# ---- per construct -------------------------------------------------------------------------------------------
+
+
+def _data_lake(stack: MlopsStack) -> None:
+    lake, config = stack.lake, stack.config
     _ack(
-        stack,
-        f"AwsSolutions-IAM5[Resource::{_ref(stack, lake.artifacts)}/evaluations/*/no-champion/NO_CHAMPION]",
-        "the prepare Lambda writes only the no-champion placeholder object of its execution (one key per run)",
+        lake.etl_role,
+        {
+            **_key("read SSE-KMS raw uploads and write SSE-KMS curated objects"),
+            **_reads(
+                f"the raw zone's {config.raw_dataset_prefix} uploads, the curated zone and the job's two code assets"
+            ),
+            **_aborts("the curated zone"),
+            _iam5("Action::s3:DeleteObject*"): "aws-cdk-lib grant_read_write on the curated zone only: the ETL "
+            "replaces its own outputs (splits, quarantine, reports, manifests); the raw zone is never granted delete",
+            **_objects(stack, lake.raw, f"{config.raw_dataset_prefix}*", "the job's input: uploads of the dataset"),
+            **_objects(stack, lake.curated, "*", "the ETL writes curated splits, quarantine, reports and manifests"),
+            **_arns(
+                stack,
+                {
+                    _account_arn("glue", f"table/{config.glue_database_name}/*"): "tables of this stage's database",
+                    _account_arn("logs", "log-group:/aws-glue/*"): "Glue writes job logs to service-named log groups "
+                    "under /aws-glue/",
+                },
+            ),
+        },
     )
 
-    _ack(
-        stack,
-        f"AwsSolutions-IAM5[Resource::arn:aws:s3:::cdk-hnb659fds-assets-<AWS::AccountId>-{region}/*]",
-        "CDK bootstrap asset bucket: code assets (Glue script, sourcedir.tar.gz) are content-addressed, "
-        "their keys are only known at publish time",
-    )
-    account = "<AWS::AccountId>"
-    for resource, reason in (
-        (
-            f"arn:aws:glue:{region}:{account}:table/{config.glue_database_name}/*",
-            "tables of this stage's Glue database only (one table per dataset)",
-        ),
-        (
-            f"arn:aws:logs:{region}:{account}:log-group:/aws-glue/*",
-            "Glue writes job logs to service-named log groups under /aws-glue/",
-        ),
-        (
-            f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/*",
-            "SageMaker writes job/endpoint logs to service-named log groups under /aws/sagemaker/",
-        ),
-        (
-            f"arn:aws:sagemaker:{region}:{account}:model-package/{config.model_package_group_name}/*",
-            "versions of this stage's model package group only",
-        ),
-        (
-            f"arn:aws:sagemaker:{region}:{account}:training-job/*",
-            "SageMakerCreateTrainingJob task (aws-cdk-lib): training job names are generated per execution",
-        ),
-        (
-            f"arn:aws:sagemaker:{region}:{account}:processing-job/{config.prefix}-*",
-            "evaluation job names are generated per execution under this stage's prefix",
-        ),
-        (
-            f"arn:aws:sagemaker:{region}:{account}:endpoint/{config.prefix}*",
-            "endpoints (incl. smoke-test candidates) created by the deployment under this stage's prefix",
-        ),
-        (
-            f"arn:aws:sagemaker:{region}:{account}:endpoint-config/{config.prefix}*",
-            "endpoint configs are created per deployment under this stage's prefix",
-        ),
-        (
-            f"arn:aws:sagemaker:{region}:{account}:model/{config.prefix}*",
-            "models are created per deployment/batch job under this stage's prefix",
-        ),
-        (
-            f"arn:aws:sagemaker:{region}:{account}:transform-job/{config.prefix}*",
-            "batch transform jobs are named per upload under this stage's prefix",
-        ),
-        (
-            f"arn:aws:application-autoscaling:{region}:{account}:scalable-target/*",
-            "scalable target ids are assigned by the service; a condition limits it to the sagemaker namespace",
-        ),
-    ):
-        _ack(stack, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
 
+def _pipeline(stack: MlopsStack) -> None:
+    lake, pipeline, config = stack.lake, stack.pipeline, stack.config
+    package = _account_arn("sagemaker", f"model-package/{config.model_package_group_name}/*")
     _ack(
-        stack,
-        "AwsSolutions-IAM5[Resource::*]",
-        "actions without resource-level permissions only: ecr:GetAuthorizationToken, X-Ray "
-        "PutTraceSegments/PutTelemetryRecords, cloudwatch:PutMetricData (limited by a namespace "
-        "condition), sagemaker:List* (cleanup enumerates what the pipeline created; ListModelPackages, which "
-        "the prepare/register Lambdas call, has no resource-level permission), cloudwatch:GetMetricStatistics "
-        "(the deploy Lambda compares shadow and production variant metrics)",
+        pipeline.sagemaker_role,
+        {
+            **_key("write SSE-KMS model archives and evaluation reports, and encrypt the job volumes"),
+            **_reads("curated splits, models/ and evaluations/ of the artifacts zone, and the source archive"),
+            **_aborts("models/ and evaluations/"),
+            **_objects(stack, lake.curated, "curated/*", "training and evaluation read the ETL's splits"),
+            **_objects(
+                stack,
+                lake.artifacts,
+                "models/*",
+                "training writes models/<job>/output/; evaluation reads the challenger and champion archives",
+            ),
+            **_objects(
+                stack,
+                lake.artifacts,
+                "evaluations/*",
+                "evaluation reads prepare's no-champion placeholder "
+                "and writes its report under evaluations/<execution>/",
+            ),
+            **_arns(
+                stack,
+                {
+                    _account_arn("logs", "log-group:/aws/sagemaker/*"): "SageMaker writes job logs to service-named "
+                    "log groups under /aws/sagemaker/"
+                },
+            ),
+        },
     )
-    functions = [
-        stack.pipeline.prepare_fn,
-        stack.pipeline.register_fn,
-        stack.pipeline.failure_fn,
-        stack.serving.deploy_fn,
-        stack.serving.cleanup_fn,
-    ]
-    for fn in functions:
-        _ack(
+    _ack(
+        _role(pipeline.prepare_fn),
+        {
+            **_key("write the SSE-KMS no-champion placeholder"),
+            **_reads("the ETL's quality reports under curated/"),
+            **_aborts("the no-champion placeholder key"),
+            **_objects(stack, lake.curated, "curated/*", "the ETL's quality reports (lineage) only"),
+            **_objects(
+                stack,
+                lake.artifacts,
+                "evaluations/*/no-champion/NO_CHAMPION",
+                "only the no-champion placeholder object of its execution (one key per run)",
+            ),
+            **_arns(stack, {package: "versions of this stage's model package group only"}),
+        },
+    )
+    _ack(
+        _role(pipeline.register_fn),
+        {
+            **_reads("evaluation reports under evaluations/"),
+            **_objects(stack, lake.artifacts, "evaluations/*", "evaluation reports (evaluation.json, golden payloads)"),
+            **_arns(stack, {package: "versions of this stage's model package group only"}),
+        },
+    )
+    _ack(_role(pipeline.start_fn), _key("read and write its SSE-KMS idempotency table items"))
+    machine = pipeline.state_machine
+    _ack(
+        machine.role,
+        {
+            **_key("publish to the SSE-KMS notifications topic", re_encrypt=False),
+            **_invoke_versions(stack, pipeline.failure_fn, pipeline.prepare_fn, pipeline.register_fn),
+            **_arns(
+                stack,
+                {
+                    _account_arn("sagemaker", f"{kind}-job/{config.prefix}-*"): f"{kind} jobs are named per "
+                    "execution under this stage's prefix"
+                    for kind in ("training", "processing")
+                },
+            ),
+        },
+    )
+
+
+def _serving(stack: MlopsStack) -> None:
+    lake, serving, config = stack.lake, stack.serving, stack.config
+    prefixed = {
+        kind: _account_arn("sagemaker", f"{kind}/{config.prefix}*")
+        for kind in ("endpoint", "endpoint-config", "model", "transform-job")
+    }
+    package = _account_arn("sagemaker", f"model-package/{config.model_package_group_name}/*")
+    scalable_target = _account_arn("application-autoscaling", "scalable-target/*")
+    target_ids = "scalable target ids are assigned by the service; a condition limits it to the sagemaker namespace"
+    _ack(
+        serving.endpoint_role,
+        {
+            **_key("write SSE-KMS captures and transform results, and encrypt the instance volumes"),
+            **_reads("model archives under models/ and batch inputs under batch-input/"),
+            **_aborts("data-capture/ and batch-output/"),
+            **_objects(stack, lake.artifacts, "models/*", "the endpoint reads model.tar.gz files under models/ only"),
+            **_objects(stack, lake.artifacts, "data-capture/*", "the endpoint writes captured requests here only"),
+            **_objects(stack, lake.raw, "batch-input/*", "the transform job reads batch inputs only"),
+            **_objects(stack, lake.curated, "batch-output/*", "the transform job writes results under this prefix"),
+            **_arns(
+                stack,
+                {
+                    _account_arn("logs", "log-group:/aws/sagemaker/*"): "SageMaker writes endpoint/transform logs to "
+                    "service-named log groups under /aws/sagemaker/"
+                },
+            ),
+        },
+    )
+    _ack(
+        _role(serving.deploy_fn),
+        {
+            **_reads("captured traffic (shadow comparison) and evaluation reports (golden payloads)"),
+            **_objects(stack, lake.artifacts, "data-capture/*", "captured requests of the shadow comparison"),
+            **_objects(stack, lake.artifacts, "evaluations/*", "golden payloads of the smoke test"),
+            **_arns(
+                stack,
+                {
+                    prefixed["endpoint"]: "the endpoint and its smoke-test candidate, named under this stage's prefix",
+                    prefixed["endpoint-config"]: "endpoint configs are created per deployment under the prefix",
+                    prefixed["model"]: "models are created per deployment under this stage's prefix",
+                    package: "versions of this stage's model package group only",
+                    scalable_target: target_ids,
+                    _account_arn("cloudwatch", f"alarm:TargetTracking-endpoint/{config.endpoint_name}/variant/*"): (
+                        "the target tracking alarms Application Auto Scaling creates for this endpoint's variants"
+                    ),
+                },
+            ),
+        },
+    )
+    _ack(
+        serving.deployment.role,
+        {
+            **_key("publish to the SSE-KMS notifications topic", re_encrypt=False),
+            **_invoke_versions(stack, serving.deploy_fn),
+        },
+    )
+    _ack(
+        _role(serving.cleanup_fn),
+        _arns(
             stack,
-            f"AwsSolutions-IAM5[Resource::{_ref(stack, fn)}:*]",
-            "Step Functions / custom-resource invoke of this one function's versions (aws-cdk-lib grant)",
-        )
-    machine = stack.pipeline.state_machine
-    machine_id = stack.resolve(stack.get_logical_id(machine.node.default_child))  # type: ignore[arg-type]
-    _ack(
-        stack,
-        "AwsSolutions-IAM5[Resource::arn:aws:states:"
-        f'{region}:{account}:execution:{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine_id}"}}]}}]}}:*]',
-        "the retrain guard reads executions of the training state machine only (is one running?)",
+            {
+                prefixed["endpoint"]: "deletes the endpoints the pipeline created under this stage's prefix",
+                prefixed["endpoint-config"]: "deletes the endpoint configs the pipeline created under the prefix",
+                prefixed["model"]: "deletes the models the pipeline created under this stage's prefix",
+                scalable_target: target_ids,
+            },
+        ),
     )
     _ack(
-        stack,
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-        "only on aws-cdk-lib's own framework functions (custom-resource Provider onEvent and the "
-        "BucketNotificationsHandler that turns on EventBridge delivery); it grants log writes only. "
-        "Our functions use roles scoped to their own log group (stacks/constructs/lambda_factory.py)",
+        _role(serving.batch_fn),
+        {
+            **_key("read and write its SSE-KMS idempotency table items"),
+            **_arns(
+                stack,
+                {
+                    prefixed["transform-job"]: "batch transform jobs are named per upload under this stage's prefix",
+                    prefixed["model"]: "the batch model is created per job under this stage's prefix",
+                    package: "versions of this stage's model package group only",
+                },
+            ),
+        },
+    )
+    cleanup_provider = serving.node.find_child("CleanupProvider")
+    _ack(cleanup_provider, _invoke_versions(stack, serving.cleanup_fn))
+
+
+def _monitoring(stack: MlopsStack) -> None:
+    lake, monitoring = stack.lake, stack.monitoring
+    _ack(
+        _role(monitoring.drift_fn),
+        {
+            **_key("write its SSE-KMS reports and watermark"),
+            **_reads("captured traffic, its own reports, dataset manifests and the ETL's quality reports"),
+            **_aborts("monitoring/drift/"),
+            **_objects(stack, lake.artifacts, "data-capture/*", "the captured requests it measures"),
+            **_objects(stack, lake.artifacts, "monitoring/drift/*", "its reports and capture watermark"),
+            **_objects(stack, lake.curated, "manifests/*", "dataset manifests (the baseline's version)"),
+            **_objects(stack, lake.curated, "curated/*", "the ETL's quality reports (the baseline histograms)"),
+        },
     )
     _ack(
-        stack,
-        "AwsSolutions-L1",
-        "python3.13 on purpose: the newest runtime for which both public layers this stack uses "
-        "(Powertools 3.37.0 and AWS SDK for pandas 3.17.1) are published",
+        _role(monitoring.ground_truth_fn),
+        {
+            **_key("write SSE-KMS joined labels and read/write its idempotency records"),
+            **_reads("uploaded labels and captured predictions"),
+            **_aborts("monitoring/quality/"),
+            **_objects(stack, lake.raw, "ground-truth/*", "labels uploaded by users"),
+            **_objects(stack, lake.artifacts, "data-capture/*", "captured predictions to join with the labels"),
+            **_objects(stack, lake.artifacts, "monitoring/quality/*", "joined labels and quality summaries"),
+        },
     )
+    _ack(
+        _role(monitoring.retrain_fn),
+        {
+            **_key("read and write its SSE-KMS guard table items and publish to the SSE-KMS topic"),
+            **_reads("the dataset manifests"),
+            **_objects(stack, lake.curated, "manifests/*", "the latest dataset manifest (which data to retrain on)"),
+        },
+    )
+
+
+def _framework(stack: MlopsStack) -> None:
+    """aws-cdk-lib's own framework functions."""
+    basic_execution = (
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]"
+    )
+    why = (
+        "aws-cdk-lib's {what}: the managed policy grants log writes only; our own functions use roles scoped to "
+        "their own log group (stacks/constructs/lambda_factory.py)"
+    )
+    _ack(
+        stack.node.find_child(BUCKET_NOTIFICATIONS_HANDLER),
+        {basic_execution: why.format(what="BucketNotificationsHandler (turns on EventBridge delivery of the buckets)")},
+    )
+    _ack(
+        stack.serving.node.find_child("CleanupProvider"),
+        {basic_execution: why.format(what="custom-resource Provider onEvent function")},
+    )
+    for fn in stack.node.find_all():
+        if isinstance(fn, cdk.aws_lambda.Function) and fn.runtime.name.startswith("python3.13"):
+            _ack(
+                fn,
+                {
+                    "AwsSolutions-L1": "python3.13 on purpose: the newest runtime for which both public layers this "
+                    "stack uses (Powertools 3.37.0 and AWS SDK for pandas 3.17.1) are published"
+                },
+            )

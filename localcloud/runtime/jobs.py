@@ -57,19 +57,27 @@ class JobResult:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-_HTTPS_PATH = re.compile(r"^https://s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com/([^/]+)/?(.*)$")
-_HTTPS_HOST = re.compile(r"^https://([^/]+?)\.s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com/?(.*)$")
+# SageMaker's S3Uri shape (botocore data/sagemaker/2017-07-24/service-2.json, shape S3Uri: pattern
+# "(https|s3)://([^/]+)/?(.*)", max 1024): whatever follows the scheme up to the first "/" is the bucket, for https
+# too. An S3 HTTPS URL (https://s3.<region>.amazonaws.com/<bucket>/...) therefore names the bucket
+# "s3.<region>.amazonaws.com", and the job fails on it as it does on SageMaker.
+S3_URI = re.compile(r"(https|s3)://([^/]+)/?(.*)", re.DOTALL)
+S3_URI_MAX = 1024
+
+
+class S3UriError(ValueError):
+    """A URI SageMaker's request validation refuses (ValidationException)."""
 
 
 def split_s3(uri: str) -> tuple[str, str]:
-    """(bucket, key) of an ``s3://`` URI or an S3 HTTPS URL (path or virtual-hosted style, as SageMaker accepts)."""
-    if uri.startswith("s3://"):
-        bucket, _, key = uri[5:].partition("/")
-        return bucket, key
-    match = _HTTPS_PATH.match(uri) or _HTTPS_HOST.match(uri)
-    if match:
-        return match[1], match[2]
-    raise ValueError(f"not an S3 URI: {uri!r}")
+    """(bucket, key) of a SageMaker S3Uri, read as SageMaker reads it (see ``S3_URI``)."""
+    match = S3_URI.fullmatch(uri)
+    if match is None or len(uri) > S3_URI_MAX:
+        raise S3UriError(
+            f"ValidationException: Value '{uri}' failed to satisfy constraint: Member must satisfy regular "
+            f"expression pattern: {S3_URI.pattern} (and have length <= {S3_URI_MAX})"
+        )
+    return match[2], match[3]
 
 
 def download(s3: Any, uri: str, destination: Path) -> list[Path]:
@@ -427,6 +435,10 @@ def _pack(directory: Path, archive: Path) -> Path:
 def run_training(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_url: str, region: str) -> JobResult:
     started = time.time()
     name = request["TrainingJobName"]
+    try:  # SageMaker refuses such a request at CreateTrainingJob: fail before running anything
+        out_bucket, out_prefix = split_s3(request["OutputDataConfig"]["S3OutputPath"])
+    except S3UriError as error:
+        return JobResult(False, reason=str(error)[:1024], outputs={"metrics": {}})
     root = workdir / "training" / name
     shutil.rmtree(root, ignore_errors=True)
     opt_ml = root / "opt" / "ml"
@@ -470,14 +482,16 @@ def run_training(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_ur
         )
         reason = f"AlgorithmError: {summary}"
         return JobResult(False, reason=reason[:1024], log=log, seconds=seconds, outputs={"metrics": metrics})
-    output = request["OutputDataConfig"]
-    kms = output.get("KmsKeyId")
-    out_bucket, out_prefix = split_s3(output["S3OutputPath"])
+    kms = request["OutputDataConfig"].get("KmsKeyId")
     bucket, key = out_bucket, f"{out_prefix.rstrip('/')}/{name}/output/model.tar.gz".lstrip("/")
     model_uri = f"s3://{bucket}/{key}"
     archive = _pack(opt_ml / "model", root / "model.tar.gz")
     extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms} if kms else None
-    s3.upload_file(str(archive), bucket, key, ExtraArgs=extra)
+    try:
+        s3.upload_file(str(archive), bucket, key, ExtraArgs=extra)
+    except Exception as error:  # boto3 S3UploadFailedError / ClientError: the job fails, as SageMaker's does
+        reason = f"ClientError: Artifact upload failed:Unable to upload file to {model_uri} ({error})"
+        return JobResult(False, reason=reason[:1024], log=log, seconds=seconds, outputs={"metrics": metrics})
     output_data = opt_ml / "output" / "data"
     if any(output_data.iterdir()):
         s3.upload_file(

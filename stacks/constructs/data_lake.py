@@ -115,6 +115,7 @@ class DataLake(Construct):
                 ),
             ),
         )
+        self._allow_encrypted_glue_logs(config)
         self._etl_job(config)
 
     # ------------------------------------------------------------------
@@ -145,6 +146,32 @@ class DataLake(Construct):
             ],
         )
 
+    def _allow_encrypted_glue_logs(self, config: StageConfig) -> None:
+        """The security configuration encrypts the job's CloudWatch logs with the data key, which CloudWatch Logs
+        uses as itself: "Any ETL job or crawler that writes encrypted Amazon CloudWatch Logs requires the following
+        permissions in the key policy (not IAM policy)" (AWS Glue Developer Guide, "Setting up AWS Glue to use
+        security configurations"). Scoped by the encryption context to the job's log groups, which Glue names
+        ``/aws-glue/jobs/<security configuration>-role/<role name>/...`` when a security configuration is set
+        (CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using AWS KMS")."""
+        stack = cdk.Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{config.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name=f"/aws-glue/jobs/{self.security_configuration.name}-role/*",
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
+
     def _etl_job(self, config: StageConfig) -> None:
         scripts = cdk.aws_s3_assets.Asset(
             self,
@@ -165,10 +192,11 @@ class DataLake(Construct):
             assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
             description="Glue ETL: read raw, write curated/quarantine/reports, update the catalog",
         )
-        self.raw.grant_read(self.etl_role)
+        self.raw.grant_read(self.etl_role, f"{config.raw_dataset_prefix}*")  # its input: uploads of the dataset
         self.curated.grant_read_write(self.etl_role)
-        scripts.grant_read(self.etl_role)
-        libraries.grant_read(self.etl_role)
+        # the job's own script and library archive, not every object of the CDK asset bucket
+        for asset in (scripts, libraries):
+            asset.bucket.grant_read(self.etl_role, asset.s3_object_key)
         self.key.grant_encrypt_decrypt(self.etl_role)
         database_arn = cdk.Stack.of(self).format_arn(
             service="glue", resource="database", resource_name=config.glue_database_name
@@ -209,6 +237,15 @@ class DataLake(Construct):
                         arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                     )
                 ],
+            )
+        )
+        # --enable-metrics / --enable-observability-metrics: the job publishes its metrics in the "Glue" namespace
+        # with this role (PutMetricData has no resource type; the namespace condition scopes it)
+        self.etl_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": "Glue"}},
             )
         )
         self.etl_job = glue.CfnJob(

@@ -11,6 +11,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
@@ -171,7 +172,11 @@ class Monitoring(Construct):
         lake.curated.grant_read(self.retrain_fn, "manifests/*")
         lake.key.grant_encrypt_decrypt(self.retrain_fn)
         pipeline.state_machine.grant_start_execution(self.retrain_fn)
-        pipeline.state_machine.grant_read(self.retrain_fn)
+        # the guard's one read: is an execution of the training state machine running? (ListExecutions; grant_read
+        # would add DescribeStateMachine/DescribeActivity on "*" and every execution's history, which it never reads)
+        self.retrain_fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:ListExecutions"], resources=[pipeline.state_machine.state_machine_arn])
+        )
         topic.grant_publish(self.retrain_fn)
         grant_put_metrics(self.retrain_fn, ns)
         # ---- alarms whose action is the retrain Lambda ----

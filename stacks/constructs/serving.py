@@ -107,6 +107,13 @@ class Serving(Construct):
 
         # ---- guardrail alarms (canary fleet): 5XX, model latency, invocation (model) errors ----
         self.rollback_alarms = self._rollback_alarms(config)
+        # "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms action on the
+        # auto-rollback alarms you specify" (SageMaker Developer Guide, "Auto-Rollback Configuration and Monitoring")
+        self.endpoint_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms"], resources=[alarm.alarm_arn for alarm in self.rollback_alarms]
+            )
+        )
 
         # ---- deployment state machine ----
         serving = config.serving
@@ -129,6 +136,9 @@ class Serving(Construct):
         )
         self._grant_deploy(self.deploy_fn, config, lake, model_package_group_name)
         self.deployment = self._deployment_state_machine(config, topic)
+        # the Notify states publish to the KMS-encrypted topic with the state machine's role: sns:Publish plus the
+        # key's kms:GenerateDataKey* / kms:Decrypt (Amazon SNS Developer Guide, "Key management")
+        topic.grant_publish(self.deployment)
 
         # ---- teardown: stack deletion removes endpoints, configs and models the pipeline created ----
         self.cleanup_fn = lambdas.function(
@@ -332,11 +342,7 @@ class Serving(Construct):
         )
         fn.add_to_role_policy(
             iam.PolicyStatement(
-                actions=[
-                    "application-autoscaling:RegisterScalableTarget",
-                    "application-autoscaling:PutScalingPolicy",
-                    "application-autoscaling:DescribeScalableTargets",
-                ],
+                actions=["application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"],
                 resources=[
                     stack.format_arn(service="application-autoscaling", resource="scalable-target", resource_name="*")
                 ],
@@ -347,6 +353,22 @@ class Serving(Construct):
             iam.PolicyStatement(
                 actions=["cloudwatch:DescribeAlarms"],
                 resources=[a.alarm_arn for a in self.rollback_alarms],
+            )
+        )
+        # PutScalingPolicy (target tracking) needs its caller to hold PutMetricAlarm / DescribeAlarms / DeleteAlarms
+        # (Application Auto Scaling User Guide, "Permissions required for API actions on target services and
+        # CloudWatch"), on the alarms it creates: TargetTracking-<resource id>-AlarmHigh|Low-<uuid>
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+                resources=[
+                    stack.format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name=f"TargetTracking-endpoint/{config.endpoint_name}/variant/*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
             )
         )
         # the autoscaling service-linked role is created on the first RegisterScalableTarget for an endpoint

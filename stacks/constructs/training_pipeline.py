@@ -25,7 +25,7 @@ from constructs import Construct
 
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, asset_hash, bundling_options
-from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, DataLake
+from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, MODELS_PREFIX, DataLake
 from stacks.constructs.images import sklearn_image_uri
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
 from stacks.constructs.tables import state_table
@@ -99,9 +99,15 @@ class TrainingPipeline(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Training and evaluation jobs: read curated data and code, write model artifacts",
         )
-        lake.curated.grant_read(self.sagemaker_role)
-        lake.artifacts.grant_read_write(self.sagemaker_role)
-        self.source_dir.grant_read(self.sagemaker_role)
+        # training reads the curated splits (curated/...), evaluation the test split, the challenger and champion
+        # archives (models/...) and prepare's no-champion placeholder (evaluations/...); they write the model
+        # (models/<job>/output/) and the evaluation report (evaluations/<execution>/), and delete nothing
+        lake.curated.grant_read(self.sagemaker_role, f"{CURATED_PREFIX}*")
+        for prefix in (MODELS_PREFIX, EVALUATIONS_PREFIX):
+            lake.artifacts.grant_read(self.sagemaker_role, f"{prefix}*")
+            lake.artifacts.grant_put(self.sagemaker_role, f"{prefix}*")
+        # the source archive only, not the whole CDK asset bucket (Asset.grant_read grants every object in it)
+        self.source_dir.bucket.grant_read(self.sagemaker_role, self.source_dir.s3_object_key)
         lake.key.grant_encrypt_decrypt(self.sagemaker_role)
         self.sagemaker_role.add_to_policy(
             iam.PolicyStatement(
@@ -192,8 +198,11 @@ class TrainingPipeline(Construct):
             service="sagemaker", resource="model-package", resource_name=f"{model_package_group_name}/*"
         )
         for fn in (self.prepare_fn, self.register_fn):
-            # ListModelPackages has no resource-level permission: it needs "*"
-            fn.add_to_role_policy(iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"]))
+            # the Service Authorization Reference gives ListModelPackages the model-package resource type: this
+            # group's versions, as the deploy and batch Lambdas are granted (Serving._grant_registry_read)
+            fn.add_to_role_policy(
+                iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=[group_arn, package_arn])
+            )
         self.prepare_fn.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])
         )
@@ -343,56 +352,60 @@ class TrainingPipeline(Construct):
             **job_hyperparameters(config.training.hyperparameters.items(), config.dataset),
             **sagemaker_hyperparameters(self.source_dir.s3_object_url, config.region),
         }
+        # A CustomState rather than tasks.SageMakerCreateTrainingJob, whose S3Location renders an https URL for a
+        # bucket (SageMaker takes the host for the bucket) and, for channels from JSON paths, grants s3:GetObject and
+        # s3:ListBucket on every bucket; it also grants sagemaker:ListTags on "*". Its IAM is granted below, scoped.
         train = catch(
             self._retry(
-                tasks.SageMakerCreateTrainingJob(
+                sfn.CustomState(
                     self,
                     "TrainModel",
-                    training_job_name=sfn.JsonPath.string_at("$.prepared.training_job_name"),
-                    role=self.sagemaker_role,
-                    integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-                    algorithm_specification=tasks.AlgorithmSpecification(
-                        training_image=tasks.DockerImage.from_registry(image),
-                        training_input_mode=tasks.InputMode.FILE,
-                        metric_definitions=[
-                            tasks.MetricDefinition(name=m["Name"], regex=m["Regex"]) for m in METRIC_DEFINITIONS
-                        ],
-                    ),
-                    hyperparameters=hyperparameters,
-                    input_data_config=[
-                        tasks.Channel(
-                            channel_name=split,
-                            content_type="application/x-parquet",
-                            data_source=tasks.DataSource(
-                                s3_data_source=tasks.S3DataSource(
-                                    s3_location=tasks.S3Location.from_json_expression(
-                                        f"$.prepared.curated.{split}_uri"
-                                    ),
-                                    s3_data_type=tasks.S3DataType.S3_PREFIX,
-                                )
-                            ),
-                        )
-                        for split in ("train", "validation")
-                    ],
-                    output_data_config=tasks.OutputDataConfig(
-                        s3_output_location=tasks.S3Location.from_bucket(lake.artifacts, "models/"),
-                        encryption_key=lake.key,
-                    ),
-                    resource_config=tasks.ResourceConfig(
-                        instance_count=config.training.instance_count,
-                        instance_type=cdk.aws_ec2.InstanceType(config.training.instance_type.removeprefix("ml.")),
-                        volume_size=cdk.Size.gibibytes(config.training.volume_gb),
-                        volume_encryption_key=lake.key,
-                    ),
-                    stopping_condition=tasks.StoppingCondition(
-                        max_runtime=cdk.Duration.seconds(config.training.max_runtime_seconds)
-                    ),
-                    environment={"MODEL_VERSION": sfn.JsonPath.string_at("$.prepared.model_version")},
-                    result_selector={
-                        "job_name.$": "$.TrainingJobName",
-                        "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
+                    state_json={
+                        "Type": "Task",
+                        "Resource": f"arn:{cdk.Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
+                        "Parameters": {
+                            "TrainingJobName.$": "$.prepared.training_job_name",
+                            "RoleArn": self.sagemaker_role.role_arn,
+                            "AlgorithmSpecification": {
+                                "TrainingInputMode": "File",
+                                "TrainingImage": image,
+                                "MetricDefinitions": [
+                                    {"Name": m["Name"], "Regex": m["Regex"]} for m in METRIC_DEFINITIONS
+                                ],
+                            },
+                            "InputDataConfig": [
+                                {
+                                    "ChannelName": split,
+                                    "DataSource": {
+                                        "S3DataSource": {
+                                            "S3Uri.$": f"$.prepared.curated.{split}_uri",
+                                            "S3DataType": "S3Prefix",
+                                        }
+                                    },
+                                    "ContentType": "application/x-parquet",
+                                }
+                                for split in ("train", "validation")
+                            ],
+                            "OutputDataConfig": {
+                                "S3OutputPath": f"s3://{lake.artifacts.bucket_name}/{MODELS_PREFIX}",
+                                "KmsKeyId": lake.key.key_arn,
+                            },
+                            "ResourceConfig": {
+                                "InstanceCount": config.training.instance_count,
+                                "InstanceType": config.training.instance_type,
+                                "VolumeSizeInGB": config.training.volume_gb,
+                                "VolumeKmsKeyId": lake.key.key_arn,
+                            },
+                            "StoppingCondition": {"MaxRuntimeInSeconds": config.training.max_runtime_seconds},
+                            "HyperParameters": hyperparameters,
+                            "Environment": {"MODEL_VERSION.$": "$.prepared.model_version"},
+                        },
+                        "ResultSelector": {
+                            "job_name.$": "$.TrainingJobName",
+                            "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
+                        },
+                        "ResultPath": "$.training",
                     },
-                    result_path="$.training",
                 )
             )
         )
@@ -515,19 +528,26 @@ class TrainingPipeline(Construct):
             timeout=cdk.Duration.hours(6),
             comment="ETL -> training -> evaluation -> champion/challenger gate -> registry -> notify",
         )
-        # The processing task is a CustomState: grant what the .sync integration needs explicitly.
+        # The training and processing tasks are CustomStates: grant what their .sync integrations need (Step
+        # Functions Developer Guide, "IAM policies for calling SageMaker AI"), scoped to this stage's job names.
         stack = cdk.Stack.of(self)
+        jobs = [
+            stack.format_arn(service="sagemaker", resource=kind, resource_name=f"{config.prefix}-*")
+            for kind in ("training-job", "processing-job")
+        ]
         machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
                     "sagemaker:CreateProcessingJob",
                     "sagemaker:DescribeProcessingJob",
                     "sagemaker:StopProcessingJob",
                     "sagemaker:AddTags",
+                    "sagemaker:ListTags",
                 ],
-                resources=[
-                    stack.format_arn(service="sagemaker", resource="processing-job", resource_name=f"{config.prefix}-*")
-                ],
+                resources=jobs,
             )
         )
         machine.add_to_role_policy(
@@ -535,14 +555,22 @@ class TrainingPipeline(Construct):
                 actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
                 resources=[
                     stack.format_arn(
-                        service="events",
-                        resource="rule",
-                        resource_name="StepFunctionsGetEventsForSageMakerProcessingJobsRule",
+                        service="events", resource="rule", resource_name=f"StepFunctionsGetEventsFor{kind}"
                     )
+                    for kind in ("SageMakerTrainingJobsRule", "SageMakerProcessingJobsRule")
                 ],
             )
         )
-        self.sagemaker_role.grant_pass_role(machine.role)
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.sagemaker_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        # the Notify states publish to the KMS-encrypted topic with this role: sns:Publish plus the key's
+        # kms:GenerateDataKey* / kms:Decrypt (Amazon SNS Developer Guide, "Key management")
+        topic.grant_publish(machine)
         return machine
 
 

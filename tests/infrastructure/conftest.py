@@ -34,3 +34,20 @@ def template(stack: MlopsStack) -> assertions.Template:
 @pytest.fixture(scope="session")
 def resources(template: assertions.Template) -> dict[str, Any]:
     return dict(template.to_json()["Resources"])
+
+
+@pytest.fixture(scope="session")
+def stage_templates(
+    tmp_path_factory: pytest.TempPathFactory, template: assertions.Template
+) -> dict[str, dict[str, Any]]:
+    """The synthesized template of every stage (dev reuses the session's synth; prod is one more, cdk-nag included)."""
+    prod = load_config("prod")
+    app = build_app(stage="prod", outdir=str(tmp_path_factory.mktemp("cdk.out.prod")))
+    prod_stack = app.node.find_child(prod.stack_name)
+    assert isinstance(prod_stack, MlopsStack)
+    return {"dev": dict(template.to_json()), "prod": dict(assertions.Template.from_stack(prod_stack).to_json())}
+
+
+@pytest.fixture(scope="session")
+def template_json(template: assertions.Template) -> dict[str, Any]:
+    return dict(template.to_json())

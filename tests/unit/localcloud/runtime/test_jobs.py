@@ -26,22 +26,30 @@ from tests.unit.localcloud.support import REGION, source, unique
         ("s3://bucket/models/v1/model.tar.gz", ("bucket", "models/v1/model.tar.gz")),
         ("s3://bucket/prefix/", ("bucket", "prefix/")),
         ("s3://bucket", ("bucket", "")),
-        ("https://s3.amazonaws.com/bucket/key/a.csv", ("bucket", "key/a.csv")),
-        ("https://s3.eu-west-1.amazonaws.com/bucket/key", ("bucket", "key")),
-        ("https://s3-us-west-2.amazonaws.com/bucket/key", ("bucket", "key")),
-        ("https://bucket.s3.amazonaws.com/key/a.csv", ("bucket", "key/a.csv")),
-        ("https://my.dotted.bucket.s3.us-east-1.amazonaws.com/k", ("my.dotted.bucket", "k")),
-        ("https://bucket.s3.amazonaws.com/", ("bucket", "")),
+        # SageMaker's S3Uri pattern (https|s3)://([^/]+)/?(.*): the host of an https URL is taken as the bucket
+        ("https://s3.eu-west-1.amazonaws.com/bucket/key", ("s3.eu-west-1.amazonaws.com", "bucket/key")),
+        ("https://bucket.s3.amazonaws.com/key/a.csv", ("bucket.s3.amazonaws.com", "key/a.csv")),
     ],
 )
-def test_split_s3_reads_s3_uris_and_both_https_styles(uri: str, expected: tuple[str, str]) -> None:
+def test_split_s3_reads_uris_as_sagemakers_s3uri_pattern(uri: str, expected: tuple[str, str]) -> None:
     assert jobs.split_s3(uri) == expected
 
 
-@pytest.mark.parametrize("uri", ["/opt/ml/model", "http://bucket.s3.amazonaws.com/k", "https://example.com/bucket/k"])
-def test_split_s3_refuses_what_is_not_s3(uri: str) -> None:
-    with pytest.raises(ValueError, match="not an S3 URI"):
+@pytest.mark.parametrize("uri", ["/opt/ml/model", "http://bucket.s3.amazonaws.com/k", "bucket/key", "s3://"])
+def test_split_s3_refuses_what_the_s3uri_pattern_refuses(uri: str) -> None:
+    with pytest.raises(jobs.S3UriError) as refused:
         jobs.split_s3(uri)
+    assert str(refused.value).startswith(f"ValidationException: Value '{uri}' failed to satisfy constraint")
+    assert "(https|s3)://([^/]+)/?(.*)" in str(refused.value)
+
+
+def test_the_s3uri_pattern_is_botocores() -> None:
+    """The local pattern is the one in botocore's SageMaker service model (shape S3Uri)."""
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("S3Uri")
+    assert shape.metadata["pattern"] == jobs.S3_URI.pattern
+    assert shape.metadata["max"] == jobs.S3_URI_MAX
 
 
 @pytest.fixture
@@ -320,6 +328,42 @@ def test_run_training_failure_reason_is_the_scripts_python_error(s3: Any, tmp_pa
     assert result.reason.startswith("AlgorithmError: ")
     assert "ValueError: label column 'churn' is missing" in result.reason
     assert result.outputs == {"metrics": {"train:auc": 0.5}}  # metrics logged before the failure are kept
+
+
+def test_run_training_to_an_https_output_url_fails_as_on_sagemaker(s3: Any, tmp_path: Path) -> None:
+    """An S3 HTTPS URL as S3OutputPath (what tasks.S3Location.from_bucket renders) is not converted: SageMaker takes
+    its host for the bucket and the artifact upload fails (aws/amazon-sagemaker-examples#3881 shows the real
+    "Artifact upload failed:Unable to upload file to s3://s3-us-west-2.amazonaws.com/<bucket>/..." failure)."""
+    # Given a job whose output path is the https URL of the bucket
+    put(s3, "curated/train/part-0.csv")
+    script = """
+        import os
+        open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w").write("m")
+        """
+    name = unique("https")
+    request = training_request(
+        tmp_path, script, name, OutputDataConfig={"S3OutputPath": f"https://s3.{REGION}.amazonaws.com/jobs/models/"}
+    )
+    # When it runs
+    result = jobs.run_training(s3, request, tmp_path, "https://unused", REGION)
+    # Then it fails uploading to the "bucket" named by the host, and nothing lands in the real bucket
+    assert not result.ok
+    assert result.reason.startswith(
+        f"ClientError: Artifact upload failed:Unable to upload file to s3://s3.{REGION}.amazonaws.com/jobs/models/"
+    ), result.reason
+    assert "NoSuchBucket" in result.reason
+    assert "Contents" not in s3.list_objects_v2(Bucket="jobs", Prefix="models/")
+
+
+def test_run_training_refuses_an_output_path_that_is_no_s3uri_before_running(s3: Any, tmp_path: Path) -> None:
+    # Given an output path SageMaker's request validation refuses
+    request = training_request(
+        tmp_path, "raise SystemExit(1)", unique("bad"), OutputDataConfig={"S3OutputPath": "jobs/m"}
+    )
+    # When the job is run / Then it fails at once with SageMaker's validation message, nothing ran
+    result = jobs.run_training(s3, request, tmp_path, "https://unused", REGION)
+    assert not result.ok and result.log == ""
+    assert result.reason.startswith("ValidationException: Value 'jobs/m' failed to satisfy constraint")
 
 
 def test_run_processing_relocates_paths_and_uploads_outputs(s3: Any, tmp_path: Path) -> None:
