@@ -34,3 +34,13 @@ def template(stack: MlopsStack) -> assertions.Template:
 @pytest.fixture(scope="session")
 def resources(template: assertions.Template) -> dict[str, Any]:
     return dict(template.to_json()["Resources"])
+
+
+@pytest.fixture(scope="session")
+def prod_template(tmp_path_factory: pytest.TempPathFactory) -> assertions.Template:
+    """The prod stage, synthesized once, only for the tests that ask for it (cdk-nag runs here too)."""
+    config = load_config("prod")
+    app = build_app(stage="prod", outdir=str(tmp_path_factory.mktemp("cdk.out.prod")))
+    node = app.node.find_child(config.stack_name)
+    assert isinstance(node, MlopsStack)
+    return assertions.Template.from_stack(node)
