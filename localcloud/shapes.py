@@ -25,9 +25,11 @@ writes them. A key ``Foo.$`` is a value resolved at run time: ``Foo`` must be a 
 its value a syntactically valid JsonPath or intrinsic function; its type is not checked. Documented quirks of
 the optimized integrations are applied (``lambda:invoke`` accepts five parameters; some members take any JSON).
 
-Not checked: rules that span members beyond unions (e.g. SNS "TopicArn or TargetArn or PhoneNumber"),
-service-side rules not in the model (limits, existence of named resources, IAM), the value a JsonPath resolves
-to, JSONata (``Arguments``) states, and response shapes.
+Not checked: rules that span members beyond unions (e.g. SNS "TopicArn or TargetArn or PhoneNumber"), rules
+documented but not in the model (an SNS Subject without line breaks; an ``s3://`` training output, where the
+model's pattern also admits ``https://``), service-side state (limits, existence of named resources, IAM), the
+value a JsonPath resolves to, and response shapes. JSONata states (``Arguments``) are reported as not validated.
+A rule the model declares but the service does not enforce goes in ``QUIRKS`` with its evidence, never silently.
 """
 
 from __future__ import annotations
@@ -339,8 +341,9 @@ def json_path_problem(value: Any) -> str | None:
 
 @dataclass(frozen=True)
 class Options:
-    """How a request is written. boto3: as the model names it. Step Functions: member names in PascalCase,
-    ``Foo.$`` keys resolved at run time, some members taking any JSON."""
+    """How a request is written. boto3: as the model names it. Step Functions: member names in PascalCase ("even
+    if the native service API is in camelCase", connect-lambda.html), ``Foo.$`` keys resolved at run time, some
+    members taking any JSON."""
 
     runtime_keys: bool = False
     pascal_case: bool = False
@@ -636,8 +639,8 @@ OPTIMIZED: Final[dict[str, Integration]] = {
     "dynamodb:deleteItem": _dynamodb("DeleteItem"),
 }
 
-# AWS SDK integrations name a service as the AWS SDK for Java v2 does; where that is not botocore's name with
-# its hyphens removed (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html).
+# The service names of AWS SDK integrations (``aws-sdk:sfn:startExecution``) where they are not botocore's name
+# without its hyphens (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html).
 SDK_SERVICES: Final = {"sfn": "stepfunctions", "eventbridge": "events", "cloudwatchlogs": "logs"}
 
 _STATES_ARN = regex.compile(r"arn:aws[a-z-]*:states:::(?P<api>[^.]+)(?P<pattern>\.[A-Za-z:0-9]+)?")

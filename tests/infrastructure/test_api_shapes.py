@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +21,32 @@ from stacks.config import load_config
 ACCOUNT = "123456789012"
 STAGES = ("dev", "prod")
 SUFFIX = "1A2B3C4D5E6F7"  # CloudFormation appends 12-13 random characters to the names it generates
+# The name property of a resource type and its length limit: the placeholder uses a literal name when given
+NAMES = {
+    "AWS::Lambda::Function": ("FunctionName", 64),
+    "AWS::IAM::Role": ("RoleName", 64),
+    "AWS::S3::Bucket": ("BucketName", 63),
+    "AWS::SNS::Topic": ("TopicName", 256),
+    "AWS::DynamoDB::Table": ("TableName", 255),
+    "AWS::StepFunctions::StateMachine": ("StateMachineName", 80),
+}
+# What Ref / Fn::GetAtt return for each resource type (the CloudFormation resource reference pages)
+FORMS = {
+    ("AWS::Lambda::Function", "Ref"): "{name}",
+    ("AWS::Lambda::Function", "Arn"): "arn:aws:lambda:{region}:{account}:function:{name}",
+    ("AWS::IAM::Role", "Ref"): "{name}",
+    ("AWS::IAM::Role", "Arn"): "arn:aws:iam::{account}:role/{name}",
+    ("AWS::KMS::Key", "Ref"): "{key_id}",
+    ("AWS::KMS::Key", "Arn"): "arn:aws:kms:{region}:{account}:key/{key_id}",
+    ("AWS::S3::Bucket", "Ref"): "{name}",
+    ("AWS::S3::Bucket", "Arn"): "arn:aws:s3:::{name}",
+    ("AWS::SNS::Topic", "Ref"): "arn:aws:sns:{region}:{account}:{name}",
+    ("AWS::SNS::Topic", "TopicArn"): "arn:aws:sns:{region}:{account}:{name}",
+    ("AWS::DynamoDB::Table", "Ref"): "{name}",
+    ("AWS::DynamoDB::Table", "Arn"): "arn:aws:dynamodb:{region}:{account}:table/{name}",
+    ("AWS::StepFunctions::StateMachine", "Ref"): "arn:aws:states:{region}:{account}:stateMachine:{name}",
+    ("AWS::StepFunctions::StateMachine", "Arn"): "arn:aws:states:{region}:{account}:stateMachine:{name}",
+}
 
 
 class Placeholders:
@@ -48,7 +73,7 @@ class Placeholders:
             separator, parts = argument
             return str(separator).join(self(p) for p in parts)
         if function == "Ref":
-            return self.pseudo[argument] if argument in self.pseudo else self.ref(argument)
+            return self.pseudo[argument] if argument in self.pseudo else self.attribute(argument, "Ref")
         if function == "Fn::GetAtt":
             return self.attribute(*argument)
         if function == "Fn::Sub" and isinstance(argument, str):
@@ -59,45 +84,22 @@ class Placeholders:
             return argument
         raise TypeError(f"cannot resolve {value!r}")
 
-    def _name(self, logical_id: str, prop: str, *, limit: int = 64, lower: bool = False) -> str:
-        given = self.resources[logical_id].get("Properties", {}).get(prop)
-        if isinstance(given, str):
-            return given
-        name = f"{self.stack}-{logical_id}"[: limit - len(SUFFIX) - 1] + f"-{SUFFIX}"
-        return name.lower() if lower else name
-
-    def _arn(self, service: str, resource: str, *, regional: bool = True) -> str:
-        return f"arn:aws:{service}:{self.region if regional else ''}:{ACCOUNT}:{resource}"
-
-    def _forms(self, logical_id: str) -> dict[str, Callable[[], str]]:
-        """Ref and attributes of a resource, by its type (the CloudFormation resource reference pages)."""
-        kind = self.resources[logical_id]["Type"]
-        key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, logical_id))
-        function = lambda: self._name(logical_id, "FunctionName")  # noqa: E731
-        role = lambda: self._name(logical_id, "RoleName")  # noqa: E731
-        bucket = lambda: self._name(logical_id, "BucketName", limit=63, lower=True)  # noqa: E731
-        topic = lambda: self._arn("sns", self._name(logical_id, "TopicName", limit=256))  # noqa: E731
-        table = lambda: self._name(logical_id, "TableName", limit=255)  # noqa: E731
-        machine = lambda: self._arn("states", "stateMachine:" + self._name(logical_id, "StateMachineName", limit=80))  # noqa: E731
-        return {
-            "AWS::Lambda::Function": {"Ref": function, "Arn": lambda: self._arn("lambda", f"function:{function()}")},
-            "AWS::IAM::Role": {"Ref": role, "Arn": lambda: self._arn("iam", f"role/{role()}", regional=False)},
-            "AWS::KMS::Key": {"Ref": lambda: key_id, "Arn": lambda: self._arn("kms", f"key/{key_id}")},
-            "AWS::S3::Bucket": {"Ref": bucket, "Arn": lambda: f"arn:aws:s3:::{bucket()}"},
-            "AWS::SNS::Topic": {"Ref": topic, "TopicArn": topic},
-            "AWS::DynamoDB::Table": {"Ref": table, "Arn": lambda: self._arn("dynamodb", f"table/{table()}")},
-            "AWS::StepFunctions::StateMachine": {"Ref": machine, "Arn": machine},
-        }.get(kind, {})
-
-    def ref(self, logical_id: str) -> str:
-        return self.attribute(logical_id, "Ref")
-
     def attribute(self, logical_id: str, attribute: str) -> str:
-        form = self._forms(logical_id).get(attribute)
+        kind = self.resources[logical_id]["Type"]
+        form = FORMS.get((kind, attribute))
         if form is None:
-            kind = self.resources[logical_id]["Type"]
-            raise TypeError(f"no placeholder for {attribute} of {logical_id} ({kind}): add its shape to _forms")
-        return form()
+            raise TypeError(f"no placeholder for {attribute} of {logical_id} ({kind}): add its form to FORMS")
+        prop, limit = NAMES.get(kind, ("", 64))
+        given = self.resources[logical_id].get("Properties", {}).get(prop)
+        name = (
+            given if isinstance(given, str) else f"{self.stack}-{logical_id}"[: limit - len(SUFFIX) - 1] + f"-{SUFFIX}"
+        )
+        return form.format(
+            name=name.lower() if kind == "AWS::S3::Bucket" else name,
+            region=self.region,
+            account=ACCOUNT,
+            key_id=uuid.uuid5(uuid.NAMESPACE_URL, logical_id),
+        )
 
 
 @pytest.fixture(scope="session")
@@ -184,5 +186,5 @@ def test_an_unplaceable_token_fails_loudly() -> None:
     template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}}}
     resolve = Placeholders(template, stack="s", region="us-east-1")
     # When it is resolved / Then it fails, naming the resource and its type
-    with pytest.raises(TypeError, match=r"no placeholder for QueueUrl of Queue \(AWS::SQS::Queue\)"):
+    with pytest.raises(TypeError, match=r"no placeholder for QueueUrl of Queue \(AWS::SQS::Queue\): add its form"):
         resolve({"Fn::GetAtt": ["Queue", "QueueUrl"]})
