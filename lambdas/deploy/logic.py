@@ -911,8 +911,10 @@ class Deployer:
             status = self.sm.describe_model_package(ModelPackageName=package_arn).get("ModelApprovalStatus")
             if status != "Approved":
                 return ""
+            # one line: ApprovalDescription must match ".*" as a whole, and "." matches no line break
+            description = " ".join(why.split())[:1000]
             self.sm.update_model_package(
-                ModelPackageArn=package_arn, ModelApprovalStatus="Rejected", ApprovalDescription=why[:1000]
+                ModelPackageArn=package_arn, ModelApprovalStatus="Rejected", ApprovalDescription=description
             )
         except Exception as error:
             logger.warning("could not set %s to Rejected: %s", package_arn, error)

@@ -37,15 +37,19 @@ def resources(template: assertions.Template) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def stage_templates(
-    tmp_path_factory: pytest.TempPathFactory, template: assertions.Template
-) -> dict[str, dict[str, Any]]:
-    """The synthesized template of every stage (dev reuses the session's synth; prod is one more, cdk-nag included)."""
-    prod = load_config("prod")
+def prod_template(tmp_path_factory: pytest.TempPathFactory) -> assertions.Template:
+    """The prod stage, synthesized once, only for the tests that ask for it (cdk-nag runs here too)."""
+    config = load_config("prod")
     app = build_app(stage="prod", outdir=str(tmp_path_factory.mktemp("cdk.out.prod")))
-    prod_stack = app.node.find_child(prod.stack_name)
-    assert isinstance(prod_stack, MlopsStack)
-    return {"dev": dict(template.to_json()), "prod": dict(assertions.Template.from_stack(prod_stack).to_json())}
+    node = app.node.find_child(config.stack_name)
+    assert isinstance(node, MlopsStack)
+    return assertions.Template.from_stack(node)
+
+
+@pytest.fixture(scope="session")
+def stage_templates(template: assertions.Template, prod_template: assertions.Template) -> dict[str, dict[str, Any]]:
+    """The synthesized template of every stage (dev reuses the session's synth; prod is synthesized once)."""
+    return {"dev": dict(template.to_json()), "prod": dict(prod_template.to_json())}
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.response import StreamingBody
+
 from lambdas.deploy.logic import Clients, Deployer, DeploymentError, DeploySettings
 from lambdas.deploy.models import DeploymentState, ServingConfig
 from localcloud.clock import clock
@@ -41,19 +45,34 @@ def answer(model_version: str, probabilities: list[float]) -> dict[str, Any]:
 class FakeRuntime:
     """sagemaker-runtime reduced to what the smoke test needs: the model the shim routes to answers.
 
-    ``answers`` maps a model version (the package's ``model_version``) to its response payload or an exception."""
+    ``answers`` maps a model version (the package's ``model_version``) to its response payload or an exception.
+    Requests go through a real botocore client (so they are validated and serialized like any other) whose
+    ``before-call`` handler answers instead of sending them."""
 
     answers: dict[str, Any]
     calls: list[dict[str, Any]] = field(default_factory=list)
+    client: Any = None
+
+    def __post_init__(self) -> None:
+        self.client = boto3.client("sagemaker-runtime", region_name=REGION)
+        self.client.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", self._answer)
 
     def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
         self.calls.append(request)
-        (route,) = [r for r in shim.routes(ACCOUNT, REGION, request["EndpointName"]) if r.role == "production"]
+        return dict(self.client.invoke_endpoint(**request))
+
+    def _answer(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        endpoint = self.calls[-1]["EndpointName"]
+        (route,) = [r for r in shim.routes(ACCOUNT, REGION, endpoint) if r.role == "production"]
         version = route.model_name.rsplit("-", 1)[-1]  # <endpoint>-v<package version>
         reply = self.answers[version]
         if isinstance(reply, Exception):
             raise reply
-        return {"Body": io.BytesIO(json.dumps(reply).encode()), "ContentType": "application/json"}
+        body = json.dumps(reply).encode()
+        return AWSResponse("", 200, {}, None), {
+            "Body": StreamingBody(io.BytesIO(body), len(body)),
+            "ContentType": "application/json",
+        }
 
 
 @dataclass

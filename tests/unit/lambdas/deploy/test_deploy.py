@@ -280,6 +280,23 @@ def test_smoke_test_checks_the_model_version_and_endpoint_errors(cloud: Cloud) -
     assert "answered the golden payload with ModelError: row 1: expected 4 columns, got 3" in str(run.error)
 
 
+def test_a_multi_line_model_error_still_rejects_the_package(cloud: Cloud) -> None:
+    # Given v1 in production and a v2 whose container answers the smoke test with a traceback (several lines)
+    deploy_first(cloud)
+    arn = cloud.register(2)
+    traceback = 'Traceback (most recent call last):\n  File "inference.py", line 12\nValueError: bad row'
+    cloud.runtime.answers["v2"] = ClientError({"Error": {"Code": "ModelError", "Message": traceback}}, "InvokeEndpoint")
+    # When the deployment fails its smoke test
+    run = run_deployment(deployer(cloud), arn)
+    # Then the package is Rejected: its ApprovalDescription is one line, as SageMaker's pattern (.*) requires
+    assert isinstance(run.error, SmokeTestFailed)
+    package = cloud.sm.describe_model_package(ModelPackageName=arn)
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert "\n" not in package["ApprovalDescription"]
+    assert "ValueError: bad row" in package["ApprovalDescription"]
+    assert "(now Rejected: the champion is unchanged)" in run.state["failure"]["message"]
+
+
 def test_prepare_refuses_a_package_that_is_not_approved(cloud: Cloud) -> None:
     arn = cloud.register(1, status="PendingManualApproval")
     run = run_deployment(deployer(cloud), arn)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from lambdas.deploy.logic import ShadowNotPromoted
+from lambdas.deploy.logic import ShadowNotPromoted, SilentRollback
+from lambdas.deploy.models import DeploymentState
 from localcloud.clock import clock
 from localcloud.shims import sagemaker_endpoints as shim
 from tests.unit.lambdas.deploy.support import ACCOUNT, ARTIFACTS, ENDPOINT, REGION, Cloud, deployer, run_deployment
@@ -156,3 +157,33 @@ def test_shadow_worse_is_not_promoted_and_the_champion_keeps_all_traffic(
     clock.advance(3600)
     assert routes() == {(f"{ENDPOINT}-v1", "production"): 1.0}
     assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"
+
+
+def test_a_rolled_back_promotion_returns_the_endpoint_to_the_champion_alone(cloud: Cloud) -> None:
+    # Given v1 in production and v2 baking as its shadow
+    assert run_deployment(deployer(cloud, **SHADOW), cloud.register(1)).error is None
+    steps = deployer(cloud, **SHADOW)
+    state: dict[str, Any] = {"model_package_arn": cloud.register(2), "trigger": "approval"}
+
+    def step(action: str, path: str) -> dict[str, Any]:
+        state[path] = steps.handle(action, "x", DeploymentState.model_validate(state))
+        return dict(state[path])
+
+    step("prepare", "deploy")
+    while step("rollout" if "rollout" not in state else "check", "rollout")["status"] == "InProgress":
+        clock.advance(state["rollout"]["poll_seconds"])
+    assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v2-shadow"
+    # When the promotion to v2 alone was rolled back by SageMaker (the endpoint still runs the shadow config)
+    state["rollout"] = {
+        **state["rollout"],
+        "status": "Done",
+        "phase": "promote",
+        "endpoint_config_name": f"{ENDPOINT}-v2",
+        "previous_config_name": f"{ENDPOINT}-v2-shadow",
+    }
+    with pytest.raises(SilentRollback, match=f"runs {ENDPOINT}-v2-shadow again instead of {ENDPOINT}-v2"):
+        step("verify", "verified")
+    # Then verify puts the champion back alone: no shadow keeps copying production traffic
+    clock.advance(3600)
+    assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"
+    assert routes() == {(f"{ENDPOINT}-v1", "production"): 1.0}
