@@ -197,16 +197,18 @@ class LocalCloud:
         return self
 
     # ---- identities ----
-    def credentials(self, role_arn: str, service: str, session: str) -> dict[str, str]:
+    def credentials(self, role_arn: str, service: str, session: str, source_arn: str | None = None) -> dict[str, str]:
         """Temporary credentials of ``role_arn`` as ``service`` assumes it (``AWS_ACCESS_KEY_ID``...)."""
-        return self.iam.credentials(role_arn, service, session)
+        return self.iam.credentials(role_arn, service, session, source_arn)
 
-    def clients_for(self, role_arn: str, service: str, session: str | None = None) -> Clients:
+    def clients_for(
+        self, role_arn: str, service: str, session: str | None = None, source_arn: str | None = None
+    ) -> Clients:
         """boto3 clients that call as ``role_arn`` assumed by ``service`` (evaluated by the IAM middleware)."""
         session = session or service.split(".")[0]
         key = (role_arn, session)
         if key not in self._principal_clients:
-            credentials = self.credentials(role_arn, service, session)
+            credentials = self.credentials(role_arn, service, session, source_arn)
             self._principal_clients[key] = Clients(
                 self.region, self.endpoint_url, verify=str(self.ca_bundle), credentials=credentials
             )

@@ -80,15 +80,20 @@ class Enforcer:
         self.entries: list[Entry] = []
 
     # ---- identities ----
-    def credentials(self, role_arn: str, service: str, session: str) -> dict[str, str]:
-        """Temporary credentials of ``role_arn`` assumed by ``service`` (its trust policy is evaluated first), as
-        ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``."""
+    def credentials(self, role_arn: str, service: str, session: str, source_arn: str | None = None) -> dict[str, str]:
+        """Temporary credentials of ``role_arn`` assumed by ``service`` (its trust policy is evaluated first, with
+        ``aws:SourceArn``/``aws:SourceAccount`` when the service passes them: Step Functions the state machine,
+        EventBridge the rule), as ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN``."""
         session = session[:64]
         with self._lock:
             known = self._sessions.get((role_arn, session))
         if known is not None:
             return dict(known)
-        trust = Request(Caller(service, self.account, service=service), "sts:AssumeRole", role_arn)
+        caller = Caller(service, self.account, service=service)
+        context = calls._context(Call("sts", "AssumeRole", {}), caller, self.world)
+        if source_arn:
+            context.update({"aws:sourcearn": [source_arn], "aws:sourceaccount": [self.account]})
+        trust = Request(caller, "sts:AssumeRole", role_arn, context)
         try:
             decision = evaluate.decide(trust, resource_policy=self.world.trust_policy(role_arn))
         except Exception as error:  # no such role, or a trust policy the evaluator does not understand

@@ -81,7 +81,14 @@ class MotoWorld:
                 text = lambda_backends[self.account][self.region].get_policy(name, None)
             except Exception:
                 return None
-            return policy.parse(text, f"function policy of {name}", "resource")
+            document = json.loads(text)
+            document = document.get("Policy", document) if isinstance(document, dict) else document
+            document = json.loads(document) if isinstance(document, str) else document
+            for statement in document.get("Statement", []):
+                # moto keeps AddPermission's request parameters in the statement; GetPolicy in AWS returns none
+                for request_only in ("FunctionName", "Qualifier", "EventSourceToken", "FunctionUrlAuthType"):
+                    statement.pop(request_only, None)
+            return policy.parse(document, f"function policy of {name}", "resource")
         return None
 
     def key_policy(self, key_arn: str) -> Policy | None:

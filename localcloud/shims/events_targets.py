@@ -176,7 +176,7 @@ def deliver(rule_name: str, target: dict[str, Any], payload: Any, rule_arn: str 
         role = target.get("RoleArn")
         enforcer = getattr(_cloud, "iam", None)
         clients = (
-            _cloud.clients_for(role, "events.amazonaws.com", "EventBridge")
+            _cloud.clients_for(role, "events.amazonaws.com", "EventBridge", source_arn=rule_arn)
             if role and enforcer is not None
             else _cloud.clients
         )

@@ -16,6 +16,7 @@ https://docs.aws.amazon.com/glue/latest/dg/monitoring-awsglue-with-cloudwatch-me
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -64,12 +65,14 @@ def _run_side_effects(backend: Any, job: Any, run_id: str, ok: bool, log: str) -
         _cloud.job_logs(group, run_id, log)
         return
     caller = enforcer.caller_of(_cloud.credentials(job.role, GLUE, SESSION)["AWS_ACCESS_KEY_ID"])
+    assert caller is not None
     arguments = job.default_arguments or {}
-    try:
-        if str(arguments.get("--enable-metrics", "")).lower() == "true" or "--enable-metrics" in arguments:
+    with contextlib.suppress(AccessDenied):  # job metrics are dropped; the run's outcome does not change
+        if str(arguments.get("--enable-metrics", "false")).lower() != "false":
             enforcer.check_call(caller, calls.Call("cloudwatch", "PutMetricData", {"Namespace": "Glue"}))
-        configuration = backend.security_configurations.get(getattr(job, "security_configuration", None) or "")
-        encryption = ((configuration.configuration if configuration else {}) or {}).get("CloudWatchEncryption") or {}
+    configuration = backend.security_configurations.get(getattr(job, "security_configuration", None) or "")
+    encryption = ((configuration.configuration if configuration else {}) or {}).get("CloudWatchEncryption") or {}
+    try:
         if encryption.get("CloudWatchEncryptionMode") == "SSE-KMS":
             key_arn = enforcer.world.key_arn(str(encryption.get("KmsKeyArn")))
             group_arn = f"arn:aws:logs:{_cloud.region}:{_cloud.account_id}:log-group:{group}"
@@ -77,15 +80,9 @@ def _run_side_effects(backend: Any, job: Any, run_id: str, ok: bool, log: str) -
             context = {"kms:encryptioncontext:aws:logs:arn": [group_arn], "kms:encryptioncontextkeys": ["aws:logs:arn"]}
             logs = enforcer.service(f"logs.{_cloud.region}.amazonaws.com")
             modelled = frozenset({"kms:encryptioncontext:*", "kms:encryptioncontextkeys"})
-            enforcer.check(
-                logs,
-                "kms:GenerateDataKey",
-                str(key_arn),
-                context,
-                call="logs:PutLogEvents (SSE-KMS)",
-                modelled=modelled,
-            )
-    except AccessDenied as denied:
+            call = "logs:PutLogEvents (SSE-KMS)"
+            enforcer.check(logs, "kms:GenerateDataKey", str(key_arn), context, call=call, modelled=modelled)
+    except AccessDenied as denied:  # Glue cannot write the run's logs
         journal.record("glue-run", job=job.name, run_id=run_id, outcome="access-denied", error=str(denied))
         return
     _cloud.job_logs(group, run_id, log, role=(job.role, GLUE))

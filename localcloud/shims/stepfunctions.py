@@ -155,48 +155,6 @@ class LocalSageMaker(_ClockSync):
             service="sagemaker", region=resource_runtime_part.region, state_credentials=state_credentials
         )
 
-
-INTERPRETER_MODULES: Final[tuple[str, ...]] = (
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
-)
-_original_boto_client_for = boto_client_module.boto_client_for
-
-
-def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-    """moto's client factory, with the credentials of the task's role (``state_credentials.role_arn``) when the
-    local cloud's IAM is active: the interpreter's calls are evaluated as the state machine's role."""
-    from localcloud.iam.enforcer import active
-
-    enforcer = active()
-    role_arn = getattr(state_credentials, "role_arn", None)
-    client = _original_boto_client_for(region=region, service=service, state_credentials=state_credentials)
-    if enforcer is None or not role_arn:
-        return client
-    credentials = enforcer.credentials(str(role_arn), "states.amazonaws.com", "StepFunctions")
-    import boto3
-
-    return boto3.client(
-        service_name=service,
-        region_name=region,
-        endpoint_url=client.meta.endpoint_url,
-        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=credentials["AWS_SESSION_TOKEN"],
-        config=client.meta.config,
-    )
-
     def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
         from botocore.exceptions import ClientError
 
@@ -260,6 +218,61 @@ def boto_client_for(region: str, service: str, state_credentials: Any = None) ->
             return None
 
         return resolve
+
+
+INTERPRETER_MODULES: Final[tuple[str, ...]] = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
+)
+_original_boto_client_for = boto_client_module.boto_client_for
+
+
+def _state_machine_of(role_arn: str, region: str) -> str | None:
+    """The ARN of a state machine that runs with ``role_arn`` (Step Functions passes it as ``aws:SourceArn``
+    when it assumes the role)."""
+    from localcloud.cloud import provision
+
+    for machine in get_backend(provision.ACCOUNT_ID, region).state_machines:
+        if machine.roleArn == role_arn:
+            return str(machine.arn)
+    return None
+
+
+def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    """moto's client factory, with the credentials of the task's role (``state_credentials.role_arn``) when the
+    local cloud's IAM is active: the interpreter's calls are evaluated as the state machine's role."""
+    from localcloud.iam.enforcer import active
+
+    enforcer = active()
+    role_arn = getattr(state_credentials, "role_arn", None)
+    client = _original_boto_client_for(region=region, service=service, state_credentials=state_credentials)
+    if enforcer is None or not role_arn:
+        return client
+    credentials = enforcer.credentials(
+        str(role_arn), "states.amazonaws.com", "StepFunctions", _state_machine_of(str(role_arn), region)
+    )
+    import boto3
+
+    return boto3.client(
+        service_name=service,
+        region_name=region,
+        endpoint_url=client.meta.endpoint_url,
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials["AWS_SESSION_TOKEN"],
+        config=client.meta.config,
+    )
 
 
 _original_service_for = state_task_service_factory.state_task_service_for
