@@ -312,8 +312,8 @@ def _s3(call: Call, base: Request, world: World) -> list[Request]:
         for name, key_name in (("Prefix", "s3:prefix"), ("Delimiter", "s3:delimiter"), ("MaxKeys", "s3:max-keys")):
             if params.get(name) is not None:
                 context[key_name] = [str(params[name])]
-        modelled = frozenset({"s3:prefix", "s3:delimiter", "s3:max-keys"})
-        return [replace(base, action=bucket_actions[op], resource=bucket_arn, context=context, modelled=modelled)]
+        listing = frozenset({"s3:prefix", "s3:delimiter", "s3:max-keys"})
+        return [replace(base, action=bucket_actions[op], resource=bucket_arn, context=context, modelled=listing)]
     raise UnmappedCall(f"s3:{op} is not mapped to an IAM authorization by the local evaluator")
 
 
@@ -392,14 +392,14 @@ def _implied(action: str, call: Call, base: Request, world: World) -> list[Reque
                 {"aws:sns:topicArn": base.resource},
             )
     if action == "application-autoscaling:PutScalingPolicy" and params.get("PolicyType") == "TargetTrackingScaling":
-        resource_id = params.get("ResourceId")
+        resource_id = str(params.get("ResourceId"))
         for which in ("AlarmHigh", "AlarmLow"):
             alarm = catalog.arn(
                 "cloudwatch",
                 "alarm",
                 world.account,
                 world.region,
-                AlarmName=f"TargetTracking-{resource_id}-{which}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{resource_id}/{which}')}",
+                AlarmName=f"TargetTracking-{resource_id}-{which}-{uuid.uuid5(uuid.NAMESPACE_URL, resource_id + which)}",
             )
             for cw in ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"):
                 out.append(Request(base.caller, cw, alarm, base.context, via=f"{action} (target tracking)"))

@@ -326,7 +326,10 @@ def denial_response(service: str, protocol: str, message: str) -> tuple[int, lis
 
         code = "AuthorizationError" if service == "sns" else "AccessDenied"
         if protocol == "rest-xml":
-            body = f"<Error><Code>{code}</Code><Message>{escape(message)}</Message><RequestId>{request_id}</RequestId></Error>"
+            body = (
+                f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
+                f"<RequestId>{request_id}</RequestId></Error>"
+            )
         else:
             body = (
                 f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"

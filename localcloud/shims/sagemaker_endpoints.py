@@ -363,19 +363,21 @@ def _check_alarm_access(backend: Any, config: Any, alarms: list[str]) -> None:
     if enforcer is None or not alarms:
         return
     for variant in config.production_variants:
-        model = backend.models.get(variant.get("ModelName"))
+        model = backend._models.get(variant.get("ModelName"))
         role = getattr(model, "execution_role_arn", None)
         if not role:
             continue
         caller = enforcer.caller_of(
             enforcer.credentials(role, "sagemaker.amazonaws.com", "SageMaker")["AWS_ACCESS_KEY_ID"]
         )
+        if caller is None:  # a role that does not exist: reported by the enforcer, not evaluated
+            continue
         for alarm in alarms:
             arn = f"arn:aws:cloudwatch:{backend.region_name}:{backend.account_id}:alarm:{alarm}"
             try:
                 enforcer.check(
                     caller, "cloudwatch:DescribeAlarms", arn, call="sagemaker:UpdateEndpoint (auto-rollback)"
-                )  # type: ignore[arg-type]
+                )
             except AccessDenied as denied:
                 raise ValidationError(message=f"Could not access the auto-rollback alarm {alarm}: {denied}") from None
 

@@ -162,7 +162,10 @@ def test_registering_a_sagemaker_target_creates_the_service_linked_role_once() -
         "ResourceId": "endpoint/churn/variant/AllTraffic",
         "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
     }
-    role = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    role = (
+        f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )
     assert ("iam:CreateServiceLinkedRole", role) in mapped("application-autoscaling", "RegisterScalableTarget", params)
     exists = FakeWorld(roles={role})
     assert [a for a, _ in mapped("application-autoscaling", "RegisterScalableTarget", params, exists)] == [

@@ -95,7 +95,9 @@ def test_a_role_that_does_not_trust_the_service_cannot_be_assumed(cloud: Any) ->
     from localcloud.iam.enforcer import AccessDenied
 
     arn = role(cloud, {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"})
-    with pytest.raises(AccessDenied, match="User: states.amazonaws.com is not authorized to perform: sts:AssumeRole"):
+    with pytest.raises(
+        AccessDenied, match=r"User: states\.amazonaws\.com is not authorized to perform: sts:AssumeRole"
+    ):
         cloud.credentials(arn, "states.amazonaws.com", "StepFunctions")
 
 
