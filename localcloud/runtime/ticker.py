@@ -104,15 +104,13 @@ class Ticker:
                 self._next[rule.arn] = due
                 if slots:
                     fired += len(slots)
-                    self.cloud.dispatcher.submit(self._deliver_in_order, rule.name, list(rule.targets), slots, rule.arn)
+                    self.cloud.dispatcher.submit(self._deliver_in_order, rule.name, list(rule.targets), slots)
         return fired
 
     @staticmethod
-    def _deliver_in_order(
-        rule_name: str, targets: list[dict[str, Any]], slots: list[dict[str, Any]], rule_arn: str = ""
-    ) -> None:
+    def _deliver_in_order(rule_name: str, targets: list[dict[str, Any]], slots: list[dict[str, Any]]) -> None:
         from localcloud.shims.events_targets import deliver, target_input
 
         for event in slots:
             for target in targets:
-                deliver(rule_name, target, target_input(target, event), rule_arn)
+                deliver(rule_name, target, target_input(target, event))

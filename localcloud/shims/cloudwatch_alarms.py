@@ -81,7 +81,8 @@ def _publish(topic_arn: str, message: str, alarm_name: str, state: str) -> None:
         from localcloud.iam import calls
         from localcloud.iam.enforcer import AccessDenied
 
-        context = {"aws:sourcearn": [_alarm_arn(alarm_name)], "aws:sourceaccount": [_cloud.account_id]}
+        account = [_cloud.account_id]  # SNS's default topic policy matches aws:SourceOwner, set to the alarm's account
+        context = {"aws:sourcearn": [_alarm_arn(alarm_name)], "aws:sourceaccount": account, "aws:sourceowner": account}
         try:
             caller = enforcer.service("cloudwatch.amazonaws.com")
             enforcer.check_call(caller, calls.Call("sns", "Publish", {"TopicArn": topic_arn}), context)

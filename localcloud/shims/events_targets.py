@@ -169,8 +169,14 @@ def invoke_async(function_arn: str, payload: Any, source: str) -> bool:
     return False
 
 
+def _rule_arn(rule_name: str) -> str:
+    """The ARN of a rule of the default bus (a scheduled rule's delivery names only the rule)."""
+    return f"arn:aws:events:{_cloud.region}:{_cloud.account_id}:rule/{rule_name}"
+
+
 def deliver(rule_name: str, target: dict[str, Any], payload: Any, rule_arn: str = "") -> None:
     arn = target["Arn"]
+    rule_arn = rule_arn or _rule_arn(rule_name)
     if parse_arn(arn).service == "states":
         name = str(uuid.uuid4())
         role = target.get("RoleArn")
