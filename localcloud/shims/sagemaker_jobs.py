@@ -77,6 +77,8 @@ def _pull_image(role_arn: str | None, image: str | None) -> str | None:
     account, region = registry.split(".")[0], registry.split(".")[3]
     repository = f"arn:aws:ecr:{region}:{account}:repository/{path.split(':')[0].split('@')[0]}"
     caller = enforcer.caller_of(_cloud.credentials(role_arn, SAGEMAKER, "SageMaker")["AWS_ACCESS_KEY_ID"])
+    if caller is None:  # a role that does not exist: reported by the enforcer, not evaluated
+        return None
     try:
         enforcer.check(caller, "ecr:GetAuthorizationToken", "*", call="image pull")
         for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
