@@ -32,11 +32,20 @@ def _demo(args: argparse.Namespace) -> int:
         time_scale=args.time_scale,
     )
     summary = run(options)
+    iam = summary.get("iam") or {}
+    if args.iam_report is not None:
+        from localcloud.iam.report import write
+
+        write(iam, args.iam_report)
+    denials = iam.get("denials") or []
+    for denial in denials:
+        print(f"IAM denied: {denial['message'] or denial['statement']} (call {denial['call']})", file=sys.stderr)
     failed = [name for name, ok in summary["checks"].items() if not ok]
     if failed:
         print(f"demo checks failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    if denials:
+        print(f"{len(denials)} call(s) denied by IAM (localcloud.iam)", file=sys.stderr)
+    return 1 if failed or denials else 0
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -81,6 +90,9 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--stage", default="dev", choices=["dev", "prod"])
     demo.add_argument("--assembly", type=Path, default=None, help="reuse a synthesized cloud assembly (cdk.out)")
     demo.add_argument("--time-scale", type=float, default=DEMO_TIME_SCALE, help="cloud seconds per real second")
+    demo.add_argument(
+        "--iam-report", type=Path, default=None, help="write every principal's calls and IAM decisions here (Markdown)"
+    )
     demo.set_defaults(func=_demo)
     local = commands.add_parser("local", help="the local cloud")
     local_commands = local.add_subparsers(dest="local_command", required=True)

@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from localcloud import provision
 from localcloud.clients import Clients
 from localcloud.clock import clock
+from localcloud.iam.enforcer import Enforcer, Middleware, set_active
 from localcloud.runtime.dispatch import Dispatcher
 from localcloud.runtime.lambdas import FunctionSpec, LambdaRuntime
 from localcloud.runtime.logs import LogSink
@@ -67,10 +68,13 @@ def free_port() -> int:
 
 
 class _Server:
-    """moto's WSGI application on one port (HTTPS when given a certificate) in a daemon thread."""
+    """moto's WSGI application on one port (HTTPS when given a certificate) in a daemon thread, behind the IAM
+    middleware (a deployed principal's call is decided before moto sees it)."""
 
     def __init__(self, port: int, ssl_context: tuple[str, str] | None = None) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
+        # The plain-HTTP listener serves only moto's Step Functions interpreter: it stands for AWS's own TLS
+        # between services, so its calls are aws:SecureTransport=true.
+        app = Middleware(DomainDispatcherApplication(create_backend_app), secure=True)
         self.server: BaseWSGIServer = make_server(
             "127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler, ssl_context=ssl_context
         )
@@ -115,6 +119,8 @@ class LocalCloud:
         self.dispatcher = Dispatcher()
         self.endpoints: Any = None
         self.ticker: Any = None
+        self.iam = Enforcer(provision.ACCOUNT_ID, region)
+        self._principal_clients: dict[tuple[str, str], Clients] = {}
 
     # ---- lifecycle ----
     def start(self) -> LocalCloud:
@@ -148,6 +154,8 @@ class LocalCloud:
             default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
             _reset_moto()  # a fresh account: nothing left from an earlier local cloud in this process
             self._stoppers.append(_reset_moto)
+            set_active(self.iam)
+            self._stoppers.append(lambda: set_active(None))
             shims.install_all(self)
             self._stoppers.append(lambda: shims.install_all(None))
             import logging
@@ -163,6 +171,7 @@ class LocalCloud:
                 self.region,
                 layer_paths=[sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]],
                 on_logs=self._lambda_logs,
+                credentials=lambda spec: self.credentials(spec.role, "lambda.amazonaws.com", spec.name),
             )
             from localcloud.shims import lambda_invoke
 
@@ -187,15 +196,56 @@ class LocalCloud:
             raise
         return self
 
+    # ---- identities ----
+    def credentials(self, role_arn: str, service: str, session: str, source_arn: str | None = None) -> dict[str, str]:
+        """Temporary credentials of ``role_arn`` as ``service`` assumes it (``AWS_ACCESS_KEY_ID``...)."""
+        return self.iam.credentials(role_arn, service, session, source_arn)
+
+    def clients_for(
+        self, role_arn: str, service: str, session: str | None = None, source_arn: str | None = None
+    ) -> Clients:
+        """boto3 clients that call as ``role_arn`` assumed by ``service`` (evaluated by the IAM middleware)."""
+        session = session or service.split(".")[0]
+        key = (role_arn, session)
+        if key not in self._principal_clients:
+            credentials = self.credentials(role_arn, service, session, source_arn)
+            self._principal_clients[key] = Clients(
+                self.region, self.endpoint_url, verify=str(self.ca_bundle), credentials=credentials
+            )
+        return self._principal_clients[key]
+
     def _lambda_logs(self, spec: FunctionSpec, request_id: str, text: str) -> None:
         if self.sink is not None:
             stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{request_id.replace('-', '')}"
+            if spec.role and not self._logs_allowed(
+                spec.role, "lambda.amazonaws.com", spec.name, spec.log_group, stream
+            ):
+                return  # Lambda drops the function's logs when its role may not write them
             self.sink.write(spec.log_group, stream, text)
 
-    def job_logs(self, group: str, stream: str, text: str) -> None:
-        """A managed job's output into CloudWatch Logs (where Glue and SageMaker send it)."""
+    def job_logs(self, group: str, stream: str, text: str, role: tuple[str, str] | None = None) -> None:
+        """A managed job's output into CloudWatch Logs (where Glue and SageMaker send it), written with the job's
+        role (``(role ARN, service principal)``) when given, as the service does."""
         if self.sink is not None:
+            if role is not None and not self._logs_allowed(role[0], role[1], role[1].split(".")[0], group, stream):
+                return
             self.sink.write(group, stream, text)
+
+    def _logs_allowed(self, role_arn: str, service: str, session: str, group: str, stream: str) -> bool:
+        """logs:CreateLogStream and logs:PutLogEvents for the role (the service writes with it)."""
+        from localcloud.iam import calls
+        from localcloud.iam.enforcer import AccessDenied
+
+        caller = self.iam.caller_of(self.credentials(role_arn, service, session)["AWS_ACCESS_KEY_ID"])
+        if caller is None:  # a role that does not exist: reported by the enforcer, not evaluated
+            return True
+        try:
+            for operation in ("CreateLogStream", "PutLogEvents"):
+                params = {"logGroupName": group, "logStreamName": stream}
+                self.iam.check_call(caller, calls.Call("logs", operation, params))
+        except AccessDenied:
+            return False
+        return True
 
     def settle(self, timeout: float = 600.0) -> None:
         """Wait until no delivery, job or execution is in flight."""

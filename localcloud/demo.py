@@ -135,7 +135,9 @@ def run(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
     try:
         summary = _scenario(cloud, assembly, options, progress, config, report_path)
     finally:
+        iam = cloud.iam.report()  # every IAM decision of the run (localcloud.iam), read before the cloud stops
         cloud.stop()
+    summary["iam"] = iam
     summary["duration_seconds"] = round(time.time() - progress.started, 1)
     summary["stages"] = [{"name": s.name, "seconds": round(s.seconds, 2), "detail": s.detail} for s in progress.stages]
     report.write(summary, options.summary, report_path)

@@ -14,6 +14,9 @@
 
 A container answering non-2xx becomes a ``ModelError`` (HTTP 424) carrying ``OriginalStatusCode`` and
 ``OriginalMessage``, as InvokeEndpoint does.
+
+SageMaker acts with the model's execution role (``ExecutionRoleArn``): it reads the model artifact, the container
+gets the role's temporary credentials, data capture is written with it (``role_clients``).
 """
 
 from __future__ import annotations
@@ -108,6 +111,21 @@ class EndpointRuntime:
             raise EndpointError("ModelError", 424, f"model {model_name} has no ModelDataUrl")
         return str(data_url), {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
 
+    def execution_role(self, model_name: str) -> str | None:
+        try:
+            model = sagemaker_backends[self.account_id][self.region].describe_model(model_name)
+        except Exception:
+            return None
+        return str(model.execution_role_arn) if getattr(model, "execution_role_arn", None) else None
+
+    def role_clients(self, model_name: str) -> Any:
+        """Clients acting as the model's execution role (the local cloud's own when IAM is not running)."""
+        role = self.execution_role(model_name)
+        clients_for = getattr(self.cloud, "clients_for", None)
+        if role and clients_for is not None and getattr(self.cloud, "iam", None) is not None:
+            return clients_for(role, "sagemaker.amazonaws.com", "SageMaker")
+        return self.cloud.clients
+
     def container(self, model_name: str, extra_environment: dict[str, str] | None = None) -> _Container:
         """The running container of ``model_name`` (started on first use). ``extra_environment`` (e.g. what a
         batch transform job sets) gives a separate container with those variables on top of the model's."""
@@ -127,9 +145,11 @@ class EndpointRuntime:
             started = time.time()
             data_url, environment = self._container_spec(model_name)
             environment = {**environment, **(extra_environment or {})}
-            model_dir = self._unpack(data_url)
+            clients = self.role_clients(model_name)
+            model_dir = self._unpack(data_url, clients)
             port = _free_port()
             env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")}
+            env.update(getattr(clients, "credentials", {}))
             env.update({k: v.replace("/opt/ml/model", str(model_dir)) for k, v in environment.items()})
             import sysconfig
 
@@ -174,7 +194,7 @@ class EndpointRuntime:
                 stream = f"{container.model_name}/local"
                 self.cloud.sink.write(f"/aws/sagemaker/Endpoints/{container.model_name}", stream, line)
 
-    def _unpack(self, data_url: str) -> Path:
+    def _unpack(self, data_url: str, clients: Any = None) -> Path:
         digest = hashlib.sha256(data_url.encode()).hexdigest()[:16]
         target = self.cloud.workdir / "models" / digest
         if target.exists():
@@ -182,7 +202,7 @@ class EndpointRuntime:
         archive = self.cloud.workdir / "models" / f"{digest}.tar.gz"
         archive.parent.mkdir(parents=True, exist_ok=True)
         bucket, key = split_s3(data_url)
-        self.cloud.clients.s3.download_file(bucket, key, str(archive))
+        (clients or self.cloud.clients).s3.download_file(bucket, key, str(archive))
         staging = target.with_suffix(".staging")
         with tarfile.open(archive) as tar:
             tar.extractall(staging, filter="data")
@@ -391,15 +411,33 @@ class EndpointRuntime:
                 if capture.get("KmsKeyId")
                 else {}
             )
-            self.cloud.clients.s3.put_object(
-                Bucket=bucket,
-                Key=key.lstrip("/"),
-                Body="\n".join(json.dumps(r) for r in records).encode() + b"\n",
-                **extra,
-            )
+            from botocore.exceptions import ClientError
+
+            try:
+                self._variant_clients(endpoint, variant).s3.put_object(
+                    Bucket=bucket,
+                    Key=key.lstrip("/"),
+                    Body="\n".join(json.dumps(r) for r in records).encode() + b"\n",
+                    **extra,
+                )
+            except ClientError as error:  # SageMaker drops capture it cannot write; the invocation is not affected
+                journal.record("data-capture", endpoint=endpoint, variant=variant, outcome="failed", error=str(error))
+                continue
             written.append(f"s3://{bucket}/{key.lstrip('/')}")
             journal.record("data-capture", endpoint=endpoint, variant=variant, records=len(records), uri=written[-1])
         return written
+
+    def _variant_clients(self, endpoint_name: str, variant: str) -> Any:
+        """Clients of the execution role of the model a variant serves (data capture is written with it)."""
+        backend = sagemaker_backends[self.account_id][self.region]
+        endpoint = backend.endpoints.get(endpoint_name)
+        config = backend.endpoint_configs.get(endpoint.endpoint_config_name) if endpoint is not None else None
+        variants = [
+            *(getattr(config, "production_variants", None) or []),
+            *(getattr(config, "shadow_production_variants", None) or []),
+        ]
+        model = next((v.get("ModelName") for v in variants if v.get("VariantName") == variant), None)
+        return self.role_clients(str(model)) if model else self.cloud.clients
 
 
 def _captured(body: bytes, content_type: str, mode: str, header: dict[str, Any]) -> dict[str, Any]:

@@ -128,8 +128,10 @@ def _run(command: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: flo
     return completed.returncode, completed.stdout + completed.stderr
 
 
-def base_environment(endpoint_url: str, region: str) -> dict[str, str]:
-    """What every job process gets: the local cloud's endpoint, credentials, region and interpreter."""
+def base_environment(endpoint_url: str, region: str, credentials: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What every job process gets: the local cloud's endpoint, credentials, region and interpreter. ``credentials``
+    are the job role's temporary ones (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), as
+    Glue and SageMaker hand them to a job."""
     venv_bin = str(Path(sys.executable).parent)
     keep = {
         k: v
@@ -144,6 +146,7 @@ def base_environment(endpoint_url: str, region: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": region,
         "AWS_ACCESS_KEY_ID": "local-job",
         "AWS_SECRET_ACCESS_KEY": "local-job",
+        **dict(credentials or {}),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": str(job_threads()),
@@ -184,6 +187,7 @@ def run_glue(
     workdir: Path,
     endpoint_url: str,
     region: str,
+    credentials: Mapping[str, str] | None = None,
 ) -> JobResult:
     started = time.time()
     root = workdir / "glue" / run_id
@@ -193,7 +197,7 @@ def run_glue(
     argv = glue_arguments(job, run_arguments, job_name, run_id)
     merged = dict(zip(argv[::2], argv[1::2], strict=True))
     files, python_path = _extra_py_files(s3, merged.get("--extra-py-files") or "", root / "extra-py-files")
-    env = glue_environment(endpoint_url, region, python_path)
+    env = glue_environment(endpoint_url, region, python_path, credentials)
     timeout = float(job.get("Timeout") or 2880) * 60
     driver = glue_drivers.get(_bundle_digest(script, files))
     if driver is not None:
@@ -221,8 +225,10 @@ def _extra_py_files(s3: Any, uris: str, destination: Path) -> tuple[list[Path], 
     return files, python_path
 
 
-def glue_environment(endpoint_url: str, region: str, python_path: Sequence[str]) -> dict[str, str]:
-    env = base_environment(endpoint_url, region)
+def glue_environment(
+    endpoint_url: str, region: str, python_path: Sequence[str], credentials: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    env = base_environment(endpoint_url, region, credentials)
     env.update(
         {
             "PYTHONPATH": os.pathsep.join(python_path),
@@ -432,7 +438,14 @@ def _pack(directory: Path, archive: Path) -> Path:
     return archive
 
 
-def run_training(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_url: str, region: str) -> JobResult:
+def run_training(
+    s3: Any,
+    request: Mapping[str, Any],
+    workdir: Path,
+    endpoint_url: str,
+    region: str,
+    credentials: Mapping[str, str] | None = None,
+) -> JobResult:
     started = time.time()
     name = request["TrainingJobName"]
     try:  # SageMaker refuses such a request at CreateTrainingJob: fail before running anything
@@ -462,7 +475,7 @@ def run_training(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_ur
         }
         download(s3, source["S3Uri"], opt_ml / "input" / "data" / channel["ChannelName"])
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
-    env = base_environment(endpoint_url, region)
+    env = base_environment(endpoint_url, region, credentials)
     env.update({str(k): str(v) for k, v in (request.get("Environment") or {}).items()})
     env.update({"SAGEMAKER_BASE_DIR": str(opt_ml), "TRAINING_JOB_NAME": name, "SAGEMAKER_REGION": region})
     # The toolkit waits for the cluster's hostnames (algo-1...) to resolve unless it runs in local mode.
@@ -513,7 +526,14 @@ def relocate(value: str, root: Path) -> str:
     return value.replace(CONTAINER_ROOT, f"{root.as_posix()}{CONTAINER_ROOT}")
 
 
-def run_processing(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_url: str, region: str) -> JobResult:
+def run_processing(
+    s3: Any,
+    request: Mapping[str, Any],
+    workdir: Path,
+    endpoint_url: str,
+    region: str,
+    credentials: Mapping[str, str] | None = None,
+) -> JobResult:
     started = time.time()
     name = request["ProcessingJobName"]
     root = workdir / "processing" / name
@@ -530,7 +550,7 @@ def run_processing(s3: Any, request: Mapping[str, Any], workdir: Path, endpoint_
     command = [
         relocate(part, root) for part in [*spec.get("ContainerEntrypoint", []), *spec.get("ContainerArguments", [])]
     ]
-    env = base_environment(endpoint_url, region)
+    env = base_environment(endpoint_url, region, credentials)
     env.update({str(k): relocate(str(v), root) for k, v in (request.get("Environment") or {}).items()})
     timeout = float((request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
     code, log = _run(command, env, root, timeout)

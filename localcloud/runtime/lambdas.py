@@ -44,6 +44,7 @@ class FunctionSpec:
     memory: int
     log_group: str
     reserved_concurrency: int | None = None
+    role: str = ""  # the execution role: the worker calls AWS with its temporary credentials
 
     @property
     def code_hash(self) -> str:
@@ -106,12 +107,14 @@ class LambdaRuntime:
         region: str,
         layer_paths: list[str],
         on_logs: Callable[[FunctionSpec, str, str], None] | None = None,
+        credentials: Callable[[FunctionSpec], dict[str, str]] | None = None,
     ) -> None:
         self.workdir = workdir
         self.endpoint_url = endpoint_url
         self.region = region
         self.layer_paths = layer_paths
         self.on_logs = on_logs
+        self.credentials = credentials
         self._idle: dict[str, list[_Worker]] = {}
         self._busy: dict[str, int] = {}
         self._lock = threading.Condition()
@@ -129,6 +132,14 @@ class LambdaRuntime:
         return root
 
     def environment(self, spec: FunctionSpec, task_root: Path) -> dict[str, str]:
+        """The worker's environment: the function's variables and Lambda's reserved ones, among them the execution
+        role's temporary credentials (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), as
+        Lambda sets them."""
+        role_credentials = (
+            self.credentials(spec)
+            if self.credentials is not None and spec.role
+            else {"AWS_ACCESS_KEY_ID": "local-lambda", "AWS_SECRET_ACCESS_KEY": "local-lambda"}
+        )
         keep = {
             k: v
             for k, v in os.environ.items()
@@ -150,9 +161,8 @@ class LambdaRuntime:
             "AWS_EXECUTION_ENV": "AWS_Lambda_python_local",
             "AWS_REGION": self.region,
             "AWS_DEFAULT_REGION": self.region,
-            "AWS_ACCESS_KEY_ID": "local-lambda",
-            "AWS_SECRET_ACCESS_KEY": "local-lambda",
             "AWS_SESSION_TOKEN": "local-lambda",
+            **role_credentials,
             "AWS_ENDPOINT_URL": self.endpoint_url,
             # No X-Ray daemon offline: Powertools Tracer is disabled (its decorators still run).
             "POWERTOOLS_TRACE_DISABLED": "true",

@@ -18,7 +18,10 @@ custom resource could outlive the function that must clean up after it): referen
 Also fixed here: moto's ``AWS::KMS::Key`` model reads tags as ``TagKey``/``TagValue`` while templates carry
 ``Key``/``Value``; moto's ``AWS::S3::Bucket`` model applies only encryption and tags, so the rest of the bucket's
 properties (versioning, public access block, ownership controls, lifecycle rules, server access logging,
-notification configuration) are applied through the S3 API after moto created the bucket.
+notification configuration) are applied through the S3 API after moto created the bucket. moto's
+``AWS::Logs::LogGroup`` ``Fn::GetAtt Arn`` lacks the ``:*`` suffix CloudFormation returns
+(https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-logs-loggroup.html#aws-resource-logs-loggroup-return-values):
+a policy granting ``logs:PutLogEvents`` on it would otherwise match no log stream.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import boto3
 from moto.cloudformation import parsing
 from moto.core.common_models import CloudFormationModel
 from moto.kms import models as kms_models
+from moto.logs import models as logs_models
 from moto.s3 import models as s3_models
 
 _installed = False
@@ -595,7 +599,16 @@ def install() -> None:
         _bucket_with_properties(_original_bucket_create)
     )
     parsing.ResourceMap.delete = _delete_in_order  # type: ignore[method-assign]
+    logs_models.LogGroup.get_cfn_attribute = _log_group_attribute  # type: ignore[method-assign]
     _installed = True
+
+
+_original_log_group_attribute = logs_models.LogGroup.get_cfn_attribute
+
+
+def _log_group_attribute(self: Any, attribute_name: str) -> str:
+    value = _original_log_group_attribute(self, attribute_name)
+    return f"{value}:*" if attribute_name == "Arn" and not str(value).endswith(":*") else value
 
 
 def unsupported_types(template: dict[str, Any]) -> list[str]:

@@ -5,6 +5,12 @@
 - Patch point ``moto.cloudwatch.models.Alarm.update_state``: on a state change (also one made through the
   SetAlarmState API, as in CloudWatch) the actions for the new state run when ``ActionsEnabled``: a Lambda
   ARN is invoked asynchronously with the CloudWatch alarm event, an SNS topic gets the alarm message.
+- Permissions, as CloudWatch needs them: a Lambda action runs only if the function's resource-based policy allows
+  ``lambda.alarms.cloudwatch.amazonaws.com`` with the alarm as ``aws:SourceArn``
+  (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-actions);
+  an SNS action needs the topic policy to allow ``cloudwatch.amazonaws.com`` ``sns:Publish`` and, for an encrypted
+  topic, the key policy to allow it ``kms:GenerateDataKey*`` and ``kms:Decrypt``
+  (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
 """
 
 from __future__ import annotations
@@ -57,13 +63,34 @@ def update_state(self: Any, reason: str, reason_data: str, state_value: str) -> 
             _cloud.dispatcher.submit(_publish, arn, message, self.name, state_value)
 
 
-def _invoke(function_arn: str, event: dict[str, Any], alarm_name: str) -> None:
-    from localcloud.shims.events_targets import invoke_async
+def _alarm_arn(alarm_name: str) -> str:
+    return f"arn:aws:cloudwatch:{_cloud.region}:{_cloud.account_id}:alarm:{alarm_name}"
 
-    invoke_async(function_arn, event, source=f"alarm {alarm_name}")
+
+def _invoke(function_arn: str, event: dict[str, Any], alarm_name: str) -> None:
+    from localcloud.shims.events_targets import invoke_async, service_may_invoke
+
+    source = f"alarm {alarm_name}"
+    if service_may_invoke(function_arn, "lambda.alarms.cloudwatch.amazonaws.com", _alarm_arn(alarm_name), source):
+        invoke_async(function_arn, event, source=source)
 
 
 def _publish(topic_arn: str, message: str, alarm_name: str, state: str) -> None:
+    enforcer = getattr(_cloud, "iam", None)
+    if enforcer is not None:
+        from localcloud.iam import calls
+        from localcloud.iam.enforcer import AccessDenied
+
+        account = [_cloud.account_id]  # SNS's default topic policy matches aws:SourceOwner, set to the alarm's account
+        context = {"aws:sourcearn": [_alarm_arn(alarm_name)], "aws:sourceaccount": account, "aws:sourceowner": account}
+        try:
+            caller = enforcer.service("cloudwatch.amazonaws.com")
+            enforcer.check_call(caller, calls.Call("sns", "Publish", {"TopicArn": topic_arn}), context)
+        except AccessDenied as denied:
+            journal.record(
+                "alarm-action", alarm=alarm_name, target=topic_arn, outcome="access-denied", error=str(denied)
+            )
+            return
     _cloud.clients.sns.publish(
         TopicArn=topic_arn, Subject=f'{state}: "{alarm_name}" in {_cloud.region}'[:100], Message=message
     )

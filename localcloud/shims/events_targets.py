@@ -8,6 +8,12 @@ targets are invoked asynchronously (a function error is retried twice, after 1 a
 time, like Lambda's asynchronous invocation), state machine targets start an execution with a generated
 name. Every other target still goes through moto. S3's EventBridge events get a unique id per event
 (moto reuses one constant id) and every event's ``time`` is rendered as ISO 8601, as EventBridge sends it.
+
+Permissions, as EventBridge needs them (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html):
+a Lambda target is invoked only if the function's resource-based policy allows ``events.amazonaws.com``
+``lambda:InvokeFunction`` (with the rule as ``aws:SourceArn``); a Step Functions target is started with the rule
+target's ``RoleArn`` (assumed by ``events.amazonaws.com``), whose policy must allow ``states:StartExecution``. A
+denied delivery is dropped (EventBridge counts a failed invocation) and recorded by the local cloud's IAM.
 """
 
 from __future__ import annotations
@@ -114,6 +120,23 @@ def transform(template: str, paths: dict[str, str], event: dict[str, Any]) -> An
         return text  # a plain-text template is delivered as text
 
 
+def service_may_invoke(function_arn: str, service: str, source_arn: str, call: str) -> bool:
+    """Whether the function's resource-based policy lets ``service`` invoke it for ``source_arn`` (the rule or
+    alarm); the decision is recorded, and a denial refuses the delivery when IAM is enforced."""
+    from localcloud.iam.enforcer import AccessDenied
+
+    enforcer = getattr(_cloud, "iam", None)
+    if enforcer is None:
+        return True
+    context = {"aws:sourcearn": [source_arn], "aws:sourceaccount": [_cloud.account_id]}
+    try:
+        enforcer.check(enforcer.service(service), "lambda:InvokeFunction", function_arn, context, call=call)
+    except AccessDenied as denied:
+        journal.record("invoke-async", source=call, target=function_arn, outcome="access-denied", error=str(denied))
+        return False
+    return True
+
+
 def invoke_async(function_arn: str, payload: Any, source: str) -> bool:
     """An asynchronous Lambda invocation: a function error is retried twice (after 1 and 2 minutes of cloud
     time), as Lambda does for asynchronous events. Returns whether an attempt succeeded."""
@@ -146,13 +169,28 @@ def invoke_async(function_arn: str, payload: Any, source: str) -> bool:
     return False
 
 
-def deliver(rule_name: str, target: dict[str, Any], payload: Any) -> None:
+def _rule_arn(rule_name: str) -> str:
+    """The ARN of a rule of the default bus (a scheduled rule's delivery names only the rule)."""
+    return f"arn:aws:events:{_cloud.region}:{_cloud.account_id}:rule/{rule_name}"
+
+
+def deliver(rule_name: str, target: dict[str, Any], payload: Any, rule_arn: str = "") -> None:
     arn = target["Arn"]
+    rule_arn = rule_arn or _rule_arn(rule_name)
     if parse_arn(arn).service == "states":
         name = str(uuid.uuid4())
-        response = _cloud.clients.stepfunctions.start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps(payload)
+        role = target.get("RoleArn")
+        enforcer = getattr(_cloud, "iam", None)
+        clients = (
+            _cloud.clients_for(role, "events.amazonaws.com", "EventBridge", source_arn=rule_arn)
+            if role and enforcer is not None
+            else _cloud.clients
         )
+        if enforcer is not None and not role:
+            enforcer.check(
+                enforcer.service("events.amazonaws.com"), "states:StartExecution", arn, call=f"rule {rule_name}"
+            )
+        response = clients.stepfunctions.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))
         journal.record(
             "event-delivery",
             rule=rule_name,
@@ -161,7 +199,8 @@ def deliver(rule_name: str, target: dict[str, Any], payload: Any) -> None:
             execution=response["executionArn"],
         )
         return
-    invoke_async(arn, payload, source=f"rule {rule_name}")
+    if service_may_invoke(arn, "events.amazonaws.com", rule_arn, f"rule {rule_name}"):
+        invoke_async(arn, payload, source=f"rule {rule_name}")
 
 
 _original_send = events_models.Rule.send_to_targets
@@ -187,7 +226,7 @@ def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: 
         raise RuntimeError("EventBridge delivery to Lambda/Step Functions needs a running LocalCloud")
     event = normalise(original_event)
     for target in ours:
-        _cloud.dispatcher.submit(deliver, self.name, target, target_input(target, event))
+        _cloud.dispatcher.submit(deliver, self.name, target, target_input(target, event), self.arn)
 
 
 def install() -> None:

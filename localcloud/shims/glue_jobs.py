@@ -5,10 +5,18 @@ dispatcher, see ``localcloud.runtime.jobs.run_glue``), ``GlueBackend.create_job`
 job's code starts in the background, ``localcloud.runtime.jobs.GlueDrivers``: runs then skip Spark's start-up)
 and ``moto.glue.models.FakeJobRun`` (``status`` reports the real state; ``as_dict`` adds ``ErrorMessage``,
 ``ExecutionTime``, ``CompletedOn``).
+
+A run acts with the job's role, as Glue does: the script and ``--extra-py-files`` are read with it, the job process
+gets its temporary credentials, its logs are written with it (with a security configuration that encrypts
+CloudWatch logs, also ``logs:AssociateKmsKey`` for the role and, in the key policy, the CloudWatch Logs service:
+https://docs.aws.amazon.com/glue/latest/dg/encryption-security-configuration.html), and ``--enable-metrics`` job
+metrics are put with it (``cloudwatch:PutMetricData``, namespace ``Glue``:
+https://docs.aws.amazon.com/glue/latest/dg/monitoring-awsglue-with-cloudwatch-metrics.html).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +42,54 @@ def set_cloud(cloud: Any) -> None:
         on_stop(jobs.glue_drivers.stop)
 
 
+GLUE = "glue.amazonaws.com"
+SESSION = "GlueJobRunnerSession"
+
+
+def _role_clients(job: Any) -> tuple[Any, dict[str, str] | None]:
+    """(S3-capable clients, credentials) of the job's role; the harness's own when IAM is not running."""
+    if getattr(_cloud, "iam", None) is None or not getattr(job, "role", None):
+        return _cloud.clients, None
+    return _cloud.clients_for(job.role, GLUE, SESSION), _cloud.credentials(job.role, GLUE, SESSION)
+
+
+def _run_side_effects(backend: Any, job: Any, run_id: str, ok: bool, log: str) -> None:
+    """What Glue does with the job's role around a run: metrics, then logs (encrypted per its security
+    configuration)."""
+    from localcloud.iam import calls
+    from localcloud.iam.enforcer import AccessDenied
+
+    enforcer = getattr(_cloud, "iam", None)
+    group = f"/aws-glue/jobs/{'output' if ok else 'error'}"
+    if enforcer is None or not getattr(job, "role", None):
+        _cloud.job_logs(group, run_id, log)
+        return
+    caller = enforcer.caller_of(_cloud.credentials(job.role, GLUE, SESSION)["AWS_ACCESS_KEY_ID"])
+    if caller is None:  # a role that does not exist: reported by the enforcer, not evaluated
+        _cloud.job_logs(group, run_id, log)
+        return
+    arguments = job.default_arguments or {}
+    with contextlib.suppress(AccessDenied):  # job metrics are dropped; the run's outcome does not change
+        if str(arguments.get("--enable-metrics", "false")).lower() != "false":
+            enforcer.check_call(caller, calls.Call("cloudwatch", "PutMetricData", {"Namespace": "Glue"}))
+    configuration = backend.security_configurations.get(getattr(job, "security_configuration", None) or "")
+    encryption = ((configuration.configuration if configuration else {}) or {}).get("CloudWatchEncryption") or {}
+    try:
+        if encryption.get("CloudWatchEncryptionMode") == "SSE-KMS":
+            key_arn = enforcer.world.key_arn(str(encryption.get("KmsKeyArn")))
+            group_arn = f"arn:aws:logs:{_cloud.region}:{_cloud.account_id}:log-group:{group}"
+            enforcer.check_call(caller, calls.Call("logs", "AssociateKmsKey", {"logGroupName": group}))
+            context = {"kms:encryptioncontext:aws:logs:arn": [group_arn], "kms:encryptioncontextkeys": ["aws:logs:arn"]}
+            logs = enforcer.service(f"logs.{_cloud.region}.amazonaws.com")
+            modelled = frozenset({"kms:encryptioncontext:*", "kms:encryptioncontextkeys"})
+            call = "logs:PutLogEvents (SSE-KMS)"
+            enforcer.check(logs, "kms:GenerateDataKey", str(key_arn), context, call=call, modelled=modelled)
+    except AccessDenied as denied:  # Glue cannot write the run's logs
+        journal.record("glue-run", job=job.name, run_id=run_id, outcome="access-denied", error=str(denied))
+        return
+    _cloud.job_logs(group, run_id, log, role=(job.role, GLUE))
+
+
 def create_job(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     """Create the job; in a running local cloud also start a warm driver for its code in the background."""
     result = _original_create(self, name, *args, **kwargs)
@@ -45,7 +101,8 @@ def create_job(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
         def prepare() -> None:
             try:
                 drivers = jobs.glue_drivers
-                up = drivers.prepare(cloud.clients.s3, definition, cloud.workdir, cloud.endpoint_url, cloud.region)
+                s3 = _role_clients(job)[0].s3
+                up = drivers.prepare(s3, definition, cloud.workdir, cloud.endpoint_url, cloud.region)
             except Exception as error:  # runs then start cold; the journal says why
                 journal.record("glue-driver", job=name, status="failed", error=f"{type(error).__name__}: {error}")
             else:
@@ -93,8 +150,9 @@ def start_job_run(self: Any, name: str, arguments: dict[str, str] | None, *args:
     journal.record("glue-run", job=name, run_id=run_id, status="RUNNING")
 
     def execute() -> None:
+        clients, credentials = _role_clients(job)
         result = jobs.run_glue(
-            _cloud.clients.s3,
+            clients.s3,
             definition,
             arguments or {},
             name,
@@ -102,13 +160,14 @@ def start_job_run(self: Any, name: str, arguments: dict[str, str] | None, *args:
             _cloud.workdir,
             _cloud.endpoint_url,
             _cloud.region,
+            credentials,
         )
         run.execution_seconds = result.seconds
         run.error_message = None if result.ok else result.reason
         run.local_completed_on = datetime.now(UTC)
         run.local_status = "SUCCEEDED" if result.ok else "FAILED"
         jobs.job_changed()
-        _cloud.job_logs(f"/aws-glue/jobs/{'output' if result.ok else 'error'}", run_id, result.log)
+        _run_side_effects(self, job, run_id, result.ok, result.log)
         journal.record(
             "glue-run",
             job=name,

@@ -38,6 +38,7 @@ def spec_of(function: Any) -> FunctionSpec:
         memory=int(function.memory_size or 128),
         log_group=getattr(function, "local_log_group", None) or function.logs_group_name,
         reserved_concurrency=int(function.reserved_concurrency) if function.reserved_concurrency else None,
+        role=str(function.role or ""),
     )
 
 

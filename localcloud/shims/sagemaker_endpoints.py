@@ -329,6 +329,7 @@ def update_endpoint(
         policy = deployment_config.get("BlueGreenUpdatePolicy") or {}
         timeout = policy.get("MaximumExecutionTimeoutInSeconds")
         alarms = [a["AlarmName"] for a in (deployment_config.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+        _check_alarm_access(backend, new, alarms)
         state.deployment = _Deployment(
             old_config=endpoint.endpoint_config_name,
             new_config=endpoint_config_name,
@@ -350,6 +351,35 @@ def update_endpoint(
         state.log(now, "update-started", config=endpoint_config_name, previous=endpoint.endpoint_config_name, mode=kind)
         _advance(backend, endpoint_name)
         return str(endpoint.arn)
+
+
+def _check_alarm_access(backend: Any, config: Any, alarms: list[str]) -> None:
+    """SageMaker watches the auto-rollback alarms with the execution role of the new fleet's models, which needs
+    ``cloudwatch:DescribeAlarms`` on them
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html); refused at once."""
+    from localcloud.iam.enforcer import AccessDenied, active
+
+    enforcer = active()
+    if enforcer is None or not alarms:
+        return
+    for variant in config.production_variants:
+        model = backend._models.get(variant.get("ModelName"))
+        role = getattr(model, "execution_role_arn", None)
+        if not role:
+            continue
+        caller = enforcer.caller_of(
+            enforcer.credentials(role, "sagemaker.amazonaws.com", "SageMaker")["AWS_ACCESS_KEY_ID"]
+        )
+        if caller is None:  # a role that does not exist: reported by the enforcer, not evaluated
+            continue
+        for alarm in alarms:
+            arn = f"arn:aws:cloudwatch:{backend.region_name}:{backend.account_id}:alarm:{alarm}"
+            try:
+                enforcer.check(
+                    caller, "cloudwatch:DescribeAlarms", arn, call="sagemaker:UpdateEndpoint (auto-rollback)"
+                )
+            except AccessDenied as denied:
+                raise ValidationError(message=f"Could not access the auto-rollback alarm {alarm}: {denied}") from None
 
 
 def _check_autoscaling(backend: Any, endpoint_name: str, old: Any, new: Any) -> None:

@@ -13,10 +13,17 @@ name): ``create_transform_job`` refuses a name in use (``ResourceInUse``), start
 it on the dispatcher through the model's container (``localcloud.runtime.transform``); it ends ``Completed``
 with one ``<input>.out`` per input object, or ``Failed`` with ``FailureReason``. Logs go to
 ``/aws/sagemaker/TransformJobs``.
+
+Jobs act with their execution role, as SageMaker does
+(https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html): inputs are read and outputs written with it,
+the job process gets its temporary credentials, the image is pulled with it (``ecr:GetAuthorizationToken``,
+``ecr:BatchGetImage``, ``ecr:GetDownloadUrlForLayer``; the repository policy of the image's account is not
+modelled), logs and training metrics are written with it. A transform job uses its model's execution role.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from datetime import UTC, datetime
@@ -45,6 +52,42 @@ def _request(response: Any) -> dict[str, Any]:
     return dict(json.loads(response.body or "{}"))
 
 
+SAGEMAKER = "sagemaker.amazonaws.com"
+
+
+def _as_role(role_arn: str | None) -> tuple[Any, dict[str, str] | None, tuple[str, str] | None]:
+    """(clients, credentials, log writer identity) of an execution role; the harness's when IAM is not running."""
+    if getattr(_cloud, "iam", None) is None or not role_arn:
+        return _cloud.clients, None, None
+    return (
+        _cloud.clients_for(role_arn, SAGEMAKER, "SageMaker"),
+        _cloud.credentials(role_arn, SAGEMAKER, "SageMaker"),
+        (role_arn, SAGEMAKER),
+    )
+
+
+def _pull_image(role_arn: str | None, image: str | None) -> str | None:
+    """The image pull a job's instance makes with the execution role; the denial's message, or None."""
+    from localcloud.iam.enforcer import AccessDenied
+
+    enforcer = getattr(_cloud, "iam", None)
+    if enforcer is None or not role_arn or not image or ".dkr.ecr." not in image:
+        return None
+    registry, _, path = image.partition("/")
+    account, region = registry.split(".")[0], registry.split(".")[3]
+    repository = f"arn:aws:ecr:{region}:{account}:repository/{path.split(':')[0].split('@')[0]}"
+    caller = enforcer.caller_of(_cloud.credentials(role_arn, SAGEMAKER, "SageMaker")["AWS_ACCESS_KEY_ID"])
+    if caller is None:  # a role that does not exist: reported by the enforcer, not evaluated
+        return None
+    try:
+        enforcer.check(caller, "ecr:GetAuthorizationToken", "*", call="image pull")
+        for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
+            enforcer.check(caller, action, repository, call="image pull")
+    except AccessDenied as denied:
+        return f"ClientError: Cannot pull the image {image}: {denied}"
+    return None
+
+
 def _final_status(job: Any, outcome: Any) -> str:
     """``Completed``, or ``Failed`` with the job's ``FailureReason`` taken from the outcome."""
     if outcome.ok:
@@ -71,7 +114,15 @@ def create_training_job(self: Any) -> Any:
     def execute() -> None:
         job.secondary_status = "Training"
         job.training_start_time = datetime.now(UTC)
-        outcome = jobs.run_training(_cloud.clients.s3, request, _cloud.workdir, _cloud.endpoint_url, _cloud.region)
+        role = request.get("RoleArn")
+        clients, credentials, writer = _as_role(role)
+        image = (request.get("AlgorithmSpecification") or {}).get("TrainingImage")
+        pulled = _pull_image(role, image)
+        outcome = (
+            jobs.JobResult(False, reason=pulled)
+            if pulled
+            else jobs.run_training(clients.s3, request, _cloud.workdir, _cloud.endpoint_url, _cloud.region, credentials)
+        )
         now = datetime.now(UTC)
         job.training_end_time = job.last_modified_time = now
         job.final_metric_data_list = (
@@ -83,8 +134,8 @@ def create_training_job(self: Any) -> Any:
             else []
         )
         job.training_time_in_seconds = job.billable_time_in_seconds = max(1, int(outcome.seconds))
-        _cloud.job_logs("/aws/sagemaker/TrainingJobs", f"{job.training_job_name}/algo-1", outcome.log)
-        _publish_training_metrics(job.training_job_name, outcome.outputs.get("metrics") or {})
+        _cloud.job_logs("/aws/sagemaker/TrainingJobs", f"{job.training_job_name}/algo-1", outcome.log, role=writer)
+        _publish_training_metrics(clients, job.training_job_name, outcome.outputs.get("metrics") or {})
         if outcome.ok:
             job.model_artifacts = {"S3ModelArtifacts": outcome.outputs["model_uri"]}
         job.training_job_status = job.secondary_status = _final_status(job, outcome)
@@ -102,16 +153,19 @@ def create_training_job(self: Any) -> Any:
     return result
 
 
-def _publish_training_metrics(job_name: str, metrics: dict[str, float]) -> None:
+def _publish_training_metrics(clients: Any, job_name: str, metrics: dict[str, float]) -> None:
+    from botocore.exceptions import ClientError
+
     if not metrics:
         return
-    _cloud.clients.cloudwatch.put_metric_data(
-        Namespace="/aws/sagemaker/TrainingJobs",
-        MetricData=[
-            {"MetricName": name, "Dimensions": [{"Name": "TrainingJobName", "Value": job_name}], "Value": value}
-            for name, value in metrics.items()
-        ],
-    )
+    with contextlib.suppress(ClientError):  # a denied put is recorded by the local cloud's IAM; the job goes on
+        clients.cloudwatch.put_metric_data(
+            Namespace="/aws/sagemaker/TrainingJobs",
+            MetricData=[
+                {"MetricName": name, "Dimensions": [{"Name": "TrainingJobName", "Value": job_name}], "Value": value}
+                for name, value in metrics.items()
+            ],
+        )
 
 
 def create_processing_job(self: Any) -> Any:
@@ -128,9 +182,18 @@ def create_processing_job(self: Any) -> Any:
 
     def execute() -> None:
         job.processing_start_time = datetime.now(UTC)
-        outcome = jobs.run_processing(_cloud.clients.s3, request, _cloud.workdir, _cloud.endpoint_url, _cloud.region)
+        role = request.get("RoleArn")
+        clients, credentials, writer = _as_role(role)
+        pulled = _pull_image(role, (request.get("AppSpecification") or {}).get("ImageUri"))
+        outcome = (
+            jobs.JobResult(False, reason=pulled)
+            if pulled
+            else jobs.run_processing(
+                clients.s3, request, _cloud.workdir, _cloud.endpoint_url, _cloud.region, credentials
+            )
+        )
         job.processing_end_time = job.last_modified_time = datetime.now(UTC)
-        _cloud.job_logs("/aws/sagemaker/ProcessingJobs", f"{job.processing_job_name}/algo-1", outcome.log)
+        _cloud.job_logs("/aws/sagemaker/ProcessingJobs", f"{job.processing_job_name}/algo-1", outcome.log, role=writer)
         job.processing_job_status = _final_status(job, outcome)
         jobs.job_changed()
         journal.record(
@@ -171,16 +234,19 @@ def create_transform_job(self: Any) -> Any:
                 "InvocationsTimeoutInSeconds", transform.DEFAULT_TIMEOUT_SECONDS
             )
         )
+        writer = None
         try:
             container = _cloud.endpoints.container(job.model_name, transform.container_environment(request))
         except Exception as error:  # the model cannot be served: the job fails, as SageMaker's would
             outcome = transform.TransformResult(False, f"ClientError: {getattr(error, 'message', error)}"[:1024])
         else:
-            outcome = transform.run_transform(
-                _cloud.clients.s3, request, transform.http_invoke(container.port, timeout)
-            )
+            role = _cloud.endpoints.execution_role(job.model_name)
+            clients, _, writer = _as_role(role)
+            outcome = transform.run_transform(clients.s3, request, transform.http_invoke(container.port, timeout))
         job.transform_end_time = job.last_modified_time = datetime.now(UTC)
-        _cloud.job_logs("/aws/sagemaker/TransformJobs", f"{name}/local-data-log", outcome.log or outcome.reason)
+        _cloud.job_logs(
+            "/aws/sagemaker/TransformJobs", f"{name}/local-data-log", outcome.log or outcome.reason, role=writer
+        )
         job.transform_job_status = _final_status(job, outcome)
         jobs.job_changed()
         journal.record(

@@ -16,7 +16,12 @@ This shim (patch point ``state_task_factory.state_task_service_for`` and ``WaitF
   and ``.sync``), ``createModel``, ``createEndpointConfig``, ``createEndpoint``, ``updateEndpoint``.
 - makes Wait states wait on the local cloud's clock (``localcloud.clock``);
 - creates ``AWS::StepFunctions::StateMachine`` resources in the backend the API serves (moto's
-  CloudFormation always uses the non-executing backend, so ``StartExecution`` would not find them).
+  CloudFormation always uses the non-executing backend, so ``StartExecution`` would not find them);
+- makes every service call of an execution carry its state machine's role (moto's ``boto_client_for`` calls with
+  fixed keys ``ak``/``sk``): patch point ``moto.stepfunctions.parser.asl.utils.boto_client.boto_client_for``, bound
+  by name in each interpreter module that imports it (``INTERPRETER_MODULES``). The role comes from the task's
+  ``StateCredentials`` (the execution's role unless the Task names ``Credentials``), its temporary credentials
+  from the local cloud's IAM (``localcloud.iam``), so the IAM middleware evaluates the call as that role.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.responses import get_backend
 from moto.stepfunctions.utils import cfn_to_api_tags
@@ -215,6 +220,61 @@ class LocalSageMaker(_ClockSync):
         return resolve
 
 
+INTERPRETER_MODULES: Final[tuple[str, ...]] = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_events",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_ecs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval.resource_eval_s3",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval.resource_eval_s3",
+)
+_original_boto_client_for = boto_client_module.boto_client_for
+
+
+def _state_machine_of(role_arn: str, region: str) -> str | None:
+    """The ARN of a state machine that runs with ``role_arn`` (Step Functions passes it as ``aws:SourceArn``
+    when it assumes the role)."""
+    from localcloud.cloud import provision
+
+    for machine in get_backend(provision.ACCOUNT_ID, region).state_machines:
+        if machine.roleArn == role_arn:
+            return str(machine.arn)
+    return None
+
+
+def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    """moto's client factory, with the credentials of the task's role (``state_credentials.role_arn``) when the
+    local cloud's IAM is active: the interpreter's calls are evaluated as the state machine's role."""
+    from localcloud.iam.enforcer import active
+
+    enforcer = active()
+    role_arn = getattr(state_credentials, "role_arn", None)
+    client = _original_boto_client_for(region=region, service=service, state_credentials=state_credentials)
+    if enforcer is None or not role_arn:
+        return client
+    credentials = enforcer.credentials(
+        str(role_arn), "states.amazonaws.com", "StepFunctions", _state_machine_of(str(role_arn), region)
+    )
+    import boto3
+
+    return boto3.client(
+        service_name=service,
+        region_name=region,
+        endpoint_url=client.meta.endpoint_url,
+        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=credentials["AWS_SESSION_TOKEN"],
+        config=client.meta.config,
+    )
+
+
 _original_service_for = state_task_service_factory.state_task_service_for
 
 
@@ -262,6 +322,13 @@ def install() -> None:
     if _installed:
         return
     state_task_factory.state_task_service_for = state_task_service_for  # type: ignore[assignment]
+    import importlib
+
+    for name in INTERPRETER_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "boto_client_for", None) is not _original_boto_client_for:
+            raise RuntimeError(f"{name} no longer binds moto's boto_client_for: revisit the stepfunctions shim")
+        module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
     WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
     sfn_models.StateMachine.create_from_cloudformation_json = classmethod(_create_state_machine)  # type: ignore[method-assign,assignment]
     sfn_models.StateMachine.delete_from_cloudformation_json = classmethod(_delete_state_machine)  # type: ignore[method-assign,assignment]

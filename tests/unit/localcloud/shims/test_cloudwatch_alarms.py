@@ -190,6 +190,14 @@ class Actions:
             Handler="app.handler",
             Code={"ZipFile": zip_package(RECORDER)},
         )["FunctionArn"]
+        # CloudWatch invokes a Lambda action only if the function policy allows it (as the stack's permission does)
+        clients.lambda_.add_permission(
+            FunctionName=self.function,
+            StatementId="alarms",
+            Action="lambda:InvokeFunction",
+            Principal="lambda.alarms.cloudwatch.amazonaws.com",
+            SourceAccount=ACCOUNT,
+        )
         self.topic = clients.sns.create_topic(Name=unique("alarms"))["TopicArn"]
         self.queue = clients.sqs.create_queue(QueueName=unique("alarm-mail"))["QueueUrl"]
         queue_arn = clients.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"][
@@ -212,12 +220,19 @@ class Actions:
         return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
 
 
+# the function's role must trust Lambda, or Lambda cannot assume it (the local cloud's IAM checks it)
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[Any]:
     # real-time cloud clock: the ticker's own evaluations cannot age the test datapoints out of their period
     with running_cloud(time_scale=1.0) as local:
         local.clients.iam.create_role(
-            RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps({"Statement": []})
+            RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
         )
         yield local
 

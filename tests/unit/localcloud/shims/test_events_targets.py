@@ -218,23 +218,33 @@ HANDLER = {
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[Any]:
     with running_cloud() as local:
-        local.clients.iam.create_role(
-            RoleName=ROLE.rsplit("/", 1)[1], AssumeRolePolicyDocument=json.dumps({"Statement": []})
-        )
+        # as in AWS: the target role trusts EventBridge and may start executions (the local cloud's IAM checks both)
+        services = ["lambda.amazonaws.com", "events.amazonaws.com", "states.amazonaws.com"]
+        trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": services}, "Action": "sts:AssumeRole"}]}
+        name = ROLE.rsplit("/", 1)[1]
+        local.clients.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+        grant = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "states:StartExecution", "Resource": "*"}],
+        }
+        local.clients.iam.put_role_policy(RoleName=name, PolicyName="start", PolicyDocument=json.dumps(grant))
         yield local
 
 
 def function(cloud: Any) -> str:
     name = unique("target")
-    return str(
-        cloud.clients.lambda_.create_function(
-            FunctionName=name,
-            Runtime="python3.12",
-            Role=ROLE,
-            Handler="app.handler",
-            Code={"ZipFile": zip_package(HANDLER)},
-        )["FunctionArn"]
+    arn = cloud.clients.lambda_.create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=ROLE,
+        Handler="app.handler",
+        Code={"ZipFile": zip_package(HANDLER)},
+    )["FunctionArn"]
+    # EventBridge invokes a function only if its resource-based policy allows events.amazonaws.com
+    cloud.clients.lambda_.add_permission(
+        FunctionName=name, StatementId="events", Action="lambda:InvokeFunction", Principal="events.amazonaws.com"
     )
+    return str(arn)
 
 
 def state_machine(cloud: Any) -> str:
