@@ -123,6 +123,15 @@ def _resource_arns(prefix: str, action: str, params: Mapping[str, Any], world: W
     if prefix == "sagemaker":
         if action == "sagemaker:AddTags":
             return [str(params["ResourceArn"])]
+        if action == "sagemaker:ListModelPackages":
+            # The SAR gives ListModelPackages the model-package resource type; AWS's cross-account model registry
+            # example ("Share a model group across accounts", SageMaker developer guide) grants it on
+            # model-package/<group>/*: a listing filtered by group is authorized against the group's versions.
+            # Unfiltered, it names no package: "*".
+            group = _sagemaker_name("ModelPackageGroupName")(params)
+            if group:
+                add("model-package", ModelPackageName=f"{group}/*")
+            return found
         for resource_type, (param, part) in _SAGEMAKER.items():
             if resource_type in types:
                 add(resource_type, **{part: _sagemaker_name(param)(params)})
@@ -343,8 +352,6 @@ def requests_for(call: Call, caller: Caller, world: World) -> list[Request]:
         catalog.resource_types(action)
     except catalog.CatalogError:
         raise UnmappedCall(f"{call.service}:{call.operation} is not an IAM action the local evaluator knows") from None
-    if call.service == "sagemaker" and call.operation == "DescribeModelPackage" and "ModelPackageName" in params:
-        pass
     context = dict(base.context)
     modelled: set[str] = set()
     if action == "cloudwatch:PutMetricData":

@@ -60,7 +60,7 @@ def _run_side_effects(backend: Any, job: Any, run_id: str, ok: bool, log: str) -
     from localcloud.iam.enforcer import AccessDenied
 
     enforcer = getattr(_cloud, "iam", None)
-    group = f"/aws-glue/jobs/{'output' if ok else 'error'}"
+    group = log_group(backend, job, ok)
     if enforcer is None or not getattr(job, "role", None):
         _cloud.job_logs(group, run_id, log)
         return
@@ -88,6 +88,20 @@ def _run_side_effects(backend: Any, job: Any, run_id: str, ok: bool, log: str) -
         journal.record("glue-run", job=job.name, run_id=run_id, outcome="access-denied", error=str(denied))
         return
     _cloud.job_logs(group, run_id, log, role=(job.role, GLUE))
+
+
+def log_group(backend: Any, job: Any, ok: bool) -> str:
+    """Where Glue writes a run's driver output: ``/aws-glue/jobs/output|error``, or, for a job whose security
+    configuration encrypts CloudWatch logs, ``/aws-glue/jobs/<configuration>-role/<role name>/output|error`` (the
+    per-configuration log groups Glue creates so that each can be associated with its KMS key)."""
+    stream = "output" if ok else "error"
+    name = getattr(job, "security_configuration", None) or ""
+    configuration = backend.security_configurations.get(name) if name else None
+    encryption = ((configuration.configuration if configuration else {}) or {}).get("CloudWatchEncryption") or {}
+    if encryption.get("CloudWatchEncryptionMode") != "SSE-KMS":
+        return f"/aws-glue/jobs/{stream}"
+    role_name = str(getattr(job, "role", "") or "").rsplit("/", 1)[-1]
+    return f"/aws-glue/jobs/{name}-role/{role_name}/{stream}"
 
 
 def create_job(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:

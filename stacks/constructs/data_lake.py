@@ -150,9 +150,11 @@ class DataLake(Construct):
         """The security configuration encrypts the job's CloudWatch logs with the data key, which CloudWatch Logs
         uses as itself: "Any ETL job or crawler that writes encrypted Amazon CloudWatch Logs requires the following
         permissions in the key policy (not IAM policy)" (AWS Glue Developer Guide, "Setting up AWS Glue to use
-        security configurations"). Scoped by the encryption context to the job's log groups, which Glue names
-        ``/aws-glue/jobs/<security configuration>-role/<role name>/...`` when a security configuration is set
-        (CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using AWS KMS")."""
+        security configurations"). Scoped by the encryption context (CloudWatch Logs User Guide, "Encrypt log data
+        in CloudWatch Logs using AWS KMS") to Glue's log groups of this account and region: with a security
+        configuration Glue writes to per-configuration groups, ``/aws-glue/jobs/<configuration>-role/<role>/...``
+        as seen in accounts, ``/aws-glue/jobs-<role>-<configuration>/`` as the Glue API reference (JobRun
+        LogGroupName) words it; ``/aws-glue/*`` covers both and nothing outside Glue."""
         stack = cdk.Stack.of(self)
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -164,7 +166,7 @@ class DataLake(Construct):
                         "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
                             service="logs",
                             resource="log-group",
-                            resource_name=f"/aws-glue/jobs/{self.security_configuration.name}-role/*",
+                            resource_name="/aws-glue/*",
                             arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                         )
                     }
