@@ -15,7 +15,8 @@ Stack deletion runs in reverse dependency order (moto deletes in set order and o
 custom resource could outlive the function that must clean up after it): references through ``Ref``,
 ``Fn::GetAtt``, ``Fn::Sub`` and ``DependsOn`` all count, as in CloudFormation.
 
-Also fixed here: moto's ``AWS::KMS::Key`` model reads tags as ``TagKey``/``TagValue`` while templates carry
+Also fixed here: moto's ``AWS::KMS::Key`` model stores ``KeyPolicy`` as given (GetKeyPolicy would return an
+object, not the JSON string KMS returns) and reads tags as ``TagKey``/``TagValue`` while templates carry
 ``Key``/``Value``; moto's ``AWS::S3::Bucket`` model applies only encryption and tags, so the rest of the bucket's
 properties (versioning, public access block, ownership controls, lifecycle rules, server access logging,
 notification configuration) are applied through the S3 API after moto created the bucket. moto's
@@ -402,6 +403,8 @@ MODELS: tuple[type[LocalResource], ...] = (
 def _kms_key_with_tags(original: Callable[..., Any]) -> Callable[..., Any]:
     def create(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kw: Any):  # type: ignore[no-untyped-def]
         properties = cloudformation_json.get("Properties", {})
+        if isinstance(properties.get("KeyPolicy"), dict):  # GetKeyPolicy returns the document as a JSON string
+            properties["KeyPolicy"] = json.dumps(properties["KeyPolicy"])
         if properties.get("Tags"):
             properties["Tags"] = [
                 {"TagKey": t.get("TagKey", t.get("Key")), "TagValue": t.get("TagValue", t.get("Value"))}

@@ -69,7 +69,9 @@ def glue_metrics(cloud: LocalCloud) -> None:
 
 def glue_logs_key(cloud: LocalCloud) -> None:
     key = cloud.iam.world.key_arn(physical(cloud, "DataLakeDataKey"))
-    group = f"arn:aws:logs:{cloud.region}:{cloud.account_id}:log-group:/aws-glue/jobs/mlops-dev-glue-kms-role/etl/output"
+    group = (
+        f"arn:aws:logs:{cloud.region}:{cloud.account_id}:log-group:/aws-glue/jobs/mlops-dev-glue-kms-role/etl/output"
+    )
     context = {"kms:encryptioncontext:aws:logs:arn": [group], "kms:encryptioncontextkeys": ["aws:logs:arn"]}
     logs = cloud.iam.service(f"logs.{cloud.region}.amazonaws.com")
     modelled = frozenset({"kms:encryptioncontext:*", "kms:encryptioncontextkeys"})

@@ -302,6 +302,21 @@ def test_a_kms_key_keeps_its_template_tags(aws: None) -> None:
     assert tags == [{"TagKey": "stage", "TagValue": "dev"}]
 
 
+def test_a_kms_key_policy_reads_back_as_the_json_string_kms_returns(aws: None) -> None:
+    # Given a template key with a policy document (CloudFormation takes it as an object)
+    document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}]}
+    template = {
+        "Resources": {"Key": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": document}}},
+        "Outputs": {"KeyId": {"Value": {"Ref": "Key"}}},
+    }
+    # When the stack is created and the policy read back
+    _, outputs = create_stack(template)
+    policy = boto3.client("kms", region_name=REGION).get_key_policy(KeyId=outputs["KeyId"], PolicyName="default")
+    # Then it is a JSON string (GetKeyPolicy's Policy member), equal to the template's document
+    assert isinstance(policy["Policy"], str)
+    assert json.loads(policy["Policy"]) == document
+
+
 def test_cdk_bucket_notifications_are_applied(aws: None) -> None:
     bucket = unique("raw")
     template = {
