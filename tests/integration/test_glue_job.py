@@ -20,8 +20,9 @@ from pipelines.data.generator import corrupt_with_defects, generate, to_csv_byte
 from pipelines.etl import glue_job
 from pipelines.etl import transforms as tf
 from pipelines.etl.glue_job import EtlJobError
-from pipelines.schema import CHURN_SCHEMA, SPLITS
+from pipelines.schema import SPLITS
 from stacks.config import QualityGate
+from tests.samples import CHURN_SCHEMA
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +116,7 @@ def assert_raw_intact(s3: Any, body: bytes, version_id: str) -> None:
 def test_a_clean_file_becomes_a_curated_partitioned_and_catalogued_dataset(aws: dict[str, Any], spark: Any) -> None:
     # Given: a raw CSV upload with 2% bad rows (under the 5% gate)
     s3, glue = aws["s3"], aws["glue"]
-    df, expected = corrupt_with_defects(generate(3_000, seed=31), 0.02, seed=4)
+    df, expected = corrupt_with_defects(generate(3_000, seed=31), 0.02, seed=4, schema=CHURN_SCHEMA)
     body = to_csv_bytes(df)
     version = upload(s3, body)
 
@@ -215,7 +216,7 @@ def test_a_second_version_adds_partitions_and_a_rerun_replaces_its_own(aws: dict
 def test_the_gate_fails_the_run_and_keeps_the_data_out(aws: dict[str, Any], spark: Any) -> None:
     # Given: an upload with 20% bad rows
     s3, glue = aws["s3"], aws["glue"]
-    body = to_csv_bytes(corrupt_with_defects(generate(1_000, seed=3), 0.2, seed=1)[0])
+    body = to_csv_bytes(corrupt_with_defects(generate(1_000, seed=3), 0.2, seed=1, schema=CHURN_SCHEMA)[0])
     version = upload(s3, body)
 
     # When / Then: the run raises with a machine-readable reason first
@@ -288,7 +289,7 @@ def test_parquet_uploads_and_separate_quarantine_and_report_buckets(aws: dict[st
     s3.create_bucket(Bucket="quarantine-bucket")
     s3.create_bucket(Bucket="report-bucket")
     key = "datasets/churn/upload.parquet"
-    df, _ = corrupt_with_defects(generate(1_000, seed=6), 0.01, seed=2)
+    df, _ = corrupt_with_defects(generate(1_000, seed=6), 0.01, seed=2, schema=CHURN_SCHEMA)
     version = upload(s3, to_parquet_bytes(df), key=key)
 
     # When: the job runs with the Spark default parallelism

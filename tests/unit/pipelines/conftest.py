@@ -20,8 +20,8 @@ import pytest
 from sagemaker_training import mapping
 
 from pipelines.data.generator import generate, write_parquet
-from pipelines.schema import CHURN_SCHEMA
 from pipelines.training import train
+from tests.samples import CHURN_SCHEMA
 
 SPLIT_ROWS = {"train": 3000, "validation": 1000, "test": 1000}
 TEST_HYPERPARAMETERS = {

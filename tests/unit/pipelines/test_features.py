@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from pipelines.features import engineer_features, engineered_columns, model_input_columns
-from pipelines.schema import CHURN_SCHEMA
+from pipelines.schema import Engineered, SchemaError
+from tests.samples import CHURN_SCHEMA
 
 
 def _rows() -> pd.DataFrame:
@@ -59,7 +60,7 @@ def test_input_frame_is_not_modified_and_other_columns_are_kept() -> None:
 
     # Then the input is untouched and the output has the inputs plus the engineered columns, in order
     pd.testing.assert_frame_equal(df, before)
-    assert list(out.columns) == [*df.columns, *CHURN_SCHEMA.engineered]
+    assert list(out.columns) == [*df.columns, *CHURN_SCHEMA.engineered_names]
     assert out["charges_per_tenure_month"].dtype == np.float64
 
 
@@ -87,13 +88,13 @@ def test_schema_without_engineered_columns_returns_an_equal_copy() -> None:
     assert out is not df
 
 
-def test_unknown_engineered_column_is_rejected_by_name() -> None:
-    # Given a schema that asks for a column nobody defines
-    schema = replace(CHURN_SCHEMA, engineered=("mystery_ratio",))
-
-    # When / Then engineering fails and names the column
-    with pytest.raises(KeyError, match="mystery_ratio"):
-        engineer_features(_rows(), schema)
+def test_an_engineered_column_over_an_undeclared_name_is_refused_by_the_schema() -> None:
+    # Given an engineered column whose expression reads a column the dataset does not declare
+    # When the schema is built / Then it fails naming the field, the name and the usable columns
+    with pytest.raises(SchemaError, match=r"^engineered\[2\]\.expression: unknown name 'mystery'") as error:
+        replace(CHURN_SCHEMA, engineered=(*CHURN_SCHEMA.engineered, Engineered("ratio", "mystery / 2")))
+    assert error.value.field == "engineered[2].expression"
+    assert "numeric features and earlier engineered columns: age, charges_per_tenure_month" in str(error.value)
 
 
 def test_model_input_columns_are_the_raw_features_then_the_engineered_ones() -> None:
@@ -119,7 +120,7 @@ def test_columns_as_numpy_arrays_give_the_same_values_as_a_frame() -> None:
     from_arrays = engineered_columns(arrays, CHURN_SCHEMA)
 
     # Then they agree exactly, NaN included
-    for name in CHURN_SCHEMA.engineered:
+    for name in CHURN_SCHEMA.engineered_names:
         np.testing.assert_array_equal(from_arrays[name], from_frame[name].to_numpy())
 
 
