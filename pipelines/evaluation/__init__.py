@@ -83,7 +83,8 @@ def multiclass_metrics(y_true: ArrayLike, probabilities: ArrayLike, labels: Sequ
     predicted = choices[p.argmax(axis=1)]
     values = {
         "accuracy": skm.accuracy_score(y, predicted),
-        "log_loss": skm.log_loss(y, p, labels=choices),
+        # log_loss reads the columns in sorted label order, whatever order ``labels`` lists
+        "log_loss": skm.log_loss(y, p[:, np.argsort(choices)], labels=np.sort(choices)),
         "macro_f1": skm.f1_score(y, predicted, labels=choices, average="macro", zero_division=0.0),
         "weighted_f1": skm.f1_score(y, predicted, labels=choices, average="weighted", zero_division=0.0),
     }
