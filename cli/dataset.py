@@ -283,19 +283,18 @@ def infer_declaration(
         draft.notes.append(f"{missing_target} row(s) have no {target!r}: the ETL rejects them (null:{target})")
 
     draft.data.update(task=task, target=target)
-    if key is None:
-        candidates = [c for c in frame.columns if c != target and _id_like(c, frame[c], rows)]
-        candidates.sort(key=lambda c: (not _ID_NAME.search(c), list(frame.columns).index(c)))
-        if candidates:
-            key = candidates[0]
-            draft.notes.append(
-                f"{key!r} looks like an ID (every value distinct): made it the key, not a feature; delete the "
-                "key line if rows may repeat it (the ETL then derives a row id from each row's content)"
-            )
-            for other in candidates[1:]:
-                draft.left_out[other] = "ID-like (every value distinct): it identifies rows, it does not describe them"
-        else:
-            draft.notes.append("no key column: the ETL derives each row's id from its content (column row_id)")
+    candidates = [c for c in frame.columns if c not in (target, key) and _id_like(c, frame[c], rows)]
+    candidates.sort(key=lambda c: (not _ID_NAME.search(c), list(frame.columns).index(c)))
+    if key is None and candidates:
+        key = candidates.pop(0)
+        draft.notes.append(
+            f"{key!r} looks like an ID (every value distinct): made it the key, not a feature; delete the "
+            "key line if rows may repeat it (the ETL then derives a row id from each row's content)"
+        )
+    elif key is None:
+        draft.notes.append("no key column: the ETL derives each row's id from its content (column row_id)")
+    for other in candidates:
+        draft.left_out[other] = "ID-like (every value distinct): it identifies rows, it does not describe them"
     if key is not None:
         draft.data["key"] = key
         draft.left_out[key] = "the key"

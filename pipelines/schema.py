@@ -215,9 +215,10 @@ def expression_columns(text: str) -> list[str]:
     """The column names an expression reads, in order of first use (function names excluded)."""
     tree = parse_expression(text)
     called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    used = [node for node in ast.walk(tree.body) if isinstance(node, ast.Name) and id(node) not in called]
     names: list[str] = []
-    for node in ast.walk(tree.body):
-        if isinstance(node, ast.Name) and id(node) not in called and node.id not in names:
+    for node in sorted(used, key=lambda n: n.col_offset):
+        if node.id not in names:
             names.append(node.id)
     return names
 
@@ -283,9 +284,12 @@ def _list(value: Any, where: str) -> list[Any]:
     return list(value)
 
 
+_BOOLEAN = "a boolean: YAML reads yes/no/on/off/true/false unquoted as booleans; quote the value, e.g. 'yes'"
+
+
 def _label(value: Any, where: str) -> Label:
     if isinstance(value, bool):
-        raise SchemaError(where, f"{value!r} is a boolean (YAML reads yes/no/true/false so): quote it, e.g. '{value}'")
+        raise SchemaError(where, _BOOLEAN)
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.strip() == value and value:
@@ -295,7 +299,7 @@ def _label(value: Any, where: str) -> Label:
 
 def _category(value: Any, where: str) -> str:
     if isinstance(value, bool):
-        raise SchemaError(where, f"{value!r} is a boolean (YAML reads yes/no/true/false so): quote it, e.g. '{value}'")
+        raise SchemaError(where, _BOOLEAN)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str) and value:

@@ -19,6 +19,7 @@ module imports ``stacks.config`` only inside the functions that check against th
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -170,21 +171,29 @@ def sagemaker_names(prefix: str, dataset: str) -> dict[str, str]:
     }
 
 
-def name_problems(schema: DatasetSchema, prefixes: list[str]) -> list[str]:
-    """Why a derived SageMaker name would be refused, for the longest of ``prefixes`` (the stages)."""
-    import re
+def max_name_length(prefix: str) -> tuple[int, str]:
+    """(the longest dataset name every derived SageMaker name fits with ``prefix``, the kind that binds)."""
+    room = {kind: SAGEMAKER_NAME_LIMIT - len(name) for kind, name in sagemaker_names(prefix, "").items()}
+    kind = min(room, key=lambda k: room[k])
+    return room[kind], kind
 
+
+def name_problems(schema: DatasetSchema, prefixes: list[str]) -> list[str]:
+    """Why a SageMaker name derived from the dataset name would be refused, with the longest of ``prefixes``
+    (the stages'): the longest derived name first."""
     prefix = max(prefixes, key=len)
+    longest, kind = max_name_length(prefix)
     problems = []
-    for kind, name in sagemaker_names(prefix, schema.name).items():
-        if len(name) > SAGEMAKER_NAME_LIMIT:
-            room = SAGEMAKER_NAME_LIMIT - (len(name) - len(schema.name))
-            problems.append(
-                f"{schema.name!r} makes the {kind} {name!r} {len(name)} characters long; SageMaker allows "
-                f"{SAGEMAKER_NAME_LIMIT} (with the stage prefix {prefix!r}, a dataset name has at most {room})"
-            )
-        elif not re.match(SAGEMAKER_NAME_PATTERN, name):
-            problems.append(f"{schema.name!r} makes the {kind} {name!r}, outside SageMaker's {SAGEMAKER_NAME_PATTERN}")
+    if len(schema.name) > longest:
+        name = sagemaker_names(prefix, schema.name)[kind]
+        problems.append(
+            f"{schema.name!r} ({len(schema.name)} characters) makes the {kind} {name!r} {len(name)} characters "
+            f"long; SageMaker allows {SAGEMAKER_NAME_LIMIT}: with the stage prefix {prefix!r} a dataset name has "
+            f"at most {longest} characters"
+        )
+    for other, name in sagemaker_names(prefix, schema.name).items():
+        if not re.match(SAGEMAKER_NAME_PATTERN, name):
+            problems.append(f"{schema.name!r} makes the {other} {name!r}, outside SageMaker's {SAGEMAKER_NAME_PATTERN}")
     return problems
 
 

@@ -703,12 +703,13 @@ def transform_rows(
     Curated rows have ``curated_columns(schema)`` plus ``split`` and come grouped by split (file order
     within a split). Pure and partition-safe as long as all rows of a key are in the same frame. The split
     is each row's own (the hash rule); a stratified schema's final split needs every row of a class:
-    ``assign_splits`` over the union of the partitions (``run_transform`` and the Glue job call it).
+    ``assign_splits`` over the union of the partitions (``run_transform`` and the Glue job call it), so
+    its rows stay in file order here and are grouped there.
     """
     checked = _check(frame, schema, seed=params.split_seed)
     codes = _split_codes(checked.hashes, params.validation_share, params.test_share)
     valid = np.flatnonzero(checked.valid)
-    rows = valid[np.argsort(codes[valid], kind="stable")]
+    rows = valid if schema.stratified else valid[np.argsort(codes[valid], kind="stable")]
     columns = _rows(checked, schema, rows)
     columns.update(engineered_columns(columns, schema))
     columns[SPLIT] = pd.Categorical.from_codes(codes[rows], categories=list(SPLITS))
