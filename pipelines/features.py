@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import operator
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -92,7 +92,7 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
 
 def _evaluate(node: ast.expr, values: Mapping[str, np.ndarray]) -> Any:
     if isinstance(node, ast.Constant):
-        return float(node.value)
+        return float(cast(float, node.value))  # parse_expression admits int and float constants only
     if isinstance(node, ast.Name):
         return values[node.id]
     if isinstance(node, ast.BinOp):

@@ -64,7 +64,7 @@ def generate_tickets(rows: int, seed: int = 0) -> pd.DataFrame:
     ) + rng.gumbel(0.0, 0.6, (n, len(TEAMS)))
     team = np.asarray(TEAMS, dtype=object)[logits.argmax(axis=1)]
 
-    priority = np.where(rng.random(n) < 0.08, None, priority)  # not filled in
+    priority[rng.random(n) < 0.08] = None  # not filled in
     length = np.where(rng.random(n) < 0.03, np.nan, length)  # the message was not stored
     return pd.DataFrame(
         {

@@ -719,12 +719,12 @@ def transform_rows(
 
 def class_codes(target: pd.Series | np.ndarray, schema: DatasetSchema) -> np.ndarray:
     """The index of each curated target value among the schema's class labels."""
-    labels = [str(label) for label in schema.class_labels]
+    names = [str(label) for label in schema.class_labels]
     categorical = isinstance(target, pd.Series) and isinstance(target.dtype, pd.CategoricalDtype)
-    if categorical and list(target.cat.categories) == labels:
+    if isinstance(target, pd.Series) and categorical and list(target.cat.categories) == names:
         return np.asarray(target.cat.codes.to_numpy(), dtype=np.int64)
     values = np.asarray(target)
-    labels = np.asarray(schema.class_labels if schema.numeric_labels else [str(x) for x in schema.class_labels])
+    labels = np.asarray(schema.class_labels if schema.numeric_labels else names)
     order = np.argsort(labels)
     found = order[np.searchsorted(labels, values, sorter=order).clip(0, len(labels) - 1)]
     return np.where(labels[found] == values, found, -1).astype(np.int64)

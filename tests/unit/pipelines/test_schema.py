@@ -178,7 +178,7 @@ def test_a_broken_rule_names_its_field(changes: dict[str, Any], field: str, mess
         ({"name": "x", "kind": "numeric", "unit": "cm"}, "unit", "unknown key"),
         ({"name": "x,y", "kind": "numeric"}, "name", "cannot hold surrounding spaces, tabs, newlines, commas"),
         ({"name": "g", "kind": "categorical", "categories": ["a", "a"]}, "categories[1]", "'a' is listed twice"),
-        ({"name": "g", "kind": "categorical", "categories": ["a", False]}, "categories[1]", "quote it"),
+        ({"name": "g", "kind": "categorical", "categories": ["a", False]}, "categories[1]", "quote the value"),
     ],
 )
 def test_a_broken_feature_names_its_index_and_field(feature: dict[str, Any], field: str, message: str) -> None:
