@@ -21,6 +21,8 @@ from pipelines.evaluation import (
     classification_metrics,
     confusion_matrix,
     expected_calibration_error,
+    multiclass_metrics,
+    regression_metrics,
 )
 from pipelines.evaluation import evaluate as ev
 from pipelines.features import model_frame
@@ -139,6 +141,52 @@ def test_an_unknown_metric_cannot_be_the_gate_metric() -> None:
 
 
 # ---- metrics ---------------------------------------------------------------------------------------
+
+
+def test_multiclass_metrics_read_the_probabilities_in_declared_label_order() -> None:
+    # Given labels declared out of alphabetical order and probabilities in that order
+    labels = ["zebra", "ant", "moth"]
+    y = np.array(["zebra", "ant", "moth", "ant", "zebra", "moth"])
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1], [0.6, 0.3, 0.1], [0.3, 0.3, 0.4]])
+
+    # When the multiclass metrics are computed
+    values = multiclass_metrics(y, p, labels)
+
+    # Then they equal an independent computation: log loss from each row's probability of its own label,
+    # the predicted label the most probable one
+    own = p[np.arange(len(y)), [labels.index(label) for label in y]]
+    predicted = np.array(labels)[p.argmax(axis=1)]
+    assert values["log_loss"] == pytest.approx(float(-np.mean(np.log(own))))
+    assert values["accuracy"] == pytest.approx(float(np.mean(predicted == y)))
+    assert values["macro_f1"] == pytest.approx(skm.f1_score(y, predicted, average="macro"))
+    assert list(values) == ["accuracy", "log_loss", "macro_f1", "weighted_f1"]
+
+
+def test_regression_metrics_match_their_definitions() -> None:
+    # Given targets and predictions / When the regression metrics are computed / Then by their formulas
+    y, pred = np.array([3.0, 5.0, 2.0, 8.0]), np.array([2.5, 5.0, 4.0, 7.0])
+    values = regression_metrics(y, pred)
+    assert values["rmse"] == pytest.approx(float(np.sqrt(np.mean((y - pred) ** 2))))
+    assert values["mae"] == pytest.approx(float(np.mean(np.abs(y - pred))))
+    assert values["r2"] == pytest.approx(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+def test_the_gate_compares_an_error_metric_downwards() -> None:
+    # Given a gate on RMSE (lower is better): a ceiling of 3 and a required decrease of 0.1
+    gate = EvaluationGate(primary_metric="rmse", min_improvement=0.1, absolute_floor=3.0)
+
+    # When challengers are judged alone and against a champion with RMSE 2.5
+    over = ev.decide({"rmse": 3.2}, None, gate)
+    lower = ev.decide({"rmse": 2.3}, {"rmse": 2.5}, gate)
+    higher = ev.decide({"rmse": 2.6}, {"rmse": 2.5}, gate)
+
+    # Then the ceiling and the improvement go the error's way
+    assert not over.passed and over.reason == "challenger rmse 3.2000 is above the ceiling 3.0000"
+    assert lower.passed and lower.improvement == pytest.approx(0.2)
+    assert lower.reason == "challenger rmse 2.3000 beats the champion's 2.5000 by 0.2000 (required 0.1000)"
+    assert not higher.passed and higher.reason == (
+        "champion wins: challenger rmse 2.6000 is above the champion's 2.5000 (by 0.1000)"
+    )
 
 
 def _scores(rows: int = 2000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
