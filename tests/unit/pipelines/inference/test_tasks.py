@@ -58,6 +58,13 @@ def test_a_multiclass_model_answers_a_label_and_one_probability_per_declared_cla
         assert label == prediction["label"]
         assert [float(p) for p in probabilities] == list(prediction["probabilities"].values())
     assert answer["model_version"] == run.training.metadata["model_version"]
+    # and each probability is the fitted classifier's for that class (its own column order is alphabetical)
+    model = inference.load_model(run.training.model_dir)
+    fitted = model.pipeline.predict_proba(model_frame(pd.DataFrame(records), run.schema))
+    classes = [str(c) for c in model.pipeline.classes_]
+    for prediction, row in zip(answer["predictions"], fitted, strict=True):
+        expected = {label: row[classes.index(label)] for label in labels}
+        assert prediction["probabilities"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_a_regression_model_answers_the_value(sample_run: Callable[[str], SampleRun]) -> None:
@@ -97,8 +104,8 @@ def test_the_fast_path_answers_like_the_fitted_pipeline(name: str, sample_run: C
 
 
 def test_binary_string_labels_are_answered_as_declared(churn_splits: dict[str, pd.DataFrame], tmp_path: Path) -> None:
-    # Given a binary model trained on labels "stay"/"leave" with "leave" positive
-    schema = replace(CHURN_SCHEMA, labels=("stay", "leave"), positive_label="leave")
+    # Given a binary model trained on labels "leave"/"stay" with the first, "leave", positive
+    schema = replace(CHURN_SCHEMA, labels=("leave", "stay"), positive_label="leave")
     named = {k: v.assign(churned=np.where(v["churned"] == 1, "leave", "stay")) for k, v in churn_splits.items()}
     hyperparameters = train.Hyperparameters(max_iter=20)
     result = train.train(named["train"], named["validation"], schema, hyperparameters)
