@@ -29,7 +29,7 @@ node_modules/.installed: package.json package-lock.json
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy stacks lambdas pipelines localcloud bench app.py
+	$(BIN)/mypy stacks lambdas pipelines localcloud cli bench app.py
 
 format: install
 	$(BIN)/ruff check --fix .

@@ -20,8 +20,8 @@ import pyarrow.parquet as pq
 from bench.harness import Budget, Result
 from pipelines.data.generator import generate, to_csv_bytes
 from pipelines.etl.transforms import run_transform, split_parquet
-from pipelines.schema import CHURN_SCHEMA
 from stacks.config import QualityGate
+from stacks.datasets import dataset_schema
 
 BUDGET = 0.25  # etl rows/s divided by pyarrow rows/s
 RATIO_BUDGET = Budget(on="ratio", op=">=", limit=BUDGET)
@@ -40,10 +40,10 @@ def measure(rows: int = FULL_ROWS, repeats: int = 3, seed: int = 11) -> dict[str
     gate = QualityGate()
 
     def etl() -> None:
-        result = run_transform(raw, "csv", CHURN_SCHEMA, gate, source={"bench": True})
+        result = run_transform(raw, "csv", dataset_schema("churn"), gate, source={"bench": True})
         if not result.gate_passed or len(result.curated) != rows:
             raise RuntimeError(f"bench data did not pass the ETL cleanly: {result.gate_reasons}")
-        split_parquet(result.curated, CHURN_SCHEMA)
+        split_parquet(result.curated, dataset_schema("churn"))
 
     def reference() -> None:
         table = pacsv.read_csv(io.BytesIO(raw))

@@ -23,8 +23,8 @@ from bench.harness import Budget, Result
 from pipelines.data.generator import generate
 from pipelines.features import model_frame
 from pipelines.inference import inference
-from pipelines.schema import CHURN_SCHEMA
 from pipelines.training import train
+from stacks.datasets import dataset_schema
 
 ONE_ROW_CALLS = 2000
 BATCH_CALLS = 200
@@ -57,8 +57,8 @@ def _train_model(directory: str, training_rows: int = 4000) -> inference.LoadedM
     rows = generate(training_rows, seed=11)
     hyperparameters = train.Hyperparameters()
     cut = training_rows * 3 // 4
-    result = train.train(rows.iloc[:cut], rows.iloc[cut:], CHURN_SCHEMA, hyperparameters)
-    train.write_model_artifacts(directory, result, CHURN_SCHEMA, hyperparameters, model_version="bench")
+    result = train.train(rows.iloc[:cut], rows.iloc[cut:], dataset_schema("churn"), hyperparameters)
+    train.write_model_artifacts(directory, result, dataset_schema("churn"), hyperparameters, model_version="bench")
     return inference.model_fn(directory)
 
 
@@ -68,12 +68,12 @@ def measure(
     """Measure and return the latencies, the budgets and whether they hold."""
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as directory:
         model = _train_model(directory, training_rows)
-    rows = generate(BATCH_ROWS, seed=12)[CHURN_SCHEMA.feature_names]
+    rows = generate(BATCH_ROWS, seed=12)[dataset_schema("churn").feature_names]
     bodies = {
         1: rows.head(1).to_csv(index=False, header=False),
         BATCH_ROWS: rows.to_csv(index=False, header=False),
     }
-    frames = {n: model_frame(rows.head(n), CHURN_SCHEMA).copy() for n in bodies}
+    frames = {n: model_frame(rows.head(n), dataset_schema("churn")).copy() for n in bodies}
 
     def handler(n: int) -> Callable[[], Any]:
         return lambda: inference.output_fn(

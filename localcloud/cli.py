@@ -4,6 +4,7 @@
 - ``mlops local up [--port P] [--stage dev]``: synthesize, deploy into a local cloud on 127.0.0.1 and serve it
   until interrupted, so the AWS CLI and boto3 (``endpoint_url``) drive it like an account: uploads to the raw
   zone start pipelines, approved models are deployed, ``sagemaker-runtime invoke-endpoint`` answers.
+- ``mlops dataset init|check``: declare a dataset from a sample and test a file against it (``cli.dataset``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from cli.dataset import add_commands as add_dataset_commands
 from localcloud import provision
 from localcloud.cloud import DEFAULT_TIME_SCALE, DEMO_TIME_SCALE, LocalCloud
 
@@ -103,6 +105,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--assembly", type=Path, default=None)
     up.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
     up.set_defaults(func=_up)
+    add_dataset_commands(commands)
     return root
 
 

@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pipelines.schema import CHURN_SCHEMA, DatasetSchema
+from pipelines.schema import DatasetSchema, Gate
 from pipelines.training.hyperparameters import Hyperparameters
+from stacks.datasets import DATASETS_DIR, read_schema
 
 Stage = Literal["dev", "prod"]
 DeploymentStrategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
@@ -20,6 +21,8 @@ Approval = Literal["auto", "manual"]
 PROJECT = "mlops"
 DEFAULT_REGION = "us-east-1"
 METRICS_NAMESPACE = "MLOps"
+SAMPLE_DATASET = "churn"
+"""The dataset the single-dataset wiring serves (``datasets/churn.yaml``)."""
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,15 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class EvaluationGate:
-    """Champion/challenger gate."""
+    """Champion/challenger gate (a dataset declares its own: ``pipelines.schema.Gate``; ``from_gate``)."""
 
-    primary_metric: Literal["auc", "accuracy", "f1"] = "auc"
-    min_improvement: float = 0.005  # challenger must beat the champion by this much
-    absolute_floor: float = 0.70  # and clear this, champion or not
+    primary_metric: str = "auc"  # one of pipelines.schema.METRICS that fits the dataset's task
+    min_improvement: float = 0.005  # challenger must beat the champion by this much, in the metric's direction
+    absolute_floor: float = 0.70  # and clear this, champion or not (for an error metric: stay at or below it)
+
+    @classmethod
+    def from_gate(cls, gate: Gate) -> EvaluationGate:
+        return cls(primary_metric=gate.metric, min_improvement=gate.min_improvement, absolute_floor=gate.floor)
 
 
 def traffic_batch_instances(percent: int, instances: int) -> int:
@@ -162,7 +169,7 @@ class StageConfig:
     stage: Stage
     region: str = DEFAULT_REGION
     account: str | None = None  # None: environment-agnostic template
-    dataset: DatasetSchema = CHURN_SCHEMA
+    dataset: DatasetSchema = field(default_factory=lambda: read_schema(DATASETS_DIR / f"{SAMPLE_DATASET}.yaml"))
     quality: QualityGate = field(default_factory=QualityGate)
     glue: GlueSettings = field(default_factory=GlueSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
@@ -185,6 +192,18 @@ class StageConfig:
             problem = alarm_window_problem(seconds, periods)
             if problem:
                 raise ValueError(f"{name} alarm: {problem}")
+
+    def for_dataset(self, schema: DatasetSchema) -> StageConfig:
+        """This stage's settings for one declared dataset: its gate, and its ``serving`` / ``alarms`` / ``retrain``
+        overrides on top of the stage's (which run the same checks as the stage's own: a ``ValueError`` says why)."""
+        return replace(
+            self,
+            dataset=schema,
+            evaluation=EvaluationGate.from_gate(schema.evaluation_gate),
+            serving=replace(self.serving, **schema.serving),
+            alarms=replace(self.alarms, **schema.alarms),
+            retrain=replace(self.retrain, **schema.retrain),
+        )
 
     # ---- derived names (fixed, so resources can refer to each other without tokens) ----
     @property
@@ -236,7 +255,8 @@ def alarm_window_problem(period_seconds: int, evaluation_periods: int) -> str | 
 
 
 def _dev() -> StageConfig:
-    return StageConfig(stage="dev")
+    sample = read_schema(DATASETS_DIR / f"{SAMPLE_DATASET}.yaml")
+    return StageConfig(stage="dev", dataset=sample, evaluation=EvaluationGate.from_gate(sample.evaluation_gate))
 
 
 def _prod() -> StageConfig:

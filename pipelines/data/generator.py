@@ -1,4 +1,4 @@
-"""Seeded generator of a realistic telecom-churn dataset (``CHURN_SCHEMA``) and a defect injector.
+"""Seeded generator of a realistic telecom-churn dataset (``datasets/churn.yaml``) and a defect injector.
 
 The target follows a logistic model of the features plus unobserved noise, so a boosted-tree model
 reaches an AUC of about 0.85, not 1.0. ``drift`` in [0, 1] moves both the feature distributions
@@ -27,11 +27,26 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipelines.etl.transforms import to_str_series
-from pipelines.schema import CHURN_SCHEMA, DatasetSchema
+from pipelines.schema import DatasetSchema
 
-CONTRACTS = CHURN_SCHEMA.feature("contract").categories
-PAYMENTS = CHURN_SCHEMA.feature("payment_method").categories
-INTERNET = CHURN_SCHEMA.feature("internet_service").categories
+# The categories of datasets/churn.yaml, in its order (a unit test keeps them equal).
+CONTRACTS: tuple[str, ...] = ("month-to-month", "one-year", "two-year")
+PAYMENTS: tuple[str, ...] = ("electronic-check", "mailed-check", "bank-transfer", "credit-card")
+INTERNET: tuple[str, ...] = ("dsl", "fiber", "none")
+COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "tenure_months",
+    "monthly_charges",
+    "total_charges",
+    "support_calls",
+    "data_usage_gb",
+    "age",
+    "contract",
+    "payment_method",
+    "internet_service",
+    "churned",
+)
+"""The generated columns: the churn declaration's input columns, in order."""
 
 # Category probabilities without drift and at full drift (drift interpolates linearly).
 _CONTRACT_P = (np.array([0.55, 0.24, 0.21]), np.array([0.75, 0.15, 0.10]))
@@ -55,7 +70,7 @@ def _categorical(codes: np.ndarray, categories: tuple[str, ...]) -> pd.Series:
 
 
 def generate(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
-    """``rows`` churn records in ``CHURN_SCHEMA.input_columns`` order; same seed, same data."""
+    """``rows`` churn records in ``COLUMNS`` order; same seed, same data."""
     if rows < 0:
         raise ValueError("rows must be >= 0")
     if not 0.0 <= drift <= 1.0:
@@ -127,7 +142,7 @@ def generate(rows: int, seed: int = 0, drift: float = 0.0) -> pd.DataFrame:
         "internet_service": _categorical(internet, INTERNET).array,
         "churned": churned,
     }
-    return pd.DataFrame({name: columns[name] for name in CHURN_SCHEMA.input_columns}, copy=False)
+    return pd.DataFrame({name: columns[name] for name in COLUMNS}, copy=False)
 
 
 # ---- defects -------------------------------------------------------------------------------------
@@ -143,7 +158,7 @@ def _as_text(column: pd.Series) -> pd.Series:
 
 
 def corrupt_with_defects(
-    df: pd.DataFrame, share: float, seed: int = 0, schema: DatasetSchema = CHURN_SCHEMA
+    df: pd.DataFrame, share: float, seed: int = 0, *, schema: DatasetSchema
 ) -> tuple[pd.DataFrame, pd.Series]:
     """A copy of ``df`` with ``share`` of its rows broken, one defect per row, and the expected reasons.
 
@@ -169,13 +184,13 @@ def corrupt_with_defects(
 
     for row, kind in zip(broken.tolist(), kinds.tolist(), strict=True):
         if kind == "duplicate_key":
-            earlier = clean[clean < row]
+            earlier = clean[clean < row] if schema.key is not None else clean[:0]
             if len(earlier):
                 source = int(earlier[rng.integers(len(earlier))])
                 out.loc[row, schema.key] = out.loc[source, schema.key]
                 reasons[row] = "duplicate_key"
                 continue
-            kind = "range"  # no earlier clean row to copy: break the row another way
+            kind = "range"  # no key, or no earlier clean row to copy: break the row another way
         if kind == "range":
             feature = bounded[rng.integers(len(bounded))]
             too_high = feature.maximum is not None and (feature.minimum is None or rng.random() < 0.5)
@@ -196,7 +211,7 @@ def corrupt_with_defects(
             text_columns.setdefault(feature.name, []).append((row, text))
             reasons[row] = f"type:{feature.name}"
         else:  # target
-            label = ("2", "-1", "yes")[rng.integers(3)]
+            label = ("2", "-1", "yes")[rng.integers(3)] if schema.numeric_labels else "not-a-declared-label"
             text_columns.setdefault(schema.target, []).append((row, label))
             reasons[row] = "target"
 
@@ -208,9 +223,9 @@ def corrupt_with_defects(
     return out, pd.Series(reasons, index=out.index, name="expected_reason")
 
 
-def corrupt(df: pd.DataFrame, share: float, seed: int = 0) -> pd.DataFrame:
+def corrupt(df: pd.DataFrame, share: float, seed: int = 0, *, schema: DatasetSchema) -> pd.DataFrame:
     """A copy of ``df`` with ``share`` of its rows broken (see ``corrupt_with_defects``)."""
-    return corrupt_with_defects(df, share, seed)[0]
+    return corrupt_with_defects(df, share, seed, schema=schema)[0]
 
 
 # ---- output --------------------------------------------------------------------------------------
@@ -249,14 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drift", type=float, default=0.0, help="0 = training distribution, 1 = drifted")
-    parser.add_argument("--corrupt", type=float, default=0.0, help="share of rows to break (defect tests)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--parquet", action="store_true", help="write Parquet instead of CSV")
     args = parser.parse_args(argv)
 
     frame = generate(args.rows, seed=args.seed, drift=args.drift)
-    if args.corrupt:
-        frame = corrupt(frame, args.corrupt, seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     (write_parquet if args.parquet else write_csv)(frame, args.out)
     print(f"wrote {len(frame)} rows to {args.out}")

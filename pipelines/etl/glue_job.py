@@ -5,10 +5,12 @@ One run turns one raw object version into one dataset version:
 1. The driver reads the exact raw object version (the raw object is never modified) and parses it
    (``transforms.parse_raw``); a malformed file is copied to quarantine with a reason file.
 2. Rows are spread over Spark partitions by a hash of their key (so duplicate keys meet in one
-   partition) and every partition runs the pure ``transforms.transform_rows`` (validation, features,
-   split). Executors make no AWS calls.
-3. The driver gathers the results, builds the quality report and applies the gate. Rejected rows go to
-   quarantine as JSON lines. If the gate passes, one Parquet file per split is written under
+   partition; a dataset without a key in file order, its row ids come from each row's content) and every
+   partition runs the pure ``transforms.transform_rows`` (validation, features, split). Executors make no
+   AWS calls.
+3. The driver gathers the results, makes the final split assignment (``transforms.assign_splits``: a
+   stratified dataset ranks each class over all partitions), builds the quality report and applies the
+   gate. Rejected rows go to quarantine as JSON lines. If the gate passes, one Parquet file per split is written under
    ``s3://<curated_bucket>/<curated_prefix>/dataset=<name>/version=<execution_id>/split=<split>/`` and
    the Glue table (partition keys ``version`` and ``split``) gets the new partitions.
 4. The report (``_quality_report.json``) lands next to the data; on success the run's lineage record also
@@ -220,7 +222,11 @@ def process_partition(item: tuple[int, bytes], schema_json: str, gate_json: str)
 
 
 def partition_rows(frame: pd.DataFrame, schema: DatasetSchema, partitions: int, seed: int) -> list[bytes]:
-    """The parsed rows in ``partitions`` Arrow IPC payloads by key hash; file order kept inside each."""
+    """The parsed rows in ``partitions`` Arrow IPC payloads by key hash (without a key: consecutive ranges of
+    rows, since no check spans rows); file order kept inside each."""
+    if schema.key is None:
+        bounds = np.linspace(0, len(frame), partitions + 1).astype(np.int64)
+        return [_ipc(frame.iloc[bounds[i] : bounds[i + 1]]) for i in range(partitions)]
     owner = tf.hash_keys(frame[schema.key], seed) % np.uint64(partitions)
     return [_ipc(frame.iloc[np.flatnonzero(owner == np.uint64(i))]) for i in range(partitions)]
 
@@ -237,8 +243,7 @@ def transform_on_spark(
     rejected_parts = [_frame(rejected) for _, _, rejected in results]
     if parsed.bad_records is not None:
         rejected_parts.append(parsed.bad_records)
-    curated = pd.concat(curated_parts, ignore_index=True)
-    curated = curated.iloc[np.argsort(curated[tf.SPLIT].cat.codes.to_numpy(), kind="stable")]
+    curated = tf.assign_splits(pd.concat(curated_parts, ignore_index=True), schema, gate)
     rejected = pd.concat([p for p in rejected_parts if len(p)] or rejected_parts[:1], ignore_index=True)
     rejected = rejected.sort_values(tf.SOURCE_LINE, kind="stable", ignore_index=True)
     return curated.reset_index(drop=True), rejected

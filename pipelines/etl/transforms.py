@@ -11,12 +11,20 @@ Conventions:
   everything as text otherwise; validation types and checks both alike. ``source_line`` is the
   row's record number in the file, the header being 1 (blank lines are not counted); for Parquet it
   is the 1-based row number.
-* A row's ``reject_reason`` is the first failing check in schema order: ``null:<col>``,
-  ``type:<col>``, ``range:<col>``, ``category:<col>``, then ``null:<target>`` / ``target``, then
-  ``duplicate_key`` (a key's first occurrence in the file is authoritative; later ones are rejected),
-  and ``field_count`` for a CSV record with the wrong number of fields.
-* Splits come from a salted 64-bit hash of the key (``hash_keys``): the same key always lands in the
-  same split, whatever the row order, file or partitioning.
+* A row's ``reject_reason`` is the first failing check in schema order: ``null:<key>``, then per feature
+  ``null:<col>``, ``type:<col>``, ``range:<col>``, ``category:<col>``, then ``null:<target>`` / ``target``
+  (not a number for regression, not one of the declared labels for classification), then ``duplicate_key``
+  (a key's first occurrence in the file is authoritative; later ones are rejected), and ``field_count`` for
+  a CSV record with the wrong number of fields.
+* A dataset without a key gets one: ``row_id`` (``ROW_ID``), 16 hex digits of a hash of the row's typed
+  values (``content_hashes``), so the same row gets the same id whatever the file, order or format.
+  Identical rows share an id (and a split); they are not rejected as duplicates.
+* Splits come from a salted 64-bit hash of the key (``hash_keys``). By default each row on its own: the
+  lowest hashes go to test, the next to validation (the same key always lands in the same split, whatever
+  the row order, file or partitioning). A stratified schema (``DatasetSchema.stratified``: multiclass by
+  default) ranks the rows of each class by that hash instead and gives each split its share of every class
+  (``assign_splits``; in Spark terms ``row_number() over (partition by target order by hash)``). A class
+  with no row in a split fails the quality gate with that reason.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ import pyarrow.parquet as pq
 
 from pipelines.features import engineer_features as engineer_features
 from pipelines.features import engineered_columns
-from pipelines.schema import SPLITS, DatasetSchema
+from pipelines.schema import SPLITS, DatasetSchema, Label
 
 SOURCE_LINE = "source_line"
 REJECT_REASON = "reject_reason"
@@ -219,7 +227,8 @@ def parse_csv(raw: bytes, schema: DatasetSchema) -> ParsedFile:
 
     text_types = dict.fromkeys(header, pa.string())
     # Fast path: numbers parsed by the reader; any unparseable value sends the file down the text path.
-    number_types = {**text_types, **dict.fromkeys([*schema.numeric_features, schema.target], pa.float64())}
+    numbers = [*schema.numeric_features, *([schema.target] if schema.numeric_labels else [])]
+    number_types = {**text_types, **dict.fromkeys(numbers, pa.float64())}
 
     def read(column_types: dict[str, pa.DataType], use_threads: bool) -> pa.Table:
         bad.clear()
@@ -370,12 +379,85 @@ def hash_keys(keys: pd.Series | pa.Array | pa.ChunkedArray, seed: int) -> np.nda
     return _fmix64(h)
 
 
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_MISSING_WORD = np.uint64(0x7FF8_0000_0000_0001)  # what a missing value contributes to a content hash
+
+
+def hex_ids(hashes: np.ndarray) -> pa.ChunkedArray:
+    """Each 64-bit hash as 16 lowercase hex digits (big-endian), as an Arrow string array."""
+    n = len(hashes)
+    octets = np.ascontiguousarray(hashes, dtype=">u8").view(np.uint8).reshape(n, 8)
+    text = np.empty((n, 16), dtype=np.uint8)
+    text[:, 0::2] = _HEX_DIGITS[octets >> 4]
+    text[:, 1::2] = _HEX_DIGITS[octets & 15]
+    offsets = np.arange(0, 16 * n + 1, 16, dtype=np.int32)
+    array = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text.tobytes())])
+    return pa.chunked_array([array])
+
+
+def _number_words(values: np.ndarray) -> np.ndarray:
+    """float64 values as 64-bit words: equal numbers give equal words (-0.0 is 0.0), a missing one a constant."""
+    words = np.where(values == 0.0, 0.0, values).view(np.uint64)
+    return np.where(np.isnan(values), _MISSING_WORD, words)
+
+
+def _text_words(codes: np.ndarray, choices: Sequence[Label]) -> np.ndarray:
+    """Indices into ``choices`` (-1: missing) as the 64-bit hash of each choice's text."""
+    lookup = hash_keys(pa.array([str(choice) for choice in choices], pa.large_string()), 0)
+    return np.where(codes >= 0, np.append(lookup, _MISSING_WORD)[codes], _MISSING_WORD)
+
+
+def content_hashes(words: Sequence[np.ndarray], rows: int) -> np.ndarray:
+    """One 64-bit hash per row of its column words (``_number_words`` / ``_text_words``), in column order:
+    splitmix64 rounds like ``hash_keys``, so it is defined by this code alone."""
+    h = _fmix64(np.full(rows, np.uint64(len(words)), dtype=np.uint64) * _GOLDEN)
+    for column in words:
+        h = _fmix64(h ^ column.astype(np.uint64, copy=False)) + _GOLDEN
+    return _fmix64(h)
+
+
 def _split_codes(hashes: np.ndarray, validation_share: float, test_share: float) -> np.ndarray:
-    if validation_share < 0 or test_share < 0 or validation_share + test_share >= 1:
-        raise ValueError("validation_share and test_share must be >= 0 and sum to less than 1")
+    _check_shares(validation_share, test_share)
     unit = (hashes >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)  # uniform in [0, 1)
     # SPLITS order: train, validation, test; test takes the lowest hashes
     return np.where(unit < test_share, 2, np.where(unit < test_share + validation_share, 1, 0)).astype(np.int8)
+
+
+def _check_shares(validation_share: float, test_share: float) -> None:
+    if validation_share < 0 or test_share < 0 or validation_share + test_share >= 1:
+        raise ValueError("validation_share and test_share must be >= 0 and sum to less than 1")
+
+
+def _ceil_share(share: float, counts: np.ndarray) -> np.ndarray:
+    """ceil(share * count) of each count, read to 9 decimals (0.15 * 20 is 3, not 4)."""
+    return np.ceil(np.round(share * counts.astype(np.float64), 9)).astype(np.int64)
+
+
+def stratified_split_codes(
+    hashes: np.ndarray, classes: np.ndarray, validation_share: float, test_share: float
+) -> np.ndarray:
+    """Split codes (0 train, 1 validation, 2 test) giving each split its share of every class.
+
+    Within a class of n rows ordered by hash (ties by position), the first ceil(test_share * n) go to test,
+    up to ceil((test_share + validation_share) * n) to validation, the rest to train: every split of a
+    class with enough rows gets at least one. Spark: ``row_number() over (partition by class order by
+    hash)`` and ``count(*) over (partition by class)``.
+    """
+    _check_shares(validation_share, test_share)
+    n = len(hashes)
+    if n == 0:
+        return np.zeros(0, dtype=np.int8)
+    order = np.lexsort((np.arange(n), hashes, classes))
+    ordered = classes[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    counts = np.diff(np.append(starts, n))
+    group = np.repeat(np.arange(len(starts)), counts)
+    rank = np.arange(n) - starts[group]
+    test = _ceil_share(test_share, counts)[group]
+    held_out = np.maximum(_ceil_share(test_share + validation_share, counts)[group], test)
+    codes = np.empty(n, dtype=np.int8)
+    codes[order] = np.where(rank < test, 2, np.where(rank < held_out, 1, 0))
+    return codes
 
 
 def _split_series(codes: np.ndarray, index: pd.Index | None = None) -> pd.Series:
@@ -451,10 +533,10 @@ def duplicate_key_mask(keys: pd.Series | pa.ChunkedArray, hashes: np.ndarray | N
 class _Checked:
     """Every row typed and checked (not yet filtered)."""
 
-    key: pa.ChunkedArray
+    key: pa.ChunkedArray  # the declared key as text, or the derived row id
     numbers: dict[str, np.ndarray]
     categories: dict[str, np.ndarray]  # index into the feature's categories, -1 when not valid
-    target: np.ndarray
+    target: np.ndarray  # float64 (number targets) or the index into the declared labels (-1: not valid)
     hashes: np.ndarray
     lines: np.ndarray
     reasons: _Reasons
@@ -464,13 +546,46 @@ class _Checked:
         return self.reasons.codes == 0
 
 
+def _check_target(frame: pd.DataFrame, schema: DatasetSchema, reasons: _Reasons) -> np.ndarray:
+    """The target as float64 (regression, integer labels) or label indices (string labels); flags
+    ``null:<target>`` and ``target``."""
+    name = schema.target
+    if schema.numeric_labels:
+        target, bad_target = _to_float(frame[name])
+        reasons.flag(np.isnan(target) & ~bad_target, f"null:{name}")
+        if schema.task == "regression":
+            reasons.flag(bad_target, "target")
+        else:
+            reasons.flag(~np.isin(target, np.asarray(schema.class_labels, dtype=np.float64)), "target")
+        return target
+    text = _arrow_text(frame[name])
+    missing = _bool(text.is_null())
+    codes = _index_in(text, [str(label) for label in schema.class_labels])
+    reasons.flag(missing, f"null:{name}")
+    reasons.flag(codes < 0, "target")
+    return codes
+
+
+def _index_in(text: pa.ChunkedArray, choices: Sequence[str]) -> np.ndarray:
+    """The index of each value in ``choices``; -1 for missing or unknown values."""
+    index = pc.index_in(text, value_set=pa.array(choices, text.type))
+    codes = np.asarray(index.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.nan_to_num(codes, nan=-1).astype(np.int64)
+
+
+def _target_words(target: np.ndarray, schema: DatasetSchema) -> np.ndarray:
+    return _number_words(target) if schema.numeric_labels else _text_words(target, schema.class_labels)
+
+
 def _check(frame: pd.DataFrame, schema: DatasetSchema, seed: int) -> _Checked:
     n = len(frame)
     reasons = _Reasons(n)
-    key = _arrow_text(frame[schema.key])
-    reasons.flag(_bool(key.is_null()), f"null:{schema.key}")
+    key = _arrow_text(frame[schema.key]) if schema.key is not None else None
+    if key is not None:
+        reasons.flag(_bool(key.is_null()), f"null:{schema.key}")
     numbers: dict[str, np.ndarray] = {}
     categories: dict[str, np.ndarray] = {}
+    words: list[np.ndarray] = []
     for feature in schema.features:
         if feature.kind == "numeric":
             values, bad_type = _to_float(frame[feature.name])
@@ -485,32 +600,46 @@ def _check(frame: pd.DataFrame, schema: DatasetSchema, seed: int) -> _Checked:
                     out_of_range |= values > feature.maximum
             reasons.flag(out_of_range, f"range:{feature.name}")
             numbers[feature.name] = values
+            if key is None:
+                words.append(_number_words(values))
         else:
             text = _arrow_text(frame[feature.name])
             missing = _bool(text.is_null())
-            index = pc.index_in(text, value_set=pa.array(feature.categories, text.type))
-            codes = np.asarray(index.to_numpy(zero_copy_only=False), dtype=np.float64)
+            codes = _index_in(text, feature.categories)
             if not feature.nullable:
                 reasons.flag(missing, f"null:{feature.name}")
-            reasons.flag(~missing & np.isnan(codes), f"category:{feature.name}")
-            categories[feature.name] = np.nan_to_num(codes, nan=-1).astype(np.int8)
-    target, bad_target = _to_float(frame[schema.target])
-    reasons.flag(np.isnan(target) & ~bad_target, f"null:{schema.target}")
-    reasons.flag(~np.isin(target, (0.0, 1.0)), "target")
-    hashes = hash_keys(key, seed)
-    reasons.flag(duplicate_key_mask(key, hashes), "duplicate_key")
+            reasons.flag(~missing & (codes < 0), f"category:{feature.name}")
+            categories[feature.name] = codes.astype(np.int16 if len(feature.categories) > 127 else np.int8)
+            if key is None:
+                words.append(_text_words(codes, feature.categories))
+    target = _check_target(frame, schema, reasons)
+    if key is None:
+        key = hex_ids(content_hashes([*words, _target_words(target, schema)], n))
+        hashes = hash_keys(key, seed)
+    else:
+        hashes = hash_keys(key, seed)
+        reasons.flag(duplicate_key_mask(key, hashes), "duplicate_key")
     lines = frame[SOURCE_LINE].to_numpy() if SOURCE_LINE in frame else np.arange(2, n + 2, dtype=np.int64)
     return _Checked(key, numbers, categories, target, hashes, lines, reasons)
 
 
+def _target_column(values: np.ndarray, schema: DatasetSchema) -> Any:
+    """Typed target values: float64 (regression), int64 (integer labels), categorical (string labels)."""
+    if schema.task == "regression":
+        return values
+    if schema.numeric_labels:
+        return values.astype(np.int64)
+    return pd.Categorical.from_codes(values, categories=[str(label) for label in schema.class_labels])
+
+
 def _rows(checked: _Checked, schema: DatasetSchema, rows: np.ndarray | None) -> dict[str, Any]:
-    """Typed columns of ``rows`` (all rows when None): str key, float64 numbers, categoricals, int64 target."""
+    """Typed columns of ``rows`` (all rows when None): str key, float64 numbers, categoricals, typed target."""
 
     def pick(values: np.ndarray) -> np.ndarray:
         return values if rows is None else values[rows]
 
     key = checked.key if rows is None else checked.key.take(pa.array(rows))
-    columns: dict[str, Any] = {schema.key: to_str_series(key).array}
+    columns: dict[str, Any] = {schema.key_column: to_str_series(key).array}
     for feature in schema.features:
         if feature.kind == "numeric":
             columns[feature.name] = pick(checked.numbers[feature.name])
@@ -518,7 +647,7 @@ def _rows(checked: _Checked, schema: DatasetSchema, rows: np.ndarray | None) -> 
             columns[feature.name] = pd.Categorical.from_codes(
                 pick(checked.categories[feature.name]), categories=list(feature.categories)
             )
-    columns[schema.target] = pick(checked.target).astype(np.int64)
+    columns[schema.target] = _target_column(pick(checked.target), schema)
     return columns
 
 
@@ -534,9 +663,9 @@ def _rejected(frame: pd.DataFrame, checked: _Checked, schema: DatasetSchema) -> 
 def validate_rows(frame: pd.DataFrame, schema: DatasetSchema) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split rows into (typed valid rows, rejected rows as read plus ``source_line`` and ``reject_reason``).
 
-    Valid rows keep the input columns in file order (key as text, numeric features as float64,
-    categorical features as pandas categoricals over the schema's categories, target as int64) plus
-    ``source_line``.
+    Valid rows keep the key (the declared one as text, else the derived ``row_id``) then the input columns in
+    schema order (numeric features as float64, categorical features as pandas categoricals over the schema's
+    categories, the target typed by ``_target_column``) plus ``source_line``.
     """
     checked = _check(frame, schema, seed=0)
     rows = None if checked.valid.all() else np.flatnonzero(checked.valid)
@@ -560,7 +689,7 @@ def _numeric(df: Mapping[str, Any], name: str) -> np.ndarray:
 
 def curated_columns(schema: DatasetSchema) -> list[str]:
     """Columns of the curated dataset files, in order (``split`` is the partition, not a column)."""
-    return [*schema.input_columns, *schema.engineered]
+    return [schema.key_column, *schema.feature_names, schema.target, *schema.engineered_names]
 
 
 # ---- the per-partition transform -------------------------------------------------------------------
@@ -572,17 +701,51 @@ def transform_rows(
     """Validate, engineer features and assign splits: (curated rows, rejected rows).
 
     Curated rows have ``curated_columns(schema)`` plus ``split`` and come grouped by split (file order
-    within a split). Pure and partition-safe as long as all rows of a key are in the same frame.
+    within a split). Pure and partition-safe as long as all rows of a key are in the same frame. The split
+    is each row's own (the hash rule); a stratified schema's final split needs every row of a class:
+    ``assign_splits`` over the union of the partitions (``run_transform`` and the Glue job call it), so
+    its rows stay in file order here and are grouped there.
     """
     checked = _check(frame, schema, seed=params.split_seed)
     codes = _split_codes(checked.hashes, params.validation_share, params.test_share)
     valid = np.flatnonzero(checked.valid)
-    rows = valid[np.argsort(codes[valid], kind="stable")]
+    rows = valid if schema.stratified else valid[np.argsort(codes[valid], kind="stable")]
     columns = _rows(checked, schema, rows)
     columns.update(engineered_columns(columns, schema))
     columns[SPLIT] = pd.Categorical.from_codes(codes[rows], categories=list(SPLITS))
     curated = pd.DataFrame(columns, copy=False)
     return curated, _rejected(frame, checked, schema)
+
+
+def class_codes(target: pd.Series | np.ndarray, schema: DatasetSchema) -> np.ndarray:
+    """The index of each curated target value among the schema's class labels."""
+    names = [str(label) for label in schema.class_labels]
+    categorical = isinstance(target, pd.Series) and isinstance(target.dtype, pd.CategoricalDtype)
+    if isinstance(target, pd.Series) and categorical and list(target.cat.categories) == names:
+        return np.asarray(target.cat.codes.to_numpy(), dtype=np.int64)
+    values = np.asarray(target)
+    labels = np.asarray(schema.class_labels if schema.numeric_labels else names)
+    order = np.argsort(labels)
+    found = order[np.searchsorted(labels, values, sorter=order).clip(0, len(labels) - 1)]
+    return np.where(labels[found] == values, found, -1).astype(np.int64)
+
+
+def assign_splits(curated: pd.DataFrame, schema: DatasetSchema, params: QualityParams) -> pd.DataFrame:
+    """The final split of every curated row of a dataset (all its partitions together), grouped by split.
+
+    The hash rule of ``transform_rows`` is already final (returned as is, regrouped if needed); a stratified
+    schema gets ``stratified_split_codes`` over the key hashes and the classes.
+    """
+    if schema.stratified and len(curated):
+        hashes = hash_keys(curated[schema.key_column], params.split_seed)
+        codes = stratified_split_codes(
+            hashes, class_codes(curated[schema.target], schema), params.validation_share, params.test_share
+        )
+        curated = curated.assign(**{SPLIT: pd.Categorical.from_codes(codes, categories=list(SPLITS))})
+    codes = curated[SPLIT].cat.codes.to_numpy()
+    if len(codes) and not (np.diff(codes) >= 0).all():
+        curated = curated.iloc[np.argsort(codes, kind="stable")].reset_index(drop=True)
+    return curated
 
 
 # ---- report and gate -------------------------------------------------------------------------------
@@ -707,19 +870,8 @@ def build_quality_report(
             features[feature.name] = _numeric_stats(_numeric(curated, feature.name))
         else:
             features[feature.name] = _categorical_stats(curated[feature.name], feature.categories)
-    engineered = {name: _numeric_stats(_numeric(curated, name)) for name in schema.engineered if name in curated}
-
-    target = curated[schema.target].to_numpy(dtype=np.float64) if valid_rows else np.zeros(0)
-    splits: dict[str, Any] = {}
-    if SPLIT in curated:
-        codes = curated[SPLIT].cat.codes.to_numpy() if valid_rows else np.zeros(0, np.int8)
-        rows = np.bincount(codes, minlength=len(SPLITS))
-        positives = np.bincount(codes, weights=target, minlength=len(SPLITS))
-        for i, name in enumerate(SPLITS):
-            splits[name] = {
-                "rows": int(rows[i]),
-                "positive_rate": float(positives[i] / rows[i]) if rows[i] else None,
-            }
+    engineered = {name: _numeric_stats(_numeric(curated, name)) for name in schema.engineered_names if name in curated}
+    codes = curated[SPLIT].cat.codes.to_numpy() if SPLIT in curated and valid_rows else np.zeros(0, np.int8)
     return {
         "dataset": schema.name,
         "source": dict(source or {}),
@@ -729,17 +881,63 @@ def build_quality_report(
         "dropped_columns": list(dropped_columns),
         "features": features,
         "engineered": engineered,
-        "splits": splits,
-        "target": {
-            "name": schema.target,
-            "positives": int(target.sum()),
-            "positive_rate": float(target.mean()) if valid_rows else None,
-        },
+        "splits": _split_stats(curated, schema, codes) if SPLIT in curated else {},
+        "target": _target_stats(curated, schema),
     }
 
 
+def _target_stats(curated: pd.DataFrame, schema: DatasetSchema) -> dict[str, Any]:
+    """The target's distribution: class counts (classification; binary also its positive rate) or numeric
+    statistics like a feature's (regression: the baseline of the model's output distribution)."""
+    stats: dict[str, Any] = {"name": schema.target, "task": schema.task}
+    if schema.task == "regression":
+        return {**stats, **_numeric_stats(_numeric(curated, schema.target))}
+    counts = np.bincount(_class_codes_of(curated, schema), minlength=len(schema.class_labels))
+    present = int(counts.sum())
+    stats["classes"] = {str(label): int(count) for label, count in zip(schema.class_labels, counts, strict=True)}
+    if schema.task == "binary":
+        positives = int(counts[schema.class_labels.index(schema.positive)])
+        stats["positive_label"] = schema.positive
+        stats["positives"] = positives
+        stats["positive_rate"] = positives / present if present else None
+    else:
+        stats["proportions"] = {
+            str(label): (int(c) / present if present else 0.0)
+            for label, c in zip(schema.class_labels, counts, strict=True)
+        }
+    return stats
+
+
+def _class_codes_of(curated: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
+    codes = class_codes(curated[schema.target], schema) if len(curated) else np.zeros(0, np.int64)
+    return codes[codes >= 0]
+
+
+def _split_stats(curated: pd.DataFrame, schema: DatasetSchema, codes: np.ndarray) -> dict[str, Any]:
+    """Rows per split, with the class counts (binary: also the positive rate) or the target's mean."""
+    rows = np.bincount(codes, minlength=len(SPLITS))
+    splits: dict[str, Any] = {name: {"rows": int(rows[i])} for i, name in enumerate(SPLITS)}
+    if schema.task == "regression":
+        target = _numeric(curated, schema.target) if len(curated) else np.zeros(0)
+        sums = np.bincount(codes, weights=target, minlength=len(SPLITS))
+        for i, name in enumerate(SPLITS):
+            splits[name]["target_mean"] = float(sums[i] / rows[i]) if rows[i] else None
+        return splits
+    labels = schema.class_labels
+    classes = class_codes(curated[schema.target], schema) if len(curated) else np.zeros(0, np.int64)
+    table = np.zeros((len(SPLITS), len(labels)), dtype=np.int64)
+    np.add.at(table, (codes, classes), 1)
+    for i, name in enumerate(SPLITS):
+        splits[name]["classes"] = {str(label): int(table[i, j]) for j, label in enumerate(labels)}
+        if schema.task == "binary":
+            positives = table[i, labels.index(schema.positive)]
+            splits[name]["positive_rate"] = float(positives / rows[i]) if rows[i] else None
+    return splits
+
+
 def check_quality_gate(report: Mapping[str, Any], max_bad_row_share: float, min_rows: int) -> tuple[bool, list[str]]:
-    """(passed, reasons): too many rejected rows or too few valid rows fail the run."""
+    """(passed, reasons): too many rejected rows, too few valid rows, or (classification) a class without a row
+    in a split fail the run."""
     reasons: list[str] = []
     share = float(report["rejected_share"])
     if share > max_bad_row_share:
@@ -748,6 +946,16 @@ def check_quality_gate(report: Mapping[str, Any], max_bad_row_share: float, min_
     valid = int(report["rows"]["valid"])
     if valid < min_rows:
         reasons.append(f"valid rows {valid} < {min_rows}")
+    splits = (report.get("splits") or {}) if valid >= min_rows else {}  # too few rows: that is the reason
+    for split, stats in splits.items():
+        missing = [label for label, count in (stats.get("classes") or {}).items() if count == 0]
+        if missing:
+            shown = ", ".join(repr(label) for label in missing)
+            reasons.append(
+                f"class {shown} has no rows in the {split} split"
+                if len(missing) == 1
+                else f"classes {shown} have no rows in the {split} split"
+            )
     return not reasons, reasons
 
 
@@ -776,6 +984,7 @@ def run_transform(
     """Parse, validate, engineer, split, report and gate one raw file (raises ``MalformedFileError``)."""
     parsed = parse_raw(raw_bytes, file_format, schema)
     curated, rejected = transform_rows(parsed.frame, schema, gate)
+    curated = assign_splits(curated, schema, gate)
     if parsed.bad_records is not None:
         rejected = pd.concat([parsed.bad_records, rejected], ignore_index=True)
         rejected = rejected.sort_values(SOURCE_LINE, kind="stable", ignore_index=True)

@@ -11,12 +11,19 @@ arguments from the stage's ``EvaluationGate``). Inputs (paths overridable by arg
 Outputs in ``/opt/ml/processing/evaluation/``:
 
 - ``evaluation.json``: its top level is a SageMaker model-quality statistics document for the challenger
-  (``{"binary_classification_metrics": {"auc": {"value": ...}}}``, usable as
-  ``ModelMetrics.ModelQuality.Statistics``), plus the champion's metrics and the gate decision.
+  (``{"binary_classification_metrics": {"auc": {"value": ...}}}``; ``multiclass_classification_metrics`` or
+  ``regression_metrics`` for the other tasks, as Model Monitor names them:
+  https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-metrics.html), usable as
+  ``ModelMetrics.ModelQuality.Statistics``, plus the champion's metrics and the gate decision.
 - ``golden.json``: up to ``GOLDEN_ROWS`` test rows as an ``application/json`` request body in records form
-  (``{"instances": [{feature: value}, ...]}``, features only) and the probabilities and labels the
-  challenger answers to it through the inference handler's own request path, with its ``model_version``:
-  the deployment's smoke test sends ``body`` and compares the answer within ``tolerance``.
+  (``{"instances": [{feature: value}, ...]}``, features only) and the challenger's answer to it through the
+  inference handler's own request path, with its ``model_version``: ``predictions`` is the response's list
+  (every task); binary also keeps ``probabilities`` and ``labels``, multiclass ``labels`` and
+  ``probabilities`` (one list per row, in ``classes`` order), regression ``values``. The deployment's smoke
+  test sends ``body`` and compares the answer within ``tolerance``.
+
+The gate compares in the primary metric's direction (``pipelines.schema.METRICS``): for an error such as
+RMSE the floor is a ceiling and an improvement is a decrease.
 
 The job succeeds whatever the decision; the state machine branches on ``decision.passed``.
 """
@@ -38,10 +45,19 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from pipelines.evaluation import classification_metrics, confusion_matrix
+from pipelines.evaluation import model_metrics, quality_confusion
 from pipelines.features import model_frame
-from pipelines.inference.inference import JSON, MODEL_FILE, Limits, LoadedModel, decode_request, load_model, predict_fn
-from pipelines.schema import DatasetSchema
+from pipelines.inference.inference import (
+    JSON,
+    MODEL_FILE,
+    Limits,
+    LoadedModel,
+    decode_request,
+    load_model,
+    predict_fn,
+    prediction_records,
+)
+from pipelines.schema import METRICS, DatasetSchema
 from pipelines.training.train import load_split
 
 PROCESSING_DIR = Path("/opt/ml/processing")
@@ -49,9 +65,15 @@ EVALUATION_FILE = "evaluation.json"
 GOLDEN_FILE = "golden.json"
 GOLDEN_ROWS = 8
 GOLDEN_TOLERANCE = 1e-6
-"""Absolute difference allowed between a served probability and the golden one (float noise only)."""
-GATE_METRICS: tuple[str, ...] = ("auc", "accuracy", "f1", "precision", "recall")
-"""Metrics the gate can compare (higher is better)."""
+"""Absolute difference allowed between a served probability (or value) and the golden one (float noise only)."""
+GATE_METRICS: tuple[str, ...] = tuple(METRICS)
+"""Metrics the gate can compare, each in its direction; the model's task must report it."""
+QUALITY_SECTIONS: dict[str, str] = {
+    "binary": "binary_classification_metrics",
+    "multiclass": "multiclass_classification_metrics",
+    "regression": "regression_metrics",
+}
+"""The model-quality statistics section of each task (SageMaker Model Monitor's names)."""
 TOLERANCE = 1e-9
 """Differences below this are float noise: a tie, or exactly on the floor / the required improvement."""
 
@@ -114,31 +136,33 @@ def decide(
     gate: GateSettings,
 ) -> GateDecision:
     """Pass only if the challenger clears ``absolute_floor`` and, when there is a champion, beats it by at
-    least ``min_improvement`` on ``primary_metric``. A tie always fails."""
+    least ``min_improvement`` on ``primary_metric``, both in the metric's direction (for a lower-is-better
+    metric the floor is a ceiling, and ``improvement`` is the champion's value minus the challenger's). A tie
+    always fails."""
     metric = gate.primary_metric
     if metric not in GATE_METRICS:
         raise ValueError(f"primary metric {metric!r} is not one of {list(GATE_METRICS)}")
     if metric not in challenger_metrics:
         raise ValueError(f"challenger metrics lack the primary metric {metric!r}")
+    direction = METRICS[metric]
     value = float(challenger_metrics[metric])
     floor = gate.absolute_floor
     required = gate.min_improvement
 
     def verdict(passed: bool, reason: str, champion: float | None = None) -> GateDecision:
-        improvement = None if champion is None else value - champion
+        improvement = None if champion is None else direction.better(value, champion)
         return GateDecision(passed, reason, metric, value, champion, improvement)
 
-    if value < floor - TOLERANCE:
+    if direction.better(value, floor) < -TOLERANCE:
         champion_value = None if champion_metrics is None else float(champion_metrics[metric])
-        return verdict(
-            False, f"challenger {metric} {value:.4f} is below the absolute floor {floor:.4f}", champion_value
-        )
+        side = "below the absolute floor" if direction.higher_is_better else "above the ceiling"
+        return verdict(False, f"challenger {metric} {value:.4f} is {side} {floor:.4f}", champion_value)
     if champion_metrics is None:
         return verdict(True, f"no champion; challenger {metric} {value:.4f} clears the floor {floor:.4f}")
     if metric not in champion_metrics:
         raise ValueError(f"champion metrics lack the primary metric {metric!r}")
     champion = float(champion_metrics[metric])
-    improvement = value - champion
+    improvement = direction.better(value, champion)
     if abs(improvement) <= TOLERANCE:
         return verdict(
             False,
@@ -147,9 +171,10 @@ def decide(
             champion,
         )
     if improvement < 0:
+        worse = "below" if direction.higher_is_better else "above"
         return verdict(
             False,
-            f"champion wins: challenger {metric} {value:.4f} is below the champion's {champion:.4f} "
+            f"champion wins: challenger {metric} {value:.4f} is {worse} the champion's {champion:.4f} "
             f"(by {-improvement:.4f})",
             champion,
         )
@@ -207,28 +232,33 @@ def open_model(directory: str | Path, workdir: Path) -> LoadedModel | None:
 class ModelEvaluation:
     model_version: str
     metrics: dict[str, float]
-    confusion_matrix: dict[str, dict[str, int]]
+    confusion_matrix: dict[str, dict[str, int]] | None  # None for regression
     rows: int
+    task: str = "binary"
 
 
 def evaluate_model(model: LoadedModel, test_dir: str | Path) -> ModelEvaluation:
     """``model``'s metrics on the test split, read and featurised under the model's own schema."""
-    test = load_split(test_dir, model.schema, "test")
-    probabilities = model.predict_proba(model_frame(test, model.schema))
-    labels = test[model.schema.target].to_numpy()
+    schema = model.schema
+    test = load_split(test_dir, schema, "test")
+    output = model.predict_proba(model_frame(test, schema))
+    labels = test[schema.target].to_numpy()
     return ModelEvaluation(
         model_version=model.version,
-        metrics=classification_metrics(labels, probabilities, model.threshold),
-        confusion_matrix=confusion_matrix(labels, probabilities, model.threshold),
+        metrics=model_metrics(schema, labels, output, model.threshold),
+        confusion_matrix=quality_confusion(schema, labels, output, model.threshold),
         rows=len(test),
+        task=schema.task,
     )
 
 
 def model_quality(evaluation: ModelEvaluation) -> dict[str, Any]:
-    """SageMaker model-quality statistics layout: ``{"binary_classification_metrics": {name: {"value"}}}``."""
+    """SageMaker model-quality statistics layout: ``{"<task section>": {name: {"value"}, "confusion_matrix"}}``
+    (``QUALITY_SECTIONS``; no confusion matrix for regression)."""
     values: dict[str, Any] = {name: {"value": value} for name, value in evaluation.metrics.items()}
-    values["confusion_matrix"] = evaluation.confusion_matrix
-    return {"binary_classification_metrics": values}
+    if evaluation.confusion_matrix is not None:
+        values["confusion_matrix"] = evaluation.confusion_matrix
+    return {QUALITY_SECTIONS[evaluation.task]: values}
 
 
 def _json_value(value: Any) -> Any:
@@ -256,17 +286,26 @@ def golden_payload(model: LoadedModel, test: pd.DataFrame, rows: int = GOLDEN_RO
     if not body["instances"]:
         raise ValueError("the test split has no rows for the golden payload")
     prediction = predict_fn(decode_request(json.dumps(body), JSON, Limits()), model)
-    keys = test[model.schema.key].head(rows).tolist() if model.schema.key in test.columns else []
-    return {
+    key = model.schema.key_column
+    keys = test[key].head(rows).tolist() if key in test.columns else []
+    golden: dict[str, Any] = {
         "model_version": model.version,
+        "task": model.schema.task,
         "content_type": JSON,
         "accept": JSON,
         "body": body,
-        "probabilities": [float(p) for p in prediction.probabilities],
-        "labels": [int(label) for label in prediction.labels],
+        "predictions": prediction_records(prediction),
         "tolerance": GOLDEN_TOLERANCE,
         "keys": [str(key) for key in keys],
     }
+    if prediction.values is not None:
+        golden["values"] = prediction.values.tolist()
+    if prediction.probabilities is not None and prediction.labels is not None:
+        golden["probabilities"] = prediction.probabilities.tolist()
+        golden["labels"] = prediction.labels.tolist()
+    if prediction.task == "multiclass":
+        golden["classes"] = list(prediction.classes)
+    return golden
 
 
 def build_report(
@@ -302,6 +341,12 @@ def run(
         challenger_model = open_model(challenger_dir, Path(scratch) / "challenger")
         if challenger_model is None:
             raise FileNotFoundError(f"no challenger model under {challenger_dir}")
+        task = challenger_model.schema.task
+        if gate.primary_metric in METRICS and task not in METRICS[gate.primary_metric].tasks:
+            raise ValueError(
+                f"the gate's primary metric {gate.primary_metric} does not fit the {task} task of "
+                f"{challenger_model.schema.name}"
+            )
         champion_model = None if champion_dir is None else open_model(champion_dir, Path(scratch) / "champion")
         challenger = evaluate_model(challenger_model, test_dir)
         champion = None if champion_model is None else evaluate_model(champion_model, test_dir)

@@ -12,8 +12,15 @@ Request formats (``schema.feature_names`` in schema order; no key, no target, no
   ``{"instances": [{...}]}`` or ``[{...}, ...]`` (records keyed by feature name; a nullable feature may be
   left out). Numeric features must be JSON numbers (or null where nullable).
 
-Response: ``application/json`` (default) ``{"model_version": ..., "predictions": [{"probability": p,
-"label": 0|1}, ...]}`` or ``text/csv`` with one ``probability,label`` line per row.
+Response (``application/json`` by default, or ``text/csv``), one prediction per row, by the dataset's task:
+
+- binary: ``{"probability": p, "label": <label>}`` (p of the positive label; the label as declared, 0/1 by
+  default); CSV ``probability,label``;
+- multiclass: ``{"label": <label>, "probabilities": {<label>: p, ...}}`` (every declared label, in declared
+  order); CSV ``label,p1,p2,...`` in declared label order;
+- regression: ``{"value": v}``; CSV ``value``.
+
+The JSON body is ``{"model_version": ..., "predictions": [...]}``.
 
 A bad request raises a ``RequestError`` (a ``sagemaker_inference`` ``GenericInferenceToolkitError``), which
 the toolkit's ``Transformer`` answers with its status code and message: 400 malformed payload, 406
@@ -49,14 +56,14 @@ import sklearn
 from sagemaker_inference.errors import GenericInferenceToolkitError
 from scipy.special import expit
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from pipelines.features import engineered_columns, model_input_columns
-from pipelines.schema import DatasetSchema, Feature
+from pipelines.features import class_columns, engineered_columns, model_input_columns, model_output
+from pipelines.schema import DatasetSchema, Feature, Label
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +114,15 @@ SMALL_BATCH_ROWS = 16
 
 @dataclass(frozen=True)
 class CompiledTrees:
-    """A binary ``HistGradientBoostingClassifier`` (numeric splits) as flat node arrays, all trees at once.
+    """A binary ``HistGradientBoostingClassifier`` or a squared-error ``HistGradientBoostingRegressor`` (numeric
+    splits) as flat node arrays, all trees at once.
 
     sklearn walks its trees one by one, a Python call per tree (about 1.5 ms for 200 trees and one row).
     Here the nodes of all trees sit in one array (children as global indices, a leaf pointing at itself),
     and each step moves every (row, tree) pair one level down with the estimator's own rule: NaN follows
     ``missing_go_to_left``, otherwise ``x <= num_threshold`` goes left. The raw score is the baseline plus
-    the leaf values; the probability is its logistic sigmoid, as in the estimator's binomial loss.
+    the leaf values; the classifier's probability is its logistic sigmoid, as in the estimator's binomial
+    loss, and the regressor's prediction is the raw score itself (the squared error's identity link).
     """
 
     roots: np.ndarray
@@ -127,7 +136,7 @@ class CompiledTrees:
     depth: int
     baseline: float
 
-    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+    def raw_scores(self, matrix: np.ndarray) -> np.ndarray:
         rows = matrix.shape[0]
         node = np.repeat(self.roots[np.newaxis, :], rows, axis=0)
         row = np.arange(rows)[:, np.newaxis]
@@ -137,13 +146,26 @@ class CompiledTrees:
             node = np.where(go_left, self.left[node], self.right[node])
             if self.is_leaf[node].all():
                 break
-        positive = expit(self.baseline + self.value[node].sum(axis=1))
+        return np.asarray(self.baseline + self.value[node].sum(axis=1))
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        positive = expit(self.raw_scores(matrix))
         return np.column_stack([1.0 - positive, positive])
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        return self.raw_scores(matrix)
+
+
+def _compilable(estimator: Any) -> bool:
+    if isinstance(estimator, HistGradientBoostingClassifier):
+        return len(estimator.classes_) == 2
+    return isinstance(estimator, HistGradientBoostingRegressor) and estimator.loss == "squared_error"
 
 
 def compile_trees(estimator: Any) -> CompiledTrees | None:
-    """``CompiledTrees`` for a fitted binary HistGradientBoostingClassifier without categorical splits."""
-    if not isinstance(estimator, HistGradientBoostingClassifier) or len(estimator.classes_) != 2:
+    """``CompiledTrees`` for a fitted binary HistGradientBoostingClassifier or squared-error
+    HistGradientBoostingRegressor without categorical splits."""
+    if not _compilable(estimator):
         return None
     predictors = getattr(estimator, "_predictors", None)
     baseline = np.ravel(getattr(estimator, "_baseline_prediction", np.empty(0)))
@@ -216,13 +238,20 @@ class CompiledPreprocessing:
             return self.trees.predict_proba(matrix)
         return np.asarray(self.estimator.predict_proba(matrix))
 
+    def predict(self, columns: Mapping[str, np.ndarray], rows: int) -> np.ndarray:
+        """A regressor's predictions (the compiled trees for small batches)."""
+        matrix = self.transform(columns, rows)
+        if self.trees is not None and rows <= SMALL_BATCH_ROWS:
+            return self.trees.predict(matrix)
+        return np.asarray(self.estimator.predict(matrix), dtype=np.float64)
+
 
 def compile_pipeline(pipeline: Any) -> CompiledPreprocessing | None:
     """A ``CompiledPreprocessing`` for a fitted ``train.build_pipeline`` pipeline; None for anything else."""
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         return None
     preprocess, estimator = pipeline.steps[0][1], pipeline.steps[1][1]
-    if not isinstance(preprocess, ColumnTransformer) or not hasattr(estimator, "predict_proba"):
+    if not isinstance(preprocess, ColumnTransformer) or not hasattr(estimator, "predict"):
         return None
     numeric_part: tuple[tuple[str, ...], Any, Any, slice] | None = None
     categorical: list[tuple[str, dict[Any, int]]] = []
@@ -278,7 +307,11 @@ def compile_pipeline(pipeline: Any) -> CompiledPreprocessing | None:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A trained pipeline with the contract it was trained under (from ``model_metadata.json``)."""
+    """A trained pipeline with the contract it was trained under (from ``model_metadata.json``).
+
+    Its output per row depends on the task (``model_output``): binary, the positive label's probability;
+    multiclass, one probability per declared label (declared order); regression, the predicted value.
+    """
 
     pipeline: Any
     schema: DatasetSchema
@@ -288,19 +321,28 @@ class LoadedModel:
     compiled: CompiledPreprocessing | None = None
 
     @cached_property
+    def class_columns(self) -> list[int]:
+        """Columns of ``predict_proba`` to keep (binary: the positive label's; multiclass: declared order)."""
+        return class_columns(self.pipeline.classes_, self.schema)
+
+    @property
     def positive_index(self) -> int:
-        return int(list(self.pipeline.classes_).index(self.schema.positive_label))
+        return self.class_columns[0]
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Probability of the positive label for each row of a model frame (the sklearn pipeline)."""
-        return np.asarray(self.pipeline.predict_proba(frame)[:, self.positive_index], dtype=np.float64)
+        """The model's output for each row of a model frame, through the sklearn pipeline (binary: the
+        positive label's probability, as the name says)."""
+        return model_output(self.pipeline, frame, self.schema)
 
     def predict_columns(self, columns: Mapping[str, np.ndarray], rows: int) -> np.ndarray:
-        """Probability of the positive label from model-input columns (raw and engineered features)."""
+        """The model's output from model-input columns (raw and engineered features), fast path if verified."""
         if self.compiled is None:
             frame = pd.DataFrame({name: columns[name] for name in model_input_columns(self.schema)})
             return self.predict_proba(frame)
-        return np.asarray(self.compiled.predict_proba(columns, rows)[:, self.positive_index], dtype=np.float64)
+        if self.schema.task == "regression":
+            return self.compiled.predict(columns, rows)
+        chosen = self.compiled.predict_proba(columns, rows)[:, self.class_columns]
+        return np.asarray(chosen[:, 0] if self.schema.task == "binary" else chosen, dtype=np.float64)
 
 
 def probe_columns(schema: DatasetSchema, rows: int = 24, seed: int = 0) -> dict[str, np.ndarray]:
@@ -334,16 +376,23 @@ def _verified(model: LoadedModel, compiled: CompiledPreprocessing | None) -> Com
     rows = len(next(iter(probe.values())))
     expected = replace(model, compiled=None).predict_columns(probe, rows)
     matrix = compiled.transform(probe, rows)
-    positive = model.positive_index
-    if not np.allclose(compiled.estimator.predict_proba(matrix)[:, positive], expected, rtol=0.0, atol=1e-12):
+    if not np.allclose(_estimator_output(compiled.estimator, matrix, model), expected, rtol=0.0, atol=1e-12):
         logger.warning("compiled preprocessing disagrees with the sklearn pipeline; serving through sklearn")
         return None
     if compiled.trees is not None and not np.allclose(
-        compiled.trees.predict_proba(matrix)[:, positive], expected, rtol=0.0, atol=1e-12
+        _estimator_output(compiled.trees, matrix, model), expected, rtol=0.0, atol=1e-12
     ):
         logger.warning("compiled trees disagree with the estimator; small batches use the estimator")
         return replace(compiled, trees=None)
     return compiled
+
+
+def _estimator_output(estimator: Any, matrix: np.ndarray, model: LoadedModel) -> np.ndarray:
+    """The task's output of an estimator (or ``CompiledTrees``) on an already transformed matrix."""
+    if model.schema.task == "regression":
+        return np.asarray(estimator.predict(matrix), dtype=np.float64)
+    chosen = np.asarray(estimator.predict_proba(matrix))[:, model.class_columns]
+    return chosen[:, 0] if model.schema.task == "binary" else chosen
 
 
 def load_model(model_dir: str | Path) -> LoadedModel:
@@ -597,9 +646,65 @@ def request_columns(request: DecodedRequest, schema: DatasetSchema) -> dict[str,
 
 @dataclass(frozen=True)
 class Prediction:
-    probabilities: np.ndarray
-    labels: np.ndarray
+    """The answer for every row of a request, by task: binary, ``probabilities`` (of the positive label) and
+    ``labels``; multiclass, ``labels`` and ``probabilities`` (rows x ``classes``, declared order); regression,
+    ``values``."""
+
+    probabilities: np.ndarray | None
+    labels: np.ndarray | None
     model_version: str
+    task: str = "binary"
+    classes: tuple[Label, ...] = ()
+    values: np.ndarray | None = None
+
+
+def prediction_of(output: np.ndarray, model: LoadedModel) -> Prediction:
+    """A ``Prediction`` from the model's output (``LoadedModel.predict_columns``)."""
+    schema = model.schema
+    if schema.task == "regression":
+        return Prediction(None, None, model.version, "regression", values=np.asarray(output, dtype=np.float64))
+    labels = np.asarray(schema.class_labels, dtype=np.int64 if schema.numeric_labels else object)
+    if schema.task == "multiclass":
+        return Prediction(output, labels[output.argmax(axis=1)], model.version, "multiclass", schema.class_labels)
+    positive = schema.class_labels.index(schema.positive)
+    chosen = np.where(output >= model.threshold, positive, 1 - positive)
+    return Prediction(output, labels[chosen], model.version, "binary", schema.class_labels)
+
+
+def _csv_field(value: Any) -> str:
+    text = str(value)
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n\r') else text
+
+
+def prediction_records(prediction: Prediction) -> list[dict[str, Any]]:
+    """The ``predictions`` of the JSON response: one object per row (see the module docstring)."""
+    if prediction.task == "regression" and prediction.values is not None:
+        return [{"value": v} for v in prediction.values.tolist()]
+    assert prediction.probabilities is not None and prediction.labels is not None
+    labels = prediction.labels.tolist()
+    if prediction.task == "multiclass":
+        names = [str(c) for c in prediction.classes]
+        return [
+            {"label": label, "probabilities": dict(zip(names, row, strict=True))}
+            for label, row in zip(labels, prediction.probabilities.tolist(), strict=True)
+        ]
+    probabilities = prediction.probabilities.tolist()
+    return [{"probability": p, "label": label} for p, label in zip(probabilities, labels, strict=True)]
+
+
+def prediction_lines(prediction: Prediction) -> list[str]:
+    """The ``text/csv`` response lines: ``probability,label`` / ``label,p1,p2,...`` / ``value``."""
+    if prediction.task == "regression" and prediction.values is not None:
+        return [repr(v) for v in prediction.values.tolist()]
+    assert prediction.probabilities is not None and prediction.labels is not None
+    labels = prediction.labels.tolist()
+    if prediction.task == "multiclass":
+        return [
+            ",".join([_csv_field(label), *map(repr, row)])
+            for label, row in zip(labels, prediction.probabilities.tolist(), strict=True)
+        ]
+    probabilities = prediction.probabilities.tolist()
+    return [f"{p!r},{_csv_field(label)}" for p, label in zip(probabilities, labels, strict=True)]
 
 
 def _negotiate(accept: str | None) -> str:
@@ -619,15 +724,9 @@ def _negotiate(accept: str | None) -> str:
 def encode_prediction(prediction: Prediction, accept: str | None) -> tuple[str, str]:
     """The response body and its content type."""
     media = _negotiate(accept)
-    probabilities = prediction.probabilities.tolist()
-    labels = prediction.labels.tolist()
     if media == CSV:
-        lines = [f"{p!r},{label}" for p, label in zip(probabilities, labels, strict=True)]
-        return "\n".join(lines) + "\n", CSV
-    body = {
-        "model_version": prediction.model_version,
-        "predictions": [{"probability": p, "label": label} for p, label in zip(probabilities, labels, strict=True)],
-    }
+        return "\n".join(prediction_lines(prediction)) + "\n", CSV
+    body = {"model_version": prediction.model_version, "predictions": prediction_records(prediction)}
     return json.dumps(body), JSON
 
 
@@ -651,9 +750,7 @@ def input_fn(request_body: str | bytes | bytearray, content_type: str | None) ->
 def predict_fn(input_data: DecodedRequest, model: LoadedModel) -> Prediction:
     columns = request_columns(input_data, model.schema)
     columns.update(engineered_columns(columns, model.schema))
-    probabilities = model.predict_columns(columns, len(next(iter(columns.values()))))
-    labels = (probabilities >= model.threshold).astype(np.int64)
-    return Prediction(probabilities=probabilities, labels=labels, model_version=model.version)
+    return prediction_of(model.predict_columns(columns, len(next(iter(columns.values())))), model)
 
 
 def output_fn(prediction: Prediction, accept: str | None) -> tuple[str, str]:

@@ -5,17 +5,12 @@ The one definition for both sides: ``train.py`` prints these lines and the CDK a
 because the CDK app reads it at synth time.
 """
 
-METRIC_NAMES: tuple[str, ...] = (
-    "auc",
-    "accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "log_loss",
-    "brier_score",
-    "expected_calibration_error",
-)
-"""Every metric ``pipelines.evaluation.classification_metrics`` returns, in report order."""
+from pipelines.schema import METRICS
+
+METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
+"""Every metric of every task (``pipelines.schema.METRICS``; a job prints its task's, ``task_metrics``), in
+report order. One training job definition serves every dataset, so it captures them all: 2 splits x 13 metrics
+stay within the 40 ``MetricDefinitions`` a training job may have (CreateTrainingJob, AlgorithmSpecification)."""
 
 REPORTED_SPLITS: tuple[str, ...] = ("train", "validation")
 

@@ -39,14 +39,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import sklearn
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from pipelines.evaluation import classification_metrics
-from pipelines.features import model_frame
-from pipelines.schema import CHURN_SCHEMA, DatasetSchema
+from pipelines.evaluation import model_metrics
+from pipelines.features import model_frame, model_output
+from pipelines.schema import DatasetSchema
 from pipelines.training.hyperparameters import MAX_HYPERPARAMETER_LENGTH as MAX_HYPERPARAMETER_LENGTH
 from pipelines.training.hyperparameters import Hyperparameters
 from pipelines.training.hyperparameters import job_hyperparameters as job_hyperparameters
@@ -122,12 +122,12 @@ def parse_args(
     argv: Sequence[str] | None, sm_hps: Mapping[str, Any] | None = None
 ) -> tuple[Hyperparameters, DatasetSchema]:
     """Hyperparameters and schema: command line over ``SM_HPS`` over the built-in defaults."""
-    parser = argparse.ArgumentParser(prog="train.py", description="Train the churn model (SageMaker).")
+    parser = argparse.ArgumentParser(prog="train.py", description="Train a declared dataset's model (SageMaker).")
     defaults_of = Hyperparameters()
     for spec in fields(Hyperparameters):
         default = getattr(defaults_of, spec.name)
         parser.add_argument(f"--{spec.name}", type=type(default), default=default)
-    parser.add_argument("--schema_json", type=_schema_from_text, default=CHURN_SCHEMA)
+    parser.add_argument("--schema_json", type=_schema_from_text, default=None)
     hps = dict(sm_hps or {})
     defaults: dict[str, Any] = {}
     for spec in fields(Hyperparameters):
@@ -140,6 +140,8 @@ def parse_args(
             parser.error(f"SM_HPS schema_json: {error}")
     parser.set_defaults(**defaults)
     args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.schema_json is None:
+        parser.error("the dataset's schema is required: --schema_json or the schema_json hyperparameter")
     hyperparameters = Hyperparameters(**{spec.name: getattr(args, spec.name) for spec in fields(Hyperparameters)})
     return hyperparameters, args.schema_json
 
@@ -177,8 +179,8 @@ def load_split(directory: str | Path, schema: DatasetSchema, split: str | None =
         raise ValueError(f"{root}: missing column(s) {missing}")
 
     out: dict[str, Any] = {}
-    if schema.key in frame.columns:
-        out[schema.key] = frame[schema.key].astype(object)
+    if schema.key_column in frame.columns:
+        out[schema.key_column] = frame[schema.key_column].astype(object)
     for feature in schema.features:
         column = frame[feature.name]
         if feature.kind == "numeric":
@@ -186,26 +188,44 @@ def load_split(directory: str | Path, schema: DatasetSchema, split: str | None =
         else:
             text = column.astype(object)
             out[feature.name] = text.where(column.notna(), None).map(lambda v: v if v is None else str(v))
-    if all(name in frame.columns for name in schema.engineered):
-        for name in schema.engineered:
+    if all(name in frame.columns for name in schema.engineered_names):
+        for name in schema.engineered_names:
             out[name] = frame[name].astype(np.float64)
-    target = frame[schema.target]
-    if target.isna().any() or not target.isin((0, 1)).all():
-        bad = sorted({str(v) for v in target[target.isna() | ~target.isin((0, 1))].unique()})[:5]
-        raise ValueError(f"{root}: target {schema.target!r} must be 0/1, found {bad}")
-    out[schema.target] = target.astype(np.int64)
+    out[schema.target] = _target(frame[schema.target], schema, root)
     return pd.DataFrame(out)
+
+
+def _target(column: pd.Series, schema: DatasetSchema, root: Path) -> Any:
+    """The curated target typed for the task; a value outside the declared labels (or not a finite number for
+    regression) raises ``ValueError`` naming it."""
+    if schema.numeric_labels:
+        values = pd.to_numeric(column, errors="coerce")
+        bad = ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        if schema.task != "regression":
+            bad |= ~values.isin(np.asarray(schema.class_labels, dtype=np.float64)).to_numpy()
+        if bad.any():
+            found = sorted({str(v) for v in column[bad].unique()})[:5]
+            wanted = "finite numbers" if schema.task == "regression" else f"one of {list(schema.class_labels)}"
+            raise ValueError(f"{root}: target {schema.target!r} must be {wanted}, found {found}")
+        return values.to_numpy(dtype=np.float64 if schema.task == "regression" else np.int64)
+    text = column.astype(object).where(column.notna(), None).map(lambda v: None if v is None else str(v))
+    unknown = text.isna() | ~text.isin([str(label) for label in schema.class_labels])
+    if unknown.any():
+        found = sorted({str(v) for v in text[unknown].unique()})[:5]
+        raise ValueError(f"{root}: target {schema.target!r} must be one of {list(schema.class_labels)}, found {found}")
+    return text.to_numpy(dtype=object)
 
 
 # ---- model -----------------------------------------------------------------------------------------
 
 
 def build_pipeline(schema: DatasetSchema, hyperparameters: Hyperparameters) -> Pipeline:
-    """Impute + scale the numeric and engineered columns, one-hot the categorical ones, boosted trees.
+    """Impute + scale the numeric and engineered columns, one-hot the categorical ones, boosted trees
+    (a classifier for binary and multiclass targets, a regressor for regression).
 
     The one-hot encoder knows the schema's categories only: an unknown or missing value encodes to zeros.
     """
-    numeric = [*schema.numeric_features, *schema.engineered]
+    numeric = [*schema.numeric_features, *schema.engineered_names]
     categorical = schema.categorical_features
     preprocess = ColumnTransformer(
         [
@@ -227,7 +247,8 @@ def build_pipeline(schema: DatasetSchema, hyperparameters: Hyperparameters) -> P
         remainder="drop",
         verbose_feature_names_out=False,
     )
-    model = HistGradientBoostingClassifier(
+    estimator = HistGradientBoostingRegressor if schema.task == "regression" else HistGradientBoostingClassifier
+    model = estimator(
         max_iter=hyperparameters.max_iter,
         learning_rate=hyperparameters.learning_rate,
         max_leaf_nodes=hyperparameters.max_leaf_nodes,
@@ -238,24 +259,30 @@ def build_pipeline(schema: DatasetSchema, hyperparameters: Hyperparameters) -> P
     return Pipeline([("preprocess", preprocess), ("model", model)])
 
 
-def _positive_probabilities(pipeline: Pipeline, frame: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
-    index = list(pipeline.classes_).index(schema.positive_label)
-    return np.asarray(pipeline.predict_proba(frame)[:, index], dtype=np.float64)
-
-
 class TrainingDataError(ValueError):
-    """The curated splits cannot train a binary classifier; the message says why (the job's FailureReason)."""
+    """The curated splits cannot train or score the task's model; the message says why (the job's FailureReason)."""
 
 
 def check_splits(splits: Mapping[str, pd.DataFrame], schema: DatasetSchema) -> None:
+    """Every split has rows; a binary split has both classes (AUC needs them); the train split of a multiclass
+    target has every declared class (the model could never predict a class it did not see)."""
     for split, frame in splits.items():
         if frame.empty:
             raise TrainingDataError(f"the {split} split is empty")
-        classes = sorted(int(v) for v in pd.unique(frame[schema.target]))
-        if len(classes) < 2:
+        if schema.task == "regression":
+            if len(frame) < 2:
+                raise TrainingDataError(f"the {split} split has {len(frame)} row: R² needs at least 2")
+            continue
+        classes = sorted({str(v) for v in pd.unique(frame[schema.target])})
+        if schema.task == "binary" and len(classes) < 2:
             raise TrainingDataError(
                 f"the {split} split has a single class ({schema.target}={classes[0]} for all {len(frame)} rows): "
                 "a binary classifier needs both classes"
+            )
+        missing = [label for label in schema.class_labels if str(label) not in classes]
+        if schema.task == "multiclass" and split == "train" and missing:
+            raise TrainingDataError(
+                f"the train split has no row of class(es) {missing}: the model could never predict them"
             )
 
 
@@ -265,15 +292,15 @@ def train(
     schema: DatasetSchema,
     hyperparameters: Hyperparameters,
 ) -> TrainingResult:
-    """Fit on ``train_df``; metrics on both splits. Raises ``TrainingDataError`` when a split cannot train or
-    score a binary classifier (empty, or a single class)."""
+    """Fit on ``train_df``; the task's metrics on both splits. Raises ``TrainingDataError`` when a split cannot
+    train or score the model (``check_splits``)."""
     check_splits({"train": train_df, "validation": validation_df}, schema)
     pipeline = build_pipeline(schema, hyperparameters)
     pipeline.fit(model_frame(train_df, schema), train_df[schema.target].to_numpy())
     metrics = {}
     for split, frame in (("train", train_df), ("validation", validation_df)):
-        probabilities = _positive_probabilities(pipeline, model_frame(frame, schema), schema)
-        metrics[split] = classification_metrics(frame[schema.target].to_numpy(), probabilities, DECISION_THRESHOLD)
+        output = model_output(pipeline, model_frame(frame, schema), schema)
+        metrics[split] = model_metrics(schema, frame[schema.target].to_numpy(), output, DECISION_THRESHOLD)
     return TrainingResult(
         pipeline=pipeline, metrics=metrics, rows={"train": len(train_df), "validation": len(validation_df)}
     )
@@ -328,7 +355,9 @@ def write_model_artifacts(
         "features": schema.feature_names,
         "model_input_columns": list(result.pipeline.feature_names_in_),
         "target": schema.target,
-        "positive_label": schema.positive_label,
+        "task": schema.task,
+        "labels": list(schema.class_labels),
+        "positive_label": schema.positive if schema.task == "binary" else None,
         "decision_threshold": DECISION_THRESHOLD,
         "hyperparameters": asdict(hyperparameters),
         "metrics": result.metrics,

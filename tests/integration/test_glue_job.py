@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -20,8 +21,10 @@ from pipelines.data.generator import corrupt_with_defects, generate, to_csv_byte
 from pipelines.etl import glue_job
 from pipelines.etl import transforms as tf
 from pipelines.etl.glue_job import EtlJobError
-from pipelines.schema import CHURN_SCHEMA, SPLITS
+from pipelines.schema import ROW_ID, SPLITS
 from stacks.config import QualityGate
+from stacks.datasets import dataset_schema
+from tests.samples import CHURN_SCHEMA
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +118,7 @@ def assert_raw_intact(s3: Any, body: bytes, version_id: str) -> None:
 def test_a_clean_file_becomes_a_curated_partitioned_and_catalogued_dataset(aws: dict[str, Any], spark: Any) -> None:
     # Given: a raw CSV upload with 2% bad rows (under the 5% gate)
     s3, glue = aws["s3"], aws["glue"]
-    df, expected = corrupt_with_defects(generate(3_000, seed=31), 0.02, seed=4)
+    df, expected = corrupt_with_defects(generate(3_000, seed=31), 0.02, seed=4, schema=CHURN_SCHEMA)
     body = to_csv_bytes(df)
     version = upload(s3, body)
 
@@ -215,7 +218,7 @@ def test_a_second_version_adds_partitions_and_a_rerun_replaces_its_own(aws: dict
 def test_the_gate_fails_the_run_and_keeps_the_data_out(aws: dict[str, Any], spark: Any) -> None:
     # Given: an upload with 20% bad rows
     s3, glue = aws["s3"], aws["glue"]
-    body = to_csv_bytes(corrupt_with_defects(generate(1_000, seed=3), 0.2, seed=1)[0])
+    body = to_csv_bytes(corrupt_with_defects(generate(1_000, seed=3), 0.2, seed=1, schema=CHURN_SCHEMA)[0])
     version = upload(s3, body)
 
     # When / Then: the run raises with a machine-readable reason first
@@ -288,7 +291,7 @@ def test_parquet_uploads_and_separate_quarantine_and_report_buckets(aws: dict[st
     s3.create_bucket(Bucket="quarantine-bucket")
     s3.create_bucket(Bucket="report-bucket")
     key = "datasets/churn/upload.parquet"
-    df, _ = corrupt_with_defects(generate(1_000, seed=6), 0.01, seed=2)
+    df, _ = corrupt_with_defects(generate(1_000, seed=6), 0.01, seed=2, schema=CHURN_SCHEMA)
     version = upload(s3, to_parquet_bytes(df), key=key)
 
     # When: the job runs with the Spark default parallelism
@@ -307,3 +310,31 @@ def test_parquet_uploads_and_separate_quarantine_and_report_buckets(aws: dict[st
         "quarantine/dataset=churn/version=exec-1/rejected.jsonl",
     ]
     assert read_json(s3, "report-bucket", "curated/dataset=churn/version=exec-1/_quality_report.json")["gate"]["passed"]
+
+
+def test_a_multiclass_file_without_a_key_runs_on_spark_like_in_one_process(aws: dict[str, Any], spark: Any) -> None:
+    # Given: the tickets sample (no key column, string labels, missing values), uploaded under its dataset
+    tickets = dataset_schema("tickets")
+    body = (Path(__file__).resolve().parents[2] / "pipelines" / "data" / "sample" / "tickets.csv").read_bytes()
+    key = "datasets/tickets/upload.csv"
+    version = upload(aws["s3"], body, key)
+
+    # When: the job runs on three Spark partitions with the tickets schema
+    extra = {"schema_json": tickets.to_json(), "table": "tickets", "partitions": "3"}
+    lineage = run(aws, spark, argv(version, key=key, **extra))
+
+    # Then: the stratified splits and the derived row ids equal the single-process transform's, row for row
+    single = tf.run_transform(body, "csv", tickets, GATE)
+    assert lineage["status"] == "SUCCEEDED" and lineage["spark_partitions"] == 3
+    assert lineage["splits"] == {name: stats["rows"] for name, stats in single.report["splits"].items()}
+    prefix = "curated/dataset=tickets/version=exec-1/"
+    for name in SPLITS:
+        obj = aws["s3"].get_object(Bucket=CURATED, Key=f"{prefix}split={name}/part-00000.parquet")
+        got = pq.read_table(io.BytesIO(obj["Body"].read())).to_pandas()
+        want = single.curated[single.curated[tf.SPLIT] == name].drop(columns=[tf.SPLIT]).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False, check_categorical=False)
+    # and the catalog's first column is the derived key, the target a string
+    table = aws["glue"].get_table(DatabaseName=DATABASE, Name="tickets")["Table"]
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    assert list(columns) == tf.curated_columns(tickets) and columns["team"] == "string"
+    assert tf.curated_columns(tickets)[0] == ROW_ID

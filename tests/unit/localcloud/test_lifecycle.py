@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from localcloud.lifecycle import Lifecycle
-from pipelines.schema import CHURN_SCHEMA
+from tests.samples import CHURN_SCHEMA
 
 OUTPUTS = {
     "RawBucket": "raw",

@@ -18,10 +18,17 @@ from typing import Any
 import pandas as pd
 import pytest
 from sagemaker_training import mapping
+from threadpoolctl import threadpool_limits
 
 from pipelines.data.generator import generate, write_parquet
-from pipelines.schema import CHURN_SCHEMA
+from pipelines.etl.transforms import run_transform, split_parquet
+from pipelines.schema import DatasetSchema
 from pipelines.training import train
+from stacks.config import QualityGate
+from stacks.datasets import dataset_schema
+from tests.samples import CHURN_SCHEMA
+
+SAMPLE_DIR = Path(__file__).resolve().parents[3] / "pipelines" / "data" / "sample"
 
 SPLIT_ROWS = {"train": 3000, "validation": 1000, "test": 1000}
 TEST_HYPERPARAMETERS = {
@@ -153,3 +160,36 @@ def trained(
 @pytest.fixture(scope="session")
 def model_dir(trained: TrainingRun) -> Path:
     return trained.model_dir
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """A committed sample dataset taken through the real ETL and ``train.main``."""
+
+    schema: DatasetSchema
+    curated: Path  # split=<name>/part-00000.parquet, as the Glue job writes them
+    training: TrainingRun
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SampleRun]:
+    """``sample_run(name)``: ``pipelines/data/sample/<name>.csv`` through the ETL and a training job (once each)."""
+    runs: dict[str, SampleRun] = {}
+
+    def run(name: str) -> SampleRun:
+        if name not in runs:
+            schema = dataset_schema(name)
+            result = run_transform((SAMPLE_DIR / f"{name}.csv").read_bytes(), "csv", schema, QualityGate())
+            assert result.gate_passed, result.gate_reasons
+            curated = tmp_path_factory.mktemp(f"{name}-curated")
+            for split, body in split_parquet(result.curated, schema).items():
+                (curated / f"split={split}").mkdir()
+                (curated / f"split={split}" / "part-00000.parquet").write_bytes(body)
+            hyperparameters = train.job_hyperparameters(TEST_HYPERPARAMETERS.items(), schema)
+            # one OpenMP thread: on a shared, loaded 2-core host a thread team makes this fit 20x slower
+            with threadpool_limits(limits=1, user_api="openmp"):
+                training = run_training(tmp_path_factory.mktemp(f"{name}-opt-ml"), curated, hyperparameters)
+            runs[name] = SampleRun(schema, curated, training)
+        return runs[name]
+
+    return run

@@ -11,7 +11,7 @@ from moto import mock_aws
 
 from lambdas.drift_monitor import handler as drift_handler
 from lambdas.drift_monitor.logic import DriftConfig
-from pipelines.schema import CHURN_SCHEMA
+from tests.samples import CHURN_SCHEMA
 from tests.unit.lambdas.drift_monitor.helpers import ARTIFACTS, CAPTURE_PREFIX, CURATED, ENDPOINT
 
 NAMESPACE = "MLOps/test"

@@ -12,8 +12,8 @@ import pandas as pd
 
 from pipelines.data.generator import generate, to_csv_bytes
 from pipelines.etl import transforms as tf
-from pipelines.schema import CHURN_SCHEMA
 from stacks.config import QualityGate
+from tests.samples import CHURN_SCHEMA
 
 ENDPOINT = "mlops-test-churn"
 CAPTURE_PREFIX = f"data-capture/{ENDPOINT}/"

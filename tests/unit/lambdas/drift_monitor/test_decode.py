@@ -9,7 +9,7 @@ import pytest
 
 from lambdas.drift_monitor import capture, decode
 from pipelines.data.generator import generate
-from pipelines.schema import CHURN_SCHEMA
+from tests.samples import CHURN_SCHEMA
 from tests.unit.lambdas.drift_monitor.helpers import FEATURES, capture_line, request_lines
 
 

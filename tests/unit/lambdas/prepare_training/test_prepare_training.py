@@ -16,7 +16,7 @@ from lambdas.prepare_training import handler as prepare_handler
 from lambdas.prepare_training import logic
 from pipelines.etl.glue_job import version_label as etl_version_label
 from pipelines.evaluation.evaluate import find_model
-from pipelines.schema import CHURN_SCHEMA
+from tests.samples import CHURN_SCHEMA
 from tests.unit.lambdas.support import FakeContext
 
 CURATED, ARTIFACTS, GROUP, PREFIX = "curated-bucket", "artifacts-bucket", "mlops-test-churn", "mlops-test"

@@ -20,10 +20,10 @@ from localcloud.runtime.journal import journal
 from pipelines.data.generator import generate, to_csv_bytes
 from pipelines.etl.transforms import SPLIT, run_transform
 from pipelines.features import model_frame
-from pipelines.schema import CHURN_SCHEMA
 from pipelines.training import train
 from pipelines.training.hyperparameters import Hyperparameters
 from stacks.config import QualityGate
+from tests.samples import CHURN_SCHEMA
 
 pytestmark = pytest.mark.slow
 

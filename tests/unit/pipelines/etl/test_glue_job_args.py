@@ -15,8 +15,8 @@ import pytest
 from pipelines.data.generator import generate, to_csv_bytes
 from pipelines.etl import glue_job
 from pipelines.etl import transforms as tf
-from pipelines.schema import CHURN_SCHEMA
 from stacks.config import QualityGate
+from tests.samples import CHURN_SCHEMA
 
 REQUIRED = {
     "JOB_NAME": "mlops-dev-etl",

@@ -12,8 +12,8 @@ import pytest
 from moto import mock_aws
 
 from pipelines.etl import glue_job
-from pipelines.schema import CHURN_SCHEMA
 from stacks.config import QualityGate
+from tests.samples import CHURN_SCHEMA
 
 CURATED = "curated-bucket"
 

@@ -17,8 +17,9 @@ import pytest
 from pipelines.data.generator import corrupt_with_defects, generate, to_csv_bytes, to_parquet_bytes
 from pipelines.etl import transforms as tf
 from pipelines.etl.transforms import MalformedFileError
-from pipelines.schema import CHURN_SCHEMA, SPLITS, DatasetSchema, Feature
+from pipelines.schema import SPLITS, DatasetSchema, Feature
 from stacks.config import QualityGate
+from tests.samples import CHURN_SCHEMA
 
 SCHEMA = CHURN_SCHEMA
 GATE = QualityGate()
@@ -201,16 +202,22 @@ def test_a_one_row_file_is_valid_and_the_gate_decides() -> None:
     strict = tf.run_transform(raw, "csv", SCHEMA, GATE)
     lenient = tf.run_transform(raw, "csv", SCHEMA, replace(GATE, min_rows=1))
 
-    # Then: the row is valid either way; only min_rows fails the first
+    # Then: the row is valid either way; min_rows alone fails the first (too few rows is the reason), and the
+    # second fails because one row cannot give both classes to every split
     assert len(strict.curated) == len(lenient.curated) == 1
     assert not strict.gate_passed
     assert strict.gate_reasons == ["valid rows 1 < 100"]
-    assert lenient.gate_passed
+    assert lenient.report["splits"]["train"]["classes"] == {"0": 1, "1": 0}
+    assert lenient.gate_reasons == [
+        "class '1' has no rows in the train split",
+        "classes '0', '1' have no rows in the validation split",
+        "classes '0', '1' have no rows in the test split",
+    ]
 
 
 def test_parquet_input_gives_the_same_result_as_csv(sample: pd.DataFrame) -> None:
     # Given: the same (partly broken) rows as CSV and as Parquet
-    broken, _ = corrupt_with_defects(sample, 0.03, seed=5)
+    broken, _ = corrupt_with_defects(sample, 0.03, seed=5, schema=SCHEMA)
 
     # When
     from_csv = tf.run_transform(to_csv_bytes(broken), "csv", SCHEMA, GATE)
@@ -368,7 +375,7 @@ def test_a_later_copy_of_an_invalid_first_occurrence_is_still_a_duplicate() -> N
 
 def test_injected_defects_are_all_found_with_the_expected_reason(sample: pd.DataFrame) -> None:
     # Given: 10% of the rows broken in known ways
-    broken, expected = corrupt_with_defects(sample, 0.1, seed=8)
+    broken, expected = corrupt_with_defects(sample, 0.1, seed=8, schema=SCHEMA)
 
     # When
     result = tf.run_transform(to_csv_bytes(broken), "csv", SCHEMA, GATE)
@@ -472,7 +479,7 @@ def test_engineered_features_follow_their_definitions(sample_result: tf.Transfor
     # Then: computed independently, the engineered columns agree
     np.testing.assert_allclose(curated["charges_per_tenure_month"], total / tenure)
     np.testing.assert_allclose(curated["support_calls_per_year"], curated["support_calls"] * 12 / tenure)
-    assert list(curated.columns) == [*SCHEMA.input_columns, *SCHEMA.engineered, tf.SPLIT]
+    assert list(curated.columns) == [*SCHEMA.input_columns, *SCHEMA.engineered_names, tf.SPLIT]
 
 
 def test_engineer_features_is_the_shared_definition() -> None:
@@ -626,7 +633,7 @@ def test_curated_split_matches_assign_split(sample_result: tf.TransformResult) -
 
 def test_report_counts_rows_reasons_and_columns(sample: pd.DataFrame) -> None:
     # Given: 4% of the rows broken and an extra column
-    broken, expected = corrupt_with_defects(sample, 0.04, seed=9)
+    broken, expected = corrupt_with_defects(sample, 0.04, seed=9, schema=SCHEMA)
     broken["extra"] = 1
 
     # When
@@ -648,7 +655,7 @@ def test_numeric_statistics_match_an_independent_computation(sample_result: tf.T
     # Given: the curated rows and the report
     curated, report = sample_result.curated, sample_result.report
 
-    for name in [*SCHEMA.numeric_features, *SCHEMA.engineered]:
+    for name in [*SCHEMA.numeric_features, *SCHEMA.engineered_names]:
         stats = report["features"].get(name) or report["engineered"][name]
         column = curated[name]
         values = column.dropna().to_numpy()

@@ -17,18 +17,20 @@ from sklearn.calibration import calibration_curve
 
 from pipelines.data.generator import generate
 from pipelines.evaluation import (
-    METRIC_NAMES,
+    BINARY_METRICS,
     classification_metrics,
     confusion_matrix,
     expected_calibration_error,
+    multiclass_metrics,
+    regression_metrics,
 )
 from pipelines.evaluation import evaluate as ev
 from pipelines.features import model_frame
 from pipelines.inference import inference
 from pipelines.inference.inference import load_model
-from pipelines.schema import CHURN_SCHEMA
 from pipelines.training import train
 from stacks.config import EvaluationGate
+from tests.samples import CHURN_SCHEMA
 
 GATE = EvaluationGate(primary_metric="auc", min_improvement=0.005, absolute_floor=0.70)
 
@@ -129,16 +131,62 @@ def test_the_gate_uses_the_configured_primary_metric() -> None:
     assert decision.reason.startswith("champion wins: challenger f1 0.6000")
 
 
-def test_a_lower_is_better_metric_cannot_be_the_gate_metric() -> None:
-    # Given a gate on log loss (lower is better; the gate compares higher-is-better metrics)
-    gate = ev.Gate(primary_metric="log_loss", min_improvement=0.0, absolute_floor=0.0)
+def test_an_unknown_metric_cannot_be_the_gate_metric() -> None:
+    # Given a gate on a metric no job computes
+    gate = ev.Gate(primary_metric="gini", min_improvement=0.0, absolute_floor=0.0)
 
     # When the gate decides / Then it refuses, listing the usable metrics
-    with pytest.raises(ValueError, match=r"primary metric 'log_loss' is not one of \['auc', 'accuracy'"):
-        ev.decide({"log_loss": 0.4}, None, gate)
+    with pytest.raises(ValueError, match=r"primary metric 'gini' is not one of \['auc', 'accuracy'"):
+        ev.decide({"gini": 0.4}, None, gate)
 
 
 # ---- metrics ---------------------------------------------------------------------------------------
+
+
+def test_multiclass_metrics_read_the_probabilities_in_declared_label_order() -> None:
+    # Given labels declared out of alphabetical order and probabilities in that order
+    labels = ["zebra", "ant", "moth"]
+    y = np.array(["zebra", "ant", "moth", "ant", "zebra", "moth"])
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.5, 0.4, 0.1], [0.6, 0.3, 0.1], [0.3, 0.3, 0.4]])
+
+    # When the multiclass metrics are computed
+    values = multiclass_metrics(y, p, labels)
+
+    # Then they equal an independent computation: log loss from each row's probability of its own label,
+    # the predicted label the most probable one
+    own = p[np.arange(len(y)), [labels.index(label) for label in y]]
+    predicted = np.array(labels)[p.argmax(axis=1)]
+    assert values["log_loss"] == pytest.approx(float(-np.mean(np.log(own))))
+    assert values["accuracy"] == pytest.approx(float(np.mean(predicted == y)))
+    assert values["macro_f1"] == pytest.approx(skm.f1_score(y, predicted, average="macro"))
+    assert list(values) == ["accuracy", "log_loss", "macro_f1", "weighted_f1"]
+
+
+def test_regression_metrics_match_their_definitions() -> None:
+    # Given targets and predictions / When the regression metrics are computed / Then by their formulas
+    y, pred = np.array([3.0, 5.0, 2.0, 8.0]), np.array([2.5, 5.0, 4.0, 7.0])
+    values = regression_metrics(y, pred)
+    assert values["rmse"] == pytest.approx(float(np.sqrt(np.mean((y - pred) ** 2))))
+    assert values["mae"] == pytest.approx(float(np.mean(np.abs(y - pred))))
+    assert values["r2"] == pytest.approx(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+def test_the_gate_compares_an_error_metric_downwards() -> None:
+    # Given a gate on RMSE (lower is better): a ceiling of 3 and a required decrease of 0.1
+    gate = EvaluationGate(primary_metric="rmse", min_improvement=0.1, absolute_floor=3.0)
+
+    # When challengers are judged alone and against a champion with RMSE 2.5
+    over = ev.decide({"rmse": 3.2}, None, gate)
+    lower = ev.decide({"rmse": 2.3}, {"rmse": 2.5}, gate)
+    higher = ev.decide({"rmse": 2.6}, {"rmse": 2.5}, gate)
+
+    # Then the ceiling and the improvement go the error's way
+    assert not over.passed and over.reason == "challenger rmse 3.2000 is above the ceiling 3.0000"
+    assert lower.passed and lower.improvement == pytest.approx(0.2)
+    assert lower.reason == "challenger rmse 2.3000 beats the champion's 2.5000 by 0.2000 (required 0.1000)"
+    assert not higher.passed and higher.reason == (
+        "champion wins: challenger rmse 2.6000 is above the champion's 2.5000 (by 0.1000)"
+    )
 
 
 def _scores(rows: int = 2000, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +216,7 @@ def test_metrics_match_sklearn_computed_independently() -> None:
     values = classification_metrics(labels, probabilities)
 
     # Then each equals its sklearn / by-hand definition
-    assert list(values) == list(METRIC_NAMES)
+    assert list(values) == list(BINARY_METRICS)
     assert values["auc"] == pytest.approx(skm.roc_auc_score(labels, probabilities))
     assert values["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted))
     assert values["f1"] == pytest.approx(skm.f1_score(labels, predicted))
@@ -285,8 +333,8 @@ def test_job_writes_evaluation_json_with_both_models_and_the_decision(
     assert exit_code == 0
     assert report["model_version"] == trained.metadata["model_version"]
     quality = report["binary_classification_metrics"]
-    assert set(quality) == {*METRIC_NAMES, "confusion_matrix"}
-    assert all(set(quality[name]) == {"value"} for name in METRIC_NAMES)
+    assert set(quality) == {*BINARY_METRICS, "confusion_matrix"}
+    assert all(set(quality[name]) == {"value"} for name in BINARY_METRICS)
     matrix = quality["confusion_matrix"]
     assert sum(matrix[a][b] for a in "01" for b in "01") == report["test_rows"] == 1000
     assert matrix["1"]["0"] + matrix["1"]["1"] == churn_splits["test"]["churned"].sum()
@@ -300,8 +348,8 @@ def test_job_writes_evaluation_json_with_both_models_and_the_decision(
             assert section[name]["value"] == pytest.approx(value)
     # and the decision is the gate's on those values (the strong challenger beats the weak champion)
     decision = ev.decide(
-        {n: v["value"] for n, v in quality.items() if n in METRIC_NAMES},
-        {n: v["value"] for n, v in report["champion"]["binary_classification_metrics"].items() if n in METRIC_NAMES},
+        {n: v["value"] for n, v in quality.items() if n in BINARY_METRICS},
+        {n: v["value"] for n, v in report["champion"]["binary_classification_metrics"].items() if n in BINARY_METRICS},
         GATE,
     )
     assert report["decision"] == asdict(decision)

@@ -31,7 +31,7 @@ from threadpoolctl import threadpool_info
 from localcloud.runtime.model_server import InvocationContext
 from pipelines.features import engineer_features, model_frame
 from pipelines.inference import inference
-from pipelines.schema import CHURN_SCHEMA
+from tests.samples import CHURN_SCHEMA
 
 FEATURES = CHURN_SCHEMA.feature_names
 ROW = "12,70.5,846.0,2,40.0,45,month-to-month,electronic-check,fiber"

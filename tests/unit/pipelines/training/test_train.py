@@ -20,13 +20,14 @@ from sagemaker_training import environment as toolkit_environment
 from sagemaker_training import mapping
 from sklearn.metrics import roc_auc_score
 
-from pipelines.evaluation import METRIC_NAMES
+from pipelines.evaluation import BINARY_METRICS
 from pipelines.evaluation.evaluate import unpack_model
 from pipelines.features import engineer_features, model_frame, model_input_columns
-from pipelines.schema import CHURN_SCHEMA, DatasetSchema
+from pipelines.schema import DatasetSchema
 from pipelines.training import train
 from pipelines.training.metric_definitions import METRIC_DEFINITIONS
 from stacks.config import TrainingSettings
+from tests.samples import CHURN_SCHEMA
 
 
 def _captured_metrics(stdout: str) -> dict[str, float]:
@@ -71,7 +72,7 @@ def test_metadata_records_schema_features_hyperparameters_metrics_and_version(tr
         "seed": 42,
     }
     assert set(metadata["metrics"]) == {"train", "validation"}
-    assert set(metadata["metrics"]["validation"]) == set(METRIC_NAMES)
+    assert set(metadata["metrics"]["validation"]) == set(BINARY_METRICS)
     assert 0.75 < metadata["metrics"]["validation"]["auc"] < 1.0
     assert metadata["rows"] == {"train": 3000, "validation": 1000}
     assert metadata["sklearn_version"] == sklearn.__version__
@@ -94,8 +95,8 @@ def test_printed_metrics_are_captured_by_the_metric_definitions(trained: Any) ->
     # When every MetricDefinition regex is applied to it, as SageMaker does
     captured = _captured_metrics(trained.stdout)
 
-    # Then each definition captures its metric, with the value the metadata records
-    assert set(captured) == {d["Name"] for d in METRIC_DEFINITIONS}
+    # Then each binary metric of both splits is captured, with the value the metadata records
+    assert set(captured) == {f"{split}:{name}" for split in ("train", "validation") for name in BINARY_METRICS}
     for split, values in trained.metadata["metrics"].items():
         for name, value in values.items():
             assert captured[f"{split}:{name}"] == pytest.approx(value, abs=1e-6)
@@ -244,13 +245,26 @@ def test_hyperparameter_defaults_match_the_stage_configuration() -> None:
     # Given the stage's training hyperparameters
     configured = TrainingSettings().hyperparameters
 
-    # When the script parses an empty command line
-    hyperparameters, schema = train.parse_args([])
+    # When the script parses a command line with only the schema
+    hyperparameters, schema = train.parse_args(["--schema_json", CHURN_SCHEMA.to_json()])
 
-    # Then its defaults are the configured values (one definition), and the schema defaults to the churn dataset
+    # Then its defaults are the configured values (one definition)
     assert hyperparameters == configured
     assert train.Hyperparameters is type(configured)
     assert schema == CHURN_SCHEMA
+
+
+def test_a_run_without_a_schema_fails_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given neither a --schema_json argument nor a schema_json hyperparameter (no dataset is built in)
+    # When the script parses its command line
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args([])
+
+    # Then it exits with a usage error that says what is missing
+    assert exit_info.value.code == 2
+    assert "the dataset's schema is required: --schema_json or the schema_json hyperparameter" in (
+        capsys.readouterr().err
+    )
 
 
 def test_configured_hyperparameters_reach_the_script_through_the_toolkit(
@@ -294,7 +308,8 @@ def test_job_hyperparameters_survive_the_toolkit_decoding(
 def test_command_line_overrides_sm_hps() -> None:
     # Given SM_HPS and a command line that disagree
     # When the arguments are parsed
-    hyperparameters, _ = train.parse_args(["--max_iter", "7"], {"max_iter": 300, "learning_rate": 0.2})
+    sm_hps = {"max_iter": 300, "learning_rate": 0.2, "schema_json": CHURN_SCHEMA.to_json()}
+    hyperparameters, _ = train.parse_args(["--max_iter", "7"], sm_hps)
 
     # Then the command line wins, SM_HPS fills the rest
     assert hyperparameters.max_iter == 7
@@ -436,7 +451,7 @@ def test_load_split_rejects_a_target_that_is_not_binary(
     write_curated(tmp_path, {"train": rows}, files_per_split=1)
 
     # When it is loaded / Then the error shows the bad value
-    with pytest.raises(ValueError, match=r"target 'churned' must be 0/1, found \['2'\]"):
+    with pytest.raises(ValueError, match=r"target 'churned' must be one of \[0, 1\], found \['2'\]"):
         train.load_split(tmp_path, CHURN_SCHEMA)
 
 

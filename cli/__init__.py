@@ -1,0 +1,1 @@
+"""User-facing commands that need no cloud (``mlops dataset ...``); ``localcloud.cli`` hooks them into ``mlops``."""
