@@ -40,7 +40,7 @@ import pandas as pd
 
 from pipelines.evaluation import classification_metrics, confusion_matrix
 from pipelines.features import model_frame
-from pipelines.inference.inference import JSON, MODEL_FILE, Limits, LoadedModel, decode_request, load_model, predict_fn
+from pipelines.inference.inference import JSON, MODEL_FILE, Limits, LoadedModel, decode_request, load_model, predict
 from pipelines.schema import DatasetSchema
 from pipelines.training.train import load_split
 
@@ -255,7 +255,7 @@ def golden_payload(model: LoadedModel, test: pd.DataFrame, rows: int = GOLDEN_RO
     body = {"instances": golden_records(test, model.schema, rows)}
     if not body["instances"]:
         raise ValueError("the test split has no rows for the golden payload")
-    prediction = predict_fn(decode_request(json.dumps(body), JSON, Limits()), model)
+    prediction = predict(decode_request(json.dumps(body), JSON, Limits()), model)
     keys = test[model.schema.key].head(rows).tolist() if model.schema.key in test.columns else []
     return {
         "model_version": model.version,
