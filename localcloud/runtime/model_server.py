@@ -166,9 +166,20 @@ class Transformer:
         return result
 
 
-def worker(transformer: Transformer, env: ServingEnv) -> flask.Flask:
+class Worker(flask.Flask):
     """``_worker.Worker``: the Flask application with ``/ping`` and ``POST /invocations``."""
-    app = flask.Flask(__name__)
+
+    def log_exception(self, exc_info: Any) -> None:
+        """One line per failed request in the container log (Flask writes the whole traceback: every line of it
+        would be a CloudWatch Logs call of the local cloud)."""
+        error = exc_info[1]
+        cause = error.__cause__ if isinstance(error, ClientError) and error.__cause__ is not None else error
+        request = flask.request
+        print(f"Exception on {request.path} [{request.method}]: {type(cause).__name__}: {cause}", file=sys.stderr)
+
+
+def worker(transformer: Transformer, env: ServingEnv) -> Worker:
+    app = Worker(__name__)
 
     def invocations() -> Any:
         headers = flask.request.headers
@@ -196,10 +207,10 @@ class ModelServer:
 
     def __init__(self, model_dir: str, env: ServingEnv) -> None:
         self.model_dir, self.env = model_dir, env
-        self._app: flask.Flask | None = None
+        self._app: Worker | None = None
         self._lock = threading.Lock()
 
-    def app(self) -> flask.Flask:
+    def app(self) -> Worker:
         with self._lock:
             if self._app is None:
                 if self.env.module_dir not in sys.path:  # gunicorn's --pythonpath holds the code directory

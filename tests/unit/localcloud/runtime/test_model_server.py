@@ -197,6 +197,16 @@ def test_any_exception_of_a_handler_function_is_a_500(serve: Serve, code: str) -
     assert b"<title>500 Internal Server Error</title>" in response.data
 
 
+def test_a_failed_request_leaves_one_line_naming_the_error_in_the_container_log(
+    serve: Serve, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When predict_fn crashes
+    client = serve(LINEAR.replace("return [sum(", "raise RuntimeError('model crashed')\n    return [sum("))
+    client.post("/invocations", data=b"1,2", headers={"Content-Type": "text/csv"})
+    # Then the log has one line with the request and the handler's own exception
+    assert capsys.readouterr().err == "Exception on /invocations [POST]: RuntimeError: model crashed\n"
+
+
 def test_an_unsupported_content_type_is_a_500_not_a_415(serve: Serve) -> None:
     # Given input_fn refusing application/xml (the scikit-learn container wraps every user function)
     response = serve(LINEAR).post("/invocations", data=b"<x/>", headers={"Content-Type": "application/xml"})
