@@ -141,9 +141,10 @@ class AlarmThresholds:
     error_5xx_count: int = 1
     model_latency_p99_ms: int = 500
     # InvocationModelErrors' Average: the share of a minute's invocations without a 2XX answer (4XX, 5XX, no answer
-    # within 60 s). A share, not a count, so one client sending garbage does not roll a good model back while a
-    # new fleet that refuses or drops every request does: StageConfig keeps it below the smallest share of the
-    # requests a new fleet serves (smallest_new_fleet_share: 1 of 4 instances, 25%, for the default canary)
+    # within 60 s), in every one of rollback_evaluation_periods minutes. A sustained share, not a count, so one
+    # client sending garbage does not roll a good model back while a new fleet that refuses or drops every request
+    # does: StageConfig keeps it below the smallest share of the requests a new fleet serves
+    # (smallest_new_fleet_share: 1 of 4 instances, 25%, for the default canary)
     model_error_rate: float = 0.2
     rollback_evaluation_periods: int = 2
     drift_psi: float = 0.2  # PSI over this is significant drift

@@ -343,9 +343,7 @@ def test_the_container_process_serves_once_its_health_check_passes(tmp_path: Pat
 
 def test_a_container_whose_model_does_not_load_exits_with_the_reason(tmp_path: Path) -> None:
     # Given a model_fn that raises
-    process, _ = _start(
-        tmp_path, LINEAR.replace("with open(", "raise OSError('weights are corrupt')\n    with open(")
-    )
+    process, _ = _start(tmp_path, LINEAR.replace("with open(", "raise OSError('weights are corrupt')\n    with open("))
     # When it starts / Then it exits without reporting ready, and its output names the failure
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 1
