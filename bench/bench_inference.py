@@ -1,6 +1,6 @@
 """Latency of the inference handler against the bare model, measured in the same run.
 
-The handler path is what the endpoint runs per request: ``input_fn`` + ``predict_fn`` + ``output_fn`` on a
+The handler path is what the endpoint runs per request: ``transform_fn`` (decode, predict, encode) on a
 CSV body. The reference is the trained pipeline's ``predict_proba`` on the same rows as a prebuilt
 DataFrame (raw + engineered columns), i.e. the model with no request handling at all. Handler and
 reference calls alternate, so load on the host affects both alike.
@@ -76,9 +76,7 @@ def measure(
     frames = {n: model_frame(rows.head(n), dataset_schema("churn")).copy() for n in bodies}
 
     def handler(n: int) -> Callable[[], Any]:
-        return lambda: inference.output_fn(
-            inference.predict_fn(inference.input_fn(bodies[n], "text/csv"), model), "text/csv"
-        )
+        return lambda: inference.transform_fn(model, bodies[n], "text/csv", "text/csv")
 
     def bare(n: int) -> Callable[[], Any]:
         return lambda: model.pipeline.predict_proba(frames[n])

@@ -144,9 +144,16 @@ def traffic_shift_problem(serving: ServingSettings, strategy: str, instances: in
 class AlarmThresholds:
     """CloudWatch alarms: rollback guardrails (endpoint) and retrain triggers (model)."""
 
-    error_5xx_count: int = 1  # canary fleet, per minute
+    # Rollback guardrails watch the production variant (old and new fleets) in one-minute periods. The inference
+    # handler answers every client fault with a 4XX itself, so a 5XX is always a model failure: one rolls back.
+    error_5xx_count: int = 1
     model_latency_p99_ms: int = 500
-    invocation_4xx_count: int = 50
+    # InvocationModelErrors' Average: the share of a minute's invocations without a 2XX answer (4XX, 5XX, no answer
+    # within 60 s), in every one of rollback_evaluation_periods minutes. A sustained share, not a count, so one
+    # client sending garbage does not roll a good model back while a new fleet that refuses or drops every request
+    # does: StageConfig keeps it below the smallest share of the requests a new fleet serves
+    # (smallest_new_fleet_share: 1 of 4 instances, 25%, for the default canary)
+    model_error_rate: float = 0.2
     rollback_evaluation_periods: int = 2
     drift_psi: float = 0.2  # PSI over this is significant drift
     quality_auc_floor: float = 0.70
@@ -192,6 +199,13 @@ class StageConfig:
             problem = alarm_window_problem(seconds, periods)
             if problem:
                 raise ValueError(f"{name} alarm: {problem}")
+        share = smallest_new_fleet_share(self.serving)
+        if not 0 < self.alarms.model_error_rate < share:
+            raise ValueError(
+                f"alarms: model_error_rate {self.alarms.model_error_rate} must be above 0 and below {share:.2f}, the "
+                "smallest share of requests a new fleet serves during a rollout; otherwise a model that refuses "
+                "every request is never rolled back"
+            )
 
     def for_dataset(self, schema: DatasetSchema) -> StageConfig:
         """This stage's settings for one declared dataset: its gate, and its ``serving`` / ``alarms`` / ``retrain``
@@ -241,6 +255,16 @@ class StageConfig:
     @property
     def raw_dataset_prefix(self) -> str:
         return f"{self.raw_prefix}/{self.dataset.name}/"
+
+
+def smallest_new_fleet_share(serving: ServingSettings) -> float:
+    """The smallest share of the requests the new fleet serves in a rollout's first traffic step, over every
+    fleet size autoscaling may choose (traffic follows whole instances; ALL_AT_ONCE shifts everything)."""
+    percent = {"CANARY": serving.canary_percent, "LINEAR": serving.linear_step_percent}.get(serving.strategy)
+    if percent is None:
+        return 1.0
+    sizes = range(serving.min_capacity, serving.max_capacity + 1)
+    return min(traffic_batch_instances(percent, instances) / instances for instances in sizes)
 
 
 def alarm_window_problem(period_seconds: int, evaluation_periods: int) -> str | None:

@@ -5,15 +5,20 @@
   ``TargetVariant`` pins a variant. Shadow copies are sent after the production response, off the request path.
 - Containers: one model server process per model (``model_server.py``), started on first use from the
   model's ``ModelDataUrl`` archive, with the model's container environment.
-- Metrics: ``AWS/SageMaker`` ``Invocations``, ``Invocation4XXErrors``, ``Invocation5XXErrors``,
-  ``InvocationModelErrors``, ``ModelLatency`` and ``OverheadLatency`` (microseconds) per EndpointName and
-  VariantName, timestamped on the cloud clock, in CloudWatch.
+- Metrics: ``AWS/SageMaker`` per EndpointName and VariantName, timestamped on the cloud clock, in CloudWatch,
+  as SageMaker defines them (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html, endpoint
+  invocation metrics): ``Invocations`` 1 per request; ``Invocation4XXErrors`` / ``Invocation5XXErrors`` 1 when the
+  model answered 4xx / 5xx, else 0; ``InvocationModelErrors`` 1 when the request did not end in a 2xx answer
+  (4xx and 5xx included, and no answer at all: connection errors, the 60 s timeout), else 0; ``ModelLatency``
+  (microseconds: sending the request to the container, the inference, fetching the response) and
+  ``OverheadLatency`` (the rest of the request's time here) for every request the container answered.
 - Data capture: the endpoint config's ``DataCaptureConfig`` (sampling, input/output, content types, KMS) is
   applied; records are buffered per variant and written as SageMaker's JSON-lines capture files under
   ``<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<uuid>.jsonl``.
 
 A container answering non-2xx becomes a ``ModelError`` (HTTP 424) carrying ``OriginalStatusCode`` and
-``OriginalMessage``, as InvokeEndpoint does.
+``OriginalMessage`` (the container's response body), as InvokeEndpoint does; a container that does not answer
+within InvokeEndpoint's 60 s is a ``ModelError`` with status 0 and SageMaker's timeout message.
 
 SageMaker acts with the model's execution role (``ExecutionRoleArn``): it reads the model artifact, the container
 gets the role's temporary credentials, data capture is written with it (``role_clients``).
@@ -48,6 +53,11 @@ from localcloud.runtime.journal import journal
 SERVER_SCRIPT = Path(__file__).with_name("model_server.py")
 CAPTURE_FLUSH_RECORDS = 200
 CSV, JSON = "text/csv", "application/json"
+INVOCATION_TIMEOUT_SECONDS = 60
+TIMED_OUT = (
+    "Your invocation timed out while waiting for a response from container primary. Review the latency metrics "
+    "for each container in Amazon CloudWatch, resolve the issue, and try again."
+)
 
 
 class EndpointError(Exception):
@@ -67,6 +77,11 @@ class Invocation:
     status: int
     latency_us: int
     overhead_us: int
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx answer (status 0: the container did not answer)."""
+        return 200 <= self.status < 300
 
 
 @dataclass
@@ -257,9 +272,9 @@ class EndpointRuntime:
                 self.cloud.dispatcher.submit(
                     self._shadow, endpoint_name, shadow, body, content_type, accept, inference_id
                 )
-        if result.status >= 300:
-            kind = "client" if result.status < 500 else "server"
-            message = result.body.decode("utf-8", "replace").split("\n", 1)[0]
+        if not result.ok:
+            kind = "client" if 400 <= result.status < 500 else "server"
+            message = result.body.decode("utf-8", "replace")
             raise EndpointError(
                 "ModelError",
                 424,
@@ -309,44 +324,51 @@ class EndpointRuntime:
         try:
             container = self.container(model_name)
         except EndpointError as error:
-            self._metrics(endpoint, variant, model_name, 500, 0, 0)
+            self._metrics(endpoint, variant, model_name, 0, None, 0)  # no container answered
             raise EndpointError("ModelError", 424, error.message, OriginalStatusCode=500) from None
         headers = {"Content-Type": content_type or "application/octet-stream"}
         if accept:
             headers["Accept"] = accept
-        connection = http.client.HTTPConnection("127.0.0.1", container.port, timeout=60)
+        connection = http.client.HTTPConnection("127.0.0.1", container.port, timeout=INVOCATION_TIMEOUT_SECONDS)
+        sent = time.perf_counter()
+        latency_us: int | None = None
         try:
             connection.request("POST", "/invocations", body=body, headers=headers)
             response = connection.getresponse()
             payload = response.read()
+            latency_us = int((time.perf_counter() - sent) * 1e6)
             status = response.status
-            latency_us = int(response.getheader("X-Model-Latency-Us") or 0)
             response_type = response.getheader("Content-Type") or "application/octet-stream"
+        except TimeoutError:
+            status, payload, response_type = 0, TIMED_OUT.encode(), "text/plain"
         except (OSError, http.client.HTTPException) as error:
-            status, payload, latency_us, response_type = 500, f"container error: {error}".encode(), 0, "text/plain"
+            status, payload, response_type = 0, f"container error: {error}".encode(), "text/plain"
         finally:
             connection.close()
         total_us = int((time.perf_counter() - arrived) * 1e6)
-        overhead_us = max(0, total_us - latency_us)
+        overhead_us = max(0, total_us - (latency_us or 0))
         self._metrics(endpoint, variant, model_name, status, latency_us, overhead_us)
-        return Invocation(payload, response_type, variant, model_name, status, latency_us, overhead_us)
+        return Invocation(payload, response_type, variant, model_name, status, latency_us or 0, overhead_us)
 
-    def _metrics(self, endpoint: str, variant: str, model: str, status: int, latency_us: int, overhead_us: int) -> None:
+    def _metrics(
+        self, endpoint: str, variant: str, model: str, status: int, latency_us: int | None, overhead_us: int
+    ) -> None:
+        """One request's datapoints (status 0 and no latency: the container did not answer)."""
         counts = self.counts.setdefault((endpoint, variant, model), {"invocations": 0, "4xx": 0, "5xx": 0})
         counts["invocations"] += 1
         if 400 <= status < 500:
             counts["4xx"] += 1
-        elif status >= 500:
+        elif 500 <= status < 600:
             counts["5xx"] += 1
         now = clock.now()
         dims = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": variant}]
         data = [
             {"MetricName": "Invocations", "Value": 1.0, "Unit": "None"},
             {"MetricName": "Invocation4XXErrors", "Value": float(400 <= status < 500), "Unit": "None"},
-            {"MetricName": "Invocation5XXErrors", "Value": float(status >= 500), "Unit": "None"},
-            {"MetricName": "InvocationModelErrors", "Value": float(status >= 500), "Unit": "None"},
+            {"MetricName": "Invocation5XXErrors", "Value": float(500 <= status < 600), "Unit": "None"},
+            {"MetricName": "InvocationModelErrors", "Value": float(not 200 <= status < 300), "Unit": "None"},
         ]
-        if status < 300:
+        if latency_us is not None:
             data += [
                 {"MetricName": "ModelLatency", "Value": float(latency_us), "Unit": "Microseconds"},
                 {"MetricName": "OverheadLatency", "Value": float(overhead_us), "Unit": "Microseconds"},
@@ -369,7 +391,7 @@ class EndpointRuntime:
         self, endpoint: str, result: Invocation, body: bytes, content_type: str | None, inference_id: str | None
     ) -> None:
         capture = self._capture_config(endpoint)
-        if capture is None or result.status >= 300:
+        if capture is None or not result.ok:
             return
         if self._rng.random() * 100 >= float(capture.get("InitialSamplingPercentage", 100)):
             return

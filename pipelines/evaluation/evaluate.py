@@ -54,7 +54,7 @@ from pipelines.inference.inference import (
     LoadedModel,
     decode_request,
     load_model,
-    predict_fn,
+    predict,
     prediction_records,
 )
 from pipelines.schema import METRICS, DatasetSchema
@@ -285,7 +285,7 @@ def golden_payload(model: LoadedModel, test: pd.DataFrame, rows: int = GOLDEN_RO
     body = {"instances": golden_records(test, model.schema, rows)}
     if not body["instances"]:
         raise ValueError("the test split has no rows for the golden payload")
-    prediction = predict_fn(decode_request(json.dumps(body), JSON, Limits()), model)
+    prediction = predict(decode_request(json.dumps(body), JSON, Limits()), model)
     key = model.schema.key_column
     keys = test[key].head(rows).tolist() if key in test.columns else []
     golden: dict[str, Any] = {

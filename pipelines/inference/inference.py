@@ -1,4 +1,4 @@
-"""SageMaker scikit-learn inference handler: ``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``.
+"""SageMaker scikit-learn inference handler: ``model_fn`` and ``transform_fn``.
 
 The training job copies this file into the model archive as ``code/inference.py``, next to
 ``code/pipelines/{__init__,schema,features}.py``; the container imports it with ``code/`` on ``sys.path``,
@@ -22,10 +22,16 @@ Response (``application/json`` by default, or ``text/csv``), one prediction per 
 
 The JSON body is ``{"model_version": ..., "predictions": [...]}``.
 
-A bad request raises a ``RequestError`` (a ``sagemaker_inference`` ``GenericInferenceToolkitError``), which
-the toolkit's ``Transformer`` answers with its status code and message: 400 malformed payload, 406
-unsupported ``Accept``, 413 payload too large, 415 unsupported ``Content-Type``. Rows are numbered from 1,
-not counting a CSV header. Unknown category values are accepted (the one-hot encoder ignores them).
+Errors. The scikit-learn container (``sagemaker_sklearn_container`` on ``sagemaker-containers``, reproduced by
+``localcloud/runtime/model_server.py``) answers 500 to any exception of a handler function, and serves a
+``transform_fn``'s return value as it is when it is not a ``(body, content_type)`` tuple. So a bad request
+raises a ``RequestError`` inside ``transform_fn``, which answers it itself with a ``ClientErrorResponse`` (a
+WSGI application: Flask sends its status, a ``text/plain`` body with the message): 400 malformed payload,
+406 unsupported ``Accept``, 413 payload too large, 415 unsupported ``Content-Type``. Any other exception is a
+real failure of the model and stays a 500. Rows are numbered from 1, not counting a CSV header. Unknown
+category values are accepted (the one-hot encoder ignores them). The container may not see ``input_fn``,
+``predict_fn`` or ``output_fn`` next to ``transform_fn`` (it refuses to load the module), hence the names
+``decode_request`` / ``predict`` / ``encode_prediction``.
 
 Serving does not build a DataFrame: the request becomes one numpy array per feature, the engineered
 columns come from the shared ``engineered_columns``, and the fitted preprocessing is applied as numpy
@@ -42,7 +48,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from http import HTTPStatus
@@ -53,7 +59,6 @@ import joblib
 import numpy as np
 import pandas as pd
 import sklearn
-from sagemaker_inference.errors import GenericInferenceToolkitError
 from scipy.special import expit
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -80,11 +85,30 @@ THREADS_ENV = "INFERENCE_THREADS"
 DEFAULT_THREADS = 1
 
 
-class RequestError(GenericInferenceToolkitError):  # type: ignore[misc]
-    """A client error; the inference toolkit answers it with ``status_code`` and ``message``."""
+@dataclass(frozen=True)
+class ClientErrorResponse:
+    """A client-error answer as a WSGI application (PEP 3333): Flask's ``make_response`` calls a WSGI callable
+    that a view returns and sends its status and headers, so the container answers with this status."""
+
+    status: HTTPStatus
+    message: str
+
+    def __call__(self, environ: Mapping[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        body = self.message.encode("utf-8")
+        headers = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+        start_response(f"{self.status.value} {self.status.phrase}", headers)
+        return [body]
+
+
+class RequestError(Exception):
+    """A client error: ``transform_fn`` answers it with ``status`` and ``message``."""
 
     def __init__(self, status: HTTPStatus, message: str) -> None:
-        super().__init__(int(status), message)
+        super().__init__(message)
+        self.status, self.message = status, message
+
+    def response(self) -> ClientErrorResponse:
+        return ClientErrorResponse(self.status, self.message)
 
 
 def _bad_request(message: str) -> RequestError:
@@ -446,6 +470,10 @@ def _text(body: str | bytes | bytearray, limits: Limits) -> str:
         )
     if isinstance(body, str):
         text = body
+        # the container decodes exactly text/csv and application/json itself, replacing undecodable bytes
+        replaced = text.find("\ufffd")
+        if replaced >= 0:
+            raise _bad_request(f"body is not valid UTF-8: an undecodable byte at character {replaced}")
     else:
         try:
             text = bytes(body).decode("utf-8")
@@ -730,7 +758,7 @@ def encode_prediction(prediction: Prediction, accept: str | None) -> tuple[str, 
     return json.dumps(body), JSON
 
 
-# ---- the four functions the container calls --------------------------------------------------------
+# ---- what the container calls ------------------------------------------------------------------------
 
 
 def model_fn(model_dir: str) -> LoadedModel:
@@ -743,15 +771,19 @@ def model_fn(model_dir: str) -> LoadedModel:
     return load_model(model_dir)
 
 
-def input_fn(request_body: str | bytes | bytearray, content_type: str | None) -> DecodedRequest:
-    return decode_request(request_body, content_type, Limits.from_env())
-
-
-def predict_fn(input_data: DecodedRequest, model: LoadedModel) -> Prediction:
-    columns = request_columns(input_data, model.schema)
+def predict(request: DecodedRequest, model: LoadedModel) -> Prediction:
+    """Validate a decoded request against the model's schema and score it; raises ``RequestError``."""
+    columns = request_columns(request, model.schema)
     columns.update(engineered_columns(columns, model.schema))
     return prediction_of(model.predict_columns(columns, len(next(iter(columns.values())))), model)
 
 
-def output_fn(prediction: Prediction, accept: str | None) -> tuple[str, str]:
-    return encode_prediction(prediction, accept)
+def transform_fn(
+    model: LoadedModel, request_body: str | bytes | bytearray, content_type: str | None, accept: str | None
+) -> tuple[str, str] | ClientErrorResponse:
+    """One request: ``(body, content_type)`` (the container answers 200), or the client error's own response."""
+    try:
+        prediction = predict(decode_request(request_body, content_type, Limits.from_env()), model)
+        return encode_prediction(prediction, accept)
+    except RequestError as error:
+        return error.response()

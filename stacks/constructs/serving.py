@@ -269,15 +269,31 @@ class Serving(Construct):
         )
 
     def _rollback_alarms(self, config: StageConfig) -> list[cloudwatch.Alarm]:
+        """Auto-rollback guardrails on the production variant, per minute. SageMaker's definitions
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html): Invocation5XXErrors and
+        InvocationModelErrors send 1 per matching request and 0 otherwise, so Sum counts and Average is a rate;
+        InvocationModelErrors counts every request without a 2XX answer, client errors (4XX) included. Counting
+        it would let one bad client request roll a good model back, so it is watched as a rate (as AWS's
+        guardrail example watches Invocation4XXErrors' Average,
+        https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html), and only a rate
+        that holds for all ``rollback_evaluation_periods`` minutes rolls back: in a quiet minute one bad request is
+        a large share, but it cannot be one in consecutive minutes unless that client sends most of the traffic."""
         a = config.alarms
         specs = [
-            ("5xx", "Invocation5XXErrors", "Sum", a.error_5xx_count, "5XX errors"),
+            ("5xx", "Invocation5XXErrors", "Sum", a.error_5xx_count, "5XX errors (model failures)"),
             ("model-latency", "ModelLatency", "p99", a.model_latency_p99_ms * 1000, "p99 model latency (us)"),
-            ("model-errors", "InvocationModelErrors", "Sum", a.error_5xx_count, "model invocation errors"),
+            (
+                "model-errors",
+                "InvocationModelErrors",
+                "Average",
+                a.model_error_rate,
+                "share of invocations without a 2XX answer",
+            ),
         ]
         alarms = []
         self.rollback_alarm_names: list[str] = []
         for suffix, metric, stat, threshold, what in specs:
+            sustained = stat == "Average"
             self.rollback_alarm_names.append(f"{config.endpoint_name}-rollback-{suffix}")
             alarms.append(
                 cloudwatch.Alarm(
@@ -290,7 +306,7 @@ class Serving(Construct):
                     threshold=threshold,
                     comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                     evaluation_periods=a.rollback_evaluation_periods,
-                    datapoints_to_alarm=1,
+                    datapoints_to_alarm=a.rollback_evaluation_periods if sustained else 1,
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                     # a p99 of a handful of requests is one slow request: only judge latency on enough samples
                     evaluate_low_sample_count_percentile="ignore" if stat.startswith("p") else None,

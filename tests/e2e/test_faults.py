@@ -236,10 +236,10 @@ def _broken_archive(lc: Lifecycle, model_data: str, workdir: Path) -> bytes:
     code = source / "code" / "inference.py"
     code.write_text(
         code.read_text()
-        + "\n\n_predict_fn = predict_fn\n\n\ndef predict_fn(input_data, model):\n"
-        + "    if len(input_data.items) > 8:\n"
+        + "\n\n_predict = predict\n\n\ndef predict(request, model):\n"
+        + "    if len(request.items) > 8:\n"
         + "        raise RuntimeError('broken build: batches over 8 rows crash')\n"
-        + "    return _predict_fn(input_data, model)\n"
+        + "    return _predict(request, model)\n"
     )
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:

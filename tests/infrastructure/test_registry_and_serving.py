@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from lambdas.deploy.models import Action, ServingConfig
-from stacks.config import STAGES, ServingSettings, StageConfig, traffic_batch_instances
+from stacks.config import STAGES, AlarmThresholds, ServingSettings, StageConfig, traffic_batch_instances
 from tests.infrastructure.helpers import definition, of_type, render
 
 
@@ -53,12 +53,16 @@ def test_model_package_group_and_approval_triggers_deployment(resources: dict[st
     assert rule["Properties"]["Targets"][0]["Arn"]["Ref"].startswith("ServingDeployment")
 
 
-def test_rollback_alarms_watch_the_fixed_endpoint_name(resources: dict[str, Any], config: StageConfig) -> None:
-    alarms = {
+def _rollback_alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
         v["Properties"]["AlarmName"]: v["Properties"]
         for v in of_type(resources, "AWS::CloudWatch::Alarm").values()
         if "-rollback-" in v["Properties"]["AlarmName"]
     }
+
+
+def test_rollback_alarms_watch_the_fixed_endpoint_name(resources: dict[str, Any], config: StageConfig) -> None:
+    alarms = _rollback_alarms(resources)
     assert {a["MetricName"] for a in alarms.values()} == {
         "Invocation5XXErrors",
         "ModelLatency",
@@ -66,6 +70,38 @@ def test_rollback_alarms_watch_the_fixed_endpoint_name(resources: dict[str, Any]
     }
     for props in alarms.values():
         assert {"Name": "EndpointName", "Value": config.endpoint_name} in props["Dimensions"]
+
+
+def test_no_rollback_guardrail_counts_client_errors(resources: dict[str, Any], config: StageConfig) -> None:
+    """SageMaker sends 1 per request that matches an invocation error metric and 0 otherwise; InvocationModelErrors
+    matches every request without a 2XX answer, 4XX included, and so does Invocation4XXErrors
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html). A guardrail summing either would
+    roll a good model back on one bad client request: those are watched as a share of the invocations (Average,
+    a threshold below 1), while a 5XX, always a model failure, rolls back by count."""
+    # Given the synthesized rollback guardrails, by metric
+    alarms = {props["MetricName"]: props for props in _rollback_alarms(resources).values()}
+    # Then the metrics that count client errors are judged as a rate
+    for metric in ("InvocationModelErrors", "Invocation4XXErrors"):
+        if metric in alarms:
+            assert alarms[metric]["Statistic"] == "Average", alarms[metric]
+            assert 0 < alarms[metric]["Threshold"] < 1, alarms[metric]
+    assert alarms["InvocationModelErrors"]["Threshold"] == config.alarms.model_error_rate
+    # And only a share that holds for every evaluated minute rolls back (one bad request is a large share of a
+    # quiet minute), while a single 5XX in a minute does
+    errors = alarms["InvocationModelErrors"]
+    assert errors["DatapointsToAlarm"] == errors["EvaluationPeriods"] == config.alarms.rollback_evaluation_periods
+    assert (alarms["Invocation5XXErrors"]["Statistic"], alarms["Invocation5XXErrors"]["Threshold"]) == ("Sum", 1)
+    assert alarms["Invocation5XXErrors"]["DatapointsToAlarm"] == 1
+    assert all(a["Period"] == 60 for a in alarms.values())
+
+
+@pytest.mark.parametrize(("rate", "bound"), [(0.3, "0.25"), (0.0, "0.25")])
+def test_a_model_error_rate_no_new_fleet_can_reach_is_refused(rate: float, bound: str) -> None:
+    # Given the dev canary: 1 of 4 instances at the largest fleet, a quarter of the requests
+    # When the model-errors guardrail asks for a share a refusing canary never reaches (or zero: any 4XX)
+    # Then the configuration is refused with the reason
+    with pytest.raises(ValueError, match=rf"model_error_rate {rate} must be above 0 and below {bound}"):
+        replace(STAGES["dev"], alarms=AlarmThresholds(model_error_rate=rate))
 
 
 def test_deploy_lambda_gets_canary_settings_and_alarm_names(resources: dict[str, Any], config: StageConfig) -> None:

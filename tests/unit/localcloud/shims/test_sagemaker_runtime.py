@@ -31,26 +31,30 @@ SHIM = "sagemaker_runtime"
 BUCKET = "runtime-test-models"
 
 INFERENCE = """
-    import json, os
-    from sagemaker_inference.errors import GenericInferenceToolkitError
+    import json, os, time
 
     def model_fn(model_dir):
         with open(os.path.join(model_dir, "model.json")) as handle:
             return json.load(handle)
 
-    def input_fn(body, content_type):
+    def refuse(status, message):
+        def answer(environ, start_response):
+            start_response(status, [("Content-Type", "text/plain; charset=utf-8")])
+            return [message.encode()]
+        return answer
+
+    def transform_fn(model, body, content_type, accept):
         if content_type != "text/csv":
-            raise GenericInferenceToolkitError(415, f"{content_type} is not supported")
+            return refuse("415 Unsupported Media Type", f"{content_type} is not supported")
+        if body.startswith("sleep"):
+            time.sleep(float(body.split()[1]))
+        if body.startswith("crash"):
+            raise RuntimeError("the model crashed")
         try:
-            return [[float(x) for x in line.split(",")] for line in body.strip().splitlines()]
+            rows = [[float(x) for x in line.split(",")] for line in body.strip().splitlines()]
         except ValueError:
-            raise GenericInferenceToolkitError(400, "features must be numbers") from None
-
-    def predict_fn(rows, model):
-        return [model["bias"] + sum(rows_value for rows_value in row) for row in rows]
-
-    def output_fn(prediction, accept):
-        return "\\n".join(f"{p:g}" for p in prediction), "text/csv"
+            return refuse("400 Bad Request", "features must be numbers")
+        return "\\n".join(f"{model['bias'] + sum(row):g}" for row in rows), "text/csv"
 """
 
 
@@ -167,7 +171,7 @@ def test_invoke_endpoint_returns_the_models_prediction(cloud: Any) -> None:
     response = invoke(cloud, b"1,2\n3,4\n", Accept="text/csv", CustomAttributes="trace=abc")
     # Then the served model answered, and the response names the variant and echoes the custom attributes
     assert response["Body"].read() == b"3.5\n7.5"
-    assert response["ContentType"] == "text/csv"
+    assert response["ContentType"] == "text/csv; charset=utf-8"
     assert response["InvokedProductionVariant"] == "AllTraffic"
     assert response["CustomAttributes"] == "trace=abc"
 
@@ -209,29 +213,73 @@ def test_a_model_error_is_a_424_with_the_containers_status(
     assert response["LogStreamArn"].endswith("log-group:/aws/sagemaker/Endpoints/runtime-endpoint")
 
 
-def test_invocations_are_counted_in_aws_sagemaker_metrics(cloud: Any) -> None:
+def test_a_model_failure_is_a_424_with_the_containers_500_page(cloud: Any) -> None:
+    # When the model crashes on a request
+    with pytest.raises(ClientError) as error:
+        invoke(cloud, b"crash")
+    # Then InvokeEndpoint answers ModelError carrying the container's 500 and its whole response body
+    response = error.value.response
+    assert (response["Error"]["Code"], response["OriginalStatusCode"]) == ("ModelError", 500)
+    assert response["OriginalMessage"].startswith("<!doctype html>")
+    assert "<title>500 Internal Server Error</title>" in response["OriginalMessage"]
+    assert 'Received server error (500) from primary with message "<!doctype html>' in response["Error"]["Message"]
+
+
+def test_a_container_that_does_not_answer_in_time_is_a_424_with_sagemakers_timeout(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localcloud.runtime import endpoints
+
+    # Given InvokeEndpoint's 60 s timeout shortened to half a second
+    monkeypatch.setattr(endpoints, "INVOCATION_TIMEOUT_SECONDS", 0.5)
+    # When the model takes two seconds
+    with pytest.raises(ClientError) as error:
+        invoke(cloud, b"sleep 2")
+    # Then InvokeEndpoint answers ModelError with status 0 and SageMaker's timeout message
+    response = error.value.response
+    assert (response["Error"]["Code"], response["OriginalStatusCode"]) == ("ModelError", 0)
+    assert response["OriginalMessage"] == endpoints.TIMED_OUT
+    assert response["Error"]["Message"].startswith(
+        f'Received server error (0) from primary with message "{endpoints.TIMED_OUT}"'
+    )
+
+
+def _totals(endpoint: str) -> dict[str, list[float]]:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    values: dict[str, list[float]] = {}
+    for datum in cloudwatch_backends[ACCOUNT][REGION].metric_data:
+        dimensions = {x.name: x.value for x in datum.dimensions}
+        if datum.namespace == "AWS/SageMaker" and dimensions.get("EndpointName") == endpoint:
+            assert dimensions == {"EndpointName": endpoint, "VariantName": "AllTraffic"}
+            values.setdefault(datum.name, []).append(float(datum.value))
+    return values
+
+
+def test_invocations_are_counted_in_aws_sagemaker_metrics_as_sagemaker_defines_them(
+    cloud: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localcloud.runtime import endpoints
+
     # Given a fresh endpoint on the same model
     endpoint = unique("metrics-endpoint")
     cloud.clients.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName="runtime-config")
-    # When it answers twice and refuses once
+    # When it answers twice, refuses a bad request, fails on a crash and does not answer one in time
     invoke(cloud, b"1,2", EndpointName=endpoint)
     invoke(cloud, b"1,2", EndpointName=endpoint)
-    with pytest.raises(ClientError):
-        invoke(cloud, b"x", EndpointName=endpoint)
-    # Then the variant's metrics count them as SageMaker does
-    from moto.cloudwatch.models import cloudwatch_backends
-
-    datums = [
-        d
-        for d in cloudwatch_backends[ACCOUNT][REGION].metric_data
-        if d.namespace == "AWS/SageMaker" and {x.name: x.value for x in d.dimensions}.get("EndpointName") == endpoint
-    ]
-    totals: dict[str, float] = {}
-    for datum in datums:
-        totals[datum.name] = totals.get(datum.name, 0.0) + datum.value
-        assert {x.name: x.value for x in datum.dimensions} == {"EndpointName": endpoint, "VariantName": "AllTraffic"}
-    assert (totals["Invocations"], totals["Invocation4XXErrors"], totals["Invocation5XXErrors"]) == (3.0, 1.0, 0.0)
-    assert len([d for d in datums if d.name == "ModelLatency"]) == 2  # successful requests only
+    for body in (b"x", b"crash", b"sleep 2"):
+        monkeypatch.setattr(endpoints, "INVOCATION_TIMEOUT_SECONDS", 0.5 if body.startswith(b"sleep") else 60)
+        with pytest.raises(ClientError):
+            invoke(cloud, body, EndpointName=endpoint)
+    # Then each request sends 1 or 0 per error metric: 4xx and 5xx are the model's answers, InvocationModelErrors
+    # is every request without a 2XX answer (timeouts included); latencies come with every answer, none without
+    totals = _totals(endpoint)
+    assert totals["Invocations"] == [1.0] * 5
+    assert totals["Invocation4XXErrors"] == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert totals["Invocation5XXErrors"] == [0.0, 0.0, 0.0, 1.0, 0.0]
+    assert totals["InvocationModelErrors"] == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert len(totals["ModelLatency"]) == len(totals["OverheadLatency"]) == 4
+    assert all(value > 0 for value in totals["ModelLatency"])
 
 
 def test_captured_requests_are_written_as_sagemaker_capture_files(cloud: Any) -> None:

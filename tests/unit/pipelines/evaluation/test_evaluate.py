@@ -472,10 +472,11 @@ def test_golden_body_is_served_by_the_inference_handler_as_expected(job_dirs: di
     ev.run(job_dirs["test"], job_dirs["challenger"], None, tmp_path, GATE)
     golden = json.loads((tmp_path / ev.GOLDEN_FILE).read_text())
 
-    # When the endpoint's four functions answer the body (as the smoke test will send it)
+    # When the endpoint's handler answers the body (as the smoke test will send it)
     model = inference.model_fn(str(job_dirs["challenger_model"]))
-    decoded = inference.input_fn(json.dumps(golden["body"]), golden["content_type"])
-    body, content_type = inference.output_fn(inference.predict_fn(decoded, model), golden["accept"])
+    answered = inference.transform_fn(model, json.dumps(golden["body"]), golden["content_type"], golden["accept"])
+    assert isinstance(answered, tuple), answered
+    body, content_type = answered
 
     # Then the answer matches the golden probabilities, labels and model version
     answer = json.loads(body)

@@ -1,9 +1,8 @@
-"""The inference handler, served through the SageMaker inference toolkit as the container serves it.
+"""The inference handler, served as the scikit-learn container serves it.
 
-``sagemaker_inference``'s ``DefaultHandlerService`` loads ``code/inference.py`` of the trained model as the
-user module (``SAGEMAKER_PROGRAM``) and its ``Transformer`` turns a ``BaseInferenceToolkitError`` into the
-response status; the local cloud's ``InvocationContext`` (localcloud/runtime/model_server.py) stands in for the
-model server's request context.
+The local cloud's model server (localcloud/runtime/model_server.py, the container's serving stack rebuilt) loads
+``code/inference.py`` of the trained model as the user module (``SAGEMAKER_PROGRAM``) and calls its
+``transform_fn``; requests go through its WSGI application as they would through nginx and gunicorn.
 """
 
 from __future__ import annotations
@@ -20,15 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sagemaker_inference.default_handler_service import DefaultHandlerService
-from sagemaker_inference.errors import GenericInferenceToolkitError
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from threadpoolctl import threadpool_info
+from werkzeug.test import Client
 
-from localcloud.runtime.model_server import InvocationContext
+from localcloud.runtime.model_server import ModelServer, ServingEnv
 from pipelines.features import engineer_features, model_frame
 from pipelines.inference import inference
 from tests.samples import CHURN_SCHEMA
@@ -37,7 +35,7 @@ FEATURES = CHURN_SCHEMA.feature_names
 ROW = "12,70.5,846.0,2,40.0,45,month-to-month,electronic-check,fiber"
 
 
-# ---- the toolkit harness (the local cloud's model server context) ----------------------------------
+# ---- the container harness (the local cloud's model server) ----------------------------------------
 
 
 @dataclass(frozen=True)
@@ -45,12 +43,11 @@ class Response:
     status: int
     body: str
     content_type: str | None
-    phrase: str | None
 
     @property
     def message(self) -> str:
-        """An error body is the message, a newline, then the stack trace."""
-        return self.body.split("\n", 1)[0]
+        """A client error's body is its message."""
+        return self.body
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -61,22 +58,19 @@ Invoke = Callable[..., Response]
 
 @pytest.fixture(scope="module")
 def endpoint(model_dir: Path) -> Iterator[Invoke]:
-    """Invoke the trained model through the toolkit's handler service, like InvokeEndpoint would."""
+    """Invoke the trained model through the container's serving stack, like InvokeEndpoint would."""
     patch = pytest.MonkeyPatch()
-    patch.setenv("SAGEMAKER_PROGRAM", "inference.py")
     patch.syspath_prepend(str(model_dir / "code"))
-    service = DefaultHandlerService()
-    service.initialize(InvocationContext(str(model_dir), {}))
+    env = ServingEnv.from_environ({"SAGEMAKER_PROGRAM": "inference.py"}, str(model_dir))
+    client = Client(ModelServer(str(model_dir), env))
 
     def invoke(body: str | bytes, content_type: str | None = "text/csv", accept: str | None = None) -> Response:
         headers = {} if content_type is None else {"Content-Type": content_type}
         if accept is not None:
             headers["Accept"] = accept
-        context = InvocationContext(str(model_dir), headers)
         payload = body.encode("utf-8") if isinstance(body, str) else body
-        [result] = service.handle([{"body": payload}], context)
-        text = result.decode("utf-8") if isinstance(result, bytes) else str(result)
-        return Response(context.status, text, context.content_type, context.phrase)
+        answer = client.post("/invocations", data=payload, headers=headers)
+        return Response(answer.status_code, answer.get_data(as_text=True), answer.headers.get("Content-Type"))
 
     yield invoke
     patch.undo()
@@ -132,7 +126,8 @@ def test_batch_of_100_csv_rows_answers_in_csv(
     response = endpoint(_csv(test_rows), accept="text/csv")
 
     # Then there is one "probability,label" line per row, equal to the pipeline's predictions
-    assert (response.status, response.content_type) == (200, "text/csv")
+    # (the container's Flask response adds the charset to a text/* mimetype)
+    assert (response.status, response.content_type) == (200, "text/csv; charset=utf-8")
     lines = response.body.splitlines()
     assert len(lines) == 100
     probabilities = np.array([float(line.split(",")[0]) for line in lines])
@@ -199,10 +194,10 @@ def test_missing_nullable_value_and_unknown_category_are_accepted(
 @pytest.mark.parametrize(
     ("content_type", "accept", "answer_type"),
     [
-        ("text/csv; charset=utf-8", "text/csv; q=0.9", "text/csv"),
+        ("text/csv; charset=utf-8", "text/csv; q=0.9", "text/csv; charset=utf-8"),
         ("text/csv", "*/*", "application/json"),
         ("text/csv", "application/json, text/csv", "application/json"),
-        ("text/csv", "application/xml, text/*", "text/csv"),
+        ("text/csv", "application/xml, text/*", "text/csv; charset=utf-8"),
     ],
 )
 def test_content_negotiation(endpoint: Invoke, content_type: str, accept: str, answer_type: str) -> None:
@@ -274,7 +269,8 @@ _RECORD = dict(
             415,
             "unsupported Content-Type 'application/xml'; use text/csv or application/json",
         ),
-        (ROW, None, None, 415, "missing Content-Type; use text/csv or application/json"),
+        # the container reads a request without Content-Type as application/json
+        (ROW, None, None, 400, "invalid JSON: Extra data: line 1 column 3 (char 2)"),
         (
             ROW,
             "text/csv",
@@ -359,16 +355,36 @@ def test_bad_requests_get_a_4xx_that_says_what_is_wrong(
     endpoint: Invoke, body: str, content_type: str | None, accept: str | None, status: int, message: str
 ) -> None:
     # Given a malformed request
-    # When it is sent through the toolkit
+    # When it is sent through the container's serving stack
     response = endpoint(body, content_type=content_type, accept=accept)
 
-    # Then the container answers with the client-error status and the exact problem
+    # Then the container answers with the client-error status and the exact problem as plain text
     assert (response.status, response.message) == (status, message)
-    assert response.phrase == message
+    assert response.content_type == "text/plain; charset=utf-8"
+
+
+def test_a_request_without_content_type_is_refused_when_called_directly() -> None:
+    # Given no Content-Type (the container itself never passes none: it defaults to application/json)
+    # When the handler decodes the body / Then it names the problem
+    with pytest.raises(inference.RequestError) as error:
+        inference.decode_request(ROW, None, inference.Limits())
+    assert (error.value.status, error.value.message) == (415, "missing Content-Type; use text/csv or application/json")
+
+
+def test_undecodable_bytes_the_container_replaced_are_a_bad_request(endpoint: Invoke) -> None:
+    # Given Latin-1 bytes sent as exactly text/csv, which the container decodes as UTF-8 with replacement
+    body = "12,70.5,846.0,2,40.0,45,month-to-month,électronique,fiber".encode("latin-1")
+
+    # When it is sent / Then it is refused as invalid UTF-8 instead of scoring an unknown category
+    response = endpoint(body, content_type="text/csv")
+    assert (response.status, response.message) == (
+        400,
+        "body is not valid UTF-8: an undecodable byte at character 39",
+    )
 
 
 def test_body_that_is_not_utf8_is_a_bad_request(endpoint: Invoke) -> None:
-    # Given Latin-1 bytes under a Content-Type the toolkit does not decode itself
+    # Given Latin-1 bytes under a Content-Type the container does not decode itself
     body = "12,70.5,846.0,2,40.0,45,month-to-month,électronique,fiber".encode("latin-1")
 
     # When it is sent / Then it is refused as invalid UTF-8
@@ -425,14 +441,29 @@ def test_default_limits_are_6_mb_and_10000_rows(endpoint: Invoke) -> None:
     )
 
 
-def test_request_error_is_the_toolkits_client_error() -> None:
+def test_a_request_error_answers_as_its_own_wsgi_response() -> None:
     # Given a request error raised by the handler
     message = "row 1: expected 9 columns, got 8"
     error = inference.RequestError(inference.HTTPStatus.BAD_REQUEST, message)
+    started: list[tuple[str, list[tuple[str, str]]]] = []
 
-    # Then the toolkit sees a GenericInferenceToolkitError with the status, message and phrase
-    assert isinstance(error, GenericInferenceToolkitError)
-    assert (error.status_code, error.message, error.phrase) == (400, message, message)
+    # When its response is run as a WSGI application (as Flask does with a view's return value)
+    body = b"".join(error.response()({}, lambda status, headers: started.append((status, headers))))
+
+    # Then it starts "400 Bad Request" with a plain-text body that is the message
+    assert started == [
+        ("400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(message)))])
+    ]
+    assert body.decode() == message
+
+
+def test_a_model_failure_is_not_answered_by_the_handler(model: inference.LoadedModel) -> None:
+    # Given a model whose prediction crashes (not a problem of the request)
+    broken = replace(model, compiled=None, pipeline=None)
+
+    # When a valid row is transformed / Then the exception leaves the handler (the container answers 500)
+    with pytest.raises(AttributeError):
+        inference.transform_fn(broken, ROW, "text/csv", "application/json")
 
 
 # ---- the model -------------------------------------------------------------------------------------
@@ -562,12 +593,12 @@ def test_model_fn_limits_openmp_to_one_thread(model_dir: Path, monkeypatch: pyte
     assert loaded.threshold == 0.5
 
 
-def test_input_fn_accepts_bytes_and_text(model: inference.LoadedModel) -> None:
-    # Given the same CSV row as bytes and as text
-    # When both are decoded and predicted
-    from_bytes = inference.predict_fn(inference.input_fn(ROW.encode(), "text/csv"), model)
-    from_text = inference.predict_fn(inference.input_fn(ROW, "text/csv"), model)
+def test_transform_fn_accepts_bytes_and_text(model: inference.LoadedModel) -> None:
+    # Given the same CSV row as bytes and as text (the container passes text for exactly text/csv)
+    # When both are transformed
+    from_bytes = inference.transform_fn(model, ROW.encode(), "text/csv; charset=utf-8", "application/json")
+    from_text = inference.transform_fn(model, ROW, "text/csv", "application/json")
 
-    # Then the predictions are the same
-    assert from_bytes.probabilities.tolist() == from_text.probabilities.tolist()
-    assert from_bytes.model_version == model.version
+    # Then the answers are the same
+    assert from_bytes == from_text
+    assert isinstance(from_text, tuple) and json.loads(from_text[0])["model_version"] == model.version

@@ -24,10 +24,11 @@ JSON, CSV = "application/json", "text/csv"
 
 
 def _serve(model_dir: Path, records: list[dict[str, Any]], accept: str = JSON) -> str:
-    """One request through the container's four functions, as the endpoint runs them."""
+    """One request through the container's ``model_fn`` and ``transform_fn``, as the endpoint runs them."""
     model = inference.model_fn(str(model_dir))
-    request = inference.input_fn(json.dumps({"instances": records}), JSON)
-    body, content_type = inference.output_fn(inference.predict_fn(request, model), accept)
+    answer = inference.transform_fn(model, json.dumps({"instances": records}), JSON, accept)
+    assert isinstance(answer, tuple), answer
+    body, content_type = answer
     assert content_type == accept
     return body
 

@@ -187,8 +187,7 @@ assert inference.__file__.startswith({str(trained.model_dir)!r}), inference.__fi
 assert pipelines.__file__.startswith({str(trained.model_dir)!r}), pipelines.__file__
 model = inference.model_fn({str(trained.model_dir)!r})
 row = "12,70.5,846.0,2,40.0,45,month-to-month,electronic-check,fiber"
-data = inference.input_fn(row, "text/csv")
-body, content_type = inference.output_fn(inference.predict_fn(data, model), "application/json")
+body, content_type = inference.transform_fn(model, row, "text/csv", "application/json")
 print(content_type)
 print(body)
 """
