@@ -7,6 +7,12 @@ inference toolkit: ``DefaultHandlerService`` loads the user module named by ``SA
 ``SAGEMAKER_SUBMIT_DIRECTORY`` (the model's container environment) and its ``Transformer`` calls
 ``model_fn`` / ``input_fn`` / ``predict_fn`` / ``output_fn``, turning a toolkit error into its HTTP status.
 
+The model is loaded (``model_fn``) before the server says it is ready. A model that does not load does not stop
+the container: ``GET /ping`` answers 500 with the error (and so does ``/invocations``), as the scikit-learn
+container does, whose first request, the platform's ping, loads the model and fails with it
+(aws/sagemaker-scikit-learn-container ``src/sagemaker_sklearn_container/serving.py``, ``main``). SageMaker then
+fails the endpoint's creation or update on the ping.
+
 Responses carry ``X-Model-Latency-Us`` (time spent in the handler) for the endpoint's ModelLatency metric.
 """
 
@@ -16,6 +22,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -45,7 +52,9 @@ class InvocationContext:
         self.content_type = value
 
 
-def make_handler(service: Any, model_dir: str) -> type[BaseHTTPRequestHandler]:
+def make_handler(service: Any, model_dir: str, load_error: str | None = None) -> type[BaseHTTPRequestHandler]:
+    """The request handler; with ``load_error`` (the model did not load) every ping and invocation answers 500."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -63,7 +72,10 @@ def make_handler(service: Any, model_dir: str) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             if self.path.rstrip("/") == "/ping":
-                self._reply(200, b"\n", "text/plain")
+                if load_error is None:
+                    self._reply(200, b"\n", "text/plain")
+                else:
+                    self._reply(500, f"the model did not load: {load_error}\n".encode(), "text/plain")
             else:
                 self._reply(404, b"not found\n", "text/plain")
 
@@ -72,6 +84,9 @@ def make_handler(service: Any, model_dir: str) -> type[BaseHTTPRequestHandler]:
                 self._reply(404, b"not found\n", "text/plain")
                 return
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if load_error is not None:
+                self._reply(500, f"the model did not load: {load_error}\n".encode(), "text/plain")
+                return
             headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "accept")}
             started = time.perf_counter()
             context = InvocationContext(model_dir, headers)
@@ -96,8 +111,13 @@ def main() -> None:
     from sagemaker_inference.default_handler_service import DefaultHandlerService
 
     service = DefaultHandlerService()
-    service.initialize(InvocationContext(model_dir, {}))
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(service, model_dir))
+    load_error = None
+    try:
+        service.initialize(InvocationContext(model_dir, {}))
+    except Exception as error:  # the container keeps running; its ping says the model did not load
+        traceback.print_exc()
+        load_error = f"{type(error).__name__}: {error}"
+    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(service, model_dir, load_error))
     print(json.dumps({"ready": True, "port": port}), flush=True)
     server.serve_forever()
 
