@@ -8,6 +8,11 @@ targets are invoked asynchronously (a function error is retried twice, after 1 a
 time, like Lambda's asynchronous invocation), state machine targets start an execution with a generated
 name. Every other target still goes through moto. S3's EventBridge events get a unique id per event
 (moto reuses one constant id) and every event's ``time`` is rendered as ISO 8601, as EventBridge sends it.
+
+Schedules (patch point ``moto.events.models.EventsBackend.put_rule``): moto accepts any ``cron(...)`` and a
+loose ``rate(...)``; a rule's ``ScheduleExpression`` is checked as EventBridge checks it
+(``localcloud.runtime.schedules``) when the rule is created, through the API or CloudFormation, so an invalid
+expression, or one the local cloud's ticker cannot fire, fails the deployment with the reason.
 """
 
 from __future__ import annotations
@@ -190,9 +195,28 @@ def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: 
         _cloud.dispatcher.submit(deliver, self.name, target, target_input(target, event))
 
 
+_original_put_rule = events_models.EventsBackend.put_rule
+
+
+def put_rule(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """PutRule, with the schedule expression checked as EventBridge checks it (and refused if it cannot fire)."""
+    from moto.events.exceptions import ValidationException
+
+    from localcloud.runtime import schedules
+
+    expression = kwargs.get("scheduled_expression")
+    if expression:
+        try:
+            schedules.parse(expression)
+        except schedules.ScheduleError as error:
+            raise ValidationException(f"{error} (rule {name}: {expression})") from None
+    return _original_put_rule(self, name, *args, **kwargs)
+
+
 def install() -> None:
     global _installed
     if _installed:
         return
     events_models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+    events_models.EventsBackend.put_rule = put_rule  # type: ignore[method-assign]
     _installed = True
