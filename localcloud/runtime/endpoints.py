@@ -47,6 +47,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.sagemaker.models import sagemaker_backends
 
 from localcloud.clock import clock
+from localcloud.runtime import image
 from localcloud.runtime.jobs import split_s3
 from localcloud.runtime.journal import journal
 
@@ -196,11 +197,7 @@ class EndpointRuntime:
             port = _free_port()
             env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")}
             env.update({k: v.replace("/opt/ml/model", str(model_dir)) for k, v in environment.items()})
-            import sysconfig
-
-            env["LOCAL_LAYER_PATHS"] = os.pathsep.join(
-                [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-            )
+            env["LOCAL_LAYER_PATHS"] = os.pathsep.join(image.site_packages())  # the image's libraries only
             env["PYTHONDONTWRITEBYTECODE"] = "1"
             process = subprocess.Popen(
                 [sys.executable, "-S", "-u", str(SERVER_SCRIPT), str(model_dir), str(port)],
