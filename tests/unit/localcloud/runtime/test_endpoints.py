@@ -169,7 +169,10 @@ def test_an_update_to_a_model_that_does_not_load_rolls_back_and_the_champion_kee
     )
     answers = [invoke(cloud, endpoint)]
     # Then the update fails through the statuses SageMaker documents, never sending traffic to the new model
-    assert statuses_until_settled(cloud, endpoint) == ["Updating", "RollingBack", "InService"]
+    seen = statuses_until_settled(cloud, endpoint)
+    assert (seen[0], seen[-1]) == ("Updating", "InService") and set(seen) <= {"Updating", "RollingBack", "InService"}
+    history = sagemaker_endpoints.history(cloud.account_id, cloud.region, endpoint)
+    assert [e["event"] for e in history][-3:] == ["update-started", "rolling-back", "rolled-back"]
     answers.append(invoke(cloud, endpoint))
     assert answers == [b"4", b"4"]
     described = sm.describe_endpoint(EndpointName=endpoint)
