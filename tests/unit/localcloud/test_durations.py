@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,6 @@ def test_a_figure_without_its_source_or_with_typical_over_upper_is_refused() -> 
 
 
 def test_an_unknown_key_names_what_exists() -> None:
-    with pytest.raises(KeyError, match="no delay 'sagemaker.endpoint.nope' in localcloud.durations"):
+    with pytest.raises(KeyError, match=re.escape("no delay 'sagemaker.endpoint.nope' in localcloud.durations")):
         durations.typical("sagemaker.endpoint.nope")
     assert durations.upper(durations.ENDPOINT_CREATE) >= durations.typical(durations.ENDPOINT_CREATE)
