@@ -156,13 +156,14 @@ class _Fleet:
     config: str
     ready_at: float
     check: Future[str | None]
+    ping_failure: float  # how long SageMaker keeps pinging a container that does not answer 200
     checked_at: float | None = None
 
     @classmethod
     def start(cls, endpoint_name: str, config: Any, now: float, delay: float) -> _Fleet:
         variants = [(v["VariantName"], v["ModelName"]) for v in [*config.production_variants, *_shadows(config)]]
         check = _fleet_check(endpoint_name, variants) if _fleet_check is not None else _healthy()
-        fleet = cls(config.endpoint_config_name, now + delay, check)
+        fleet = cls(config.endpoint_config_name, now + delay, check, _times.ping_failure)
 
         def done(_: Future[str | None]) -> None:
             fleet.checked_at = clock.time()
@@ -179,7 +180,7 @@ class _Fleet:
         reason = f"local cloud: the fleet check failed: {error!r}" if error else self.check.result()
         if reason is None:
             return ready, None
-        failed = ready + _times.ping_failure
+        failed = ready + self.ping_failure
         return (failed, reason) if now >= failed else None
 
 
