@@ -372,7 +372,13 @@ class Deployer:
             return smoke("Ready", status)
         if status in IN_FLIGHT or status == "Deleting":
             return smoke("InProgress", status)
-        # a failed candidate, or one left over from another package version: replace it
+        if status == "Failed" and right_config:  # SageMaker could not serve this model: retrying cannot help
+            self._delete_endpoint(name)
+            raise SmokeTestFailed(
+                f"candidate endpoint {name} (model {prepared.model_version}) failed to come up: "
+                f"{live.get('FailureReason') or 'no reason given'}"
+            )
+        # a candidate left over from another package version (or in an unexpected state): replace it
         logger.info("replacing candidate endpoint %s (%s on %s)", name, status, live.get("EndpointConfigName"))
         self._delete_endpoint(name)
         return smoke("InProgress", "Deleting")

@@ -3,8 +3,13 @@
 - Routing: ``localcloud.shims.sagemaker_endpoints.routes`` says which model serves which share of the
   production traffic now (during a canary both fleets serve) and which shadow variants get copies.
   ``TargetVariant`` pins a variant. Shadow copies are sent after the production response, off the request path.
-- Containers: one model server process per model (``model_server.py``), started on first use from the
-  model's ``ModelDataUrl`` archive, with the model's container environment.
+- Containers: one model server process per model (``model_server.py``), started from the model's
+  ``ModelDataUrl`` archive with the model's container environment, and healthy once ``GET /ping`` answers 200.
+- Provisioning: the control plane (``localcloud.shims.sagemaker_endpoints``) asks ``check_fleet`` to start a new
+  fleet's containers when an endpoint is created or updated; the endpoint is InService only once they answer
+  their ping. A model that cannot be served fails that operation with SageMaker's ``FailureReason``: its archive
+  cannot be downloaded or extracted, or its container does not pass the ping (e.g. ``model_fn`` raises); the
+  container's output goes to the endpoint's log group, as the reason says.
 - Metrics: ``AWS/SageMaker`` per EndpointName and VariantName, timestamped on the cloud clock, in CloudWatch,
   as SageMaker defines them (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html, endpoint
   invocation metrics): ``Invocations`` 1 per request; ``Invocation4XXErrors`` / ``Invocation5XXErrors`` 1 when the
@@ -27,11 +32,13 @@ gets the role's temporary credentials, data capture is written with it (``role_c
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -39,6 +46,7 @@ import tarfile
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,10 +55,27 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.sagemaker.models import sagemaker_backends
 
 from localcloud.clock import clock
+from localcloud.runtime import image
 from localcloud.runtime.jobs import split_s3
 from localcloud.runtime.journal import journal
 
 SERVER_SCRIPT = Path(__file__).with_name("model_server.py")
+PING_FAILED = (
+    "The primary container for production variant {variant} did not pass the ping health check. "
+    "Please check CloudWatch logs for this endpoint."
+)
+DOWNLOAD_FAILED = (
+    'Failed to download model data for container "container_1" from URL: "{url}". Please ensure that there is '
+    "an object located at the URL and that the role passed to CreateModel has permissions to download the object."
+)
+EXTRACT_FAILED = (
+    'Failed to extract model data archive for container "container_1" from URL "{url}". Please ensure that the '
+    "object located at the URL is a valid tar.gz archive."
+)
+"""SageMaker's FailureReasons for an endpoint whose model cannot be served (the first two as SageMaker words them,
+seen in aws/sagemaker-python-sdk#155 and aws-solutions-library-samples/fraud-detection-using-machine-learning#9;
+the third after the heading of the AWS knowledge-center article "Failed to extract model data archive for
+container", re:Post sagemaker-endpoint-creation-fail)."""
 CAPTURE_FLUSH_RECORDS = 200
 CSV, JSON = "text/csv", "application/json"
 INVOCATION_TIMEOUT_SECONDS = 60
@@ -113,6 +138,47 @@ class EndpointRuntime:
         self._capture: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._capture_lock = threading.Lock()
         self.counts: dict[tuple[str, str, str], dict[str, int]] = {}  # (endpoint, variant, model)
+        from localcloud.shims import sagemaker_endpoints
+
+        sagemaker_endpoints.set_fleet_check(self.check_fleet)
+
+    # ---- provisioning ----
+    def check_fleet(self, endpoint_name: str, variants: list[tuple[str, str]]) -> Future[str | None]:
+        """Start the containers of a new fleet in the background; the future says None once every one answered
+        GET /ping with 200, else the FailureReason SageMaker gives (the control plane waits for it)."""
+        return self.cloud.dispatcher.submit(self._check_fleet, endpoint_name, variants)
+
+    def _check_fleet(self, endpoint_name: str, variants: list[tuple[str, str]]) -> str | None:
+        for variant, model in variants:
+            reason = self._provision(endpoint_name, variant, model)
+            journal.record("endpoint-fleet", endpoint=endpoint_name, variant=variant, model=model, failure=reason)
+            if reason is not None:
+                return reason
+        return None
+
+    def _provision(self, endpoint_name: str, variant: str, model_name: str) -> str | None:
+        try:
+            data_url, _ = self._container_spec(model_name)
+        except EndpointError as error:
+            return error.message
+        try:
+            self._unpack(data_url)
+        except (tarfile.TarError, EOFError, OSError) as error:  # downloaded, but not a .tar.gz archive
+            self._endpoint_log(endpoint_name, variant, f"extracting {data_url}: {type(error).__name__}: {error}")
+            return EXTRACT_FAILED.format(url=data_url)
+        except Exception as error:  # the object is missing or cannot be read (S3's error)
+            self._endpoint_log(endpoint_name, variant, f"downloading {data_url}: {error}")
+            return DOWNLOAD_FAILED.format(url=data_url)
+        try:
+            self.container(model_name)
+        except EndpointError as error:
+            self._endpoint_log(endpoint_name, variant, error.message)
+            return PING_FAILED.format(variant=variant)
+        return None
+
+    def _endpoint_log(self, endpoint_name: str, variant: str, text: str) -> None:
+        if self.cloud.sink is not None:
+            self.cloud.sink.write(f"/aws/sagemaker/Endpoints/{endpoint_name}", f"{variant}/local", text)
 
     # ---- containers ----
     def _container_spec(self, model_name: str) -> tuple[str, dict[str, str]]:
@@ -166,11 +232,7 @@ class EndpointRuntime:
             env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ", "TMPDIR")}
             env.update(getattr(clients, "credentials", {}))
             env.update({k: v.replace("/opt/ml/model", str(model_dir)) for k, v in environment.items()})
-            import sysconfig
-
-            env["LOCAL_LAYER_PATHS"] = os.pathsep.join(
-                [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-            )
+            env["LOCAL_LAYER_PATHS"] = os.pathsep.join(image.site_packages())  # the image's libraries only
             env["PYTHONDONTWRITEBYTECODE"] = "1"
             process = subprocess.Popen(
                 [sys.executable, "-S", "-u", str(SERVER_SCRIPT), str(model_dir), str(port)],
@@ -180,6 +242,7 @@ class EndpointRuntime:
                 text=True,
             )
             log = self._wait_ready(process, model_name)
+            self._ping(process, port, model_name, log)
             container = _Container(model_name, model_dir, port, process)
             threading.Thread(target=self._drain, args=(container,), daemon=True).start()
             with self._lock:
@@ -202,6 +265,26 @@ class EndpointRuntime:
         tail = "".join(lines[-15:]).strip()
         raise EndpointError("ModelError", 424, f"the container of model {model_name} failed to start: {tail[-1500:]}")
 
+    @staticmethod
+    def _ping(process: subprocess.Popen[str], port: int, model_name: str, log: str) -> None:
+        """GET /ping must answer 200 (the hosting contract's health check) before the container serves."""
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            connection.request("GET", "/ping")
+            response = connection.getresponse()
+            status, body = response.status, response.read().decode("utf-8", "replace").strip()
+        except (OSError, http.client.HTTPException) as error:
+            status, body = 0, f"{type(error).__name__}: {error}"
+        finally:
+            connection.close()
+        if status == 200:
+            return
+        process.kill()
+        with contextlib.suppress(Exception):
+            process.wait(timeout=10)
+        detail = f"{log.strip()[-1200:]}\nGET /ping: {status or 'no answer'} {body[:300]}"
+        raise EndpointError("ModelError", 424, f"the container of model {model_name} failed its ping: {detail}")
+
     def _drain(self, container: _Container) -> None:
         assert container.process.stdout is not None
         for line in container.process.stdout:
@@ -219,12 +302,19 @@ class EndpointRuntime:
         bucket, key = split_s3(data_url)
         (clients or self.cloud.clients).s3.download_file(bucket, key, str(archive))
         staging = target.with_suffix(".staging")
-        with tarfile.open(archive) as tar:
-            tar.extractall(staging, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(staging, filter="data")
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         staging.rename(target)
         return target
 
     def stop(self) -> None:
+        from localcloud.shims import sagemaker_endpoints
+
+        sagemaker_endpoints.set_fleet_check(None)
         self.flush_capture()
         with self._lock:
             containers = list(self._containers.values())

@@ -1,7 +1,9 @@
 """A warm Glue driver: one Python process that keeps a local Spark session and runs Glue job scripts in turn.
 
-Started by ``localcloud.runtime.jobs.GlueDriver`` as ``python -u glue_driver.py`` with the job's code bundle
-(the ``--extra-py-files``) on ``PYTHONPATH``, so the driver and Spark's Python workers import the same code. It
+Started by ``localcloud.runtime.jobs.GlueDriver`` as ``python -u glue_driver.py`` (the image interpreter of
+``localcloud.runtime.image``: libraries, not this checkout) with the job's code bundle (the ``--extra-py-files``)
+on ``PYTHONPATH``, so the driver and Spark's Python workers import the same code. The driver's own folder is
+taken off ``sys.path`` and each run sees its script's folder first, as ``python script.py`` would. It
 creates the session the way the job's own local fallback does (``local[2]``, no UI: on Glue the runtime owns the
 session too, and the script's ``getOrCreate`` gets it), runs a tiny Spark job so the JVM and the Python workers
 are up, prints ``{"ready": true}`` and then reads one JSON request per line on stdin:
@@ -79,6 +81,8 @@ def run(request: dict[str, Any]) -> int:
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = [request["script"], *request["argv"]]
+    saved_path = list(sys.path)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(request["script"])))
     code = 0
     try:
         runpy.run_path(request["script"], run_name="__main__")
@@ -97,10 +101,13 @@ def run(request: dict[str, Any]) -> int:
         os.environ.clear()
         os.environ.update(saved_env)
         sys.argv = saved_argv
+        sys.path[:] = saved_path
     return code
 
 
 def main() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]  # not the job's code
     protocol_in = os.fdopen(os.dup(0), "r", encoding="utf-8")
     protocol_out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     warm_up()

@@ -16,8 +16,11 @@ Each run executes the job's real code in its own process, laid out the way the m
   outputs uploaded. Container paths under ``/opt/ml`` are relocated into the job's directory.
 
 Job processes get ``OMP_NUM_THREADS`` = cores - 1 (``job_threads``): the local cloud runs beside them.
-The container image itself is replaced by this environment's interpreter, whose scikit-learn, pandas and
-pyarrow are pinned to the versions of the images the stack names (scikit-learn container 1.9-0, Glue 5.0).
+The container image itself is replaced by this environment's libraries, pinned to the versions of the images the
+stack names (scikit-learn container 1.9-0, Glue 5.0; docs/local-cloud.md lists them against the real images').
+Every job process runs the image interpreter of ``localcloud.runtime.image`` (``python3`` first on its ``PATH``):
+it sees the job's shipped code and those libraries, never this checkout (the editable install), so a job that
+imports a module it did not ship fails here with ModuleNotFoundError, as it would in AWS.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localcloud.runtime import image
 from localcloud.runtime.protocol import JsonLines
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -128,11 +132,14 @@ def _run(command: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: flo
     return completed.returncode, completed.stdout + completed.stderr
 
 
-def base_environment(endpoint_url: str, region: str, credentials: Mapping[str, str] | None = None) -> dict[str, str]:
-    """What every job process gets: the local cloud's endpoint, credentials, region and interpreter. ``credentials``
-    are the job role's temporary ones (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), as
-    Glue and SageMaker hand them to a job."""
-    venv_bin = str(Path(sys.executable).parent)
+def base_environment(
+    endpoint_url: str, region: str, workdir: Path, credentials: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """What every job process gets: the local cloud's endpoint, credentials, region and the image's interpreter
+    (``python3`` on ``PATH``; no ``PYTHONPATH`` but what the job itself sets). ``credentials`` are the job role's
+    temporary ones (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), as Glue and SageMaker
+    hand them to a job."""
+    venv_bin = image.bin_dir(workdir)
     keep = {
         k: v
         for k, v in os.environ.items()
@@ -197,13 +204,13 @@ def run_glue(
     argv = glue_arguments(job, run_arguments, job_name, run_id)
     merged = dict(zip(argv[::2], argv[1::2], strict=True))
     files, python_path = _extra_py_files(s3, merged.get("--extra-py-files") or "", root / "extra-py-files")
-    env = glue_environment(endpoint_url, region, python_path, credentials)
+    env = glue_environment(endpoint_url, region, python_path, workdir, credentials)
     timeout = float(job.get("Timeout") or 2880) * 60
     driver = glue_drivers.get(_bundle_digest(script, files))
     if driver is not None:
         code, log = driver.run(str(script), argv, env, root, timeout)
     else:
-        code, log = _run([sys.executable, str(script), *argv], env, root, timeout)
+        code, log = _run([str(image.image_python(workdir)), str(script), *argv], env, root, timeout)
     seconds = time.time() - started
     outputs = {"warm_driver": driver is not None}
     if code == 0:
@@ -226,14 +233,19 @@ def _extra_py_files(s3: Any, uris: str, destination: Path) -> tuple[list[Path], 
 
 
 def glue_environment(
-    endpoint_url: str, region: str, python_path: Sequence[str], credentials: Mapping[str, str] | None = None
+    endpoint_url: str,
+    region: str,
+    python_path: Sequence[str],
+    workdir: Path,
+    credentials: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    env = base_environment(endpoint_url, region, credentials)
+    env = base_environment(endpoint_url, region, workdir, credentials)
+    python = str(image.image_python(workdir))
     env.update(
         {
             "PYTHONPATH": os.pathsep.join(python_path),
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYSPARK_PYTHON": python,
+            "PYSPARK_DRIVER_PYTHON": python,
             "SPARK_LOCAL_IP": "127.0.0.1",
         }
     )
@@ -260,7 +272,7 @@ class GlueDriver:
         self._lock = threading.Lock()
         self._stderr = (directory / "driver.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-u", str(GLUE_DRIVER)],
+            [env.get("PYSPARK_DRIVER_PYTHON", sys.executable), "-u", str(GLUE_DRIVER)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -335,7 +347,8 @@ class GlueDrivers:
             if not directory.exists():
                 staging.rename(directory)
             python_path = [str(directory / Path(p).relative_to(staging)) for p in python_path]
-            driver = GlueDriver(digest, python_path, glue_environment(endpoint_url, region, python_path), directory)
+            environment = glue_environment(endpoint_url, region, python_path, workdir)
+            driver = GlueDriver(digest, python_path, environment, directory)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
             with self._lock:
@@ -475,13 +488,13 @@ def run_training(
         }
         download(s3, source["S3Uri"], opt_ml / "input" / "data" / channel["ChannelName"])
     (config / "inputdataconfig.json").write_text(json.dumps(channels))
-    env = base_environment(endpoint_url, region, credentials)
+    env = base_environment(endpoint_url, region, workdir, credentials)
     env.update({str(k): str(v) for k, v in (request.get("Environment") or {}).items()})
     env.update({"SAGEMAKER_BASE_DIR": str(opt_ml), "TRAINING_JOB_NAME": name, "SAGEMAKER_REGION": region})
     # The toolkit waits for the cluster's hostnames (algo-1...) to resolve unless it runs in local mode.
     env["SM_STUDIO_LOCAL_MODE"] = "true"
     timeout = float((request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
-    code, log = _run([sys.executable, "-m", "sagemaker_training.cli.train"], env, root, timeout)
+    code, log = _run([str(image.image_python(workdir)), "-m", "sagemaker_training.cli.train"], env, root, timeout)
     seconds = time.time() - started
     definitions = (request.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
     metrics = metric_values(log, definitions)
@@ -550,7 +563,7 @@ def run_processing(
     command = [
         relocate(part, root) for part in [*spec.get("ContainerEntrypoint", []), *spec.get("ContainerArguments", [])]
     ]
-    env = base_environment(endpoint_url, region, credentials)
+    env = base_environment(endpoint_url, region, workdir, credentials)
     env.update({str(k): relocate(str(v), root) for k, v in (request.get("Environment") or {}).items()})
     timeout = float((request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
     code, log = _run(command, env, root, timeout)

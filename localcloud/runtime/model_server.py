@@ -46,8 +46,9 @@ data plane enforces InvokeEndpoint's 60 s), multi-model mode.
 
 Started per model as ``python -S model_server.py <model_dir> <port>`` with ``sys.path`` = ``<model_dir>/code``
 then the layer paths (the pinned environment stands in for the image's libraries; its Flask is the image's 3.1.3).
-Before it reports ready it answers SageMaker's first health check itself: a model that does not load fails the
-start with the reason, as an endpoint whose container never answers ``/ping`` never goes InService.
+Before it reports ready it answers SageMaker's first health check itself (the first request loads the model). A
+model that does not load does not stop the container: ``GET /ping`` answers 500, as the scikit-learn container's
+does, and SageMaker fails the endpoint's creation or update on that ping (``localcloud/runtime/endpoints.py``).
 """
 
 from __future__ import annotations
@@ -246,9 +247,9 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
     server = ModelServer(model_dir, env)
     status = server.ping()
-    if status != 200:
+    if status != 200:  # the container keeps running, answering 500, as the real one does: SageMaker's health
+        # check fails the endpoint's creation or update on it (localcloud/runtime/endpoints.py waits for a 200 ping)
         print(f"GET /ping answered {status}: the model server is not healthy", flush=True)
-        sys.exit(1)
     httpd = make_server("127.0.0.1", port, server, threaded=True)
     print(json.dumps({"ready": True, "port": port}), flush=True)
     httpd.serve_forever()

@@ -1,14 +1,18 @@
 """The local cloud's heartbeat: scheduled EventBridge rules fire, alarms are evaluated, capture is flushed.
 
-moto stores ``rate(...)`` rules but never fires them. The ticker fires each enabled scheduled rule at every
-``rate`` of cloud time (first at deployment + rate, like EventBridge), delivering a "Scheduled Event" whose
-``time`` is the slot it stands for (slots skipped by a clock ``advance`` are fired in order). It also
-evaluates the CloudWatch alarms and writes buffered data capture, every ``interval`` real seconds.
+moto stores scheduled rules but never fires them. The ticker fires each enabled scheduled rule with targets on
+the cloud clock: a ``rate`` rule first one period after the ticker first sees it (like EventBridge: deployment +
+rate), then every period; a ``cron`` rule at every UTC minute its expression names
+(``localcloud.runtime.schedules``). Each firing delivers a "Scheduled Event" whose ``time`` is the slot it stands
+for (slots skipped by a clock ``advance`` are fired in order, at most ``MAX_CATCH_UP`` per tick). An expression
+the local cloud cannot fire is refused when the rule is created (``events_targets``); one that slipped through
+is journaled as ``schedule-refused`` and never fires. The ticker also evaluates the CloudWatch alarms and writes
+buffered data capture, every ``interval`` real seconds.
 """
 
 from __future__ import annotations
 
-import re
+import math
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -17,16 +21,19 @@ from typing import Any
 from moto.events.models import events_backends
 
 from localcloud.clock import clock
+from localcloud.runtime import schedules
 from localcloud.runtime.journal import journal
 
-_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
-_UNIT = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
 MAX_CATCH_UP = 48
 
 
 def rate_seconds(expression: str) -> int | None:
-    match = _RATE.match(expression.strip())
-    return int(match[1]) * _UNIT[match[2]] if match else None
+    """The period of a valid ``rate(...)`` expression; None for anything else."""
+    try:
+        schedule = schedules.parse(expression)
+    except schedules.ScheduleError:
+        return None
+    return schedule.seconds if isinstance(schedule, schedules.Rate) else None
 
 
 class Ticker:
@@ -34,6 +41,8 @@ class Ticker:
         self.cloud = cloud
         self.interval = interval
         self._next: dict[str, float] = {}
+        self._anchor: dict[str, float] = {}  # when a rate rule's period started
+        self._refused: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -63,16 +72,38 @@ class Ticker:
             if self.cloud.endpoints is not None:
                 self.cloud.endpoints.flush_capture()
 
+    def _schedule(self, rule: Any) -> schedules.Rate | schedules.Cron | None:
+        expression = getattr(rule, "scheduled_expression", None)
+        if not expression:
+            return None
+        try:
+            return schedules.parse(expression)
+        except schedules.ScheduleError as error:
+            if rule.arn not in self._refused:
+                self._refused.add(rule.arn)
+                journal.record("schedule-refused", rule=rule.name, expression=expression, error=str(error))
+            return None
+
+    def _following(self, schedule: schedules.Rate | schedules.Cron, arn: str, after: float) -> float | None:
+        if isinstance(schedule, schedules.Rate):
+            return schedule.next_after(after, self._anchor.setdefault(arn, after))
+        return schedule.next_after(after)
+
     def align(self) -> None:
-        """Restart every scheduled rule's period now (its next slot is one full period away)."""
+        """Restart every scheduled rule's schedule now: a rate's next slot is one full period away, a cron's is
+        the next minute it names."""
         backend = events_backends[self.cloud.account_id][self.cloud.region]
         now = clock.time()
         with self._lock:
             for bus in backend.event_buses.values():
                 for rule in bus.rules.values():
-                    period = rate_seconds(getattr(rule, "scheduled_expression", None) or "")
-                    if period:
-                        self._next[rule.arn] = now + period
+                    schedule = self._schedule(rule)
+                    if schedule is None:
+                        continue
+                    self._anchor[rule.arn] = now
+                    following = self._following(schedule, rule.arn, now)
+                    if following is not None:
+                        self._next[rule.arn] = following
 
     def fire_schedules(self) -> int:
         backend = events_backends[self.cloud.account_id][self.cloud.region]
@@ -80,13 +111,14 @@ class Ticker:
         fired = 0
         for bus in backend.event_buses.values():
             for rule in list(bus.rules.values()):
-                expression = getattr(rule, "scheduled_expression", None)
-                period = rate_seconds(expression) if expression else None
-                if period is None or rule.state != "ENABLED" or not rule.targets:
+                schedule = self._schedule(rule)
+                if schedule is None or rule.state != "ENABLED" or not rule.targets:
                     continue
-                due = self._next.setdefault(rule.arn, now + period)
+                due: float | None = self._next.get(rule.arn)
+                if due is None:
+                    due = self._following(schedule, rule.arn, now)
                 slots: list[dict[str, Any]] = []
-                while due <= now and len(slots) < MAX_CATCH_UP:
+                while due is not None and due <= now and len(slots) < MAX_CATCH_UP:
                     event = {
                         "version": "0",
                         "id": str(uuid.uuid4()),
@@ -100,8 +132,8 @@ class Ticker:
                     }
                     slots.append(event)
                     journal.record("schedule", rule=rule.name, slot=event["time"])
-                    due += period
-                self._next[rule.arn] = due
+                    due = self._following(schedule, rule.arn, due)
+                self._next[rule.arn] = math.inf if due is None else due  # None: no later minute (past 2199)
                 if slots:
                     fired += len(slots)
                     self.cloud.dispatcher.submit(self._deliver_in_order, rule.name, list(rule.targets), slots)

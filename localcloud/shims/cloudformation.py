@@ -188,6 +188,39 @@ class Alarm(LocalResource):
         _client("cloudwatch", region).delete_alarms(AlarmNames=[self.name])
 
 
+class CompositeAlarm(LocalResource):
+    """``AWS::CloudWatch::CompositeAlarm`` through PutCompositeAlarm (``cloudwatch_alarms`` implements it)."""
+
+    type_name = "AWS::CloudWatch::CompositeAlarm"
+    name_property = "AlarmName"
+    attributes = ("Arn",)
+    _FIELDS = (
+        "AlarmName",
+        "AlarmRule",
+        "AlarmDescription",
+        "ActionsEnabled",
+        "AlarmActions",
+        "OKActions",
+        "InsufficientDataActions",
+        "ActionsSuppressor",
+        "ActionsSuppressorWaitPeriod",
+        "ActionsSuppressorExtensionPeriod",
+    )
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        request = {k: properties[k] for k in cls._FIELDS if k in properties}
+        request["AlarmName"] = properties.get("AlarmName", name)
+        if "ActionsEnabled" in request:
+            request["ActionsEnabled"] = str(request["ActionsEnabled"]).lower() == "true"
+        _client("cloudwatch", region).put_composite_alarm(**request)
+        arn = f"arn:aws:cloudwatch:{region}:{account_id}:alarm:{request['AlarmName']}"
+        return cls(request["AlarmName"], region, account_id, properties, Arn=arn)
+
+    def delete(self, account_id: str, region: str) -> None:
+        _client("cloudwatch", region).delete_alarms(AlarmNames=[self.name])
+
+
 class GlueDatabase(LocalResource):
     type_name = "AWS::Glue::Database"
 
@@ -391,6 +424,7 @@ def _request(kind: str, name: str, properties: dict[str, Any], context: dict[str
 
 MODELS: tuple[type[LocalResource], ...] = (
     Alarm,
+    CompositeAlarm,
     GlueDatabase,
     GlueSecurityConfiguration,
     GlueJob,

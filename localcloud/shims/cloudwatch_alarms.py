@@ -1,7 +1,9 @@
 """CloudWatch alarms evaluate their metric and run their actions (moto 5.2.5 does neither).
 
-- ``evaluate_all(now)`` (called by the local cloud's ticker) evaluates every metric alarm against moto's
-  stored datapoints (``localcloud.runtime.alarms``) and moves its state through ``update_state``.
+- ``evaluate_all(now)`` (called by the local cloud's ticker) evaluates every alarm against moto's stored
+  datapoints (``localcloud.runtime.alarms``) and moves its state through ``update_state``: metric alarms on their
+  statistic, metric-math alarms on their expression (``localcloud.runtime.metric_math``), then composite alarms
+  on their ``AlarmRule`` (composites of composites in order).
 - Patch point ``moto.cloudwatch.models.Alarm.update_state``: on a state change (also one made through the
   SetAlarmState API, as in CloudWatch) the actions for the new state run when ``ActionsEnabled``: a Lambda
   ARN is invoked asynchronously with the CloudWatch alarm event, an SNS topic gets the alarm message.
@@ -11,6 +13,12 @@
   an SNS action needs the topic policy to allow ``cloudwatch.amazonaws.com`` ``sns:Publish`` and, for an encrypted
   topic, the key policy to allow it ``kms:GenerateDataKey*`` and ``kms:Decrypt``
   (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services).
+- Patch point ``moto.cloudwatch.models.CloudWatchBackend.put_metric_alarm`` (PutMetricAlarm, and the
+  CloudFormation alarm types): a new alarm starts in ``INSUFFICIENT_DATA`` ("Unchecked: Initial alarm creation")
+  as CloudWatch's do (moto starts it in OK); an update keeps the alarm's state (PutMetricAlarm API reference);
+  a metric-math alarm the local cloud cannot evaluate is refused with the reason.
+- ``PutCompositeAlarm`` (moto has no such action): the rule is checked (its syntax, the alarms it names exist,
+  no cycle) and the alarm stored as moto stores composites (``rule``), so DescribeAlarms lists it.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from moto.cloudwatch import models as cw_models
 from moto.utilities.arns import parse_arn
 
 from localcloud.clock import clock
-from localcloud.runtime import alarms
+from localcloud.runtime import alarms, metric_math
 from localcloud.runtime.journal import journal
 
 _installed = False
@@ -98,27 +106,146 @@ def _publish(topic_arn: str, message: str, alarm_name: str, state: str) -> None:
 
 
 def evaluate_all(account_id: str, region: str, now: float | None = None) -> dict[str, str]:
-    """Evaluate every metric alarm; returns alarm name -> state."""
+    """Evaluate every alarm (metric, metric math, then composite); returns alarm name -> state."""
     backend = cw_models.cloudwatch_backends[account_id][region]
     moment = clock.time() if now is None else now
     states = {}
     with _lock:
         datums = list(backend.metric_data)
+        composites = []
         for alarm in list(backend.alarms.values()):
-            if not alarm.metric_name or alarm.metric_data_queries:
-                continue  # metric-math and composite alarms are not evaluated locally
-            dimensions = {str(d.name): str(d.value) for d in alarm.dimensions}
-            points = alarms.matching(datums, alarm.namespace, alarm.metric_name, dimensions)
-            result = alarms.evaluate(alarm, points, moment)
+            if alarm.rule is not None:
+                composites.append(alarm)
+                continue
+            result = _evaluation(alarm, datums, moment)
+            if result is None:
+                continue
             if result.state != alarm.state_value:
                 alarm.update_state(result.reason, json.dumps(result.reason_data), result.state)
             states[alarm.name] = alarm.state_value
+        states.update(_evaluate_composites(backend.alarms, composites, moment))
     return states
+
+
+def _evaluation(alarm: Any, datums: list[Any], moment: float) -> alarms.Evaluation | None:
+    if alarm.metric_data_queries:
+        try:
+            plan = alarms.math_plan(alarm.metric_data_queries, alarm.threshold_metric_id)
+            values = alarms.evaluate_math(plan, datums, moment, int(alarm.evaluation_periods))
+        except metric_math.MathError as error:  # refused at PutMetricAlarm; one stored behind the shim's back
+            journal.record("alarm-refused", alarm=alarm.name, error=str(error))
+            return None
+        return alarms.judge(alarm, values, moment, plan.period, None)
+    if not alarm.metric_name:
+        return None
+    dimensions = {str(d.name): str(d.value) for d in alarm.dimensions}
+    points = alarms.matching(datums, alarm.namespace, alarm.metric_name, dimensions)
+    return alarms.evaluate(alarm, points, moment)
+
+
+def _evaluate_composites(every: dict[str, Any], composites: list[Any], moment: float) -> dict[str, str]:
+    """Composite alarms, each after the composites its rule names (their new state counts at once)."""
+    states: dict[str, str] = {}
+    pending = {alarm.name: alarm for alarm in composites}
+    while pending:
+        ready = [a for a in pending.values() if not (alarms.parse_rule(a.rule).alarms() & set(pending) - {a.name})]
+        for alarm in ready or list(pending.values()):  # a cycle (refused at creation) is evaluated as it stands
+            result = alarms.composite_evaluation(alarm, alarms.parse_rule(alarm.rule), every, moment)
+            if result.state != alarm.state_value:
+                alarm.update_state(result.reason, json.dumps(result.reason_data), result.state)
+            states[alarm.name] = alarm.state_value
+            pending.pop(alarm.name)
+    return states
+
+
+# ---- PutMetricAlarm / PutCompositeAlarm ------------------------------------------------------------------
+
+_original_put_metric_alarm = cw_models.CloudWatchBackend.put_metric_alarm
+INITIAL_REASON = "Unchecked: Initial alarm creation"
+
+
+def put_metric_alarm(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """PutMetricAlarm as CloudWatch answers it: a new alarm is INSUFFICIENT_DATA, an update keeps the state, a
+    metric-math alarm the local cloud cannot evaluate is refused with the reason."""
+    from moto.cloudwatch.exceptions import ValidationError
+
+    queries = kwargs.get("metric_data_queries")
+    if queries:
+        try:
+            alarms.math_plan(queries, kwargs.get("threshold_metric_id"))
+        except metric_math.MathError as error:
+            raise ValidationError(f"alarm {name}: {error}") from None
+    previous = self.alarms.get(name)
+    alarm = _original_put_metric_alarm(self, name, *args, **kwargs)
+    if previous is None:
+        alarm.state_value, alarm.state_reason, alarm.state_reason_data = "INSUFFICIENT_DATA", INITIAL_REASON, "{}"
+    else:
+        for attribute in ("state_value", "state_reason", "state_reason_data", "state_updated_timestamp", "history"):
+            setattr(alarm, attribute, getattr(previous, attribute))
+    return alarm
+
+
+def put_composite_alarm(self: Any) -> Any:
+    """PutCompositeAlarm (not in moto): the rule is checked, the alarm stored as moto stores composites."""
+    from moto.cloudwatch.exceptions import ValidationError
+    from moto.core.responses import EmptyResult
+
+    name, rule = self._get_param("AlarmName"), self._get_param("AlarmRule")
+    backend = self.cloudwatch_backend
+    try:
+        named = alarms.parse_rule(rule or "").alarms()
+    except alarms.RuleError as error:
+        raise ValidationError(f"composite alarm {name}: {error}") from None
+    if _reaches(backend.alarms, named, name):
+        raise ValidationError(f"composite alarm {name}: its AlarmRule would make a cycle through {name}")
+    missing = sorted(n for n in named if n not in backend.alarms)
+    if missing:
+        raise ValidationError(f"Could not save the composite alarm as alarms {missing} in the alarm rule do not exist")
+    if self._get_param("ActionsSuppressor"):
+        raise ValidationError("ActionsSuppressor is not supported by the local cloud")
+    backend.put_metric_alarm(
+        name=name,
+        namespace=None,
+        metric_name=None,
+        comparison_operator=None,
+        evaluation_periods=None,
+        period=None,
+        threshold=None,
+        statistic=None,
+        description=self._get_param("AlarmDescription"),
+        dimensions=[],
+        alarm_actions=self._get_param("AlarmActions", []),
+        ok_actions=self._get_param("OKActions", []),
+        insufficient_data_actions=self._get_param("InsufficientDataActions", []),
+        actions_enabled=self._get_bool_param("ActionsEnabled"),
+        rule=rule,
+        tags=self._get_param("Tags", []),
+    )
+    return EmptyResult()
+
+
+def _reaches(every: dict[str, Any], names: set[str], target: str, seen: frozenset[str] = frozenset()) -> bool:
+    """Whether the rules of ``names`` (and the composites they name, transitively) name ``target``."""
+    for name in names - seen:
+        if name == target:
+            return True
+        alarm = every.get(name)
+        if (
+            alarm is not None
+            and alarm.rule
+            and _reaches(every, alarms.parse_rule(alarm.rule).alarms(), target, seen | {name})
+        ):
+            return True
+    return False
 
 
 def install() -> None:
     global _installed
     if _installed:
         return
+    from moto.cloudwatch.responses import CloudWatchResponse
+
     cw_models.Alarm.update_state = update_state  # type: ignore[method-assign]
+    cw_models.CloudWatchBackend.put_metric_alarm = put_metric_alarm  # type: ignore[method-assign]
+    CloudWatchResponse.put_composite_alarm = put_composite_alarm  # type: ignore[attr-defined]
     _installed = True

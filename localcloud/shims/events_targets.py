@@ -14,6 +14,11 @@ a Lambda target is invoked only if the function's resource-based policy allows `
 ``lambda:InvokeFunction`` (with the rule as ``aws:SourceArn``); a Step Functions target is started with the rule
 target's ``RoleArn`` (assumed by ``events.amazonaws.com``), whose policy must allow ``states:StartExecution``. A
 denied delivery is dropped (EventBridge counts a failed invocation) and recorded by the local cloud's IAM.
+
+Schedules (patch point ``moto.events.models.EventsBackend.put_rule``): moto accepts any ``cron(...)`` and a
+loose ``rate(...)``; a rule's ``ScheduleExpression`` is checked as EventBridge checks it
+(``localcloud.runtime.schedules``) when the rule is created, through the API or CloudFormation, so an invalid
+expression, or one the local cloud's ticker cannot fire, fails the deployment with the reason.
 """
 
 from __future__ import annotations
@@ -229,9 +234,28 @@ def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: 
         _cloud.dispatcher.submit(deliver, self.name, target, target_input(target, event), self.arn)
 
 
+_original_put_rule = events_models.EventsBackend.put_rule
+
+
+def put_rule(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """PutRule, with the schedule expression checked as EventBridge checks it (and refused if it cannot fire)."""
+    from moto.events.exceptions import ValidationException
+
+    from localcloud.runtime import schedules
+
+    expression = kwargs.get("scheduled_expression")
+    if expression:
+        try:
+            schedules.parse(expression)
+        except schedules.ScheduleError as error:
+            raise ValidationException(f"{error} (rule {name}: {expression})") from None
+    return _original_put_rule(self, name, *args, **kwargs)
+
+
 def install() -> None:
     global _installed
     if _installed:
         return
     events_models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+    events_models.EventsBackend.put_rule = put_rule  # type: ignore[method-assign]
     _installed = True

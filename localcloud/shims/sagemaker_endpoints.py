@@ -10,6 +10,15 @@ moto 5.2.5 stores models, endpoint configs and endpoints, but:
 ``install()`` closes these gaps by patching moto's SageMaker response class (request parsing and response
 serialization stay moto's, so boto3 works the same in decorator and server mode) and its backend.
 
+Provisioning takes time, as in SageMaker, on the local cloud's clock: ``CreateEndpoint`` leaves the endpoint
+``Creating`` and an update provisions its green fleet (``Updating``, the pending variants ``Creating``) for the
+delays of ``localcloud.durations`` (``ProvisioningTimes``; tests may set them to zero with
+``provisioning_times(ProvisioningTimes.instant())``). Meanwhile the fleet's containers are started and must answer
+``GET /ping`` with 200 (``set_fleet_check``: the local cloud's data plane does it; without one, every fleet is
+healthy). A fleet that fails its check fails the operation, not the first invocation: a new endpoint ends
+``Failed`` with SageMaker's ``FailureReason``; an update rolls back (``RollingBack``, then ``InService`` on the old
+config with the ``FailureReason``, which the next update clears), the old fleet serving throughout.
+
 A blue/green update runs on the local cloud's clock (``localcloud.clock.clock``), like SageMaker's
 deployment guardrails: the new (green) fleet takes a share of production traffic in steps (ALL_AT_ONCE: all;
 CANARY: ``CanarySize``, then the rest after ``WaitIntervalInSeconds``; LINEAR: ``LinearStepSize`` per step).
@@ -19,8 +28,9 @@ refused as SageMaker refuses it (so a canary needs at least two instances). Each
 followed by a baking period of ``WaitIntervalInSeconds`` (the last one is the final baking
 period), then ``TerminationWaitInSeconds`` passes before the update completes. While a baking period is
 running, the ``AutoRollbackConfiguration`` alarms are read from moto's CloudWatch backend: one in ``ALARM``
-rolls the update back (all traffic returns to the old fleet and the endpoint is ``InService`` on its OLD
-config, with no failure reason: a silent rollback, as in AWS). ``MaximumExecutionTimeoutInSeconds`` rolls
+rolls the update back (all traffic returns to the old fleet at once; the endpoint is ``RollingBack`` while the
+green fleet is torn down, then ``InService`` on its OLD config, with no failure reason: a silent rollback, as in
+AWS). ``MaximumExecutionTimeoutInSeconds`` rolls
 back an update that would outlast it. Nothing runs in the background: progress is computed lazily whenever
 the endpoint is described or listed, or its routes are read. Alarms are sampled at those moments.
 
@@ -32,7 +42,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -43,6 +55,7 @@ from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ValidationError
 
+from localcloud import durations
 from localcloud.clock import clock
 
 Role = Literal["production", "shadow"]
@@ -72,6 +85,105 @@ class Route:
     role: Role
 
 
+# ---- provisioning ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProvisioningTimes:
+    """Seconds of cloud time SageMaker takes for a fleet (rows of ``localcloud.durations``)."""
+
+    create: float  # CreateEndpoint until InService
+    update: float  # the green fleet of an UpdateEndpoint, before any traffic shifts
+    ping_failure: float  # after provisioning, until a container that fails GET /ping fails the operation
+    rollback: float  # RollingBack: tearing the green fleet down
+
+    @classmethod
+    def from_table(cls, figure: Literal["typical", "upper"] = "typical") -> ProvisioningTimes:
+        pick = durations.typical if figure == "typical" else durations.upper
+        return cls(
+            create=pick(durations.ENDPOINT_CREATE),
+            update=pick(durations.ENDPOINT_UPDATE_PROVISION),
+            ping_failure=pick(durations.ENDPOINT_PING_FAILURE),
+            rollback=pick(durations.ENDPOINT_ROLLBACK),
+        )
+
+    @classmethod
+    def instant(cls) -> ProvisioningTimes:
+        return cls(create=0.0, update=0.0, ping_failure=0.0, rollback=0.0)
+
+
+FleetCheck = Callable[[str, list[tuple[str, str]]], "Future[str | None]"]
+"""(endpoint name, [(variant, model)]) -> a future of None (every container answered GET /ping with 200) or of
+the ``FailureReason`` SageMaker would give."""
+
+_times = ProvisioningTimes.from_table()
+_fleet_check: FleetCheck | None = None
+
+
+def set_provisioning_times(times: ProvisioningTimes) -> ProvisioningTimes:
+    """Use ``times`` for the operations started from now on; returns the previous ones."""
+    global _times
+    previous, _times = _times, times
+    return previous
+
+
+@contextmanager
+def provisioning_times(times: ProvisioningTimes) -> Iterator[None]:
+    previous = set_provisioning_times(times)
+    try:
+        yield
+    finally:
+        set_provisioning_times(previous)
+
+
+def set_fleet_check(check: FleetCheck | None) -> None:
+    """How a new fleet's containers are started and pinged (the local cloud's endpoint data plane sets it)."""
+    global _fleet_check
+    _fleet_check = check
+
+
+def _healthy() -> Future[str | None]:
+    done: Future[str | None] = Future()
+    done.set_result(None)
+    return done
+
+
+@dataclass
+class _Fleet:
+    """A fleet being provisioned: its instances are up at ``ready_at``; ``check`` says whether its containers
+    answer GET /ping (``checked_at``: when that answer came, on the cloud clock)."""
+
+    config: str
+    ready_at: float
+    check: Future[str | None]
+    ping_failure: float  # how long SageMaker keeps pinging a container that does not answer 200
+    checked_at: float | None = None
+
+    @classmethod
+    def start(cls, endpoint_name: str, config: Any, now: float, delay: float) -> _Fleet:
+        variants = [(v["VariantName"], v["ModelName"]) for v in [*config.production_variants, *_shadows(config)]]
+        check = _fleet_check(endpoint_name, variants) if _fleet_check is not None else _healthy()
+        fleet = cls(config.endpoint_config_name, now + delay, check, _times.ping_failure)
+
+        def done(_: Future[str | None]) -> None:
+            fleet.checked_at = clock.time()
+
+        check.add_done_callback(done)
+        return fleet
+
+    def outcome(self, now: float) -> tuple[float, str | None] | None:
+        """(when, None) once healthy, (when, FailureReason) once failed, None while provisioning."""
+        if now < self.ready_at or not self.check.done():
+            return None
+        ready = max(self.ready_at, self.checked_at if self.checked_at is not None else self.ready_at)
+        error = self.check.exception()
+        reason = f"local cloud: the fleet check failed: {error!r}" if error else self.check.result()
+        if reason is None:
+            return ready, None
+        failed = ready + self.ping_failure
+        return (failed, reason) if now >= failed else None
+
+
 @dataclass(frozen=True)
 class _Step:
     at: float  # clock seconds
@@ -84,16 +196,28 @@ class _Deployment:
     new_config: str
     deployment_config: dict[str, Any]
     started: float
-    steps: list[_Step]
-    bake_until: float  # end of the final baking period: alarms are watched until then
-    completes: float  # bake_until + TerminationWaitInSeconds
+    fleet: _Fleet
+    plan: tuple[list[_Step], float, float]  # steps, end of the final bake, completion: offsets from provisioning
     deadline: float | None  # started + MaximumExecutionTimeoutInSeconds
     alarms: list[str]
     retained_counts: dict[str, int]
     last_observed: float
+    steps: list[_Step] = field(default_factory=list)  # on the clock, once the green fleet is provisioned
+    bake_until: float = math.inf  # end of the final baking period: alarms are watched until then
+    completes: float = math.inf  # bake_until + TerminationWaitInSeconds
     steps_logged: int = 0
+    rolled_back_at: float | None = None  # traffic back on the old fleet from then on (RollingBack)
+    rolling_back_until: float | None = None
+    rollback: dict[str, Any] = field(default_factory=dict)  # why, and the FailureReason to show (if any)
+
+    def provisioned(self, at: float) -> None:
+        steps, bake_until, completes = self.plan
+        self.steps = [_Step(at + step.at, step.new_share) for step in steps]
+        self.bake_until, self.completes = at + bake_until, at + completes
 
     def share(self, now: float) -> float:
+        if self.rolled_back_at is not None and now >= self.rolled_back_at:
+            return 0.0
         share = 0.0
         for step in self.steps:
             if step.at <= now:
@@ -107,6 +231,7 @@ class _Deployment:
 
 @dataclass
 class _EndpointState:
+    creating: _Fleet | None = None
     deployment: _Deployment | None = None
     last_deployment_config: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -247,35 +372,100 @@ def _finish(backend: Any, endpoint: Any, state: _EndpointState, at: float) -> No
     state.log(at, "completed", config=deployment.new_config)
 
 
-def _roll_back(endpoint: Any, state: _EndpointState, at: float, reason: str) -> None:
+def _roll_back(endpoint: Any, state: _EndpointState, at: float, reason: str, failure: str | None = None) -> None:
+    """Start rolling back at ``at``: all traffic returns to the old fleet at once, the endpoint is ``RollingBack``
+    while the green fleet is torn down, then ``InService`` on the old config (``_rolled_back``)."""
     deployment = state.deployment
     assert deployment is not None
-    endpoint.endpoint_status = "InService"  # back on the old config, no failure reason: a silent rollback
+    deployment.rolled_back_at = at
+    deployment.rolling_back_until = at + _times.rollback
+    deployment.rollback = {"reason": reason, "failure": failure}
+    endpoint.endpoint_status = "RollingBack"
+    endpoint.last_modified_time = _naive(at)
+    state.log(at, "rolling-back", config=deployment.old_config, abandoned=deployment.new_config, reason=reason)
+
+
+def _rolled_back(endpoint: Any, state: _EndpointState, at: float) -> None:
+    """Back ``InService`` on the old config; a failed update leaves its ``FailureReason`` (the next update clears
+    it), a rollback on an alarm leaves none: a silent rollback."""
+    deployment = state.deployment
+    assert deployment is not None
+    endpoint.endpoint_status = "InService"
+    endpoint.failure_reason = deployment.rollback.get("failure")
     endpoint.last_modified_time = _naive(at)
     state.deployment = None
-    state.log(at, "rolled-back", config=deployment.old_config, abandoned=deployment.new_config, reason=reason)
+    state.log(
+        at,
+        "rolled-back",
+        config=deployment.old_config,
+        abandoned=deployment.new_config,
+        reason=deployment.rollback.get("reason"),
+    )
+
+
+def _advance_creation(endpoint: Any, state: _EndpointState, now: float) -> None:
+    """A new endpoint's fleet: ``InService`` once provisioned and its containers answer GET /ping, ``Failed`` with
+    SageMaker's ``FailureReason`` if they do not."""
+    fleet = state.creating
+    assert fleet is not None
+    outcome = fleet.outcome(now)
+    if outcome is None:
+        return
+    at, reason = outcome
+    state.creating = None
+    endpoint.last_modified_time = _naive(at)
+    if reason is None:
+        endpoint.endpoint_status = "InService"
+        state.log(at, "in-service", config=fleet.config)
+    else:
+        endpoint.endpoint_status = "Failed"
+        endpoint.failure_reason = reason
+        state.log(at, "failed", config=fleet.config, reason=reason)
 
 
 def _advance(backend: Any, name: str) -> None:
-    """Bring the endpoint's deployment up to the clock: traffic steps, alarms, rollback, completion."""
+    """Bring the endpoint up to the clock: provisioning, traffic steps, alarms, rollback, completion."""
     endpoint = backend.endpoints.get(name)
     state = _states(backend).get(name)
-    if endpoint is None or state is None or state.deployment is None:
+    if endpoint is None or state is None:
         return
-    deployment = state.deployment
     now = clock.time()
+    if state.creating is not None:
+        _advance_creation(endpoint, state, now)
+    deployment = state.deployment
+    if deployment is None:
+        return
+    if deployment.rolling_back_until is None and not deployment.steps:
+        outcome = deployment.fleet.outcome(now)
+        if outcome is not None and outcome[1] is not None:
+            _roll_back(endpoint, state, outcome[0], "the new fleet failed its health check", failure=outcome[1])
+        elif outcome is not None:
+            deployment.provisioned(outcome[0])
+            state.log(outcome[0], "fleet-provisioned", config=deployment.new_config)
+        elif deployment.deadline is not None and now >= deployment.deadline:
+            _roll_back(endpoint, state, deployment.deadline, "MaximumExecutionTimeoutInSeconds exceeded")
+        else:
+            return
+    if deployment.rolling_back_until is not None:
+        if now >= deployment.rolling_back_until:
+            _rolled_back(endpoint, state, deployment.rolling_back_until)
+        return
     while deployment.steps_logged < len(deployment.steps) and deployment.steps[deployment.steps_logged].at <= now:
         step = deployment.steps[deployment.steps_logged]
         state.log(step.at, "traffic-shifted", config=deployment.new_config, new_share=step.new_share)
         deployment.steps_logged += 1
-    if deployment.alarms and deployment.last_observed < deployment.bake_until:
+    baking = deployment.steps and deployment.last_observed < deployment.bake_until
+    if deployment.alarms and baking:
         tripped = sorted(n for n, value in _alarm_states(backend, deployment.alarms).items() if value == "ALARM")
         if tripped:
-            _roll_back(endpoint, state, min(now, deployment.bake_until), f"alarm(s) in ALARM: {', '.join(tripped)}")
+            at = max(deployment.steps[0].at, min(now, deployment.bake_until))
+            _roll_back(endpoint, state, at, f"alarm(s) in ALARM: {', '.join(tripped)}")
+            _advance(backend, name)
             return
     timed_out = deployment.deadline is not None and deployment.completes > deployment.deadline
     if timed_out and deployment.deadline is not None and now >= deployment.deadline:
         _roll_back(endpoint, state, deployment.deadline, "MaximumExecutionTimeoutInSeconds exceeded")
+        _advance(backend, name)
         return
     if now >= deployment.completes:
         _finish(backend, endpoint, state, deployment.completes)
@@ -325,7 +515,7 @@ def update_endpoint(
             retained.get(v["VariantName"], int(v.get("InitialInstanceCount") or 1)) for v in new.production_variants
         )
         now = clock.time()
-        steps, bake_until, completes = _timeline(deployment_config, instances, now)
+        plan = _timeline(deployment_config, instances, 0.0)  # refused here, before anything starts
         policy = deployment_config.get("BlueGreenUpdatePolicy") or {}
         timeout = policy.get("MaximumExecutionTimeoutInSeconds")
         alarms = [a["AlarmName"] for a in (deployment_config.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
@@ -335,9 +525,8 @@ def update_endpoint(
             new_config=endpoint_config_name,
             deployment_config=deployment_config,
             started=now,
-            steps=steps,
-            bake_until=bake_until,
-            completes=completes,
+            fleet=_Fleet.start(endpoint_name, new, now, _times.update),
+            plan=plan,
             deadline=None if timeout is None else now + float(timeout),
             alarms=alarms,
             retained_counts=retained,
@@ -346,6 +535,7 @@ def update_endpoint(
         if deployment_config:
             state.last_deployment_config = deployment_config
         endpoint.endpoint_status = "Updating"
+        endpoint.failure_reason = None  # a failed update's reason lasts until the next update
         endpoint.last_modified_time = _naive(now)
         kind = (policy.get("TrafficRoutingConfiguration") or {}).get("Type", "ALL_AT_ONCE")
         state.log(now, "update-started", config=endpoint_config_name, previous=endpoint.endpoint_config_name, mode=kind)
@@ -472,8 +662,12 @@ def _variant_summary(variant: dict[str, Any], share: float, status: list[dict[st
 def _pending(backend: Any, deployment: _Deployment, now: float, share: float) -> dict[str, Any]:
     config = _config(backend, deployment.new_config)
     step = deployment.current_step(now)
-    if step is None:
-        status = [{"Status": "Creating", "StatusMessage": "provisioning the new fleet", "StartTime": _naive(now)}]
+    if deployment.rolled_back_at is not None:
+        message = f"rolling back ({deployment.rollback.get('reason')}): all traffic on the old fleet"
+        status = [{"Status": "Deleting", "StatusMessage": message, "StartTime": _naive(deployment.rolled_back_at)}]
+    elif step is None:
+        message = f"provisioning the new fleet (instances ready at {_iso(deployment.fleet.ready_at)})"
+        status = [{"Status": "Creating", "StatusMessage": message, "StartTime": _naive(deployment.started)}]
     elif now < deployment.bake_until:
         message = f"{share:.0%} of production traffic on the new fleet; baking until {_iso(deployment.bake_until)}"
         status = [{"Status": "Baking", "StatusMessage": message, "StartTime": _naive(step.at)}]
@@ -510,6 +704,8 @@ def routes(account_id: str, region: str, endpoint_name: str) -> list[Route]:
         if endpoint is None:
             raise EndpointNotFound(f"Endpoint {endpoint_name} of account {account_id} not found.")
         state = _states(backend).get(endpoint_name)
+        if endpoint.endpoint_status in ("Creating", "Failed"):
+            return []  # no fleet in service yet (or ever)
         deployment = state.deployment if state else None
         share = deployment.share(clock.time()) if deployment else 0.0
         current = backend.endpoint_configs.get(endpoint.endpoint_config_name)
@@ -601,9 +797,14 @@ def install() -> None:
             if endpoint_name in self.endpoints:
                 raise _already_exists("endpoint", self.endpoints[endpoint_name].arn)
             endpoint = original_create_endpoint(self, endpoint_name, *args, **kwargs)
-            endpoint.creation_time = endpoint.last_modified_time = _naive(clock.time())
-            _states(self)[endpoint_name] = _EndpointState()
-            _states(self)[endpoint_name].log(clock.time(), "created", config=endpoint.endpoint_config_name)
+            now = clock.time()
+            endpoint.creation_time = endpoint.last_modified_time = _naive(now)
+            state = _states(self)[endpoint_name] = _EndpointState()
+            config = _config(self, endpoint.endpoint_config_name)
+            state.creating = _Fleet.start(endpoint_name, config, now, _times.create)
+            endpoint.endpoint_status = "Creating"
+            state.log(now, "created", config=endpoint.endpoint_config_name)
+            _advance(self, endpoint_name)
             return endpoint
 
         def delete_endpoint(self: Any, endpoint_name: str) -> None:

@@ -228,19 +228,26 @@ def test_alarm_flapping_starts_one_retrain(champion: Cloud) -> None:
 def _broken_archive(lc: Lifecycle, model_data: str, workdir: Path) -> bytes:
     """The champion's model archive with inference code that fails on batches of more than 8 rows: the golden
     payloads (8 rows) pass the smoke test, live traffic does not."""
+    return _patched_archive(
+        lc,
+        model_data,
+        workdir,
+        "\n\n_predict = predict\n\n\ndef predict(request, model):\n"
+        + "    if len(request.items) > 8:\n"
+        + "        raise RuntimeError('broken build: batches over 8 rows crash')\n"
+        + "    return _predict(request, model)\n",
+    )
+
+
+def _patched_archive(lc: Lifecycle, model_data: str, workdir: Path, appended: str) -> bytes:
+    """The champion's model archive with ``appended`` at the end of its inference code."""
     bucket, key = model_data[5:].split("/", 1)
     original = lc.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     source = workdir / "model"
     with tarfile.open(fileobj=io.BytesIO(original)) as tar:
         tar.extractall(source, filter="data")
     code = source / "code" / "inference.py"
-    code.write_text(
-        code.read_text()
-        + "\n\n_predict = predict\n\n\ndef predict(request, model):\n"
-        + "    if len(request.items) > 8:\n"
-        + "        raise RuntimeError('broken build: batches over 8 rows crash')\n"
-        + "    return _predict(request, model)\n"
-    )
+    code.write_text(code.read_text() + appended)
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w:gz") as tar:
         for path in sorted(source.rglob("*")):
@@ -305,3 +312,48 @@ def test_a_canary_with_a_broken_model_rolls_back_and_the_champion_keeps_all_traf
     assert lc.champion()["ModelPackageArn"] == package["ModelPackageArn"]
     assert _notifications(lc, "deploy-failed")
     assert before["raw"] <= after["raw"]
+
+
+def test_a_model_that_cannot_load_fails_the_deployment_at_create_and_the_champion_keeps_serving(
+    champion: Cloud, tmp_path: Path
+) -> None:
+    lc = champion.lc
+    sm = lc.clients.sagemaker
+    before = state_of(lc)
+    known = {e.name for e in lc.executions(lc.deployment_machine)}
+    # Given an approved package whose model cannot load (model_fn raises, as a pickle of another scikit-learn would)
+    package = lc.champion()
+    assert package is not None
+    container = dict(package["InferenceSpecification"]["Containers"][0])
+    key = f"models/unloadable-{uuid.uuid4().hex[:6]}/model.tar.gz"
+    appended = "\n\ndef model_fn(model_dir):\n    raise RuntimeError('model.joblib: incompatible scikit-learn')\n"
+    archive = _patched_archive(lc, container["ModelDataUrl"], tmp_path, appended)
+    lc.clients.s3.put_object(Bucket=lc.artifacts_bucket, Key=key, Body=archive)
+    container["ModelDataUrl"] = f"s3://{lc.artifacts_bucket}/{key}"
+    arn = sm.create_model_package(
+        ModelPackageGroupName=lc.group,
+        ModelPackageDescription="a model that cannot load (fault test)",
+        InferenceSpecification={**package["InferenceSpecification"], "Containers": [container]},
+        ModelApprovalStatus="PendingManualApproval",
+        CustomerMetadataProperties=package["CustomerMetadataProperties"],
+    )["ModelPackageArn"]
+    # When it is approved (the deployment starts)
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    run = lc.wait_for_new_execution(lc.deployment_machine, known)
+    # Then the candidate endpoint's creation fails on the container's ping, as in SageMaker (not a first invoke),
+    # and the deployment state machine ends FAILED with SageMaker's reason
+    ping = "did not pass the ping health check"
+    assert run.status == "FAILED"
+    assert ping in (run.cause or ""), run.cause
+    fleets = [e.detail for e in journal.of("endpoint-fleet") if e.detail["failure"]]
+    assert fleets and all(ping in f["failure"] for f in fleets), fleets
+    # And the failure notification carries the reason
+    assert any(ping in (n["message"] or "") for n in _notifications(lc, "deploy-failed")), lc.notifications
+    # And the champion keeps serving, on the same endpoint config; the package is Rejected with the reason
+    after = state_of(lc)
+    assert (after["endpoint_config"], after["serving"]) == (before["endpoint_config"], before["serving"])
+    good = lc.clients.sagemaker_runtime.invoke_endpoint(EndpointName=lc.endpoint_name, ContentType="text/csv", Body=ROW)
+    assert json.loads(good["Body"].read())["predictions"][0]["label"] in (0, 1)
+    unloadable = sm.describe_model_package(ModelPackageName=arn)
+    assert unloadable["ModelApprovalStatus"] == "Rejected" and ping in unloadable["ApprovalDescription"]
+    assert lc.champion()["ModelPackageArn"] == package["ModelPackageArn"]

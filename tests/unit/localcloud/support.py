@@ -92,6 +92,22 @@ def running_cloud(**options: Any) -> Iterator[Any]:
         journal.clear()
 
 
+IN_FLIGHT = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+
+
+def wait_for_endpoint(sagemaker: Any, name: str, timeout: float = 120.0) -> dict[str, Any]:
+    """DescribeEndpoint until ``name`` is no longer in flight (provisioning runs on the cloud clock and waits for
+    the fleet's containers to answer their ping); returns the last description."""
+    import time
+
+    deadline = time.time() + timeout
+    while True:
+        described = dict(sagemaker.describe_endpoint(EndpointName=name))
+        if described["EndpointStatus"] not in IN_FLIGHT or time.time() > deadline:
+            return described
+        time.sleep(0.05)
+
+
 PINNED_MOTO = "5.2.5"
 
 

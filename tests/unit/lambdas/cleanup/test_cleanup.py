@@ -26,7 +26,8 @@ def sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("RESOURCE_PREFIX", PREFIX)
     cleanup_handler.settings.cache_clear()
     cleanup_handler.cleanup.cache_clear()
-    with mock_aws():
+    # endpoints come up at once (the cleanup's logic, not SageMaker's provisioning delays: localcloud.durations)
+    with sagemaker_endpoints.provisioning_times(sagemaker_endpoints.ProvisioningTimes.instant()), mock_aws():
         yield boto3.client("sagemaker", region_name=REGION)
     cleanup_handler.settings.cache_clear()
     cleanup_handler.cleanup.cache_clear()

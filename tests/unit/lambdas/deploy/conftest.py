@@ -17,7 +17,8 @@ from tests.unit.lambdas.deploy.support import ALARMS, ARTIFACTS, ENDPOINT, GROUP
 def cloud() -> Iterator[Cloud]:
     shim.install()
     clock.reset()
-    with mock_aws():
+    # the deployment steps' logic, not SageMaker's provisioning delays (localcloud.durations): fleets come up at once
+    with shim.provisioning_times(shim.ProvisioningTimes.instant()), mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=ARTIFACTS)
         sm = boto3.client("sagemaker", region_name=REGION)

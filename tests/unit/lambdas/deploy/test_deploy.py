@@ -297,6 +297,42 @@ def test_a_multi_line_model_error_still_rejects_the_package(cloud: Cloud) -> Non
     assert "(now Rejected: the champion is unchanged)" in run.state["failure"]["message"]
 
 
+def test_a_candidate_endpoint_that_cannot_come_up_fails_the_smoke_test_with_sagemakers_reason(cloud: Cloud) -> None:
+    from concurrent.futures import Future
+
+    from localcloud.shims import sagemaker_endpoints
+
+    reason = (
+        "The primary container for production variant AllTraffic did not pass the ping health check. "
+        "Please check CloudWatch logs for this endpoint."
+    )
+
+    def fleet_check(endpoint: str, variants: list[tuple[str, str]]) -> Future[str | None]:
+        answer: Future[str | None] = Future()
+        answer.set_result(reason if any(model.endswith("-v2") for _, model in variants) else None)
+        return answer
+
+    # Given v1 in production and a v2 whose model SageMaker cannot serve (its container fails the ping)
+    deploy_first(cloud)
+    arn = cloud.register(2)
+    sagemaker_endpoints.set_fleet_check(fleet_check)
+    try:
+        # When the deployment runs
+        run = run_deployment(deployer(cloud), arn)
+    finally:
+        sagemaker_endpoints.set_fleet_check(None)
+    # Then the candidate's creation failure ends it with SageMaker's reason (no endless re-creation of the candidate)
+    assert isinstance(run.error, SmokeTestFailed)
+    assert str(run.error) == f"candidate endpoint {ENDPOINT}-smoke (model v2) failed to come up: {reason}"
+    # And the candidate is gone, production untouched, the package Rejected
+    with pytest.raises(ClientError, match="Could not find endpoint"):
+        cloud.sm.describe_endpoint(EndpointName=f"{ENDPOINT}-smoke")
+    assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"
+    assert run.state["failure"]["outcome"] == "smoke_test_failed"
+    assert reason in run.state["failure"]["message"]
+    assert cloud.sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
+
+
 def test_prepare_refuses_a_package_that_is_not_approved(cloud: Cloud) -> None:
     arn = cloud.register(1, status="PendingManualApproval")
     run = run_deployment(deployer(cloud), arn)

@@ -402,3 +402,99 @@ def test_timestamps_are_cloudwatchs_and_parse_back() -> None:
     assert retrain.parse_time(alarms.iso(NOW)).timestamp() == NOW
     assert alarms.epoch(datetime(2027, 1, 15, 8, 0)) == NOW  # moto stores naive UTC datetimes
     assert alarms.epoch(NOW) == NOW
+
+
+# ---- metric math plans and composite rules -------------------------------------------------------------------
+
+
+def math_queries(cloudwatch: Any, metrics: list[dict[str, Any]]) -> list[Any]:
+    """moto's MetricDataQuery objects of a metric-math alarm with ``metrics`` (stored without the shim's check)."""
+    name = unique("math")
+    cloudwatch.put_metric_alarm(
+        AlarmName=name, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold", Metrics=metrics
+    )
+    return list(cloudwatch_backends[ACCOUNT][REGION].alarms[name].metric_data_queries)
+
+
+def stat(query_id: str, period: int = PERIOD) -> dict[str, Any]:
+    metric = {"Namespace": "MLOps/test", "MetricName": query_id, "Dimensions": [{"Name": "Endpoint", "Value": "churn"}]}
+    return {"Id": query_id, "MetricStat": {"Metric": metric, "Period": period, "Stat": "Sum"}, "ReturnData": False}
+
+
+def test_a_math_plan_orders_expressions_after_the_ones_they_name(cloudwatch: Any) -> None:
+    queries = math_queries(
+        cloudwatch,
+        [
+            stat("errors"),
+            stat("requests"),
+            {"Id": "percent", "Expression": "100 * ratio", "ReturnData": True},
+            {"Id": "ratio", "Expression": "errors / requests", "ReturnData": False},
+        ],
+    )
+    plan = alarms.math_plan(queries)
+    assert [name for name, _ in plan.expressions] == ["ratio", "percent"]
+    assert (plan.returned, plan.period) == ("percent", PERIOD)
+    datums = [
+        moto_datum("errors", 3.0, NOW - 30),
+        moto_datum("requests", 60.0, NOW - 30),
+        moto_datum("errors", 1.0, NOW - 90),
+    ]
+    assert alarms.evaluate_math(plan, datums, NOW, 2) == [5.0, None]  # newest first
+
+
+def moto_datum(name: str, value: float, at: float) -> Any:
+    from moto.cloudwatch.models import MetricDatum
+
+    return MetricDatum(
+        "MLOps/test", name, value, [{"Name": "Endpoint", "Value": "churn"}], datetime.fromtimestamp(at, UTC)
+    )
+
+
+@pytest.mark.parametrize(
+    ("metrics", "message"),
+    [
+        ([stat("a"), stat("b", period=300), {"Id": "e", "Expression": "a + b"}], "share one period, not [60, 300]"),
+        ([stat("a"), {"Id": "e", "Expression": "f"}, {"Id": "f", "Expression": "e", "ReturnData": False}], "cycle"),
+        ([{**stat("a"), "ReturnData": True}, {"Id": "e", "Expression": "a"}], "exactly one query must have ReturnData"),
+    ],
+)
+def test_a_math_plan_refuses_what_cannot_be_evaluated(
+    cloudwatch: Any, metrics: list[dict[str, Any]], message: str
+) -> None:
+    with pytest.raises(alarms.metric_math.MathError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        alarms.math_plan(math_queries(cloudwatch, metrics))
+
+
+@pytest.mark.parametrize(
+    ("rule", "states", "holds"),
+    [
+        ("ALARM(a) AND ALARM(b)", {"a": "ALARM", "b": "ALARM"}, True),
+        ("ALARM(a) AND ALARM(b)", {"a": "ALARM", "b": "OK"}, False),
+        ('ALARM("a") OR OK(b)', {"a": "OK", "b": "OK"}, True),
+        ("ALARM(a) AND NOT ALARM(b)", {"a": "ALARM", "b": "INSUFFICIENT_DATA"}, True),
+        ("INSUFFICIENT_DATA(a)", {"a": "INSUFFICIENT_DATA"}, True),
+        ("NOT (ALARM(a) OR ALARM(b)) AND TRUE", {"a": "OK", "b": "OK"}, True),
+        ("ALARM(a) OR ALARM(b) AND FALSE", {"a": "ALARM", "b": "ALARM"}, True),  # AND binds tighter than OR
+        ("ALARM(arn:aws:cloudwatch:us-east-1:123456789012:alarm:a)", {"a": "ALARM"}, True),
+        ("alarm(a) and not ok(b)", {"a": "ALARM", "b": "ALARM"}, True),
+    ],
+)
+def test_alarm_rules(rule: str, states: dict[str, str], holds: bool) -> None:
+    parsed = alarms.parse_rule(rule)
+    assert parsed.alarms() == set(states)
+    assert parsed.holds(states) is holds
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("ALARM(a) AND", "ends too early"),
+        ("(ALARM(a)", "ends too early"),
+        ("ALARM(a) ALARM(b)", "unexpected 'ALARM'"),
+        ("METRIC(a)", "METRIC(...) is not an AlarmRule function"),
+        ("ALARM(a, b)", "takes one alarm name or ARN"),
+    ],
+)
+def test_invalid_alarm_rules_are_refused(rule: str, message: str) -> None:
+    with pytest.raises(alarms.RuleError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        alarms.parse_rule(rule)

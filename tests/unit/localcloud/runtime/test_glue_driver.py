@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from localcloud.runtime import jobs
+from localcloud.runtime.image import image_python
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[jobs.Glue
     root = tmp_path_factory.mktemp("glue")
     script = root / "job.py"
     script.write_text(SCRIPT)
-    env = jobs.glue_environment("https://127.0.0.1:1", "us-east-1", [])
+    env = jobs.glue_environment("https://127.0.0.1:1", "us-east-1", [], root)
     started = jobs.GlueDriver("test", [], env, root / "driver")
     yield started, script
     started.stop()
@@ -43,7 +43,7 @@ def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[jobs.Glue
 
 def _run(driver: jobs.GlueDriver, script: Path, root: Path, mode: str) -> tuple[int, str, dict[str, object]]:
     root.mkdir(parents=True, exist_ok=True)
-    env = {**jobs.glue_environment("https://127.0.0.1:1", "us-east-1", []), "RUN": mode}
+    env = {**jobs.glue_environment("https://127.0.0.1:1", "us-east-1", [], root), "RUN": mode}
     code, log = driver.run(str(script), ["--JOB_NAME", "etl", "--mode", mode], env, root, timeout=300)
     lines = [line for line in log.splitlines() if line.startswith('{"argv"')]
     return code, log, json.loads(lines[0]) if lines else {}
@@ -95,8 +95,30 @@ def test_the_bundle_digest_follows_the_code(tmp_path: Path) -> None:
     assert jobs._bundle_digest(script, []) != before
 
 
-def test_job_processes_leave_a_core_to_the_local_cloud() -> None:
+def test_job_processes_leave_a_core_to_the_local_cloud(tmp_path: Path) -> None:
     # Given this machine / When a job's environment is built / Then OpenMP gets all cores but one (at least one)
-    env = jobs.base_environment("https://127.0.0.1:1", "us-east-1")
+    env = jobs.base_environment("https://127.0.0.1:1", "us-east-1", tmp_path)
     assert int(env["OMP_NUM_THREADS"]) == jobs.job_threads() >= 1
-    assert env["PYTHONUNBUFFERED"] == "1" and Path(env["PATH"].split(":")[0]) == Path(sys.executable).parent
+    assert env["PYTHONUNBUFFERED"] == "1" and Path(env["PATH"].split(":")[0]) == image_python(tmp_path).parent
+
+
+def test_a_run_in_the_warm_driver_sees_neither_the_checkout_nor_the_drivers_folder(
+    driver: tuple[jobs.GlueDriver, Path], tmp_path: Path
+) -> None:
+    glue, _ = driver
+    script = tmp_path / "leaky.py"
+    # Given scripts importing this repository's code (not shipped) and a module beside glue_driver.py
+    for module in ("stacks.config", "protocol"):
+        script.write_text(f"import {module}\n")
+        # When each runs in the warm driver
+        code, log = glue.run(
+            str(script),
+            [],
+            jobs.glue_environment("https://127.0.0.1:1", "us-east-1", [], tmp_path),
+            tmp_path,
+            timeout=300,
+        )
+        # Then it fails as in Glue, and the driver goes on
+        assert code == 1
+        assert jobs._python_error(log) == f"ModuleNotFoundError: No module named '{module.split('.')[0]}'"
+    assert glue.alive()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from localcloud.runtime import jobs
+from localcloud.runtime.image import image_python
 from pipelines.training import train
 from pipelines.training.metric_definitions import METRIC_DEFINITIONS, METRIC_NAMES, REPORTED_SPLITS
 from tests.unit.localcloud.support import REGION, source, unique
@@ -257,13 +257,14 @@ def test_relocate_moves_container_paths_into_the_job_directory(tmp_path: Path) -
     assert jobs.relocate("s3://bucket/opt/ml-not-a-path", root) == "s3://bucket/opt/ml-not-a-path"
 
 
-def test_base_environment_points_jobs_at_the_local_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_base_environment_points_jobs_at_the_local_cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("SOME_DEVELOPER_SECRET", "x")
-    env = jobs.base_environment("https://127.0.0.1:4566", "eu-west-1")
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/of/the/developer")
+    env = jobs.base_environment("https://127.0.0.1:4566", "eu-west-1", tmp_path)
     assert env["AWS_ENDPOINT_URL"] == "https://127.0.0.1:4566"
     assert (env["AWS_REGION"], env["AWS_DEFAULT_REGION"]) == ("eu-west-1", "eu-west-1")
-    assert env["PATH"].split(":")[0] == str(Path(sys.executable).parent)
-    assert "SOME_DEVELOPER_SECRET" not in env
+    assert env["PATH"].split(":")[0] == str(image_python(tmp_path).parent)  # python3 is the image's
+    assert "SOME_DEVELOPER_SECRET" not in env and "PYTHONPATH" not in env
 
 
 def training_request(tmp_path: Path, script: str, name: str, **extra: Any) -> dict[str, Any]:

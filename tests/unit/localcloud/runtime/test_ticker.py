@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.events.models import events_backends
 
 from localcloud.clock import clock
 from localcloud.runtime import ticker
@@ -31,7 +32,8 @@ STATE_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:drift-monitor"
         ("rate(2 hours)", 7200),
         ("rate(1 day)", 86_400),
         ("  rate(10 minutes) ", 600),
-        ("cron(0 * * * ? *)", None),  # cron rules are not fired by the local cloud
+        ("cron(0 * * * ? *)", None),  # not a rate
+        ("rate(1 minutes)", None),  # EventBridge: singular for 1
         ("rate(0.5 minutes)", None),
         ("rate(2 weeks)", None),
     ],
@@ -161,10 +163,10 @@ def test_catch_up_is_bounded_per_tick_and_resumes(cloud: SimpleNamespace) -> Non
     [
         ("rate(5 minutes)", "DISABLED", True),
         ("rate(5 minutes)", "ENABLED", False),
-        ("cron(0/5 * * * ? *)", "ENABLED", True),
+        ("cron(0/5 * * * ? *)", "DISABLED", True),
     ],
 )
-def test_disabled_targetless_and_cron_rules_do_not_fire(
+def test_disabled_and_targetless_rules_do_not_fire(
     cloud: SimpleNamespace, expression: str, state: str, targets: bool
 ) -> None:
     schedule(expression, state, targets)
@@ -173,6 +175,75 @@ def test_disabled_targetless_and_cron_rules_do_not_fire(
     clock.advance(3600)
     assert beat.fire_schedules() == 0
     assert cloud.dispatcher.work == []
+
+
+def test_a_cron_rule_fires_at_each_utc_minute_it_names_with_that_slot_as_its_time(
+    cloud: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rule for minutes 0, 20 and 40 of every hour, seen by the ticker at 10:05 UTC
+    start = datetime(2027, 3, 1, 10, 5, tzinfo=UTC).timestamp()
+    clock.advance(start - clock.time())
+    name = schedule("cron(0/20 * * * ? *)")
+    beat = Ticker(cloud)
+    assert beat.fire_schedules() == 0
+    # When 14 cloud minutes pass, nothing is due; at 10:20 the first slot fires
+    clock.advance(14 * 60)
+    assert beat.fire_schedules() == 0
+    clock.advance(60)
+    assert beat.fire_schedules() == 1
+    # When the clock jumps past 11:00, the slots in between fire in order, each with its own time
+    clock.advance(45 * 60)
+    assert beat.fire_schedules() == 2
+    delivered: list[Any] = []
+    monkeypatch.setattr(events_targets, "deliver", lambda rule, target, payload: delivered.append(payload))
+    for work, args in cloud.dispatcher.work:
+        work(*args)
+    assert delivered == [
+        {"window_end": "2027-03-01T10:20:00Z"},
+        {"window_end": "2027-03-01T10:40:00Z"},
+        {"window_end": "2027-03-01T11:00:00Z"},
+    ]
+    assert [e.detail["slot"] for e in journal.of("schedule") if e.detail["rule"] == name] == [
+        "2027-03-01T10:20:00Z",
+        "2027-03-01T10:40:00Z",
+        "2027-03-01T11:00:00Z",
+    ]
+
+
+def test_align_restarts_a_cron_rule_at_its_next_minute(cloud: SimpleNamespace) -> None:
+    # Given an hourly cron rule whose earlier slots were skipped by a jump of the clock
+    clock.advance(datetime(2027, 3, 1, 10, 30, tzinfo=UTC).timestamp() - clock.time())
+    schedule("cron(0 * * * ? *)")
+    beat = Ticker(cloud)
+    beat.fire_schedules()
+    clock.advance(3 * 3600)
+    # When the schedules are aligned before the ticker fires them / Then only the next top of the hour is due
+    beat.align()
+    assert beat.fire_schedules() == 0
+    clock.advance(30 * 60)
+    assert beat.fire_schedules() == 1
+
+
+def test_a_rule_whose_expression_slipped_past_put_rule_never_fires_and_is_journaled(
+    cloud: SimpleNamespace,
+) -> None:
+    # Given a rule stored without the shim's check (moto's own PutRule takes any cron(...))
+    _put_unchecked("cron(0 10 L-3 * ? *)")
+    beat = Ticker(cloud)
+    clock.advance(40 * 86_400)
+    # When the ticker runs twice / Then nothing fires and the refusal is journaled once, with the reason
+    assert beat.fire_schedules() == 0 and beat.fire_schedules() == 0
+    [refused] = [e.detail for e in journal.of("schedule-refused")]
+    assert "Day-of-month 'L-3'" in refused["error"] and "not supported by the local cloud" in refused["error"]
+
+
+def _put_unchecked(expression: str) -> str:
+    name = unique("unchecked")
+    rule = events_targets._original_put_rule(
+        events_backends[ACCOUNT][REGION], name, scheduled_expression=expression, state="ENABLED"
+    )
+    rule.targets.append({"Id": "monitor", "Arn": STATE_MACHINE})
+    return name
 
 
 def test_a_tick_evaluates_the_alarms_on_cloud_time(cloud: SimpleNamespace) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.cloudwatch import models as cw_models
 
@@ -65,15 +66,9 @@ def breach(cloudwatch: Any, name: str, value: float = 3.0) -> None:
 
 
 def manual_alarm(name: str, **extra: Any) -> dict[str, Any]:
-    """A metric-math alarm: the local evaluation leaves it alone, so only SetAlarmState moves it."""
-    return {
-        "AlarmName": name,
-        "EvaluationPeriods": 1,
-        "Threshold": 1.0,
-        "ComparisonOperator": "GreaterThanThreshold",
-        "Metrics": [{"Id": "e", "Expression": "1", "ReturnData": True}],
-        **extra,
-    }
+    """An alarm on a metric that never gets data and ignores missing data: its evaluation keeps whatever state it
+    is in, so only SetAlarmState moves it."""
+    return alarm_request(name, MetricName="NeverReported", TreatMissingData="ignore", **extra)
 
 
 def state_of(cloudwatch: Any, name: str) -> str:
@@ -113,6 +108,7 @@ def test_pinned_moto_neither_evaluates_alarms_nor_runs_their_actions(monkeypatch
     # Given moto's own alarms, with an SNS action whose topic feeds a queue
     shim.install()
     monkeypatch.setattr(cw_models.Alarm, "update_state", shim._original_update)
+    monkeypatch.setattr(cw_models.CloudWatchBackend, "put_metric_alarm", shim._original_put_metric_alarm)
     with mock_aws():
         cloudwatch, sns, sqs = (boto3.client(s, region_name=REGION) for s in ("cloudwatch", "sns", "sqs"))
         topic = sns.create_topic(Name="alarms")["TopicArn"]
@@ -144,26 +140,245 @@ def cloudwatch(clean_journal: None) -> Iterator[Any]:
 
 
 def test_evaluate_all_moves_alarms_to_the_state_their_data_says(cloudwatch: Any) -> None:
-    # Given a breaching alarm, a quiet alarm and a metric-math alarm
+    # Given a breaching alarm and a quiet alarm (missing data not breaching), both new: INSUFFICIENT_DATA
     breaching, quiet = unique("breaching"), unique("quiet")
     cloudwatch.put_metric_alarm(**alarm_request(breaching))
     cloudwatch.put_metric_alarm(**alarm_request(quiet))
     breach(cloudwatch, breaching)
-    math = unique("math")
-    cloudwatch.put_metric_alarm(**manual_alarm(math))
+    assert state_of(cloudwatch, breaching) == state_of(cloudwatch, quiet) == "INSUFFICIENT_DATA"
     # When every alarm is evaluated
     states = shim.evaluate_all(ACCOUNT, REGION)
-    # Then the data decides, metric math is left alone, and each change is journaled
+    # Then the data decides, and each change is journaled
     assert (states[breaching], states[quiet]) == ("ALARM", "OK")
-    assert math not in states
     [record] = [e.detail for e in journal.of("alarm") if e.detail["alarm"] == breaching]
-    assert (record["previous"], record["state"]) == ("OK", "ALARM")
+    assert (record["previous"], record["state"]) == ("INSUFFICIENT_DATA", "ALARM")
     assert record["reason"].startswith("Threshold Crossed: 1 out of the last 1 datapoints [3]")
     described = cloudwatch.describe_alarms(AlarmNames=[breaching])["MetricAlarms"][0]
     assert json.loads(described["StateReasonData"])["recentDatapoints"] == [3.0]
     # And evaluating again changes nothing
     shim.evaluate_all(ACCOUNT, REGION)
     assert len([e for e in journal.of("alarm") if e.detail["alarm"] == breaching]) == 1
+
+
+# ---- initial state, metric math and composite alarms (decorator mode) ---------------------------------------
+
+
+def test_pinned_moto_starts_alarms_in_ok_replaces_them_on_update_and_has_no_composite_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shim.install()
+    monkeypatch.setattr(cw_models.CloudWatchBackend, "put_metric_alarm", shim._original_put_metric_alarm)
+    monkeypatch.delattr(shim_response(), "put_composite_alarm")
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        name = unique("moto")
+        cloudwatch.put_metric_alarm(**alarm_request(name))
+        created = state_of(cloudwatch, name)
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+        cloudwatch.put_metric_alarm(**alarm_request(name, Threshold=5.0))
+        updated = state_of(cloudwatch, name)
+        with pytest.raises(NotImplementedError, match="put_composite_alarm"):
+            cloudwatch.put_composite_alarm(AlarmName=unique("composite"), AlarmRule=f"ALARM({name})")
+    assert (created, updated) == ("OK", "OK"), revisit(SHIM)
+
+
+def shim_response() -> Any:
+    from moto.cloudwatch.responses import CloudWatchResponse
+
+    return CloudWatchResponse
+
+
+def test_a_new_alarm_is_insufficient_data_and_an_update_keeps_its_state(cloudwatch: Any) -> None:
+    # Given a new alarm: CloudWatch sets it to INSUFFICIENT_DATA until it is evaluated (PutMetricAlarm reference)
+    name = unique("new")
+    cloudwatch.put_metric_alarm(**alarm_request(name))
+    [described] = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert (described["StateValue"], described["StateReason"]) == (
+        "INSUFFICIENT_DATA",
+        "Unchecked: Initial alarm creation",
+    )
+    # When it is in ALARM and its configuration is updated / Then its state is left unchanged
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="operator")
+    cloudwatch.put_metric_alarm(**alarm_request(name, Threshold=5.0))
+    [described] = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert (described["StateValue"], described["StateReason"], described["Threshold"]) == ("ALARM", "operator", 5.0)
+
+
+@pytest.mark.parametrize(
+    ("treat_missing", "state"),
+    [("missing", "INSUFFICIENT_DATA"), ("ignore", "INSUFFICIENT_DATA"), ("notBreaching", "OK"), ("breaching", "ALARM")],
+)
+def test_from_insufficient_data_without_any_data_the_treatment_of_missing_data_decides(
+    cloudwatch: Any, treat_missing: str, state: str
+) -> None:
+    name = unique("quiet")
+    cloudwatch.put_metric_alarm(**alarm_request(name, TreatMissingData=treat_missing))
+    assert shim.evaluate_all(ACCOUNT, REGION)[name] == state
+
+
+def math_alarm(name: str, expression: str, **extra: Any) -> dict[str, Any]:
+    """An error-rate alarm: 5XX errors / invocations, in percent, over the alarm test namespace."""
+
+    def stat(query_id: str, metric: str) -> dict[str, Any]:
+        return {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": NAMESPACE,
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "EndpointName", "Value": name}],
+                },
+                "Period": 300,
+                "Stat": "Sum",
+            },
+            "ReturnData": False,
+        }
+
+    return {
+        "AlarmName": name,
+        "EvaluationPeriods": 1,
+        "Threshold": 5.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "TreatMissingData": "notBreaching",
+        "Metrics": [
+            stat("errors", "Invocation5XXErrors"),
+            stat("requests", "Invocations"),
+            {"Id": "rate", "Expression": expression, "ReturnData": True},
+        ],
+        **extra,
+    }
+
+
+def put(cloudwatch: Any, name: str, metric: str, value: float) -> None:
+    cloudwatch.put_metric_data(
+        Namespace=NAMESPACE,
+        MetricData=[
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": "EndpointName", "Value": name}],
+                "Value": value,
+                "Timestamp": datetime.fromtimestamp(math.floor(clock.time() / 300) * 300 - 30, UTC),
+            }
+        ],
+    )
+
+
+def test_a_metric_math_alarm_is_evaluated_on_its_expression(cloudwatch: Any) -> None:
+    # Given an error-rate alarm (100 * errors / requests > 5%) and, in the last period, 3 errors in 40 requests
+    name = unique("error-rate")
+    cloudwatch.put_metric_alarm(**math_alarm(name, "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)"))
+    put(cloudwatch, name, "Invocation5XXErrors", 3)
+    put(cloudwatch, name, "Invocations", 40)
+    # When the alarms are evaluated
+    states = shim.evaluate_all(ACCOUNT, REGION)
+    # Then the expression decides: 7.5% > 5%
+    assert states[name] == "ALARM"
+    [described] = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    assert described["StateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoints [7.5]")
+    assert json.loads(described["StateReasonData"])["period"] == 300
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("SEARCH('{AWS/SageMaker} Invocations', 'Sum', 300)", "the metric math function SEARCH is not supported"),
+        ("errors / nope", "the expression names 'nope', which is not a query of the alarm"),
+        ("METRICS()", "must return a single time series, not an array"),
+        ("100 * (errors", "expected ) in"),
+    ],
+)
+def test_a_metric_math_alarm_the_local_cloud_cannot_evaluate_is_refused_with_the_reason(
+    cloudwatch: Any, expression: str, message: str
+) -> None:
+    name = unique("refused")
+    with pytest.raises(ClientError) as error:
+        cloudwatch.put_metric_alarm(**math_alarm(name, expression))
+    assert error.value.response["Error"]["Code"] == "ValidationError"
+    assert error.value.response["Error"]["Message"].startswith(f"alarm {name}: ")
+    assert message in error.value.response["Error"]["Message"]
+    assert cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"] == []
+
+
+def test_a_composite_alarm_follows_its_rule(cloudwatch: Any) -> None:
+    # Given two metric alarms and a composite: errors in ALARM while no deployment is in progress
+    errors, deploying = unique("errors"), unique("deploying")
+    for name in (errors, deploying):
+        cloudwatch.put_metric_alarm(**manual_alarm(name))
+    composite = unique("page-oncall")
+    cloudwatch.put_composite_alarm(
+        AlarmName=composite, AlarmRule=f'ALARM("{errors}") AND NOT ALARM({deploying})', AlarmDescription="page"
+    )
+    [described] = cloudwatch.describe_alarms(AlarmNames=[composite], AlarmTypes=["CompositeAlarm"])["CompositeAlarms"]
+    assert (described["StateValue"], described["AlarmRule"]) == (
+        "INSUFFICIENT_DATA",
+        f'ALARM("{errors}") AND NOT ALARM({deploying})',
+    )
+    # When the errors alarm goes to ALARM / Then the composite does too
+    cloudwatch.set_alarm_state(AlarmName=errors, StateValue="ALARM", StateReason="test")
+    assert shim.evaluate_all(ACCOUNT, REGION)[composite] == "ALARM"
+    reason = cloudwatch.describe_alarms(AlarmNames=[composite], AlarmTypes=["CompositeAlarm"])["CompositeAlarms"][0]
+    assert f"{errors} is ALARM" in reason["StateReason"]
+    # When a deployment is in progress / Then the composite is OK again
+    cloudwatch.set_alarm_state(AlarmName=deploying, StateValue="ALARM", StateReason="test")
+    assert shim.evaluate_all(ACCOUNT, REGION)[composite] == "OK"
+    transitions = [
+        (e.detail["previous"], e.detail["state"]) for e in journal.of("alarm") if e.detail["alarm"] == composite
+    ]
+    assert transitions == [("INSUFFICIENT_DATA", "ALARM"), ("ALARM", "OK")]
+
+
+def test_a_composite_of_composites_is_evaluated_after_the_ones_it_names(cloudwatch: Any) -> None:
+    base = unique("base")
+    cloudwatch.put_metric_alarm(**manual_alarm(base))
+    inner, outer = unique("inner"), unique("outer")
+    cloudwatch.put_composite_alarm(AlarmName=inner, AlarmRule=f"ALARM({base})")
+    cloudwatch.put_composite_alarm(AlarmName=outer, AlarmRule=f"ALARM({inner}) OR FALSE")
+    cloudwatch.set_alarm_state(AlarmName=base, StateValue="ALARM", StateReason="test")
+    states = shim.evaluate_all(ACCOUNT, REGION)
+    assert (states[inner], states[outer]) == ("ALARM", "ALARM")
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            "ALARM(does-not-exist)",
+            "Could not save the composite alarm as alarms ['does-not-exist'] in the alarm rule do not exist",
+        ),
+        ("ALARM({base}) AND", "ends too early"),
+        ("ANOMALY({base})", "ANOMALY(...) is not an AlarmRule function"),
+        ("ALARM({self})", "would make a cycle"),
+    ],
+)
+def test_an_alarm_rule_cloudwatch_would_refuse_is_refused(cloudwatch: Any, rule: str, message: str) -> None:
+    base, name = unique("base"), unique("composite")
+    cloudwatch.put_metric_alarm(**manual_alarm(base))
+    with pytest.raises(ClientError) as error:
+        cloudwatch.put_composite_alarm(AlarmName=name, AlarmRule=rule.format(base=base, self=name))
+    assert error.value.response["Error"]["Code"] == "ValidationError"
+    assert message in error.value.response["Error"]["Message"]
+
+
+def test_a_composite_alarm_deploys_from_a_template(cloudwatch: Any) -> None:
+    from localcloud.shims import cloudformation
+
+    cloudformation.install()
+    base = unique("base")
+    template = {
+        "Resources": {
+            "Base": {"Type": "AWS::CloudWatch::Alarm", "Properties": manual_alarm(base)},
+            "Composite": {
+                "Type": "AWS::CloudWatch::CompositeAlarm",
+                "Properties": {"AlarmName": f"{base}-composite", "AlarmRule": {"Fn::Sub": "ALARM(${Base})"}},
+            },
+        }
+    }
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_stack(StackName=unique("stack"), TemplateBody=json.dumps(template))
+    [described] = cloudwatch.describe_alarms(AlarmNames=[f"{base}-composite"], AlarmTypes=["CompositeAlarm"])[
+        "CompositeAlarms"
+    ]
+    assert described["AlarmRule"] == f"ALARM({base})"
 
 
 # ---- actions in a running local cloud ------------------------------------------------------------------
@@ -242,23 +457,28 @@ def test_a_breach_invokes_the_lambda_action_with_the_alarm_event_and_publishes_t
     actions = Actions(cloud)
     name = unique("endpoint-5xx")
     cloudwatch = cloud.clients.cloudwatch
-    cloudwatch.put_metric_alarm(**alarm_request(name, AlarmActions=[actions.function, actions.topic]))
-    # When its metric breaches and the alarm is evaluated
+    # When its metric has breached (before the alarm exists: its first evaluation, by the heartbeat or here, sees it)
     breach(cloudwatch, name)
+    cloudwatch.put_metric_alarm(**alarm_request(name, AlarmActions=[actions.function, actions.topic]))
     shim.evaluate_all(ACCOUNT, REGION)
     cloud.settle()
     # Then the Lambda received the CloudWatch alarm event, which the retrain Lambda's model parses
     [event] = actions.events()
     parsed = AlarmEvent.model_validate(event)
     assert (parsed.alarm_data.alarm_name, parsed.alarm_data.state.value) == (name, "ALARM")
-    assert parsed.alarm_data.previous_state is not None and parsed.alarm_data.previous_state.value == "OK"
+    assert parsed.alarm_data.previous_state is not None
+    assert parsed.alarm_data.previous_state.value == "INSUFFICIENT_DATA"
     assert parsed.alarm_arn == f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
     assert json.loads(parsed.alarm_data.state.reason_data or "{}")["recentDatapoints"] == [3.0]
     # And the topic got CloudWatch's alarm message
     [notification] = actions.mail()
     assert notification["Subject"] == f'ALARM: "{name}" in {REGION}'
     message = json.loads(notification["Message"])
-    assert (message["AlarmName"], message["NewStateValue"], message["OldStateValue"]) == (name, "ALARM", "OK")
+    assert (message["AlarmName"], message["NewStateValue"], message["OldStateValue"]) == (
+        name,
+        "ALARM",
+        "INSUFFICIENT_DATA",
+    )
     assert [e.detail["outcome"] for e in journal.of("alarm-action") if e.detail["alarm"] == name] == ["published"]
 
 
@@ -274,7 +494,7 @@ def test_set_alarm_state_runs_the_actions_of_each_new_state(cloud: Any) -> None:
         cloud.settle()
     # Then each change (not the repeat) ran the new state's actions, in order
     assert [(e["alarmData"]["previousState"]["value"], e["alarmData"]["state"]["value"]) for e in actions.events()] == [
-        ("OK", "ALARM"),
+        ("INSUFFICIENT_DATA", "ALARM"),
         ("ALARM", "OK"),
     ]
     assert actions.events()[0]["alarmData"]["state"]["reason"] == "operator says ALARM"

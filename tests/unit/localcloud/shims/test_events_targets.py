@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.events import models as events_models
 from moto.events.models import events_backends
@@ -345,3 +346,47 @@ def test_install_is_idempotent() -> None:
     first = events_models.Rule.send_to_targets
     shim.install()
     assert events_models.Rule.send_to_targets is first is shim.send_to_targets
+
+
+# ---- schedule expressions are checked when the rule is created ------------------------------------------
+
+
+def test_pinned_moto_takes_any_cron_and_a_loose_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given moto's own PutRule
+    monkeypatch.setattr(events_models.EventsBackend, "put_rule", shim._original_put_rule)
+    with mock_aws():
+        events = boto3.client("events", region_name=REGION)
+        # When rules with expressions EventBridge refuses are created / Then moto stores them
+        for expression in ("cron(this is not cron)", "rate(1 hours)"):
+            events.put_rule(Name=unique("loose"), ScheduleExpression=expression)
+        assert len(events.list_rules()["Rules"]) == 2, revisit(SHIM)
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        (
+            "cron(0 10 * * * *)",
+            "Parameter ScheduleExpression is not valid. exactly one of Day-of-month and Day-of-week",
+        ),
+        ("rate(1 hours)", "Parameter ScheduleExpression is not valid. rate(1 hours): the unit is singular for 1"),
+        ("cron(0 10 ? * 5L *)", "Day-of-week '5L' (the guide documents L alone) is not supported by the local cloud"),
+    ],
+)
+def test_a_schedule_eventbridge_refuses_or_the_local_cloud_cannot_fire_is_refused_at_put_rule(
+    expression: str, message: str
+) -> None:
+    shim.install()
+    with mock_aws():
+        events = boto3.client("events", region_name=REGION)
+        name = unique("scheduled")
+        # When the rule is created / Then PutRule fails with the reason, naming the rule, and stores nothing
+        with pytest.raises(ClientError) as error:
+            events.put_rule(Name=name, ScheduleExpression=expression)
+        assert error.value.response["Error"]["Code"] == "ValidationException"
+        assert message in error.value.response["Error"]["Message"]
+        assert f"(rule {name}: {expression})" in error.value.response["Error"]["Message"]
+        assert events.list_rules()["Rules"] == []
+        # And a valid cron rule is created as before
+        events.put_rule(Name=name, ScheduleExpression="cron(0 10 ? * MON-FRI *)")
+        assert [r["ScheduleExpression"] for r in events.list_rules()["Rules"]] == ["cron(0 10 ? * MON-FRI *)"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future
 from importlib.metadata import version
 from typing import Any
 
@@ -38,6 +39,18 @@ def canary(percent: int = 10, wait: int = 300, termination: int = 120, timeout: 
 
 @pytest.fixture
 def sm() -> Iterator[Any]:
+    """moto + the shim with instant provisioning (the traffic-shifting tests); ``provisioned`` keeps the table."""
+    with shim.provisioning_times(shim.ProvisioningTimes.instant()):
+        yield from _moto_with_alarm()
+
+
+@pytest.fixture
+def provisioned() -> Iterator[Any]:
+    """moto + the shim with the default provisioning times: the table's typical figures."""
+    yield from _moto_with_alarm()
+
+
+def _moto_with_alarm() -> Iterator[Any]:
     shim.install()
     clock.reset()
     with mock_aws():
@@ -142,7 +155,7 @@ def test_patch_points_still_exist_in_moto(sm: Any) -> None:
     assert "a" in backend._models
     for method in ("create_model", "create_endpoint_config", "create_endpoint", "describe_endpoint", "list_endpoints"):
         assert callable(getattr(SageMakerModelBackend, method))
-    assert cloudwatch_backends[ACCOUNT][REGION].alarms[ALARM].state_value == "OK"
+    assert cloudwatch_backends[ACCOUNT][REGION].alarms[ALARM].state_value in ("OK", "INSUFFICIENT_DATA")
     assert isinstance(applicationautoscaling_backends[ACCOUNT][REGION].targets, dict)
 
 
@@ -221,7 +234,15 @@ def test_canary_shifts_traffic_bakes_then_completes(sm: Any) -> None:
     assert described["LastDeploymentConfig"] == canary()
     assert described["DataCaptureConfig"]["CurrentSamplingPercentage"] == 50
     events = [e["event"] for e in shim.history(ACCOUNT, REGION, ENDPOINT)]
-    assert events == ["created", "update-started", "traffic-shifted", "traffic-shifted", "completed"]
+    assert events == [
+        "created",
+        "in-service",
+        "update-started",
+        "fleet-provisioned",
+        "traffic-shifted",
+        "traffic-shifted",
+        "completed",
+    ]
 
 
 def test_linear_moves_traffic_in_steps(sm: Any) -> None:
@@ -404,6 +425,206 @@ def test_instance_type_change_of_an_autoscaled_variant_is_refused(sm: Any) -> No
     sm.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="same-type")  # a new model is allowed
 
 
+# ---- provisioning: delays from the table, the fleet's ping before InService, failures at create/update -------
+
+PING_FAILED = (
+    "The primary container for production variant AllTraffic did not pass the ping health check. "
+    "Please check CloudWatch logs for this endpoint."
+)
+
+
+class FleetCheck:
+    """A stand-in for the data plane's container start + GET /ping: models named in ``broken`` fail, the rest
+    pass; with ``hold`` the answer waits until ``release``."""
+
+    def __init__(self, broken: tuple[str, ...] = (), hold: bool = False) -> None:
+        self.broken, self.hold = broken, hold
+        self.calls: list[tuple[str, list[tuple[str, str]]]] = []
+        self.waiting: list[tuple[Future[str | None], str | None]] = []
+
+    def __call__(self, endpoint: str, variants: list[tuple[str, str]]) -> Future[str | None]:
+        self.calls.append((endpoint, variants))
+        answer = PING_FAILED if any(model in self.broken for _, model in variants) else None
+        future: Future[str | None] = Future()
+        if self.hold:
+            self.waiting.append((future, answer))
+        else:
+            future.set_result(answer)
+        return future
+
+    def release(self) -> None:
+        for future, answer in self.waiting:
+            future.set_result(answer)
+
+
+@pytest.fixture
+def fleet_check() -> Iterator[FleetCheck]:
+    check = FleetCheck(broken=("broken",))
+    shim.set_fleet_check(check)
+    yield check
+    shim.set_fleet_check(None)
+
+
+def test_the_default_provisioning_times_are_the_tables_typical_figures() -> None:
+    from localcloud import durations
+
+    # The local cloud's endpoints take the shared table's delays unless a test sets others explicitly
+    times = shim.set_provisioning_times(shim.ProvisioningTimes.instant())
+    shim.set_provisioning_times(times)
+    assert times == shim.ProvisioningTimes.from_table()
+    assert times.create == durations.typical(durations.ENDPOINT_CREATE) > 0
+    assert times.update == durations.typical(durations.ENDPOINT_UPDATE_PROVISION) > 0
+
+
+def test_creation_takes_the_provisioning_time_and_pings_the_fleet_first(
+    provisioned: Any, fleet_check: FleetCheck
+) -> None:
+    times = shim.ProvisioningTimes.from_table()
+    # Given a model and its config
+    model_and_config(provisioned, "champion")
+    # When the endpoint is created
+    provisioned.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="champion")
+    # Then its fleet's containers are started and pinged, and it is Creating (no traffic) until provisioned
+    assert fleet_check.calls == [(ENDPOINT, [("AllTraffic", "champion")])]
+    assert live(provisioned)["EndpointStatus"] == "Creating"
+    assert shim.routes(ACCOUNT, REGION, ENDPOINT) == []
+    clock.advance(times.create - 1)
+    assert live(provisioned)["EndpointStatus"] == "Creating"
+    # When the provisioning time has passed on the cloud clock
+    clock.advance(1)
+    # Then it is InService and serves
+    assert live(provisioned)["EndpointStatus"] == "InService"
+    assert shares() == {("champion", "production"): 1.0}
+    assert [e["event"] for e in shim.history(ACCOUNT, REGION, ENDPOINT)] == ["created", "in-service"]
+
+
+def test_a_container_still_starting_keeps_the_endpoint_creating(provisioned: Any) -> None:
+    # Given a fleet whose containers have not answered their ping yet (a slow host)
+    check = FleetCheck(hold=True)
+    shim.set_fleet_check(check)
+    try:
+        model_and_config(provisioned, "champion")
+        provisioned.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="champion")
+        # When the provisioning time passes / Then it stays Creating: InService needs the ping
+        clock.advance(shim.ProvisioningTimes.from_table().create + 60)
+        assert live(provisioned)["EndpointStatus"] == "Creating"
+        # When the ping answers 200 / Then it is InService
+        check.release()
+        assert live(provisioned)["EndpointStatus"] == "InService"
+    finally:
+        shim.set_fleet_check(None)
+
+
+def test_a_model_that_does_not_load_fails_the_creation_with_sagemakers_reason(
+    provisioned: Any, fleet_check: FleetCheck
+) -> None:
+    times = shim.ProvisioningTimes.from_table()
+    # Given a model whose container does not pass its ping (model_fn raises, the archive is missing or corrupt)
+    model_and_config(provisioned, "broken")
+    # When the endpoint is created
+    provisioned.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="broken")
+    # Then it is Creating through the provisioning time and SageMaker's health-check window
+    clock.advance(times.create + times.ping_failure - 1)
+    assert live(provisioned)["EndpointStatus"] == "Creating"
+    clock.advance(1)
+    # And then Failed with the FailureReason SageMaker gives; it never serves, and only deletion is possible
+    described = live(provisioned)
+    assert (described["EndpointStatus"], described["FailureReason"]) == ("Failed", PING_FAILED)
+    assert shim.routes(ACCOUNT, REGION, ENDPOINT) == []
+    model_and_config(provisioned, "champion")
+    with pytest.raises(ClientError) as error:
+        provisioned.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="champion")
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    assert "Cannot update in-progress endpoint" in error.value.response["Error"]["Message"]
+    provisioned.delete_endpoint(EndpointName=ENDPOINT)
+    [failed] = [e for e in shim.history(ACCOUNT, REGION, ENDPOINT)] or [None]
+    assert failed is None  # deleted: no history left
+
+
+def test_an_update_provisions_the_green_fleet_before_any_traffic_shifts(
+    provisioned: Any, fleet_check: FleetCheck
+) -> None:
+    times = shim.ProvisioningTimes.from_table()
+    model_and_config(provisioned, "champion")
+    provisioned.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="champion")
+    clock.advance(times.create)
+    model_and_config(provisioned, "challenger")
+    # When a canary update starts
+    provisioned.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="challenger", DeploymentConfig=canary())
+    # Then the green fleet is provisioning: Updating, its variants Creating, all traffic still on the champion
+    described = live(provisioned)
+    assert described["EndpointStatus"] == "Updating"
+    [variant] = described["PendingDeploymentSummary"]["ProductionVariants"]
+    assert variant["VariantStatus"][0]["Status"] == "Creating"
+    assert shares() == {("champion", "production"): 1.0}
+    assert fleet_check.calls[-1] == (ENDPOINT, [("AllTraffic", "challenger")])
+    # When the green fleet is up / Then the canary takes its share and bakes
+    clock.advance(times.update)
+    assert shares() == {("champion", "production"): 0.9, ("challenger", "production"): 0.1}
+    assert live(provisioned)["PendingDeploymentSummary"]["ProductionVariants"][0]["VariantStatus"][0]["Status"] == (
+        "Baking"
+    )
+    # And the rest of the timeline follows from there: bake, all traffic, final bake, termination wait
+    clock.advance(300 + 300 + 120)
+    assert (live(provisioned)["EndpointStatus"], live(provisioned)["EndpointConfigName"]) == ("InService", "challenger")
+
+
+def test_a_green_fleet_that_does_not_load_rolls_back_through_rolling_back(
+    provisioned: Any, fleet_check: FleetCheck
+) -> None:
+    times = shim.ProvisioningTimes.from_table()
+    # Given the champion in service
+    model_and_config(provisioned, "champion")
+    provisioned.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="champion")
+    clock.advance(times.create)
+    model_and_config(provisioned, "broken")
+    # When an update to a model whose container fails its ping starts
+    provisioned.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="broken", DeploymentConfig=canary())
+    statuses = [live(provisioned)["EndpointStatus"]]
+    clock.advance(times.update + times.ping_failure)
+    # Then the update fails before any traffic reaches it: RollingBack, the champion serving everything
+    described = live(provisioned)
+    statuses.append(described["EndpointStatus"])
+    assert shares() == {("champion", "production"): 1.0}
+    [variant] = described["PendingDeploymentSummary"]["ProductionVariants"]
+    assert variant["VariantStatus"][0]["Status"] == "Deleting"
+    # And once the green fleet is gone: InService on the OLD config, with the FailureReason SageMaker shows
+    clock.advance(times.rollback)
+    described = live(provisioned)
+    statuses.append(described["EndpointStatus"])
+    assert statuses == ["Updating", "RollingBack", "InService"]
+    assert described["EndpointConfigName"] == "champion"
+    assert described["FailureReason"] == PING_FAILED
+    assert "PendingDeploymentSummary" not in described
+    events = [e["event"] for e in shim.history(ACCOUNT, REGION, ENDPOINT)]
+    assert events[-3:] == ["update-started", "rolling-back", "rolled-back"]
+    # And the next update clears the FailureReason
+    model_and_config(provisioned, "fixed")
+    provisioned.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="fixed")
+    assert "FailureReason" not in live(provisioned)
+
+
+def test_an_alarm_rollback_passes_through_rolling_back_and_leaves_no_reason(
+    provisioned: Any, fleet_check: FleetCheck
+) -> None:
+    times = shim.ProvisioningTimes.from_table()
+    model_and_config(provisioned, "champion")
+    provisioned.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="champion")
+    clock.advance(times.create)
+    model_and_config(provisioned, "challenger")
+    provisioned.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="challenger", DeploymentConfig=canary())
+    clock.advance(times.update + 60)
+    # When a rollback alarm trips during the canary's bake
+    set_alarm("ALARM")
+    # Then traffic is back on the champion at once, the endpoint RollingBack, then InService with no reason
+    assert shares() == {("champion", "production"): 1.0}
+    assert live(provisioned)["EndpointStatus"] == "RollingBack"
+    clock.advance(times.rollback)
+    described = live(provisioned)
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "champion")
+    assert "FailureReason" not in described
+
+
 # ---- shadow variants, duplicates, server mode ---------------------------------------------------------------
 
 
@@ -479,9 +700,13 @@ def test_update_endpoint_works_through_the_moto_server() -> None:
         client = boto3.client("sagemaker", region_name=REGION, endpoint_url=f"http://{host}:{port}")
         model_and_config(client, "a")
         client.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a", DeploymentConfig=canary())
+        times = shim.ProvisioningTimes.from_table()
+        assert client.describe_endpoint(EndpointName=ENDPOINT)["EndpointStatus"] == "Creating"
+        clock.advance(times.create)
         model_and_config(client, "b")
-        # When an update goes through HTTP
+        # When an update goes through HTTP and its green fleet is provisioned
         client.update_endpoint(EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary(percent=20))
+        clock.advance(times.update)
         # Then describe (over HTTP) and routes (in-process) see the same deployment
         assert client.describe_endpoint(EndpointName=ENDPOINT)["PendingDeploymentSummary"]["EndpointConfigName"] == "b"
         assert {r.model_name: round(r.weight, 6) for r in shim.routes(ACCOUNT, REGION, ENDPOINT)} == {

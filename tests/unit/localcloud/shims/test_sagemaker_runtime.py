@@ -15,6 +15,7 @@ from moto import mock_aws
 from moto.sagemakerruntime import responses as runtime_responses
 from moto.sagemakerruntime.models import sagemakerruntime_backends
 
+from localcloud.shims import sagemaker_endpoints
 from localcloud.shims import sagemaker_runtime as shim
 from tests.unit.localcloud.support import (
     ACCOUNT,
@@ -25,6 +26,7 @@ from tests.unit.localcloud.support import (
     running_cloud,
     tar_gz,
     unique,
+    wait_for_endpoint,
 )
 
 SHIM = "sagemaker_runtime"
@@ -121,7 +123,12 @@ def test_without_a_runtime_invocation_fails_loudly() -> None:
 
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[Any]:
-    with running_cloud() as local:
+    # these tests are about requests: endpoints are provisioned without the table's delays (their containers
+    # still start and answer their ping before InService)
+    with (
+        sagemaker_endpoints.provisioning_times(sagemaker_endpoints.ProvisioningTimes.instant()),
+        running_cloud() as local,
+    ):
         s3, sm = local.clients.s3, local.clients.sagemaker
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(
@@ -153,6 +160,7 @@ def cloud() -> Iterator[Any]:
             ],
         )
         sm.create_endpoint(EndpointName="runtime-endpoint", EndpointConfigName="runtime-config")
+        assert wait_for_endpoint(sm, "runtime-endpoint")["EndpointStatus"] == "InService"
         yield local
 
 
@@ -264,6 +272,7 @@ def test_invocations_are_counted_in_aws_sagemaker_metrics_as_sagemaker_defines_t
     # Given a fresh endpoint on the same model
     endpoint = unique("metrics-endpoint")
     cloud.clients.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName="runtime-config")
+    wait_for_endpoint(cloud.clients.sagemaker, endpoint)
     # When it answers twice, refuses a bad request, fails on a crash and does not answer one in time
     invoke(cloud, b"1,2", EndpointName=endpoint)
     invoke(cloud, b"1,2", EndpointName=endpoint)
@@ -304,6 +313,7 @@ def test_captured_requests_are_written_as_sagemaker_capture_files(cloud: Any) ->
         },
     )
     cloud.clients.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+    wait_for_endpoint(cloud.clients.sagemaker, endpoint)
     # When it is invoked twice (one with an inference id) and the capture buffer is flushed
     invoke(cloud, b"1,2", EndpointName=endpoint, InferenceId="request-1")
     invoke(cloud, b"3,4", EndpointName=endpoint)

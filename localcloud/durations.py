@@ -1,0 +1,162 @@
+"""The one table of cloud delays: how long AWS takes for the steps no code of ours controls.
+
+Every figure has a typical and an upper value (seconds) and its source: AWS documentation (``doc``), a public
+measurement (``measured``: a report with the numbers, cited), or a reasoned ``assumption`` to be replaced by a
+measured run in a real account. The local cloud replays these delays on its clock (``localcloud.clock``), so a
+demo at 240x shows the real shape of a timeline in seconds; a timeline model (the critical path of the
+synthesized state machines, issue 25) reads the same rows. Stage settings (bake times, termination waits,
+schedules) are not here: they live in ``stacks/config.py`` and reach the local cloud through the template.
+
+Who reads which row today: ``localcloud.shims.sagemaker_endpoints`` (``ENDPOINT_*``); the job rows are for the
+timeline model (the local jobs run as fast as the host allows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Basis = Literal["doc", "measured", "assumption"]
+
+
+@dataclass(frozen=True)
+class Delay:
+    key: str
+    typical: float  # seconds
+    upper: float  # seconds
+    basis: Basis
+    source: str
+    what: str
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.typical <= self.upper:
+            raise ValueError(f"{self.key}: need 0 <= typical ({self.typical}) <= upper ({self.upper})")
+        if not self.source.strip():
+            raise ValueError(f"{self.key}: every figure needs its source")
+
+
+ENDPOINT_CREATE = "sagemaker.endpoint.create"
+ENDPOINT_UPDATE_PROVISION = "sagemaker.endpoint.update.provision"
+ENDPOINT_PING_FAILURE = "sagemaker.endpoint.ping_failure"
+ENDPOINT_ROLLBACK = "sagemaker.endpoint.rollback"
+
+TABLE: tuple[Delay, ...] = (
+    Delay(
+        ENDPOINT_CREATE,
+        typical=360,
+        upper=600,
+        basis="measured",
+        what="CreateEndpoint: instances launched, image pulled, model downloaded, container passes GET /ping",
+        source="aws/sagemaker-python-sdk#1006: deploy() of one ml.m4.xlarge endpoint took ~8.5 min; "
+        "hashicorp/terraform-provider-aws#39090: endpoints 'now taking a little over 10 minutes' (its 10 min "
+        "wait raised to 60); typical 6 min for one CPU instance and a small scikit-learn image is an assumption "
+        "inside those reports (docs/performance.md: 5-8 min)",
+    ),
+    Delay(
+        ENDPOINT_UPDATE_PROVISION,
+        typical=360,
+        upper=600,
+        basis="assumption",
+        what="UpdateEndpoint (blue/green): the green fleet is provisioned before any traffic shifts",
+        source="doc: 'SageMaker AI provisions a new fleet with the updates (the green fleet)' before shifting "
+        "(docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green.html); no duration given: "
+        "taken equal to a creation (same instances, image and model)",
+    ),
+    Delay(
+        ENDPOINT_PING_FAILURE,
+        typical=300,
+        upper=1200,
+        basis="assumption",
+        what="after provisioning, until SageMaker gives up on a container whose GET /ping never answers 200",
+        source="doc: ProductionVariant.ContainerStartupHealthCheckTimeoutInSeconds accepts 60-3600 s "
+        "(docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariant.html); the default window "
+        "is not documented there: assumption",
+    ),
+    Delay(
+        ENDPOINT_ROLLBACK,
+        typical=60,
+        upper=300,
+        basis="assumption",
+        what="RollingBack: traffic is back on the blue fleet at once; the green fleet is torn down before "
+        "the endpoint is InService again",
+        source="doc: RollingBack 'is in the process of rolling back to its previous configuration. Once the "
+        "rollback completes, endpoint returns to an InService status' (API_DescribeEndpoint EndpointStatus); "
+        "no duration given: assumption",
+    ),
+    Delay(
+        "sagemaker.training.startup",
+        typical=180,
+        upper=300,
+        basis="measured",
+        what="CreateTrainingJob until the script starts: instance provisioning, image download, input download",
+        source="NVIDIA-Merlin/Transformers4Rec#794 job log: 'Starting' 22:15:03 -> 'Training image download "
+        "completed' 22:18:59 (236 s, a large GPU image); typical 3 min for the smaller scikit-learn image: "
+        "assumption",
+    ),
+    Delay(
+        "sagemaker.training.warm_pool_startup",
+        typical=20,
+        upper=60,
+        basis="assumption",
+        what="a training job that reuses a SageMaker managed warm pool instance (KeepAlivePeriodInSeconds)",
+        source="doc: warm pools reuse retained instances 'reducing the time spent provisioning' "
+        "(docs.aws.amazon.com/sagemaker/latest/dg/train-warm-pools.html); seconds not documented: assumption",
+    ),
+    Delay(
+        "sagemaker.processing.startup",
+        typical=300,
+        upper=480,
+        basis="measured",
+        what="CreateProcessingJob until the container's entrypoint runs (processing jobs have no warm pools)",
+        source="aws/sagemaker-python-sdk#4358: a 30 s script took 8 min 17 s end to end 'bc of infra "
+        "allocation' (~7.8 min of start-up: the upper figure); typical 5 min: assumption",
+    ),
+    Delay(
+        "glue.job.startup",
+        typical=30,
+        upper=90,
+        basis="assumption",
+        what="StartJobRun of a Glue 5.0 Spark job until the script runs (before pip installs)",
+        source="doc: Glue 2.0+ runs Spark ETL jobs 'with reduced startup times' "
+        "(docs.aws.amazon.com/glue/latest/dg/reduced-start-times-spark-etl-jobs.html); no figure for 5.0: "
+        "assumption",
+    ),
+    Delay(
+        "glue.job.additional_python_modules",
+        typical=45,
+        upper=120,
+        basis="assumption",
+        what="pip install of --additional-python-modules at every Glue job start (pandas, pyarrow, numpy)",
+        source="doc: Glue installs them with pip3 at job start "
+        "(docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-python-libraries.html); duration: assumption",
+    ),
+    Delay(
+        "s3.event_notification",
+        typical=2,
+        upper=60,
+        basis="doc",
+        what="S3 Object Created -> EventBridge",
+        source="doc: S3 event notifications are 'typically delivered in seconds but can sometimes take a minute "
+        "or longer' (docs.aws.amazon.com/AmazonS3/latest/userguide/EventNotifications.html)",
+    ),
+)
+
+_BY_KEY = {row.key: row for row in TABLE}
+if len(_BY_KEY) != len(TABLE):
+    raise ValueError("durations: duplicate keys")
+
+
+def row(key: str) -> Delay:
+    """The row of ``key`` (KeyError names the key and what exists)."""
+    try:
+        return _BY_KEY[key]
+    except KeyError:
+        raise KeyError(f"no delay {key!r} in localcloud.durations (known: {', '.join(sorted(_BY_KEY))})") from None
+
+
+def typical(key: str) -> float:
+    return row(key).typical
+
+
+def upper(key: str) -> float:
+    return row(key).upper
