@@ -24,8 +24,20 @@ PERIOD = 60
 
 @pytest.fixture(scope="module")
 def cloudwatch() -> Iterator[Any]:
-    with mock_aws():
-        yield boto3.client("cloudwatch", region_name=REGION)
+    """moto's CloudWatch storing alarms as moto does: these tests are about the evaluation, and the shim's
+    PutMetricAlarm (initial state, refusals: tests/unit/localcloud/shims/test_cloudwatch_alarms.py) stays installed
+    once another test module of this process has installed it."""
+    from moto.cloudwatch import models as cw_models
+
+    from localcloud.shims import cloudwatch_alarms
+
+    installed = cw_models.CloudWatchBackend.put_metric_alarm
+    cw_models.CloudWatchBackend.put_metric_alarm = cloudwatch_alarms._original_put_metric_alarm  # type: ignore[method-assign]
+    try:
+        with mock_aws():
+            yield boto3.client("cloudwatch", region_name=REGION)
+    finally:
+        cw_models.CloudWatchBackend.put_metric_alarm = installed  # type: ignore[method-assign]
 
 
 def make_alarm(cloudwatch: Any, **overrides: Any) -> Any:

@@ -38,6 +38,9 @@ INFERENCE = """
 DOES_NOT_LOAD = """
     def model_fn(model_dir):
         raise RuntimeError("model.joblib was built with another scikit-learn")
+
+    def transform_fn(model, body, content_type, accept):
+        return body, accept
 """
 
 TIME_SCALE = 3600.0  # a 6-minute provisioning passes in 0.1 s

@@ -341,15 +341,30 @@ def test_the_container_process_serves_once_its_health_check_passes(tmp_path: Pat
         process.wait(timeout=10)
 
 
-def test_a_container_whose_model_does_not_load_exits_with_the_reason(tmp_path: Path) -> None:
+def test_a_container_whose_model_does_not_load_keeps_running_and_fails_its_ping(tmp_path: Path) -> None:
+    """The scikit-learn container does not exit when ``model_fn`` raises: its worker answers every request, the
+    platform's ping included, with 500, and SageMaker fails the endpoint's creation or update on that ping."""
     # Given a model_fn that raises
-    process, _ = _start(tmp_path, LINEAR.replace("with open(", "raise OSError('weights are corrupt')\n    with open("))
-    # When it starts / Then it exits without reporting ready, and its output names the failure
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 1
-    assert "OSError: weights are corrupt" in output
-    assert "GET /ping answered 500: the model server is not healthy" in output
-    assert '"ready"' not in output
+    process, port = _start(
+        tmp_path, LINEAR.replace("with open(", "raise OSError('weights are corrupt')\n    with open(")
+    )
+    try:
+        # When it starts
+        assert process.stdout is not None
+        lines = []
+        while not any('"ready"' in line for line in lines):
+            line = process.stdout.readline()
+            assert line, "".join(lines)  # it must not exit
+            lines.append(line)
+        output = "".join(lines)
+        # Then its output names the failure, and it keeps answering its ping with 500
+        assert "OSError: weights are corrupt" in output
+        assert "GET /ping answered 500: the model server is not healthy" in output
+        assert _call(port, "GET", "/ping")[0] == 500
+        assert process.poll() is None
+    finally:
+        process.kill()
+        process.communicate(timeout=30)
 
 
 def test_the_server_script_is_where_the_endpoint_runtime_starts_it() -> None:
