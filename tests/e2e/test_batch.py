@@ -6,13 +6,10 @@ import io
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from localcloud.runtime.journal import journal
 from pipelines.data.generator import generate
 from tests.e2e.conftest import Cloud
-
-pytestmark = pytest.mark.slow
 
 
 def test_a_batch_input_upload_is_scored_by_the_champion_into_the_curated_zone(champion: Cloud) -> None:

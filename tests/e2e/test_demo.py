@@ -6,11 +6,7 @@ import io
 import json
 from pathlib import Path
 
-import pytest
-
 from localcloud.demo import DemoOptions, run
-
-pytestmark = pytest.mark.slow
 
 
 def test_the_demo_shows_the_full_loop_with_the_automatic_retrain(assembly: Path, tmp_path: Path) -> None:

@@ -25,8 +25,6 @@ from localcloud.runtime.journal import journal
 from pipelines.data.generator import generate, to_csv_bytes
 from tests.e2e.conftest import Cloud, state_of
 
-pytestmark = pytest.mark.slow
-
 ROW = b"12,70.5,846.0,2,40.0,45,month-to-month,electronic-check,fiber\n"
 
 

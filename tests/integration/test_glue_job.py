@@ -23,8 +23,6 @@ from pipelines.etl.glue_job import EtlJobError
 from pipelines.schema import CHURN_SCHEMA, SPLITS
 from stacks.config import QualityGate
 
-pytestmark = pytest.mark.slow
-
 REGION = "us-east-1"
 RAW, CURATED = "raw-bucket", "curated-bucket"
 DATABASE, TABLE = "mlops_test", "churn"

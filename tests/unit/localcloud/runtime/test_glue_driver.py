@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from localcloud.runtime import jobs
-
-pytestmark = pytest.mark.slow
+from tests.tiers import heavy_fixture
 
 SCRIPT = """
 import json, os, sys
@@ -30,7 +29,7 @@ if mode == "exit":
 """
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[jobs.GlueDriver, Path]]:
     root = tmp_path_factory.mktemp("glue")
     script = root / "job.py"

@@ -18,6 +18,7 @@ from lambdas.retrain.models import AlarmEvent
 from localcloud.clock import clock
 from localcloud.runtime.journal import journal
 from localcloud.shims import cloudwatch_alarms as shim
+from tests.tiers import heavy_fixture
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
@@ -212,7 +213,7 @@ class Actions:
         return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     # real-time cloud clock: the ticker's own evaluations cannot age the test datapoints out of their period
     with running_cloud(time_scale=1.0) as local:

@@ -17,6 +17,7 @@ from moto.events.utils import _BASE_EVENT_MESSAGE, EventTemplateParser
 from localcloud.clock import clock
 from localcloud.runtime.journal import journal
 from localcloud.shims import events_targets as shim
+from tests.tiers import heavy_fixture
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
@@ -215,7 +216,7 @@ HANDLER = {
 }
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     with running_cloud() as local:
         local.clients.iam.create_role(

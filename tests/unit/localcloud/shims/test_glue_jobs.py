@@ -16,6 +16,7 @@ from moto.moto_api._internal.managed_state_model import ManagedState
 
 from localcloud.runtime.journal import journal
 from localcloud.shims import glue_jobs as shim
+from tests.tiers import heavy_fixture
 from tests.unit.localcloud.support import REGION, ROLE, assert_pinned_moto, revisit, running_cloud, source, unique
 
 SHIM = "glue_jobs"
@@ -100,7 +101,7 @@ SCRIPT = """
 """
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     with running_cloud() as local:
         local.clients.s3.create_bucket(Bucket="glue-test-bucket")

@@ -17,6 +17,7 @@ from moto.sagemaker import responses as sm_responses
 from localcloud.runtime.journal import journal
 from localcloud.shims import sagemaker_jobs as shim
 from pipelines.training.metric_definitions import METRIC_DEFINITIONS
+from tests.tiers import heavy_fixture
 from tests.unit.localcloud.support import REGION, ROLE, assert_pinned_moto, revisit, running_cloud, tar_gz, unique
 
 SHIM = "sagemaker_jobs"
@@ -204,7 +205,7 @@ TRAIN = """
 """
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     with running_cloud() as local:
         s3 = local.clients.s3

@@ -16,6 +16,7 @@ from moto.sagemakerruntime import responses as runtime_responses
 from moto.sagemakerruntime.models import sagemakerruntime_backends
 
 from localcloud.shims import sagemaker_runtime as shim
+from tests.tiers import heavy_fixture
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
@@ -115,7 +116,7 @@ def test_without_a_runtime_invocation_fails_loudly() -> None:
 # ---- behaviour in a running local cloud ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     with running_cloud() as local:
         s3, sm = local.clients.s3, local.clients.sagemaker

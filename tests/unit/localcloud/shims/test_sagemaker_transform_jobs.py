@@ -24,8 +24,7 @@ from pipelines.schema import CHURN_SCHEMA
 from pipelines.training import train
 from pipelines.training.hyperparameters import Hyperparameters
 from stacks.config import QualityGate
-
-pytestmark = pytest.mark.slow
+from tests.tiers import heavy_fixture
 
 BUCKET = "batch-data"
 ROLE = "arn:aws:iam::123456789012:role/transform"
@@ -56,7 +55,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
     return Model(archive, trained.pipeline)
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud(model: Model) -> Iterator[Any]:
     """A started local cloud (no stack) holding the model; the process environment is restored afterwards."""
     from localcloud import shims
