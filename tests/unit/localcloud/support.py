@@ -104,3 +104,27 @@ def assert_pinned_moto(shim: str) -> None:
     from importlib.metadata import version
 
     assert version("moto") == PINNED_MOTO, revisit(shim)
+
+
+class Handovers:
+    """The dispatcher of a stand-in cloud: records the work a shim hands to the local cloud, runs none of it."""
+
+    def __init__(self) -> None:
+        self.work: list[str] = []
+
+    def submit(self, work: Any, *args: Any) -> None:
+        self.work.append(getattr(work, "__name__", repr(work)))
+
+
+def stand_in_cloud() -> Any:
+    """What a shim reads from a running LocalCloud (dispatcher, account, region), without starting one."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dispatcher=Handovers(), account_id=ACCOUNT, region=REGION)
+
+
+def install_again(shim: Any) -> None:
+    """Install ``shim`` twice more, as LocalCloud.start and stop do each time (``shims.install_all``): a shim
+    that wrapped whatever moto's attribute held at install time would now run two or three times per call."""
+    shim.install()
+    shim.install()

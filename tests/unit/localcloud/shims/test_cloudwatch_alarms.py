@@ -24,6 +24,7 @@ from tests.unit.localcloud.support import (
     REGION,
     ROLE,
     assert_pinned_moto,
+    install_again,
     revisit,
     running_cloud,
     unique,
@@ -277,8 +278,13 @@ def test_disabled_actions_do_not_run(cloud: Any) -> None:
     assert [e.detail["state"] for e in journal.of("alarm") if e.detail["alarm"] == name] == ["ALARM"]
 
 
-def test_install_is_idempotent() -> None:
-    shim.install()
-    first = cw_models.Alarm.update_state
-    shim.install()
-    assert cw_models.Alarm.update_state is first is shim.update_state
+def test_installed_again_a_state_change_still_runs_the_shim_once(cloudwatch: Any) -> None:
+    # Given an alarm, and the shim installed again (every LocalCloud start and stop installs it)
+    name = unique("alarm")
+    cloudwatch.put_metric_alarm(**manual_alarm(name))
+    install_again(shim)
+    # When its state changes once through the API
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+    # Then moto changed the state and the shim saw one transition (its actions would run once)
+    assert state_of(cloudwatch, name) == "ALARM"
+    assert [(e.detail["previous"], e.detail["state"]) for e in journal.of("alarm")] == [("OK", "ALARM")]

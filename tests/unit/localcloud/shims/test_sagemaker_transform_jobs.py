@@ -167,7 +167,9 @@ def test_pinned_moto_still_completes_transform_jobs_at_once_and_overwrites_names
     assert callable(SageMakerResponse.create_transform_job)
     used = {"transform_job_status", "failure_reason", "transform_end_time", "transform_start_time", "model_name"}
     assert used <= set(vars(second))
-    assert isinstance(FakeTransformJob.arn_formatter("j", "123456789012", "us-east-1"), str)
+    assert FakeTransformJob.arn_formatter("j", "123456789012", "us-east-1") == (
+        "arn:aws:sagemaker:us-east-1:123456789012:transform-job/j"
+    )
 
 
 # ---- behaviour in the local cloud --------------------------------------------------------------------------
