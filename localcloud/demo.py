@@ -20,6 +20,7 @@ the demo approves it through the registry API as the approver would (``update-mo
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -44,6 +45,12 @@ from stacks.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "pipelines" / "data" / "sample" / "churn.csv"
 HOUR = 3600.0
+CAPTURED_ROWS_PER_HOUR = 600  # the drift monitor judges an hour from at least 200 captured rows (DRIFT_MIN_ROWS)
+
+
+def hourly_rows(capture_percent: int) -> int:
+    """Rows of traffic per hour so that about ``CAPTURED_ROWS_PER_HOUR`` of them are captured (prod captures 20%)."""
+    return math.ceil(CAPTURED_ROWS_PER_HOUR * 100 / max(1, capture_percent))
 
 
 @dataclass
@@ -54,7 +61,7 @@ class DemoOptions:
     stage: str = "dev"
     drift: float = 1.0
     new_rows: int = 8000
-    traffic_rows: int = 600  # per hour of traffic
+    traffic_rows: int | None = None  # per hour of traffic (None: enough for the stage's data capture, see below)
     assembly: Path | None = None  # a synthesized cloud assembly to reuse (default: synthesize now)
     workdir: Path | None = None
     time_scale: float = DEMO_TIME_SCALE
@@ -154,7 +161,8 @@ def _scenario(
     with progress.stage("An hour of traffic from the training distribution, then its ground truth") as note:
         lc.align_schedules()  # the drift monitor's next run closes this hour, not the middle of the traffic
         hour_start = clock.time()
-        steady = generate(options.traffic_rows, seed=11)
+        rows = options.traffic_rows or hourly_rows(config.serving.data_capture_percent)
+        steady = generate(rows, seed=11)
         with lc.real_time():
             traffic = lc.send_traffic(steady)
         lc.pass_time_until(hour_start + HOUR)
@@ -171,7 +179,7 @@ def _scenario(
         lc.align_schedules()
         start = clock.time()
         for hour in range(3):  # three consecutive hours: the drift monitor runs at the end of each
-            drifted = generate(options.traffic_rows, seed=20 + hour, drift=options.drift)
+            drifted = generate(rows, seed=20 + hour, drift=options.drift)
             with lc.real_time():
                 lc.send_traffic(drifted)
             lc.pass_time_until(start + (hour + 1) * HOUR)
