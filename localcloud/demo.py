@@ -45,6 +45,7 @@ from stacks.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "pipelines" / "data" / "sample" / "churn.csv"
 HOUR = 3600.0
+CANARY_TIME_SCALE = 40.0  # cloud speed while the canary rolls out: a 5-minute bake lasts 7.5 real seconds
 CAPTURED_ROWS_PER_HOUR = 600  # the drift monitor judges an hour from at least 200 captured rows (DRIFT_MIN_ROWS)
 
 
@@ -203,27 +204,31 @@ def _scenario(
         )
         note(f"retraining run: {retrain_done.status}")
         deployments_before = {e.name for e in lc.executions(deploying)}
-        run3 = lc.wait_for_new_execution(training, known | {retrain.name})
-        note(f"new-data run: {run3.status}")
         stop = threading.Event()
         answers: list[dict[str, Any]] = []
         background = threading.Thread(
             target=lambda: _steady_traffic(lc, stop, options.drift, answers), daemon=True, name="demo-traffic"
         )
-        background.start()
-        try:
-            _approve_if_manual(lc, config, run3, progress)
-            deploy2 = lc.wait_for(
-                lambda: next(
-                    (e for e in lc.executions(deploying) if e.name not in deployments_before and e.stopped), None
-                ),
-                timeout=300,
-                what="the canary deployment",
-            )
-            answers += lc.send_traffic(generate(100, seed=99, drift=options.drift)).answers  # after the rollout
-        finally:
-            stop.set()
-            background.join(timeout=30)
+        # Clients keep sending traffic while the challenger is trained and rolled out; cloud time slows down so
+        # that each traffic step of the canary (a 5-10 minute bake) lasts long enough for the clients to see it
+        # even on a busy host (the check reads their answers, see report.CHECKS)
+        with lc.cloud_speed(min(options.time_scale, CANARY_TIME_SCALE)):
+            background.start()
+            try:
+                run3 = lc.wait_for_new_execution(training, known | {retrain.name})
+                note(f"new-data run: {run3.status}")
+                _approve_if_manual(lc, config, run3, progress)
+                deploy2 = lc.wait_for(
+                    lambda: next(
+                        (e for e in lc.executions(deploying) if e.name not in deployments_before and e.stopped), None
+                    ),
+                    timeout=300,
+                    what="the canary deployment",
+                )
+                answers += lc.send_traffic(generate(100, seed=99, drift=options.drift)).answers  # after the rollout
+            finally:
+                stop.set()
+                background.join(timeout=30)
         note(f"deployment {deploy2.status}; serving {lc.served_model_version()}")
     cloud.settle()
     summary = report.collect(cloud, lc, sorted(answers, key=lambda a: a["at"]), options)

@@ -270,8 +270,14 @@ class Lifecycle:
     def real_time(self) -> Iterator[None]:
         """Cloud time at real speed inside the block (e.g. while traffic is sent: an hour of traffic should not
         cost an hour of cloud time because the host is slow); the previous speed afterwards."""
+        with self.cloud_speed(1.0):
+            yield
+
+    @contextmanager
+    def cloud_speed(self, scale: float) -> Iterator[None]:
+        """Cloud time at ``scale`` times real time inside the block; the previous speed afterwards."""
         previous = clock.scale
-        clock.set_scale(1.0)
+        clock.set_scale(scale)
         try:
             yield
         finally:
