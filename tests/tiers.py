@@ -41,11 +41,8 @@ def uses_heavy_fixture(item: pytest.Item) -> bool:
 
 
 def is_slow_by_place_or_fixture(item: pytest.Item, tests_root: Path) -> bool:
-    try:
-        relative = item.path.relative_to(tests_root)
-    except ValueError:
-        return False
-    return relative.parts[:1] in [(folder,) for folder in SLOW_FOLDERS] or uses_heavy_fixture(item)
+    in_slow_folder = item.path.is_relative_to(tests_root) and item.path.relative_to(tests_root).parts[0] in SLOW_FOLDERS
+    return in_slow_folder or uses_heavy_fixture(item)
 
 
 def running_heavy() -> str | None:
