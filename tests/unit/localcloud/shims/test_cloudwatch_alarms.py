@@ -51,7 +51,11 @@ def alarm_request(name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def breach(cloudwatch: Any, name: str, value: float = 3.0) -> None:
+def breach(cloudwatch: Any, name: str, value: float = 3.0) -> float:
+    """A breaching datapoint in the last complete 5-minute period before now (alarms evaluate complete, aligned
+    periods); returns that now, for the evaluation: evaluated later, a period boundary may have passed in between
+    and the datapoint would no longer be in the last complete period."""
+    now = clock.time()
     cloudwatch.put_metric_data(
         Namespace=NAMESPACE,
         MetricData=[
@@ -59,11 +63,11 @@ def breach(cloudwatch: Any, name: str, value: float = 3.0) -> None:
                 "MetricName": "Invocation5XXErrors",
                 "Dimensions": [{"Name": "EndpointName", "Value": name}],
                 "Value": value,
-                # inside the last complete 5-minute period: alarms evaluate complete, aligned periods
-                "Timestamp": datetime.fromtimestamp(math.floor(clock.time() / 300) * 300 - 30, UTC),
+                "Timestamp": datetime.fromtimestamp(math.floor(now / 300) * 300 - 30, UTC),
             }
         ],
     )
+    return now
 
 
 def manual_alarm(name: str, **extra: Any) -> dict[str, Any]:
@@ -150,11 +154,11 @@ def test_evaluate_all_moves_alarms_to_the_state_their_data_says(cloudwatch: Any)
     breaching, quiet = unique("breaching"), unique("quiet")
     cloudwatch.put_metric_alarm(**alarm_request(breaching))
     cloudwatch.put_metric_alarm(**alarm_request(quiet))
-    breach(cloudwatch, breaching)
+    now = breach(cloudwatch, breaching)
     math = unique("math")
     cloudwatch.put_metric_alarm(**manual_alarm(math))
     # When every alarm is evaluated
-    states = shim.evaluate_all(ACCOUNT, REGION)
+    states = shim.evaluate_all(ACCOUNT, REGION, now)
     # Then the data decides, metric math is left alone, and each change is journaled
     assert (states[breaching], states[quiet]) == ("ALARM", "OK")
     assert math not in states
@@ -164,7 +168,7 @@ def test_evaluate_all_moves_alarms_to_the_state_their_data_says(cloudwatch: Any)
     described = cloudwatch.describe_alarms(AlarmNames=[breaching])["MetricAlarms"][0]
     assert json.loads(described["StateReasonData"])["recentDatapoints"] == [3.0]
     # And evaluating again changes nothing
-    shim.evaluate_all(ACCOUNT, REGION)
+    shim.evaluate_all(ACCOUNT, REGION, now)
     assert len([e for e in journal.of("alarm") if e.detail["alarm"] == breaching]) == 1
 
 
@@ -231,8 +235,8 @@ def test_a_breach_invokes_the_lambda_action_with_the_alarm_event_and_publishes_t
     cloudwatch = cloud.clients.cloudwatch
     cloudwatch.put_metric_alarm(**alarm_request(name, AlarmActions=[actions.function, actions.topic]))
     # When its metric breaches and the alarm is evaluated
-    breach(cloudwatch, name)
-    shim.evaluate_all(ACCOUNT, REGION)
+    now = breach(cloudwatch, name)
+    shim.evaluate_all(ACCOUNT, REGION, now)
     cloud.settle()
     # Then the Lambda received the CloudWatch alarm event, which the retrain Lambda's model parses
     [event] = actions.events()
