@@ -19,12 +19,12 @@ from localcloud.clock import clock
 from localcloud.runtime.journal import journal
 from localcloud.shims import cloudwatch_alarms as shim
 from tests.tiers import heavy_fixture
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
     ROLE,
     assert_pinned_moto,
-    install_again,
     revisit,
     running_cloud,
     unique,
@@ -286,7 +286,7 @@ def test_installed_again_a_state_change_still_runs_the_shim_once(cloudwatch: Any
     # Given an alarm, and the shim installed again (every LocalCloud start and stop installs it)
     name = unique("alarm")
     cloudwatch.put_metric_alarm(**manual_alarm(name))
-    install_again(shim)
+    support.install_again(shim)
     # When its state changes once through the API
     cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
     # Then moto changed the state and the shim saw one transition (its actions would run once)

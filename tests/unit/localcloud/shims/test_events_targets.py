@@ -18,15 +18,14 @@ from localcloud.clock import clock
 from localcloud.runtime.journal import journal
 from localcloud.shims import events_targets as shim
 from tests.tiers import heavy_fixture
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
     ROLE,
     assert_pinned_moto,
-    install_again,
     revisit,
     running_cloud,
-    stand_in_cloud,
     unique,
     zip_package,
 )
@@ -335,8 +334,8 @@ def test_a_schedule_rule_never_matches_put_events(cloud: Any) -> None:
 
 def test_installed_again_one_event_is_delivered_once_to_each_target() -> None:
     # Given a rule with a Lambda target (the shim's) and an SQS target (moto's), and the shim installed again
-    cloud = stand_in_cloud()
-    install_again(shim)
+    cloud = support.stand_in_cloud()
+    support.install_again(shim)
     shim.set_cloud(cloud)
     try:
         with mock_aws():

@@ -17,17 +17,8 @@ from moto.moto_api._internal.managed_state_model import ManagedState
 from localcloud.runtime.journal import journal
 from localcloud.shims import glue_jobs as shim
 from tests.tiers import heavy_fixture
-from tests.unit.localcloud.support import (
-    REGION,
-    ROLE,
-    assert_pinned_moto,
-    install_again,
-    revisit,
-    running_cloud,
-    source,
-    stand_in_cloud,
-    unique,
-)
+from tests.unit.localcloud import support
+from tests.unit.localcloud.support import REGION, ROLE, assert_pinned_moto, revisit, running_cloud, source, unique
 
 SHIM = "glue_jobs"
 
@@ -179,8 +170,8 @@ def test_installed_again_one_start_is_one_run_handed_to_the_cloud(clean_journal:
     with mock_aws():
         glue = boto3.client("glue", region_name=REGION)
         name = create_job(glue, "print('never runs here')")
-        cloud = stand_in_cloud()
-        install_again(shim)
+        cloud = support.stand_in_cloud()
+        support.install_again(shim)
         shim.set_cloud(cloud)
         try:
             # When the job is started once

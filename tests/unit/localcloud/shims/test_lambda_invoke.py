@@ -18,16 +18,8 @@ from moto.awslambda.utils import get_backend
 
 from localcloud.runtime.lambdas import LambdaRuntime
 from localcloud.shims import lambda_invoke as shim
-from tests.unit.localcloud.support import (
-    ACCOUNT,
-    REGION,
-    ROLE,
-    assert_pinned_moto,
-    install_again,
-    revisit,
-    unique,
-    zip_package,
-)
+from tests.unit.localcloud import support
+from tests.unit.localcloud.support import ACCOUNT, REGION, ROLE, assert_pinned_moto, revisit, unique, zip_package
 
 SHIM = "lambda_invoke"
 APP = {
@@ -226,7 +218,7 @@ def test_installed_again_one_invoke_runs_the_handler_once(aws: Any) -> None:
     # Given a function, a runtime and the shim installed again
     name = create_function(aws)
     runtime = _Runtime()
-    install_again(shim)
+    support.install_again(shim)
     shim.set_runtime(runtime)
     try:
         # When it is invoked once

@@ -15,7 +15,8 @@ from moto.iam import access_control, policy_conditions
 from moto.s3 import models as s3_models
 
 from localcloud.shims import s3_policy as shim
-from tests.unit.localcloud.support import REGION, assert_pinned_moto, install_again, revisit, unique
+from tests.unit.localcloud import support
+from tests.unit.localcloud.support import REGION, assert_pinned_moto, revisit, unique
 
 PermissionResult = access_control.PermissionResult
 SHIM = "s3_policy"
@@ -194,7 +195,7 @@ def test_bool_operation(expected: Any, actual: str, matches: bool) -> None:
 
 def test_installed_again_an_ssl_only_bucket_still_takes_https_and_refuses_plain_http(s3: Any) -> None:
     # Given the shim installed again (every LocalCloud start and stop installs it) and an SSL-only bucket
-    install_again(shim)
+    support.install_again(shim)
     bucket = bucket_with(s3, enforce_ssl("{b}"))
     # When an object is written over HTTPS and read over plain HTTP
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")

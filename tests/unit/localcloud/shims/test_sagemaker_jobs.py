@@ -18,17 +18,8 @@ from localcloud.runtime.journal import journal
 from localcloud.shims import sagemaker_jobs as shim
 from pipelines.training.metric_definitions import METRIC_DEFINITIONS
 from tests.tiers import heavy_fixture
-from tests.unit.localcloud.support import (
-    REGION,
-    ROLE,
-    assert_pinned_moto,
-    install_again,
-    revisit,
-    running_cloud,
-    stand_in_cloud,
-    tar_gz,
-    unique,
-)
+from tests.unit.localcloud import support
+from tests.unit.localcloud.support import REGION, ROLE, assert_pinned_moto, revisit, running_cloud, tar_gz, unique
 
 SHIM = "sagemaker_jobs"
 BUCKET = "sagemaker-jobs-test"
@@ -311,8 +302,8 @@ def test_a_failing_processing_job_fails_with_its_error(cloud: Any) -> None:
 
 def test_installed_again_one_training_job_is_one_run_handed_to_the_cloud(clean_journal: None) -> None:
     # Given the shim installed again and a cloud to run jobs
-    cloud = stand_in_cloud()
-    install_again(shim)
+    cloud = support.stand_in_cloud()
+    support.install_again(shim)
     shim.set_cloud(cloud)
     try:
         with mock_aws():

@@ -15,7 +15,8 @@ from moto.sagemaker import responses as sm_responses
 
 from localcloud.runtime.journal import journal
 from localcloud.shims import sagemaker_registry as shim
-from tests.unit.localcloud.support import REGION, assert_pinned_moto, install_again, revisit, unique
+from tests.unit.localcloud import support
+from tests.unit.localcloud.support import REGION, assert_pinned_moto, revisit, unique
 
 SHIM = "sagemaker_registry"
 INFERENCE = {
@@ -202,7 +203,7 @@ def test_an_unversioned_package_has_no_approval_workflow(registry: Registry) -> 
 
 def test_installed_again_each_approval_change_emits_one_event(registry: Registry) -> None:
     # Given the shim installed again (every LocalCloud start and stop installs it)
-    install_again(shim)
+    support.install_again(shim)
     # When a package is registered pending approval, then approved
     arn = registry.create()
     registry.sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")

@@ -17,12 +17,12 @@ from moto.sagemakerruntime.models import sagemakerruntime_backends
 
 from localcloud.shims import sagemaker_runtime as shim
 from tests.tiers import heavy_fixture
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
     ROLE,
     assert_pinned_moto,
-    install_again,
     revisit,
     running_cloud,
     tar_gz,
@@ -300,7 +300,7 @@ class _Runtime:
 def test_installed_again_one_request_is_one_invocation_of_the_runtime() -> None:
     # Given the shim installed again and an endpoint runtime
     runtime = _Runtime()
-    install_again(shim)
+    support.install_again(shim)
     shim.set_runtime(runtime)
     try:
         with mock_aws():

@@ -31,7 +31,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from localcloud.clock import clock
 from localcloud.shims import glue_jobs, sagemaker_jobs
 from localcloud.shims import stepfunctions as shim
-from tests.unit.localcloud.support import ACCOUNT, REGION, ROLE, assert_pinned_moto, install_again, revisit, unique
+from tests.unit.localcloud import support
+from tests.unit.localcloud.support import ACCOUNT, REGION, ROLE, assert_pinned_moto, revisit, unique
 
 SHIM = "stepfunctions"
 EXECUTE = {"stepfunctions": {"execute_state_machine": True}}
@@ -335,7 +336,7 @@ def test_installed_again_a_wait_state_waits_its_seconds_of_cloud_time_once(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the shim installed again, and the cloud time every sleeper of the executions asks for
-    install_again(shim)
+    support.install_again(shim)
     asked: list[float] = []
     sleep = clock.sleep
 
