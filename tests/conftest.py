@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiers import is_slow_by_place_or_fixture, refuse_unmarked, running_heavy
+from tests.tiers import group_in_node_id, is_slow_by_place_or_fixture, refuse_unmarked, running_heavy
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -37,8 +37,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
         # one xdist group per file (what --dist loadfile does: a file's module-scoped cloud starts once), except
         # the cases that start from a serving champion: one group, so they share one cloud on one worker
-        group = CHAMPION_GROUP if _uses_champion(item) else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("xdist_group") is None:
+            group = CHAMPION_GROUP if _uses_champion(item) else item.nodeid.split("::", 1)[0]
+            item.add_marker(pytest.mark.xdist_group(group))
+        if config.getoption("loadgroup", default=False):
+            group_in_node_id(item)
     champions = [item for item in items if _uses_champion(item)]
     if champions:  # next to each other in a serial run too, so the shared champion starts once
         first = items.index(champions[0])

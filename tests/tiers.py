@@ -66,3 +66,20 @@ def refuse_unmarked(item: pytest.Item, before: str | None, phase: str) -> None:
             "tests/integration), so `make test-fast` leaves it out",
             pytrace=False,
         )
+
+
+def group_in_node_id(item: pytest.Item) -> None:
+    """Put the item's ``xdist_group`` into its node id as ``<id>@<group>``, which ``--dist loadgroup`` schedules
+    by. pytest-xdist 3.8 writes it into ``item._nodeid``, which pytest 9.2 no longer reads (node ids are
+    structured, ``item._id``): every group is silently ignored and its tests spread over the workers
+    (pytest-dev/pytest-xdist#1386, fix proposed in #1388). Same names, order and separator as xdist; does nothing
+    when the id already carries them (a fixed xdist)."""
+    from _pytest.nodeid import NodeId
+
+    marks = item.iter_markers("xdist_group")
+    names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in marks})
+    if not names or not hasattr(item, "_id"):
+        return
+    suffix = "@" + "_".join(names)
+    if not item.nodeid.endswith(suffix):
+        item._id = NodeId.parse(item.nodeid + suffix)

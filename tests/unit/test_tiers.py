@@ -66,9 +66,13 @@ def test_plain():
 """
 
 
-@pytest.fixture
-def project(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+@pytest.fixture(autouse=True)
+def repository(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REPOSITORY", str(Path(__file__).resolve().parents[2]))
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_tiers_example=TESTS)
     pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
@@ -100,3 +104,45 @@ def test_a_test_using_a_heavy_fixture_is_slow(project: pytest.Pytester) -> None:
     result = _run(project, "-m", "slow", "-rA")
     result.assert_outcomes(passed=1, deselected=3)
     result.stdout.fnmatch_lines(["PASSED test_tiers_example.py::test_with_a_declared_cloud"])
+
+
+GROUPED = """
+import time
+
+import pytest
+
+
+@pytest.mark.xdist_group("shared")
+@pytest.mark.parametrize("n", range(4))
+def test_shared(n):
+    time.sleep(0.05)
+"""
+
+PLAIN = """
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_plain(n):
+    time.sleep(0.05)
+"""
+
+
+def test_loadgroup_keeps_a_group_on_one_worker_and_each_file_together(pytester: pytest.Pytester) -> None:
+    # Given two files whose tests share one group (as the cases sharing a champion cloud) and two plain files
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_a=GROUPED, test_b=GROUPED, test_c=PLAIN, test_d=PLAIN)
+    # When they run on two workers with --dist loadgroup (make test's distribution)
+    result = _run(pytester, "-n", "2", "--dist", "loadgroup", "-v")
+    # Then every test of the group ran on one worker, and each plain file on one worker (no cloud starts twice)
+    workers: dict[str, set[str]] = {}
+    for line in result.outlines:
+        if "PASSED" in line and line.startswith("[gw"):
+            worker, test = line.split("]", 1)[0][1:], line.split("PASSED", 1)[1].strip()
+            group = test.rsplit("@", 1)[1] if "@" in test else "-"
+            workers.setdefault(group, set()).add(worker)
+    assert set(workers) == {"shared", "test_c.py", "test_d.py"}, result.outlines
+    assert all(len(used) == 1 for used in workers.values()), workers
+    result.assert_outcomes(passed=20)
