@@ -17,6 +17,7 @@ from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, tracer
 from lambdas.shared.s3_events import IDEMPOTENCY_KEY, object_version
 from lambdas.shared.settings import from_environment
+from pipelines.schema import DatasetSchema
 
 
 class Settings(BaseModel):
@@ -27,6 +28,7 @@ class Settings(BaseModel):
     DATA_CAPTURE_PREFIX: str
     IDEMPOTENCY_TABLE: str
     POWERTOOLS_METRICS_NAMESPACE: str
+    DATASET_SCHEMA: str  # the task and the labels a label file may hold (pipelines/schema.py DatasetSchema)
     GROUND_TRUTH_PREFIX: str = "ground-truth/"
     QUALITY_PREFIX: str = "monitoring/quality/"
     LOOKBACK_HOURS: int = 168
@@ -39,6 +41,7 @@ class Settings(BaseModel):
             capture_prefix=self.DATA_CAPTURE_PREFIX,
             quality_prefix=self.QUALITY_PREFIX,
             namespace=self.POWERTOOLS_METRICS_NAMESPACE,
+            schema=DatasetSchema.from_json(self.DATASET_SCHEMA),
             lookback_hours=self.LOOKBACK_HOURS,
             min_rows=self.MIN_LABELED_ROWS,
         )

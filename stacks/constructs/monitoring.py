@@ -114,7 +114,7 @@ class Monitoring(Construct):
             self,
             "GroundTruth",
             handler="ground_truth.handler.handler",
-            description="Joins uploaded labels with captured predictions; publishes AUC/accuracy per version",
+            description="Joins uploaded labels with captured predictions; publishes the task's quality per version",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
             # standard library only (no numpy): no AWS SDK for pandas layer
@@ -122,6 +122,7 @@ class Monitoring(Construct):
                 "ENDPOINT_NAME": config.endpoint_name,
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
                 "DATA_CAPTURE_PREFIX": f"{DATA_CAPTURE_PREFIX}{config.endpoint_name}/",
+                "DATASET_SCHEMA": config.dataset.to_json(),  # the task and its labels
                 "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
                 "QUALITY_PREFIX": QUALITY_PREFIX,
                 "IDEMPOTENCY_TABLE": pipeline.idempotency_table.table_name,
