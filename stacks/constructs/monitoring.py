@@ -19,6 +19,7 @@ from stacks.config import StageConfig
 from stacks.constructs.data_lake import (
     CURATED_PREFIX,
     DATA_CAPTURE_PREFIX,
+    EVALUATIONS_PREFIX,
     GROUND_TRUTH_PREFIX,
     MANIFESTS_PREFIX,
     MONITORING_PREFIX,
@@ -75,7 +76,8 @@ class Monitoring(Construct):
             self,
             "DriftMonitor",
             handler="drift_monitor.handler.handler",
-            description="PSI/KS drift of captured requests vs the ETL baseline; metrics + HTML report",
+            description="PSI/KS drift of captured requests vs the ETL baseline and of the model's answers vs its "
+            "test answers; metrics + HTML report",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
             with_pandas=True,  # numpy (drift math); pandas itself is not imported
@@ -91,6 +93,7 @@ class Monitoring(Construct):
                 "MIN_ROWS": str(DRIFT_MIN_ROWS),
                 "LOOKBACK_HOURS": str(DRIFT_LOOKBACK_HOURS),
                 "LATENESS_HOURS": str(DRIFT_LATENESS_HOURS),
+                "MODEL_PACKAGE_GROUP": config.model_package_group_name,  # the answering model's output baseline
             },
         )
         # reads data capture, the manifests and the quality report; writes reports + watermark (no delete)
@@ -99,6 +102,9 @@ class Monitoring(Construct):
         lake.artifacts.grant_put(self.drift_fn, f"{DRIFT_REPORT_PREFIX}*")
         lake.curated.grant_read(self.drift_fn, f"{MANIFESTS_PREFIX}*")
         lake.curated.grant_read(self.drift_fn, f"{CURATED_PREFIX}*")
+        # the output baseline: the answering model's package (registry) and its evaluation report
+        serving.grant_registry_read(self.drift_fn, config.model_package_group_name)
+        lake.artifacts.grant_read(self.drift_fn, f"{EVALUATIONS_PREFIX}*")
         lake.key.grant_encrypt_decrypt(self.drift_fn)
         grant_put_metrics(self.drift_fn, ns)
         events.Rule(
