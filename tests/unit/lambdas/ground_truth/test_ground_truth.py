@@ -11,7 +11,6 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 from sklearn.metrics import roc_auc_score
 
 from lambdas.ground_truth import handler as gt_handler
@@ -19,23 +18,12 @@ from lambdas.ground_truth import logic
 from lambdas.ground_truth.logic import LabelFileError, LabelObject, QualityConfig
 from tests.samples import CHURN_SCHEMA
 from tests.unit.lambdas.drift_monitor.helpers import ARTIFACTS, CAPTURE_PREFIX, ENDPOINT, capture_line, put_capture
-from tests.unit.lambdas.support import FakeContext, create_table, object_created
+from tests.unit.lambdas.ground_truth.conftest import RAW
+from tests.unit.lambdas.support import FakeContext, object_created
 
-RAW = "raw-bucket"
 NAMESPACE = "MLOps/test"
 UPLOAD = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HOUR = datetime(2026, 11, 27, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-def aws() -> Iterator[Any]:
-    with mock_aws():
-        s3 = boto3.client("s3")
-        for bucket in (ARTIFACTS, RAW):
-            s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        create_table("idempotency", "id")
-        yield s3
 
 
 @pytest.fixture

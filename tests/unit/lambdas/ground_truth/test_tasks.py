@@ -5,7 +5,6 @@ metric names with the alarm's dimensions."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error, roc_auc_score
 
 from lambdas.ground_truth import logic
@@ -21,8 +19,8 @@ from lambdas.ground_truth.logic import LabelObject, QualityConfig
 from pipelines.schema import DatasetSchema
 from tests.samples import CHURN_SCHEMA, ENERGY_SCHEMA, TICKETS_SCHEMA
 from tests.unit.lambdas.drift_monitor.helpers import ARTIFACTS, CAPTURE_PREFIX, ENDPOINT, capture_line, put_capture
+from tests.unit.lambdas.ground_truth.conftest import RAW
 
-RAW = "raw-bucket"
 NAMESPACE = "MLOps/test"
 UPLOAD = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HOUR = datetime(2026, 11, 27, 9, tzinfo=UTC)
@@ -31,13 +29,8 @@ YES_NO = replace(CHURN_SCHEMA, labels=("no", "yes"), positive_label="yes")
 
 
 @pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3")
-        for bucket in (ARTIFACTS, RAW):
-            client.create_bucket(Bucket=bucket)
-        client.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        yield client
+def s3(aws: Any) -> Any:
+    return aws
 
 
 def config(schema: DatasetSchema) -> QualityConfig:
@@ -101,15 +94,21 @@ def evaluate(s3: Any, schema: DatasetSchema, body: str) -> tuple[dict[str, Any],
     return logic.run(s3, Recording(), config(schema), obj), sent
 
 
+def labelled(s3: Any, schema: DatasetSchema) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """120 captured answers of ``schema``'s task, labelled and evaluated: (truth, summary, metric data sent)."""
+    truth = capture(s3, schema)
+    summary, sent = evaluate(s3, schema, label_file(truth))
+    return truth, summary, sent
+
+
 def published(sent: list[dict[str, Any]]) -> dict[tuple[str, tuple[str, ...]], float]:
     return {(d["MetricName"], tuple(x["Value"] for x in d["Dimensions"])): d["Value"] for d in sent}
 
 
 def test_multiclass_quality_is_accuracy_and_macro_f1_over_string_labels(s3: Any) -> None:
     # Given 120 captured multiclass answers (JSON, and CSV lines label,p1,...) and their string labels
-    truth = capture(s3, TICKETS_SCHEMA)
     # When the labels are evaluated
-    summary, sent = evaluate(s3, TICKETS_SCHEMA, label_file(truth))
+    truth, summary, sent = labelled(s3, TICKETS_SCHEMA)
     # Then every label joined its answer, and the quality is sklearn's accuracy and macro F1 on the same pairs
     y = [t["label"] for t in truth.values()]
     p = [t["prediction"]["label"] for t in truth.values()]
@@ -130,9 +129,8 @@ def test_multiclass_quality_is_accuracy_and_macro_f1_over_string_labels(s3: Any)
 
 def test_regression_quality_is_rmse_and_mae_of_the_values(s3: Any) -> None:
     # Given 120 captured regression answers and their measured values
-    truth = capture(s3, ENERGY_SCHEMA)
     # When the labels are evaluated
-    summary, sent = evaluate(s3, ENERGY_SCHEMA, label_file(truth))
+    truth, summary, sent = labelled(s3, ENERGY_SCHEMA)
     # Then RMSE and MAE are sklearn's on the same pairs
     y = [t["label"] for t in truth.values()]
     p = [t["prediction"]["value"] for t in truth.values()]
@@ -158,9 +156,8 @@ def test_regression_quality_is_rmse_and_mae_of_the_values(s3: Any) -> None:
 
 def test_binary_labels_that_are_strings_score_their_positive_label(s3: Any) -> None:
     # Given a binary dataset labelled yes/no (positive: yes) and captured answers with those labels
-    truth = capture(s3, YES_NO)
     # When the labels are evaluated
-    summary, sent = evaluate(s3, YES_NO, label_file(truth))
+    truth, summary, sent = labelled(s3, YES_NO)
     # Then AUC ranks the probability of "yes" against the labels, and accuracy compares the labels
     y = [t["label"] == "yes" for t in truth.values()]
     probabilities = [t["prediction"]["probability"] for t in truth.values()]
