@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -24,8 +24,10 @@ from tests.samples import CHURN_SCHEMA
 from tests.unit.lambdas.drift_monitor.conftest import NAMESPACE
 from tests.unit.lambdas.drift_monitor.helpers import (
     ARTIFACTS,
+    END,
     ENDPOINT,
     FEATURES,
+    HOUR,
     baseline_report,
     capture_line,
     csv_body,
@@ -33,8 +35,6 @@ from tests.unit.lambdas.drift_monitor.helpers import (
     put_capture,
 )
 
-END = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-HOUR = END - timedelta(hours=1)
 GROUP = "mlops-test-churn"
 CLASSES = ("billing", "technical", "account")
 # the churn features with each task's target: the feature baseline stays the churn ETL report's
