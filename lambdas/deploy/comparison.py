@@ -18,10 +18,12 @@ import base64
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambdas.shared.answers import Answer, check_task, decode_answers, json_answers, number
-from pipelines.schema import Label, Task
+
+if TYPE_CHECKING:
+    from pipelines.schema import Label, Task
 
 ROWS_SHOWN = 3  # rows named in a failure message
 

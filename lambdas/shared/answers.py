@@ -25,12 +25,19 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelines.schema import TASKS, Label, Task
+if TYPE_CHECKING:  # types only: the deploy Lambda reads answers without loading the schema module at cold start
+    from pipelines.schema import Label, Task
 
 JSON = "application/json"
 CSV = "text/csv"
+FIELDS: dict[Task, tuple[str, ...]] = {
+    "binary": ("probability", "label"),
+    "multiclass": ("label", "probabilities"),
+    "regression": ("value",),
+}
+"""The fields of a JSON answer per task (the keys are ``pipelines.schema.TASKS``; a test keeps them equal)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +59,8 @@ class Answers:
 
 
 def check_task(task: str) -> Task:
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r} (one of {', '.join(TASKS)})")
+    if task not in FIELDS:
+        raise ValueError(f"unknown task {task!r} (one of {', '.join(FIELDS)})")
     return task  # type: ignore[return-value]
 
 
@@ -90,10 +97,10 @@ def typed_label(value: Any, labels: Sequence[Label]) -> Label:
 def _json_row(item: Any, task: Task, row: int, labels: Sequence[Label]) -> Answer:
     if not isinstance(item, Mapping):
         raise ValueError(f"row {row}: expected an object, got {json.dumps(item)[:80]}")
-    missing = [k for k in _FIELDS[task] if k not in item]
+    missing = [k for k in FIELDS[task] if k not in item]
     if missing:
         shown = json.dumps(item)[:120]
-        raise ValueError(f"row {row}: a {task} answer has {', '.join(_FIELDS[task])}; {shown} lacks {missing[0]}")
+        raise ValueError(f"row {row}: a {task} answer has {', '.join(FIELDS[task])}; {shown} lacks {missing[0]}")
     if task == "regression":
         return Answer(value=number(item["value"], f"row {row}: value"))
     label = typed_label(item["label"], labels)
@@ -106,13 +113,6 @@ def _json_row(item: Any, task: Task, row: int, labels: Sequence[Label]) -> Answe
         label=label,
         probabilities={str(k): number(v, f"row {row}: probability of {k!r}") for k, v in probabilities.items()},
     )
-
-
-_FIELDS: dict[Task, tuple[str, ...]] = {
-    "binary": ("probability", "label"),
-    "multiclass": ("label", "probabilities"),
-    "regression": ("value",),
-}
 
 
 def json_answers(payload: Any, task: str, labels: Sequence[Label] = ()) -> Answers:

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from lambdas.shared.answers import Answer, decode_answers, typed_label
+from lambdas.shared.answers import FIELDS, Answer, decode_answers, typed_label
 from pipelines.inference.inference import Prediction, encode_prediction
+from pipelines.schema import TASKS
 
 CLASSES = ("billing", "technical", "account")
 
@@ -85,3 +86,8 @@ def test_labels_are_typed_as_the_dataset_declares_them() -> None:
     with pytest.raises(ValueError, match="is a boolean"):
         typed_label(True, (0, 1))
     assert json.dumps(typed_label("sales", ())) == '"sales"'
+
+
+def test_every_task_has_its_answer_fields() -> None:
+    # the Lambdas do not load the schema module to read answers: its tasks and theirs stay the same
+    assert tuple(FIELDS) == TASKS
