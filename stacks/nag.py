@@ -351,25 +351,12 @@ def _monitoring(stack: MlopsStack) -> None:
         _role(monitoring.drift_fn),
         {
             **_key("write its SSE-KMS reports and watermark"),
-            **_reads(
-                "captured traffic, its own reports, dataset manifests, the ETL's quality reports and evaluation reports"
-            ),
+            **_reads("captured traffic, its own reports, dataset manifests and the ETL's quality reports"),
             **_aborts("monitoring/drift/"),
             **_objects(stack, lake.artifacts, "data-capture/*", "the captured requests it measures"),
             **_objects(stack, lake.artifacts, "monitoring/drift/*", "its reports and capture watermark"),
             **_objects(stack, lake.curated, "manifests/*", "dataset manifests (the baseline's version)"),
             **_objects(stack, lake.curated, "curated/*", "the ETL's quality reports (the baseline histograms)"),
-            **_objects(
-                stack, lake.artifacts, "evaluations/*", "evaluation reports (the answering model's output baseline)"
-            ),
-            **_arns(
-                stack,
-                {
-                    _account_arn(
-                        "sagemaker", f"model-package/{stack.config.model_package_group_name}/*"
-                    ): "versions of this stage's model package group only (which one answered)"
-                },
-            ),
         },
     )
     _ack(

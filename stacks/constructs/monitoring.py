@@ -19,7 +19,6 @@ from stacks.config import StageConfig
 from stacks.constructs.data_lake import (
     CURATED_PREFIX,
     DATA_CAPTURE_PREFIX,
-    EVALUATIONS_PREFIX,
     GROUND_TRUTH_PREFIX,
     MANIFESTS_PREFIX,
     MONITORING_PREFIX,
@@ -76,8 +75,7 @@ class Monitoring(Construct):
             self,
             "DriftMonitor",
             handler="drift_monitor.handler.handler",
-            description="PSI/KS drift of captured requests vs the ETL baseline and of the model's answers vs its "
-            "test answers; metrics + HTML report",
+            description="PSI/KS drift of captured requests vs the ETL baseline; metrics + HTML report",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
             with_pandas=True,  # numpy (drift math); pandas itself is not imported
@@ -93,7 +91,6 @@ class Monitoring(Construct):
                 "MIN_ROWS": str(DRIFT_MIN_ROWS),
                 "LOOKBACK_HOURS": str(DRIFT_LOOKBACK_HOURS),
                 "LATENESS_HOURS": str(DRIFT_LATENESS_HOURS),
-                "MODEL_PACKAGE_GROUP": config.model_package_group_name,  # the answering model's output baseline
             },
         )
         # reads data capture, the manifests and the quality report; writes reports + watermark (no delete)
@@ -102,9 +99,6 @@ class Monitoring(Construct):
         lake.artifacts.grant_put(self.drift_fn, f"{DRIFT_REPORT_PREFIX}*")
         lake.curated.grant_read(self.drift_fn, f"{MANIFESTS_PREFIX}*")
         lake.curated.grant_read(self.drift_fn, f"{CURATED_PREFIX}*")
-        # the output baseline: the answering model's package (registry) and its evaluation report
-        serving.grant_registry_read(self.drift_fn, config.model_package_group_name)
-        lake.artifacts.grant_read(self.drift_fn, f"{EVALUATIONS_PREFIX}*")
         lake.key.grant_encrypt_decrypt(self.drift_fn)
         grant_put_metrics(self.drift_fn, ns)
         events.Rule(
@@ -120,7 +114,7 @@ class Monitoring(Construct):
             self,
             "GroundTruth",
             handler="ground_truth.handler.handler",
-            description="Joins uploaded labels with captured predictions; publishes the task's quality per version",
+            description="Joins uploaded labels with captured predictions; publishes AUC/accuracy per version",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
             # standard library only (no numpy): no AWS SDK for pandas layer
@@ -128,7 +122,6 @@ class Monitoring(Construct):
                 "ENDPOINT_NAME": config.endpoint_name,
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
                 "DATA_CAPTURE_PREFIX": f"{DATA_CAPTURE_PREFIX}{config.endpoint_name}/",
-                "DATASET_SCHEMA": config.dataset.to_json(),  # the task and its labels
                 "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
                 "QUALITY_PREFIX": QUALITY_PREFIX,
                 "IDEMPOTENCY_TABLE": pipeline.idempotency_table.table_name,

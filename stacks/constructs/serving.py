@@ -234,7 +234,7 @@ class Serving(Construct):
                 ],
             )
         )
-        self.grant_registry_read(self.batch_fn, model_package_group_name)
+        self._grant_registry_read(self.batch_fn, model_package_group_name)
         self.endpoint_role.grant_pass_role(self.batch_fn.grant_principal)
         self.batch_idempotency.grant_read_write_data(self.batch_fn)
         lake.key.grant_encrypt_decrypt(self.batch_fn)
@@ -314,8 +314,7 @@ class Serving(Construct):
             )
         return alarms
 
-    def grant_registry_read(self, fn: cdk.aws_lambda.Function, group: str) -> None:
-        """List and describe the versions of ``group`` (the champion and its evaluation report's location)."""
+    def _grant_registry_read(self, fn: cdk.aws_lambda.Function, group: str) -> None:
         stack = cdk.Stack.of(self)
         fn.add_to_role_policy(
             iam.PolicyStatement(
@@ -350,7 +349,7 @@ class Serving(Construct):
                 ],
             )
         )
-        self.grant_registry_read(fn, group)
+        self._grant_registry_read(fn, group)
         fn.add_to_role_policy(
             iam.PolicyStatement(  # a package whose deployment failed is set to Rejected (never the champion)
                 actions=["sagemaker:UpdateModelPackage"],

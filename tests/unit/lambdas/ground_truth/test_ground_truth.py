@@ -262,3 +262,19 @@ def test_objects_outside_the_label_prefix_are_ignored(aws: Any, environment: Non
         "evaluated": False,
         "reason": "key 'datasets/churn/x.csv' is not a label file under ground-truth/",
     }
+
+
+def test_without_a_declared_schema_a_label_file_holds_binary_labels(
+    aws: Any, environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stack that does not pass DATASET_SCHEMA to the function (before the platform document routes it)
+    monkeypatch.delenv("DATASET_SCHEMA")
+    gt_handler.settings.cache_clear()
+    truth = captured_traffic(aws)
+    obj = upload(aws, "ground-truth/day1.jsonl", model_monitor_lines(truth))
+    # When the labels are evaluated
+    result = gt_handler.handler(s3_event(obj), FakeContext())
+    # Then they are read as 0/1 labels of a binary model, as before datasets were declared
+    assert result["task"] == "binary" and result["overall"]["rows"] == 160 and result["labels"]["bad_lines"] == 0
+    (point,) = datapoints("ModelAUC", {"EndpointName": ENDPOINT, "ModelVersion": "v1"}, stat="SampleCount")
+    assert point["SampleCount"] == 1
