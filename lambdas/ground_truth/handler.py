@@ -19,7 +19,6 @@ from lambdas.shared.s3_events import IDEMPOTENCY_KEY, object_version
 from lambdas.shared.settings import from_environment
 from pipelines.schema import DatasetSchema, Feature
 
-
 BINARY_LABELS = DatasetSchema(name="binary", target="label", features=(Feature("probability", "numeric"),))
 """Only its task and labels are read: binary, 0/1, positive 1."""
 
