@@ -213,6 +213,23 @@ def test_only_the_answers_of_the_baseline_model_are_compared(
     assert (section["rows"], section["other_versions"], section["status"]) == (600, 100, "no_drift")
 
 
+def test_an_older_approved_model_that_still_answers_is_compared_with_its_own_baseline(
+    s3: Any, sm: Any, config: DriftConfig, report: Any
+) -> None:
+    # Given m-1 and a newer m-2 approved, and every answer of the window from m-1 (m-2's rollout has not happened
+    # or was rolled back)
+    put_baseline(s3, report)
+    register(sm, s3, "multiclass", "m-1")
+    register(sm, s3, "multiclass", "m-2")
+    traffic(s3, "multiclass", "m-1", rows=400, seed=7)
+    # When the monitor runs
+    logic.run(s3, boto3.client("cloudwatch"), drift_config(config, "multiclass"), END, registry=sm)
+    # Then the baseline is m-1's, found past the newest package, and its answers are compared
+    section = read_report(s3)["output"]
+    assert section["baseline"]["model_version"] == "m-1"
+    assert (section["rows"], section["other_versions"], section["status"]) == (400, 0, "no_drift")
+
+
 @pytest.mark.parametrize(
     ("setup", "reason"),
     [
