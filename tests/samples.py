@@ -5,3 +5,5 @@ from __future__ import annotations
 from stacks.datasets import dataset_schema
 
 CHURN_SCHEMA = dataset_schema("churn")
+TICKETS_SCHEMA = dataset_schema("tickets")  # multiclass, string labels, no key
+ENERGY_SCHEMA = dataset_schema("energy")  # regression

@@ -38,6 +38,7 @@ class Settings:
     MIN_ROWS: int = 200
     LOOKBACK_HOURS: int = 24
     LATENESS_HOURS: int = 2
+    MODEL_PACKAGE_GROUP: str = ""  # the registry of the output baseline; empty: the output is not compared
 
     def drift_config(self) -> DriftConfig:
         return DriftConfig(
@@ -53,6 +54,7 @@ class Settings:
             min_rows=self.MIN_ROWS,
             lookback_hours=self.LOOKBACK_HOURS,
             lateness_hours=self.LATENESS_HOURS,
+            model_package_group=self.MODEL_PACKAGE_GROUP or None,
         )
 
 
@@ -66,6 +68,8 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     if event.detail_type != "Scheduled Event":
         raise ValueError(f"expected a Scheduled Event, got {event.detail_type!r} from {event.source!r}")
     window_end = capture.parse_time(event.time)
-    summary = run(client("s3"), client("cloudwatch"), settings().drift_config(), window_end=window_end)
+    config = settings().drift_config()
+    registry = client("sagemaker") if config.model_package_group else None
+    summary = run(client("s3"), client("cloudwatch"), config, window_end=window_end, registry=registry)
     logger.info(f"drift run: {summary['status']}", extra=summary)
     return summary

@@ -17,6 +17,10 @@ from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, tracer
 from lambdas.shared.s3_events import IDEMPOTENCY_KEY, object_version
 from lambdas.shared.settings import from_environment
+from pipelines.schema import DatasetSchema, Feature
+
+BINARY_LABELS = DatasetSchema(name="binary", target="label", features=(Feature("probability", "numeric"),))
+"""Only its task and labels are read: binary, 0/1, positive 1."""
 
 
 class Settings(BaseModel):
@@ -27,6 +31,9 @@ class Settings(BaseModel):
     DATA_CAPTURE_PREFIX: str
     IDEMPOTENCY_TABLE: str
     POWERTOOLS_METRICS_NAMESPACE: str
+    # the task and the labels a label file may hold (pipelines/schema.py DatasetSchema). Empty (a stack that does
+    # not pass it yet): the binary 0/1 labels every label file held before datasets were declared
+    DATASET_SCHEMA: str = ""
     GROUND_TRUTH_PREFIX: str = "ground-truth/"
     QUALITY_PREFIX: str = "monitoring/quality/"
     LOOKBACK_HOURS: int = 168
@@ -39,6 +46,7 @@ class Settings(BaseModel):
             capture_prefix=self.DATA_CAPTURE_PREFIX,
             quality_prefix=self.QUALITY_PREFIX,
             namespace=self.POWERTOOLS_METRICS_NAMESPACE,
+            schema=DatasetSchema.from_json(self.DATASET_SCHEMA) if self.DATASET_SCHEMA else BINARY_LABELS,
             lookback_hours=self.LOOKBACK_HOURS,
             min_rows=self.MIN_LABELED_ROWS,
         )

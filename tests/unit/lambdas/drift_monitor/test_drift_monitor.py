@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -17,17 +17,16 @@ from pipelines.data.generator import generate
 from tests.unit.lambdas.drift_monitor.conftest import NAMESPACE
 from tests.unit.lambdas.drift_monitor.helpers import (
     ARTIFACTS,
+    END,
     ENDPOINT,
     FEATURES,
+    HOUR,
     baseline_report,
     put_baseline,
     put_capture,
     request_lines,
 )
 from tests.unit.lambdas.support import FakeContext
-
-END = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-HOUR = END - timedelta(hours=1)
 
 
 @pytest.fixture(scope="module")

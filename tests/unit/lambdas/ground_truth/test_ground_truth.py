@@ -11,30 +11,19 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 from sklearn.metrics import roc_auc_score
 
 from lambdas.ground_truth import handler as gt_handler
 from lambdas.ground_truth import logic
 from lambdas.ground_truth.logic import LabelFileError, LabelObject, QualityConfig
+from tests.samples import CHURN_SCHEMA
 from tests.unit.lambdas.drift_monitor.helpers import ARTIFACTS, CAPTURE_PREFIX, ENDPOINT, capture_line, put_capture
-from tests.unit.lambdas.support import FakeContext, create_table, object_created
+from tests.unit.lambdas.ground_truth.conftest import RAW
+from tests.unit.lambdas.support import FakeContext, object_created
 
-RAW = "raw-bucket"
 NAMESPACE = "MLOps/test"
 UPLOAD = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HOUR = datetime(2026, 11, 27, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-def aws() -> Iterator[Any]:
-    with mock_aws():
-        s3 = boto3.client("s3")
-        for bucket in (ARTIFACTS, RAW):
-            s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        create_table("idempotency", "id")
-        yield s3
 
 
 @pytest.fixture
@@ -45,6 +34,7 @@ def config() -> QualityConfig:
         capture_prefix=CAPTURE_PREFIX,
         quality_prefix="monitoring/quality/",
         namespace=NAMESPACE,
+        schema=CHURN_SCHEMA,
         lookback_hours=168,
         min_rows=50,
     )
@@ -176,6 +166,7 @@ def test_labels_join_captured_predictions_and_quality_is_published_per_version(a
         "probability": truth["evt-0000"]["p"][0],
         "predicted_label": int(truth["evt-0000"]["p"][0] >= 0.5),
         "label": truth["evt-0000"]["y"][0],
+        "predicted_value": None,
     }
 
 
@@ -205,20 +196,20 @@ def test_csv_labels_unknown_ids_and_row_count_mismatches_are_reported(aws: Any, 
 )
 def test_model_monitor_label_encodings(data: str, encoding: str, expected: list[int]) -> None:
     line = {"groundTruthData": {"data": data, "encoding": encoding}, "eventMetadata": {"eventId": "e"}}
-    assert logic.parse_labels(json.dumps(line).encode(), "x.jsonl").by_id == {"e": expected}
+    assert logic.parse_labels(json.dumps(line).encode(), "x.jsonl", CHURN_SCHEMA).by_id == {"e": expected}
     b64 = {"groundTruthData": {"data": base64.b64encode(data.encode()).decode(), "encoding": "BASE64"}}
     b64["eventMetadata"] = {"eventId": "e"}
     if encoding == "CSV":
-        assert logic.parse_labels(json.dumps(b64).encode(), "x.jsonl").by_id == {"e": expected}
+        assert logic.parse_labels(json.dumps(b64).encode(), "x.jsonl", CHURN_SCHEMA).by_id == {"e": expected}
 
 
 def test_a_label_file_that_cannot_be_read_says_why() -> None:
     with pytest.raises(LabelFileError, match=r"g/empty\.csv: the file is empty"):
-        logic.parse_labels(b"  \n", "g/empty.csv")
+        logic.parse_labels(b"  \n", "g/empty.csv", CHURN_SCHEMA)
     with pytest.raises(LabelFileError, match="not UTF-8"):
-        logic.parse_labels(b"\xff\xfe1,0", "g/bad.csv")
+        logic.parse_labels(b"\xff\xfe1,0", "g/bad.csv", CHURN_SCHEMA)
     not_binary = b'{"groundTruthData": {"data": "2"}, "eventMetadata": {"eventId": "e"}}'
-    assert logic.parse_labels(not_binary, "a.jsonl").bad_lines == 1
+    assert logic.parse_labels(not_binary, "a.jsonl", CHURN_SCHEMA).bad_lines == 1
 
 
 @pytest.fixture
@@ -229,6 +220,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, aws: Any) -> Iterator[None]:
         "DATA_CAPTURE_PREFIX": CAPTURE_PREFIX,
         "IDEMPOTENCY_TABLE": "idempotency",
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+        "DATASET_SCHEMA": CHURN_SCHEMA.to_json(),
     }.items():
         monkeypatch.setenv(name, value)
     cached = (gt_handler.settings, gt_handler.evaluate_once)
@@ -270,3 +262,19 @@ def test_objects_outside_the_label_prefix_are_ignored(aws: Any, environment: Non
         "evaluated": False,
         "reason": "key 'datasets/churn/x.csv' is not a label file under ground-truth/",
     }
+
+
+def test_without_a_declared_schema_a_label_file_holds_binary_labels(
+    aws: Any, environment: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stack that does not pass DATASET_SCHEMA to the function (before the platform document routes it)
+    monkeypatch.delenv("DATASET_SCHEMA")
+    gt_handler.settings.cache_clear()
+    truth = captured_traffic(aws)
+    obj = upload(aws, "ground-truth/day1.jsonl", model_monitor_lines(truth))
+    # When the labels are evaluated
+    result = gt_handler.handler(s3_event(obj), FakeContext())
+    # Then they are read as 0/1 labels of a binary model, as before datasets were declared
+    assert result["task"] == "binary" and result["overall"]["rows"] == 160 and result["labels"]["bad_lines"] == 0
+    (point,) = datapoints("ModelAUC", {"EndpointName": ENDPOINT, "ModelVersion": "v1"}, stat="SampleCount")
+    assert point["SampleCount"] == 1
