@@ -526,4 +526,6 @@ def test_installed_again_a_state_change_still_runs_the_shim_once(cloudwatch: Any
     cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
     # Then moto changed the state and the shim saw one transition (its actions would run once)
     assert state_of(cloudwatch, name) == "ALARM"
-    assert [(e.detail["previous"], e.detail["state"]) for e in journal.of("alarm")] == [("OK", "ALARM")]
+    assert [(e.detail["previous"], e.detail["state"]) for e in journal.of("alarm")] == [
+        ("INSUFFICIENT_DATA", "ALARM")
+    ]  # a new alarm starts INSUFFICIENT_DATA
