@@ -68,7 +68,9 @@ class DeliveryStack(cdk.Stack):
                 role_name=deploy_role_name(config),
                 principal=principal,
                 description=f"GitHub Actions deploys {config.stack_name} through the CDK bootstrap roles only",
-                statements=[_assume(bootstrap_role_arn(kind, config.region, qualifier) for kind in DEPLOY_BOOTSTRAP_ROLES)],
+                statements=[
+                    _assume(bootstrap_role_arn(kind, config.region, qualifier) for kind in DEPLOY_BOOTSTRAP_ROLES)
+                ],
             )
             if config.delivery.smoke:
                 self.smoke_roles[config.stage] = self.oidc.role(
