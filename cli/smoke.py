@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import boto3
 import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipelines.schema import DatasetSchema
 from stacks.config import load_config
@@ -97,7 +98,7 @@ class Smoke:
         started = time.monotonic()
         try:
             result = action()
-        except SmokeError as error:
+        except (SmokeError, ClientError, BotoCoreError) as error:  # a refused call fails the step, with AWS's message
             raise SmokeError(f"{name}: {error}") from None
         self.steps[name] = round(time.monotonic() - started, 1)
         self.log(f"  {name}: ok ({self.steps[name]:.1f} s)")

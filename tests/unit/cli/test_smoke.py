@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from cli.smoke import Smoke, SmokeError, check_answer
 from localcloud import cli as mlops
@@ -35,6 +36,7 @@ class FakeAccount:
     approval: str = "Approved"
     starts_runs: bool = True
     served_version: str = "churn-new"
+    refuse: bool = False
     executions: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {MACHINE: [], DEPLOYMENT: []})
     uploads: list[tuple[str, str]] = field(default_factory=list)
     invocations: list[str] = field(default_factory=list)
@@ -84,6 +86,9 @@ class _Client:
 
     def invoke_endpoint(self, EndpointName: str, ContentType: str, Accept: str, Body: bytes) -> dict[str, Any]:
         rows = Body.decode().splitlines()
+        if self.account.refuse:
+            error = {"Error": {"Code": "ModelError", "Message": "Received client error (400): expected 9 columns"}}
+            raise ClientError(error, "InvokeEndpoint")
         self.account.invocations.append(Body.decode())
         predictions = [{"probability": 0.3, "label": 0} for _ in rows]
         body = {"predictions": predictions, "model_version": self.account.served_version}
@@ -144,6 +149,17 @@ def test_a_deployed_model_other_than_the_new_one_fails_the_check() -> None:
     # When the smoke run runs, Then the invoke step fails naming both versions
     with pytest.raises(SmokeError, match=r"^invoke: the endpoint answers with model 'churn-old', expected 'churn-new'"):
         _smoke(account).run()
+
+
+def test_an_endpoint_that_refuses_the_rows_fails_the_invoke_step_with_its_message() -> None:
+    # Given an endpoint that answers the sample rows with a client error (the model's contract changed)
+    account = FakeAccount(refuse=True)
+    # When the smoke run runs
+    with pytest.raises(SmokeError) as error:
+        _smoke(account).run()
+    # Then the step fails with the service's error code and message, not a traceback
+    assert str(error.value).startswith("invoke: An error occurred (ModelError) when calling the InvokeEndpoint")
+    assert "expected 9 columns" in str(error.value)
 
 
 def test_no_run_starting_times_out_naming_what_it_waited_for() -> None:
