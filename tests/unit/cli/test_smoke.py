@@ -1,4 +1,4 @@
-"""``mlops smoke``: the steps against a deployed stack, with injected clients (the e2e test runs it on a local cloud)."""
+"""``mlops smoke``: its steps against a deployed stack, with injected clients (e2e: on a local cloud)."""
 
 from __future__ import annotations
 
