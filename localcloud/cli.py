@@ -7,6 +7,8 @@
   until interrupted, so the AWS CLI and boto3 (``endpoint_url``) drive it like an account: uploads to the raw
   zone start pipelines, approved models are deployed, ``sagemaker-runtime invoke-endpoint`` answers.
 - ``mlops dataset init|check``: declare a dataset from a sample and test a file against it (``cli.dataset``).
+- ``mlops smoke [--stage] [--dataset] [--timeout]``: upload the sample to a deployed stack, wait, invoke, check
+  (``cli.smoke``; against an account or ``local up``).
 
 Stopping ``local up`` (Ctrl-C, SIGINT or SIGTERM) stops the cloud and exits 0. The cloud runs in a child
 process in its own session (``local serve``): a terminal's Ctrl-C reaches only ``local up``, which asks the
@@ -31,6 +33,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cli.dataset import add_commands as add_dataset_commands
+from cli.smoke import add_commands as add_smoke_commands
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
@@ -218,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--time-scale", type=float, default=None, help="cloud seconds per real second (120)")
         command.set_defaults(func=function)
     add_dataset_commands(commands)
+    add_smoke_commands(commands)
     return root
 
 

@@ -15,6 +15,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import StageConfig, load_config
+from stacks.delivery_stack import build_delivery_stack
 from stacks.mlops_stack import MlopsStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +43,7 @@ def build_app(stage: str | None = None, outdir: str | None = None) -> cdk.App:
     app = cdk.App(context=context, outdir=outdir) if outdir else cdk.App(context=context)
     config = load_config(app.node.try_get_context("stage"))
     build_stack(app, config)
+    build_delivery_stack(app)  # only with context github_repository (stacks/delivery_stack.py)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app
 

@@ -172,6 +172,16 @@ class RetrainGuard:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """How GitHub Actions deploys this stage (``stacks/delivery_stack.py``): what the OIDC deploy role trusts. The
+    repository comes from context ``github_repository``, the account from the credentials: not from this file."""
+
+    environment: str | None = None  # the deploy job's GitHub environment; then `sub` names it instead of the branch
+    branch: str = "main"
+    smoke: bool = False  # a smoke-run role (upload the sample, invoke the endpoint) for the pipeline's smoke run
+
+
+@dataclass(frozen=True)
 class StageConfig:
     stage: Stage
     region: str = DEFAULT_REGION
@@ -189,6 +199,7 @@ class StageConfig:
     log_retention_days: int = 30
     noncurrent_version_days: int = 90  # data buckets keep old versions this long
     raw_prefix: str = "datasets"  # s3://raw/<raw_prefix>/<dataset>/<file>
+    delivery: Delivery = field(default_factory=lambda: Delivery(smoke=True))
 
     def __post_init__(self) -> None:
         periods = self.alarms.monitor_evaluation_periods
@@ -302,6 +313,7 @@ def _prod() -> StageConfig:
         ),
         evaluation=replace(dev.evaluation, absolute_floor=0.75),
         log_retention_days=365,
+        delivery=Delivery(environment="prod"),
     )
 
 
