@@ -7,6 +7,8 @@
   until interrupted, so the AWS CLI and boto3 (``endpoint_url``) drive it like an account: uploads to the raw
   zone start pipelines, approved models are deployed, ``sagemaker-runtime invoke-endpoint`` answers.
 - ``mlops dataset init|check``: declare a dataset from a sample and test a file against it (``cli.dataset``).
+- ``mlops status|runs|models|approve|reject|rollback|retrain|promote|invoke|logs``: operate a deployed stack, in an
+  account or in the local cloud alike (``cli.operations``; docs/operations.md).
 
 Stopping ``local up`` (Ctrl-C, SIGINT or SIGTERM) stops the cloud and exits 0. The cloud runs in a child
 process in its own session (``local serve``): a terminal's Ctrl-C reaches only ``local up``, which asks the
@@ -31,6 +33,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cli.dataset import add_commands as add_dataset_commands
+from cli.operations import add_commands as add_operation_commands
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
@@ -184,7 +187,7 @@ def _banner(cloud: LocalCloud, deployment: Deployment, dataset: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="mlops", description="The MLOps stack's local cloud (offline, on moto).")
+    root = argparse.ArgumentParser(prog="mlops", description="Operate the MLOps stack, in an account or the local cloud.")
     commands = root.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the whole lifecycle offline and summarize it")
     demo.add_argument("--rows", type=int, default=None, help="rows of the first upload (default: the 5,000-row sample)")
@@ -218,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--time-scale", type=float, default=None, help="cloud seconds per real second (120)")
         command.set_defaults(func=function)
     add_dataset_commands(commands)
+    add_operation_commands(commands)
     return root
 
 
