@@ -28,8 +28,8 @@ def input_of(described: dict[str, Any]) -> dict[str, Any]:
 def dataset_of(stack: Stack, described: dict[str, Any]) -> str | None:
     """The execution's dataset: its input's ``dataset``; on a single-dataset stack, that one dataset."""
     value = input_of(described).get("dataset")
-    if value:
-        return str(value)
+    if isinstance(value, str) and value:
+        return value  # an upload's input names the raw object under "dataset" on single-dataset stacks
     return next(iter(stack.datasets)) if len(stack.datasets) == 1 else None
 
 

@@ -25,6 +25,7 @@ def alarms_in_alarm(ops: Ops, stack: Stack) -> list[dict[str, Any]]:
         {"name": a["AlarmName"], "reason": a.get("StateReason"), "since": a.get("StateUpdatedTimestamp")}
         for page in pages
         for a in page.get("MetricAlarms", [])
+        if a.get("StateValue") == "ALARM"  # moto 5.2.5 ignores StateValue next to AlarmNamePrefix
     ]
 
 
