@@ -53,7 +53,9 @@ def decide(ops: Ops, args: argparse.Namespace, status: str) -> int:
     if status == registry.REJECTED:
         live = registry.serving(sagemaker, dataset)
         if live is not None and live["version"] == package.version:
-            lines.append(f"v{package.version} still serves {dataset.endpoint}: `mlops rollback --dataset {dataset.name}`")
+            lines.append(
+                f"v{package.version} still serves {dataset.endpoint}: `mlops rollback --dataset {dataset.name}`"
+            )
     elif args.wait:
         progress(f"waiting for the deployment of v{package.version}")
         arn = executions.new_execution(
@@ -61,7 +63,9 @@ def decide(ops: Ops, args: argparse.Namespace, status: str) -> int:
         )
         final = executions.wait(sfn, arn, args.timeout)
         result["deployment"] = {"arn": arn, "status": final["status"], "cause": final.get("cause")}
-        lines.append(f"deployment {final['name']}: {final['status']}" + (f": {final.get('cause')}" if final.get("cause") else ""))
+        lines.append(
+            f"deployment {final['name']}: {final['status']}" + (f": {final.get('cause')}" if final.get("cause") else "")
+        )
         code = OK if final["status"] == "SUCCEEDED" else FAILED
     else:
         lines.append("the deployment state machine starts on the approval (follow it: mlops runs --deployments)")

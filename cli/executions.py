@@ -66,7 +66,9 @@ def machines(stack: Stack) -> dict[str, str]:
     return {"training": stack.training_machine, "deployment": stack.deployment_machine}
 
 
-def recent(stack: Stack, kinds: tuple[str, ...] = ("training",), limit: int = 20, dataset: str | None = None) -> list[dict[str, Any]]:
+def recent(
+    stack: Stack, kinds: tuple[str, ...] = ("training",), limit: int = 20, dataset: str | None = None
+) -> list[dict[str, Any]]:
     """The newest executions of the state machines ``kinds`` (of ``dataset`` when given), newest first."""
     sfn = stack.aws.client("stepfunctions")
     found: list[dict[str, Any]] = []
@@ -96,7 +98,9 @@ def resolve(stack: Stack, run: str) -> tuple[str, str]:
                 continue
             raise
         return arn, kind
-    raise CliError(f"no run {run!r} in {stack.name}'s training or deployment state machine (see: mlops runs)", BAD_INPUT)
+    raise CliError(
+        f"no run {run!r} in {stack.name}'s training or deployment state machine (see: mlops runs)", BAD_INPUT
+    )
 
 
 def history(sfn: Any, arn: str) -> list[dict[str, Any]]:
@@ -168,7 +172,9 @@ def wait(
 
 
 def arns(sfn: Any, machine: str) -> set[str]:
-    return {e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine, maxResults=100).get("executions", [])}
+    return {
+        e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine, maxResults=100).get("executions", [])
+    }
 
 
 def new_execution(

@@ -26,10 +26,14 @@ def invoke(ops: Ops, args: argparse.Namespace) -> int:
     if not body:
         raise CliError(f"{path} is empty: nothing to send", BAD_INPUT)
     if len(body) > MAX_PAYLOAD:
-        raise CliError(f"{path} is {len(body)} bytes; InvokeEndpoint takes at most {MAX_PAYLOAD} (use batch scoring)", BAD_INPUT)
+        raise CliError(
+            f"{path} is {len(body)} bytes; InvokeEndpoint takes at most {MAX_PAYLOAD} (use batch scoring)", BAD_INPUT
+        )
     content_type = args.content_type or CONTENT_TYPES.get(path.suffix.lower())
     if content_type is None:
-        raise CliError(f"cannot tell the content type of {path.name}: pass --content-type text/csv or application/json", BAD_INPUT)
+        raise CliError(
+            f"cannot tell the content type of {path.name}: pass --content-type text/csv or application/json", BAD_INPUT
+        )
     try:
         response = ops.aws.client("sagemaker-runtime").invoke_endpoint(
             EndpointName=dataset.endpoint, ContentType=content_type, Accept="application/json", Body=body

@@ -77,7 +77,8 @@ def show(ops: Ops, args: argparse.Namespace) -> int:
             arn, kind = executions.resolve(stack, args.target)
         except CliError:
             raise CliError(
-                f"{args.target!r} is neither a function ({', '.join(sorted(functions))}) nor a run (mlops runs)", BAD_INPUT
+                f"{args.target!r} is neither a function ({', '.join(sorted(functions))}) nor a run (mlops runs)",
+                BAD_INPUT,
             ) from None
         sfn = ops.aws.client("stepfunctions")
         history = executions.history(sfn, arn)

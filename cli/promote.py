@@ -126,13 +126,19 @@ def promote(ops: Ops, args: argparse.Namespace) -> int:
     already = existing_copy(sagemaker, target_dataset, package.arn)
     if already is not None:
         result = _result(dataset, package, target, target_dataset, already, copied=False)
-        emit(ops.as_json, result, f"{dataset.name} v{package.version} is already in {target.name} as v{already.version} ({already.status})\n")
+        emit(
+            ops.as_json,
+            result,
+            f"{dataset.name} v{package.version} is already in {target.name} as v{already.version} ({already.status})\n",
+        )
         return OK
     bucket = target.output("ArtifactsBucket")
     slug = f"{source_stage}/{dataset.model_package_group}-v{package.version}"
     containers = package.raw.get("InferenceSpecification", {}).get("Containers") or []
     if not containers or not containers[0].get("ModelDataUrl"):
-        raise CliError(f"{package.arn} has no model artifact (InferenceSpecification.Containers[0].ModelDataUrl)", BAD_INPUT)
+        raise CliError(
+            f"{package.arn} has no model artifact (InferenceSpecification.Containers[0].ModelDataUrl)", BAD_INPUT
+        )
     container = containers[0]
     progress(f"copying the model artifact of v{package.version} to s3://{bucket}/models/promoted/{slug}/")
     model_uri = _copy(ops.aws, target_aws, container["ModelDataUrl"], bucket, f"models/promoted/{slug}/model.tar.gz")
@@ -192,11 +198,21 @@ def promote(ops: Ops, args: argparse.Namespace) -> int:
 
 
 def _result(
-    dataset: Dataset, package: registry.Package, target: Stack, target_dataset: Dataset, copy: registry.Package, *, copied: bool
+    dataset: Dataset,
+    package: registry.Package,
+    target: Stack,
+    target_dataset: Dataset,
+    copy: registry.Package,
+    *,
+    copied: bool,
 ) -> dict[str, Any]:
     return {
         "dataset": dataset.name,
-        "source": {"version": package.version, "model_package_arn": package.arn, "model_version": package.model_version},
+        "source": {
+            "version": package.version,
+            "model_package_arn": package.arn,
+            "model_version": package.model_version,
+        },
         "target": {
             "stack": target.name,
             "model_package_group": target_dataset.model_package_group,

@@ -38,7 +38,11 @@ def retrain(ops: Ops, args: argparse.Namespace) -> int:
         raise CliError(f"the retrain function failed: {message}", FAILED)
     decision: dict[str, Any] = dict(payload)
     if decision.get("decision") != "started":
-        emit(ops.as_json, decision, f"{dataset.name}: retrain refused ({decision.get('guard')}): {decision.get('reason')}\n")
+        emit(
+            ops.as_json,
+            decision,
+            f"{dataset.name}: retrain refused ({decision.get('guard')}): {decision.get('reason')}\n",
+        )
         return FAILED
     forced = " (forced: cooldown and budget bypassed)" if decision.get("forced") else ""
     lines = [f"{dataset.name}: retrain started{forced}: {decision.get('execution_name')}"]

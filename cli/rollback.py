@@ -38,15 +38,26 @@ def plan(ops: Ops, args: argparse.Namespace) -> tuple[Any, registry.Package, int
     if args.to is not None:
         target = registry.find(sagemaker, dataset, args.to)
     else:
-        older = [p for p in registry.packages(sagemaker, dataset) if p.status == registry.APPROVED and p.version < (current or 0)]
+        older = [
+            p
+            for p in registry.packages(sagemaker, dataset)
+            if p.status == registry.APPROVED and p.version < (current or 0)
+        ]
         if not older:
             raise CliError(f"{dataset.name}: no Approved version older than v{current} to roll back to", BAD_INPUT)
         target = older[0]
     if target.version == current:
         raise CliError(f"{dataset.name} v{target.version} already serves {dataset.endpoint}", BAD_INPUT)
     if target.status != registry.APPROVED:
-        hint = f"; approve it first (mlops approve {target.version}) if it should serve" if target.status == registry.REJECTED else ""
-        raise CliError(f"{dataset.name} v{target.version} is {target.status}: only an Approved version is rolled back to{hint}", BAD_INPUT)
+        hint = (
+            f"; approve it first (mlops approve {target.version}) if it should serve"
+            if target.status == registry.REJECTED
+            else ""
+        )
+        raise CliError(
+            f"{dataset.name} v{target.version} is {target.status}: only an Approved version is rolled back to{hint}",
+            BAD_INPUT,
+        )
     return dataset, target, current
 
 

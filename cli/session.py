@@ -48,7 +48,9 @@ class Aws:
         try:
             self.session = session or boto3.Session(profile_name=profile, region_name=region)
         except ProfileNotFound:
-            raise CliError(f"AWS profile {profile!r} is not configured (aws configure list-profiles)", NO_ACCESS) from None
+            raise CliError(
+                f"AWS profile {profile!r} is not configured (aws configure list-profiles)", NO_ACCESS
+            ) from None
         if not self.session.region_name:
             raise CliError(
                 "no AWS region: pass --region, set AWS_DEFAULT_REGION, or give the profile a region",
@@ -88,7 +90,9 @@ def explain(error: Exception) -> CliError | None:
     if isinstance(error, NoRegionError):
         return CliError("no AWS region: pass --region or set AWS_DEFAULT_REGION", NO_ACCESS)
     if isinstance(error, EndpointConnectionError):
-        return CliError(f"cannot reach AWS: {error} (is AWS_ENDPOINT_URL right, is `mlops local up` running?)", NO_ACCESS)
+        return CliError(
+            f"cannot reach AWS: {error} (is AWS_ENDPOINT_URL right, is `mlops local up` running?)", NO_ACCESS
+        )
     if isinstance(error, ClientError):
         operation = getattr(error, "operation_name", "the call")
         code = error_code(error)

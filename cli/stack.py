@@ -41,7 +41,9 @@ def datasets_from_outputs(outputs: dict[str, str], stack_name: str) -> dict[str,
         try:
             resources = json.loads(raw)
         except ValueError:
-            raise CliError(f"stack {stack_name}: output DatasetResources is not JSON: {raw[:200]!r}", NO_ACCESS) from None
+            raise CliError(
+                f"stack {stack_name}: output DatasetResources is not JSON: {raw[:200]!r}", NO_ACCESS
+            ) from None
         found = {}
         for name, entry in resources.items():
             entry = entry if isinstance(entry, dict) else {}
@@ -88,7 +90,9 @@ class Stack:
         try:
             return self.outputs[key]
         except KeyError:
-            raise CliError(f"stack {self.name} has no output {key!r} (outputs: {sorted(self.outputs)})", NO_ACCESS) from None
+            raise CliError(
+                f"stack {self.name} has no output {key!r} (outputs: {sorted(self.outputs)})", NO_ACCESS
+            ) from None
 
     @property
     def training_machine(self) -> str:
@@ -122,7 +126,9 @@ class Stack:
     def resources(self) -> list[dict[str, Any]]:
         if self._resources is None:
             paginator = self.aws.client("cloudformation").get_paginator("list_stack_resources")
-            self._resources = [s for page in paginator.paginate(StackName=self.name) for s in page["StackResourceSummaries"]]
+            self._resources = [
+                s for page in paginator.paginate(StackName=self.name) for s in page["StackResourceSummaries"]
+            ]
         return self._resources
 
     def functions(self) -> dict[str, dict[str, str]]:

@@ -86,13 +86,17 @@ def render(status: dict[str, Any]) -> str:
         lines.append("last run:   none (upload a file to the dataset's raw prefix)")
     else:
         step = f" at {run['step']}" if run.get("step") else ""
-        lines.append(f"last run:   {run['name']} {run['status']}{step} (started {when(run['started'])}, {run['trigger']})")
+        lines.append(
+            f"last run:   {run['name']} {run['status']}{step} (started {when(run['started'])}, {run['trigger']})"
+        )
     best = status["champion"]
     if best is None:
         lines.append("champion:   none (no Approved version)")
     else:
         metric = f"{best['metric']} {cell(best['value'])}" if best["metric"] else "no metric recorded"
-        lines.append(f"champion:   v{best['version']} {best['model_version']} ({metric}, data {best['dataset_version']})")
+        lines.append(
+            f"champion:   v{best['version']} {best['model_version']} ({metric}, data {best['dataset_version']})"
+        )
     endpoint = status["endpoint"]
     if endpoint is None:
         lines.append("endpoint:   not deployed yet")
@@ -118,6 +122,8 @@ def show(ops: Ops, args: argparse.Namespace) -> int:
 
 
 def add(commands: Any, common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser("status", parents=[common], help="runs, champion, endpoint, alarms and drift per dataset")
+    parser = commands.add_parser(
+        "status", parents=[common], help="runs, champion, endpoint, alarms and drift per dataset"
+    )
     parser.add_argument("--dataset", default=None)
     parser.set_defaults(operation=show)

@@ -99,7 +99,9 @@ def test_v2_by_upload_then_rollback_to_v1_through_the_canary(env: Env, capsys: p
     env.cloud.settle()
     assert mlops(capsys, "status", "--json")[1]["datasets"][0]["endpoint"]["version"] == 2
     # When the operator rolls back to v1 and waits
-    code, rolled, err = mlops(capsys, "rollback", "--dataset", "churn", "--to", "1", "--reason", "e2e", "--wait", "--json")
+    code, rolled, err = mlops(
+        capsys, "rollback", "--dataset", "churn", "--to", "1", "--reason", "e2e", "--wait", "--json"
+    )
     # Then the rollback deployment succeeded and v1 serves again
     assert code == 0, (rolled, err)
     assert (rolled["from_version"], rolled["to_version"], rolled["status"]) == (2, 1, "SUCCEEDED")
