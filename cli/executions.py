@@ -121,10 +121,11 @@ def steps(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             found.append(step)
             open_steps[name] = step
         elif kind.endswith("StateExited"):
-            step = open_steps.pop(event["stateExitedEventDetails"]["name"], None)
-            if step is not None:
-                step.update(stopped=event["timestamp"], status="ok" if step["status"] == "running" else step["status"])
-                step["seconds"] = seconds(step["started"], step["stopped"])
+            exited = open_steps.pop(event["stateExitedEventDetails"]["name"], None)
+            if exited is not None:
+                status = "ok" if exited["status"] == "running" else exited["status"]
+                exited.update(stopped=event["timestamp"], status=status)
+                exited["seconds"] = seconds(exited["started"], exited["stopped"])
         elif kind.endswith("Failed") or kind.endswith("TimedOut"):
             details = next((v for k, v in event.items() if k.endswith("EventDetails") and isinstance(v, dict)), {})
             if found and details:

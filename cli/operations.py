@@ -44,6 +44,6 @@ def add_commands(commands: Any) -> None:
     add_common(common)
     for module in MODULES:
         module.add(commands, common)
-    for name, parser in commands.choices.items():
+    for parser in commands.choices.values():
         if parser.get_default("operation") is not None:
             parser.set_defaults(func=run)

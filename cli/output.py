@@ -50,7 +50,7 @@ def seconds(start: datetime | None, end: datetime | None) -> float | None:
 def duration(value: float | None) -> str:
     if value is None:
         return "-"
-    minutes, rest = divmod(int(round(value)), 60)
+    minutes, rest = divmod(round(value), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{value:.1f}s"
 
 

@@ -192,7 +192,8 @@ def promote(ops: Ops, args: argparse.Namespace) -> int:
         ops.as_json,
         result,
         f"{dataset.name} v{package.version} ({package.model_version}) -> {target.name} v{created.version}: "
-        f"{created.status}\napprove it there: mlops approve {created.version} --stage {args.to} --dataset {dataset.name}\n",
+        f"{created.status}\napprove it there: mlops approve {created.version} --stage {args.to} "
+        f"--dataset {dataset.name}\n",
     )
     return OK
 

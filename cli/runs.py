@@ -9,7 +9,7 @@ from typing import Any
 from cli import executions
 from cli.context import Ops
 from cli.errors import FAILED, OK
-from cli.output import duration, emit, table
+from cli.output import duration, emit, table, when
 
 COLUMNS = [
     ("name", "run"),
@@ -43,7 +43,7 @@ def show(ops: Ops, args: argparse.Namespace) -> int:
     data: dict[str, Any] = {**summary, "steps": found, "failure_reason": failure}
     lines = [
         f"run {summary['name']} ({kind}, dataset {summary['dataset'] or '-'}): {summary['status']}",
-        f"started {summary['started']:%Y-%m-%d %H:%M:%SZ}, took {duration(summary['seconds'])}, trigger {summary['trigger']}",
+        f"started {when(summary['started'])}, took {duration(summary['seconds'])}, trigger {summary['trigger']}",
         "",
         table([{**s, "took": duration(s["seconds"])} for s in found], STEP_COLUMNS).rstrip("\n"),
     ]

@@ -187,7 +187,9 @@ def _banner(cloud: LocalCloud, deployment: Deployment, dataset: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="mlops", description="Operate the MLOps stack, in an account or the local cloud.")
+    root = argparse.ArgumentParser(
+        prog="mlops", description="Operate the MLOps stack, in an account or the local cloud."
+    )
     commands = root.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the whole lifecycle offline and summarize it")
     demo.add_argument("--rows", type=int, default=None, help="rows of the first upload (default: the 5,000-row sample)")
