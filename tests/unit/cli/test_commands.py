@@ -405,3 +405,15 @@ def test_no_credentials_and_no_region_exit_3(
     assert code == NO_ACCESS and "no AWS credentials found: set AWS_PROFILE or pass --profile" in err
     code, _, err = mlops(capsys, "status", "--profile", "ops")
     assert code == NO_ACCESS and "AWS profile 'ops' is not configured" in err
+
+
+def test_an_uploads_input_names_the_raw_object_not_the_dataset(account: Account) -> None:
+    # Given the start Lambda's input on a single-dataset stack ("dataset" is the raw object there)
+    from cli.context import Ops
+    from cli.session import Aws
+
+    stack = Ops(Aws(), STACK).stack
+    upload = {"input": json.dumps({"dataset": {"bucket": "raw", "key": "datasets/churn/a.csv"}})}
+    # Then the run belongs to the stack's one dataset; a multi-dataset input names it
+    assert executions.dataset_of(stack, upload) == "churn"
+    assert executions.dataset_of(stack, {"input": json.dumps({"dataset": "tickets"})}) == "tickets"
