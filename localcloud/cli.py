@@ -177,6 +177,8 @@ def _banner(cloud: LocalCloud, deployment: Deployment, dataset: str) -> None:
     print(f"  export AWS_DEFAULT_REGION={cloud.region} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
     raw = deployment.outputs["RawBucket"]
     print(f"  aws s3 cp data.csv s3://{raw}/datasets/{dataset}/data.csv     # starts the pipeline")
+    stage = deployment.stack_name.removeprefix("mlops-")
+    print(f"  mlops status --stage {stage}     # runs, models, rollback, retrain, ... (docs/operations.md)")
     print(f"  aws stepfunctions list-executions --state-machine-arn {deployment.outputs['TrainingStateMachine']}")
     print(
         f"  aws sagemaker-runtime invoke-endpoint --endpoint-name {deployment.outputs['EndpointName']} "
