@@ -9,6 +9,8 @@
 - ``mlops dataset init|check``: declare a dataset from a sample and test a file against it (``cli.dataset``).
 - ``mlops smoke [--stage] [--dataset] [--timeout]``: upload the sample to a deployed stack, wait, invoke, check
   (``cli.smoke``; against an account or ``local up``).
+- ``mlops status|runs|models|approve|reject|rollback|retrain|promote|invoke|logs``: operate a deployed stack, in an
+  account or in the local cloud alike (``cli.operations``; docs/operations.md).
 
 Stopping ``local up`` (Ctrl-C, SIGINT or SIGTERM) stops the cloud and exits 0. The cloud runs in a child
 process in its own session (``local serve``): a terminal's Ctrl-C reaches only ``local up``, which asks the
@@ -33,6 +35,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cli.dataset import add_commands as add_dataset_commands
+from cli.operations import add_commands as add_operation_commands
 from cli.smoke import add_commands as add_smoke_commands
 
 if TYPE_CHECKING:
@@ -177,6 +180,8 @@ def _banner(cloud: LocalCloud, deployment: Deployment, dataset: str) -> None:
     print(f"  export AWS_DEFAULT_REGION={cloud.region} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
     raw = deployment.outputs["RawBucket"]
     print(f"  aws s3 cp data.csv s3://{raw}/datasets/{dataset}/data.csv     # starts the pipeline")
+    stage = deployment.stack_name.removeprefix("mlops-")
+    print(f"  mlops status --stage {stage}     # runs, models, rollback, retrain, ... (docs/operations.md)")
     print(f"  aws stepfunctions list-executions --state-machine-arn {deployment.outputs['TrainingStateMachine']}")
     print(
         f"  aws sagemaker-runtime invoke-endpoint --endpoint-name {deployment.outputs['EndpointName']} "
@@ -187,7 +192,9 @@ def _banner(cloud: LocalCloud, deployment: Deployment, dataset: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="mlops", description="The MLOps stack's local cloud (offline, on moto).")
+    root = argparse.ArgumentParser(
+        prog="mlops", description="Operate the MLOps stack, in an account or the local cloud."
+    )
     commands = root.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the whole lifecycle offline and summarize it")
     demo.add_argument("--rows", type=int, default=None, help="rows of the first upload (default: the 5,000-row sample)")
@@ -222,6 +229,7 @@ def parser() -> argparse.ArgumentParser:
         command.set_defaults(func=function)
     add_dataset_commands(commands)
     add_smoke_commands(commands)
+    add_operation_commands(commands)
     return root
 
 

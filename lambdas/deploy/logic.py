@@ -200,7 +200,7 @@ class Deployer:
             "rollout": self.rollout,
             "check": self.check,
             "compare_shadow": self.compare_shadow,
-            "verify": self.verify,
+            "verify": lambda s: self.verify(s, execution),
             "explain_failure": lambda s: self.explain_failure(execution, s),
         }
         result = steps[action](state)
@@ -769,7 +769,7 @@ class Deployer:
 
     # ---- verify ------------------------------------------------------------------------------------------
 
-    def verify(self, state: DeploymentState) -> dict[str, Any]:
+    def verify(self, state: DeploymentState, execution: str = "") -> dict[str, Any]:
         prepared, rollout = _prepared(state), _rollout(state)
         endpoint = prepared.endpoint_name
         live = self._describe_endpoint(endpoint)
@@ -818,15 +818,55 @@ class Deployer:
                 f"{comparison.shadow['error_rate']:.2%} vs {comparison.production['error_rate']:.2%}, "
                 f"{_answers_summary(comparison)}."
             )
+        rollback = rollback_trigger(state.trigger)
+        retired = self._retire_newer(prepared, execution, rollback) if rollback is not None else []
+        if rollback is not None:
+            lines.append(
+                f"Rollback asked by {rollback.get('requested_by', 'unknown')}: {rollback.get('reason', 'no reason')}. "
+                f"Set to Rejected (rolled back): {', '.join(f'v{v}' for v in retired) or 'none'}; "
+                f"{prepared.model_version} is the champion again."
+            )
+        verb = f"Rolled back endpoint {endpoint} to" if rollback is not None else "Deployed"
+        where = "" if rollback is not None else f" to {endpoint}"
         return {
-            "subject": _subject(f"Deployed model {prepared.model_version} to {endpoint}"),
+            "subject": _subject(f"{verb} model {prepared.model_version}{where}"),
             "message": "\n".join(lines),
             "outcome": "deployed",
+            "rolled_back": retired,
             "endpoint_name": endpoint,
             "endpoint_config_name": target,
             "model_version": prepared.model_version,
             "autoscaling": scaling,
         }
+
+    def _retire_newer(self, prepared: Prepared, execution: str, rollback: dict[str, Any]) -> list[int]:
+        """After a verified rollback: every Approved version newer than the one now serving is set to Rejected and
+        marked (``rolled_back_by`` / ``rolled_back_to`` in its CustomerMetadataProperties), so the champion the
+        next challenger is measured against (the newest Approved version, ``prepare_training.find_champion``) is
+        the model that serves. Approving a retired version again (``mlops approve``) deploys it again."""
+        retired = []
+        paginator = self.sm.get_paginator("list_model_packages")
+        pages = paginator.paginate(
+            ModelPackageGroupName=self.settings.model_package_group, ModelApprovalStatus="Approved"
+        )
+        for summary in (s for page in pages for s in page.get("ModelPackageSummaryList", [])):
+            version = int(summary.get("ModelPackageVersion") or 0)
+            if version <= prepared.package_version:
+                continue
+            arn = summary["ModelPackageArn"]
+            metadata = dict(
+                self.sm.describe_model_package(ModelPackageName=arn).get("CustomerMetadataProperties") or {}
+            )
+            metadata.update(rolled_back_by=execution[:256] or "unknown", rolled_back_to=f"v{prepared.package_version}")
+            why = f"rolled back: v{prepared.package_version} serves again ({rollback.get('reason') or 'no reason'})"
+            self.sm.update_model_package(
+                ModelPackageArn=arn,
+                ModelApprovalStatus="Rejected",
+                ApprovalDescription=" ".join(why.split())[:1000],
+                CustomerMetadataProperties=metadata,  # repeated whole: moto replaces the map on every update
+            )
+            retired.append(version)
+        return sorted(retired)
 
     def _autoscale(self, endpoint: str, variant: str) -> dict[str, Any]:
         resource = f"endpoint/{endpoint}/variant/{variant}"
@@ -941,6 +981,12 @@ class Deployer:
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
+
+
+def rollback_trigger(trigger: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    """The execution's trigger when it is an operator's rollback (``mlops rollback``: ``{"source": "rollback",
+    "to_version", "from_version", "reason", "requested_by"}``), else None."""
+    return trigger if isinstance(trigger, dict) and trigger.get("source") == "rollback" else None
 
 
 DEMOTING = frozenset({"rolled_back", "smoke_test_failed", "shadow_rejected", "timed_out"})

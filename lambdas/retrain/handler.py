@@ -1,8 +1,12 @@
-"""CloudWatch alarm Lambda action -> the retrain guard's decision: logged, metered, notified, once per transition."""
+"""CloudWatch alarm Lambda action -> the retrain guard's decision: logged, metered, notified, once per transition.
+
+A direct invocation with ``{"source": "mlops.cli", ...}`` (``mlops retrain``) is an operator's request: the same
+guard without the alarm-only checks (``lambdas.retrain.manual``), decided once per request id."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -11,8 +15,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from lambdas.retrain import logic
-from lambdas.retrain.models import AlarmEvent
+from lambdas.retrain import logic, manual
+from lambdas.retrain.models import MANUAL_SOURCE, AlarmEvent, ManualRetrain
 from lambdas.shared.aws import client
 from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, metrics, tracer
@@ -68,7 +72,10 @@ def _clients() -> logic.Clients:
 def decide_once(transition: dict[str, Any]) -> dict[str, Any]:
     """One decision per alarm transition."""
     parsed = logic.Transition(**{**transition, "timestamp": logic.parse_time(transition["timestamp_text"])})
-    decision = logic.decide(_clients(), settings().logic_settings(), parsed)
+    return _record(logic.decide(_clients(), settings().logic_settings(), parsed))
+
+
+def _record(decision: logic.Decision) -> dict[str, Any]:
     logger.info(f"retrain {decision.decision}: {decision.reason}", extra=decision.to_dict())
     metrics.add_dimension(name="decision", value=decision.decision)
     metrics.add_dimension(name="service", value=settings().POWERTOOLS_SERVICE_NAME)
@@ -77,11 +84,35 @@ def decide_once(transition: dict[str, Any]) -> dict[str, Any]:
     return decision.to_dict()
 
 
-@logger.inject_lambda_context(log_event=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@once_per(
+    "[dataset, request_id]",
+    argument="request",
+    table=lambda: settings().GUARD_TABLE,
+    key_attr="pk",
+    sort_key_attr="sk",
+)
+def request_once(request: dict[str, Any]) -> dict[str, Any]:
+    """One decision per operator request (a retried invocation answers with the recorded decision)."""
+    parsed = ManualRetrain.model_validate(request)
+    return _record(manual.decide(_clients(), settings().logic_settings(), parsed, datetime.now(UTC)))
+
+
 @event_parser(model=AlarmEvent)
-def handler(event: AlarmEvent, context: LambdaContext) -> dict[str, Any]:
+def _on_alarm(event: AlarmEvent, context: LambdaContext) -> dict[str, Any]:
     transition = logic.Transition.from_event(event)
     payload = {k: v for k, v in transition.__dict__.items() if k != "timestamp"}
     return decide_once(payload, context)
+
+
+@event_parser(model=ManualRetrain)
+def _on_request(event: ManualRetrain, context: LambdaContext) -> dict[str, Any]:
+    return request_once(event.model_dump(), context)
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if isinstance(event, dict) and event.get("source") == MANUAL_SOURCE:
+        return _on_request(event, context)
+    return _on_alarm(event, context)

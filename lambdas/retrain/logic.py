@@ -140,6 +140,8 @@ class Decision:
     execution_name: str | None = None
     execution_arn: str | None = None
     consecutive_breaches: int | None = None
+    trigger: Literal["alarm", "manual"] = "alarm"
+    forced: bool = False  # a manual start that bypassed cooldown and budget (``mlops retrain --force``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -269,50 +271,49 @@ def update_breaches(dynamodb: DynamoDBClient, table: str, transition: Transition
 
 
 def claim_start(
-    dynamodb: DynamoDBClient, table: str, guard: Guard, transition: Transition, name: str
+    dynamodb: DynamoDBClient, table: str, guard: Guard, transition: Transition, name: str, *, force: bool = False
 ) -> tuple[bool, str, str]:
-    """(claimed, guard, reason): one transaction over the cooldown item and today's budget item."""
+    """(claimed, guard, reason): one transaction over the cooldown item and today's budget item. ``force`` (an
+    operator's ``mlops retrain --force``) records the start in both items without their conditions, so the start
+    counts against the budget and opens a new cooldown like any other."""
     now = int(transition.timestamp.timestamp())
     day = transition.timestamp.strftime("%Y-%m-%d")
     cutoff = now - guard.cooldown_minutes * 60
     expiration = int((transition.timestamp + timedelta(days=3)).timestamp())
+    last: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"pk": _s("retrain"), "sk": _s("last")},
+        "UpdateExpression": "SET started_at = :now, transition_key = :tk, alarm = :alarm, execution_name = :name",
+        "ConditionExpression": "attribute_not_exists(started_at) OR started_at <= :cutoff OR transition_key = :tk",
+        "ExpressionAttributeValues": {
+            ":now": _n(now),
+            ":tk": _s(transition.key),
+            ":alarm": _s(transition.alarm),
+            ":name": _s(name),
+            ":cutoff": _n(cutoff),
+        },
+    }
+    budget: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"pk": _s("retrain"), "sk": _s(f"day#{day}")},
+        "UpdateExpression": "ADD transitions :tks SET expiration = :exp",
+        "ConditionExpression": "attribute_not_exists(transitions) OR size(transitions) < :max "
+        "OR contains(transitions, :tk)",
+        "ExpressionAttributeValues": {
+            ":tks": {"SS": [transition.key]},
+            ":tk": _s(transition.key),
+            ":max": _n(guard.max_per_day),
+            ":exp": _n(expiration),
+        },
+    }
+    if force:
+        for update in (last, budget):
+            del update["ConditionExpression"]
+        del last["ExpressionAttributeValues"][":cutoff"]
+        for placeholder in (":tk", ":max"):  # DynamoDB refuses values no expression uses
+            budget["ExpressionAttributeValues"].pop(placeholder)
     try:
-        dynamodb.transact_write_items(
-            TransactItems=[
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": {"pk": _s("retrain"), "sk": _s("last")},
-                        "UpdateExpression": "SET started_at = :now, transition_key = :tk, alarm = :alarm, "
-                        "execution_name = :name",
-                        "ConditionExpression": "attribute_not_exists(started_at) OR started_at <= :cutoff "
-                        "OR transition_key = :tk",
-                        "ExpressionAttributeValues": {
-                            ":now": _n(now),
-                            ":tk": _s(transition.key),
-                            ":alarm": _s(transition.alarm),
-                            ":name": _s(name),
-                            ":cutoff": _n(cutoff),
-                        },
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": table,
-                        "Key": {"pk": _s("retrain"), "sk": _s(f"day#{day}")},
-                        "UpdateExpression": "ADD transitions :tks SET expiration = :exp",
-                        "ConditionExpression": "attribute_not_exists(transitions) OR size(transitions) < :max "
-                        "OR contains(transitions, :tk)",
-                        "ExpressionAttributeValues": {
-                            ":tks": {"SS": [transition.key]},
-                            ":tk": _s(transition.key),
-                            ":max": _n(guard.max_per_day),
-                            ":exp": _n(expiration),
-                        },
-                    }
-                },
-            ]
-        )
+        dynamodb.transact_write_items(TransactItems=[{"Update": last}, {"Update": budget}])
     except Exception as error:
         if _error_code(error) != "TransactionCanceledException":
             raise
@@ -425,6 +426,9 @@ def _started(
 
 def notify(sns: SnsClient, topic_arn: str, decision: Decision) -> None:
     verb = "Retrain started" if decision.decision == "started" else f"Retrain suppressed ({decision.guard})"
+    if decision.forced:
+        verb += " (forced: cooldown and budget bypassed)"
     subject = f"{verb}: {decision.alarm}"[:100]
-    body = f"{verb} on alarm {decision.alarm} at {decision.transition_time}.\nReason: {decision.reason}\n\n"
+    source = "on alarm" if decision.trigger == "alarm" else "asked by"
+    body = f"{verb} {source} {decision.alarm} at {decision.transition_time}.\nReason: {decision.reason}\n\n"
     sns.publish(TopicArn=topic_arn, Subject=subject, Message=body + json.dumps(decision.to_dict(), indent=1))

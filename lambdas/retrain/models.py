@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 StateValue = Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
 
@@ -56,3 +56,19 @@ class AlarmEvent(BaseModel):
     time: str
     region: str
     alarm_data: AlarmData = Field(alias="alarmData")
+
+
+MANUAL_SOURCE = "mlops.cli"
+
+
+class ManualRetrain(BaseModel):
+    """A retrain an operator asks for by invoking the function directly (``mlops retrain``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["mlops.cli"]
+    dataset: str = Field(min_length=1, max_length=63)
+    reason: str = Field(min_length=1, max_length=500)
+    requested_by: str = Field(min_length=1, max_length=200)
+    request_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    force: bool = False

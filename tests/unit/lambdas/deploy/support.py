@@ -179,9 +179,10 @@ def run_deployment(
     during_rollout: Callable[[dict[str, Any]], None] | None = None,
     during_bake: Callable[[dict[str, Any]], None] | None = None,
     execution: str = "deploy-exec",
+    trigger: str | dict[str, Any] = "approval",
 ) -> Run:
     """The deployment state machine's path through the steps; a DeploymentError goes to explain_failure."""
-    run = Run(state={"model_package_arn": package_arn, "trigger": "approval"})
+    run = Run(state={"model_package_arn": package_arn, "trigger": trigger})
 
     def step(action: str, path: str) -> dict[str, Any]:
         run.state[path] = steps.handle(action, execution, DeploymentState.model_validate(run.state))

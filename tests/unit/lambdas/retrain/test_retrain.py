@@ -352,7 +352,12 @@ def environment(monkeypatch: pytest.MonkeyPatch, settings: logic.Settings) -> It
         "ALARMS": json.dumps(dict(settings.alarms)),
     }.items():
         monkeypatch.setenv(name, value)
-    cached = (retrain_handler.settings, retrain_handler._clients, retrain_handler.decide_once)
+    cached = (
+        retrain_handler.settings,
+        retrain_handler._clients,
+        retrain_handler.decide_once,
+        retrain_handler.request_once,
+    )
     for function in cached:
         function.cache_clear()
     yield

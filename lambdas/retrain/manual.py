@@ -1,0 +1,130 @@
+"""A retrain an operator asks for (``mlops retrain``): the alarm path's guard, minus the alarm-only checks.
+
+The request is a direct Lambda invocation (``ManualRetrain``: ``{"source": "mlops.cli", "dataset", "reason",
+"requested_by", "request_id", "force"}``). Guards, in order, each returned as the decision's reason:
+
+1. ``unknown_dataset``: the dataset must be one this function retrains (the curated manifest it reads).
+2. ``no_data``: there must be a curated dataset version (``manifests/<dataset>/latest.json``) to train on; the
+   run trains on what that manifest names, as the alarm path does (the per-dataset data policy of the feedback
+   loop plugs in here once it exists).
+3. ``running``: no execution of the pipeline may be ``RUNNING``. Never bypassed, not even by ``force``: two runs
+   of one dataset would register challengers against the same champion at once.
+4. ``cooldown`` and ``budget``: the same DynamoDB transaction as the alarm path (``logic.claim_start``), so a
+   manual start and an alarm's start see each other. ``force`` records the start without the two conditions;
+   the decision, the notification and the execution input say it was forced.
+
+"Now" is the Lambda's clock. The execution name is derived from the request id, so a retried invocation of the
+same request cannot start a second execution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from lambdas.retrain.logic import (
+    Clients,
+    Decision,
+    Settings,
+    Transition,
+    _error_code,
+    _manifest,
+    _running,
+    claim_start,
+)
+from lambdas.retrain.models import ManualRetrain
+
+MANIFEST_KEY = re.compile(r"^manifests/(?P<dataset>[^/]+)/latest\.json$")
+
+
+def retrained_datasets(settings: Settings) -> list[str]:
+    """The datasets this function can retrain: the one whose curated manifest it reads."""
+    match = MANIFEST_KEY.match(settings.manifest_key)
+    return [match.group("dataset")] if match else []
+
+
+def execution_name(request: ManualRetrain) -> str:
+    """Deterministic per request, at most 80 characters of ``[A-Za-z0-9-_]``."""
+    digest = hashlib.sha256(f"{request.dataset}|{request.request_id}".encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9_-]", "-", request.dataset)[:40]
+    return f"retrain-manual-{slug}-{digest}"
+
+
+def transition_of(request: ManualRetrain, now: datetime) -> Transition:
+    """The request in the shape the guard table records (the ``alarm`` column names who asked)."""
+    text = now.astimezone(UTC).isoformat()
+    return Transition(
+        alarm=f"manual:{request.requested_by}"[:200],
+        alarm_arn=f"mlops-cli:{request.dataset}:{request.request_id}",
+        state="MANUAL",
+        previous_state=None,
+        reason=request.reason,
+        reason_data=None,
+        timestamp=now,
+        timestamp_text=text,
+        period_seconds=None,
+    )
+
+
+def pipeline_input(manifest: dict[str, Any], request: ManualRetrain) -> dict[str, Any]:
+    trigger = {
+        "source": "manual",
+        "reason": request.reason,
+        "requested_by": request.requested_by,
+        "forced": request.force,
+    }
+    return {"dataset": request.dataset, "curated": manifest, "trigger": trigger}
+
+
+def decide(clients: Clients, settings: Settings, request: ManualRetrain, now: datetime) -> Decision:
+    """Apply the guards to one request; start the pipeline when they pass (or are forced past)."""
+    transition = transition_of(request, now)
+
+    def decision(verdict: str, guard: str, reason: str, name: str | None = None, arn: str | None = None) -> Decision:
+        return Decision(
+            verdict,  # type: ignore[arg-type]
+            guard,
+            reason,
+            transition.alarm,
+            transition.timestamp_text,
+            name,
+            arn,
+            None,
+            trigger="manual",
+            forced=request.force and verdict == "started",
+        )
+
+    known = retrained_datasets(settings)
+    if request.dataset not in known:
+        return decision("suppressed", "unknown_dataset", f"dataset {request.dataset!r} is not one of {known}")
+    manifest = _manifest(clients.s3, settings.curated_bucket, settings.manifest_key)
+    if manifest is None:
+        where = f"s3://{settings.curated_bucket}/{settings.manifest_key}"
+        return decision("suppressed", "no_data", f"no curated dataset to retrain on ({where}): upload one first")
+    name = execution_name(request)
+    arn = settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    running = _running(clients.sfn, settings.state_machine_arn)
+    if name in running:
+        return decision("started", "started", "already started for this request", name, arn)
+    if running:
+        return decision("suppressed", "running", f"execution {running[0]} of the pipeline is RUNNING")
+    claimed, guard, reason = claim_start(
+        clients.dynamodb, settings.guard_table, settings.guard, transition, name, force=request.force
+    )
+    if not claimed:
+        return decision("suppressed", guard, f"{reason} (--force bypasses it)")
+    try:
+        response = clients.sfn.start_execution(
+            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(pipeline_input(manifest, request))
+        )
+    except Exception as error:
+        if _error_code(error) != "ExecutionAlreadyExists":
+            raise
+        return decision("started", "started", "already started for this request", name, arn)
+    note = f"asked by {request.requested_by}: {request.reason}"
+    if request.force:
+        note += " (forced: cooldown and daily budget bypassed)"
+    return decision("started", "started", note, name, response.get("executionArn") or arn)
