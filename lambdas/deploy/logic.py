@@ -43,6 +43,7 @@ from lambdas.deploy.models import (
     ServingConfig,
     Smoke,
 )
+from pipelines.schema import DatasetSchema
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ class DeploySettings:
     kms_key_arn: str
     serving: ServingConfig
     rollback_alarms: tuple[str, ...]
+    dataset: str = ""  # the declared dataset this deployer serves (notifications name it)
+    schema: DatasetSchema | None = None  # its declaration (the task: what a prediction looks like)
 
 
 @dataclass
@@ -179,6 +182,15 @@ class Deployer:
         self.serving = settings.serving
         self.clients = clients
         self.sm = clients.sagemaker
+
+    @property
+    def _dataset_label(self) -> str:
+        """``<dataset>: `` in front of a notification subject (nothing for a deployer without a dataset)."""
+        return f"{self.settings.dataset}: " if self.settings.dataset else ""
+
+    @property
+    def _of_dataset(self) -> str:
+        return f" of dataset {self.settings.dataset}" if self.settings.dataset else ""
 
     def handle(self, action: str, execution: str, state: DeploymentState) -> dict[str, Any]:
         """The one entry point of the handler."""
@@ -793,7 +805,8 @@ class Deployer:
         scaling = [self._autoscale(endpoint, variant) for variant in wanted]
         comparison = rollout.comparison
         lines = [
-            f"Model {prepared.model_version} (package {prepared.model_package_arn}) serves endpoint {endpoint}.",
+            f"Model {prepared.model_version}{self._of_dataset} (package {prepared.model_package_arn}) serves endpoint "
+            f"{endpoint}.",
             f"Endpoint config: {target} (was {rollout.previous_config_name or 'none: first deploy'}).",
             f"Strategy: {prepared.strategy}; smoke test passed on {prepared.smoke_endpoint_name}.",
             *([f"Traffic shifting: {rollout.traffic_plan}."] if rollout.traffic_plan else []),
@@ -807,7 +820,7 @@ class Deployer:
                 f"{'n/a' if comparison.agreement is None else f'{comparison.agreement:.1%}'}."
             )
         return {
-            "subject": _subject(f"Deployed model {prepared.model_version} to {endpoint}"),
+            "subject": _subject(f"{self._dataset_label}Deployed model {prepared.model_version} to {endpoint}"),
             "message": "\n".join(lines),
             "outcome": "deployed",
             "endpoint_name": endpoint,
@@ -894,14 +907,14 @@ class Deployer:
         demoted = self._demote(state.model_package_arn, f"deployment {words}: {reason}") if outcome in DEMOTING else ""
         message = "\n".join(
             [
-                f"Deployment {execution} of model {what} {words} during {stage}.",
+                f"Deployment {execution} of model {what}{self._of_dataset} {words} during {stage}.",
                 f"Model package: {state.model_package_arn}{demoted}",
                 f"Reason ({name}): {reason}",
                 f"Endpoint now: {serving}.",
             ]
         )
         return {
-            "subject": _subject(f"Deployment of model {what} {words}"),
+            "subject": _subject(f"{self._dataset_label}Deployment of model {what} {words}"),
             "message": message,
             "reason": reason,
             "error": name,

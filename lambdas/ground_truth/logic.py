@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from lambdas.drift_monitor import capture
 from lambdas.ground_truth.scoring import accuracy, roc_auc
+from pipelines.schema import DatasetSchema
 
 AUC_METRIC = "ModelAUC"
 ACCURACY_METRIC = "ModelAccuracy"
@@ -61,10 +62,11 @@ class QualityConfig:
     endpoint_name: str
     artifacts_bucket: str
     capture_prefix: str  # data-capture/<endpoint>/
-    quality_prefix: str  # monitoring/quality/
+    quality_prefix: str  # monitoring/quality/<dataset>/
     namespace: str
     lookback_hours: int = 168
     min_rows: int = 50
+    schema: DatasetSchema | None = None  # the dataset's declaration (its task and labels)
 
 
 class LabelFileError(ValueError):

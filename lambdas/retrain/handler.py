@@ -1,8 +1,11 @@
-"""CloudWatch alarm Lambda action -> the retrain guard's decision: logged, metered, notified, once per transition."""
+"""CloudWatch alarm Lambda action -> the retrain guard's decision: logged, metered, notified, once per transition.
+
+The alarm's name finds its dataset in the platform document (every declared dataset's retrain alarms, with their
+comparison operators); the dataset's guard settings and manifest come from there too.
+"""
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from typing import Any
 
@@ -17,6 +20,7 @@ from lambdas.shared.aws import client
 from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.settings import from_environment
+from pipelines.platform import platform
 
 DECISION_METRIC = "RetrainDecision"
 
@@ -28,20 +32,22 @@ class Settings(BaseModel):
     GUARD_TABLE: str
     TOPIC_ARN: str
     CURATED_BUCKET: str
-    MANIFEST_KEY: str
-    GUARD: str  # JSON of stacks.config.RetrainGuard
-    ALARMS: str  # JSON {alarm name: comparison operator}
     POWERTOOLS_SERVICE_NAME: str = "retrain"  # the dashboard reads RetrainDecision{decision, service=retrain}
 
-    def logic_settings(self) -> logic.Settings:
+    def logic_settings(self, alarm: str) -> logic.Settings:
+        """The guard's settings for ``alarm``: its dataset's (an alarm of no declared dataset gets every known
+        alarm, for the ``unknown_alarm`` refusal to list)."""
+        document = platform()
+        dataset = document.by_alarm(alarm)
         return logic.Settings(
             guard_table=self.GUARD_TABLE,
             state_machine_arn=self.STATE_MACHINE_ARN,
             topic_arn=self.TOPIC_ARN,
             curated_bucket=self.CURATED_BUCKET,
-            manifest_key=self.MANIFEST_KEY,
-            alarms=dict(json.loads(self.ALARMS)),
-            guard=logic.Guard(**json.loads(self.GUARD)),
+            manifest_key=dataset.names.manifest_key if dataset else "",
+            alarms=dict(dataset.names.retrain_alarms) if dataset else document.retrain_alarms,
+            guard=logic.Guard(**dataset.retrain) if dataset else logic.Guard(),
+            dataset=dataset.name if dataset else "",
         )
 
 
@@ -68,7 +74,7 @@ def _clients() -> logic.Clients:
 def decide_once(transition: dict[str, Any]) -> dict[str, Any]:
     """One decision per alarm transition."""
     parsed = logic.Transition(**{**transition, "timestamp": logic.parse_time(transition["timestamp_text"])})
-    decision = logic.decide(_clients(), settings().logic_settings(), parsed)
+    decision = logic.decide(_clients(), settings().logic_settings(parsed.alarm), parsed)
     logger.info(f"retrain {decision.decision}: {decision.reason}", extra=decision.to_dict())
     metrics.add_dimension(name="decision", value=decision.decision)
     metrics.add_dimension(name="service", value=settings().POWERTOOLS_SERVICE_NAME)
