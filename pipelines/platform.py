@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -351,7 +350,18 @@ def load_platform(source: Traversable | Path | str | None = None) -> Platform:
     return Platform.from_json(text)
 
 
-@lru_cache(maxsize=1)
+_LOADED: dict[str, Platform] = {}
+
+
 def platform() -> Platform:
-    """The shipped document, read once per process (``platform.cache_clear()`` reads it again)."""
-    return load_platform()
+    """The shipped document (``document_path()``), read once per process and location."""
+    location = document_path()
+    key = str(location)
+    if key not in _LOADED:
+        _LOADED[key] = load_platform(location)
+    return _LOADED[key]
+
+
+def clear_cache() -> None:
+    """Forget the documents read so far (the next ``platform()`` reads its file again)."""
+    _LOADED.clear()
