@@ -73,4 +73,3 @@ def table(stack: cdk.Stack) -> str:
         f"idle endpoints ${sum(f.usd_per_day for f in found):.2f}/day"
     )
     return "\n".join(lines)
-

@@ -158,13 +158,20 @@ def _invoke_versions(stack: cdk.Stack, *functions: IConstruct) -> dict[str, str]
 # ---- per construct -------------------------------------------------------------------------------------------
 
 
-def _packages(stack: MlopsStack) -> dict[str, str]:
-    """The versions of each declared dataset's model package group: one finding per group."""
-    return {
-        _account_arn("sagemaker", f"model-package/{c.model_package_group_name}/*"): f"versions of the model package "
-        f"group of dataset {name} only"
-        for name, c in stack.dataset_configs.items()
+def _registry(stack: MlopsStack, *, groups: bool = False) -> dict[str, str]:
+    """The stage's model package groups (``<prefix>-<dataset>``, one per declared dataset) and their versions: one
+    pattern each, because two ARNs per dataset would outgrow a role's 10,240 characters of inline policies at about
+    15 datasets (tests/infrastructure/test_scale.py). A retired dataset's retained group matches as well."""
+    prefix = stack.config.prefix
+    found = {
+        _account_arn("sagemaker", f"model-package/{prefix}-*/*"): "versions of this stage's model package groups "
+        f"({prefix}-<dataset>, one per declared dataset) only; one pattern keeps the role under IAM's policy quota"
     }
+    if groups:
+        found[_account_arn("sagemaker", f"model-package-group/{prefix}-*")] = (
+            f"this stage's model package groups ({prefix}-<dataset>, one per declared dataset) only"
+        )
+    return found
 
 
 def _data_lake(stack: MlopsStack) -> None:
@@ -203,7 +210,7 @@ def _data_lake(stack: MlopsStack) -> None:
 
 def _pipeline(stack: MlopsStack) -> None:
     lake, pipeline, config = stack.lake, stack.pipeline, stack.config
-    packages = _arns(stack, _packages(stack))
+    packages = _arns(stack, _registry(stack, groups=True))
     _ack(
         pipeline.sagemaker_role,
         {
@@ -288,7 +295,7 @@ def _serving(stack: MlopsStack) -> None:
         kind: _account_arn("sagemaker", f"{kind}/{config.prefix}*")
         for kind in ("endpoint", "endpoint-config", "model", "transform-job")
     }
-    packages = _arns(stack, _packages(stack))
+    packages = _arns(stack, _registry(stack, groups=True))
     rollback_alarms = {
         _account_arn("cloudwatch", f"alarm:{config.prefix}-*-rollback-*"): "the deployment guardrails of every "
         "declared dataset (<prefix>-<dataset>-rollback-<kind>); DescribeAlarms only"

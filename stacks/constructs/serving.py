@@ -253,7 +253,7 @@ class Serving(Construct):
 
     # ------------------------------------------------------------------
     def _grant_registry_read(self, fn: cdk.aws_lambda.Function) -> None:
-        groups, packages = registry_arns(cdk.Stack.of(self), self.datasets)
+        groups, packages = registry_arns(cdk.Stack.of(self), self.config)
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
@@ -287,7 +287,7 @@ class Serving(Construct):
         self._grant_registry_read(fn)
         fn.add_to_role_policy(
             iam.PolicyStatement(  # a package whose deployment failed is set to Rejected (never the champion)
-                actions=["sagemaker:UpdateModelPackage"], resources=registry_arns(stack, self.datasets)[1]
+                actions=["sagemaker:UpdateModelPackage"], resources=registry_arns(stack, config)[1]
             )
         )
         fn.add_to_role_policy(

@@ -195,10 +195,10 @@ class TrainingPipeline(Construct):
         for fn in (self.prepare_fn, self.register_fn):
             lake.key.grant_decrypt(fn)
         grant_put_metrics(self.register_fn, config.metrics_namespace)
-        group_arns, package_arns = registry_arns(stack, self.datasets)
+        group_arns, package_arns = registry_arns(stack, config)
         for fn in (self.prepare_fn, self.register_fn):
             # the Service Authorization Reference gives ListModelPackages the model-package resource type: the
-            # declared groups' versions, as the deploy and batch Lambdas are granted (Serving._grant_registry_read)
+            # stage's groups' versions, as the deploy and batch Lambdas are granted (Serving._grant_registry_read)
             fn.add_to_role_policy(
                 iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=[*group_arns, *package_arns])
             )
@@ -583,12 +583,14 @@ class TrainingPipeline(Construct):
         return machine
 
 
-def registry_arns(stack: cdk.Stack, datasets: Sequence[StageConfig]) -> tuple[list[str], list[str]]:
-    """(the declared datasets' model package group ARNs, their versions' ARN patterns ``<group>/*``)."""
-    groups = [d.model_package_group_name for d in datasets]
+def registry_arns(stack: cdk.Stack, config: StageConfig) -> tuple[list[str], list[str]]:
+    """(the stage's model package groups, their versions): ``<prefix>-*`` and ``<prefix>-*/*``. One pattern for
+    every declared dataset's group (``<prefix>-<dataset>``): two ARNs per dataset in the prepare, register and
+    deploy roles would outgrow IAM's 10,240 characters of inline policies per role at about 15 datasets
+    (tests/infrastructure/test_scale.py)."""
     return (
-        [stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=g) for g in groups],
-        [stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{g}/*") for g in groups],
+        [stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=f"{config.prefix}-*")],
+        [stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{config.prefix}-*/*")],
     )
 
 

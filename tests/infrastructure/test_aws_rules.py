@@ -164,6 +164,7 @@ def test_the_deploy_lambda_may_create_the_target_tracking_alarms(
     (resource,) = statement.resources
     assert literal_parts(resource).endswith(f":alarm:TargetTracking-endpoint/{config.prefix}-*/variant/*")
     role = statements[0].roles[0]
+
     def alarm(endpoint: str) -> str:
         name = f"TargetTracking-endpoint/{endpoint}/variant/AllTraffic-AlarmHigh-4b2c"
         return f"arn:aws:cloudwatch:{config.region}:${{AWS::AccountId}}:alarm:{name}"

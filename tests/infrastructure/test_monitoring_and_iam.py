@@ -208,7 +208,9 @@ def test_retrain_alarms_also_report_ok_so_the_guard_can_clear_breach_records(
     assert churn.retrain == {"cooldown_minutes": 360, "max_per_day": 2, "consecutive_breaches": 3}
 
 
-def test_drift_monitor_is_scheduled_per_dataset(resources: dict[str, Any], config: StageConfig, stack: MlopsStack) -> None:
+def test_drift_monitor_is_scheduled_per_dataset(
+    resources: dict[str, Any], config: StageConfig, stack: MlopsStack
+) -> None:
     fn = _function(resources, "MonitoringDriftMonitor")
     assert fn["Layers"] and len(fn["Layers"]) == 2  # Powertools + AWS SDK for pandas (numpy)
     drift_fn = next(k for k in of_type(resources, "AWS::Lambda::Function") if k.startswith("MonitoringDriftMonitor"))
@@ -271,13 +273,24 @@ def test_dashboard_shows_runs_and_decisions_and_a_section_per_dataset(
 ) -> None:
     (board,) = of_type(resources, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(board["Properties"]["DashboardBody"])
-    for title in ("Pipeline runs", "Model versions registered / rejected", "Deployments by outcome", "Retrain decisions"):
+    for title in (
+        "Pipeline runs",
+        "Model versions registered / rejected",
+        "Deployments by outcome",
+        "Retrain decisions",
+    ):
         assert title in body, title
     for metric in ("OverallDriftPSI", "FeatureDriftPSI", "RetrainDecision"):
         assert metric in body, metric
     for name, config in stack.dataset_configs.items():
         metric = config.evaluation.primary_metric
-        for title in ("traffic per variant", "errors and latency", "drift (overall PSI", f"{metric} on ground", "alarms"):
+        for title in (
+            "traffic per variant",
+            "errors and latency",
+            "drift (overall PSI",
+            f"{metric} on ground",
+            "alarms",
+        ):
             assert f"{name}: {title}" in body, (name, title)
         rendered = render(board["Properties"]["DashboardBody"])  # the body's JSON text: quotes escaped inside
         assert config.quality_metric in body and f'EndpointName=\\"{config.endpoint_name}\\"' in rendered, name
