@@ -300,9 +300,10 @@ class Platform:
         }
 
     def to_json(self) -> str:
-        """The document as written into the code assets (sorted keys: the same declarations give the same bytes,
-        so the assets' hashes change only when a dataset does)."""
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1, allow_nan=False) + "\n"
+        """The document as written into the code assets. Every mapping is built in a fixed order (datasets by name,
+        settings in their fields' order), so the same declarations give the same bytes and the assets' hashes change
+        only when a dataset or a setting does."""
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, value: Any) -> Platform:

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from lambdas.batch_inference.logic import BatchDecision, BatchInference, BatchSettings
+from lambdas.batch_inference.logic import BatchDecision, BatchInference, BatchSettings, skip_reason
 from lambdas.shared.aws import client
 from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, metrics, tracer
@@ -55,6 +55,8 @@ def batch(name: str) -> BatchInference:
 @once_per(IDEMPOTENCY_KEY, argument="obj", table=lambda: settings().IDEMPOTENCY_TABLE)
 def start_once(obj: dict[str, Any]) -> dict[str, Any]:
     upload = S3Object(**obj)
+    if upload.key.endswith("/"):  # a folder marker, wherever it is
+        return asdict(BatchDecision(started=False, reason=skip_reason(upload, BATCH_INPUT_PREFIX) or "a folder"))
     name = dataset_in_key(upload.key, BATCH_INPUT_PREFIX)
     if name is None or name not in platform().datasets:
         where = f"{name!r} is not a declared dataset" if name else "the key is not under a dataset folder"

@@ -25,7 +25,7 @@ from localcloud.shims import sagemaker_endpoints as shim
 from stacks.config import ServingSettings
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-PREFIX = "mlops-test"
+PREFIX = "mlops-dev"  # the dev stage: churn's names match the platform document the handler reads
 ENDPOINT = f"{PREFIX}-churn"
 GROUP = f"{PREFIX}-churn"
 ARTIFACTS = "artifacts-bucket"
@@ -85,8 +85,10 @@ class Cloud:
     autoscaling: Any
     runtime: FakeRuntime
 
-    def register(self, version: int, *, expected: list[float] | None = None, status: str = "Approved") -> str:
-        """A package version with golden payloads whose expected probabilities are ``expected``."""
+    def register(
+        self, version: int, *, expected: list[float] | None = None, status: str = "Approved", group: str = GROUP
+    ) -> str:
+        """A package version (of ``group``) with golden payloads whose expected probabilities are ``expected``."""
         evaluation = f"s3://{ARTIFACTS}/evaluations/exec-{version}/"
         golden = {
             "body": {"instances": GOLDEN_ROWS},
@@ -98,7 +100,7 @@ class Cloud:
         }
         self.s3.put_object(Bucket=ARTIFACTS, Key=f"evaluations/exec-{version}/golden.json", Body=json.dumps(golden))
         arn = self.sm.create_model_package(
-            ModelPackageGroupName=GROUP,
+            ModelPackageGroupName=group,
             ModelApprovalStatus=status,
             InferenceSpecification={
                 "Containers": [

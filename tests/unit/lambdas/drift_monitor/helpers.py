@@ -15,7 +15,7 @@ from pipelines.etl import transforms as tf
 from stacks.config import QualityGate
 from tests.samples import CHURN_SCHEMA
 
-ENDPOINT = "mlops-test-churn"
+ENDPOINT = "mlops-dev-churn"  # churn's endpoint in the dev platform document
 CAPTURE_PREFIX = f"data-capture/{ENDPOINT}/"
 ARTIFACTS = "artifacts-bucket"
 CURATED = "curated-bucket"
