@@ -103,7 +103,8 @@ def test_a_package_of_no_declared_dataset_is_refused_with_the_declared_names(env
     with pytest.raises(UnknownDataset) as refused:
         deploy_handler.handler(event, FakeContext())
     assert str(refused.value) == (
-        "model package group 'mlops-dev-sales' is not declared in this stage (declared datasets: churn, energy, tickets)"
+        "model package group 'mlops-dev-sales' is not declared in this stage "
+        "(declared datasets: churn, energy, tickets)"
     )
 
 
