@@ -35,11 +35,15 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Every test. Whole files per worker, except the end-to-end cases that start from a serving champion: one group
+# on one worker, sharing one local cloud (tests/conftest.py). CI runs this on 2 cores.
 test: lint
-	$(BIN)/pytest -n 2 --dist loadfile --durations=15
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15
 
-test-fast: install
-	$(BIN)/pytest -n 2 -m "not slow"
+# The inner loop: lint, types, unit and infrastructure tests; nothing that starts a local cloud or Spark
+# (marked slow by folder and fixture, tests/tiers.py). Budget: 5 minutes on 2 cores.
+test-fast: lint
+	$(BIN)/pytest -n 2 --dist load -m "not slow" tests/unit tests/infrastructure
 
 # cdk synth (cdk-nag AwsSolutions runs inside the synth) + cfn-lint on every template
 synth: install

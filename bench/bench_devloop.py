@@ -3,10 +3,11 @@
 - ``synth``: ``node_modules/.bin/cdk synth --quiet --no-notices`` twice into a temporary output directory
   (the shared ``cdk.out`` is left alone); the figure is the second (warm) run, the reference the first run
   of the same benchmark. Budget: 15 s (2 cores). cdk-nag runs inside the synth; cfn-lint is not timed.
-- ``test_suite``: ``.venv/bin/pytest -n 2 --dist loadfile -q -p no:cacheprovider`` on the whole suite (the pytest
-  command of ``make test``: whole files per worker, since the end-to-end modules each run one local cloud).
-  Budget: 10 min.
-  A suite that does not pass fails the row: its time would not describe the real suite.
+- ``test_suite``: ``.venv/bin/pytest -n 2 --dist loadgroup -q -p no:cacheprovider`` on the whole suite (the pytest
+  command of ``make test``: whole files per worker, and the end-to-end cases that share a champion cloud on one
+  worker, see tests/conftest.py). Budget: 10 min.
+  A suite that does not pass fails the row, naming the tests that failed: its time would not describe the real
+  suite, and a failure seen once (a flaky test) must be findable afterwards.
 
 ``python -m bench synth test_suite`` (functions ``synth`` and ``suite``); ``--skip-suite`` leaves the suite
 out; ``--quick`` skips both.
@@ -28,6 +29,7 @@ SYNTH_BUDGET = Budget(on="figure", op="<=", limit=15.0, unit="s")
 SUITE_BUDGET = Budget(on="figure", op="<=", limit=600.0, unit="s")
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 _SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
+_FAILED = re.compile(r"^(FAILED|ERROR) (\S+)")
 
 
 def _env() -> dict[str, str]:
@@ -86,14 +88,24 @@ def parse_summary(output: str) -> dict[str, int]:
     return {}
 
 
+def failed_tests(output: str) -> list[str]:
+    """The node ids of pytest's short summary ``FAILED``/``ERROR`` lines (``-ra``), in order, without repeats."""
+    found = [m.group(2) for line in output.splitlines() if (m := _FAILED.match(line.strip()))]
+    return list(dict.fromkeys(found))
+
+
 def suite(quick: bool = False) -> list[Result]:
     """The whole suite on 2 workers; fails when it takes longer than the budget or does not pass."""
     pytest = Path(sys.executable).parent / "pytest"
-    seconds, done = _timed([str(pytest), "-n", "2", "--dist", "loadfile", "-q", "-p", "no:cacheprovider"], timeout=3600)
+    command = [str(pytest), "-n", "2", "--dist", "loadgroup", "-q", "-ra", "-p", "no:cacheprovider"]
+    seconds, done = _timed(command, timeout=3600)
     counts = parse_summary(done.stdout)
+    failed = failed_tests(done.stdout)
     problems = []
     if done.returncode != 0:
         problems.append(f"the suite did not pass (pytest exit {done.returncode}: {counts or _tail(done.stdout)})")
+    if failed:
+        problems.append(f"failed: {', '.join(failed)}")
     return [
         Result.measured(
             "test_suite",
@@ -102,6 +114,6 @@ def suite(quick: bool = False) -> list[Result]:
             budget=SUITE_BUDGET,
             problems=problems,
             note=", ".join(f"{n} {word}" for word, n in counts.items()),
-            details={"counts": counts, "exit_code": done.returncode, "cpus": os.cpu_count()},
+            details={"counts": counts, "failed": failed, "exit_code": done.returncode, "cpus": os.cpu_count()},
         )
     ]

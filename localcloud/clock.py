@@ -23,6 +23,7 @@ class Clock:
         self._origin_wall = time.time()
         self._origin_real = time.monotonic()
         self._offset = 0.0
+        self._sleepers = 0
         self.scale = scale
 
     def time(self) -> float:
@@ -36,8 +37,18 @@ class Clock:
         """Let ``seconds`` of cloud time pass (``seconds / scale`` real seconds, or less after an advance)."""
         target = self.time() + max(0.0, seconds)
         with self._lock:
-            while (remaining := target - self.time()) > 0:
-                self._lock.wait(timeout=remaining / self.scale)
+            self._sleepers += 1
+            try:
+                while (remaining := target - self.time()) > 0:
+                    self._lock.wait(timeout=remaining / self.scale)
+            finally:
+                self._sleepers -= 1
+
+    @property
+    def sleepers(self) -> int:
+        """How many threads sleep on this clock now (their wake-up time is set: an advance from now counts)."""
+        with self._lock:
+            return self._sleepers
 
     def advance(self, seconds: float) -> None:
         """Jump forward (never backward); sleepers whose time has come wake up."""

@@ -81,6 +81,12 @@ class _Server:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True, name=f"moto-{port}")
         self.thread.start()
 
+    def quiet(self) -> None:
+        """Stop reporting failed requests: once the cloud stops, a request still in flight fails because the
+        services behind it go away (its Lambda worker, its model container, the work directory): that is the
+        stop, not an error to print."""
+        self.server.log = lambda *args, **kwargs: None  # type: ignore[method-assign]
+
     def stop(self) -> None:
         self.server.shutdown()
         self.thread.join(timeout=10)
@@ -271,6 +277,10 @@ class LocalCloud:
         self._stoppers.append(stopper)
 
     def stop(self) -> None:
+        if self.sink is not None:
+            self.sink.close()  # in-flight work may still log while its services go away
+        for server in self._servers:
+            server.quiet()
         for stopper in reversed(self._stoppers):
             with contextlib.suppress(Exception):  # best effort: one failing part must not keep others running
                 stopper()

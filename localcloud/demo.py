@@ -10,12 +10,17 @@
    latest curated data; that challenger ties the champion and is rejected (recorded, notified).
 5. New labelled data from the drifted world lands in the raw zone: a new run trains a challenger that beats the
    champion and is approved; the deployment shifts traffic with a canary while traffic flows, then verifies.
-6. A summary (printed, JSON at ``--summary``) and an HTML report.
+6. A summary (printed, JSON at ``--summary``) and an HTML report. Its checks are computed from what was
+   recorded (APIs, journal, the answers the clients got), see ``localcloud.report.CHECKS``.
+
+In a stage with manual approval (prod), a package that passes the gate waits as ``PendingManualApproval``;
+the demo approves it through the registry API as the approver would (``update-model-package``) and says so.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -40,6 +45,13 @@ from stacks.config import load_config
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "pipelines" / "data" / "sample" / "churn.csv"
 HOUR = 3600.0
+CANARY_TIME_SCALE = 40.0  # cloud speed while the canary rolls out: a 5-minute bake lasts 7.5 real seconds
+CAPTURED_ROWS_PER_HOUR = 600  # the drift monitor judges an hour from at least 200 captured rows (DRIFT_MIN_ROWS)
+
+
+def hourly_rows(capture_percent: int) -> int:
+    """Rows of traffic per hour so that about ``CAPTURED_ROWS_PER_HOUR`` of them are captured (prod captures 20%)."""
+    return math.ceil(CAPTURED_ROWS_PER_HOUR * 100 / max(1, capture_percent))
 
 
 @dataclass
@@ -50,7 +62,7 @@ class DemoOptions:
     stage: str = "dev"
     drift: float = 1.0
     new_rows: int = 8000
-    traffic_rows: int = 600  # per hour of traffic
+    traffic_rows: int | None = None  # per hour of traffic (None: enough for the stage's data capture, see below)
     assembly: Path | None = None  # a synthesized cloud assembly to reuse (default: synthesize now)
     workdir: Path | None = None
     time_scale: float = DEMO_TIME_SCALE
@@ -68,6 +80,11 @@ class Progress:
     out: TextIO = sys.stdout
     stages: list[Stage] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+
+    def say(self, text: str) -> None:
+        """A line of its own, at once (e.g. an action the demo takes for a human)."""
+        self.out.write(f"     {text}\n")
+        self.out.flush()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[Callable[[str], None]]:
@@ -90,37 +107,9 @@ def _model_version(package: dict[str, Any] | None) -> str:
     return str((package.get("CustomerMetadataProperties") or {}).get("model_version", package["ModelPackageVersion"]))
 
 
-class _Sampler:
-    """Samples the endpoint's traffic split while a deployment runs (for the weights-over-time chart)."""
-
-    def __init__(self, lc: Lifecycle) -> None:
-        self.lc = lc
-        self.samples: list[dict[str, Any]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> _Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def sample(self) -> None:
-        routes = [
-            {"model": r.model_name, "variant": r.variant_name, "weight": round(r.weight, 4), "role": r.role}
-            for r in self.lc.routes()
-        ]
-        if not self.samples or self.samples[-1]["routes"] != routes:
-            self.samples.append({"at": clock.now().isoformat(timespec="seconds"), "routes": routes})
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.sample()
-
-
-def run(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
+def run(options: DemoOptions, out: TextIO = sys.stdout, cloud: LocalCloud | None = None) -> dict[str, Any]:
+    """The whole demo; returns the summary. With ``cloud`` (started, nothing deployed) the demo runs on it and
+    leaves it running (a test can go on from the demo's end state); without, it starts and stops its own."""
     progress = Progress(out)
     config = load_config(options.stage)
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="mlops-demo-"))
@@ -130,13 +119,15 @@ def run(options: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
         assembly = options.assembly or provision.synth(options.stage, workdir / "cdk.out")
         template = json.loads((assembly / f"{config.stack_name}.template.json").read_text())
         note(f"{len(template['Resources'])} resources in {config.stack_name}")
-    cloud = LocalCloud(workdir=workdir / "cloud", time_scale=options.time_scale)
-    cloud.start()
+    own = cloud is None
+    if cloud is None:
+        cloud = LocalCloud(workdir=workdir / "cloud", time_scale=options.time_scale).start()
     try:
         summary = _scenario(cloud, assembly, options, progress, config, report_path)
     finally:
         iam = cloud.iam.report()  # every IAM decision of the run (localcloud.iam), read before the cloud stops
-        cloud.stop()
+        if own:
+            cloud.stop()
     summary["iam"] = iam
     summary["duration_seconds"] = round(time.time() - progress.started, 1)
     summary["stages"] = [{"name": s.name, "seconds": round(s.seconds, 2), "detail": s.detail} for s in progress.stages]
@@ -164,17 +155,17 @@ def _scenario(
         note(f"s3://{lc.raw_bucket}/{key}: execution {run1.status} in {run1.seconds:.1f} s")
         if run1.status != "SUCCEEDED":
             raise RuntimeError(f"the first pipeline run failed: {run1.cause}")
+        _approve_if_manual(lc, config, run1, progress)
         deploy1 = lc.wait_for_new_execution(deploying, [])
         note(f"model {_model_version(lc.champion())} approved; deployment {deploy1.status}")
         if deploy1.status != "SUCCEEDED":
             raise RuntimeError(f"the first deployment failed: {deploy1.cause}")
 
-    sampler = _Sampler(lc)
-    sampler.sample()
     with progress.stage("An hour of traffic from the training distribution, then its ground truth") as note:
         lc.align_schedules()  # the drift monitor's next run closes this hour, not the middle of the traffic
         hour_start = clock.time()
-        steady = generate(options.traffic_rows, seed=11)
+        rows = options.traffic_rows or hourly_rows(config.serving.data_capture_percent)
+        steady = generate(rows, seed=11)
         with lc.real_time():
             traffic = lc.send_traffic(steady)
         lc.pass_time_until(hour_start + HOUR)
@@ -191,7 +182,7 @@ def _scenario(
         lc.align_schedules()
         start = clock.time()
         for hour in range(3):  # three consecutive hours: the drift monitor runs at the end of each
-            drifted = generate(options.traffic_rows, seed=20 + hour, drift=options.drift)
+            drifted = generate(rows, seed=20 + hour, drift=options.drift)
             with lc.real_time():
                 lc.send_traffic(drifted)
             lc.pass_time_until(start + (hour + 1) * HOUR)
@@ -215,15 +206,20 @@ def _scenario(
         )
         note(f"retraining run: {retrain_done.status}")
         deployments_before = {e.name for e in lc.executions(deploying)}
-        run3 = lc.wait_for_new_execution(training, known | {retrain.name})
-        note(f"new-data run: {run3.status}")
         stop = threading.Event()
+        answers: list[dict[str, Any]] = []
         background = threading.Thread(
-            target=lambda: _steady_traffic(lc, stop, options.drift), daemon=True, name="demo-traffic"
+            target=lambda: _steady_traffic(lc, stop, options.drift, answers), daemon=True, name="demo-traffic"
         )
-        with sampler:
+        # Clients keep sending traffic while the challenger is trained and rolled out; cloud time slows down so
+        # that each traffic step of the canary (a 5-10 minute bake) lasts long enough for the clients to see it
+        # even on a busy host (the check reads their answers, see report.CHECKS)
+        with lc.cloud_speed(min(options.time_scale, CANARY_TIME_SCALE)):
             background.start()
             try:
+                run3 = lc.wait_for_new_execution(training, known | {retrain.name})
+                note(f"new-data run: {run3.status}")
+                _approve_if_manual(lc, config, run3, progress)
                 deploy2 = lc.wait_for(
                     lambda: next(
                         (e for e in lc.executions(deploying) if e.name not in deployments_before and e.stopped), None
@@ -231,18 +227,34 @@ def _scenario(
                     timeout=300,
                     what="the canary deployment",
                 )
+                answers += lc.send_traffic(generate(100, seed=99, drift=options.drift)).answers  # after the rollout
             finally:
                 stop.set()
                 background.join(timeout=30)
         note(f"deployment {deploy2.status}; serving {lc.served_model_version()}")
     cloud.settle()
-    summary = report.collect(cloud, lc, sampler.samples, options)
+    summary = report.collect(cloud, lc, sorted(answers, key=lambda a: a["at"]), options)
     report.keep_drift_report(lc, summary, report_path.with_suffix(".drift.html"))
     return summary
 
 
-def _steady_traffic(lc: Lifecycle, stop: threading.Event, drift: float) -> None:
+def _approve_if_manual(lc: Lifecycle, config: Any, execution: Any, progress: Progress) -> None:
+    """In a stage with manual approval, approve the package ``execution`` registered, as the approver would."""
+    if config.approval != "manual":
+        return
+    package = lc.package_of(execution.name)
+    if package is None or package.get("ModelApprovalStatus") != "PendingManualApproval":
+        status = package.get("ModelApprovalStatus") if package else "no package"
+        raise RuntimeError(f"run {execution.name} left nothing to approve ({status})")
+    arn = package["ModelPackageArn"]
+    progress.say(f"stage {config.stage} approves by hand; as the approver, the demo runs:")
+    progress.say(f"  aws sagemaker update-model-package --model-package-arn {arn} --model-approval-status Approved")
+    lc.approve(arn, f"approved by the demo, acting as the {config.stage} approver")
+
+
+def _steady_traffic(lc: Lifecycle, stop: threading.Event, drift: float, answers: list[dict[str, Any]]) -> None:
     seed = 100
     while not stop.is_set():
-        lc.send_traffic(generate(60, seed=seed, drift=drift), batch_rows=20, stop=stop.is_set)
+        traffic = lc.send_traffic(generate(60, seed=seed, drift=drift), batch_rows=20, stop=stop.is_set)
+        answers += traffic.answers
         seed += 1

@@ -52,6 +52,9 @@ class Traffic:
     errors: list[str] = field(default_factory=list)
     by_variant: dict[str, int] = field(default_factory=dict)
     labels: dict[str, list[int]] = field(default_factory=dict)  # inference id -> true labels of its rows
+    # what answered each request, as the data plane told the client: the InvokedProductionVariant header and
+    # the model version in the container's answer, at the cloud time the answer came back
+    answers: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Lifecycle:
@@ -155,6 +158,23 @@ class Lifecycle:
         described = [sm.describe_model_package(ModelPackageName=s["ModelPackageArn"]) for s in summaries]
         return sorted(described, key=lambda p: p.get("ModelPackageVersion", 0))
 
+    def package_of(self, execution_name: str) -> dict[str, Any] | None:
+        """The package a pipeline execution registered (its ``execution_id`` metadata), if any."""
+        mine = [
+            p
+            for p in self.packages()
+            if (p.get("CustomerMetadataProperties") or {}).get("execution_id") == execution_name
+        ]
+        return mine[-1] if mine else None
+
+    def approve(self, package_arn: str, description: str) -> None:
+        """Approve a package as the approver does in a stage with manual approval (``aws sagemaker
+        update-model-package --model-approval-status Approved``); the registry's state-change event starts
+        the deployment."""
+        self.clients.sagemaker.update_model_package(
+            ModelPackageArn=package_arn, ModelApprovalStatus="Approved", ApprovalDescription=description
+        )
+
     def champion(self) -> dict[str, Any] | None:
         approved = [p for p in self.packages() if p.get("ModelApprovalStatus") == "Approved"]
         return approved[-1] if approved else None
@@ -211,8 +231,10 @@ class Lifecycle:
                     Body=buffer.getvalue().encode(),
                 )
                 variant = response.get("InvokedProductionVariant", "?")
+                answer = json.loads(response["Body"].read())
                 traffic.by_variant[variant] = traffic.by_variant.get(variant, 0) + 1
                 traffic.labels[inference_id] = [int(v) for v in batch[self.schema.target]]
+                traffic.answers.append({"at": clock.time(), "variant": variant, "model": answer.get("model_version")})
             except Exception as error:
                 traffic.errors.append(str(error)[:300])
             traffic.requests += 1
@@ -248,8 +270,14 @@ class Lifecycle:
     def real_time(self) -> Iterator[None]:
         """Cloud time at real speed inside the block (e.g. while traffic is sent: an hour of traffic should not
         cost an hour of cloud time because the host is slow); the previous speed afterwards."""
+        with self.cloud_speed(1.0):
+            yield
+
+    @contextmanager
+    def cloud_speed(self, scale: float) -> Iterator[None]:
+        """Cloud time at ``scale`` times real time inside the block; the previous speed afterwards."""
         previous = clock.scale
-        clock.set_scale(1.0)
+        clock.set_scale(scale)
         try:
             yield
         finally:

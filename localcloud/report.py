@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,7 +30,10 @@ def _short(text: str | None, limit: int = 400) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def collect(cloud: Any, lc: Any, samples: list[dict[str, Any]], options: Any) -> dict[str, Any]:
+def collect(cloud: Any, lc: Any, canary_answers: list[dict[str, Any]], options: Any) -> dict[str, Any]:
+    """The summary: executions, registry and endpoint (public APIs), drift and quality reports (S3), alarms and
+    retrain decisions (the journal), notifications (the subscribed queue) and the answers the clients got
+    while the canary ran."""
     executions = [
         {
             "machine": e.machine,
@@ -118,8 +122,8 @@ def collect(cloud: Any, lc: Any, samples: list[dict[str, Any]], options: Any) ->
             ],
             "serving_model_version": lc.served_model_version() if endpoint else None,
             "deployment_history": history,
-            "weights_over_time": samples,
         },
+        "traffic": {"canary_answers": canary_answers, "shares_over_time": traffic_shares(canary_answers)},
         "invocations": invocations,
         "drift": drift,
         "quality": quality,
@@ -149,35 +153,104 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
+# ---- checks: pure functions of the recorded observations -----------------------------------------------
+
+
+def _training(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in summary["executions"] if e["machine"].endswith("training-pipeline")]
+
+
+def _deployments(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in summary["executions"] if e["machine"].endswith("deployment")]
+
+
+def _approved(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in summary["model_packages"] if p["status"] == "Approved"]
+
+
+def canary_shift(answers: list[dict[str, Any]], old: str | None, new: str | None) -> bool:
+    """A canary as the clients saw it: ``new`` answered part of the traffic while ``old`` still answered the
+    rest (a slice before all of it), then ``new`` answered everything. A switch at once (no overlap), a rollback
+    (``old`` answers last) or a deployment nobody sent traffic through shows no canary."""
+    if not old or not new or old == new:
+        return False
+    models = [a["model"] for a in sorted(answers, key=lambda a: a["at"])]
+    if new not in models or old not in models:
+        return False
+    first_new = models.index(new)
+    last_old = len(models) - 1 - models[::-1].index(old)
+    after = models[last_old + 1 :]
+    return first_new < last_old and bool(after) and all(m == new for m in after)
+
+
+def _canary_traffic_shift_observed(summary: dict[str, Any]) -> bool:
+    approved = _approved(summary)
+    if len(approved) < 2:
+        return False
+    answers = summary["traffic"]["canary_answers"]
+    return canary_shift(answers, approved[-2]["model_version"], approved[-1]["model_version"])
+
+
+def _automatic_retrain_started(summary: dict[str, Any]) -> bool:
+    started = any(d["decision"] == "started" for d in summary["retrain_decisions"])
+    return started and any(e["trigger"].startswith("alarm") for e in _training(summary))
+
+
+def _new_champion_serving(summary: dict[str, Any]) -> bool:
+    approved = _approved(summary)
+    return bool(approved) and summary["endpoint"]["serving_model_version"] == approved[-1]["model_version"]
+
+
+CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "first_run_succeeded": lambda s: bool(_training(s)) and _training(s)[0]["status"] == "SUCCEEDED",
+    "endpoint_in_service": lambda s: s["endpoint"]["status"] == "InService",
+    "drift_detected": lambda s: any(d["verdict"] == "drift" for d in s["drift"]),
+    "no_drift_on_training_distribution": lambda s: any(d["verdict"] == "no_drift" for d in s["drift"]),
+    "drift_alarm_fired": lambda s: any(a["state"] == "ALARM" and "drift" in str(a["alarm"]) for a in s["alarms"]),
+    "automatic_retrain_started": _automatic_retrain_started,
+    "challenger_rejected_and_recorded": lambda s: any(
+        p["status"] == "Rejected" and p["description"] for p in s["model_packages"]
+    ),
+    "challenger_promoted": lambda s: len(_approved(s)) >= 2,
+    "canary_traffic_shift_observed": _canary_traffic_shift_observed,
+    "all_deployments_succeeded": lambda s: (
+        bool(_deployments(s)) and all(d["status"] == "SUCCEEDED" for d in _deployments(s))
+    ),
+    "new_champion_serving": _new_champion_serving,
+    "quality_measured": lambda s: any((q.get("overall") or {}).get("auc") is not None for q in s["quality"]),
+}
+"""What the demo must show. Each is a pure function of the summary (what the APIs, the journal and the clients
+recorded), so a test can feed it a summary in which its property does not hold."""
+
+
 def checks(summary: dict[str, Any]) -> dict[str, bool]:
-    """What the demo must show, as booleans (the end-to-end test asserts all of them)."""
-    executions = summary["executions"]
-    training = [e for e in executions if e["machine"].endswith("training-pipeline")]
-    deployments = [e for e in executions if e["machine"].endswith("deployment")]
-    packages = summary["model_packages"]
-    samples = summary["endpoint"]["weights_over_time"]
-    canary_seen = any(
-        len([r for r in s["routes"] if r["role"] == "production"]) >= 2
-        and all(0 < r["weight"] < 1 for r in s["routes"] if r["role"] == "production")
-        for s in samples
-    )
-    approved = [p for p in packages if p["status"] == "Approved"]
-    return {
-        "first_run_succeeded": bool(training) and training[0]["status"] == "SUCCEEDED",
-        "endpoint_in_service": summary["endpoint"]["status"] == "InService",
-        "drift_detected": any(d["verdict"] == "drift" for d in summary["drift"]),
-        "no_drift_on_training_distribution": any(d["verdict"] == "no_drift" for d in summary["drift"]),
-        "drift_alarm_fired": any(a["state"] == "ALARM" and "drift" in str(a["alarm"]) for a in summary["alarms"]),
-        "automatic_retrain_started": any(d["decision"] == "started" for d in summary["retrain_decisions"])
-        and any(e["trigger"].startswith("alarm") for e in training),
-        "challenger_rejected_and_recorded": any(p["status"] == "Rejected" and p["description"] for p in packages),
-        "challenger_promoted": len(approved) >= 2,
-        "canary_traffic_shift_observed": canary_seen,
-        "all_deployments_succeeded": bool(deployments) and all(d["status"] == "SUCCEEDED" for d in deployments),
-        "new_champion_serving": bool(approved)
-        and summary["endpoint"]["serving_model_version"] == approved[-1]["model_version"],
-        "quality_measured": any((q.get("overall") or {}).get("auc") is not None for q in summary["quality"]),
-    }
+    """Every check on ``summary`` (the end-to-end test asserts all of them)."""
+    return {name: check(summary) for name, check in CHECKS.items()}
+
+
+def traffic_shares(answers: list[dict[str, Any]], buckets: int = 24) -> list[dict[str, Any]]:
+    """Each model's share of the answered requests in ``buckets`` equal slices of the answers' cloud time (the
+    chart of the rollout as the clients saw it); empty slices are left out."""
+    if not answers:
+        return []
+    times = [a["at"] for a in answers]
+    start, span = min(times), max(max(times) - min(times), 1e-9)
+    slices: list[dict[str, int]] = [{} for _ in range(buckets)]
+    for answer in answers:
+        index = min(buckets - 1, int((answer["at"] - start) / span * buckets))
+        slices[index][answer["model"]] = slices[index].get(answer["model"], 0) + 1
+    out = []
+    for index, counts in enumerate(slices):
+        total = sum(counts.values())
+        if total:
+            out.append(
+                {
+                    "at": _iso(start + span * index / buckets),
+                    "requests": total,
+                    "shares": {model: round(n / total, 4) for model, n in sorted(counts.items())},
+                }
+            )
+    return out
 
 
 # ---- output ------------------------------------------------------------------------------------------------
@@ -197,11 +270,10 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         w(f"  v{p['version']} {p['status']:<22} {p['model_version']}: {p['description']}\n")
     ep = summary["endpoint"]
     w(f"Endpoint {ep['name']}: {ep['status']} on {ep['config']}, serving {ep['serving_model_version']}\n")
-    for s in ep["weights_over_time"]:
-        shares = ", ".join(
-            f"{r['model']} {r['weight']:.0%}{' (shadow)' if r['role'] == 'shadow' else ''}" for r in s["routes"]
-        )
-        w(f"  {s['at']}  {shares}\n")
+    w("Traffic while the canary ran (share of answers per model):\n")
+    for s in summary["traffic"]["shares_over_time"]:
+        shares = ", ".join(f"{model} {share:.0%}" for model, share in s["shares"].items())
+        w(f"  {s['at']}  {s['requests']:>4} requests: {shares}\n")
     w("Invocations:\n")
     for i in summary["invocations"]:
         w(
@@ -259,11 +331,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _weights_svg(samples: list[dict[str, Any]]) -> str:
-    """A step chart of each model's share of production traffic over the samples."""
+def _shares_svg(samples: list[dict[str, Any]]) -> str:
+    """A line chart of each model's share of the answered requests over the canary's time slices."""
     if len(samples) < 1:
-        return "<p>no samples</p>"
-    models = sorted({r["model"] for s in samples for r in s["routes"] if r["role"] == "production"})
+        return "<p>no traffic observed</p>"
+    models = sorted({model for s in samples for model in s["shares"]})
     width, height, pad = 720, 220, 40
     n = max(1, len(samples) - 1)
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
@@ -271,7 +343,7 @@ def _weights_svg(samples: list[dict[str, Any]]) -> str:
     for index, model in enumerate(models):
         points = []
         for i, sample in enumerate(samples):
-            weight = sum(r["weight"] for r in sample["routes"] if r["model"] == model and r["role"] == "production")
+            weight = sample["shares"].get(model, 0.0)
             x = pad + (width - 2 * pad) * i / n
             y = height - pad - (height - 2 * pad) * weight
             points.append(f"{x:.1f},{y:.1f}")
@@ -350,8 +422,8 @@ def render_html(summary: dict[str, Any]) -> str:
             ),
         ),
         (
-            "Endpoint traffic per model (share of production traffic over cloud time)",
-            _weights_svg(summary["endpoint"]["weights_over_time"]),
+            "Traffic per model while the canary ran (share of the answers the clients got, over cloud time)",
+            _shares_svg(summary["traffic"]["shares_over_time"]),
         ),
         (
             "Deployment history",

@@ -12,6 +12,7 @@ become CloudWatch metrics, which is what CloudWatch does with EMF in Lambda logs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -64,7 +65,13 @@ class Invocation:
 
 
 class _Worker:
-    def __init__(self, spec: FunctionSpec, task_root: Path, environment: dict[str, str]) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        task_root: Path,
+        environment: dict[str, str],
+        track: Callable[[_Worker], None] = lambda worker: None,
+    ) -> None:
         self.spec = spec
         self.started = time.time()
         self.process = subprocess.Popen(
@@ -77,9 +84,11 @@ class _Worker:
             text=True,
             bufsize=1,
         )
+        track(self)  # from its start: a runtime that stops while the worker imports can still kill it
         self._protocol = JsonLines(self.process, f"lambda-{spec.name}")
         hello = self._protocol.read(timeout=120)
         if hello is None:
+            self.stop()
             raise RuntimeError(f"Lambda worker of {spec.name} did not start")
         self.init_ms: float | None = float(hello.get("init_ms", 0.0))
         self.init_logs = str(hello.get("logs", ""))
@@ -118,17 +127,26 @@ class LambdaRuntime:
         self._idle: dict[str, list[_Worker]] = {}
         self._busy: dict[str, int] = {}
         self._lock = threading.Condition()
+        self._workers: set[_Worker] = set()  # every worker started and not yet stopped: idle, busy or starting
+        self._stopped = False
         self.invocations: list[Invocation] = []
 
     # ---- packages and environment ----
     def task_root(self, spec: FunctionSpec) -> Path:
+        """The package unpacked once per code version. Two cold starts of one function may unpack it at the same
+        time (a prewarm and the first invocation): each unpacks into its own staging folder and the first rename
+        wins; the other's copy is dropped."""
         root = self.workdir / "lambda" / f"{spec.name}-{spec.code_hash}"
         if not root.exists():
-            staging = root.with_suffix(".staging")
-            shutil.rmtree(staging, ignore_errors=True)
+            staging = root.with_name(f"{root.name}.staging-{uuid.uuid4().hex}")
             with zipfile.ZipFile(io.BytesIO(spec.code)) as archive:
                 archive.extractall(staging)
-            staging.rename(root)
+            try:
+                staging.rename(root)
+            except OSError:
+                if not root.is_dir():
+                    raise
+                shutil.rmtree(staging, ignore_errors=True)  # another cold start unpacked it first
         return root
 
     def environment(self, spec: FunctionSpec, task_root: Path) -> dict[str, str]:
@@ -186,18 +204,32 @@ class LambdaRuntime:
                     break
                 self._lock.wait(timeout=1)
         try:
-            root = self.task_root(spec)
-            return _Worker(spec, root, self.environment(spec, root))
+            return self._start_worker(spec)
         except BaseException:
             self._release(spec, None)
             raise
 
+    def _start_worker(self, spec: FunctionSpec) -> _Worker:
+        root = self.task_root(spec)
+        return _Worker(spec, root, self.environment(spec, root), self._track)
+
+    def _track(self, worker: _Worker) -> None:
+        with self._lock:
+            stopped = self._stopped
+            if not stopped:
+                self._workers = {w for w in self._workers if w.alive()} | {worker}
+        if stopped:  # started while the runtime stopped: nobody would ever stop it
+            worker.stop()
+
     def _release(self, spec: FunctionSpec, worker: _Worker | None) -> None:
         with self._lock:
             self._busy[spec.name] = max(0, self._busy.get(spec.name, 1) - 1)
-            if worker is not None and worker.alive():
+            keep = worker is not None and worker.alive() and not self._stopped
+            if keep and worker is not None:
                 self._idle.setdefault(spec.name, []).append(worker)
             self._lock.notify_all()
+        if worker is not None and not keep:
+            worker.stop()
 
     def invoke(self, spec: FunctionSpec, event: Any) -> Invocation:
         request_id = str(uuid.uuid4())
@@ -240,13 +272,13 @@ class LambdaRuntime:
 
         def start(spec: FunctionSpec) -> None:
             try:
-                root = self.task_root(spec)
-                worker = _Worker(spec, root, self.environment(spec, root))
+                worker = self._start_worker(spec)
             except Exception:  # a broken package fails on invocation, where Lambda reports it
                 return
             with self._lock:
-                self._idle.setdefault(spec.name, []).append(worker)
-                self._lock.notify_all()
+                if not self._stopped:
+                    self._idle.setdefault(spec.name, []).append(worker)
+                    self._lock.notify_all()
 
         threads = [threading.Thread(target=start, args=(spec,), daemon=True) for spec in specs]
         for thread in threads:
@@ -254,8 +286,12 @@ class LambdaRuntime:
         return threads
 
     def stop(self) -> None:
+        """Stop every worker: idle ones, busy ones (their invocation fails) and ones still starting."""
         with self._lock:
-            workers = [w for pool in self._idle.values() for w in pool]
+            self._stopped = True
+            workers = list(self._workers)
+            self._workers.clear()
             self._idle.clear()
         for worker in workers:
-            worker.stop()
+            with contextlib.suppress(Exception):
+                worker.stop()

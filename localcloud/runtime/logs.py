@@ -52,14 +52,30 @@ def emf_metric_data(line: str) -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 class LogSink:
-    """Writes Lambda output to CloudWatch Logs and EMF metrics to CloudWatch (through the local APIs)."""
+    """Writes Lambda output to CloudWatch Logs and EMF metrics to CloudWatch (through the local APIs).
+
+    ``close()`` when the cloud stops: CloudWatch goes away with it, so output that work still in flight
+    produces afterwards (a Lambda cut short, a job killed) has nowhere to go and is dropped, not raised."""
 
     def __init__(self, logs: Any, cloudwatch: Any) -> None:
         self.logs = logs
         self.cloudwatch = cloudwatch
         self.metrics_published = 0
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
 
     def write(self, log_group: str, stream: str, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            self._write(log_group, stream, text)
+        except Exception:
+            if not self.closed:
+                raise  # the cloud is up: a real failure
+
+    def _write(self, log_group: str, stream: str, text: str) -> None:
         lines = [line for line in text.splitlines() if line.strip()]
         if not lines:
             return

@@ -26,8 +26,6 @@ from stacks.config import QualityGate
 from stacks.datasets import dataset_schema
 from tests.samples import CHURN_SCHEMA
 
-pytestmark = pytest.mark.slow
-
 REGION = "us-east-1"
 RAW, CURATED = "raw-bucket", "curated-bucket"
 DATABASE, TABLE = "mlops_test", "churn"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import io
 import os
 import tarfile
@@ -26,19 +27,28 @@ def source(text: str) -> str:
     return textwrap.dedent(text).lstrip()
 
 
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the same files give the same bytes (as the stack's own asset zips)
+
+
 def zip_package(files: dict[str, str]) -> bytes:
-    """A Lambda deployment package."""
+    """A Lambda deployment package; deterministic: a zip entry otherwise carries the time it was written (2-second
+    resolution), so two packages of the same files made a moment apart could differ."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in files.items():
-            archive.writestr(name, source(text))
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, source(text), zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
 def tar_gz(files: dict[str, str]) -> bytes:
-    """A model.tar.gz / sourcedir.tar.gz."""
+    """A model.tar.gz / sourcedir.tar.gz; deterministic (the gzip header carries no time)."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w") as archive,
+    ):
         for name, text in files.items():
             data = source(text).encode()
             info = tarfile.TarInfo(name)
@@ -120,3 +130,27 @@ def assert_pinned_moto(shim: str) -> None:
     from importlib.metadata import version
 
     assert version("moto") == PINNED_MOTO, revisit(shim)
+
+
+class Handovers:
+    """The dispatcher of a stand-in cloud: records the work a shim hands to the local cloud, runs none of it."""
+
+    def __init__(self) -> None:
+        self.work: list[str] = []
+
+    def submit(self, work: Any, *args: Any) -> None:
+        self.work.append(getattr(work, "__name__", repr(work)))
+
+
+def stand_in_cloud() -> Any:
+    """What a shim reads from a running LocalCloud (dispatcher, account, region), without starting one."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dispatcher=Handovers(), account_id=ACCOUNT, region=REGION)
+
+
+def install_again(shim: Any) -> None:
+    """Install ``shim`` twice more, as LocalCloud.start and stop do each time (``shims.install_all``): a shim
+    that wrapped whatever moto's attribute held at install time would now run two or three times per call."""
+    shim.install()
+    shim.install()

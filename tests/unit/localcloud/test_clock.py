@@ -24,10 +24,10 @@ def bracket(subject: Clock) -> tuple[float, float, float, float, float, float]:
 
 
 def test_a_clock_runs_at_real_speed_on_the_wall_clock_until_told_otherwise() -> None:
-    # Given a new clock (the process-wide one is one too, until a LocalCloud sets its speed)
+    # Given a new clock, and the process-wide one while no LocalCloud runs (a stopped cloud sets it back)
     subject = Clock()
-    # Then it runs at real speed, on the wall clock
-    assert isinstance(clock, Clock)
+    # Then both run at real speed, on the wall clock
+    assert clock.scale == DEFAULT_SCALE
     assert DEFAULT_SCALE == 1.0 and subject.scale == 1.0
     assert abs(subject.time() - time.time()) < 5.0
 
@@ -68,12 +68,24 @@ def test_sleep_of_nothing_or_less_returns_at_once() -> None:
     assert subject.time() - before < 1.0
 
 
+def asleep(subject: Clock, seconds: float) -> threading.Thread:
+    """A thread sleeping ``seconds`` of cloud time, returned once it sleeps (its wake-up time is set). Advancing
+    right after ``start()`` would race the thread: an advance before it reads the clock is not part of its wait."""
+    already = subject.sleepers
+    sleeper = threading.Thread(target=subject.sleep, args=(seconds,), daemon=True)
+    sleeper.start()
+    deadline = time.monotonic() + 30
+    while subject.sleepers == already:
+        assert time.monotonic() < deadline, "the sleeper never went to sleep"
+        time.sleep(0.001)
+    return sleeper
+
+
 def test_advance_jumps_forward_and_wakes_a_sleeper() -> None:
     # Given a real-time clock and a task sleeping a cloud hour
     subject = Clock(scale=1.0)
     before = subject.time()
-    sleeper = threading.Thread(target=subject.sleep, args=(3600,), daemon=True)
-    sleeper.start()
+    sleeper = asleep(subject, 3600)
     # When the clock is fast-forwarded an hour
     subject.advance(3600)
     # Then the sleeper wakes up (long before a real hour) and cloud time jumped by the hour
@@ -84,8 +96,7 @@ def test_advance_jumps_forward_and_wakes_a_sleeper() -> None:
 
 def test_advance_short_of_the_target_keeps_the_sleeper_waiting() -> None:
     subject = Clock(scale=1.0)
-    sleeper = threading.Thread(target=subject.sleep, args=(3600,), daemon=True)
-    sleeper.start()
+    sleeper = asleep(subject, 3600)
     subject.advance(1800)
     sleeper.join(timeout=0.2)
     assert sleeper.is_alive()  # half an hour is still missing
@@ -121,8 +132,7 @@ def test_set_scale_keeps_cloud_time_continuous() -> None:
 def test_set_scale_wakes_a_sleeper_onto_the_new_speed() -> None:
     # Given a task sleeping a cloud hour at real speed
     subject = Clock(scale=1.0)
-    sleeper = threading.Thread(target=subject.sleep, args=(3600,), daemon=True)
-    sleeper.start()
+    sleeper = asleep(subject, 3600)
     # When the clock is sped up a million times
     subject.set_scale(1_000_000.0)
     # Then the sleeper finishes its hour at the new speed
@@ -142,3 +152,15 @@ def test_reset_realigns_with_the_wall_clock_and_keeps_the_speed() -> None:
     subject.reset()
     assert abs(subject.time() - time.time()) < 1.0
     assert subject.scale == 3.0
+
+
+def test_sleepers_counts_the_threads_asleep_on_the_clock() -> None:
+    # Given a clock nobody sleeps on / When two tasks sleep an hour / Then it counts them, and none once woken
+    subject = Clock(scale=1.0)
+    assert subject.sleepers == 0
+    sleepers = [asleep(subject, 3600), asleep(subject, 3600)]
+    assert subject.sleepers == 2
+    subject.advance(3600)
+    for sleeper in sleepers:
+        sleeper.join(timeout=10)
+    assert subject.sleepers == 0

@@ -10,6 +10,7 @@ import pytest
 
 from localcloud.runtime import jobs
 from localcloud.runtime.image import image_python
+from tests.tiers import heavy_fixture
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ if mode == "exit":
 """
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[jobs.GlueDriver, Path]]:
     root = tmp_path_factory.mktemp("glue")
     script = root / "job.py"

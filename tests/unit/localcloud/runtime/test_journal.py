@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from localcloud.clock import Clock, clock
+import time
+
+from localcloud.clock import clock
 from localcloud.runtime.journal import Journal
 
 
@@ -19,10 +21,23 @@ def test_entries_are_kept_in_order_with_their_cloud_time_and_filtered_by_kind() 
     assert book.of("alarm") == [first, third]
     assert [e.detail["state"] for e in book.of("alarm")] == ["ALARM", "OK"]
     assert before <= first.at <= third.at <= clock.time()
-    assert isinstance(clock, Clock)
     # And clearing empties it
     book.clear()
     assert book.all() == [] and book.of("alarm") == []
+
+
+def test_entries_are_stamped_with_the_cloud_clock_not_the_wall_clock() -> None:
+    # Given cloud time two hours ahead of the wall clock (as after the demo lets drift hours pass)
+    book = Journal()
+    clock.reset()
+    clock.advance(7200)
+    try:
+        # When an entry is recorded
+        entry = book.record("alarm")
+        # Then it carries the cloud's time
+        assert 7199 < entry.at - time.time() < 7200 + 60
+    finally:
+        clock.reset()
 
 
 def test_the_lists_returned_are_copies() -> None:

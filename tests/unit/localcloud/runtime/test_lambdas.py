@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sysconfig
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -243,3 +246,78 @@ def test_a_timeout_kills_the_worker_and_the_next_invocation_starts_a_new_one(run
     assert not any(worker.alive() for pool in runtime._idle.values() for worker in pool)
     # And the next invocation runs in a fresh worker (module state starts over)
     assert json.loads(runtime.invoke(function, {}).payload)["calls"] == 1
+
+
+def _wait_until(condition: Any, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def workers_in(task_root: Path) -> set[int]:
+    """The running worker processes of this test process whose working directory is ``task_root``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[1]) == os.getpid() and Path(os.readlink(entry / "cwd")) == task_root:
+                found.add(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_stop_kills_workers_that_are_still_starting_or_busy(runtime: LambdaRuntime) -> None:
+    # Given a worker busy with a long invocation and another still importing its handler (prewarm)
+    busy = spec()
+    assert runtime.invoke(busy, {}).ok  # warm
+    invocation = threading.Thread(target=runtime.invoke, args=(busy, {"sleep": 60}), daemon=True)
+    invocation.start()
+    slow = spec({"app.py": "import time\ntime.sleep(60)\n\ndef handler(event, context):\n    return 1\n"})
+    [prewarm] = runtime.prewarm([slow])
+    roots = [runtime.task_root(busy), runtime.task_root(slow)]
+    assert _wait_until(lambda: all(workers_in(root) for root in roots))
+    time.sleep(0.5)  # the invocation is under way
+    # When the runtime stops (the local cloud stops)
+    runtime.stop()
+    # Then both worker processes are gone: nothing outlives the cloud
+    assert _wait_until(lambda: not any(workers_in(root) for root in roots), timeout=10), [workers_in(r) for r in roots]
+    invocation.join(timeout=30)
+    prewarm.join(timeout=70)
+    assert not invocation.is_alive() and not prewarm.is_alive()
+    # And a worker that finishes starting after the stop is not kept either
+    assert not any(workers_in(root) for root in roots)
+
+
+def test_cold_starts_of_one_function_at_the_same_time_unpack_its_package_once_without_failing(
+    runtime: LambdaRuntime,
+) -> None:
+    # Given a function not unpacked yet, and eight cold starts of it at the same moment (a prewarm and the first
+    # invocations right after a deployment)
+    function = spec()
+    start = threading.Barrier(8)
+    roots: list[Path] = []
+    errors: list[BaseException] = []
+
+    def cold_start() -> None:
+        start.wait(timeout=30)
+        try:
+            roots.append(runtime.task_root(function))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=cold_start) for _ in range(8)]
+    # When they all unpack the package
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Then none fails, all get the same task root with the package in it, and no staging copy is left behind
+    assert errors == []
+    assert len(roots) == 8 and len(set(roots)) == 1
+    assert (roots[0] / "app.py").is_file()
+    assert sorted(p.name for p in roots[0].parent.iterdir()) == [roots[0].name]

@@ -22,6 +22,7 @@ from localcloud import provision
 from localcloud.runtime.lambdas import LambdaRuntime
 from localcloud.shims import cloudformation as shim
 from localcloud.shims import lambda_invoke, s3_policy, ssm_public
+from tests.tiers import heavy_fixture
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
@@ -467,7 +468,7 @@ def test_install_is_idempotent() -> None:
 # ---- the real stack, synthesized and deployed into the local cloud -------------------------------------
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, provision.Deployment]]:
     assembly = provision.synth("dev", tmp_path_factory.mktemp("cdk") / "cdk.out")
     with running_cloud() as cloud:
@@ -478,7 +479,6 @@ def resources_of(deployment: provision.Deployment, resource_type: str) -> dict[s
     return {k: v for k, v in deployment.template["Resources"].items() if v["Type"] == resource_type}
 
 
-@pytest.mark.slow
 def test_every_resource_of_the_synthesized_stack_is_deployed(deployed: tuple[Any, provision.Deployment]) -> None:
     _, deployment = deployed
     assert shim.unsupported_types(deployment.template) == []
@@ -487,7 +487,6 @@ def test_every_resource_of_the_synthesized_stack_is_deployed(deployed: tuple[Any
     assert {deployment.resource_types[k] for k in expected} >= {"AWS::CloudWatch::Alarm", "AWS::Glue::Job"}
 
 
-@pytest.mark.slow
 def test_the_stacks_alarms_exist_as_synthesized(deployed: tuple[Any, provision.Deployment]) -> None:
     cloud, deployment = deployed
     alarms = {a["AlarmName"]: a for a in cloud.clients.cloudwatch.describe_alarms()["MetricAlarms"]}
@@ -503,7 +502,6 @@ def test_the_stacks_alarms_exist_as_synthesized(deployed: tuple[Any, provision.D
         assert len(alarm.get("AlarmActions", [])) == len(properties.get("AlarmActions", []))
 
 
-@pytest.mark.slow
 def test_the_stacks_glue_job_group_and_state_machines_are_usable(deployed: tuple[Any, provision.Deployment]) -> None:
     cloud, deployment = deployed
     [job_name] = deployment.physical("AWS::Glue::Job").values()
@@ -518,7 +516,6 @@ def test_the_stacks_glue_job_group_and_state_machines_are_usable(deployed: tuple
         assert described["status"] == "ACTIVE"  # in the backend that executes
 
 
-@pytest.mark.slow
 def test_the_stacks_buckets_take_https_and_notify_eventbridge(deployed: tuple[Any, provision.Deployment]) -> None:
     cloud, deployment = deployed
     raw = deployment.outputs["RawBucket"]
@@ -528,7 +525,6 @@ def test_the_stacks_buckets_take_https_and_notify_eventbridge(deployed: tuple[An
     assert s3_backends[ACCOUNT]["aws"].get_bucket(raw).notification_configuration.event_bridge == {}
 
 
-@pytest.mark.slow
 def test_the_stacks_functions_log_where_the_template_says_and_use_the_public_layers(
     deployed: tuple[Any, provision.Deployment],
 ) -> None:

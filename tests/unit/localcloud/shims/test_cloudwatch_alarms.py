@@ -19,6 +19,8 @@ from lambdas.retrain.models import AlarmEvent
 from localcloud.clock import clock
 from localcloud.runtime.journal import journal
 from localcloud.shims import cloudwatch_alarms as shim
+from tests.tiers import heavy_fixture
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
@@ -50,7 +52,11 @@ def alarm_request(name: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def breach(cloudwatch: Any, name: str, value: float = 3.0) -> None:
+def breach(cloudwatch: Any, name: str, value: float = 3.0) -> float:
+    """A breaching datapoint in the last complete 5-minute period before now (alarms evaluate complete, aligned
+    periods); returns that now, for the evaluation: evaluated later, a period boundary may have passed in between
+    and the datapoint would no longer be in the last complete period."""
+    now = clock.time()
     cloudwatch.put_metric_data(
         Namespace=NAMESPACE,
         MetricData=[
@@ -58,11 +64,11 @@ def breach(cloudwatch: Any, name: str, value: float = 3.0) -> None:
                 "MetricName": "Invocation5XXErrors",
                 "Dimensions": [{"Name": "EndpointName", "Value": name}],
                 "Value": value,
-                # inside the last complete 5-minute period: alarms evaluate complete, aligned periods
-                "Timestamp": datetime.fromtimestamp(math.floor(clock.time() / 300) * 300 - 30, UTC),
+                "Timestamp": datetime.fromtimestamp(math.floor(now / 300) * 300 - 30, UTC),
             }
         ],
     )
+    return now
 
 
 def manual_alarm(name: str, **extra: Any) -> dict[str, Any]:
@@ -144,10 +150,10 @@ def test_evaluate_all_moves_alarms_to_the_state_their_data_says(cloudwatch: Any)
     breaching, quiet = unique("breaching"), unique("quiet")
     cloudwatch.put_metric_alarm(**alarm_request(breaching))
     cloudwatch.put_metric_alarm(**alarm_request(quiet))
-    breach(cloudwatch, breaching)
+    now = breach(cloudwatch, breaching)
     assert state_of(cloudwatch, breaching) == state_of(cloudwatch, quiet) == "INSUFFICIENT_DATA"
     # When every alarm is evaluated
-    states = shim.evaluate_all(ACCOUNT, REGION)
+    states = shim.evaluate_all(ACCOUNT, REGION, now)
     # Then the data decides, and each change is journaled
     assert (states[breaching], states[quiet]) == ("ALARM", "OK")
     [record] = [e.detail for e in journal.of("alarm") if e.detail["alarm"] == breaching]
@@ -156,7 +162,7 @@ def test_evaluate_all_moves_alarms_to_the_state_their_data_says(cloudwatch: Any)
     described = cloudwatch.describe_alarms(AlarmNames=[breaching])["MetricAlarms"][0]
     assert json.loads(described["StateReasonData"])["recentDatapoints"] == [3.0]
     # And evaluating again changes nothing
-    shim.evaluate_all(ACCOUNT, REGION)
+    shim.evaluate_all(ACCOUNT, REGION, now)
     assert len([e for e in journal.of("alarm") if e.detail["alarm"] == breaching]) == 1
 
 
@@ -442,7 +448,7 @@ LAMBDA_TRUST = {
 }
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     # real-time cloud clock: the ticker's own evaluations cannot age the test datapoints out of their period
     with running_cloud(time_scale=1.0) as local:
@@ -458,9 +464,9 @@ def test_a_breach_invokes_the_lambda_action_with_the_alarm_event_and_publishes_t
     name = unique("endpoint-5xx")
     cloudwatch = cloud.clients.cloudwatch
     # When its metric has breached (before the alarm exists: its first evaluation, by the heartbeat or here, sees it)
-    breach(cloudwatch, name)
+    now = breach(cloudwatch, name)
     cloudwatch.put_metric_alarm(**alarm_request(name, AlarmActions=[actions.function, actions.topic]))
-    shim.evaluate_all(ACCOUNT, REGION)
+    shim.evaluate_all(ACCOUNT, REGION, now)
     cloud.settle()
     # Then the Lambda received the CloudWatch alarm event, which the retrain Lambda's model parses
     [event] = actions.events()
@@ -511,8 +517,13 @@ def test_disabled_actions_do_not_run(cloud: Any) -> None:
     assert [e.detail["state"] for e in journal.of("alarm") if e.detail["alarm"] == name] == ["ALARM"]
 
 
-def test_install_is_idempotent() -> None:
-    shim.install()
-    first = cw_models.Alarm.update_state
-    shim.install()
-    assert cw_models.Alarm.update_state is first is shim.update_state
+def test_installed_again_a_state_change_still_runs_the_shim_once(cloudwatch: Any) -> None:
+    # Given an alarm, and the shim installed again (every LocalCloud start and stop installs it)
+    name = unique("alarm")
+    cloudwatch.put_metric_alarm(**manual_alarm(name))
+    support.install_again(shim)
+    # When its state changes once through the API
+    cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+    # Then moto changed the state and the shim saw one transition (its actions would run once)
+    assert state_of(cloudwatch, name) == "ALARM"
+    assert [(e.detail["previous"], e.detail["state"]) for e in journal.of("alarm")] == [("OK", "ALARM")]

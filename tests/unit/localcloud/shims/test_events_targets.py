@@ -18,6 +18,8 @@ from moto.events.utils import _BASE_EVENT_MESSAGE, EventTemplateParser
 from localcloud.clock import clock
 from localcloud.runtime.journal import journal
 from localcloud.shims import events_targets as shim
+from tests.tiers import heavy_fixture
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
@@ -216,7 +218,7 @@ HANDLER = {
 }
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     with running_cloud() as local:
         # as in AWS: the target role trusts EventBridge and may start executions (the local cloud's IAM checks both)
@@ -341,13 +343,6 @@ def test_a_schedule_rule_never_matches_put_events(cloud: Any) -> None:
     assert invocations_of(cloud, lambda_arn) == []
 
 
-def test_install_is_idempotent() -> None:
-    shim.install()
-    first = events_models.Rule.send_to_targets
-    shim.install()
-    assert events_models.Rule.send_to_targets is first is shim.send_to_targets
-
-
 # ---- schedule expressions are checked when the rule is created ------------------------------------------
 
 
@@ -390,3 +385,26 @@ def test_a_schedule_eventbridge_refuses_or_the_local_cloud_cannot_fire_is_refuse
         # And a valid cron rule is created as before
         events.put_rule(Name=name, ScheduleExpression="cron(0 10 ? * MON-FRI *)")
         assert [r["ScheduleExpression"] for r in events.list_rules()["Rules"]] == ["cron(0 10 ? * MON-FRI *)"]
+
+
+def test_installed_again_one_event_is_delivered_once_to_each_target() -> None:
+    # Given a rule with a Lambda target (the shim's) and an SQS target (moto's), and the shim installed again
+    cloud = support.stand_in_cloud()
+    support.install_again(shim)
+    shim.set_cloud(cloud)
+    try:
+        with mock_aws():
+            events, sqs = boto3.client("events", region_name=REGION), boto3.client("sqs", region_name=REGION)
+            queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            events.put_rule(Name="r", EventPattern=json.dumps({"source": ["app"]}))
+            function = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:f"
+            events.put_targets(Rule="r", Targets=[{"Id": "1", "Arn": function}, {"Id": "2", "Arn": queue_arn}])
+            # When one event is put on the bus
+            events.put_events(Entries=[{"Source": "app", "DetailType": "t", "Detail": "{}"}])
+            # Then the shim handed one delivery to the cloud, and moto delivered one message to the queue
+            assert cloud.dispatcher.work == ["deliver"]
+            received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            assert len(received.get("Messages", [])) == 1
+    finally:
+        shim.set_cloud(None)

@@ -16,6 +16,8 @@ from moto.moto_api._internal.managed_state_model import ManagedState
 
 from localcloud.runtime.journal import journal
 from localcloud.shims import glue_jobs as shim
+from tests.tiers import heavy_fixture
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import REGION, ROLE, assert_pinned_moto, revisit, running_cloud, source, unique
 
 SHIM = "glue_jobs"
@@ -100,7 +102,7 @@ SCRIPT = """
 """
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     with running_cloud() as local:
         local.clients.s3.create_bucket(Bucket="glue-test-bucket")
@@ -161,8 +163,23 @@ def test_a_failing_script_fails_the_run_with_its_error(cloud: Any) -> None:
     assert any(e["message"].startswith("Traceback") for e in events)
 
 
-def test_install_is_idempotent() -> None:
+def test_installed_again_one_start_is_one_run_handed_to_the_cloud(clean_journal: None) -> None:
+    # Given a job, a cloud to run it and the shim installed again
     shim.install()
-    first = glue_models.GlueBackend.start_job_run
-    shim.install()
-    assert glue_models.GlueBackend.start_job_run is first is shim.start_job_run
+    shim.set_cloud(None)
+    with mock_aws():
+        glue = boto3.client("glue", region_name=REGION)
+        name = create_job(glue, "print('never runs here')")
+        cloud = support.stand_in_cloud()
+        support.install_again(shim)
+        shim.set_cloud(cloud)
+        try:
+            # When the job is started once
+            run_id = glue.start_job_run(JobName=name)["JobRunId"]
+        finally:
+            shim.set_cloud(None)
+        # Then moto holds one run, RUNNING, and the shim handed one execution to the cloud
+        runs = glue.get_job_runs(JobName=name)["JobRuns"]
+        assert [(r["Id"], r["JobRunState"]) for r in runs] == [(run_id, "RUNNING")]
+        assert cloud.dispatcher.work == ["execute"]
+        assert [e.detail["status"] for e in journal.of("glue-run")] == ["RUNNING"]

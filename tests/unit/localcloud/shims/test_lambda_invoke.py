@@ -18,6 +18,7 @@ from moto.awslambda.utils import get_backend
 
 from localcloud.runtime.lambdas import LambdaRuntime
 from localcloud.shims import lambda_invoke as shim
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import ACCOUNT, REGION, ROLE, assert_pinned_moto, revisit, unique, zip_package
 
 SHIM = "lambda_invoke"
@@ -200,8 +201,30 @@ def test_cloudformation_functions_keep_their_log_group(aws: Any) -> None:
     assert shim.spec_of(get_backend(ACCOUNT, REGION).get_function(name)).log_group == "/mlops/dev/functions"
 
 
-def test_install_is_idempotent() -> None:
-    shim.install()
-    first = lambda_models.LambdaFunction._invoke_lambda
-    shim.install()
-    assert lambda_models.LambdaFunction._invoke_lambda is first is shim._invoke_lambda
+class _Runtime:
+    """A stand-in Lambda runtime: answers every invocation and counts them."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def invoke(self, spec: Any, event: Any) -> Any:
+        from types import SimpleNamespace
+
+        self.calls.append(spec.name)
+        return SimpleNamespace(payload=json.dumps({"event": event}), ok=True, logs="")
+
+
+def test_installed_again_one_invoke_runs_the_handler_once(aws: Any) -> None:
+    # Given a function, a runtime and the shim installed again
+    name = create_function(aws)
+    runtime = _Runtime()
+    support.install_again(shim)
+    shim.set_runtime(runtime)
+    try:
+        # When it is invoked once
+        response = aws.invoke(FunctionName=name, Payload=json.dumps({"n": 1}).encode())
+    finally:
+        shim.set_runtime(None)
+    # Then the local runtime ran it once and its answer came back (moto would have tried Docker)
+    assert runtime.calls == [name]
+    assert json.loads(response["Payload"].read()) == {"event": {"n": 1}}

@@ -15,6 +15,7 @@ from moto.iam import access_control, policy_conditions
 from moto.s3 import models as s3_models
 
 from localcloud.shims import s3_policy as shim
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import REGION, assert_pinned_moto, revisit, unique
 
 PermissionResult = access_control.PermissionResult
@@ -86,7 +87,14 @@ def test_patch_points_still_exist_with_the_signatures_the_shim_implements() -> N
     assert list(inspect.signature(shim._original_get_permission).parameters) == ["self", "action", "resource"]
     assert callable(access_control.IAMPolicyStatement._check_conditions)
     assert "_statement" in vars(access_control.IAMPolicyStatement({"Effect": "Allow"}))
-    assert isinstance(policy_conditions.CONDITION_OPERATIONS, dict)
+    # moto evaluates a condition with the function registered under its operator in CONDITION_OPERATIONS, where
+    # the shim registers Bool (an operator missing there is ignored: the condition matches whatever the request)
+    shim.install()
+    secure_only = access_control.IAMPolicyStatement(
+        {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    )
+    assert secure_only._check_conditions({"aws:SecureTransport": "false"}) is True, revisit(SHIM)
+    assert secure_only._check_conditions({"aws:SecureTransport": "true"}) is False, revisit(SHIM)
     # moto's S3 still checks the bucket policy of object requests with (action, resource) only: no request context
     source = inspect.getsource(S3Response._key_response)
     assert "bucket.get_permission(action, resource)" in source, revisit(SHIM)
@@ -185,8 +193,15 @@ def test_bool_operation(expected: Any, actual: str, matches: bool) -> None:
     assert shim.bool_operation(expected, actual) is matches
 
 
-def test_install_is_idempotent() -> None:
-    shim.install()
-    first = access_control.IAMPolicyStatement.is_action_permitted
-    shim.install()
-    assert access_control.IAMPolicyStatement.is_action_permitted is first is shim.is_action_permitted
+def test_installed_again_an_ssl_only_bucket_still_takes_https_and_refuses_plain_http(s3: Any) -> None:
+    # Given the shim installed again (every LocalCloud start and stop installs it) and an SSL-only bucket
+    support.install_again(shim)
+    bucket = bucket_with(s3, enforce_ssl("{b}"))
+    # When an object is written over HTTPS and read over plain HTTP
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    http = boto3.client("s3", region_name=REGION, endpoint_url="http://s3.amazonaws.com")
+    with pytest.raises(ClientError) as error:
+        http.get_object(Bucket=bucket, Key="k")
+    # Then HTTPS was allowed (moto alone refuses it) and the Deny applied to plain HTTP
+    assert error.value.response["Error"] == {"Code": "403", "Message": "Forbidden"}
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"

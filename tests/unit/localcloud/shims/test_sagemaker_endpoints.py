@@ -156,7 +156,17 @@ def test_patch_points_still_exist_in_moto(sm: Any) -> None:
     for method in ("create_model", "create_endpoint_config", "create_endpoint", "describe_endpoint", "list_endpoints"):
         assert callable(getattr(SageMakerModelBackend, method))
     assert cloudwatch_backends[ACCOUNT][REGION].alarms[ALARM].state_value in ("OK", "INSUFFICIENT_DATA")
-    assert isinstance(applicationautoscaling_backends[ACCOUNT][REGION].targets, dict)
+    # a variant registered through the API is where the shim looks for it (targets[dimension][resource id])
+    resource = f"endpoint/{ENDPOINT}/variant/AllTraffic"
+    boto3.client("application-autoscaling", region_name=REGION).register_scalable_target(
+        ServiceNamespace="sagemaker",
+        ResourceId=resource,
+        ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+        MinCapacity=1,
+        MaxCapacity=2,
+    )
+    targets = applicationautoscaling_backends[ACCOUNT][REGION].targets
+    assert resource in targets["sagemaker:variant:DesiredInstanceCount"]
 
 
 def test_install_is_idempotent() -> None:

@@ -17,6 +17,8 @@ from moto.sagemaker import responses as sm_responses
 from localcloud.runtime.journal import journal
 from localcloud.shims import sagemaker_jobs as shim
 from pipelines.training.metric_definitions import METRIC_DEFINITIONS
+from tests.tiers import heavy_fixture
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import REGION, ROLE, assert_pinned_moto, revisit, running_cloud, tar_gz, unique
 
 SHIM = "sagemaker_jobs"
@@ -204,7 +206,7 @@ TRAIN = """
 """
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     with running_cloud() as local:
         s3 = local.clients.s3
@@ -298,8 +300,20 @@ def test_a_failing_processing_job_fails_with_its_error(cloud: Any) -> None:
     assert described["FailureReason"].startswith("AlgorithmError: KeyError: 'champion' (exit code 1; python3 -c ")
 
 
-def test_install_is_idempotent() -> None:
-    shim.install()
-    first = sm_responses.SageMakerResponse.create_training_job
-    shim.install()
-    assert sm_responses.SageMakerResponse.create_training_job is first is shim.create_training_job
+def test_installed_again_one_training_job_is_one_run_handed_to_the_cloud(clean_journal: None) -> None:
+    # Given the shim installed again and a cloud to run jobs
+    cloud = support.stand_in_cloud()
+    support.install_again(shim)
+    shim.set_cloud(cloud)
+    try:
+        with mock_aws():
+            client = boto3.client("sagemaker", region_name=REGION)
+            # When one training job is created
+            training_job(client, "once")
+            # Then moto holds one job, InProgress until it runs, and the shim handed one run to the cloud
+            jobs = client.list_training_jobs()["TrainingJobSummaries"]
+            assert [(j["TrainingJobName"], j["TrainingJobStatus"]) for j in jobs] == [("once", "InProgress")]
+            assert cloud.dispatcher.work == ["execute"]
+            assert [e.detail["status"] for e in journal.of("training-job")] == ["InProgress"]
+    finally:
+        shim.set_cloud(None)

@@ -15,6 +15,7 @@ from moto.sagemaker import responses as sm_responses
 
 from localcloud.runtime.journal import journal
 from localcloud.shims import sagemaker_registry as shim
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import REGION, assert_pinned_moto, revisit, unique
 
 SHIM = "sagemaker_registry"
@@ -200,8 +201,11 @@ def test_an_unversioned_package_has_no_approval_workflow(registry: Registry) -> 
     assert registry.events() == []
 
 
-def test_install_is_idempotent() -> None:
-    shim.install()
-    first = sm_models.SageMakerModelBackend.update_model_package
-    shim.install()
-    assert sm_models.SageMakerModelBackend.update_model_package is first is shim.update_model_package
+def test_installed_again_each_approval_change_emits_one_event(registry: Registry) -> None:
+    # Given the shim installed again (every LocalCloud start and stop installs it)
+    support.install_again(shim)
+    # When a package is registered pending approval, then approved
+    arn = registry.create()
+    registry.sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
+    # Then the bus got exactly one state-change event per change
+    assert [e["detail"]["ModelApprovalStatus"] for e in registry.events()] == ["PendingManualApproval", "Approved"]

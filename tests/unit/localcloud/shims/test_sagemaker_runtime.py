@@ -17,6 +17,8 @@ from moto.sagemakerruntime.models import sagemakerruntime_backends
 
 from localcloud.shims import sagemaker_endpoints
 from localcloud.shims import sagemaker_runtime as shim
+from tests.tiers import heavy_fixture
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import (
     ACCOUNT,
     REGION,
@@ -121,7 +123,7 @@ def test_without_a_runtime_invocation_fails_loudly() -> None:
 # ---- behaviour in a running local cloud ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     # these tests are about requests: endpoints are provisioned without the table's delays (their containers
     # still start and answer their ping before InService)
@@ -340,8 +342,32 @@ def test_captured_requests_are_written_as_sagemaker_capture_files(cloud: Any) ->
     assert records[0]["eventVersion"] == "0"
 
 
-def test_install_is_idempotent() -> None:
-    shim.install()
-    first = runtime_responses.SageMakerRuntimeResponse.invoke_endpoint
-    shim.install()
-    assert runtime_responses.SageMakerRuntimeResponse.invoke_endpoint is first is shim.invoke_endpoint
+class _Runtime:
+    """A stand-in endpoint runtime: answers every invocation with the same body and counts them."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def invoke(self, endpoint_name: str, body: bytes, *args: Any, **kwargs: Any) -> Any:
+        from types import SimpleNamespace
+
+        self.calls.append(endpoint_name)
+        return SimpleNamespace(body=b'{"ok": 1}', content_type="application/json", variant="AllTraffic")
+
+
+def test_installed_again_one_request_is_one_invocation_of_the_runtime() -> None:
+    # Given the shim installed again and an endpoint runtime
+    runtime = _Runtime()
+    support.install_again(shim)
+    shim.set_runtime(runtime)
+    try:
+        with mock_aws():
+            client = boto3.client("sagemaker-runtime", region_name=REGION)
+            # When one request is sent
+            answer = client.invoke_endpoint(EndpointName="e1", ContentType="text/csv", Body=b"1,2")
+    finally:
+        shim.set_runtime(None)
+    # Then the runtime answered it, once, for that endpoint (not moto's fixed fake body)
+    assert runtime.calls == ["e1"]
+    assert json.loads(answer["Body"].read()) == {"ok": 1}
+    assert answer["InvokedProductionVariant"] == "AllTraffic"

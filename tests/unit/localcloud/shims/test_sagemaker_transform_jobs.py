@@ -24,6 +24,7 @@ from pipelines.training import train
 from pipelines.training.hyperparameters import Hyperparameters
 from stacks.config import QualityGate
 from tests.samples import CHURN_SCHEMA
+from tests.tiers import heavy_fixture
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +57,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
     return Model(archive, trained.pipeline)
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud(model: Model) -> Iterator[Any]:
     """A started local cloud (no stack) holding the model; the process environment is restored afterwards."""
     from localcloud import shims
@@ -168,7 +169,9 @@ def test_pinned_moto_still_completes_transform_jobs_at_once_and_overwrites_names
     assert callable(SageMakerResponse.create_transform_job)
     used = {"transform_job_status", "failure_reason", "transform_end_time", "transform_start_time", "model_name"}
     assert used <= set(vars(second))
-    assert isinstance(FakeTransformJob.arn_formatter("j", "123456789012", "us-east-1"), str)
+    assert FakeTransformJob.arn_formatter("j", "123456789012", "us-east-1") == (
+        "arn:aws:sagemaker:us-east-1:123456789012:transform-job/j"
+    )
 
 
 # ---- behaviour in the local cloud --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +18,6 @@ from moto.glue import models as glue_models
 from moto.sagemaker import models as sm_models
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_factory
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
 )
@@ -27,11 +27,11 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported import (
     StateTaskServiceUnsupported,
 )
-from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 from localcloud.clock import clock
 from localcloud.shims import glue_jobs, sagemaker_jobs
 from localcloud.shims import stepfunctions as shim
+from tests.unit.localcloud import support
 from tests.unit.localcloud.support import ACCOUNT, REGION, ROLE, assert_pinned_moto, revisit, unique
 
 SHIM = "stepfunctions"
@@ -332,9 +332,22 @@ def test_json_safe_renders_dates_as_epoch_milliseconds(value: Any, expected: Any
     assert shim.json_safe(value) == expected
 
 
-def test_install_is_idempotent() -> None:
-    shim.install()
-    first = WaitFunction._wait_interval
-    shim.install()
-    assert WaitFunction._wait_interval is first is shim._wait_interval
-    assert state_task_service_factory.state_task_service_for is shim._original_service_for  # only the factory's use
+def test_installed_again_a_wait_state_waits_its_seconds_of_cloud_time_once(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the shim installed again, and the cloud time every sleeper of the executions asks for
+    support.install_again(shim)
+    asked: list[float] = []
+    sleep = clock.sleep
+
+    def recorded(seconds: float) -> None:
+        if not threading.current_thread().name.startswith("localcloud"):  # not a stopped cloud's leftover work
+            asked.append(seconds)
+        sleep(seconds)
+
+    monkeypatch.setattr(clock, "sleep", recorded)
+    # When a state machine waits half an hour
+    described = execute(aws["stepfunctions"], machine(("Bake", {"Type": "Wait", "Seconds": 1800})))
+    # Then it succeeded after exactly that much cloud time, waited once (in the shim's slices of 10 minutes)
+    assert described["status"] == "SUCCEEDED"
+    assert asked == [600.0, 600.0, 600.0]

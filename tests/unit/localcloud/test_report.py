@@ -1,0 +1,171 @@
+"""The demo's checks are pure functions of the recorded summary: each one fails on a summary where its property
+does not hold (and only that check, unless the property implies others)."""
+
+from __future__ import annotations
+
+import copy
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from localcloud.report import CHECKS, checks, print_summary, render_html, traffic_shares
+
+TRAINING, DEPLOYMENT = "mlops-dev-training-pipeline", "mlops-dev-deployment"
+OLD, NEW = "churn-20261127-aaaa", "churn-20261201-bbbb"
+
+
+def _answers(*models: str) -> list[dict[str, Any]]:
+    """Answers the clients got, one cloud second apart, in this order."""
+    return [{"at": 1_800_000_000.0 + i, "variant": "AllTraffic", "model": m} for i, m in enumerate(models)]
+
+
+def passing() -> dict[str, Any]:
+    """A summary of the demo's story in which every check holds."""
+    return {
+        "stage": "dev",
+        "time_scale": 240.0,
+        "executions": [
+            {"machine": TRAINING, "name": "r1", "trigger": "upload", "status": "SUCCEEDED", "seconds": 9.0},
+            {"machine": DEPLOYMENT, "name": "d1", "trigger": "approval", "status": "SUCCEEDED", "seconds": 3.0},
+            {
+                "machine": TRAINING,
+                "name": "r2",
+                "trigger": "alarm mlops-dev-drift",
+                "status": "SUCCEEDED",
+                "seconds": 8.0,
+            },
+            {"machine": TRAINING, "name": "r3", "trigger": "upload", "status": "SUCCEEDED", "seconds": 9.0},
+            {"machine": DEPLOYMENT, "name": "d2", "trigger": "approval", "status": "SUCCEEDED", "seconds": 6.0},
+        ],
+        "model_packages": [
+            {"version": 1, "status": "Approved", "description": "passed the gate", "model_version": OLD},
+            {
+                "version": 2,
+                "status": "Rejected",
+                "description": "auc 0.81 not above 0.81 + 0.005",
+                "model_version": "x",
+            },
+            {"version": 3, "status": "Approved", "description": "beats the champion", "model_version": NEW},
+        ],
+        "endpoint": {"name": "mlops-dev-churn", "status": "InService", "serving_model_version": NEW},
+        "traffic": {"canary_answers": _answers(OLD, OLD, NEW, OLD, OLD, NEW, NEW, NEW)},
+        "drift": [
+            {"window_end": "2026-11-27T11:00", "verdict": "no_drift", "overall_psi": 0.02, "drifted_features": []},
+            {"window_end": "2026-11-27T14:00", "verdict": "drift", "overall_psi": 0.61, "drifted_features": ["tenure"]},
+        ],
+        "alarms": [{"at": "2026-11-27T14:01", "alarm": "mlops-dev-drift", "previous": "OK", "state": "ALARM"}],
+        "retrain_decisions": [
+            {"decision": "started", "guard": "-", "alarm": "mlops-dev-drift", "reason": "3 breaches"}
+        ],
+        "quality": [{"overall": {"auc": 0.83}}],
+    }
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(summary: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target: Any = summary
+        for key in parents:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[int(last) if last.isdigit() else last] = value
+
+    return change
+
+
+def _canary(*models: str) -> Callable[[dict[str, Any]], None]:
+    return _set("traffic.canary_answers", _answers(*models))
+
+
+# check -> (what breaks it, the checks that must fail then)
+BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], set[str]]] = [
+    ("first_run_succeeded", "the first run failed", _set("executions.0.status", "FAILED"), set()),
+    ("endpoint_in_service", "the endpoint is still updating", _set("endpoint.status", "Updating"), set()),
+    ("drift_detected", "no window drifted", _set("drift.1.verdict", "no_drift"), set()),
+    ("no_drift_on_training_distribution", "every window drifted", _set("drift.0.verdict", "drift"), set()),
+    ("drift_alarm_fired", "only another alarm fired", _set("alarms.0.alarm", "mlops-dev-quality"), set()),
+    ("drift_alarm_fired", "the drift alarm went back to OK", _set("alarms.0.state", "OK"), set()),
+    ("automatic_retrain_started", "the guard suppressed it", _set("retrain_decisions.0.decision", "suppressed"), set()),
+    ("automatic_retrain_started", "no run was started by an alarm", _set("executions.2.trigger", "upload"), set()),
+    (
+        "challenger_rejected_and_recorded",
+        "the rejection has no reason",
+        _set("model_packages.1.description", None),
+        set(),
+    ),
+    (
+        "challenger_rejected_and_recorded",
+        "nothing was rejected (so the canary replaced that one)",
+        _set("model_packages.1.status", "Approved"),
+        {"canary_traffic_shift_observed"},
+    ),
+    (
+        "challenger_promoted",
+        "the challenger waits for approval",
+        _set("model_packages.2.status", "PendingManualApproval"),
+        {"canary_traffic_shift_observed", "new_champion_serving"},
+    ),
+    ("canary_traffic_shift_observed", "all traffic moved at once", _canary(OLD, OLD, OLD, NEW, NEW, NEW), set()),
+    ("canary_traffic_shift_observed", "it rolled back", _canary(OLD, NEW, OLD, NEW, OLD, OLD), set()),
+    ("canary_traffic_shift_observed", "the new model never answered", _canary(OLD, OLD, OLD), set()),
+    ("canary_traffic_shift_observed", "only the new model answered", _canary(NEW, NEW, NEW), set()),
+    ("canary_traffic_shift_observed", "no traffic during the rollout", _canary(), set()),
+    ("canary_traffic_shift_observed", "an unknown model answered", _canary(OLD, "other", OLD, "other"), set()),
+    ("all_deployments_succeeded", "the canary deployment failed", _set("executions.4.status", "FAILED"), set()),
+    ("new_champion_serving", "the old model still serves", _set("endpoint.serving_model_version", OLD), set()),
+    ("quality_measured", "no quality summary", _set("quality", []), set()),
+    ("quality_measured", "no AUC (no ground truth matched)", _set("quality.0.overall", {"auc": None}), set()),
+]
+
+
+def test_the_passing_summary_passes_every_check_and_there_are_twelve() -> None:
+    # Given the demo's story / When checked / Then all twelve checks pass
+    assert len(CHECKS) == 12
+    assert checks(passing()) == dict.fromkeys(CHECKS, True)
+
+
+def test_every_check_has_a_summary_that_fails_it() -> None:
+    assert {name for name, *_ in BREAKS} == set(CHECKS)
+
+
+@pytest.mark.parametrize(("check", "story", "change", "also"), BREAKS, ids=[f"{c}: {s}" for c, s, *_ in BREAKS])
+def test_a_summary_without_the_property_fails_its_check(
+    check: str, story: str, change: Callable[[dict[str, Any]], None], also: set[str]
+) -> None:
+    # Given the demo's story with one thing changed
+    summary = copy.deepcopy(passing())
+    change(summary)
+    # When checked
+    results = checks(summary)
+    # Then that check fails (and only the checks the change also breaks)
+    failed = {name for name, ok in results.items() if not ok}
+    assert failed == {check} | also, (story, failed)
+
+
+def test_traffic_shares_are_each_models_share_of_the_answers_per_time_slice() -> None:
+    # Given answers of a canary: the old model, then both, then the new one
+    answers = _answers(OLD, OLD, NEW, OLD, NEW, NEW)
+    # When sliced in three
+    shares = traffic_shares(answers, buckets=3)
+    # Then each slice gives each model's share of its requests
+    assert [s["shares"] for s in shares] == [{OLD: 1.0}, {NEW: 0.5, OLD: 0.5}, {NEW: 1.0}]
+    assert [s["requests"] for s in shares] == [2, 2, 2]
+    assert traffic_shares([]) == []
+
+
+def test_the_printed_summary_and_the_html_report_show_the_checks_and_the_observed_shares() -> None:
+    # Given a checked summary
+    summary = passing()
+    summary.update(invocations=[], notifications=[], stages=[], duration_seconds=1.0)
+    summary["endpoint"].update(config="c", deployment_history=[])
+    summary["traffic"]["shares_over_time"] = traffic_shares(summary["traffic"]["canary_answers"], buckets=2)
+    summary["checks"] = checks(summary)
+    # When printed and rendered
+    out = io.StringIO()
+    print_summary(summary, out)
+    html = render_html(summary)
+    # Then both list every check and each model's observed share
+    assert "PASS  canary_traffic_shift_observed" in out.getvalue()
+    assert f"4 requests: {OLD} 75%, {NEW} 25%" in out.getvalue()
+    assert "✔ canary_traffic_shift_observed" in html and f">{NEW}</text>" in html
