@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.tiers import heavy_fixture
 from tests.unit.localcloud.support import running_cloud, unique
 
 TRUST = {
@@ -19,7 +20,7 @@ TRUST = {
 }
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     with running_cloud(prewarm=False) as started:
         yield started

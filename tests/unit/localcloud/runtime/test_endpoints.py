@@ -14,6 +14,7 @@ from localcloud.clock import clock
 from localcloud.runtime.endpoints import DOWNLOAD_FAILED, EXTRACT_FAILED, PING_FAILED
 from localcloud.runtime.journal import journal
 from localcloud.shims import sagemaker_endpoints
+from tests.tiers import heavy_fixture
 from tests.unit.localcloud.support import ROLE, running_cloud, tar_gz, unique, wait_for_endpoint
 
 BUCKET = "provisioning-test-models"
@@ -46,7 +47,7 @@ DOES_NOT_LOAD = """
 TIME_SCALE = 3600.0  # a 6-minute provisioning passes in 0.1 s
 
 
-@pytest.fixture(scope="module")
+@heavy_fixture
 def cloud() -> Iterator[Any]:
     with running_cloud(time_scale=TIME_SCALE) as local:
         local.clients.s3.create_bucket(Bucket=BUCKET)
