@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,8 +11,6 @@ import pytest
 from moto import mock_aws
 
 from pipelines.etl import glue_job
-from stacks.config import QualityGate
-from tests.samples import CHURN_SCHEMA
 
 CURATED = "curated-bucket"
 
