@@ -49,11 +49,13 @@ class Deployment:
         return {k: v for k, v in self.resources.items() if self.resource_types[k] == resource_type}
 
 
-def synth(stage: str, outdir: Path) -> Path:
-    """Run the CDK app into ``outdir`` (cdk-nag runs inside the synth, as in ``cdk synth``)."""
+def synth(stage: str, outdir: Path, datasets_dir: Path | None = None) -> Path:
+    """Run the CDK app into ``outdir`` (cdk-nag runs inside the synth, as in ``cdk synth``), declaring the datasets
+    of ``datasets_dir`` (default: the repository's ``datasets/``)."""
     outdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    code = f"from stacks.app import build_app; build_app(stage={stage!r}).synth()"
+    folder = None if datasets_dir is None else str(datasets_dir)
+    code = f"from stacks.app import build_app; build_app(stage={stage!r}, datasets_dir={folder!r}).synth()"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
