@@ -123,8 +123,13 @@ class LocalResource(CloudFormationModel):
         account_id: str,
         region_name: str,
     ) -> LocalResource:
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        return cls.update(original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def update(cls, original: Any, name: str, resource_json: dict[str, Any], account_id: str, region: str) -> Any:
+        """A changed resource: replaced (the old one deleted, a new one created) unless a type updates in place."""
+        original.delete(account_id, region)
+        return cls.create_from_cloudformation_json(name, resource_json, account_id, region)
 
     @classmethod
     def delete_from_cloudformation_json(  # type: ignore[override]
@@ -190,20 +195,13 @@ class Alarm(LocalResource):
         _client("cloudwatch", region).delete_alarms(AlarmNames=[self.name])
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> LocalResource:
+    def update(cls, original: Any, name: str, resource_json: dict[str, Any], account_id: str, region: str) -> Any:
         """The same alarm name: PutMetricAlarm again, which updates the alarm and keeps its state (an update
         needs no interruption); a new ``AlarmName`` replaces the alarm."""
-        name = cloudformation_json.get("Properties", {}).get("AlarmName", original_resource.name)
-        if name != original_resource.name:
-            original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+        alarm_name = resource_json.get("Properties", {}).get("AlarmName", original.name)
+        if alarm_name != original.name:
+            original.delete(account_id, region)
+        return cls.create_from_cloudformation_json(alarm_name, resource_json, account_id, region)
 
 
 class CompositeAlarm(LocalResource):
@@ -399,31 +397,24 @@ class CustomResource(LocalResource):
     context: dict[str, Any]
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> LocalResource:
+    def update(cls, original: Any, name: str, resource_json: dict[str, Any], account_id: str, region: str) -> Any:
         """A provider-framework resource whose properties changed gets an ``Update`` request with its physical id
         and ``OldResourceProperties``; a new physical id in the answer is a replacement, and the old resource then
         gets its ``Delete`` (CloudFormation sends it in the cleanup phase)
         (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requesttypes-update.html).
         Bucket notifications are applied again."""
-        context = getattr(original_resource, "context", None)
-        properties = cloudformation_json.get("Properties", {})
+        context = getattr(original, "context", None)
+        properties = resource_json.get("Properties", {})
         if not context:
-            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-        request = _request("Update", original_resource.name, properties, context)
-        request["PhysicalResourceId"] = original_resource.name
-        request["OldResourceProperties"] = original_resource.properties
-        response = invoke_function(context["handler"], request, region_name)
-        physical_id = response.get("PhysicalResourceId") or original_resource.name
-        if physical_id != original_resource.name:
-            original_resource.delete(account_id, region_name)
-        resource = cls(physical_id, region_name, account_id, properties, **dict(response.get("Data") or {}))
+            return cls.create_from_cloudformation_json(name, resource_json, account_id, region)
+        request = _request("Update", original.name, properties, context)
+        request["PhysicalResourceId"] = original.name
+        request["OldResourceProperties"] = original.properties
+        response = invoke_function(context["handler"], request, region)
+        physical_id = response.get("PhysicalResourceId") or original.name
+        if physical_id != original.name:
+            original.delete(account_id, region)
+        resource = cls(physical_id, region, account_id, properties, **dict(response.get("Data") or {}))
         resource.context = context
         return resource
 
