@@ -55,9 +55,12 @@ def inbox(served: Served) -> Inbox:
     return Inbox(served, url)
 
 
+def _described(served: Served, execution_arn: str) -> dict[str, Any]:
+    return dict(served.client("stepfunctions").describe_execution(executionArn=execution_arn))
+
+
 def _dataset_of(served: Served, execution_arn: str) -> str | None:
-    described = served.client("stepfunctions").describe_execution(executionArn=execution_arn)
-    given = json.loads(described.get("input") or "{}")
+    given = json.loads(_described(served, execution_arn).get("input") or "{}")
     groups = {r["model_package_group"]: n for n, r in json.loads(served.outputs["DatasetResources"]).items()}
     return given.get("dataset") or groups.get(given.get("model_package_group"))
 
@@ -88,6 +91,8 @@ def uploaded(served: Served, tmp_path_factory: pytest.TempPathFactory) -> dict[s
                 name = _dataset_of(served, execution["executionArn"])
                 if name in found:
                     found[name][kind] = execution["status"]
+                    if execution["status"] in TERMINAL - {"SUCCEEDED"}:  # why, for the assertion's message
+                        found[name][f"{kind}_cause"] = str(_described(served, execution["executionArn"]).get("cause"))
         return found
 
     def finished() -> bool:
@@ -169,7 +174,7 @@ def test_each_uploaded_dataset_reaches_an_endpoint_answering_in_its_tasks_shape(
     served: Served, uploaded: dict[str, dict[str, str]], name: str, tmp_path: Path
 ) -> None:
     # Given the dataset's sample uploaded with the AWS CLI, its pipeline run and deployment finished
-    assert uploaded[name] == {"run": "SUCCEEDED", "deployment": "SUCCEEDED"}, uploaded
+    assert uploaded[name] == {"run": "SUCCEEDED", "deployment": "SUCCEEDED"}, uploaded[name]
     schema = dataset_schema(name)
     endpoint = json.loads(served.outputs["DatasetResources"])[name]["endpoint"]
 
