@@ -128,14 +128,21 @@ class ServingSettings:
     max_execution_timeout_seconds: int = 1800
     data_capture_percent: int = 100
     variant_name: str = "AllTraffic"
-    smoke_tolerance: float = 1e-4  # golden payloads: max |probability - expected| on the candidate endpoint
+    # golden payloads on the candidate endpoint: max |probability - expected| (every class of a multiclass answer);
+    # a regression value passes within it relatively or absolutely
+    smoke_tolerance: float = 1e-4
     # SHADOW: the challenger gets a copy of production traffic for shadow_bake_seconds, then is promoted only if
     # it is not worse than the champion on these measures
     shadow_bake_seconds: int = 1800
     shadow_min_invocations: int = 100
     shadow_max_error_rate_increase: float = 0.01  # absolute, e.g. 0.01 = one percentage point
     shadow_max_latency_ratio: float = 1.2  # shadow mean ModelLatency / production mean ModelLatency
-    shadow_min_agreement: float = 0.9  # share of paired captured rows with the same label
+    shadow_min_agreement: float = 0.9  # classification: share of paired captured rows with the same label
+    # regression: relative error |shadow - production| / |production| of paired captured values. A retrained model
+    # legitimately moves its answers a little (new data, new trees): the median bounds the typical request (5%),
+    # the 90th percentile the tail, where sparse segments move most when new data arrives (20%)
+    shadow_max_median_relative_error: float = 0.05
+    shadow_max_p90_relative_error: float = 0.2
 
     def __post_init__(self) -> None:
         if self.instance_type not in ENDPOINT_HOURLY_USD:

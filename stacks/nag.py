@@ -388,12 +388,17 @@ def _monitoring(stack: MlopsStack) -> None:
         _role(monitoring.drift_fn),
         {
             **_key("write its SSE-KMS reports and watermark"),
-            **_reads("captured traffic, its own reports, dataset manifests and the ETL's quality reports"),
+            **_reads(
+                "captured traffic, its own reports, dataset manifests, the ETL's quality reports and the evaluation "
+                "reports (the model's output baseline)"
+            ),
             **_aborts("monitoring/drift/"),
             **_objects(stack, lake.artifacts, "data-capture/*", "the captured requests it measures"),
             **_objects(stack, lake.artifacts, "monitoring/drift/*", "its reports and capture watermark"),
+            **_objects(stack, lake.artifacts, "evaluations/*", "the answering model's output baseline"),
             **_objects(stack, lake.curated, "manifests/*", "dataset manifests (the baseline's version)"),
             **_objects(stack, lake.curated, "curated/*", "the ETL's quality reports (the baseline histograms)"),
+            **_arns(stack, _registry(stack, groups=True)),
         },
     )
     _ack(

@@ -16,6 +16,8 @@ from stacks.datasets import dataset_schema
 from stacks.platform_document import build_platform
 
 CHURN_SCHEMA = dataset_schema("churn")
+TICKETS_SCHEMA = dataset_schema("tickets")  # multiclass, string labels, no key
+ENERGY_SCHEMA = dataset_schema("energy")  # regression
 SAMPLE_NAMES = ("churn", "energy", "tickets")
 
 

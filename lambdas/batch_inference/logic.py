@@ -3,10 +3,16 @@
 An upload under ``batch-input/<dataset>/`` is scored by ``<dataset>``'s champion, the newest ``Approved`` package
 of its model package group (an upload outside a declared dataset's folder is ignored with the declared names).
 Its container becomes a Model (``<prefix>-<dataset>-batch-v<package version>``, created once and reused), and the
-upload a transform job
-(``text/csv``, one record per line, mini-batches; output ``<OUTPUT_URI><job>/<file>.out``: one
-``probability,label`` line per input row, KMS-encrypted). Rows must be in the schema's feature order; a header
-line in that order is allowed (the inference handler skips it).
+upload a transform job (``text/csv``, one record per line, mini-batches; output ``<OUTPUT_URI><job>/<file>.out``,
+KMS-encrypted). Rows must be in the schema's feature order; a header line in that order is allowed (the inference
+handler skips it).
+
+The output holds one line per input data row, in input order, with the task's CSV answer (the inference handler's
+``text/csv`` response): binary ``probability,label``, multiclass ``label,p1,p2,...`` (declared label order),
+regression ``value``. So line i answers the i-th data row (blank lines and the header have no answer) for every
+task. ``text/csv`` is the only answer format with a line per row: an ``application/json`` answer is one document
+per mini-batch, which ``AssembleWith: Line`` cannot split back into rows. No ``JoinSource``: it needs one answer
+line per input line, which a header line breaks (the handler answers nothing for it).
 
 Notes: a transform job reads an S3 prefix, so the input URI is the object's key (which also matches longer keys
 that start with it), and it reads the current version of the object: an overwrite right after the upload is

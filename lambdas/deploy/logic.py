@@ -8,13 +8,15 @@ deterministic names per package version and a step first looks at what already e
   production and the new model as a shadow variant.
 - ``smoke_endpoint`` / ``smoke_test``: a short-lived candidate endpoint ``<endpoint>-smoke`` on the smoke config;
   once InService, the golden payloads (``golden.json`` next to the package's evaluation report) are sent to it and
-  the probabilities compared with the expected ones; the candidate is deleted whatever the result.
+  its answers compared with the golden ones by the dataset's task (``comparison``); the candidate is deleted
+  whatever the result.
 - ``rollout`` / ``check``: create the endpoint (first deploy) or update it with SageMaker deployment guardrails
   (blue/green CANARY / LINEAR / ALL_AT_ONCE with auto-rollback on the guardrail alarms); SHADOW puts the new
   model next to the champion first.
 - ``compare_shadow``: after the bake, shadow vs production from CloudWatch (invocations, errors, latency) and data
-  capture (label agreement on the same requests); promote (a normal update) only if the shadow is not worse,
-  otherwise put the champion-only config back and fail with the comparison.
+  capture (the answers to the same requests: label agreement for classification, relative error of the values for
+  regression); promote (a normal update) only if the shadow is not worse, otherwise put the champion-only config
+  back and fail with the comparison.
 - ``verify``: the endpoint really runs the requested config and variants (back on the previous config after an
   update = a silent rollback: fail), then register autoscaling on invocations per instance.
 - ``explain_failure``: subject / message / reason for the failure notification.
@@ -22,18 +24,26 @@ deterministic names per package version and a step first looks at what already e
 
 from __future__ import annotations
 
-import base64
-import csv
-import io
 import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from lambdas.deploy.comparison import (
+    GoldenCheck,
+    PairStatistics,
+    answer_reasons,
+    compare_golden,
+    expected_answers,
+    golden_task,
+    index_captures,
+    pair_statistics,
+    paired_answers,
+)
 from lambdas.deploy.models import (
     Champion,
     Comparison,
@@ -43,6 +53,7 @@ from lambdas.deploy.models import (
     ServingConfig,
     Smoke,
 )
+from lambdas.shared.answers import json_answers
 from pipelines.schema import DatasetSchema
 
 logger = logging.getLogger(__name__)
@@ -413,7 +424,7 @@ class Deployer:
                     f"candidate endpoint {name} (model {prepared.model_version}) answered the golden payload with "
                     f"{error_code(error) or type(error).__name__}: {error_message(error)}"
                 ) from None
-            rows, worst = self._compare_golden(response["Body"].read(), golden, prepared)
+            check = self._compare_golden(response["Body"].read(), golden, prepared)
         finally:
             self._delete_endpoint(name)
         return Smoke(
@@ -421,8 +432,9 @@ class Deployer:
             endpoint_name=name,
             endpoint_status="Deleting",
             poll_seconds=0,
-            rows=rows,
-            max_abs_diff=worst,
+            rows=check.rows,
+            max_abs_diff=check.max_abs_diff,
+            task=golden_task(golden),
         )
 
     def _golden(self, uri: str) -> dict[str, Any]:
@@ -432,38 +444,36 @@ class Deployer:
         except Exception as error:
             raise SmokeTestFailed(f"cannot read the golden payloads {uri}: {error_message(error)}") from None
         golden = json.loads(text)
-        probabilities = golden.get("probabilities") if isinstance(golden, dict) else None
-        if not isinstance(probabilities, list) or "body" not in golden:
+        try:
+            if not isinstance(golden, dict) or "body" not in golden:
+                raise ValueError("no request body")
+            expected_answers(golden)
+        except ValueError as error:
             raise SmokeTestFailed(
-                f"{uri} is not a golden payload file (docs/contracts.md): expected "
-                "{'body', 'content_type', 'probabilities': [...], 'model_version', 'tolerance'}"
-            )
+                f"{uri} is not a golden payload file (docs/contracts.md): {error}; expected "
+                "{'task', 'body', 'content_type', 'predictions': [...], 'model_version', 'tolerance'}"
+            ) from None
         return dict(golden)
 
-    def _compare_golden(self, raw: bytes, golden: dict[str, Any], prepared: Prepared) -> tuple[int, float]:
+    def _compare_golden(self, raw: bytes, golden: dict[str, Any], prepared: Prepared) -> GoldenCheck:
+        task = golden_task(golden)
         try:
             answer = json.loads(raw)
-            got = [float(p["probability"]) for p in answer["predictions"]]
-        except (ValueError, KeyError, TypeError) as error:
-            raise SmokeTestFailed(f"candidate endpoint answered something that is not a prediction: {error}") from None
-        expected = [float(p) for p in golden["probabilities"]]
-        problems = []
-        if len(got) != len(expected):
-            problems.append(f"{len(got)} predictions for {len(expected)} golden rows")
-        diffs = [abs(a - b) for a, b in zip(got, expected, strict=False)]
-        worst = max(diffs, default=0.0)
+            got = json_answers(answer, task).rows
+        except ValueError as error:
+            raise SmokeTestFailed(
+                f"candidate endpoint answered something that is not a {task} prediction: {error}"
+            ) from None
         # the evaluation's own float-noise tolerance, unless the stage allows more
         tolerance = max(float(golden.get("tolerance") or 0.0), self.serving.smoke_tolerance)
-        off = [i for i, d in enumerate(diffs, start=1) if not d <= tolerance]
-        if off:
-            shown = ", ".join(f"row {i}: {got[i - 1]:.6f} != {expected[i - 1]:.6f}" for i in off[:3])
-            problems.append(f"{len(off)} probabilities differ by more than {tolerance} ({shown})")
+        check = compare_golden(got, expected_answers(golden), task, tolerance)
+        problems = list(check.problems)
         want_version = golden.get("model_version")
         if want_version and answer.get("model_version") != want_version:
             problems.append(f"model_version {answer.get('model_version')!r} != expected {want_version!r}")
         if problems:
             raise SmokeTestFailed(f"golden payloads on model {prepared.model_version}: " + "; ".join(problems))
-        return len(got), worst
+        return check
 
     def _delete_endpoint(self, name: str) -> None:
         try:
@@ -630,7 +640,8 @@ class Deployer:
             raise DeploymentError("compare_shadow needs a shadow phase in $.rollout and $.deploy")
         start = _parse_time(rollout.shadow_since)
         end = max(self.clients.now(), start + timedelta(seconds=rollout.bake_seconds)) + timedelta(seconds=60)
-        comparison = self.comparison(start, end, self.serving.variant_name, prepared.shadow_variant_name)
+        task = self._task(state)
+        comparison = self.comparison(start, end, self.serving.variant_name, prepared.shadow_variant_name, task)
         logger.info("shadow comparison", extra={"comparison": comparison.model_dump(mode="json")})
         if not comparison.promote:
             champion = prepared.champion
@@ -654,11 +665,13 @@ class Deployer:
         promoted = self._update("promote", prepared.endpoint_config_name, current, "ALL_AT_ONCE")
         return promoted.model_copy(update={"comparison": comparison})
 
-    def comparison(self, start: datetime, end: datetime, production: str, shadow: str) -> Comparison:
+    def comparison(
+        self, start: datetime, end: datetime, production: str, shadow: str, task: str = "binary"
+    ) -> Comparison:
         s = self.serving
         prod = self._variant_metrics(production, start, end)
         shad = self._variant_metrics(shadow, start, end)
-        paired, agreement, mean_diff = self._capture_agreement(production, shadow, start, end)
+        pairs = self._paired_answers(production, shadow, start, end, task)
         reasons = []
         if shad["invocations"] < s.shadow_min_invocations:
             reasons.append(
@@ -673,21 +686,32 @@ class Deployer:
                 f"mean model latency {shad['latency_us'] / 1000:.1f} ms vs {prod['latency_us'] / 1000:.1f} ms "
                 f"on production (more than x{s.shadow_max_latency_ratio})"
             )
-        if agreement is not None and agreement < s.shadow_min_agreement:
-            reasons.append(
-                f"labels agree on {agreement:.1%} of {paired} captured rows (minimum {s.shadow_min_agreement:.0%})"
-            )
+        reasons += answer_reasons(
+            pairs,
+            min_agreement=s.shadow_min_agreement,
+            max_median_relative_error=s.shadow_max_median_relative_error,
+            max_p90_relative_error=s.shadow_max_p90_relative_error,
+        )
         return Comparison(
             window_start=_iso(start),
             window_end=_iso(end),
             production=prod,
             shadow=shad,
-            paired_rows=paired,
-            agreement=agreement,
-            mean_abs_probability_diff=mean_diff,
+            task=task,  # type: ignore[arg-type]
+            paired_rows=pairs.paired_rows,
+            agreement=pairs.agreement,
+            mean_abs_probability_diff=pairs.mean_abs_probability_diff,
+            median_relative_error=pairs.median_relative_error,
+            p90_relative_error=pairs.p90_relative_error,
             promote=not reasons,
             reasons=reasons,
         )
+
+    def _task(self, state: DeploymentState) -> str:
+        """The dataset's task: what the smoke test recorded, else the golden payloads' (read again)."""
+        if state.smoke is not None and state.smoke.task is not None:
+            return state.smoke.task
+        return golden_task(self._golden(_prepared(state).golden_uri))
 
     def _variant_metrics(self, variant: str, start: datetime, end: datetime) -> dict[str, float]:
         period = max(60, math.ceil((end - start).total_seconds() / 60) * 60)
@@ -724,26 +748,14 @@ class Deployer:
             "latency_us": latency,
         }
 
-    def _capture_agreement(
-        self, production: str, shadow: str, start: datetime, end: datetime
-    ) -> tuple[int, float | None, float | None]:
+    def _paired_answers(
+        self, production: str, shadow: str, start: datetime, end: datetime, task: str
+    ) -> PairStatistics:
         """Pair production and shadow captures of the same request (inferenceId, else the same input) and
-        compare their answers row by row."""
-        prod = _index(self._captures(production, start, end))
-        shad = _index(self._captures(shadow, start, end))
-        agree = paired = 0
-        diffs: list[float] = []
-        for key, answer in shad.items():
-            other = prod.get(key)
-            if other is None or len(other) != len(answer):
-                continue
-            for (p_prob, p_label), (s_prob, s_label) in zip(other, answer, strict=True):
-                paired += 1
-                agree += p_label == s_label
-                diffs.append(abs(p_prob - s_prob))
-        if not paired:
-            return 0, None, None
-        return paired, agree / paired, sum(diffs) / len(diffs)
+        compare their answers row by row, by ``task``."""
+        prod = index_captures(self._captures(production, start, end), task)
+        shad = index_captures(self._captures(shadow, start, end), task)
+        return pair_statistics(paired_answers(prod, shad), task)
 
     def _captures(self, variant: str, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         bucket, prefix = split_s3_uri(self.settings.data_capture_uri)
@@ -816,8 +828,8 @@ class Deployer:
         if comparison is not None:
             lines.append(
                 f"Shadow comparison: {comparison.shadow['invocations']:.0f} shadow requests, error rate "
-                f"{comparison.shadow['error_rate']:.2%} vs {comparison.production['error_rate']:.2%}, agreement "
-                f"{'n/a' if comparison.agreement is None else f'{comparison.agreement:.1%}'}."
+                f"{comparison.shadow['error_rate']:.2%} vs {comparison.production['error_rate']:.2%}, "
+                f"{_answers_summary(comparison)}."
             )
         return {
             "subject": _subject(f"{self._dataset_label}Deployed model {prepared.model_version} to {endpoint}"),
@@ -984,39 +996,13 @@ def _progress(live: dict[str, Any]) -> str:
     return "; ".join(str(s) for s in statuses if s) or str(live.get("EndpointStatus", ""))
 
 
-def _decode(part: dict[str, Any]) -> str:
-    data = str(part.get("data", ""))
-    if part.get("encoding") == "BASE64":
-        return base64.b64decode(data).decode("utf-8", errors="replace")
-    return data
-
-
-def _answers(output: dict[str, Any]) -> list[tuple[float, int]]:
-    """(probability, label) per row of a captured response (JSON or CSV)."""
-    text = _decode(output)
-    media = str(output.get("observedContentType", "")).split(";")[0].strip()
-    if media == "text/csv":
-        rows = [r for r in csv.reader(io.StringIO(text)) if r]
-        return [(float(r[0]), int(float(r[1])) if len(r) > 1 else int(float(r[0]) >= 0.5)) for r in rows]
-    payload = json.loads(text)
-    return [
-        (float(p["probability"]), int(p.get("label", float(p["probability"]) >= 0.5)))
-        for p in payload.get("predictions", [])
-    ]
-
-
-def _index(records: Iterable[dict[str, Any]]) -> dict[str, list[tuple[float, int]]]:
-    """Captured answers keyed by inferenceId (or, without one, by the request body)."""
-    index: dict[str, list[tuple[float, int]]] = {}
-    for record in records:
-        capture = record.get("captureData") or {}
-        metadata = record.get("eventMetadata") or {}
-        request, response = capture.get("endpointInput"), capture.get("endpointOutput")
-        if not request or not response:
-            continue
-        key = metadata.get("inferenceId") or f"{request.get('observedContentType')}|{_decode(request)}"
-        try:
-            index.setdefault(key, _answers(response))
-        except (ValueError, KeyError, TypeError, IndexError):
-            continue  # an error answer or an unknown format: no row to compare
-    return index
+def _answers_summary(comparison: Comparison) -> str:
+    """How close the shadow's captured answers were to production's, in the task's measure."""
+    if comparison.task == "regression":
+        if comparison.median_relative_error is None or comparison.p90_relative_error is None:
+            return "relative error n/a (no paired captured rows)"
+        return (
+            f"relative error of the values median {comparison.median_relative_error:.1%}, "
+            f"p90 {comparison.p90_relative_error:.1%} over {comparison.paired_rows} rows"
+        )
+    return f"agreement {'n/a' if comparison.agreement is None else f'{comparison.agreement:.1%}'}"

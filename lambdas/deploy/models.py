@@ -43,6 +43,12 @@ class ServingConfig(BaseModel):
     shadow_max_error_rate_increase: float = Field(ge=0)
     shadow_max_latency_ratio: float = Field(gt=0)
     shadow_min_agreement: float = Field(ge=0, le=1)
+    # regression: relative error |shadow - production| / |production| of paired captured values. A retrained model
+    # legitimately moves its answers a little (new data, new trees): the median bounds the typical request (5%),
+    # the 90th percentile the tail, where sparse segments move most when new data arrives (20%). Defaults until
+    # ``stacks.config.ServingSettings`` carries them (the platform engineer's file; then they are set per stage)
+    shadow_max_median_relative_error: float = Field(default=0.05, ge=0)
+    shadow_max_p90_relative_error: float = Field(default=0.2, ge=0)
 
     @model_validator(mode="after")
     def _fleet_fits_the_strategy(self) -> ServingConfig:
@@ -85,18 +91,23 @@ class Smoke(BaseModel):
     poll_seconds: int
     rows: int = 0
     max_abs_diff: float | None = None
+    task: Literal["binary", "multiclass", "regression"] | None = None  # the golden payloads' task
 
 
 class Comparison(BaseModel):
-    """Shadow vs production over the bake window."""
+    """Shadow vs production over the bake window: CloudWatch per variant, and the captured answers to the same
+    requests (classification: label agreement; regression: relative error of the values)."""
 
     window_start: str
     window_end: str
     production: dict[str, Any]
     shadow: dict[str, Any]
+    task: Literal["binary", "multiclass", "regression"] = "binary"
     paired_rows: int
     agreement: float | None
     mean_abs_probability_diff: float | None
+    median_relative_error: float | None = None
+    p90_relative_error: float | None = None
     promote: bool
     reasons: list[str]
 

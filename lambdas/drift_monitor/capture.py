@@ -2,9 +2,9 @@
 
 Layout (docs/contracts.md): ``<capture prefix><variant>/yyyy/mm/dd/hh/<uuid>.jsonl``, one JSON object per line
 with ``captureData.endpointInput`` / ``endpointOutput`` (``data`` + ``encoding`` CSV / JSON / BASE64) and
-``eventMetadata`` (``eventId``, ``inferenceId``, ``inferenceTime``). Responses: ``{"model_version",
-"predictions": [{"probability", "label"}]}`` or CSV ``probability,label`` lines (no model version). Request
-bodies become feature columns in ``decode`` (the drift monitor's, with numpy).
+``eventMetadata`` (``eventId``, ``inferenceId``, ``inferenceTime``). Responses are the inference handler's answers
+per task (``lambdas.shared.answers``: JSON ``{"model_version", "predictions": [...]}`` or CSV lines without a model
+version). Request bodies become feature columns in ``decode`` (the drift monitor's, with numpy).
 
 Standard library only: the ground-truth Lambda uses this module too (it ships in the same asset) and needs
 neither numpy nor pandas.
@@ -16,9 +16,13 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+from lambdas.shared.answers import Answers, decode_answers
+from pipelines.schema import Label
 
 _KEY = re.compile(r"(?P<variant>[^/]+)/(?P<hour>\d{4}/\d{2}/\d{2}/\d{2})/[^/]+$")
 
@@ -174,32 +178,10 @@ def read_records(s3: S3Client, bucket: str, objects: list[CaptureObject]) -> Rea
 # ---- responses ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Predictions:
-    model_version: str | None
-    probabilities: list[float]
-    labels: list[int]
-
-
-def decode_predictions(record: CaptureRecord) -> Predictions:
-    """The captured response: ``{"model_version", "predictions": [...]}`` or CSV ``probability,label``."""
-    body = record.output_body
-    if record.output_type == "application/json" or body.lstrip().startswith("{"):
-        doc = json.loads(body)
-        rows = doc["predictions"]
-        return Predictions(
-            model_version=str(doc["model_version"]) if doc.get("model_version") is not None else None,
-            probabilities=[float(r["probability"]) for r in rows],
-            labels=[int(r["label"]) for r in rows],
-        )
-    probabilities: list[float] = []
-    labels: list[int] = []
-    for line in body.splitlines():
-        if line.strip():
-            probability, label = line.split(",")[:2]
-            probabilities.append(float(probability))
-            labels.append(int(float(label)))
-    return Predictions(model_version=None, probabilities=probabilities, labels=labels)
+def decode_predictions(record: CaptureRecord, task: str, labels: Sequence[Label] = ()) -> Answers:
+    """The captured response as the task's answers, labels typed as ``labels`` declares them; ``ValueError``
+    (or ``KeyError``) for a response of another shape (an error message, another task)."""
+    return decode_answers(record.output_body, record.output_type, task, labels)
 
 
 def parse_time(text: str) -> datetime:

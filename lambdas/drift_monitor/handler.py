@@ -49,6 +49,7 @@ class Settings:
             min_rows=int(monitor["drift_min_rows"]),
             lookback_hours=int(monitor["drift_lookback_hours"]),
             lateness_hours=int(monitor["drift_lateness_hours"]),
+            model_package_group=dataset.names.model_package_group,  # the registry of the output baseline
         )
 
 
@@ -66,6 +67,8 @@ def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
         raise ValueError(f"the scheduled event names no dataset (detail: {event.detail!r}): its rule must send one")
     logger.append_keys(dataset=name)
     window_end = capture.parse_time(event.time)
-    summary = run(client("s3"), client("cloudwatch"), settings().drift_config(name), window_end=window_end)
+    config = settings().drift_config(name)
+    registry = client("sagemaker") if config.model_package_group else None
+    summary = run(client("s3"), client("cloudwatch"), config, window_end=window_end, registry=registry)
     logger.info(f"drift run: {summary['status']}", extra=summary)
     return summary

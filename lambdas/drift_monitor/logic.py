@@ -12,9 +12,10 @@ One run covers the window that ends at the scheduled event's ``time``:
    (curated bucket) points to.
 4. Fewer decoded rows than ``min_rows``: no verdict, no metric (a quiet endpoint never alarms), a report that
    says so, and the watermark stays put so those rows count again with the next run's.
-5. Otherwise PSI/KS per feature (``drift_math``), metrics timestamped at the window end with exactly the
-   alarm's dimensions, ``report.json`` + ``report.html`` under ``<report prefix><yyyy-mm-ddThh-mm>/``, and last
-   the watermark, written conditionally (If-Match on its ETag) so two runs cannot both advance it.
+5. Otherwise PSI/KS per feature (``drift_math``) and of the model's output (``output``: the captured answers
+   against the answering model's answers on its test split), metrics timestamped at the window end with exactly
+   the alarm's dimensions, ``report.json`` + ``report.html`` under ``<report prefix><yyyy-mm-ddThh-mm>/``, and
+   last the watermark, written conditionally (If-Match on its ETag) so two runs cannot both advance it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from lambdas.drift_monitor.drift_math import (
     categorical_drift,
     numeric_drift,
 )
+from lambdas.drift_monitor.output import OUTPUT_PSI_METRIC, RegistryClient, evaluate_output
 from lambdas.drift_monitor.report import render_html
 from pipelines.schema import DatasetSchema
 
@@ -72,6 +74,7 @@ class DriftConfig:
     min_rows: int = 200
     lookback_hours: int = 24
     lateness_hours: int = 2
+    model_package_group: str | None = None  # where the answering model's output baseline is found
 
     @property
     def state_key(self) -> str:
@@ -200,8 +203,11 @@ def compare(
     return drifts, skipped
 
 
-def metric_data(config: DriftConfig, window_end: datetime, drifts: list[FeatureDrift]) -> list[dict[str, Any]]:
-    """The datapoints: per-feature PSI/KS (EndpointName, Feature) and the overall PSI (EndpointName)."""
+def metric_data(
+    config: DriftConfig, window_end: datetime, drifts: list[FeatureDrift], output: FeatureDrift | None = None
+) -> list[dict[str, Any]]:
+    """The datapoints: per-feature PSI/KS (EndpointName, Feature), the overall PSI over the features
+    (EndpointName) and the PSI of the model's output (EndpointName), when it was compared."""
     endpoint = {"Name": "EndpointName", "Value": config.endpoint_name}
     data: list[dict[str, Any]] = []
     for drift in drifts:
@@ -219,6 +225,10 @@ def metric_data(config: DriftConfig, window_end: datetime, drifts: list[FeatureD
             "Value": max(d.psi for d in drifts),
         }
     )
+    if output is not None:
+        data.append(
+            {"MetricName": OUTPUT_PSI_METRIC, "Dimensions": [endpoint], "Timestamp": window_end, "Value": output.psi}
+        )
     for datum in data:
         datum["Unit"] = "None"
     return data
@@ -243,8 +253,15 @@ def _feature_entry(drift: FeatureDrift, config: DriftConfig) -> dict[str, Any]:
     return doc
 
 
-def run(s3: S3Client, cloudwatch: CloudWatchClient, config: DriftConfig, window_end: datetime) -> dict[str, Any]:
-    """One drift run for the window ending at ``window_end``; returns the summary (also in report.json)."""
+def run(
+    s3: S3Client,
+    cloudwatch: CloudWatchClient,
+    config: DriftConfig,
+    window_end: datetime,
+    registry: RegistryClient | None = None,
+) -> dict[str, Any]:
+    """One drift run for the window ending at ``window_end``; returns the summary (also in report.json).
+    ``registry`` (SageMaker) finds the answering model's output baseline; without it the output is not compared."""
     window_end = window_end.astimezone(UTC)
     state = load_state(s3, config)
     if state.window_end is not None and state.window_end >= window_end:
@@ -294,6 +311,7 @@ def run(s3: S3Client, cloudwatch: CloudWatchClient, config: DriftConfig, window_
         "overall_psi": None,
         "features": [],
         "skipped_features": {},
+        "output": {"status": "insufficient_data", "reason": "compared only with enough captured rows"},
         "metrics_published": False,
     }
     folder = report_folder(config, window_end)
@@ -315,17 +333,28 @@ def run(s3: S3Client, cloudwatch: CloudWatchClient, config: DriftConfig, window_
     report["features"] = [_feature_entry(d, config) for d in drifts]
     drifted = [d.name for d in drifts if d.psi > config.psi_threshold]
     report["drifted_features"] = drifted
+    output = evaluate_output(
+        read.records,
+        config.schema,
+        registry=registry,
+        s3=s3,
+        group=config.model_package_group,
+        min_rows=config.min_rows,
+        psi_threshold=config.psi_threshold,
+        ks_threshold=config.ks_threshold,
+    )
+    report["output"] = output.section
+    report["verdict"] = "drift" if drifted or output.section["drifted"] else "no_drift"
     if drifted:
-        report["verdict"] = "drift"
         report["reason"] = (
             f"PSI above {config.psi_threshold} for {', '.join(drifted)} (max {overall.psi:.4f} on {overall.name})"
         )
     else:
-        report["verdict"] = "no_drift"
         report["reason"] = (
             f"every feature's PSI is at most {config.psi_threshold} (max {overall.psi:.4f} on {overall.name})"
         )
-    publish(cloudwatch, config, metric_data(config, window_end, drifts))
+    report["reason"] += f"; output: {output.section['reason']}"
+    publish(cloudwatch, config, metric_data(config, window_end, drifts, output.drift))
     report["metrics_published"] = True
     _write_report(s3, config, folder, report)
 
@@ -366,6 +395,7 @@ def _summary(report: Mapping[str, Any], config: DriftConfig, folder: str, state:
         "rows": report["rows"],
         "overall_psi": report["overall_psi"],
         "drifted_features": report.get("drifted_features", []),
+        "output": {k: report["output"].get(k) for k in ("status", "reason", "psi")},
         "metrics_published": report["metrics_published"],
         "report_uri": f"s3://{config.artifacts_bucket}/{folder}report.html",
         "window_end": report["window"]["end"],

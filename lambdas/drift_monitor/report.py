@@ -1,5 +1,6 @@
-"""The drift report as one self-contained HTML page: summary, PSI/KS table with threshold highlighting, and per
-feature an inline SVG of baseline vs current bin proportions (plus both CDFs for numeric features).
+"""The drift report as one self-contained HTML page: summary, PSI/KS table with threshold highlighting, per
+feature an inline SVG of baseline vs current bin proportions (plus both CDFs for numeric features), and the
+model's output (the captured answers against the model's answers on its test split), drawn the same way.
 
 No plotting library: the SVG is generated here from ``report.json``'s content, every text is escaped, and the
 page loads nothing from anywhere.
@@ -25,7 +26,7 @@ td.name,th.name{text-align:left}
 .breach{background:#f8d0d0;font-weight:bold}.warn{background:#fdeccb}
 .verdict{display:inline-block;padding:3px 10px;border-radius:4px;font-weight:bold}
 .verdict.drift{background:#d62728;color:#fff}.verdict.no_drift{background:#2ca02c;color:#fff}
-.verdict.insufficient_data{background:#999;color:#fff}
+.verdict.insufficient_data,.verdict.skipped{background:#999;color:#fff}
 .legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;vertical-align:middle}
 svg text{font-size:10px;fill:#333}
 """
@@ -178,10 +179,47 @@ def render_html(report: Mapping[str, Any]) -> str:
             name = str(f["name"])
             ks = "" if f.get("ks") is None else f", KS {_num(f.get('ks'))}"
             out.append(f'<h2 id="f-{escape(name)}">{escape(name)} <small>PSI {_num(f.get("psi"))}{ks}</small></h2>')
-            out.append(bar_chart(f"{name}: proportions per bin", f["bins"], f["baseline"], f["current"]))
-            cdf = f.get("cdf")
-            if cdf and cdf.get("x"):
-                out.append("<br>")
-                out.append(cdf_chart(f"{name}: cumulative distributions", cdf["x"], cdf["baseline"], cdf["current"]))
+            out += _charts(name, f)
+    out += _output_section(report.get("output") or {}, psi_threshold, ks_threshold)
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _charts(name: str, entry: Mapping[str, Any]) -> list[str]:
+    charts = [bar_chart(f"{name}: proportions per bin", entry["bins"], entry["baseline"], entry["current"])]
+    cdf = entry.get("cdf")
+    if cdf and cdf.get("x"):
+        charts += ["<br>", cdf_chart(f"{name}: cumulative distributions", cdf["x"], cdf["baseline"], cdf["current"])]
+    return charts
+
+
+def _output_section(output: Mapping[str, Any], psi_threshold: float | None, ks_threshold: float | None) -> list[str]:
+    """The model's output: its status and reason, the PSI/KS row and the charts when it was compared."""
+    if not output:
+        return []
+    what = str(output.get("output") or "output")
+    status = str(output.get("status", ""))
+    baseline = output.get("baseline") or {}
+    parts = [
+        f'<h2 id="output">Model output ({escape(what)})</h2>',
+        f'<p><span class="verdict {escape(status)}">{escape(status.replace("_", " "))}</span> '
+        f"{escape(str(output.get('reason', '')))}</p>",
+    ]
+    if baseline:
+        parts.append(
+            f'<p class="meta">baseline: the answers of model {escape(str(baseline.get("model_version")))} on its '
+            f"test split ({escape(str(baseline.get('evaluation_uri', '')))}); "
+            f"{int(output.get('rows') or 0):,} captured answers of that model compared, "
+            f"{int(output.get('other_versions') or 0):,} of other models left out, "
+            f"{int(output.get('undecodable') or 0):,} undecodable responses</p>"
+        )
+    comparison = output.get("comparison")
+    if comparison:
+        parts += [
+            "<table><thead><tr><th class='name'>output</th><th>rows</th><th>PSI</th><th>KS</th></tr></thead><tbody>",
+            f'<tr><td class="name">{escape(what)}</td><td>{int(comparison["rows"]):,}</td>'
+            f"{_cell(comparison.get('psi'), psi_threshold, WARN_PSI)}{_cell(comparison.get('ks'), ks_threshold)}</tr>",
+            "</tbody></table>",
+            *_charts(f"model output ({what})", comparison),
+        ]
+    return parts

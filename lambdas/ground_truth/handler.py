@@ -39,7 +39,7 @@ class Settings(BaseModel):
             namespace=self.POWERTOOLS_METRICS_NAMESPACE,
             lookback_hours=int(monitor["quality_lookback_hours"]),
             min_rows=int(monitor["quality_min_labeled_rows"]),
-            schema=dataset.schema,
+            schema=dataset.schema,  # the task and the labels a label file may hold
         )
 
 

@@ -1,13 +1,18 @@
-"""Ground truth: labels joined with captured predictions -> AUC / accuracy per endpoint and per model version.
+"""Ground truth: labels joined with captured predictions -> model quality per endpoint and per model version,
+in the dataset's task (binary AUC and accuracy; multiclass accuracy and macro F1; regression RMSE and MAE).
 
 Input (raw zone, ``ground-truth/``; docs/contracts.md):
 
 * JSON lines in SageMaker Model Monitor's merge format:
   ``{"groundTruthData": {"data": "1", "encoding": "CSV"}, "eventMetadata": {"eventId": "<id>"}, "eventVersion": "0"}``.
-  ``data`` holds one label per row of the captured request (``"1"`` or ``"1,0,1"``; ``encoding`` JSON: ``1`` or
-  ``[1, 0, 1]``; BASE64 is decoded first).
+  ``data`` holds one label per row of the captured request (``"1"`` or ``"1,0,1"``, ``"billing,sales"``,
+  ``"812.5"``; ``encoding`` JSON: ``1``, ``"billing"`` or ``[1, 0, 1]``; BASE64 is decoded first).
 * CSV ``inference_id,label`` (header optional), one label per request row in request order (several lines
   with the same id label a multi-row request).
+
+A label is what the dataset declares (``DatasetSchema.class_labels``: ints or strings, e.g. ``1``/``"1"``/``1.0``
+for an integer label, ``billing`` for a string one; a value outside the declared labels makes its line bad), or a
+finite number for a regression target.
 
 The id is matched against the captured ``eventId`` and ``inferenceId`` of the capture files of the last
 ``lookback_hours`` up to the upload time. Each label pairs with the prediction of the same row of the
@@ -15,8 +20,8 @@ captured response (``model_version`` from the response body; CSV responses have 
 
 Output under ``<quality prefix><yyyy-mm-ddThh-mm>/<label file>-<hash of key+version>/``: ``joined.jsonl`` (one
 line per labelled row) and ``summary.json``. Metrics (timestamp: the upload time; only with at least
-``min_rows`` labelled rows, so that a handful of labels never trips the quality alarm): ``ModelAUC`` and
-``ModelAccuracy`` with ``EndpointName`` (the alarm's dimensions) and with ``EndpointName`` + ``ModelVersion``.
+``min_rows`` labelled rows, so that a handful of labels never trips the quality alarm): ``QUALITY_METRICS`` of
+the task with ``EndpointName`` (the alarm's dimensions) and with ``EndpointName`` + ``ModelVersion``.
 """
 
 from __future__ import annotations
@@ -33,12 +38,32 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from lambdas.drift_monitor import capture
-from lambdas.ground_truth.scoring import accuracy, roc_auc
-from pipelines.schema import DatasetSchema
+from lambdas.ground_truth.scoring import accuracy, macro_f1, mae, rmse, roc_auc
+from lambdas.shared.answers import number, typed_label
+from pipelines.schema import DatasetSchema, Label, Task
 
 AUC_METRIC = "ModelAUC"
 ACCURACY_METRIC = "ModelAccuracy"
+MACRO_F1_METRIC = "ModelMacroF1"
+RMSE_METRIC = "ModelRMSE"
+MAE_METRIC = "ModelMAE"
+QUALITY_METRICS: dict[Task, tuple[tuple[str, str], ...]] = {
+    "binary": ((AUC_METRIC, "auc"), (ACCURACY_METRIC, "accuracy")),
+    "multiclass": ((ACCURACY_METRIC, "accuracy"), (MACRO_F1_METRIC, "macro_f1")),
+    "regression": ((RMSE_METRIC, "rmse"), (MAE_METRIC, "mae")),
+}
+"""(metric name, key of the quality statistics) published per task. Accuracy, AUC and macro F1 fall when the model
+gets worse, RMSE and MAE rise: a quality alarm compares them in that direction (``HIGHER_IS_BETTER``)."""
+HIGHER_IS_BETTER: dict[str, bool] = {
+    AUC_METRIC: True,
+    ACCURACY_METRIC: True,
+    MACRO_F1_METRIC: True,
+    RMSE_METRIC: False,
+    MAE_METRIC: False,
+}
 UNKNOWN_VERSION = "unknown"
+Truth = Label | float
+"""A ground-truth label: a declared class label, or a regression target's value."""
 
 
 class S3Client(capture.S3Client, Protocol):
@@ -64,9 +89,9 @@ class QualityConfig:
     capture_prefix: str  # data-capture/<endpoint>/
     quality_prefix: str  # monitoring/quality/<dataset>/
     namespace: str
+    schema: DatasetSchema  # the task, and the labels a label file may hold
     lookback_hours: int = 168
     min_rows: int = 50
-    schema: DatasetSchema | None = None  # the dataset's declaration (its task and labels)
 
 
 class LabelFileError(ValueError):
@@ -76,30 +101,42 @@ class LabelFileError(ValueError):
 # ---- labels ---------------------------------------------------------------------------------------------
 
 
-def _label(value: Any) -> int:
-    number = float(value)
-    if number not in (0.0, 1.0):
-        raise ValueError(f"label {value!r} is neither 0 nor 1")
-    return int(number)
+def truth(value: Any, schema: DatasetSchema) -> Truth:
+    """A label as the dataset declares it (``ValueError`` for anything else): a finite number for regression,
+    else one of ``schema.class_labels`` (an integer label from ``1``, ``"1"`` or ``1.0``)."""
+    if schema.task == "regression":
+        return number(value, "label")
+    label = typed_label(value, schema.class_labels)
+    if label not in schema.class_labels:
+        raise ValueError(f"label {value!r} is not one of {list(schema.class_labels)}")
+    return label
 
 
-def _labels_from_data(data: Any, encoding: str | None) -> list[int]:
+def _csv_values(text: str, schema: DatasetSchema) -> list[str]:
+    """The values of CSV ``data`` (one or several lines); numeric labels may also be separated by spaces."""
+    values = [field.strip() for row in csv.reader(io.StringIO(text)) for field in row]
+    if schema.numeric_labels:
+        values = [part for value in values for part in value.split()]
+    return [value for value in values if value != ""]
+
+
+def _labels_from_data(data: Any, encoding: str | None, schema: DatasetSchema) -> list[Truth]:
     enc = (encoding or "CSV").upper()
     if enc == "BASE64":
         data, enc = base64.b64decode(str(data)).decode("utf-8"), "CSV"
     if enc == "JSON":
         parsed = json.loads(data) if isinstance(data, str) else data
-        return [_label(v) for v in (parsed if isinstance(parsed, list) else [parsed])]
-    return [_label(v) for v in re.split(r"[,\s]+", str(data).strip()) if v != ""]
+        return [truth(v, schema) for v in (parsed if isinstance(parsed, list) else [parsed])]
+    return [truth(v, schema) for v in _csv_values(str(data), schema)]
 
 
 @dataclass
 class Labels:
-    by_id: dict[str, list[int]] = field(default_factory=dict)
+    by_id: dict[str, list[Truth]] = field(default_factory=dict)
     bad_lines: int = 0
 
 
-def parse_labels(body: bytes, key: str) -> Labels:
+def parse_labels(body: bytes, key: str, schema: DatasetSchema) -> Labels:
     """Labels per id from a JSON-lines (Model Monitor) or CSV (``inference_id,label``) file."""
     try:
         text = body.decode("utf-8-sig")
@@ -115,14 +152,14 @@ def parse_labels(body: bytes, key: str) -> Labels:
                 continue
             try:
                 doc = json.loads(line)
-                truth = doc["groundTruthData"]
+                ground_truth = doc["groundTruthData"]
                 event_id = str(doc["eventMetadata"]["eventId"])
-                values = _labels_from_data(truth["data"], truth.get("encoding"))
+                values = _labels_from_data(ground_truth["data"], ground_truth.get("encoding"), schema)
                 labels.by_id.setdefault(event_id, []).extend(values)
             except (ValueError, KeyError, TypeError):
                 labels.bad_lines += 1
         return labels
-    for number, row in enumerate(csv.reader(io.StringIO(text))):
+    for line_number, row in enumerate(csv.reader(io.StringIO(text))):
         if not row or not "".join(row).strip():
             continue
         if len(row) < 2:
@@ -130,9 +167,9 @@ def parse_labels(body: bytes, key: str) -> Labels:
             continue
         inference_id, value = row[0].strip(), row[1].strip()
         try:
-            label = _label(value)
+            label = truth(value, schema)
         except ValueError:
-            if number > 0:  # the first line may be a header
+            if line_number > 0:  # the first line may be a header
                 labels.bad_lines += 1
             continue
         labels.by_id.setdefault(inference_id, []).append(label)
@@ -151,9 +188,10 @@ class Joined:
     model_version: str
     inference_time: str | None
     row: int
-    probability: float
-    predicted_label: int
-    label: int
+    probability: float | None  # binary: the positive label's probability
+    predicted_label: Label | None  # classification
+    label: Truth
+    predicted_value: float | None = None  # regression
 
 
 @dataclass
@@ -164,7 +202,9 @@ class JoinResult:
     undecodable_responses: int = 0
 
 
-def join(records: Iterable[capture.CaptureRecord], labels: Mapping[str, list[int]]) -> JoinResult:
+def join(
+    records: Iterable[capture.CaptureRecord], labels: Mapping[str, list[Truth]], schema: DatasetSchema
+) -> JoinResult:
     """Pair each label with the captured prediction of the same request row (by eventId or inferenceId)."""
     index: dict[str, capture.CaptureRecord] = {}
     for captured in records:
@@ -178,17 +218,15 @@ def join(records: Iterable[capture.CaptureRecord], labels: Mapping[str, list[int
             result.unmatched_ids.append(label_id)
             continue
         try:
-            predictions = capture.decode_predictions(record)
+            answers = capture.decode_predictions(record, schema.task, schema.class_labels)
         except (ValueError, KeyError, TypeError):
             result.undecodable_responses += 1
             continue
-        if len(predictions.probabilities) != len(values):
+        if len(answers.rows) != len(values):
             result.mismatched_ids.append(label_id)
             continue
-        version = predictions.model_version or UNKNOWN_VERSION
-        for row, (probability, predicted, label) in enumerate(
-            zip(predictions.probabilities, predictions.labels, values, strict=True)
-        ):
+        version = answers.model_version or UNKNOWN_VERSION
+        for row, (answer, label) in enumerate(zip(answers.rows, values, strict=True)):
             result.rows.append(
                 Joined(
                     id=label_id,
@@ -198,21 +236,43 @@ def join(records: Iterable[capture.CaptureRecord], labels: Mapping[str, list[int
                     model_version=version,
                     inference_time=record.inference_time,
                     row=row,
-                    probability=probability,
-                    predicted_label=predicted,
+                    probability=answer.probability,
+                    predicted_label=answer.label,
                     label=label,
+                    predicted_value=answer.value,
                 )
             )
     return result
 
 
-def quality(rows: list[Joined]) -> dict[str, Any]:
-    y = [int(r.label) for r in rows]
+def quality(rows: list[Joined], schema: DatasetSchema) -> dict[str, Any]:
+    """The task's quality statistics of joined rows: binary ``rows, positives, auc, accuracy``; multiclass
+    ``rows, classes, accuracy, macro_f1``; regression ``rows, rmse, mae, mean_label, mean_prediction``."""
+    labels = [r.label for r in rows]
+    if schema.task == "regression":
+        values = [float(r.label) for r in rows]
+        predicted = [float(r.predicted_value) for r in rows if r.predicted_value is not None]
+        return {
+            "rows": len(rows),
+            "rmse": rmse(values, predicted),
+            "mae": mae(values, predicted),
+            "mean_label": sum(values) / len(values) if values else None,
+            "mean_prediction": sum(predicted) / len(predicted) if predicted else None,
+        }
+    chosen = [r.predicted_label for r in rows]
+    if schema.task == "multiclass":
+        return {
+            "rows": len(rows),
+            "classes": {str(c): labels.count(c) for c in schema.class_labels},
+            "accuracy": accuracy(labels, chosen),
+            "macro_f1": macro_f1(labels, chosen),
+        }
+    positive = [label == schema.positive for label in labels]
     return {
         "rows": len(rows),
-        "positives": sum(y),
-        "auc": roc_auc(y, [r.probability for r in rows]),
-        "accuracy": accuracy(y, [r.predicted_label for r in rows]),
+        "positives": sum(positive),
+        "auc": roc_auc(positive, [r.probability for r in rows]),
+        "accuracy": accuracy(labels, chosen),
     }
 
 
@@ -236,7 +296,7 @@ def _metric(name: str, dims: dict[str, str], moment: datetime, value: float) -> 
 
 
 def metric_data(config: QualityConfig, summary: Mapping[str, Any], moment: datetime) -> list[dict[str, Any]]:
-    """AUC / accuracy for the endpoint (the alarm's dimensions) and per known model version."""
+    """The task's ``QUALITY_METRICS`` for the endpoint (the alarm's dimensions) and per known model version."""
     groups: list[tuple[dict[str, str], Mapping[str, Any]]] = [
         ({"EndpointName": config.endpoint_name}, summary["overall"])
     ]
@@ -249,9 +309,11 @@ def metric_data(config: QualityConfig, summary: Mapping[str, Any], moment: datet
     for dims, stats in groups:
         if stats["rows"] < config.min_rows:
             continue
-        if stats["auc"] is not None:
-            data.append(_metric(AUC_METRIC, dims, moment, stats["auc"]))
-        data.append(_metric(ACCURACY_METRIC, dims, moment, stats["accuracy"]))
+        data += [
+            _metric(name, dims, moment, stats[key])
+            for name, key in QUALITY_METRICS[config.schema.task]
+            if stats[key] is not None  # AUC is undefined with one class
+        ]
     return data
 
 
@@ -259,12 +321,13 @@ def run(s3: S3Client, cloudwatch: CloudWatchClient, config: QualityConfig, obj: 
     """Join one uploaded label file with the captured predictions; write, publish and return the summary."""
     moment = capture.parse_time(obj.event_time)
     get = {"Bucket": obj.bucket, "Key": obj.key, **({"VersionId": obj.version_id} if obj.version_id != "null" else {})}
-    labels = parse_labels(s3.get_object(**get)["Body"].read(), obj.key)
+    schema = config.schema
+    labels = parse_labels(s3.get_object(**get)["Body"].read(), obj.key, schema)
     objects = capture.list_objects(
         s3, config.artifacts_bucket, config.capture_prefix, moment - timedelta(hours=config.lookback_hours), moment
     )
     read = capture.read_records(s3, config.artifacts_bucket, objects)
-    joined = join(read.records, labels.by_id)
+    joined = join(read.records, labels.by_id, schema)
 
     versions = sorted({r.model_version for r in joined.rows})
     summary: dict[str, Any] = {
@@ -283,10 +346,12 @@ def run(s3: S3Client, cloudwatch: CloudWatchClient, config: QualityConfig, obj: 
         "mismatched_ids": len(joined.mismatched_ids),
         "undecodable_responses": joined.undecodable_responses,
         "min_rows": config.min_rows,
-        "overall": quality(joined.rows),
-        "by_model_version": {v: quality([r for r in joined.rows if r.model_version == v]) for v in versions},
+        "task": schema.task,
+        "overall": quality(joined.rows, schema),
+        "by_model_version": {v: quality([r for r in joined.rows if r.model_version == v], schema) for v in versions},
         "by_variant": {
-            v: quality([r for r in joined.rows if r.variant == v]) for v in sorted({r.variant for r in joined.rows})
+            v: quality([r for r in joined.rows if r.variant == v], schema)
+            for v in sorted({r.variant for r in joined.rows})
         },
     }
     data = metric_data(config, summary, moment)
@@ -300,7 +365,7 @@ def run(s3: S3Client, cloudwatch: CloudWatchClient, config: QualityConfig, obj: 
         summary["reason"] = (
             f"{summary['overall']['rows']} labelled rows < minimum {config.min_rows}: no quality metric published"
         )
-    elif summary["overall"]["auc"] is None:
+    elif schema.task == "binary" and summary["overall"]["auc"] is None:
         summary["reason"] = "only one class among the labels: AUC is undefined, accuracy published"
     else:
         summary["reason"] = f"quality of {summary['overall']['rows']} labelled rows published"

@@ -789,7 +789,9 @@ def _counts(ordered: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     return np.diff(np.concatenate(([0], below, [ordered.size]))).astype(np.int64)
 
 
-def _numeric_stats(values: np.ndarray) -> dict[str, Any]:
+def numeric_stats(values: np.ndarray) -> dict[str, Any]:
+    """A numeric column's report entry (docs/contracts.md, "Quality report numeric feature"): count, nulls (NaN),
+    moments, quantiles, the decile histogram and the 100-point sketch the drift monitor compares with."""
     ordered = np.sort(values[~np.isnan(values)])
     stats: dict[str, Any] = {"kind": "numeric", "count": int(ordered.size), "nulls": int(values.size - ordered.size)}
     if ordered.size == 0:
@@ -867,10 +869,10 @@ def build_quality_report(
     features: dict[str, Any] = {}
     for feature in schema.features:
         if feature.kind == "numeric":
-            features[feature.name] = _numeric_stats(_numeric(curated, feature.name))
+            features[feature.name] = numeric_stats(_numeric(curated, feature.name))
         else:
             features[feature.name] = _categorical_stats(curated[feature.name], feature.categories)
-    engineered = {name: _numeric_stats(_numeric(curated, name)) for name in schema.engineered_names if name in curated}
+    engineered = {name: numeric_stats(_numeric(curated, name)) for name in schema.engineered_names if name in curated}
     codes = curated[SPLIT].cat.codes.to_numpy() if SPLIT in curated and valid_rows else np.zeros(0, np.int8)
     return {
         "dataset": schema.name,
@@ -891,7 +893,7 @@ def _target_stats(curated: pd.DataFrame, schema: DatasetSchema) -> dict[str, Any
     statistics like a feature's (regression: the baseline of the model's output distribution)."""
     stats: dict[str, Any] = {"name": schema.target, "task": schema.task}
     if schema.task == "regression":
-        return {**stats, **_numeric_stats(_numeric(curated, schema.target))}
+        return {**stats, **numeric_stats(_numeric(curated, schema.target))}
     counts = np.bincount(_class_codes_of(curated, schema), minlength=len(schema.class_labels))
     present = int(counts.sum())
     stats["classes"] = {str(label): int(count) for label, count in zip(schema.class_labels, counts, strict=True)}

@@ -15,6 +15,8 @@ Outputs in ``/opt/ml/processing/evaluation/``:
   ``regression_metrics`` for the other tasks, as Model Monitor names them:
   https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-model-quality-metrics.html), usable as
   ``ModelMetrics.ModelQuality.Statistics``, plus the champion's metrics and the gate decision.
+- ``evaluation.json``'s ``output_baseline``: the distribution of the challenger's answers on the test split
+  (``output_baseline``), the drift monitor's baseline of the model's output.
 - ``golden.json``: up to ``GOLDEN_ROWS`` test rows as an ``application/json`` request body in records form
   (``{"instances": [{feature: value}, ...]}``, features only) and the challenger's answer to it through the
   inference handler's own request path, with its ``model_version``: ``predictions`` is the response's list
@@ -45,6 +47,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from pipelines.etl.transforms import numeric_stats
 from pipelines.evaluation import model_metrics, quality_confusion
 from pipelines.features import model_frame
 from pipelines.inference.inference import (
@@ -231,6 +234,7 @@ class ModelEvaluation:
     confusion_matrix: dict[str, dict[str, int]] | None  # None for regression
     rows: int
     task: str = "binary"
+    output_baseline: dict[str, Any] | None = None
 
 
 def evaluate_model(model: LoadedModel, test_dir: str | Path) -> ModelEvaluation:
@@ -245,7 +249,40 @@ def evaluate_model(model: LoadedModel, test_dir: str | Path) -> ModelEvaluation:
         confusion_matrix=quality_confusion(schema, labels, output, model.threshold),
         rows=len(test),
         task=schema.task,
+        output_baseline=output_baseline(model, output),
     )
+
+
+def output_baseline(model: LoadedModel, output: np.ndarray) -> dict[str, Any]:
+    """The distribution of ``model``'s answers on the test split, the drift monitor's baseline of the model's
+    output: binary, the positive label's probability and regression, the value (numeric statistics of the ETL
+    quality report: decile histogram and sketch); multiclass, the shares of the predicted labels (categorical
+    statistics over the declared labels). The model's own answers on held-out rows are what its answers should
+    look like without drift; the target's distribution is not (a regressor's values are narrower than the
+    target's, a probability is not a 0/1 label)."""
+    schema = model.schema
+    if schema.task != "multiclass":
+        what = "value" if schema.task == "regression" else "probability"
+        statistics = numeric_stats(np.asarray(output, dtype=np.float64))
+    else:
+        what = "label"
+        names = [str(label) for label in schema.class_labels]
+        counts = np.bincount(np.asarray(output).argmax(axis=1), minlength=len(names))
+        total = int(counts.sum())
+        statistics = {
+            "kind": "categorical",
+            "count": total,
+            "nulls": 0,
+            "counts": {name: int(count) for name, count in zip(names, counts, strict=True)},
+            "proportions": {name: (int(c) / total if total else 0.0) for name, c in zip(names, counts, strict=True)},
+        }
+    return {
+        "task": schema.task,
+        "output": what,
+        "model_version": model.version,
+        "source": "the model's answers on the test split",
+        "statistics": statistics,
+    }
 
 
 def model_quality(evaluation: ModelEvaluation) -> dict[str, Any]:
@@ -321,6 +358,7 @@ def build_report(
             "absolute_floor": gate.absolute_floor,
         },
         "test_rows": challenger.rows,
+        "output_baseline": challenger.output_baseline,
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

@@ -24,11 +24,11 @@ from constructs import Construct
 
 from pipelines.platform import DATA_CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MANIFESTS_PREFIX, MONITORING_PREFIX
 from stacks.config import StageConfig
-from stacks.constructs.data_lake import CURATED_PREFIX, DataLake
+from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, DataLake
 from stacks.constructs.dataset import OVERALL_DRIFT_METRIC, DatasetResources
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics
 from stacks.constructs.tables import state_table
-from stacks.constructs.training_pipeline import TrainingPipeline
+from stacks.constructs.training_pipeline import TrainingPipeline, registry_arns
 
 DRIFT_METRIC = "FeatureDriftPSI"
 DRIFT_KS_METRIC = "FeatureDriftKS"
@@ -59,7 +59,8 @@ class Monitoring(Construct):
             self,
             "DriftMonitor",
             handler="drift_monitor.handler.handler",
-            description="PSI/KS drift of a dataset's captured requests vs its ETL baseline; metrics + HTML report",
+            description="PSI/KS drift of a dataset's captured requests vs its ETL baseline and of the model's "
+            "answers vs its test answers; metrics + HTML report",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
             with_pandas=True,  # numpy (drift math); pandas itself is not imported
@@ -74,6 +75,15 @@ class Monitoring(Construct):
         lake.artifacts.grant_put(self.drift_fn, f"{DRIFT_REPORT_PREFIX}*")
         lake.curated.grant_read(self.drift_fn, f"{MANIFESTS_PREFIX}*")
         lake.curated.grant_read(self.drift_fn, f"{CURATED_PREFIX}*")
+        # the output baseline: the answering model's package (the dataset's group) and its evaluation report
+        groups, packages = registry_arns(cdk.Stack.of(self), config)
+        self.drift_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
+                resources=[*groups, *packages],
+            )
+        )
+        lake.artifacts.grant_read(self.drift_fn, f"{EVALUATIONS_PREFIX}*")
         lake.key.grant_encrypt_decrypt(self.drift_fn)
         grant_put_metrics(self.drift_fn, ns)
 

@@ -70,19 +70,84 @@ def test_a_malformed_upload_is_quarantined_and_the_champion_keeps_serving(champi
     assert (key, version) in after["raw"]
 
 
+def test_a_single_class_upload_is_stopped_by_the_etl_gate_with_the_reason(champion: Cloud) -> None:
+    lc = champion.lc
+    seen = len(lc.read_notifications())
+    before = state_of(lc)
+    known = {e.name for e in lc.executions(lc.training_machine)}
+    # Given clean rows in which nobody churned (each row is valid; a classifier cannot learn from the file)
+    lc.upload(generate(1500, seed=32).assign(churned=0), "no-churners.csv")
+    # When the pipeline runs
+    run = lc.wait_for_new_execution(lc.training_machine, known)
+    # Then the ETL's quality gate ends it before any training job starts, naming the class and the splits
+    assert run.status == "FAILED"
+    assert "QualityGateFailed: class '1' has no rows in the train split" in (run.cause or ""), run.cause
+    notes = [n for n in _notifications(lc, "failed", seen) if "has no rows in the train split" in (n["message"] or "")]
+    assert notes and notes[-1]["attributes"].get("stage") == "etl"
+    assert not [
+        j for j in lc.clients.sagemaker.list_training_jobs()["TrainingJobSummaries"] if run.name in j["TrainingJobName"]
+    ]
+    # And the registry and the endpoint are unchanged
+    after = state_of(lc)
+    _unchanged_except_raw(before, after)
+    assert after["packages"] == before["packages"]
+
+
+def _submit_directory(lc: Lifecycle) -> tuple[str, str]:
+    """(bucket, key) of the training code the deployed state machine hands to SageMaker."""
+    definition = json.loads(
+        lc.clients.stepfunctions.describe_state_machine(stateMachineArn=lc.training_machine)["definition"]
+    )
+    states = [s for s in _all_states(definition) if s.get("Parameters", {}).get("HyperParameters")]
+    [train] = [s for s in states if "sagemaker_submit_directory" in s["Parameters"]["HyperParameters"]]
+    uri = json.loads(train["Parameters"]["HyperParameters"]["sagemaker_submit_directory"])
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def _all_states(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for state in (definition.get("States") or {}).values():
+        found.append(state)
+        for branch in state.get("Branches") or []:
+            found += _all_states(branch)
+        if "Iterator" in state or "ItemProcessor" in state:
+            found += _all_states(state.get("ItemProcessor") or state["Iterator"])
+    return found
+
+
 def test_a_training_failure_ends_in_the_failure_path_with_the_real_reason(champion: Cloud) -> None:
     lc = champion.lc
     seen = len(lc.read_notifications())
     before = state_of(lc)
     known = {e.name for e in lc.executions(lc.training_machine)}
-    # Given clean data in which nobody churned (the ETL passes it; a classifier cannot learn from it)
-    lc.upload(generate(1500, seed=32).assign(churned=0), "no-churners.csv")
-    # When the pipeline runs
-    run = lc.wait_for_new_execution(lc.training_machine, known)
+    s3 = lc.clients.s3
+    # Given a broken training script published over the deployed one in the code archive
+    bucket, key = _submit_directory(lc)
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    broken = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(original), mode="r:gz") as source,
+        tarfile.open(fileobj=broken, mode="w:gz") as out,
+    ):
+        for member in source.getmembers():
+            data = source.extractfile(member) if member.isfile() else None
+            if member.name.endswith("pipelines/training/train.py"):
+                text = b'raise MemoryError("the feature matrix does not fit in the instance\'s memory")\n'
+                member.size = len(text)
+                data = io.BytesIO(text)
+            out.addfile(member, data)
+    s3.put_object(Bucket=bucket, Key=key, Body=broken.getvalue())
+    try:
+        # When clean data is uploaded and the pipeline runs
+        lc.upload(generate(1500, seed=34), "clean-but-code-broken.csv")
+        run = lc.wait_for_new_execution(lc.training_machine, known)
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=original)  # the deployed code again, for the next cases
     # Then the training job's own failure reason ends the execution, not just "States.TaskFailed"
     assert run.status == "FAILED"
-    assert "single class" in (run.cause or ""), run.cause
-    notes = [n for n in _notifications(lc, "failed", seen) if "single class" in (n["message"] or "")]
+    assert "AlgorithmError: MemoryError: the feature matrix does not fit" in (run.cause or ""), run.cause
+    notes = [n for n in _notifications(lc, "failed", seen) if "MemoryError" in (n["message"] or "")]
     assert notes and notes[-1]["attributes"].get("stage") == "training"
     # And the registry and the endpoint are unchanged
     after = state_of(lc)
@@ -347,6 +412,7 @@ def test_a_model_that_cannot_load_fails_the_deployment_at_create_and_the_champio
     champion: Cloud, tmp_path: Path
 ) -> None:
     lc = champion.lc
+    seen = len(lc.read_notifications())
     sm = lc.clients.sagemaker
     before = state_of(lc)
     known = {e.name for e in lc.executions(lc.deployment_machine)}
@@ -377,7 +443,7 @@ def test_a_model_that_cannot_load_fails_the_deployment_at_create_and_the_champio
     fleets = [e.detail for e in journal.of("endpoint-fleet") if e.detail["failure"]]
     assert fleets and all(ping in f["failure"] for f in fleets), fleets
     # And the failure notification carries the reason
-    assert any(ping in (n["message"] or "") for n in _notifications(lc, "deploy-failed")), lc.notifications
+    assert any(ping in (n["message"] or "") for n in _notifications(lc, "deploy-failed", seen)), lc.notifications
     # And the champion keeps serving, on the same endpoint config; the package is Rejected with the reason
     after = state_of(lc)
     assert (after["endpoint_config"], after["serving"]) == (before["endpoint_config"], before["serving"])

@@ -34,11 +34,12 @@ GOLDEN_ROWS = [[42, 3, 70.5, "month-to-month"], [7, 1, 20.0, "two-year"]]
 
 
 def answer(model_version: str, probabilities: list[float]) -> dict[str, Any]:
-    """What the inference handler answers (pipelines/inference/inference.py)."""
-    return {
-        "model_version": model_version,
-        "predictions": [{"probability": p, "label": int(p >= 0.5)} for p in probabilities],
-    }
+    """What the inference handler answers (pipelines/inference/inference.py) for a binary model."""
+    return {"model_version": model_version, "predictions": binary_predictions(probabilities)}
+
+
+def binary_predictions(probabilities: list[float]) -> list[dict[str, Any]]:
+    return [{"probability": p, "label": int(p >= 0.5)} for p in probabilities]
 
 
 @dataclass
@@ -86,18 +87,32 @@ class Cloud:
     runtime: FakeRuntime
 
     def register(
-        self, version: int, *, expected: list[float] | None = None, status: str = "Approved", group: str = GROUP
+        self,
+        version: int,
+        *,
+        expected: list[float] | None = None,
+        status: str = "Approved",
+        group: str = GROUP,
+        task: str = "binary",
+        predictions: list[dict[str, Any]] | None = None,
+        legacy: bool = False,
     ) -> str:
-        """A package version (of ``group``) with golden payloads whose expected probabilities are ``expected``."""
+        """A package version (of ``group``) with golden payloads (evaluate.golden_payload's shape): a binary model
+        whose expected probabilities are ``expected``, or ``predictions`` of ``task``. ``legacy``: a binary file as
+        the evaluation job wrote it before tasks existed (probabilities only)."""
         evaluation = f"s3://{ARTIFACTS}/evaluations/exec-{version}/"
-        golden = {
+        predictions = predictions or binary_predictions(expected or [0.8, 0.1])
+        golden: dict[str, Any] = {
             "body": {"instances": GOLDEN_ROWS},
             "content_type": "application/json",
             "accept": "application/json",
-            "probabilities": expected or [0.8, 0.1],
             "model_version": f"v{version}",
             "tolerance": 1e-6,
         }
+        if legacy:
+            golden["probabilities"] = [p["probability"] for p in predictions]
+        else:
+            golden.update(task=task, predictions=predictions)
         self.s3.put_object(Bucket=ARTIFACTS, Key=f"evaluations/exec-{version}/golden.json", Body=json.dumps(golden))
         arn = self.sm.create_model_package(
             ModelPackageGroupName=group,
@@ -115,7 +130,7 @@ class Cloud:
             },
             CustomerMetadataProperties={"evaluation_uri": evaluation, "model_version": f"v{version}"},
         )["ModelPackageArn"]
-        self.runtime.answers.setdefault(f"v{version}", answer(f"v{version}", expected or [0.8, 0.1]))
+        self.runtime.answers.setdefault(f"v{version}", {"model_version": f"v{version}", "predictions": predictions})
         return str(arn)
 
     def endpoint(self) -> dict[str, Any]:

@@ -254,7 +254,10 @@ def test_smoke_test_failure_stops_before_traffic_moves(cloud: Cloud) -> None:
     run = run_deployment(deployer(cloud), arn)
     # Then the smoke test fails with the rows that differ, the candidate is deleted, production is untouched
     assert isinstance(run.error, SmokeTestFailed)
-    assert "1 probabilities differ by more than 0.0001 (row 2: 0.600000 != 0.100000)" in str(run.error)
+    assert (
+        "1 of 2 binary answers differ (tolerance 0.0001): row 2: probability 0.600000 != 0.100000, label 1 != 0"
+        in str(run.error)
+    )
     with pytest.raises(ClientError, match="Could not find endpoint"):
         cloud.sm.describe_endpoint(EndpointName=f"{ENDPOINT}-smoke")
     assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,18 @@ def routes() -> dict[tuple[str, str], float]:
     return {(r.model_name, r.role): round(r.weight, 6) for r in shim.routes(ACCOUNT, REGION, ENDPOINT)}
 
 
+def binary_answer(variant: str, i: int, flips: int) -> dict[str, Any]:
+    """Production's binary answer to request ``i``; the shadow labels the first ``flips`` requests differently."""
+    probability = 0.9 if i % 2 else 0.2
+    label = int(probability >= 0.5)
+    if variant == "Shadow" and i < flips:
+        label = 1 - label
+    return {"probability": probability, "label": label}
+
+
+Answerer = Callable[[str, int], dict[str, Any]]
+
+
 def traffic(
     cloud: Cloud,
     at: datetime,
@@ -30,9 +43,13 @@ def traffic(
     shadow_errors: int = 0,
     shadow_latency_ms: float = 20.0,
     flips: int = 0,
+    answers: Answerer | None = None,
+    output_type: str = "application/json",
 ) -> None:
     """What the endpoint would have produced during the bake: AWS/SageMaker metrics per variant, and data capture
-    of the same requests on both variants (``flips`` of them labelled differently by the shadow)."""
+    of the same requests on both variants, answered by ``answers(variant, request)`` (default: binary answers,
+    ``flips`` of them labelled differently by the shadow), as JSON or as the CSV line of the same answer."""
+    answers = answers or (lambda variant, i: binary_answer(variant, i, flips))
     for variant, errors, latency in (("AllTraffic", 0, 20.0), ("Shadow", shadow_errors, shadow_latency_ms)):
         cloud.cloudwatch.put_metric_data(
             Namespace="AWS/SageMaker",
@@ -58,10 +75,10 @@ def traffic(
         lines = []
         model = {"model_version": "x"}
         for i in range(20):
-            probability = 0.9 if i % 2 else 0.2
-            label = int(probability >= 0.5)
-            if variant == "Shadow" and i < flips:
-                label = 1 - label
+            prediction = answers(variant, i)
+            output = json.dumps({**model, "predictions": [prediction]})
+            if output_type == "text/csv":
+                output = csv_line(prediction)
             lines.append(
                 json.dumps(
                     {
@@ -73,12 +90,10 @@ def traffic(
                                 "encoding": "CSV",
                             },
                             "endpointOutput": {
-                                "observedContentType": "application/json",
+                                "observedContentType": output_type,
                                 "mode": "OUTPUT",
-                                "data": json.dumps(
-                                    {**model, "predictions": [{"probability": probability, "label": label}]}
-                                ),
-                                "encoding": "JSON",
+                                "data": output,
+                                "encoding": "CSV" if output_type == "text/csv" else "JSON",
                             },
                         },
                         "eventMetadata": {
@@ -91,6 +106,15 @@ def traffic(
             )
         key = f"data-capture/{ENDPOINT}/{variant}/{at:%Y/%m/%d/%H}/{uuid.uuid4()}.jsonl"
         cloud.s3.put_object(Bucket=ARTIFACTS, Key=key, Body="\n".join(lines).encode())
+
+
+def csv_line(prediction: dict[str, Any]) -> str:
+    """The ``text/csv`` answer line of a JSON prediction (pipelines/inference/inference.py prediction_lines)."""
+    if "value" in prediction:
+        return f"{prediction['value']!r}\n"
+    if "probabilities" in prediction:
+        return ",".join([str(prediction["label"]), *map(repr, prediction["probabilities"].values())]) + "\n"
+    return f"{prediction['probability']!r},{prediction['label']}\n"
 
 
 def bake_with(cloud: Cloud, **kwargs: Any) -> Any:
@@ -187,3 +211,96 @@ def test_a_rolled_back_promotion_returns_the_endpoint_to_the_champion_alone(clou
     clock.advance(3600)
     assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"
     assert routes() == {(f"{ENDPOINT}-v1", "production"): 1.0}
+
+
+# ---- the comparison of the answers, per task ---------------------------------------------------------------
+
+CLASSES = ["billing", "technical", "account", "sales"]
+GOLDEN = {
+    "multiclass": [
+        {"label": "billing", "probabilities": {"billing": 0.7, "technical": 0.1, "account": 0.1, "sales": 0.1}},
+        {"label": "sales", "probabilities": {"billing": 0.1, "technical": 0.2, "account": 0.1, "sales": 0.6}},
+    ],
+    "regression": [{"value": 812.5}, {"value": 94.25}],
+}
+
+
+def multiclass_answer(variant: str, i: int, flips: int) -> dict[str, Any]:
+    """Production labels request ``i`` with class i mod 4; the shadow picks the next class for the first ``flips``."""
+    label = CLASSES[(i + (1 if variant == "Shadow" and i < flips else 0)) % len(CLASSES)]
+    return {"label": label, "probabilities": {c: (0.7 if c == label else 0.1) for c in CLASSES}}
+
+
+def regression_answer(variant: str, i: int, error: float, rows: int) -> dict[str, Any]:
+    """Production answers 100 + 10 i; the shadow's value is ``error`` higher (relatively) on its first ``rows``."""
+    value = 100.0 + 10 * i
+    return {"value": value * (1 + error) if variant == "Shadow" and i < rows else value}
+
+
+def deploy_shadow(cloud: Cloud, task: str, answers: Any, output_type: str = "application/json") -> Any:
+    """v1 in production, then v2 (both of ``task``) as its shadow while the traffic is answered by ``answers``."""
+    first = run_deployment(deployer(cloud, **SHADOW), cloud.register(1, task=task, predictions=GOLDEN[task]))
+    assert first.error is None, first.error
+    during_bake, _ = bake_with(cloud, answers=answers, output_type=output_type)
+    return run_deployment(
+        deployer(cloud, **SHADOW), cloud.register(2, task=task, predictions=GOLDEN[task]), during_bake=during_bake
+    )
+
+
+@pytest.mark.parametrize("output_type", ["application/json", "text/csv"])
+def test_a_multiclass_shadow_is_judged_by_label_agreement(cloud: Cloud, output_type: str) -> None:
+    # Given a multiclass v2 in shadow whose answers pick another class for 6 of 20 requests (JSON or CSV answers)
+    # When the bake ends
+    run = deploy_shadow(cloud, "multiclass", lambda variant, i: multiclass_answer(variant, i, 6), output_type)
+    # Then the labels are compared (not probabilities of a positive class) and v2 is not promoted
+    assert isinstance(run.error, ShadowNotPromoted)
+    assert "labels agree on 70.0% of 20 captured rows (minimum 90%)" in str(run.error)
+    assert run.state["failure"]["outcome"] == "shadow_rejected"
+    clock.advance(3600)
+    assert routes() == {(f"{ENDPOINT}-v1", "production"): 1.0}
+
+
+def test_a_multiclass_shadow_that_agrees_is_promoted(cloud: Cloud) -> None:
+    # Given a multiclass v2 in shadow that picks the same class as v1 for every request
+    run = deploy_shadow(cloud, "multiclass", lambda variant, i: multiclass_answer(variant, i, 0))
+    # Then it is promoted, with the agreement and the mean probability difference over every class
+    assert run.error is None, run.error
+    comparison = run.state["rollout"]["comparison"]
+    assert (comparison["task"], comparison["paired_rows"], comparison["agreement"]) == ("multiclass", 20, 1.0)
+    assert comparison["mean_abs_probability_diff"] == 0.0
+    assert comparison["median_relative_error"] is None
+    assert "agreement 100.0%" in run.state["verified"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("error", "rows", "reason"),
+    [
+        (0.10, 20, "median relative error of the values 10.0% over 20 captured rows (maximum 5%)"),
+        (0.50, 3, "90th percentile relative error of the values 50.0% over 20 captured rows (maximum 20%)"),
+    ],
+)
+@pytest.mark.parametrize("output_type", ["application/json", "text/csv"])
+def test_a_regression_shadow_is_judged_by_the_relative_error_of_its_values(
+    cloud: Cloud, error: float, rows: int, reason: str, output_type: str
+) -> None:
+    # Given a regression v2 in shadow whose values are 10% off on every request, or 50% off on 3 of 20
+    # When the bake ends
+    run = deploy_shadow(cloud, "regression", lambda variant, i: regression_answer(variant, i, error, rows), output_type)
+    # Then the relative error of the values decides (a regression answer has no label to agree on)
+    assert isinstance(run.error, ShadowNotPromoted)
+    assert reason in str(run.error)
+    assert "labels agree" not in str(run.error)
+    clock.advance(3600)
+    assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"
+
+
+def test_a_regression_shadow_within_the_relative_error_bounds_is_promoted(cloud: Cloud) -> None:
+    # Given a regression v2 in shadow whose values are 1% above v1's
+    run = deploy_shadow(cloud, "regression", lambda variant, i: regression_answer(variant, i, 0.01, 20))
+    # Then it is promoted, and the comparison and the notification carry the relative errors
+    assert run.error is None, run.error
+    comparison = run.state["rollout"]["comparison"]
+    assert (comparison["task"], comparison["paired_rows"], comparison["agreement"]) == ("regression", 20, None)
+    assert comparison["median_relative_error"] == pytest.approx(0.01)
+    assert comparison["p90_relative_error"] == pytest.approx(0.01)
+    assert "relative error of the values median 1.0%, p90 1.0% over 20 rows" in run.state["verified"]["message"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -15,6 +15,8 @@ from pipelines.etl import transforms as tf
 from stacks.config import QualityGate
 from tests.samples import CHURN_SCHEMA
 
+END = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # the window end of a run in the tests
+HOUR = END - timedelta(hours=1)  # the capture hour of its traffic
 ENDPOINT = "mlops-dev-churn"  # churn's endpoint in the dev platform document
 CAPTURE_PREFIX = f"data-capture/{ENDPOINT}/"
 ARTIFACTS = "artifacts-bucket"

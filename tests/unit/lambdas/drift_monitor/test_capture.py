@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.drift_monitor import capture
+from lambdas.shared.answers import Answer, Answers
 from tests.unit.lambdas.drift_monitor.helpers import (
     ARTIFACTS,
     CAPTURE_PREFIX,
@@ -49,9 +50,12 @@ def test_a_malformed_capture_line_is_counted_not_fatal(s3: Any) -> None:
 def test_responses_decode_model_version_and_predictions() -> None:
     body = json.dumps({"model_version": "v7", "predictions": [{"probability": 0.8, "label": 1}]})
     record = capture.parse_record(capture_line("x", output=body), "AllTraffic")
-    assert capture.decode_predictions(record) == capture.Predictions("v7", [0.8], [1])
+    assert capture.decode_predictions(record, "binary", (0, 1)) == Answers("v7", [Answer(1, 0.8)])
     csv_record = capture.parse_record(capture_line("x", output="0.25,0\n0.75,1\n", output_type="text/csv"), "A")
-    assert capture.decode_predictions(csv_record) == capture.Predictions(None, [0.25, 0.75], [0, 1])
+    expected = Answers(None, [Answer(0, 0.25), Answer(1, 0.75)])
+    assert capture.decode_predictions(csv_record, "binary", (0, 1)) == expected
+    regression = capture.parse_record(capture_line("x", output="812.5\n", output_type="text/csv"), "A")
+    assert capture.decode_predictions(regression, "regression") == Answers(None, [Answer(value=812.5)])
 
 
 def test_parse_time_accepts_the_formats_aws_uses() -> None:

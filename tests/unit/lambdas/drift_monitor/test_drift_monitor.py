@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -17,17 +17,16 @@ from pipelines.data.generator import generate
 from tests.unit.lambdas.drift_monitor.conftest import NAMESPACE
 from tests.unit.lambdas.drift_monitor.helpers import (
     ARTIFACTS,
+    END,
     ENDPOINT,
     FEATURES,
+    HOUR,
     baseline_report,
     put_baseline,
     put_capture,
     request_lines,
 )
 from tests.unit.lambdas.support import FakeContext
-
-END = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-HOUR = END - timedelta(hours=1)
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +213,7 @@ def test_the_handler_uses_the_schedule_time_as_the_window_end(
     assert summary["status"] == "drift" and summary["window_end"] == "2026-11-27T10:00:00Z"
     assert summary["report_uri"].startswith(f"s3://{config.artifacts_bucket}/monitoring/drift/churn/")
     assert drift_handler.settings().drift_config("churn") == replace(
-        config, min_rows=200, report_prefix="monitoring/drift/churn/"
+        config, min_rows=200, report_prefix="monitoring/drift/churn/", model_package_group="mlops-dev-churn"
     )
 
 

@@ -11,30 +11,19 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from moto import mock_aws
 from sklearn.metrics import roc_auc_score
 
 from lambdas.ground_truth import handler as gt_handler
 from lambdas.ground_truth import logic
 from lambdas.ground_truth.logic import LabelFileError, LabelObject, QualityConfig
+from tests.samples import CHURN_SCHEMA
 from tests.unit.lambdas.drift_monitor.helpers import ARTIFACTS, CAPTURE_PREFIX, ENDPOINT, capture_line, put_capture
-from tests.unit.lambdas.support import FakeContext, create_table, object_created
+from tests.unit.lambdas.ground_truth.conftest import RAW
+from tests.unit.lambdas.support import FakeContext, object_created
 
-RAW = "raw-bucket"
 NAMESPACE = "MLOps/test"
 UPLOAD = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 HOUR = datetime(2026, 11, 27, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-def aws() -> Iterator[Any]:
-    with mock_aws():
-        s3 = boto3.client("s3")
-        for bucket in (ARTIFACTS, RAW):
-            s3.create_bucket(Bucket=bucket)
-        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        create_table("idempotency", "id")
-        yield s3
 
 
 @pytest.fixture
@@ -45,6 +34,7 @@ def config() -> QualityConfig:
         capture_prefix=CAPTURE_PREFIX,
         quality_prefix="monitoring/quality/",
         namespace=NAMESPACE,
+        schema=CHURN_SCHEMA,
         lookback_hours=168,
         min_rows=50,
     )
@@ -176,6 +166,7 @@ def test_labels_join_captured_predictions_and_quality_is_published_per_version(a
         "probability": truth["evt-0000"]["p"][0],
         "predicted_label": int(truth["evt-0000"]["p"][0] >= 0.5),
         "label": truth["evt-0000"]["y"][0],
+        "predicted_value": None,
     }
 
 
@@ -205,20 +196,20 @@ def test_csv_labels_unknown_ids_and_row_count_mismatches_are_reported(aws: Any, 
 )
 def test_model_monitor_label_encodings(data: str, encoding: str, expected: list[int]) -> None:
     line = {"groundTruthData": {"data": data, "encoding": encoding}, "eventMetadata": {"eventId": "e"}}
-    assert logic.parse_labels(json.dumps(line).encode(), "x.jsonl").by_id == {"e": expected}
+    assert logic.parse_labels(json.dumps(line).encode(), "x.jsonl", CHURN_SCHEMA).by_id == {"e": expected}
     b64 = {"groundTruthData": {"data": base64.b64encode(data.encode()).decode(), "encoding": "BASE64"}}
     b64["eventMetadata"] = {"eventId": "e"}
     if encoding == "CSV":
-        assert logic.parse_labels(json.dumps(b64).encode(), "x.jsonl").by_id == {"e": expected}
+        assert logic.parse_labels(json.dumps(b64).encode(), "x.jsonl", CHURN_SCHEMA).by_id == {"e": expected}
 
 
 def test_a_label_file_that_cannot_be_read_says_why() -> None:
     with pytest.raises(LabelFileError, match=r"g/empty\.csv: the file is empty"):
-        logic.parse_labels(b"  \n", "g/empty.csv")
+        logic.parse_labels(b"  \n", "g/empty.csv", CHURN_SCHEMA)
     with pytest.raises(LabelFileError, match="not UTF-8"):
-        logic.parse_labels(b"\xff\xfe1,0", "g/bad.csv")
+        logic.parse_labels(b"\xff\xfe1,0", "g/bad.csv", CHURN_SCHEMA)
     not_binary = b'{"groundTruthData": {"data": "2"}, "eventMetadata": {"eventId": "e"}}'
-    assert logic.parse_labels(not_binary, "a.jsonl").bad_lines == 1
+    assert logic.parse_labels(not_binary, "a.jsonl", CHURN_SCHEMA).bad_lines == 1
 
 
 @pytest.fixture
@@ -227,6 +218,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, aws: Any) -> Iterator[None]:
         "ARTIFACTS_BUCKET": ARTIFACTS,
         "IDEMPOTENCY_TABLE": "idempotency",
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+        "DATASET_SCHEMA": CHURN_SCHEMA.to_json(),
     }.items():
         monkeypatch.setenv(name, value)
     cached = (gt_handler.settings, gt_handler.evaluate_once)

@@ -1,12 +1,13 @@
-"""Rank-based AUC against scikit-learn (the reference; Lambda code never imports it) and accuracy."""
+"""Ground-truth scores against scikit-learn (the reference; Lambda code never imports it): rank-based AUC,
+accuracy, macro F1, RMSE and MAE."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error, roc_auc_score
 
-from lambdas.ground_truth.scoring import accuracy, roc_auc
+from lambdas.ground_truth.scoring import accuracy, macro_f1, mae, rmse, roc_auc
 
 
 @pytest.mark.parametrize("tied", [False, True])
@@ -45,3 +46,31 @@ def test_accuracy_equals_sklearn() -> None:
     assert accuracy([], []) is None
     with pytest.raises(ValueError, match="labels and predictions differ in length: 1 vs 2"):
         accuracy([1], [1, 0])
+
+
+def test_macro_f1_equals_sklearn_over_the_classes_present() -> None:
+    rng = np.random.default_rng(4)
+    classes = np.array(["billing", "technical", "account", "sales"])
+    for _ in range(40):
+        # Given string labels and predictions where a class may be absent from either side
+        n = int(rng.integers(1, 300))
+        y = classes[rng.integers(0, 4, n)].tolist()
+        p = [label if rng.random() < 0.6 else str(classes[rng.integers(0, 3)]) for label in y]
+        # Then the macro F1 is sklearn's with its default label set (the classes in y or p)
+        assert macro_f1(y, p) == pytest.approx(f1_score(y, p, average="macro"), abs=1e-12)
+    assert macro_f1([], []) is None
+    assert macro_f1([1, 2], [1, 2]) == 1.0
+
+
+def test_rmse_and_mae_equal_sklearn() -> None:
+    rng = np.random.default_rng(8)
+    y, p = rng.normal(300, 80, 400), rng.normal(300, 80, 400)
+    assert rmse(y.tolist(), p.tolist()) == pytest.approx(mean_squared_error(y, p) ** 0.5)
+    assert mae(y.tolist(), p.tolist()) == pytest.approx(mean_absolute_error(y, p))
+    assert rmse([], []) is None and mae([], []) is None
+    with pytest.raises(ValueError, match="labels and predictions differ in length: 1 vs 2"):
+        mae([1.0], [1.0, 2.0])
+
+
+def test_accuracy_compares_string_labels() -> None:
+    assert accuracy(["a", "b", "c", "a"], ["a", "b", "a", "a"]) == 0.75
