@@ -14,7 +14,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # 
 
 from bench.bench_asset import BUDGET as ASSET_BUDGET
 from bench.bench_coldstart import BUDGET as COLD_START_BUDGET
-from bench.bench_devloop import SUITE_BUDGET, SYNTH_BUDGET
+from bench.bench_devloop import DATASETS_SYNTH_BUDGET, SUITE_BUDGET, SYNTH_BUDGET
 from bench.external import DRIFT_BUDGET, LIFECYCLE_BUDGET
 from bench.harness import Benchmark, Budget, main
 
@@ -59,6 +59,13 @@ REGISTRY: tuple[Benchmark, ...] = (
         (("lifecycle", LIFECYCLE_BUDGET),),
     ),
     Benchmark("synth", "warm cdk synth", "bench.bench_devloop:synth", (("synth_warm", SYNTH_BUDGET),), full_only=True),
+    Benchmark(
+        "synth_datasets",
+        "warm cdk synth of 20 declared datasets vs 1",
+        "bench.bench_devloop:synth_datasets",
+        (("synth_datasets", DATASETS_SYNTH_BUDGET),),
+        full_only=True,
+    ),
     Benchmark(
         "test_suite",
         "full test suite on 2 workers",

@@ -3,18 +3,23 @@
 - ``synth``: ``node_modules/.bin/cdk synth --quiet --no-notices`` twice into a temporary output directory
   (the shared ``cdk.out`` is left alone); the figure is the second (warm) run, the reference the first run
   of the same benchmark. Budget: 15 s (2 cores). cdk-nag runs inside the synth; cfn-lint is not timed.
+- ``synth_datasets``: the same warm ``cdk synth`` of a stack declaring 20 datasets (``-c datasets_dir=``, copies of
+  the three samples, ``stacks.datasets.synthetic_declarations``) against one declaring 1, in the same run: each is
+  synthesized once to warm up, then timed. Budget: the 20-dataset synth within 2x the 1-dataset one (the shared
+  machinery is built once; each dataset adds only its group, alarms, schedule and dashboard section).
 - ``test_suite``: ``.venv/bin/pytest -n 2 --dist loadgroup -q -p no:cacheprovider`` on the whole suite (the pytest
   command of ``make test``: whole files per worker, and the end-to-end cases that share a champion cloud on one
   worker, see tests/conftest.py). Budget: 10 min.
   A suite that does not pass fails the row, naming the tests that failed: its time would not describe the real
   suite, and a failure seen once (a flaky test) must be findable afterwards.
 
-``python -m bench synth test_suite`` (functions ``synth`` and ``suite``); ``--skip-suite`` leaves the suite
-out; ``--quick`` skips both.
+``python -m bench synth synth_datasets test_suite`` (functions ``synth``, ``synth_datasets`` and ``suite``);
+``--skip-suite`` leaves the suite out; ``--quick`` skips all three.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -27,6 +32,8 @@ from bench.harness import ROOT, Budget, Result
 
 SYNTH_BUDGET = Budget(on="figure", op="<=", limit=15.0, unit="s")
 SUITE_BUDGET = Budget(on="figure", op="<=", limit=600.0, unit="s")
+DATASETS_SYNTH_BUDGET = Budget(on="ratio", op="<=", limit=2.0)
+SCALE_DATASETS = 20
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 _SUMMARY = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 _FAILED = re.compile(r"^(FAILED|ERROR) (\S+)")
@@ -75,6 +82,49 @@ def synth(quick: bool = False) -> list[Result]:
             budget=SYNTH_BUDGET,
             note=f"cdk synth (cdk-nag included) of {', '.join(templates)}",
             details={"seconds": [round(t, 2) for t in times], "templates": templates, "cpus": os.cpu_count()},
+        )
+    ]
+
+
+def _synth_of(folder: Path, out: Path) -> float:
+    command = [str(CDK), "synth", "--quiet", "--no-notices", "-c", f"datasets_dir={folder}", "-o", str(out)]
+    seconds, done = _timed(command, timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"cdk synth failed (exit {done.returncode}): {_tail(done.stderr or done.stdout)}")
+    return seconds
+
+
+def synth_datasets(quick: bool = False) -> list[Result]:
+    """Warm synth of 20 declared datasets vs warm synth of 1, in the same run (each warmed up once first)."""
+    from stacks.datasets import synthetic_declarations
+
+    if not CDK.exists():
+        raise FileNotFoundError(f"{CDK} is missing: run `make install`")
+    with tempfile.TemporaryDirectory(prefix="bench-datasets-") as scratch:
+        root = Path(scratch)
+        folders = {count: root / f"declared-{count}" for count in (1, SCALE_DATASETS)}
+        for count, folder in folders.items():
+            synthetic_declarations(folder, count)
+        for count, folder in folders.items():  # warm-up: node, jsii and the bytecode caches
+            _synth_of(folder, root / f"out-{count}")
+        warm = {count: _synth_of(folder, root / f"out-{count}") for count, folder in folders.items()}
+        resources = {
+            count: len(json.loads(next((root / f"out-{count}").glob("*.template.json")).read_text())["Resources"])
+            for count in folders
+        }
+    one, many = warm[1], warm[SCALE_DATASETS]
+    return [
+        Result.measured(
+            "synth_datasets",
+            figure=many,
+            unit="s",
+            reference=one,
+            reference_label="warm synth of 1 dataset, same run",
+            ratio=many / one,
+            budget=DATASETS_SYNTH_BUDGET,
+            note=f"warm cdk synth of {SCALE_DATASETS} declared datasets ({resources[SCALE_DATASETS]} resources) vs 1 "
+            f"({resources[1]} resources)",
+            details={"seconds": {str(k): round(v, 2) for k, v in warm.items()}, "resources": resources},
         )
     ]
 

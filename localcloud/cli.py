@@ -179,7 +179,10 @@ def _banner(cloud: LocalCloud, deployment: Deployment, dataset: str) -> None:
     print(f"  export AWS_ENDPOINT_URL={endpoint} AWS_CA_BUNDLE={cloud.ca_bundle}")
     print(f"  export AWS_DEFAULT_REGION={cloud.region} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
     raw = deployment.outputs["RawBucket"]
-    print(f"  aws s3 cp data.csv s3://{raw}/datasets/{dataset}/data.csv     # starts the pipeline")
+    resources = json.loads(deployment.outputs.get("DatasetResources", "{}"))
+    for name in sorted(resources, key=lambda n: n != dataset):  # the chosen dataset first
+        upload = f"s3://{raw}/{resources[name]['raw_upload_prefix']}data.csv"
+        print(f"  aws s3 cp data.csv {upload}     # {name}: pipeline -> endpoint {resources[name]['endpoint']}")
     stage = deployment.stack_name.removeprefix("mlops-")
     print(f"  mlops status --stage {stage}     # runs, models, rollback, retrain, ... (docs/operations.md)")
     print(f"  aws stepfunctions list-executions --state-machine-arn {deployment.outputs['TrainingStateMachine']}")

@@ -1,9 +1,11 @@
 """``mlops demo``: the whole lifecycle, offline, on the synthesized stack.
 
 1. Synthesize the CDK app and deploy the cloud assembly into the local cloud.
-2. Upload the sample dataset to the raw zone: EventBridge -> start Lambda -> the training state machine
-   (Glue ETL -> SageMaker training -> evaluation -> registry). The package is approved (dev: auto), which
-   starts the deployment state machine: smoke test on a candidate endpoint, then the endpoint is created.
+2. Upload the sample datasets to the raw zone, each under its own prefix (churn: binary; tickets: multiclass;
+   energy: regression): EventBridge -> start Lambda -> the shared training state machine, per dataset (Glue ETL ->
+   SageMaker training -> evaluation -> the dataset's registry group). Each package is approved (dev: auto), which
+   starts the shared deployment state machine: smoke test on a candidate endpoint, then the dataset's endpoint.
+   Churn carries on with the loop below; the others stay serving (the summary shows every dataset).
 3. An hour of traffic from the training distribution, with ground truth: quality metrics, no drift.
 4. Three hours of drifted traffic: the drift monitor measures PSI/KS every hour, the drift alarm fires after
    three breaching hours, its action (the retrain Lambda) passes the guards and starts a retraining run on the
@@ -37,10 +39,11 @@ import pandas as pd
 from localcloud import provision, report
 from localcloud.clock import clock
 from localcloud.cloud import DEMO_TIME_SCALE, LocalCloud
-from localcloud.lifecycle import Lifecycle
+from localcloud.lifecycle import SAMPLES, Lifecycle
 from localcloud.runtime.journal import journal
 from pipelines.data.generator import generate
 from stacks.config import load_config
+from stacks.datasets import dataset_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "pipelines" / "data" / "sample" / "churn.csv"
@@ -147,10 +150,13 @@ def _scenario(
     lc = Lifecycle(cloud, deployment, config.dataset)
     lc.subscribe()
     training, deploying = lc.training_machine, lc.deployment_machine
+    others = tuple(lc.for_dataset(dataset_schema(name)) for name in other_samples(deployment, lc.schema.name))
 
-    with progress.stage("Upload the sample data to the raw zone -> pipeline -> registry -> endpoint") as note:
+    with progress.stage("Upload each sample to the raw zone -> pipeline -> registry -> endpoint (per dataset)") as note:
         first = pd.read_csv(SAMPLE) if options.rows is None else generate(options.rows, seed=1)
         key, _ = lc.upload(first, "customers-2026-11.csv")
+        for other in others:  # the other samples' lifecycles run beside churn's, on the same shared machinery
+            other.upload((SAMPLES / f"{other.schema.name}.csv").read_bytes(), f"{other.schema.name}-2026-11.csv")
         run1 = lc.wait_for_new_execution(training, [])
         note(f"s3://{lc.raw_bucket}/{key}: execution {run1.status} in {run1.seconds:.1f} s")
         if run1.status != "SUCCEEDED":
@@ -160,6 +166,8 @@ def _scenario(
         note(f"model {_model_version(lc.champion())} approved; deployment {deploy1.status}")
         if deploy1.status != "SUCCEEDED":
             raise RuntimeError(f"the first deployment failed: {deploy1.cause}")
+        for other in others:
+            _bring_to_service(other, config, progress, note)
 
     with progress.stage("An hour of traffic from the training distribution, then its ground truth") as note:
         lc.align_schedules()  # the drift monitor's next run closes this hour, not the middle of the traffic
@@ -233,9 +241,33 @@ def _scenario(
                 background.join(timeout=30)
         note(f"deployment {deploy2.status}; serving {lc.served_model_version()}")
     cloud.settle()
-    summary = report.collect(cloud, lc, sorted(answers, key=lambda a: a["at"]), options)
+    summary = report.collect(cloud, lc, sorted(answers, key=lambda a: a["at"]), options, others)
     report.keep_drift_report(lc, summary, report_path.with_suffix(".drift.html"))
     return summary
+
+
+def other_samples(deployment: provision.Deployment, loop: str) -> list[str]:
+    """The declared datasets of the deployed stack with a shipped sample, besides ``loop`` (the demo's loop)."""
+    declared = json.loads(deployment.outputs["Datasets"])
+    return [name for name in declared if name != loop and (SAMPLES / f"{name}.csv").exists()]
+
+
+def _bring_to_service(lc: Lifecycle, config: Any, progress: Progress, note: Callable[[str], None]) -> None:
+    """Wait for the dataset's first run (approving it in a manual stage) and its deployment, and say how it went.
+    A failure is noted with its cause, not raised: churn's loop goes on, and the summary's
+    ``every_dataset_serving_its_task`` check fails naming what the dataset's endpoint did."""
+    name = lc.schema.name
+    run = lc.wait_for_new_execution(lc.training_machine, [])
+    if run.status != "SUCCEEDED":
+        note(f"{name} ({lc.schema.task}): pipeline run {run.status}: {(run.cause or '')[:300]}")
+        return
+    _approve_if_manual(lc, config, run, progress)
+    deployed = lc.wait_for_new_execution(lc.deployment_machine, [])
+    if deployed.status != "SUCCEEDED":
+        note(f"{name} ({lc.schema.task}): deployment {deployed.status}: {(deployed.cause or '')[:300]}")
+        return
+    endpoint = lc.endpoint() or {}
+    note(f"{name} ({lc.schema.task}): run {run.seconds:.1f} s, {lc.endpoint_name} {endpoint.get('EndpointStatus')}")
 
 
 def _approve_if_manual(lc: Lifecycle, config: Any, execution: Any, progress: Progress) -> None:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,6 +26,8 @@ from pipelines.data.generator import to_csv_bytes
 from pipelines.schema import DatasetSchema
 
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+SAMPLES = Path(__file__).resolve().parents[1] / "pipelines" / "data" / "sample"
+"""The shipped sample of each declared sample dataset: ``<name>.csv``."""
 
 
 @dataclass
@@ -51,13 +54,40 @@ class Traffic:
     rows: int = 0
     errors: list[str] = field(default_factory=list)
     by_variant: dict[str, int] = field(default_factory=dict)
-    labels: dict[str, list[int]] = field(default_factory=dict)  # inference id -> true labels of its rows
+    labels: dict[str, list[Any]] = field(default_factory=dict)  # inference id -> true labels of its rows
     # what answered each request, as the data plane told the client: the InvokedProductionVariant header and
     # the model version in the container's answer, at the cloud time the answer came back
     answers: list[dict[str, Any]] = field(default_factory=list)
 
 
+def dataset_resources(outputs: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The stack output ``DatasetResources``: dataset -> endpoint, model package group, raw upload prefix."""
+    return dict(json.loads(outputs["DatasetResources"]))
+
+
+def dataset_of(execution_input: dict[str, Any], groups: dict[str, str]) -> str | None:
+    """The dataset an execution works for: the training pipeline's input names it (``dataset``); a deployment's
+    input is the approved package and its model package group, which is the dataset's (``groups``: group ->
+    dataset)."""
+    if isinstance(execution_input.get("dataset"), str):
+        return str(execution_input["dataset"])
+    group = execution_input.get("model_package_group")
+    return groups.get(group) if isinstance(group, str) else None
+
+
+def _label(value: Any) -> Any:
+    """A true label as ground truth carries it: an integer class stays an integer, a string label a string, a
+    regression target a float."""
+    if isinstance(value, str):
+        return value
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
 class Lifecycle:
+    """One declared dataset's lifecycle (``schema``) on the deployed stack: its uploads, its executions, its
+    registry group and endpoint (``for_dataset`` gives another dataset's, sharing the notifications inbox)."""
+
     def __init__(self, cloud: Any, deployment: Deployment, schema: DatasetSchema) -> None:
         self.cloud = cloud
         self.clients = cloud.clients
@@ -69,17 +99,28 @@ class Lifecycle:
         self.artifacts_bucket = out["ArtifactsBucket"]
         self.training_machine = out["TrainingStateMachine"]
         self.deployment_machine = out["DeploymentStateMachine"]
-        self.endpoint_name = out["EndpointName"]
-        self.group = out["ModelPackageGroup"]
+        resources = dataset_resources(out)
+        if schema.name not in resources:
+            raise KeyError(f"dataset {schema.name!r} is not deployed (declared: {', '.join(sorted(resources))})")
+        self.endpoint_name = resources[schema.name]["endpoint"]
+        self.group = resources[schema.name]["model_package_group"]
+        self.raw_prefix = resources[schema.name]["raw_upload_prefix"]
+        self._groups = {r["model_package_group"]: name for name, r in resources.items()}
         self.topic = out["NotificationsTopic"]
         self._queue_url: str | None = None
         self.notifications: list[dict[str, Any]] = []
 
+    def for_dataset(self, schema: DatasetSchema) -> Lifecycle:
+        """The lifecycle of another declared dataset on the same stack (the same notifications inbox)."""
+        other = Lifecycle(self.cloud, self.deployment, schema)
+        other._queue_url, other.notifications = self._queue_url, self.notifications
+        return other
+
     # ---- data ----
     def upload(self, data: pd.DataFrame | bytes, name: str, prefix: str | None = None) -> tuple[str, str]:
-        """Put a file into the raw zone (``datasets/<dataset>/`` by default); returns (key, version id)."""
+        """Put a file into the raw zone (the dataset's ``datasets/<dataset>/`` by default); returns (key, version)."""
         body = data if isinstance(data, bytes) else to_csv_bytes(data)
-        key = f"{prefix or f'datasets/{self.schema.name}/'}{name}"
+        key = f"{prefix or self.raw_prefix}{name}"
         response = self.clients.s3.put_object(Bucket=self.raw_bucket, Key=key, Body=body)
         return key, str(response.get("VersionId"))
 
@@ -102,6 +143,11 @@ class Lifecycle:
 
     # ---- executions ----
     def executions(self, machine: str | None = None) -> list[Execution]:
+        """This dataset's executions (of ``machine``, else of both state machines), oldest first."""
+        return [e for e in self.all_executions(machine) if dataset_of(e.input, self._groups) == self.schema.name]
+
+    def all_executions(self, machine: str | None = None) -> list[Execution]:
+        """Every dataset's executions (of ``machine``, else of both state machines), oldest first."""
         sfn = self.clients.stepfunctions
         out = []
         for arn in [machine] if machine else [self.training_machine, self.deployment_machine]:
@@ -198,14 +244,25 @@ class Lifecycle:
 
     def served_model_version(self) -> str | None:
         """The model version the production variant answers with (one probe request)."""
-        row = ",".join(["12", "70.5", "846.0", "2", "40.0", "45", "month-to-month", "electronic-check", "fiber"])
+        answer = self.probe()
+        return None if answer is None else answer.get("model_version")
+
+    def probe(self) -> dict[str, Any] | None:
+        """The endpoint's JSON answer to one row of the dataset's sample (None when it does not answer)."""
+        row = self.sample_row()
         try:
             response = self.clients.sagemaker_runtime.invoke_endpoint(
                 EndpointName=self.endpoint_name, ContentType="text/csv", Accept="application/json", Body=row.encode()
             )
+            return dict(json.loads(response["Body"].read()))
         except Exception:
             return None
-        return json.loads(response["Body"].read()).get("model_version")
+
+    def sample_row(self) -> str:
+        """The features of the first row of the dataset's shipped sample (``pipelines/data/sample/<name>.csv``),
+        as a CSV line (missing values empty)."""
+        first = pd.read_csv(SAMPLES / f"{self.schema.name}.csv", nrows=1, keep_default_na=False, dtype=str)
+        return ",".join(first[list(self.schema.feature_names)].iloc[0])
 
     # ---- traffic ----
     def send_traffic(
@@ -233,7 +290,7 @@ class Lifecycle:
                 variant = response.get("InvokedProductionVariant", "?")
                 answer = json.loads(response["Body"].read())
                 traffic.by_variant[variant] = traffic.by_variant.get(variant, 0) + 1
-                traffic.labels[inference_id] = [int(v) for v in batch[self.schema.target]]
+                traffic.labels[inference_id] = [_label(v) for v in batch[self.schema.target]]
                 traffic.answers.append({"at": clock.time(), "variant": variant, "model": answer.get("model_version")})
             except Exception as error:
                 traffic.errors.append(str(error)[:300])
@@ -241,7 +298,7 @@ class Lifecycle:
             traffic.rows += len(batch)
         return traffic
 
-    def upload_ground_truth(self, labels: dict[str, list[int]], name: str) -> str:
+    def upload_ground_truth(self, labels: dict[str, list[Any]], name: str) -> str:
         lines = [
             json.dumps(
                 {
@@ -252,7 +309,7 @@ class Lifecycle:
             )
             for inference_id, values in labels.items()
         ]
-        key, _ = self.upload(("\n".join(lines) + "\n").encode(), name, prefix="ground-truth/")
+        key, _ = self.upload(("\n".join(lines) + "\n").encode(), name, prefix=f"ground-truth/{self.schema.name}/")
         return key
 
     # ---- time ----

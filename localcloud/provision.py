@@ -5,7 +5,9 @@
 2. ``publish_assets``: every file asset of the assembly is zipped (directories) or copied (files) into the
    bootstrap asset bucket under the object key its manifest names, as ``cdk-assets`` does.
 3. ``deploy``: public SSM parameters are seeded, then the template goes through moto's CloudFormation
-   (``create_stack``). Resource types moto lacks are created by ``localcloud.shims.cloudformation`` from
+   (``create_stack``, or ``update_stack`` when the stack is deployed: a dataset added or removed creates its
+   resources, deletes the removed ones except the retained, and updates the changed ones in place, as
+   ``cdk deploy`` would). Resource types moto lacks are created by ``localcloud.shims.cloudformation`` from
    their resolved properties. A type nobody can create fails the deployment instead of being skipped.
 """
 
@@ -47,11 +49,13 @@ class Deployment:
         return {k: v for k, v in self.resources.items() if self.resource_types[k] == resource_type}
 
 
-def synth(stage: str, outdir: Path) -> Path:
-    """Run the CDK app into ``outdir`` (cdk-nag runs inside the synth, as in ``cdk synth``)."""
+def synth(stage: str, outdir: Path, datasets_dir: Path | None = None) -> Path:
+    """Run the CDK app into ``outdir`` (cdk-nag runs inside the synth, as in ``cdk synth``), declaring the datasets
+    of ``datasets_dir`` (default: the repository's ``datasets/``)."""
     outdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    code = f"from stacks.app import build_app; build_app(stage={stage!r}).synth()"
+    folder = None if datasets_dir is None else str(datasets_dir)
+    code = f"from stacks.app import build_app; build_app(stage={stage!r}, datasets_dir={folder!r}).synth()"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
@@ -119,8 +123,18 @@ def _ssm_parameter_names(template: dict[str, Any]) -> list[str]:
     ]
 
 
+def deployed(stack_name: str, clients: Any) -> bool:
+    """Whether ``stack_name`` is a live stack (a deleted one is not)."""
+    try:
+        stacks = clients.cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except clients.cloudformation.exceptions.ClientError:
+        return False
+    return any(stack["StackStatus"] != "DELETE_COMPLETE" for stack in stacks)
+
+
 def deploy(assembly: Path, stack_name: str, clients: Any, account_id: str = ACCOUNT_ID) -> Deployment:
-    """Publish the assets and create the stack; every resource must exist afterwards."""
+    """Publish the assets and create the stack, or update it when it is deployed; every resource of the template
+    must exist afterwards."""
     template = json.loads((assembly / f"{stack_name}.template.json").read_text())
     region = clients.region
     cfn_shim.install()
@@ -130,17 +144,19 @@ def deploy(assembly: Path, stack_name: str, clients: Any, account_id: str = ACCO
     ssm_public.seed(account_id, region, _ssm_parameter_names(template))
     assets = publish_assets(assembly, stack_name, clients.s3, account_id, region)
     cloudformation = clients.cloudformation
+    update = deployed(stack_name, clients)
+    operation = cloudformation.update_stack if update else cloudformation.create_stack
     try:
-        cloudformation.create_stack(
+        operation(
             StackName=stack_name,
             TemplateBody=json.dumps(template),
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
     except Exception as error:
-        raise DeployError(f"create_stack {stack_name} failed: {error}") from error
+        raise DeployError(f"{operation.__name__} {stack_name} failed: {error}") from error
     cfn_shim.apply_deferred()
     stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    if stack["StackStatus"] != "CREATE_COMPLETE":
+    if stack["StackStatus"] != ("UPDATE_COMPLETE" if update else "CREATE_COMPLETE"):
         raise DeployError(f"stack {stack_name} is {stack['StackStatus']}: {stack.get('StackStatusReason')}")
     resources, types = {}, {}
     paginator = cloudformation.get_paginator("list_stack_resources")

@@ -30,10 +30,68 @@ def _short(text: str | None, limit: int = 400) -> str | None:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def collect(cloud: Any, lc: Any, canary_answers: list[dict[str, Any]], options: Any) -> dict[str, Any]:
+RESPONSE_FIELDS: dict[str, set[str]] = {
+    "binary": {"probability", "label"},
+    "multiclass": {"label", "probabilities"},
+    "regression": {"value"},
+}
+"""The fields of one prediction in the JSON answer of an endpoint, per task (``pipelines.inference``)."""
+
+
+def answers_as_its_task(task: str, labels: list[Any], answer: dict[str, Any] | None) -> bool:
+    """Whether ``answer`` (an endpoint's JSON to one row) has ``task``'s response shape: one prediction with
+    exactly the task's fields; a multiclass one with a probability per declared class summing to 1 and one of them
+    as its label; a binary one a probability in [0, 1]; a regression one a number."""
+    predictions = (answer or {}).get("predictions")
+    if not isinstance(predictions, list) or len(predictions) != 1 or not isinstance(predictions[0], dict):
+        return False
+    prediction = predictions[0]
+    if set(prediction) != RESPONSE_FIELDS.get(task):
+        return False
+    if task == "regression":
+        return isinstance(prediction["value"], int | float)
+    if task == "binary":
+        return 0.0 <= float(prediction["probability"]) <= 1.0
+    probabilities = prediction["probabilities"]
+    names = [str(label) for label in labels]
+    return (
+        isinstance(probabilities, dict)
+        and sorted(probabilities) == sorted(names)
+        and abs(sum(probabilities.values()) - 1.0) < 1e-6
+        and str(prediction["label"]) in names
+    )
+
+
+def dataset_summary(lc: Any) -> dict[str, Any]:
+    """One declared dataset as its user sees it: its task, its runs, its registry group, its endpoint and the
+    answer the endpoint gives to a row of the dataset's sample."""
+    endpoint = lc.endpoint() or {}
+    packages = lc.packages()
+    answer = lc.probe() if endpoint.get("EndpointStatus") == "InService" else None
+    task, labels = lc.schema.task, [str(label) for label in lc.schema.labels]
+    return {
+        "name": lc.schema.name,
+        "task": task,
+        "labels": labels,
+        "gate_metric": lc.schema.evaluation_gate.metric,
+        "training_runs": [e.status for e in lc.executions(lc.training_machine)],
+        "deployments": [e.status for e in lc.executions(lc.deployment_machine)],
+        "model_packages": [p.get("ModelApprovalStatus") for p in packages],
+        "endpoint": lc.endpoint_name,
+        "status": endpoint.get("EndpointStatus"),
+        "serving_model_version": None if answer is None else answer.get("model_version"),
+        "answer": answer,
+        "answer_fits_task": answers_as_its_task(task, labels, answer),
+    }
+
+
+def collect(
+    cloud: Any, lc: Any, canary_answers: list[dict[str, Any]], options: Any, others: tuple[Any, ...] = ()
+) -> dict[str, Any]:
     """The summary: executions, registry and endpoint (public APIs), drift and quality reports (S3), alarms and
     retrain decisions (the journal), notifications (the subscribed queue) and the answers the clients got
-    while the canary ran."""
+    while the canary ran, for ``lc``'s dataset (the demo's loop); and every dataset (``lc`` and ``others``) as
+    ``dataset_summary`` sees it."""
     executions = [
         {
             "machine": e.machine,
@@ -72,7 +130,8 @@ def collect(cloud: Any, lc: Any, canary_answers: list[dict[str, Any]], options: 
         for (e, v, m), counts in sorted(cloud.endpoints.counts.items())
     ]
     drift = []
-    for key in sorted(k for k in lc.keys(lc.artifacts_bucket, "monitoring/drift/") if k.endswith("report.json")):
+    drift_prefix = f"monitoring/drift/{lc.schema.name}/"
+    for key in sorted(k for k in lc.keys(lc.artifacts_bucket, drift_prefix) if k.endswith("report.json")):
         document = lc.read_json(lc.artifacts_bucket, key)
         drift.append(
             {
@@ -85,7 +144,8 @@ def collect(cloud: Any, lc: Any, canary_answers: list[dict[str, Any]], options: 
             }
         )
     quality = []
-    for key in sorted(k for k in lc.keys(lc.artifacts_bucket, "monitoring/quality/") if k.endswith("summary.json")):
+    quality_prefix = f"monitoring/quality/{lc.schema.name}/"
+    for key in sorted(k for k in lc.keys(lc.artifacts_bucket, quality_prefix) if k.endswith("summary.json")):
         document = lc.read_json(lc.artifacts_bucket, key)
         quality.append({"overall": document.get("overall"), "by_model_version": document.get("by_model_version")})
     alarms = [
@@ -131,6 +191,7 @@ def collect(cloud: Any, lc: Any, canary_answers: list[dict[str, Any]], options: 
         "retrain_decisions": decisions,
         "notifications": notifications,
         "raw_objects": len(lc.raw_versions()),
+        "datasets": [dataset_summary(each) for each in (lc, *others)],
     }
     summary["checks"] = checks(summary)
     return summary
@@ -218,6 +279,9 @@ CHECKS: dict[str, Callable[[dict[str, Any]], bool]] = {
     ),
     "new_champion_serving": _new_champion_serving,
     "quality_measured": lambda s: any((q.get("overall") or {}).get("auc") is not None for q in s["quality"]),
+    "every_dataset_serving_its_task": lambda s: (
+        len(s["datasets"]) >= 3 and all(d["status"] == "InService" and d["answer_fits_task"] for d in s["datasets"])
+    ),
 }
 """What the demo must show. Each is a pure function of the summary (what the APIs, the journal and the clients
 recorded), so a test can feed it a summary in which its property does not hold."""
@@ -256,10 +320,21 @@ def traffic_shares(answers: list[dict[str, Any]], buckets: int = 24) -> list[dic
 # ---- output ------------------------------------------------------------------------------------------------
 
 
+def _prediction(answer: dict[str, Any] | None) -> str:
+    predictions = (answer or {}).get("predictions") or []
+    return json.dumps(predictions[0], sort_keys=True)[:120] if predictions else "-"
+
+
 def print_summary(summary: dict[str, Any], out: TextIO) -> None:
     w = out.write
     w("\n=== Summary ===\n")
     w(f"duration {summary.get('duration_seconds')} s (cloud time x{summary['time_scale']:g})\n\n")
+    w("Datasets:\n")
+    for d in summary.get("datasets", []):
+        w(
+            f"  {d['name']:<10} {d['task']:<10} runs {','.join(d['training_runs']) or '-'}; endpoint {d['endpoint']} "
+            f"{d['status']}, serving {d['serving_model_version']}; answer {_prediction(d['answer'])}\n"
+        )
     w("Executions:\n")
     for e in summary["executions"]:
         w(f"  {e['machine']:<28} {e['status']:<10} {str(e['seconds']) + ' s':>8}  {e['trigger']}\n")
@@ -404,6 +479,25 @@ def render_html(summary: dict[str, Any]) -> str:
     sections = [
         ("Checks", f"<ul>{check_rows}</ul>"),
         ("Stages", stages),
+        (
+            "Datasets (each declared dataset's runs, registry, endpoint and its answer to a row of its sample)",
+            _table(
+                [{**d, "answer": _prediction(d["answer"])} for d in summary.get("datasets", [])],
+                [
+                    "name",
+                    "task",
+                    "gate_metric",
+                    "training_runs",
+                    "deployments",
+                    "model_packages",
+                    "endpoint",
+                    "status",
+                    "serving_model_version",
+                    "answer",
+                    "answer_fits_task",
+                ],
+            ),
+        ),
         ("Executions", _table(summary["executions"], ["machine", "name", "trigger", "status", "seconds", "cause"])),
         (
             "Model registry",

@@ -1,18 +1,32 @@
 """Typed stage configuration: the one place where every tunable of the stack lives.
 
-``cdk synth -c stage=prod`` (or ``build_app(stage="prod")``) picks a stage. Everything the jobs and
-Lambdas need at run time is derived from here and passed as environment variables / job arguments.
+``cdk synth -c stage=prod`` (or ``build_app(stage="prod")``) picks a stage. ``StageConfig.for_dataset`` applies a
+declared dataset (``datasets/<name>.yaml``) to the stage: its gate (or the stage's stricter floor), its overrides
+and every name derived from it. What the jobs and Lambdas need at run time reaches them in the platform document
+(``stacks/platform_document.py`` -> ``pipelines/datasets.json``); environment variables carry names only.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from pipelines.schema import DatasetSchema, Gate
+from pipelines.platform import (
+    BATCH_INPUT_PREFIX,
+    DATA_CAPTURE_PREFIX,
+    GROUND_TRUTH_PREFIX,
+    MANIFESTS_PREFIX,
+    MONITORING_PREFIX,
+    RAW_DATASETS_PREFIX,
+    glue_table_name,
+    quality_metric_name,
+)
+from pipelines.schema import METRICS, DatasetSchema, Gate
 from pipelines.training.hyperparameters import Hyperparameters
 from stacks.datasets import DATASETS_DIR, read_schema
+from stacks.pricing import ENDPOINT_HOURLY_USD
 
 Stage = Literal["dev", "prod"]
 DeploymentStrategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
@@ -22,7 +36,10 @@ PROJECT = "mlops"
 DEFAULT_REGION = "us-east-1"
 METRICS_NAMESPACE = "MLOps"
 SAMPLE_DATASET = "churn"
-"""The dataset the single-dataset wiring serves (``datasets/churn.yaml``)."""
+"""The sample dataset (``datasets/churn.yaml``): ``StageConfig.dataset`` before ``for_dataset``, and the dataset the
+single-dataset stack outputs (``EndpointName``, ``ModelPackageGroup``, ``UploadPrefix``) name when it is declared."""
+ROLLBACK_ALARM_KINDS: tuple[str, ...] = ("5xx", "model-latency", "model-errors")
+"""The deployment guardrails of a dataset: ``<prefix>-<dataset>-rollback-<kind>``."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +88,19 @@ class EvaluationGate:
     def from_gate(cls, gate: Gate) -> EvaluationGate:
         return cls(primary_metric=gate.metric, min_improvement=gate.min_improvement, absolute_floor=gate.floor)
 
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.primary_metric].higher_is_better
+
+
+def stricter_floor(metric: str, declared: float, stage_minimum: float | None) -> float:
+    """The floor a stage applies to a declared gate: the stricter of the declaration's and the stage's own minimum
+    for that metric, in the metric's direction (``max`` for AUC or accuracy, ``min`` for an error such as RMSE,
+    whose "floor" is a ceiling). A stage without a minimum for the metric keeps the declared floor."""
+    if stage_minimum is None:
+        return declared
+    return max(declared, stage_minimum) if METRICS[metric].higher_is_better else min(declared, stage_minimum)
+
 
 def traffic_batch_instances(percent: int, instances: int) -> int:
     """Instances a ``CAPACITY_PERCENT`` traffic batch of a blue/green deployment turns on: the share of the fleet
@@ -98,16 +128,28 @@ class ServingSettings:
     max_execution_timeout_seconds: int = 1800
     data_capture_percent: int = 100
     variant_name: str = "AllTraffic"
-    smoke_tolerance: float = 1e-4  # golden payloads: max |probability - expected| on the candidate endpoint
+    # golden payloads on the candidate endpoint: max |probability - expected| (every class of a multiclass answer);
+    # a regression value passes within it relatively or absolutely
+    smoke_tolerance: float = 1e-4
     # SHADOW: the challenger gets a copy of production traffic for shadow_bake_seconds, then is promoted only if
     # it is not worse than the champion on these measures
     shadow_bake_seconds: int = 1800
     shadow_min_invocations: int = 100
     shadow_max_error_rate_increase: float = 0.01  # absolute, e.g. 0.01 = one percentage point
     shadow_max_latency_ratio: float = 1.2  # shadow mean ModelLatency / production mean ModelLatency
-    shadow_min_agreement: float = 0.9  # share of paired captured rows with the same label
+    shadow_min_agreement: float = 0.9  # classification: share of paired captured rows with the same label
+    # regression: relative error |shadow - production| / |production| of paired captured values. A retrained model
+    # legitimately moves its answers a little (new data, new trees): the median bounds the typical request (5%),
+    # the 90th percentile the tail, where sparse segments move most when new data arrives (20%)
+    shadow_max_median_relative_error: float = 0.05
+    shadow_max_p90_relative_error: float = 0.2
 
     def __post_init__(self) -> None:
+        if self.instance_type not in ENDPOINT_HOURLY_USD:
+            raise ValueError(
+                f"serving: instance_type {self.instance_type!r} has no on-demand price in stacks/pricing.py "
+                f"(priced: {', '.join(ENDPOINT_HOURLY_USD)}); add its price there to use it"
+            )
         if not 1 <= self.min_capacity <= self.initial_instance_count <= self.max_capacity:
             raise ValueError(
                 f"serving: need 1 <= min_capacity ({self.min_capacity}) <= initial_instance_count "
@@ -156,12 +198,27 @@ class AlarmThresholds:
     model_error_rate: float = 0.2
     rollback_evaluation_periods: int = 2
     drift_psi: float = 0.2  # PSI over this is significant drift
-    quality_auc_floor: float = 0.70
+    drift_schedule_minutes: int = 60  # the drift monitor's cadence for the dataset (and the drift alarm's period)
+    # The quality alarm watches the dataset's gate metric measured on ground truth (pipelines.platform
+    # QUALITY_METRIC_NAMES), against the stage's gate floor in the metric's direction: falling AUC or accuracy,
+    # rising RMSE or MAE. A live model worse than what the gate lets deploy starts a (guarded) retrain.
     # ground truth arrives in batches (a day's labels in one upload): each batch is one AUC datapoint, so the
     # quality alarm's period is the label cadence; with hourly periods, N consecutive breaching periods would
     # need N uploads in N consecutive hours and a daily-labelled model could never trip it
     quality_period_hours: int = 24
     monitor_evaluation_periods: int = 3  # consecutive breaching periods before a retrain alarm fires
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """How the drift monitor and the ground-truth Lambda read what they measure (the same for every dataset)."""
+
+    drift_ks_threshold: float = 0.1  # highlighted in the drift report; not alarmed
+    drift_min_rows: int = 200  # fewer captured rows: no drift verdict, no metric (a quiet endpoint never alarms)
+    drift_lookback_hours: int = 24  # the first run (or after a long gap) reads at most this much capture
+    drift_lateness_hours: int = 2  # capture files that land up to this late are still read (once)
+    quality_min_labeled_rows: int = 50  # fewer labelled rows: no quality metric
+    quality_lookback_hours: int = 168  # labels are joined with predictions captured up to a week before the upload
 
 
 @dataclass(frozen=True)
@@ -194,17 +251,22 @@ class StageConfig:
     serving: ServingSettings = field(default_factory=ServingSettings)
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
     retrain: RetrainGuard = field(default_factory=RetrainGuard)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
     approval: Approval = "auto"
-    drift_schedule_minutes: int = 60
+    # The stage's own minimum of a gate metric (metric -> floor, a ceiling for an error metric): a declared gate
+    # applies in every stage, unless the stage's minimum is stricter (``stricter_floor``)
+    gate_floors: Mapping[str, float] = field(default_factory=dict, hash=False)
     log_retention_days: int = 30
     noncurrent_version_days: int = 90  # data buckets keep old versions this long
-    raw_prefix: str = "datasets"  # s3://raw/<raw_prefix>/<dataset>/<file>
     delivery: Delivery = field(default_factory=lambda: Delivery(smoke=True))
 
     def __post_init__(self) -> None:
+        for metric in self.gate_floors:
+            if metric not in METRICS:
+                raise ValueError(f"gate_floors: {metric!r} is not a metric ({', '.join(METRICS)})")
         periods = self.alarms.monitor_evaluation_periods
         for name, seconds in (
-            ("drift", self.drift_schedule_minutes * 60),
+            ("drift", self.alarms.drift_schedule_minutes * 60),
             ("quality", self.alarms.quality_period_hours * 3600),
         ):
             problem = alarm_window_problem(seconds, periods)
@@ -219,12 +281,17 @@ class StageConfig:
             )
 
     def for_dataset(self, schema: DatasetSchema) -> StageConfig:
-        """This stage's settings for one declared dataset: its gate, and its ``serving`` / ``alarms`` / ``retrain``
-        overrides on top of the stage's (which run the same checks as the stage's own: a ``ValueError`` says why)."""
+        """This stage's settings for one declared dataset: its gate (with the stage's stricter floor, if any), and
+        its ``serving`` / ``alarms`` / ``retrain`` overrides on top of the stage's (which run the same checks as the
+        stage's own: a ``ValueError`` says why)."""
+        gate = schema.evaluation_gate
+        floor = stricter_floor(gate.metric, gate.floor, self.gate_floors.get(gate.metric))
         return replace(
             self,
             dataset=schema,
-            evaluation=EvaluationGate.from_gate(schema.evaluation_gate),
+            evaluation=EvaluationGate(
+                primary_metric=gate.metric, min_improvement=gate.min_improvement, absolute_floor=floor
+            ),
             serving=replace(self.serving, **schema.serving),
             alarms=replace(self.alarms, **schema.alarms),
             retrain=replace(self.retrain, **schema.retrain),
@@ -240,12 +307,45 @@ class StageConfig:
         return f"{self.prefix}"
 
     @property
-    def endpoint_name(self) -> str:
+    def drift_schedule_minutes(self) -> int:
+        return self.alarms.drift_schedule_minutes
+
+    # ---- names of the dataset (after ``for_dataset``): one definition, shipped in the platform document ----
+    @property
+    def resource_prefix(self) -> str:
+        """``<prefix>-<dataset>``: the dataset's endpoint, model package group, models, configs and jobs."""
         return f"{self.prefix}-{self.dataset.name}"
 
     @property
+    def endpoint_name(self) -> str:
+        return self.resource_prefix
+
+    @property
     def model_package_group_name(self) -> str:
-        return f"{self.prefix}-{self.dataset.name}"
+        return self.resource_prefix
+
+    @property
+    def rollback_alarm_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.endpoint_name}-rollback-{kind}" for kind in ROLLBACK_ALARM_KINDS)
+
+    @property
+    def quality_metric(self) -> str:
+        """The CloudWatch metric of the quality alarm: the gate's metric measured on ground truth."""
+        return quality_metric_name(self.evaluation.primary_metric)
+
+    @property
+    def retrain_alarm_comparisons(self) -> dict[str, str]:
+        """The dataset's retrain alarms (name -> ComparisonOperator), whose action is the guarded retrain Lambda:
+        drift (PSI rising), quality (the gate metric on ground truth worse than the stage's floor: falling for
+        AUC or accuracy, rising for an error), sustained 5XX errors and p99 latency."""
+        worse = "LessThanThreshold" if self.evaluation.higher_is_better else "GreaterThanThreshold"
+        base = self.resource_prefix
+        return {
+            f"{base}-drift": "GreaterThanThreshold",
+            f"{base}-quality": worse,
+            f"{base}-5xx": "GreaterThanOrEqualToThreshold",
+            f"{base}-latency": "GreaterThanThreshold",
+        }
 
     @property
     def state_machine_name(self) -> str:
@@ -265,7 +365,36 @@ class StageConfig:
 
     @property
     def raw_dataset_prefix(self) -> str:
-        return f"{self.raw_prefix}/{self.dataset.name}/"
+        return f"{RAW_DATASETS_PREFIX}{self.dataset.name}/"
+
+    @property
+    def ground_truth_prefix(self) -> str:
+        return f"{GROUND_TRUTH_PREFIX}{self.dataset.name}/"
+
+    @property
+    def batch_input_prefix(self) -> str:
+        return f"{BATCH_INPUT_PREFIX}{self.dataset.name}/"
+
+    @property
+    def data_capture_prefix(self) -> str:
+        """Where SageMaker writes the endpoint's captures: ``data-capture/<endpoint>/<variant>/yyyy/mm/dd/hh/``."""
+        return f"{DATA_CAPTURE_PREFIX}{self.endpoint_name}/"
+
+    @property
+    def drift_report_prefix(self) -> str:
+        return f"{MONITORING_PREFIX}drift/{self.dataset.name}/"
+
+    @property
+    def quality_prefix(self) -> str:
+        return f"{MONITORING_PREFIX}quality/{self.dataset.name}/"
+
+    @property
+    def manifest_key(self) -> str:
+        return f"{MANIFESTS_PREFIX}{self.dataset.name}/latest.json"
+
+    @property
+    def glue_table_name(self) -> str:
+        return glue_table_name(self.dataset.name)
 
 
 def smallest_new_fleet_share(serving: ServingSettings) -> float:
@@ -311,7 +440,7 @@ def _prod() -> StageConfig:
             bake_time_seconds=600,
             data_capture_percent=20,
         ),
-        evaluation=replace(dev.evaluation, absolute_floor=0.75),
+        gate_floors={"auc": 0.75},  # prod deploys no binary model under AUC 0.75, whatever its declaration says
         log_retention_days=365,
         delivery=Delivery(environment="prod"),
     )

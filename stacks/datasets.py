@@ -270,3 +270,26 @@ def load_declarations(folder: str | Path = DATASETS_DIR) -> dict[str, Declaratio
 def dataset_schema(name: str, folder: Path = DATASETS_DIR) -> DatasetSchema:
     """The schema of the declared dataset ``name`` (``<folder>/<name>.yaml``)."""
     return load_declaration(folder / f"{name}{SUFFIX}").schema
+
+
+# ---- scale checks ----------------------------------------------------------------------------------
+
+
+def synthetic_declarations(folder: str | Path, count: int, samples: Path = DATASETS_DIR) -> list[Path]:
+    """Write ``count`` declarations into ``folder``, copies of the sample declarations (round robin over
+    ``churn``, ``energy``, ``tickets``: every task) named ``<sample>-<n>``: a stack of many datasets for the scale
+    test (tests/infrastructure/test_scale.py) and the synth benchmark (bench/bench_devloop.py)."""
+    sources = sorted(samples.glob(f"*{SUFFIX}"))
+    if not sources:
+        raise DeclarationError(samples, "", f"no sample declarations (*{SUFFIX}) to copy")
+    directory = Path(folder)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index in range(count):
+        source = sources[index % len(sources)]
+        name = f"{source.stem}-{index + 1:02d}"
+        text = re.sub(r"(?m)^name: .*$", f"name: {name}", source.read_text(encoding="utf-8"))
+        target = directory / f"{name}{SUFFIX}"
+        target.write_text(text, encoding="utf-8")
+        written.append(target)
+    return written

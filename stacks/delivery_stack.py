@@ -20,6 +20,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from pipelines.platform import RAW_DATASETS_PREFIX
 from stacks.config import PROJECT, STAGES, StageConfig, load_config
 from stacks.constructs.github_oidc import (
     GithubOidc,
@@ -118,7 +119,7 @@ def _arn(service: str, resource: str, region: str) -> str:
 def smoke_statements(config: StageConfig) -> list[iam.PolicyStatement]:
     """What ``mlops smoke`` calls (cli/smoke.py), on this stage's resources only."""
     region, prefix = config.region, config.prefix
-    raw_key = f"{config.raw_prefix}/*/smoke-*"
+    raw_key = f"{RAW_DATASETS_PREFIX}*/smoke-*"
     return [
         iam.PolicyStatement(
             actions=["cloudformation:DescribeStacks"],
@@ -151,7 +152,7 @@ def _acknowledge_smoke(role: iam.Role, config: StageConfig) -> None:
     region, account, prefix = config.region, "<AWS::AccountId>", config.prefix
     arn = f"arn:<AWS::Partition>:{{service}}:{region}:{account}:{{resource}}"
     for resource, reason in {
-        f"arn:<AWS::Partition>:s3:::{prefix}-*/{config.raw_prefix}/*/smoke-*": "CloudFormation generates the bucket "
+        f"arn:<AWS::Partition>:s3:::{prefix}-*/{RAW_DATASETS_PREFIX}*/smoke-*": "CloudFormation generates the bucket "
         "names under the stage's stack name; the key pattern admits smoke-run uploads under the raw prefix only",
         arn.format(service="kms", resource="key/*"): "the data key's id is generated; the conditions limit it to the "
         "stage's alias (kms:ResourceAliases) used through S3",

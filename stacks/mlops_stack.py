@@ -1,29 +1,56 @@
-"""The stack only wires constructs; cross-cutting concerns (tags, cdk-nag acknowledgments) live here."""
+"""The stack only wires constructs; cross-cutting concerns (tags, cdk-nag acknowledgments) live here.
+
+Shared machinery serves every declared dataset (data lake and the one ETL job, the training and deployment state
+machines, the Lambdas, monitoring); each dataset adds only its ``DatasetResources`` (model package group, alarms,
+drift schedule). The platform document (``stacks/platform_document.py``) is built once and shipped in every code
+asset.
+"""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.config import PROJECT, StageConfig
+from pipelines.platform import Platform
+from pipelines.schema import DatasetSchema
+from stacks.config import PROJECT, SAMPLE_DATASET, StageConfig
 from stacks.constructs.data_lake import DataLake
-from stacks.constructs.lambda_factory import LambdaFactory
+from stacks.constructs.dataset import DatasetResources
+from stacks.constructs.lambda_factory import DOCUMENT_PATH, LambdaFactory
 from stacks.constructs.model_registry import ModelRegistry
 from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.serving import Serving
 from stacks.constructs.training_pipeline import TrainingPipeline
 from stacks.nag import acknowledge_findings
+from stacks.platform_document import build_platform
 
 
 class MlopsStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: object) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        schemas: Sequence[DatasetSchema],
+        **kwargs: object,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        if not schemas:
+            raise ValueError("a stack needs at least one declared dataset (datasets/<name>.yaml)")
         self.config = config
+        self.dataset_configs = {s.name: config.for_dataset(s) for s in sorted(schemas, key=lambda s: s.name)}
+        self.platform: Platform = build_platform(config, [c.dataset for c in self.dataset_configs.values()])
+        generated = {DOCUMENT_PATH: self.platform.to_json().encode()}
+        configs = list(self.dataset_configs.values())
         cdk.Tags.of(self).add("project", PROJECT)
         cdk.Tags.of(self).add("stage", config.stage)
 
-        self.lake = DataLake(self, "DataLake", config=config)
+        self.lake = DataLake(self, "DataLake", config=config, datasets=configs, generated=generated)
         self.topic = sns.Topic(
             self,
             "Notifications",
@@ -32,27 +59,20 @@ class MlopsStack(cdk.Stack):
             master_key=self.lake.key,
             enforce_ssl=True,
         )
-        self.lambdas = LambdaFactory(self, "Lambdas", config=config)
-        self.registry = ModelRegistry(self, "Registry", config=config)
+        self.lambdas = LambdaFactory(self, "Lambdas", config=config, document=generated[DOCUMENT_PATH])
         self.pipeline = TrainingPipeline(
             self,
             "Pipeline",
             config=config,
+            datasets=configs,
             lake=self.lake,
             lambdas=self.lambdas,
-            model_package_group_name=self.registry.group_name,
+            generated=generated,
             topic=self.topic,
         )
         self.serving = Serving(
-            self,
-            "Serving",
-            config=config,
-            lake=self.lake,
-            lambdas=self.lambdas,
-            model_package_group_name=self.registry.group_name,
-            topic=self.topic,
+            self, "Serving", config=config, datasets=configs, lake=self.lake, lambdas=self.lambdas, topic=self.topic
         )
-        self.registry.on_approval(self.serving.deployment)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -60,22 +80,56 @@ class MlopsStack(cdk.Stack):
             lake=self.lake,
             lambdas=self.lambdas,
             pipeline=self.pipeline,
-            serving=self.serving,
             topic=self.topic,
         )
+        self.datasets = {
+            name: DatasetResources(
+                self,
+                f"Dataset-{name}",
+                config=dataset_config,
+                drift_function=self.monitoring.drift_fn,
+                retrain_function=self.monitoring.retrain_fn,
+            )
+            for name, dataset_config in self.dataset_configs.items()
+        }
+        self.registry = ModelRegistry(
+            self,
+            "Registry",
+            group_names=[c.model_package_group_name for c in configs],
+            deployment=self.serving.deployment,
+        )
+        self.monitoring.add_dataset_sections(list(self.datasets.values()))
         self._outputs()
         acknowledge_findings(self)
 
+    @property
+    def primary(self) -> StageConfig:
+        """The dataset the single-dataset outputs name: the sample (churn) when declared, else the first by name."""
+        name = SAMPLE_DATASET if SAMPLE_DATASET in self.dataset_configs else next(iter(self.dataset_configs))
+        return self.dataset_configs[name]
+
     def _outputs(self) -> None:
+        primary = self.primary
+        resources = {
+            name: {
+                "endpoint": c.endpoint_name,
+                "model_package_group": c.model_package_group_name,
+                "raw_upload_prefix": c.raw_dataset_prefix,
+            }
+            for name, c in self.dataset_configs.items()
+        }
         for name, value in {
             "RawBucket": self.lake.raw.bucket_name,
             "CuratedBucket": self.lake.curated.bucket_name,
             "ArtifactsBucket": self.lake.artifacts.bucket_name,
             "TrainingStateMachine": self.pipeline.state_machine.state_machine_arn,
             "DeploymentStateMachine": self.serving.deployment.state_machine_arn,
-            "EndpointName": self.config.endpoint_name,
-            "ModelPackageGroup": self.registry.group_name,
+            "EndpointName": primary.endpoint_name,
+            "ModelPackageGroup": primary.model_package_group_name,
             "NotificationsTopic": self.topic.topic_arn,
-            "UploadPrefix": f"s3://{self.lake.raw.bucket_name}/{self.config.raw_dataset_prefix}",
+            "UploadPrefix": f"s3://{self.lake.raw.bucket_name}/{primary.raw_dataset_prefix}",
+            "Datasets": json.dumps(sorted(self.dataset_configs)),
+            # name -> endpoint, model package group and upload prefix (a key prefix of RawBucket)
+            "DatasetResources": json.dumps(resources, sort_keys=True, separators=(",", ":")),
         }.items():
             cdk.CfnOutput(self, name, value=value)

@@ -158,19 +158,43 @@ def _invoke_versions(stack: cdk.Stack, *functions: IConstruct) -> dict[str, str]
 # ---- per construct -------------------------------------------------------------------------------------------
 
 
+def _registry(stack: MlopsStack, *, groups: bool = False) -> dict[str, str]:
+    """The stage's model package groups (``<prefix>-<dataset>``, one per declared dataset) and their versions: one
+    pattern each, because two ARNs per dataset would outgrow a role's 10,240 characters of inline policies at about
+    15 datasets (tests/infrastructure/test_scale.py). A retired dataset's retained group matches as well."""
+    prefix = stack.config.prefix
+    found = {
+        _account_arn("sagemaker", f"model-package/{prefix}-*/*"): "versions of this stage's model package groups "
+        f"({prefix}-<dataset>, one per declared dataset) only; one pattern keeps the role under IAM's policy quota"
+    }
+    if groups:
+        found[_account_arn("sagemaker", f"model-package-group/{prefix}-*")] = (
+            f"this stage's model package groups ({prefix}-<dataset>, one per declared dataset) only"
+        )
+    return found
+
+
 def _data_lake(stack: MlopsStack) -> None:
     lake, config = stack.lake, stack.config
+    uploads = {
+        finding: reason
+        for name, c in stack.dataset_configs.items()
+        for finding, reason in _objects(
+            stack, lake.raw, f"{c.raw_dataset_prefix}*", f"the job's input: uploads of the declared dataset {name}"
+        ).items()
+    }
     _ack(
         lake.etl_role,
         {
             **_key("read SSE-KMS raw uploads and write SSE-KMS curated objects"),
             **_reads(
-                f"the raw zone's {config.raw_dataset_prefix} uploads, the curated zone and the job's two code assets"
+                "the raw zone's uploads of each declared dataset (datasets/<name>/), the curated zone and the job's "
+                "two code assets"
             ),
             **_aborts("the curated zone"),
             _iam5("Action::s3:DeleteObject*"): "aws-cdk-lib grant_read_write on the curated zone only: the ETL "
             "replaces its own outputs (splits, quarantine, reports, manifests); the raw zone is never granted delete",
-            **_objects(stack, lake.raw, f"{config.raw_dataset_prefix}*", "the job's input: uploads of the dataset"),
+            **uploads,
             **_objects(stack, lake.curated, "*", "the ETL writes curated splits, quarantine, reports and manifests"),
             **_arns(
                 stack,
@@ -186,7 +210,7 @@ def _data_lake(stack: MlopsStack) -> None:
 
 def _pipeline(stack: MlopsStack) -> None:
     lake, pipeline, config = stack.lake, stack.pipeline, stack.config
-    package = _account_arn("sagemaker", f"model-package/{config.model_package_group_name}/*")
+    packages = _arns(stack, _registry(stack, groups=True))
     _ack(
         pipeline.sagemaker_role,
         {
@@ -229,7 +253,7 @@ def _pipeline(stack: MlopsStack) -> None:
                 "evaluations/*/no-champion/NO_CHAMPION",
                 "only the no-champion placeholder object of its execution (one key per run)",
             ),
-            **_arns(stack, {package: "versions of this stage's model package group only"}),
+            **packages,
         },
     )
     _ack(
@@ -237,10 +261,16 @@ def _pipeline(stack: MlopsStack) -> None:
         {
             **_reads("evaluation reports under evaluations/"),
             **_objects(stack, lake.artifacts, "evaluations/*", "evaluation reports (evaluation.json, golden payloads)"),
-            **_arns(stack, {package: "versions of this stage's model package group only"}),
+            **packages,
         },
     )
-    _ack(_role(pipeline.start_fn), _key("read and write its SSE-KMS idempotency table items"))
+    _ack(
+        _role(pipeline.start_fn),
+        _key(
+            "read and write its SSE-KMS idempotency table items and publish the refusal of an undeclared dataset's "
+            "upload to the SSE-KMS topic"
+        ),
+    )
     machine = pipeline.state_machine
     _ack(
         machine.role,
@@ -265,7 +295,11 @@ def _serving(stack: MlopsStack) -> None:
         kind: _account_arn("sagemaker", f"{kind}/{config.prefix}*")
         for kind in ("endpoint", "endpoint-config", "model", "transform-job")
     }
-    package = _account_arn("sagemaker", f"model-package/{config.model_package_group_name}/*")
+    packages = _arns(stack, _registry(stack, groups=True))
+    rollback_alarms = {
+        _account_arn("cloudwatch", f"alarm:{config.prefix}-*-rollback-*"): "the deployment guardrails of every "
+        "declared dataset (<prefix>-<dataset>-rollback-<kind>); DescribeAlarms only"
+    }
     scalable_target = _account_arn("application-autoscaling", "scalable-target/*")
     target_ids = "scalable target ids are assigned by the service; a condition limits it to the sagemaker namespace"
     _ack(
@@ -282,7 +316,8 @@ def _serving(stack: MlopsStack) -> None:
                 stack,
                 {
                     _account_arn("logs", "log-group:/aws/sagemaker/*"): "SageMaker writes endpoint/transform logs to "
-                    "service-named log groups under /aws/sagemaker/"
+                    "service-named log groups under /aws/sagemaker/",
+                    **rollback_alarms,
                 },
             ),
         },
@@ -299,13 +334,15 @@ def _serving(stack: MlopsStack) -> None:
                     prefixed["endpoint"]: "the endpoint and its smoke-test candidate, named under this stage's prefix",
                     prefixed["endpoint-config"]: "endpoint configs are created per deployment under the prefix",
                     prefixed["model"]: "models are created per deployment under this stage's prefix",
-                    package: "versions of this stage's model package group only",
                     scalable_target: target_ids,
-                    _account_arn("cloudwatch", f"alarm:TargetTracking-endpoint/{config.endpoint_name}/variant/*"): (
-                        "the target tracking alarms Application Auto Scaling creates for this endpoint's variants"
+                    _account_arn("cloudwatch", f"alarm:TargetTracking-endpoint/{config.prefix}-*/variant/*"): (
+                        "the target tracking alarms Application Auto Scaling creates for the variants of the "
+                        "stage's endpoints (<prefix>-<dataset>)"
                     ),
+                    **rollback_alarms,
                 },
             ),
+            **packages,
         },
     )
     _ack(
@@ -336,9 +373,9 @@ def _serving(stack: MlopsStack) -> None:
                 {
                     prefixed["transform-job"]: "batch transform jobs are named per upload under this stage's prefix",
                     prefixed["model"]: "the batch model is created per job under this stage's prefix",
-                    package: "versions of this stage's model package group only",
                 },
             ),
+            **packages,
         },
     )
     cleanup_provider = serving.node.find_child("CleanupProvider")
@@ -346,17 +383,22 @@ def _serving(stack: MlopsStack) -> None:
 
 
 def _monitoring(stack: MlopsStack) -> None:
-    lake, monitoring = stack.lake, stack.monitoring
+    lake, monitoring, config = stack.lake, stack.monitoring, stack.config
     _ack(
         _role(monitoring.drift_fn),
         {
             **_key("write its SSE-KMS reports and watermark"),
-            **_reads("captured traffic, its own reports, dataset manifests and the ETL's quality reports"),
+            **_reads(
+                "captured traffic, its own reports, dataset manifests, the ETL's quality reports and the evaluation "
+                "reports (the model's output baseline)"
+            ),
             **_aborts("monitoring/drift/"),
             **_objects(stack, lake.artifacts, "data-capture/*", "the captured requests it measures"),
             **_objects(stack, lake.artifacts, "monitoring/drift/*", "its reports and capture watermark"),
+            **_objects(stack, lake.artifacts, "evaluations/*", "the answering model's output baseline"),
             **_objects(stack, lake.curated, "manifests/*", "dataset manifests (the baseline's version)"),
             **_objects(stack, lake.curated, "curated/*", "the ETL's quality reports (the baseline histograms)"),
+            **_arns(stack, _registry(stack, groups=True)),
         },
     )
     _ack(
@@ -376,6 +418,14 @@ def _monitoring(stack: MlopsStack) -> None:
             **_key("read and write its SSE-KMS guard table items and publish to the SSE-KMS topic"),
             **_reads("the dataset manifests"),
             **_objects(stack, lake.curated, "manifests/*", "the latest dataset manifest (which data to retrain on)"),
+            **_arns(
+                stack,
+                {
+                    _account_arn("states", f"execution:{config.state_machine_name}:*"): "DescribeExecution of the "
+                    "training state machine's running executions: which dataset each one trains (the guard's "
+                    "running check is per dataset)"
+                },
+            ),
         },
     )
 

@@ -61,3 +61,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     before = running_heavy()
     yield
     refuse_unmarked(item, before, "call")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sample_platform_document(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Code that reads the platform document (``pipelines.platform.platform()``: the jobs, the Lambdas) finds the one
+    the stack would ship for the three samples in dev, as it finds it next to its code in a deployed asset. A test
+    that needs other datasets installs its own with ``tests.samples.use_platform``."""
+    from tests.samples import use_platform
+
+    patch = pytest.MonkeyPatch()
+    document = use_platform(patch, tmp_path_factory.mktemp("platform-document"))
+    yield document
+    patch.undo()

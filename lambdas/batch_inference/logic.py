@@ -1,9 +1,11 @@
-"""Batch inference: one SageMaker batch transform per uploaded object version, scored by the champion.
+"""Batch inference: one SageMaker batch transform per uploaded object version, scored by the dataset's champion.
 
-The champion is the newest ``Approved`` package of the model package group. Its container becomes a Model
-(``<prefix>-batch-v<package version>``, created once and reused), and the upload a transform job
-(``text/csv``, one record per line, mini-batches; output ``<OUTPUT_URI><job>/<file>.out``, KMS-encrypted). Rows must
-be in the schema's feature order; a header line in that order is allowed (the inference handler skips it).
+An upload under ``batch-input/<dataset>/`` is scored by ``<dataset>``'s champion, the newest ``Approved`` package
+of its model package group (an upload outside a declared dataset's folder is ignored with the declared names).
+Its container becomes a Model (``<prefix>-<dataset>-batch-v<package version>``, created once and reused), and the
+upload a transform job (``text/csv``, one record per line, mini-batches; output ``<OUTPUT_URI><job>/<file>.out``,
+KMS-encrypted). Rows must be in the schema's feature order; a header line in that order is allowed (the inference
+handler skips it).
 
 The output holds one line per input data row, in input order, with the task's CSV answer (the inference handler's
 ``text/csv`` response): binary ``probability,label``, multiclass ``label,p1,p2,...`` (declared label order),
@@ -40,11 +42,11 @@ BATCH_MAX_ROWS = 200_000
 class BatchSettings:
     model_package_group: str
     output_uri: str  # s3://<curated>/batch-output/
-    input_prefix: str  # batch-input/
+    input_prefix: str  # batch-input/<dataset>/
     role_arn: str
     kms_key_arn: str
     instance_type: str
-    resource_prefix: str
+    resource_prefix: str  # <prefix>-<dataset>
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ class BatchDecision:
 
 
 def skip_reason(obj: S3Object, input_prefix: str) -> str | None:
-    """Why this upload does not start a transform job, or None when it should."""
+    """Why this upload does not start a transform job, or None when it should (``input_prefix``: the dataset's
+    ``batch-input/<dataset>/``)."""
     return s3_events.skip_reason(
         obj,
         prefix=input_prefix,

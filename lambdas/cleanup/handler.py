@@ -1,7 +1,9 @@
-"""Teardown custom resource (CDK Provider framework ``onEvent``): on Delete, remove what the pipeline created.
+"""Teardown custom resource (CDK Provider framework ``onEvent``): on Delete, remove what the pipeline created; on
+an Update that drops datasets from its ``Datasets`` property, remove what the pipeline created for those (their
+declarations were removed: the endpoint would otherwise keep running and billing).
 
-Create and Update change nothing and keep one physical id, so CloudFormation never replaces the resource
-(a replacement would Delete the old one: a cleanup in the middle of an update).
+Create and Update keep one physical id, so CloudFormation never replaces the resource (a replacement would Delete
+the old one: a cleanup in the middle of an update).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class CustomResourceEvent(BaseModel):
     LogicalResourceId: str = ""
     PhysicalResourceId: str | None = None
     ResourceProperties: dict[str, Any] = Field(default_factory=dict)
+    OldResourceProperties: dict[str, Any] = Field(default_factory=dict)
 
 
 settings = from_environment(Settings)
@@ -51,9 +54,23 @@ def cleanup() -> Cleanup:
 def handler(event: CustomResourceEvent, context: LambdaContext) -> dict[str, Any]:
     prefix = settings().RESOURCE_PREFIX
     physical_id = event.PhysicalResourceId or f"{prefix}-sagemaker-cleanup"
-    if event.RequestType != "Delete":
+    if event.RequestType == "Create":
         return {"PhysicalResourceId": physical_id}
     budget = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
-    report = cleanup().delete_all(prefix, deadline_seconds=budget)
-    logger.info("pipeline resources deleted", extra=asdict(report))
+    if event.RequestType == "Update":
+        declared = _datasets(event.ResourceProperties)
+        removed = sorted(_datasets(event.OldResourceProperties) - declared)
+        if not removed:
+            return {"PhysicalResourceId": physical_id}
+        report = cleanup().retire(prefix, removed, declared, deadline_seconds=budget)
+        logger.info("retired datasets' resources deleted", extra={"datasets": removed, **asdict(report)})
+    else:
+        report = cleanup().delete_all(prefix, deadline_seconds=budget)
+        logger.info("pipeline resources deleted", extra=asdict(report))
     return {"PhysicalResourceId": physical_id, "Data": {k: str(len(v)) for k, v in asdict(report).items()}}
+
+
+def _datasets(properties: dict[str, Any]) -> set[str]:
+    """The ``Datasets`` property (a list of names; absent before datasets were declared)."""
+    names = properties.get("Datasets") or []
+    return {str(name) for name in names} if isinstance(names, list) else set()

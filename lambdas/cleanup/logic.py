@@ -5,15 +5,21 @@ the stack's deletion would leave them running (and billing). Order: deregister a
 endpoint, wait until the endpoints are gone (an endpoint being deleted still uses its role and key), then delete
 the endpoint configs and models. Everything already gone is fine; anything left after the deadline fails the
 custom resource with the names, so the stack deletion can be retried.
+
+``retire`` does the same for the datasets a stack update no longer declares: only the names that belong to one of
+them (``owner``: the dataset's endpoint ``<prefix>-<dataset>`` and its smoke endpoint, its endpoint configs
+``<prefix>-<dataset>-v<n>[-smoke|-shadow]`` and models ``<prefix>-<dataset>-[batch-]v<n>``), never a name another
+dataset could own.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +53,24 @@ def _gone(error: Exception) -> bool:
     )
 
 
+Kind = Literal["endpoint", "endpoint-config", "model"]
+NAME_TAILS: dict[str, str] = {
+    "endpoint": r"(-smoke)?",
+    "endpoint-config": r"-v\d+(-smoke|-shadow)?",
+    "model": r"-(batch-)?v\d+",
+}
+"""What the deploy and batch Lambdas append to ``<prefix>-<dataset>`` for each kind of resource."""
+
+
+def owner(name: str, prefix: str, kind: Kind, datasets: Iterable[str]) -> str | None:
+    """The one dataset among ``datasets`` that ``name`` (a resource of ``kind``) belongs to; None when none does,
+    or when the name fits more than one (``a-batch-v1`` could be model v1 of ``a-batch`` or batch model v1 of
+    ``a``): an ambiguous name is kept."""
+    tail = NAME_TAILS[kind]
+    owners = [d for d in datasets if re.fullmatch(re.escape(f"{prefix}-{d}") + tail, name)]
+    return owners[0] if len(owners) == 1 else None
+
+
 def owned(names: Iterable[str], prefix: str) -> list[str]:
     """Names the stage created: ``<prefix>-...`` (``mlops-dev`` never matches ``mlops-devtest-x``)."""
     return sorted(name for name in names if name.startswith(f"{prefix}-"))
@@ -74,11 +98,25 @@ class Cleanup:
         self.monotonic = monotonic
 
     def delete_all(self, prefix: str, deadline_seconds: float) -> CleanupReport:
+        """Everything the pipeline created under ``prefix`` (the stack's deletion)."""
+        return self._delete(prefix, deadline_seconds, lambda kind, name: True)
+
+    def retire(
+        self, prefix: str, removed: Collection[str], declared: Collection[str], deadline_seconds: float
+    ) -> CleanupReport:
+        """What belongs to the ``removed`` datasets (a stack update dropped their declarations); names that could
+        belong to a still ``declared`` dataset are judged among both (``owner``)."""
+        known = {*removed, *declared}
+        return self._delete(prefix, deadline_seconds, lambda kind, name: owner(name, prefix, kind, known) in removed)
+
+    def _delete(self, prefix: str, deadline_seconds: float, chosen: Callable[[Kind, str], bool]) -> CleanupReport:
         if not prefix:
             raise ValueError("refusing to clean up with an empty prefix")
         deadline = self.monotonic() + deadline_seconds
         report = CleanupReport()
-        endpoints = _names(self.sm, "list_endpoints", "Endpoints", "EndpointName", prefix)
+        endpoints = [
+            n for n in _names(self.sm, "list_endpoints", "Endpoints", "EndpointName", prefix) if chosen("endpoint", n)
+        ]
         for name in endpoints:
             report.scalable_targets += self._deregister(name)
         pending = set(endpoints)
@@ -97,10 +135,12 @@ class Cleanup:
                 raise CleanupTimeout(f"endpoints still being deleted when the time ran out: {sorted(pending)}")
             self.sleep(POLL_SECONDS)
         for name in _names(self.sm, "list_endpoint_configs", "EndpointConfigs", "EndpointConfigName", prefix):
-            if self._delete(self.sm.delete_endpoint_config, EndpointConfigName=name):
+            if not chosen("endpoint-config", name):
+                continue
+            if self._gone_after(self.sm.delete_endpoint_config, EndpointConfigName=name):
                 report.endpoint_configs.append(name)
         for name in _names(self.sm, "list_models", "Models", "ModelName", prefix):
-            if self._delete(self.sm.delete_model, ModelName=name):
+            if chosen("model", name) and self._gone_after(self.sm.delete_model, ModelName=name):
                 report.models.append(name)
         report.endpoints.sort()
         logger.info("cleaned up %s", report)
@@ -137,7 +177,7 @@ class Cleanup:
         removed = []
         for variant in described.get("ProductionVariants", []):
             resource = f"endpoint/{endpoint}/variant/{variant['VariantName']}"
-            if self._delete(
+            if self._gone_after(
                 self.autoscaling.deregister_scalable_target,
                 ServiceNamespace="sagemaker",
                 ResourceId=resource,
@@ -147,7 +187,7 @@ class Cleanup:
         return removed
 
     @staticmethod
-    def _delete(call: Callable[..., Any], **kwargs: Any) -> bool:
+    def _gone_after(call: Callable[..., Any], **kwargs: Any) -> bool:
         """True if this call deleted it, False if it was already gone."""
         try:
             call(**kwargs)

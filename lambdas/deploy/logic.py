@@ -54,6 +54,7 @@ from lambdas.deploy.models import (
     Smoke,
 )
 from lambdas.shared.answers import json_answers
+from pipelines.schema import DatasetSchema
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ class DeploySettings:
     kms_key_arn: str
     serving: ServingConfig
     rollback_alarms: tuple[str, ...]
+    dataset: str = ""  # the declared dataset this deployer serves (notifications name it)
+    schema: DatasetSchema | None = None  # its declaration (the task: what a prediction looks like)
 
 
 @dataclass
@@ -190,6 +193,15 @@ class Deployer:
         self.serving = settings.serving
         self.clients = clients
         self.sm = clients.sagemaker
+
+    @property
+    def _dataset_label(self) -> str:
+        """``<dataset>: `` in front of a notification subject (nothing for a deployer without a dataset)."""
+        return f"{self.settings.dataset}: " if self.settings.dataset else ""
+
+    @property
+    def _of_dataset(self) -> str:
+        return f" of dataset {self.settings.dataset}" if self.settings.dataset else ""
 
     def handle(self, action: str, execution: str, state: DeploymentState) -> dict[str, Any]:
         """The one entry point of the handler."""
@@ -805,7 +817,8 @@ class Deployer:
         scaling = [self._autoscale(endpoint, variant) for variant in wanted]
         comparison = rollout.comparison
         lines = [
-            f"Model {prepared.model_version} (package {prepared.model_package_arn}) serves endpoint {endpoint}.",
+            f"Model {prepared.model_version}{self._of_dataset} (package {prepared.model_package_arn}) serves endpoint "
+            f"{endpoint}.",
             f"Endpoint config: {target} (was {rollout.previous_config_name or 'none: first deploy'}).",
             f"Strategy: {prepared.strategy}; smoke test passed on {prepared.smoke_endpoint_name}.",
             *([f"Traffic shifting: {rollout.traffic_plan}."] if rollout.traffic_plan else []),
@@ -829,7 +842,7 @@ class Deployer:
         verb = f"Rolled back endpoint {endpoint} to" if rollback is not None else "Deployed"
         where = "" if rollback is not None else f" to {endpoint}"
         return {
-            "subject": _subject(f"{verb} model {prepared.model_version}{where}"),
+            "subject": _subject(f"{self._dataset_label}{verb} model {prepared.model_version}{where}"),
             "message": "\n".join(lines),
             "outcome": "deployed",
             "rolled_back": retired,
@@ -946,14 +959,14 @@ class Deployer:
         demoted = self._demote(state.model_package_arn, f"deployment {words}: {reason}") if outcome in DEMOTING else ""
         message = "\n".join(
             [
-                f"Deployment {execution} of model {what} {words} during {stage}.",
+                f"Deployment {execution} of model {what}{self._of_dataset} {words} during {stage}.",
                 f"Model package: {state.model_package_arn}{demoted}",
                 f"Reason ({name}): {reason}",
                 f"Endpoint now: {serving}.",
             ]
         )
         return {
-            "subject": _subject(f"Deployment of model {what} {words}"),
+            "subject": _subject(f"{self._dataset_label}Deployment of model {what} {words}"),
             "message": message,
             "reason": reason,
             "error": name,

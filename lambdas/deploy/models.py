@@ -18,8 +18,9 @@ Action = Literal[
 
 
 class ServingConfig(BaseModel):
-    """``stacks.config.ServingSettings`` as the Lambda receives it (the ``SERVING`` JSON); extra keys are refused,
-    so the two definitions cannot drift apart unnoticed (an infrastructure test parses the synthesized JSON)."""
+    """``stacks.config.ServingSettings`` as the Lambda receives it (the dataset's ``serving`` in the platform
+    document); extra keys are refused, so the two definitions cannot drift apart unnoticed (an infrastructure test
+    parses every dataset's section of the synthesized document)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -137,7 +138,17 @@ class DeploymentState(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
+    @property
+    def group(self) -> str:
+        """The package's model package group: the approval event's, else the one its ARN names
+        (``arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>``)."""
+        if self.model_package_group:
+            return self.model_package_group
+        _, _, path = self.model_package_arn.partition(":model-package/")
+        return path.rsplit("/", 1)[0] if "/" in path else path
+
     model_package_arn: str
+    model_package_group: str | None = None  # from the approval event; else the group in the package ARN
     trigger: str | dict[str, Any] | None = None
     deploy: Prepared | None = None
     smoke: Smoke | None = None

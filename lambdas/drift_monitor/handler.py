@@ -1,8 +1,10 @@
-"""EventBridge schedule -> one drift run for the window that ends at the event's ``time``.
+"""EventBridge schedule (one per dataset) -> one drift run of that dataset for the window that ends at the
+event's ``time``.
 
 The scheduled event is read through Powertools' ``EventBridgeEvent`` data class (typed accessors, no model
-validation): it carries nothing but its ``time``, and the pydantic parser models would add ~25 ms to every
-cold start of a function that already pays for numpy.
+validation): it carries its ``time`` and, put there by the rule's input transformer, ``detail.dataset``; the
+pydantic parser models would add ~25 ms to every cold start of a function that already pays for numpy. The
+dataset's endpoint, schema, thresholds and prefixes come from the platform document.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from lambdas.drift_monitor.logic import DriftConfig, run
 from lambdas.shared.aws import client
 from lambdas.shared.observability import logger, tracer
 from lambdas.shared.settings import from_environment
-from pipelines.schema import DatasetSchema
+from pipelines.platform import platform
 
 
 @dataclass(frozen=True)
@@ -26,35 +28,28 @@ class Settings:
     """Parsed at first use: a missing variable fails loudly with its name (a dataclass: this function pays for
     numpy at cold start, so it skips pydantic)."""
 
-    ENDPOINT_NAME: str
     ARTIFACTS_BUCKET: str
     CURATED_BUCKET: str
-    DATA_CAPTURE_PREFIX: str
-    REPORT_PREFIX: str
-    DATASET_SCHEMA: str
-    PSI_THRESHOLD: float
     POWERTOOLS_METRICS_NAMESPACE: str
-    KS_THRESHOLD: float = 0.1
-    MIN_ROWS: int = 200
-    LOOKBACK_HOURS: int = 24
-    LATENESS_HOURS: int = 2
-    MODEL_PACKAGE_GROUP: str = ""  # the registry of the output baseline; empty: the output is not compared
 
-    def drift_config(self) -> DriftConfig:
+    def drift_config(self, name: str) -> DriftConfig:
+        """The drift run's settings for the declared dataset ``name``."""
+        document = platform()
+        dataset, monitor = document.dataset(name), document.monitoring
         return DriftConfig(
-            endpoint_name=self.ENDPOINT_NAME,
+            endpoint_name=dataset.names.endpoint,
             artifacts_bucket=self.ARTIFACTS_BUCKET,
             curated_bucket=self.CURATED_BUCKET,
-            capture_prefix=self.DATA_CAPTURE_PREFIX,
-            report_prefix=self.REPORT_PREFIX,
-            schema=DatasetSchema.from_json(self.DATASET_SCHEMA),
+            capture_prefix=dataset.names.data_capture_prefix,
+            report_prefix=dataset.names.drift_report_prefix,
+            schema=dataset.schema,
             namespace=self.POWERTOOLS_METRICS_NAMESPACE,
-            psi_threshold=self.PSI_THRESHOLD,
-            ks_threshold=self.KS_THRESHOLD,
-            min_rows=self.MIN_ROWS,
-            lookback_hours=self.LOOKBACK_HOURS,
-            lateness_hours=self.LATENESS_HOURS,
-            model_package_group=self.MODEL_PACKAGE_GROUP or None,
+            psi_threshold=float(dataset.alarms["drift_psi"]),
+            ks_threshold=float(monitor["drift_ks_threshold"]),
+            min_rows=int(monitor["drift_min_rows"]),
+            lookback_hours=int(monitor["drift_lookback_hours"]),
+            lateness_hours=int(monitor["drift_lateness_hours"]),
+            model_package_group=dataset.names.model_package_group,  # the registry of the output baseline
         )
 
 
@@ -67,8 +62,12 @@ settings = from_environment(Settings)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
     if event.detail_type != "Scheduled Event":
         raise ValueError(f"expected a Scheduled Event, got {event.detail_type!r} from {event.source!r}")
+    name = (event.detail or {}).get("dataset")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"the scheduled event names no dataset (detail: {event.detail!r}): its rule must send one")
+    logger.append_keys(dataset=name)
     window_end = capture.parse_time(event.time)
-    config = settings().drift_config()
+    config = settings().drift_config(name)
     registry = client("sagemaker") if config.model_package_group else None
     summary = run(client("s3"), client("cloudwatch"), config, window_end=window_end, registry=registry)
     logger.info(f"drift run: {summary['status']}", extra=summary)

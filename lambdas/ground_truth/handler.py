@@ -1,5 +1,5 @@
-"""S3 "Object Created" under ground-truth/ (EventBridge) -> labels joined with captured predictions, once per
-object version."""
+"""S3 "Object Created" under ground-truth/<dataset>/ (EventBridge) -> labels joined with the dataset's captured
+predictions, once per object version. The dataset's endpoint and prefixes come from the platform document."""
 
 from __future__ import annotations
 
@@ -17,38 +17,29 @@ from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, tracer
 from lambdas.shared.s3_events import IDEMPOTENCY_KEY, object_version
 from lambdas.shared.settings import from_environment
-from pipelines.schema import DatasetSchema, Feature
-
-BINARY_LABELS = DatasetSchema(name="binary", target="label", features=(Feature("probability", "numeric"),))
-"""Only its task and labels are read: binary, 0/1, positive 1."""
+from pipelines.platform import GROUND_TRUTH_PREFIX, dataset_in_key, platform
 
 
 class Settings(BaseModel):
     """Parsed at first use: a missing variable fails loudly with its name."""
 
-    ENDPOINT_NAME: str
     ARTIFACTS_BUCKET: str
-    DATA_CAPTURE_PREFIX: str
     IDEMPOTENCY_TABLE: str
     POWERTOOLS_METRICS_NAMESPACE: str
-    # the task and the labels a label file may hold (pipelines/schema.py DatasetSchema). Empty (a stack that does
-    # not pass it yet): the binary 0/1 labels every label file held before datasets were declared
-    DATASET_SCHEMA: str = ""
-    GROUND_TRUTH_PREFIX: str = "ground-truth/"
-    QUALITY_PREFIX: str = "monitoring/quality/"
-    LOOKBACK_HOURS: int = 168
-    MIN_LABELED_ROWS: int = 50
 
-    def quality_config(self) -> QualityConfig:
+    def quality_config(self, name: str) -> QualityConfig:
+        """The settings of the declared dataset ``name``'s ground truth."""
+        document = platform()
+        dataset, monitor = document.dataset(name), document.monitoring
         return QualityConfig(
-            endpoint_name=self.ENDPOINT_NAME,
+            endpoint_name=dataset.names.endpoint,
             artifacts_bucket=self.ARTIFACTS_BUCKET,
-            capture_prefix=self.DATA_CAPTURE_PREFIX,
-            quality_prefix=self.QUALITY_PREFIX,
+            capture_prefix=dataset.names.data_capture_prefix,
+            quality_prefix=dataset.names.quality_prefix,
             namespace=self.POWERTOOLS_METRICS_NAMESPACE,
-            schema=DatasetSchema.from_json(self.DATASET_SCHEMA) if self.DATASET_SCHEMA else BINARY_LABELS,
-            lookback_hours=self.LOOKBACK_HOURS,
-            min_rows=self.MIN_LABELED_ROWS,
+            lookback_hours=int(monitor["quality_lookback_hours"]),
+            min_rows=int(monitor["quality_min_labeled_rows"]),
+            schema=dataset.schema,  # the task and the labels a label file may hold
         )
 
 
@@ -57,7 +48,9 @@ settings = from_environment(Settings)
 
 @once_per(IDEMPOTENCY_KEY, argument="obj", table=lambda: settings().IDEMPOTENCY_TABLE)
 def evaluate_once(obj: dict[str, Any]) -> dict[str, Any]:
-    return run(client("s3"), client("cloudwatch"), settings().quality_config(), LabelObject(**obj))
+    label_object = LabelObject(**obj)
+    name = str(dataset_in_key(label_object.key, GROUND_TRUTH_PREFIX))
+    return run(client("s3"), client("cloudwatch"), settings().quality_config(name), label_object)
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -66,9 +59,12 @@ def evaluate_once(obj: dict[str, Any]) -> dict[str, Any]:
 def handler(event: S3EventNotificationEventBridgeModel, context: LambdaContext) -> dict[str, Any]:
     upload = object_version(event)
     obj = LabelObject(upload.bucket, upload.key, upload.version_id, event_time=event.time.isoformat())
-    if not obj.key.startswith(settings().GROUND_TRUTH_PREFIX) or obj.key.endswith("/"):
-        logger.info("not a label file", extra={"key": obj.key})
-        reason = f"key {obj.key!r} is not a label file under {settings().GROUND_TRUTH_PREFIX}"
+    name = dataset_in_key(obj.key, GROUND_TRUTH_PREFIX)
+    if name is None or name not in platform().datasets:
+        folder = f"{GROUND_TRUTH_PREFIX}<dataset>/"
+        where = f"dataset {name!r} is not declared" if name else f"not a label file under {folder}"
+        reason = f"key {obj.key!r}: {where} (declared: {', '.join(platform().names)})"
+        logger.info("not a label file of a declared dataset", extra={"key": obj.key, "reason": reason})
         return {"evaluated": False, "reason": reason}
     summary = evaluate_once(asdict(obj), context)
     logger.info("ground truth evaluated", extra={k: summary[k] for k in ("overall", "reason", "summary_uri")})

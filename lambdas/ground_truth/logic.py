@@ -87,7 +87,7 @@ class QualityConfig:
     endpoint_name: str
     artifacts_bucket: str
     capture_prefix: str  # data-capture/<endpoint>/
-    quality_prefix: str  # monitoring/quality/
+    quality_prefix: str  # monitoring/quality/<dataset>/
     namespace: str
     schema: DatasetSchema  # the task, and the labels a label file may hold
     lookback_hours: int = 168

@@ -72,7 +72,7 @@ def stage_from_state(state: Mapping[str, Any] | None) -> str | None:
     if not state:
         return None
     for key, stage in PROGRESS:
-        if key == "etl" and "dataset" not in state:
+        if key == "etl" and "upload" not in state:
             continue  # a retrain skips the ETL
         if key not in state:
             return stage
@@ -131,12 +131,18 @@ def diagnose(error: str, cause: str | None, region: str) -> Diagnosis:
     return Diagnosis(error, stage)
 
 
+def dataset_of(execution_input: Mapping[str, Any] | None) -> str | None:
+    """The dataset the execution trains (``$.dataset`` of its input)."""
+    name = (execution_input or {}).get("dataset")
+    return name if isinstance(name, str) and name else None
+
+
 def _input_line(execution_input: Mapping[str, Any] | None) -> str:
     if not execution_input:
         return "Input: unknown"
-    dataset = execution_input.get("dataset")
-    if isinstance(dataset, Mapping):
-        return f"Input: upload s3://{dataset.get('bucket')}/{dataset.get('key')} (version {dataset.get('version_id')})"
+    upload = execution_input.get("upload")
+    if isinstance(upload, Mapping):
+        return f"Input: upload s3://{upload.get('bucket')}/{upload.get('key')} (version {upload.get('version_id')})"
     trigger = execution_input.get("trigger")
     curated = execution_input.get("curated")
     version = curated.get("version") if isinstance(curated, Mapping) else None
@@ -161,14 +167,17 @@ def explain(
     diagnosis = diagnose(error_name, None if cause is None else str(cause), region)
     stage = diagnosis.stage or stage_from_state(state) or "unknown"
     reason = diagnosis.reason.strip()[:MAX_REASON] or error_name
-    subject = _printable(f"MLOps {stage_label}: training pipeline failed in {stage} ({execution})", SUBJECT_CHARS)
+    dataset = dataset_of(execution_input) or "unknown dataset"
+    subject = _printable(
+        f"MLOps {stage_label}: {dataset} training pipeline failed in {stage} ({execution})", SUBJECT_CHARS
+    )
     registry = (
         "No model package was registered by this execution."
         if stage in ("etl", "prepare", "training", "evaluation")
         else "Check the model package group for this execution's record (execution_id metadata)."
     )
     lines = [
-        f"The training pipeline ({stage_label}) failed in stage '{stage}', execution {execution}.",
+        f"The training pipeline of dataset {dataset} ({stage_label}) failed in stage '{stage}', execution {execution}.",
         "",
         f"Reason: {reason}",
         "",

@@ -6,30 +6,30 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field, Json
+from pydantic import BaseModel, Field
 
 from lambdas.prepare_training.logic import PrepareSettings, prepare
 from lambdas.shared.aws import client
+from lambdas.shared.datasets import dataset_of_state
 from lambdas.shared.observability import logger, tracer
 from lambdas.shared.settings import from_environment
+from pipelines.platform import Dataset
 
 
 class Settings(BaseModel):
-    """Parsed at first use: a missing variable fails loudly with its name."""
+    """Parsed at first use: a missing variable fails loudly with its name (the dataset's group and names come
+    from the platform document)."""
 
-    MODEL_PACKAGE_GROUP: str
     CURATED_BUCKET: str
     ARTIFACTS_BUCKET: str
-    DATASET_SCHEMA: Json[dict[str, Any]]
-    JOB_PREFIX: str
 
-    def logic(self) -> PrepareSettings:
+    def logic(self, dataset: Dataset) -> PrepareSettings:
         return PrepareSettings(
-            model_package_group=self.MODEL_PACKAGE_GROUP,
+            model_package_group=dataset.names.model_package_group,
             curated_bucket=self.CURATED_BUCKET,
             artifacts_bucket=self.ARTIFACTS_BUCKET,
-            dataset=str(self.DATASET_SCHEMA["name"]),
-            job_prefix=self.JOB_PREFIX,
+            dataset=dataset.name,
+            job_prefix=dataset.names.resource_prefix,
         )
 
 
@@ -52,11 +52,12 @@ def handler(event: StepEvent, context: LambdaContext) -> dict[str, Any]:
         state=event.state,
         s3=client("s3"),
         sagemaker=client("sagemaker"),
-        settings=settings().logic(),
+        settings=settings().logic(dataset_of_state(event.state)),
     )
     logger.info(
         "training prepared",
         extra={
+            "dataset": event.state.get("dataset"),
             "dataset_version": prepared["curated"]["version"],
             "training_job_name": prepared["training_job_name"],
             "champion": prepared["champion"],

@@ -2,38 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field, Json
+from pydantic import BaseModel, Field
 
-from lambdas.register_model.logic import RegisterSettings, register
+from lambdas.register_model.logic import Approval, RegisterSettings, register
 from lambdas.shared.aws import client
+from lambdas.shared.datasets import dataset_of_state
 from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.settings import from_environment
+from pipelines.platform import Dataset, platform
 
 
 class Settings(BaseModel):
-    """Parsed at first use: a missing variable fails loudly with its name."""
+    """Parsed at first use: a missing variable fails loudly with its name (the dataset's group, the stage's
+    approval mode and hyperparameters come from the platform document)."""
 
-    MODEL_PACKAGE_GROUP: str
-    APPROVAL_MODE: Literal["auto", "manual"]
     INFERENCE_IMAGE: str
     CODE_VERSION: str
-    HYPERPARAMETERS: Json[dict[str, Any]]
-    DATASET_SCHEMA: Json[dict[str, Any]]
     STAGE: str
 
-    def logic(self) -> RegisterSettings:
+    def logic(self, dataset: Dataset) -> RegisterSettings:
+        document = platform()
+        approval: Approval = "manual" if document.approval == "manual" else "auto"
         return RegisterSettings(
-            model_package_group=self.MODEL_PACKAGE_GROUP,
-            approval_mode=self.APPROVAL_MODE,
+            model_package_group=dataset.names.model_package_group,
+            approval_mode=approval,
             inference_image=self.INFERENCE_IMAGE,
             code_version=self.CODE_VERSION,
-            hyperparameters=self.HYPERPARAMETERS,
-            dataset=str(self.DATASET_SCHEMA["name"]),
+            hyperparameters=dict(document.hyperparameters),
+            dataset=dataset.name,
             stage=self.STAGE,
         )
 
@@ -73,16 +74,18 @@ settings = from_environment(Settings)
 @metrics.log_metrics
 @event_parser(model=StepEvent)
 def handler(event: StepEvent, context: LambdaContext) -> dict[str, Any]:
+    state = event.state.model_dump()
     registration = register(
         execution=event.execution,
-        state=event.state.model_dump(),
+        state=state,
         s3=client("s3"),
         sagemaker=client("sagemaker"),
-        settings=settings().logic(),
+        settings=settings().logic(dataset_of_state(state)),
     )
     logger.info(
         "model package recorded",
         extra={
+            "dataset": state.get("dataset"),
             "model_package_arn": registration.model_package_arn,
             "approval_status": registration.approval_status,
             "recorded_now": registration.recorded,

@@ -1,11 +1,14 @@
 """CloudWatch alarm Lambda action -> the retrain guard's decision: logged, metered, notified, once per transition.
 
+The alarm's name finds its dataset in the platform document (every declared dataset's retrain alarms, with their
+comparison operators); the dataset's guard settings and manifest come from there too.
+
 A direct invocation with ``{"source": "mlops.cli", ...}`` (``mlops retrain``) is an operator's request: the same
-guard without the alarm-only checks (``lambdas.retrain.manual``), decided once per request id."""
+guard without the alarm-only checks (``lambdas.retrain.manual``), decided once per request id.
+"""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -21,6 +24,7 @@ from lambdas.shared.aws import client
 from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.settings import from_environment
+from pipelines.platform import platform
 
 DECISION_METRIC = "RetrainDecision"
 
@@ -32,20 +36,28 @@ class Settings(BaseModel):
     GUARD_TABLE: str
     TOPIC_ARN: str
     CURATED_BUCKET: str
-    MANIFEST_KEY: str
-    GUARD: str  # JSON of stacks.config.RetrainGuard
-    ALARMS: str  # JSON {alarm name: comparison operator}
     POWERTOOLS_SERVICE_NAME: str = "retrain"  # the dashboard reads RetrainDecision{decision, service=retrain}
 
-    def logic_settings(self) -> logic.Settings:
+    def logic_settings(self, alarm: str) -> logic.Settings:
+        """The guard's settings for ``alarm``: its dataset's (an alarm of no declared dataset gets every known
+        alarm, for the ``unknown_alarm`` refusal to list)."""
+        document = platform()
+        return self._for(document.by_alarm(alarm), document.retrain_alarms)
+
+    def dataset_settings(self, name: str) -> logic.Settings:
+        """The guard's settings for an operator's request about dataset ``name`` (empty when it is not declared)."""
+        return self._for(platform().datasets.get(name), {})
+
+    def _for(self, dataset: Any, every_alarm: dict[str, str]) -> logic.Settings:
         return logic.Settings(
             guard_table=self.GUARD_TABLE,
             state_machine_arn=self.STATE_MACHINE_ARN,
             topic_arn=self.TOPIC_ARN,
             curated_bucket=self.CURATED_BUCKET,
-            manifest_key=self.MANIFEST_KEY,
-            alarms=dict(json.loads(self.ALARMS)),
-            guard=logic.Guard(**json.loads(self.GUARD)),
+            manifest_key=dataset.names.manifest_key if dataset else "",
+            alarms=dict(dataset.names.retrain_alarms) if dataset else every_alarm,
+            guard=logic.Guard(**dataset.retrain) if dataset else logic.Guard(),
+            dataset=dataset.name if dataset else "",
         )
 
 
@@ -72,7 +84,7 @@ def _clients() -> logic.Clients:
 def decide_once(transition: dict[str, Any]) -> dict[str, Any]:
     """One decision per alarm transition."""
     parsed = logic.Transition(**{**transition, "timestamp": logic.parse_time(transition["timestamp_text"])})
-    return _record(logic.decide(_clients(), settings().logic_settings(), parsed))
+    return _record(logic.decide(_clients(), settings().logic_settings(parsed.alarm), parsed))
 
 
 def _record(decision: logic.Decision) -> dict[str, Any]:
@@ -94,7 +106,10 @@ def _record(decision: logic.Decision) -> dict[str, Any]:
 def request_once(request: dict[str, Any]) -> dict[str, Any]:
     """One decision per operator request (a retried invocation answers with the recorded decision)."""
     parsed = ManualRetrain.model_validate(request)
-    return _record(manual.decide(_clients(), settings().logic_settings(), parsed, datetime.now(UTC)))
+    decision = manual.decide(
+        _clients(), settings().dataset_settings(parsed.dataset), parsed, datetime.now(UTC), platform().names
+    )
+    return _record(decision)
 
 
 @event_parser(model=AlarmEvent)

@@ -2,7 +2,8 @@
 
 Guards, in order (the first that says no decides; every decision is returned with its reason):
 
-1. ``unknown_alarm``: only the alarms this stack wires (name -> comparison operator, from the environment).
+1. ``unknown_alarm``: only the retrain alarms of a declared dataset (name -> comparison operator, from the platform
+   document); the alarm's dataset is the one retrained, and the following guards are per dataset.
 2. ``stale``: a transition older than the last one recorded for the alarm (out-of-order delivery) is ignored.
 3. ``not_alarm``: only a transition INTO ``ALARM`` acts. Every transition updates the alarm's breach record in
    the guard table; leaving ``ALARM`` clears it.
@@ -11,12 +12,13 @@ Guards, in order (the first that says no decides; every decision is returned wit
    compared with the threshold using the alarm's operator) and accumulate in the alarm's breach record until
    the alarm leaves ``ALARM``: an alarm that flaps ALARM/OK with short breaches never acts.
 5. ``no_data``: there must be a curated dataset (``manifests/<dataset>/latest.json``) to retrain on.
-6. ``running``: no execution of the pipeline may be ``RUNNING`` (one started for this very transition counts
-   as this decision having been made already).
-7. ``cooldown`` and ``budget``: one DynamoDB transaction claims the start: the ``retrain/last`` item (condition:
-   the last start is at least ``cooldown_minutes`` before now) and the ``retrain/day#<UTC date>`` item
-   (condition: fewer than ``max_per_day`` transitions in its set). A retry of the same transition passes both
-   conditions again without counting twice, so a crash between claim and start cannot lose the start.
+6. ``running``: no execution of the pipeline for the same dataset may be ``RUNNING`` (one started for this very
+   transition counts as this decision having been made already); other datasets' runs do not block it.
+7. ``cooldown`` and ``budget``: one DynamoDB transaction claims the start: the ``retrain#<dataset>/last`` item
+   (condition: the dataset's last start is at least ``cooldown_minutes`` before now) and the
+   ``retrain#<dataset>/day#<UTC date>`` item (condition: fewer than ``max_per_day`` transitions in its set). A retry
+   of the same transition passes both conditions again without counting twice, so a crash between claim and start
+   cannot lose the start.
 
 "Now" is the alarm state's timestamp, so a late or retried delivery is judged at the moment the alarm changed.
 The execution name is derived from the alarm ARN and that timestamp: a duplicate delivery can never start a
@@ -56,6 +58,7 @@ class DynamoDBClient(Protocol):
 
 class StepFunctionsClient(Protocol):
     def list_executions(self, **kwargs: Any) -> dict[str, Any]: ...
+    def describe_execution(self, **kwargs: Any) -> dict[str, Any]: ...
     def start_execution(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
@@ -69,7 +72,7 @@ class SnsClient(Protocol):
 
 @dataclass(frozen=True)
 class Guard:
-    """``stacks.config.RetrainGuard`` as the Lambda sees it (JSON in the ``GUARD`` variable)."""
+    """``stacks.config.RetrainGuard`` as the Lambda sees it (the dataset's ``retrain`` in the platform document)."""
 
     cooldown_minutes: int = 360
     max_per_day: int = 2
@@ -93,6 +96,7 @@ class Settings:
     manifest_key: str
     alarms: Mapping[str, str]  # alarm name -> comparison operator
     guard: Guard
+    dataset: str = ""  # the alarm's dataset ("" for an alarm of no declared dataset: alarms are then all known)
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class Decision:
     execution_name: str | None = None
     execution_arn: str | None = None
     consecutive_breaches: int | None = None
+    dataset: str | None = None
     trigger: Literal["alarm", "manual"] = "alarm"
     forced: bool = False  # a manual start that bypassed cooldown and budget (``mlops retrain --force``)
 
@@ -270,19 +275,32 @@ def update_breaches(dynamodb: DynamoDBClient, table: str, transition: Transition
 # ---- the start slot: cooldown + daily budget in one transaction -----------------------------------------
 
 
+def guard_key(dataset: str) -> str:
+    """The partition of a dataset's cooldown and budget items (``retrain#<dataset>``)."""
+    return f"retrain#{dataset}"
+
+
 def claim_start(
-    dynamodb: DynamoDBClient, table: str, guard: Guard, transition: Transition, name: str, *, force: bool = False
+    dynamodb: DynamoDBClient,
+    table: str,
+    guard: Guard,
+    transition: Transition,
+    name: str,
+    dataset: str,
+    *,
+    force: bool = False,
 ) -> tuple[bool, str, str]:
-    """(claimed, guard, reason): one transaction over the cooldown item and today's budget item. ``force`` (an
-    operator's ``mlops retrain --force``) records the start in both items without their conditions, so the start
-    counts against the budget and opens a new cooldown like any other."""
+    """(claimed, guard, reason): one transaction over the dataset's cooldown item and today's budget item.
+    ``force`` (an operator's ``mlops retrain --force``) records the start in both items without their
+    conditions, so the start counts against the budget and opens a new cooldown like any other."""
+    pk = guard_key(dataset)
     now = int(transition.timestamp.timestamp())
     day = transition.timestamp.strftime("%Y-%m-%d")
     cutoff = now - guard.cooldown_minutes * 60
     expiration = int((transition.timestamp + timedelta(days=3)).timestamp())
     last: dict[str, Any] = {
         "TableName": table,
-        "Key": {"pk": _s("retrain"), "sk": _s("last")},
+        "Key": {"pk": _s(pk), "sk": _s("last")},
         "UpdateExpression": "SET started_at = :now, transition_key = :tk, alarm = :alarm, execution_name = :name",
         "ConditionExpression": "attribute_not_exists(started_at) OR started_at <= :cutoff OR transition_key = :tk",
         "ExpressionAttributeValues": {
@@ -295,7 +313,7 @@ def claim_start(
     }
     budget: dict[str, Any] = {
         "TableName": table,
-        "Key": {"pk": _s("retrain"), "sk": _s(f"day#{day}")},
+        "Key": {"pk": _s(pk), "sk": _s(f"day#{day}")},
         "UpdateExpression": "ADD transitions :tks SET expiration = :exp",
         "ConditionExpression": "attribute_not_exists(transitions) OR size(transitions) < :max "
         "OR contains(transitions, :tk)",
@@ -317,16 +335,14 @@ def claim_start(
     except Exception as error:
         if _error_code(error) != "TransactionCanceledException":
             raise
-        return (False, *_explain_refusal(dynamodb, table, guard, transition, day, cutoff))
+        return (False, *_explain_refusal(dynamodb, table, guard, transition, day, cutoff, pk))
     return True, "started", "claimed"
 
 
 def _explain_refusal(
-    dynamodb: DynamoDBClient, table: str, guard: Guard, transition: Transition, day: str, cutoff: int
+    dynamodb: DynamoDBClient, table: str, guard: Guard, transition: Transition, day: str, cutoff: int, pk: str
 ) -> tuple[str, str]:
-    last = dynamodb.get_item(TableName=table, Key={"pk": _s("retrain"), "sk": _s("last")}, ConsistentRead=True).get(
-        "Item", {}
-    )
+    last = dynamodb.get_item(TableName=table, Key={"pk": _s(pk), "sk": _s("last")}, ConsistentRead=True).get("Item", {})
     started = int(last["started_at"]["N"]) if "started_at" in last else None
     if started is not None and started > cutoff:
         at = datetime.fromtimestamp(started, UTC)
@@ -337,9 +353,9 @@ def _explain_refusal(
             f"{transition.timestamp:%Y-%m-%dT%H:%M:%SZ}; next start allowed from "
             f"{at + timedelta(minutes=guard.cooldown_minutes):%Y-%m-%dT%H:%M:%SZ}",
         )
-    budget = dynamodb.get_item(
-        TableName=table, Key={"pk": _s("retrain"), "sk": _s(f"day#{day}")}, ConsistentRead=True
-    ).get("Item", {})
+    budget = dynamodb.get_item(TableName=table, Key={"pk": _s(pk), "sk": _s(f"day#{day}")}, ConsistentRead=True).get(
+        "Item", {}
+    )
     used = len(budget.get("transitions", {}).get("SS", []))
     return "budget", f"daily budget: {used} of {guard.max_per_day} retrains already started on {day} (UTC)"
 
@@ -347,9 +363,19 @@ def _explain_refusal(
 # ---- the decision ---------------------------------------------------------------------------------------
 
 
-def _running(sfn: StepFunctionsClient, state_machine_arn: str) -> list[str]:
+def _running(sfn: StepFunctionsClient, state_machine_arn: str, dataset: str) -> list[str]:
+    """The RUNNING executions of the training state machine that train ``dataset`` (their input says which)."""
     page = sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING", maxResults=100)
-    return [e["name"] for e in page.get("executions", [])]
+    names = []
+    for execution in page.get("executions", []):
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        try:
+            trains = json.loads(described.get("input") or "{}").get("dataset")
+        except (ValueError, AttributeError):
+            trains = None
+        if trains == dataset:
+            names.append(execution["name"])
+    return names
 
 
 def _manifest(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
@@ -361,19 +387,28 @@ def _manifest(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
-def pipeline_input(manifest: Mapping[str, Any], transition: Transition) -> dict[str, Any]:
+def pipeline_input(dataset: str, manifest: Mapping[str, Any], transition: Transition) -> dict[str, Any]:
+    """The execution input (docs/contracts.md): the dataset, its latest curated version, the trigger."""
     reason = transition.reason or f"alarm {transition.alarm} in ALARM"
-    return {"curated": dict(manifest), "trigger": {"source": "alarm", "alarm": transition.alarm, "reason": reason}}
+    return {
+        "dataset": dataset,
+        "curated": dict(manifest),
+        "trigger": {"source": "alarm", "alarm": transition.alarm, "reason": reason},
+    }
 
 
 def decide(clients: Clients, settings: Settings, transition: Transition) -> Decision:
     """Apply the guards to one transition; start the pipeline when they all pass."""
 
+    dataset = settings.dataset or None
+
     def suppressed(guard: str, reason: str, breaches: int | None = None) -> Decision:
-        return Decision("suppressed", guard, reason, transition.alarm, transition.timestamp_text, None, None, breaches)
+        return Decision(
+            "suppressed", guard, reason, transition.alarm, transition.timestamp_text, None, None, breaches, dataset
+        )
 
     comparison = settings.alarms.get(transition.alarm)
-    if comparison not in COMPARE:
+    if comparison not in COMPARE or not settings.dataset:
         return suppressed("unknown_alarm", f"alarm {transition.alarm!r} is not one of {sorted(settings.alarms)}")
     needed = settings.guard.consecutive_breaches
     breaches = update_breaches(clients.dynamodb, settings.guard_table, transition, comparison)
@@ -395,19 +430,23 @@ def decide(clients: Clients, settings: Settings, transition: Transition) -> Deci
             "no_data", f"no curated dataset to retrain on (s3://{settings.curated_bucket}/{settings.manifest_key})"
         )
     name = execution_name(transition)
-    running = _running(clients.sfn, settings.state_machine_arn)
+    running = _running(clients.sfn, settings.state_machine_arn, settings.dataset)
     if name in running:
         return _started(settings, transition, name, breaches.consecutive, "already started for this transition")
     if running:
-        return suppressed("running", f"execution {running[0]} of the pipeline is RUNNING", breaches.consecutive)
-    claimed, guard, reason = claim_start(clients.dynamodb, settings.guard_table, settings.guard, transition, name)
+        return suppressed(
+            "running", f"execution {running[0]} of the pipeline is RUNNING for {settings.dataset}", breaches.consecutive
+        )
+    claimed, guard, reason = claim_start(
+        clients.dynamodb, settings.guard_table, settings.guard, transition, name, settings.dataset
+    )
     if not claimed:
         return suppressed(guard, reason, breaches.consecutive)
     try:
         response = clients.sfn.start_execution(
             stateMachineArn=settings.state_machine_arn,
             name=name,
-            input=json.dumps(pipeline_input(manifest, transition)),
+            input=json.dumps(pipeline_input(settings.dataset, manifest, transition)),
         )
     except Exception as error:
         if _error_code(error) != "ExecutionAlreadyExists":
@@ -421,14 +460,17 @@ def _started(
     settings: Settings, transition: Transition, name: str, breaches: int, reason: str, arn: str | None = None
 ) -> Decision:
     arn = arn or settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
-    return Decision("started", "started", reason, transition.alarm, transition.timestamp_text, name, arn, breaches)
+    return Decision(
+        "started", "started", reason, transition.alarm, transition.timestamp_text, name, arn, breaches, settings.dataset
+    )
 
 
 def notify(sns: SnsClient, topic_arn: str, decision: Decision) -> None:
     verb = "Retrain started" if decision.decision == "started" else f"Retrain suppressed ({decision.guard})"
     if decision.forced:
         verb += " (forced: cooldown and budget bypassed)"
-    subject = f"{verb}: {decision.alarm}"[:100]
+    subject = f"{verb}: {decision.alarm}"[:100]  # the alarm's name starts with <prefix>-<dataset>-
     source = "on alarm" if decision.trigger == "alarm" else "asked by"
-    body = f"{verb} {source} {decision.alarm} at {decision.transition_time}.\nReason: {decision.reason}\n\n"
+    of_dataset = f" of dataset {decision.dataset}" if decision.dataset else ""
+    body = f"{verb}{of_dataset} {source} {decision.alarm} at {decision.transition_time}.\nReason: {decision.reason}\n\n"
     sns.publish(TopicArn=topic_arn, Subject=subject, Message=body + json.dumps(decision.to_dict(), indent=1))

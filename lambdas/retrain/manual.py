@@ -3,12 +3,12 @@
 The request is a direct Lambda invocation (``ManualRetrain``: ``{"source": "mlops.cli", "dataset", "reason",
 "requested_by", "request_id", "force"}``). Guards, in order, each returned as the decision's reason:
 
-1. ``unknown_dataset``: the dataset must be one this function retrains (the curated manifest it reads).
+1. ``unknown_dataset``: the dataset must be declared in this stage (the platform document).
 2. ``no_data``: there must be a curated dataset version (``manifests/<dataset>/latest.json``) to train on; the
    run trains on what that manifest names, as the alarm path does (the per-dataset data policy of the feedback
    loop plugs in here once it exists).
-3. ``running``: no execution of the pipeline may be ``RUNNING``. Never bypassed, not even by ``force``: two runs
-   of one dataset would register challengers against the same champion at once.
+3. ``running``: no execution of the pipeline may be ``RUNNING`` for the dataset. Never bypassed, not even by
+   ``force``: two runs of one dataset would register challengers against the same champion at once.
 4. ``cooldown`` and ``budget``: the same DynamoDB transaction as the alarm path (``logic.claim_start``), so a
    manual start and an alarm's start see each other. ``force`` records the start without the two conditions;
    the decision, the notification and the execution input say it was forced.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,14 +37,6 @@ from lambdas.retrain.logic import (
     claim_start,
 )
 from lambdas.retrain.models import ManualRetrain
-
-MANIFEST_KEY = re.compile(r"^manifests/(?P<dataset>[^/]+)/latest\.json$")
-
-
-def retrained_datasets(settings: Settings) -> list[str]:
-    """The datasets this function can retrain: the one whose curated manifest it reads."""
-    match = MANIFEST_KEY.match(settings.manifest_key)
-    return [match.group("dataset")] if match else []
 
 
 def execution_name(request: ManualRetrain) -> str:
@@ -79,8 +72,11 @@ def pipeline_input(manifest: dict[str, Any], request: ManualRetrain) -> dict[str
     return {"dataset": request.dataset, "curated": manifest, "trigger": trigger}
 
 
-def decide(clients: Clients, settings: Settings, request: ManualRetrain, now: datetime) -> Decision:
-    """Apply the guards to one request; start the pipeline when they pass (or are forced past)."""
+def decide(
+    clients: Clients, settings: Settings, request: ManualRetrain, now: datetime, declared: Sequence[str]
+) -> Decision:
+    """Apply the guards to one request about a dataset of ``declared``; start the pipeline when they pass (or are
+    forced past). ``settings`` are the dataset's (its manifest, guard and cooldown partition)."""
     transition = transition_of(request, now)
 
     def decision(verdict: str, guard: str, reason: str, name: str | None = None, arn: str | None = None) -> Decision:
@@ -95,10 +91,11 @@ def decide(clients: Clients, settings: Settings, request: ManualRetrain, now: da
             None,
             trigger="manual",
             forced=request.force and verdict == "started",
+            dataset=request.dataset,
         )
 
-    known = retrained_datasets(settings)
-    if request.dataset not in known:
+    known = sorted(declared)
+    if request.dataset not in known or settings.dataset != request.dataset:
         return decision("suppressed", "unknown_dataset", f"dataset {request.dataset!r} is not one of {known}")
     manifest = _manifest(clients.s3, settings.curated_bucket, settings.manifest_key)
     if manifest is None:
@@ -106,13 +103,15 @@ def decide(clients: Clients, settings: Settings, request: ManualRetrain, now: da
         return decision("suppressed", "no_data", f"no curated dataset to retrain on ({where}): upload one first")
     name = execution_name(request)
     arn = settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
-    running = _running(clients.sfn, settings.state_machine_arn)
+    running = _running(clients.sfn, settings.state_machine_arn, request.dataset)
     if name in running:
         return decision("started", "started", "already started for this request", name, arn)
     if running:
-        return decision("suppressed", "running", f"execution {running[0]} of the pipeline is RUNNING")
+        return decision(
+            "suppressed", "running", f"execution {running[0]} of the pipeline is RUNNING for {request.dataset}"
+        )
     claimed, guard, reason = claim_start(
-        clients.dynamodb, settings.guard_table, settings.guard, transition, name, force=request.force
+        clients.dynamodb, settings.guard_table, settings.guard, transition, name, request.dataset, force=request.force
     )
     if not claimed:
         return decision("suppressed", guard, f"{reason} (--force bypasses it)")

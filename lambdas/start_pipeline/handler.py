@@ -1,4 +1,5 @@
-"""S3 "Object Created" (EventBridge) -> one pipeline execution per object version, idempotently."""
+"""S3 "Object Created" (EventBridge) -> one pipeline execution per object version of a declared dataset,
+idempotently; an upload under an undeclared dataset's folder is refused (logged, counted, notified)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.s3_events import IDEMPOTENCY_KEY, S3Object, object_version
 from lambdas.shared.settings import from_environment
 from lambdas.start_pipeline.logic import start
+from pipelines.platform import platform
 
 
 class Settings(BaseModel):
@@ -24,7 +26,7 @@ class Settings(BaseModel):
 
     STATE_MACHINE_ARN: str
     IDEMPOTENCY_TABLE: str
-    DATASET_PREFIX: str
+    TOPIC_ARN: str
 
 
 settings = from_environment(Settings)
@@ -33,7 +35,10 @@ settings = from_environment(Settings)
 @once_per(IDEMPOTENCY_KEY, argument="obj", table=lambda: settings().IDEMPOTENCY_TABLE)
 def start_once(obj: dict[str, Any]) -> dict[str, Any]:
     s = settings()
-    return asdict(start(client("stepfunctions"), s.STATE_MACHINE_ARN, S3Object(**obj), s.DATASET_PREFIX))
+    decision = start(
+        client("stepfunctions"), client("sns"), s.STATE_MACHINE_ARN, s.TOPIC_ARN, S3Object(**obj), platform()
+    )
+    return asdict(decision)
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -46,6 +51,9 @@ def handler(event: S3EventNotificationEventBridgeModel, context: LambdaContext) 
     if decision["started"]:
         logger.info("pipeline started", extra=decision)
         metrics.add_metric(name="PipelineStarted", unit=MetricUnit.Count, value=1)
+    elif decision.get("refused"):
+        logger.warning("upload refused", extra={**decision, "key": obj.key})
+        metrics.add_metric(name="UploadRefused", unit=MetricUnit.Count, value=1)
     else:
         logger.info("upload ignored", extra={**decision, "key": obj.key})
         metrics.add_metric(name="UploadIgnored", unit=MetricUnit.Count, value=1)

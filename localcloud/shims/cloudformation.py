@@ -27,6 +27,7 @@ a policy granting ``logs:PutLogEvents`` on it would otherwise match no log strea
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import uuid
@@ -36,6 +37,7 @@ from typing import Any, ClassVar
 import boto3
 from moto.cloudformation import parsing
 from moto.core.common_models import CloudFormationModel
+from moto.events import models as events_models
 from moto.kms import models as kms_models
 from moto.logs import models as logs_models
 from moto.s3 import models as s3_models
@@ -121,8 +123,13 @@ class LocalResource(CloudFormationModel):
         account_id: str,
         region_name: str,
     ) -> LocalResource:
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        return cls.update(original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+
+    @classmethod
+    def update(cls, original: Any, name: str, resource_json: dict[str, Any], account_id: str, region: str) -> Any:
+        """A changed resource: replaced (the old one deleted, a new one created) unless a type updates in place."""
+        original.delete(account_id, region)
+        return cls.create_from_cloudformation_json(name, resource_json, account_id, region)
 
     @classmethod
     def delete_from_cloudformation_json(  # type: ignore[override]
@@ -186,6 +193,15 @@ class Alarm(LocalResource):
 
     def delete(self, account_id: str, region: str) -> None:
         _client("cloudwatch", region).delete_alarms(AlarmNames=[self.name])
+
+    @classmethod
+    def update(cls, original: Any, name: str, resource_json: dict[str, Any], account_id: str, region: str) -> Any:
+        """The same alarm name: PutMetricAlarm again, which updates the alarm and keeps its state (an update
+        needs no interruption); a new ``AlarmName`` replaces the alarm."""
+        alarm_name = resource_json.get("Properties", {}).get("AlarmName", original.name)
+        if alarm_name != original.name:
+            original.delete(account_id, region)
+        return cls.create_from_cloudformation_json(alarm_name, resource_json, account_id, region)
 
 
 class CompositeAlarm(LocalResource):
@@ -381,6 +397,28 @@ class CustomResource(LocalResource):
     context: dict[str, Any]
 
     @classmethod
+    def update(cls, original: Any, name: str, resource_json: dict[str, Any], account_id: str, region: str) -> Any:
+        """A provider-framework resource whose properties changed gets an ``Update`` request with its physical id
+        and ``OldResourceProperties``; a new physical id in the answer is a replacement, and the old resource then
+        gets its ``Delete`` (CloudFormation sends it in the cleanup phase)
+        (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-requesttypes-update.html).
+        Bucket notifications are applied again."""
+        context = getattr(original, "context", None)
+        properties = resource_json.get("Properties", {})
+        if not context:
+            return cls.create_from_cloudformation_json(name, resource_json, account_id, region)
+        request = _request("Update", original.name, properties, context)
+        request["PhysicalResourceId"] = original.name
+        request["OldResourceProperties"] = original.properties
+        response = invoke_function(context["handler"], request, region)
+        physical_id = response.get("PhysicalResourceId") or original.name
+        if physical_id != original.name:
+            original.delete(account_id, region)
+        resource = cls(physical_id, region, account_id, properties, **dict(response.get("Data") or {}))
+        resource.context = context
+        return resource
+
+    @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
         return True  # any key of the handler's Data (moto checks Fn::GetAtt before anything is created)
 
@@ -563,13 +601,23 @@ def deletion_order(resources: dict[str, Any]) -> list[str]:
     return list(reversed(order))
 
 
-def _delete_in_order(self: Any) -> None:
-    """moto's ResourceMap.delete, in reverse dependency order (failures are retried in later passes)."""
-    pending = [
-        name
-        for name in deletion_order(self._resource_json_map)
-        if self._resource_json_map[name].get("DeletionPolicy") != "Retain"
-    ]
+RETAINED_POLICIES = frozenset({"Retain", "RetainExceptOnCreate"})
+"""``DeletionPolicy`` values that keep the resource when its stack is deleted or when an update removes it from the
+template (RetainExceptOnCreate deletes only a resource whose creation failed, which a completed stack has none of):
+https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html"""
+
+
+def retained(resource_json: dict[str, Any]) -> bool:
+    return resource_json.get("DeletionPolicy") in RETAINED_POLICIES
+
+
+def _delete_resources(self: Any, resources: dict[str, Any]) -> list[str]:
+    """Delete ``resources`` (logical id -> its JSON) of the stack in reverse dependency order, keeping the retained
+    ones; every one leaves the stack. Failures are retried after the others, like moto's loop. Returns the logical
+    ids of the retained resources."""
+    order = deletion_order(resources)
+    kept = [name for name in order if retained(resources[name])]
+    pending = [name for name in order if name not in kept]
     last_error: Exception | None = None
     while pending:
         progressed = False
@@ -577,16 +625,79 @@ def _delete_in_order(self: Any) -> None:
             parsed = self._parsed_resources.get(name)
             try:
                 if parsed is not None and not isinstance(parsed, str):
-                    self._delete_resource(parsed, self._resource_json_map[name])
-                    self._parsed_resources.pop(name, None)
+                    self._delete_resource(parsed, resources[name])
             except Exception as error:  # retried after the others, like moto's loop
                 last_error = error
                 continue
+            self._parsed_resources.pop(name, None)
             pending.remove(name)
             progressed = True
         if not progressed:
             assert last_error is not None
             raise last_error
+    for name in kept:
+        self._parsed_resources.pop(name, None)
+    return kept
+
+
+def _delete_in_order(self: Any) -> None:
+    """moto's ResourceMap.delete, in reverse dependency order, keeping retained resources."""
+    _delete_resources(self, dict(self._resource_json_map))
+
+
+_original_create = parsing.ResourceMap.create
+
+
+def _create_keeping_the_template(self: Any, template: dict[str, Any]) -> bool:
+    """moto's ResourceMap.create, keeping the resources' JSON as given for the next update's diff."""
+    self._as_deployed = copy.deepcopy(template["Resources"])
+    return bool(_original_create(self, template))
+
+
+def _update_in_place(self: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
+    """moto's ResourceMap.update in CloudFormation's order
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-cfn-updating-stacks-update-behaviors.html):
+    resources new to the template are created, changed ones updated (each type's update: in place when its model
+    can, else replaced), and only then, in the cleanup phase, the ones the template no longer has are deleted, in
+    reverse dependency order, except those whose ``DeletionPolicy`` retains them (they leave the stack and stay).
+    Unchanged resources are not touched. moto removes first, deletes retained resources too, keeps removed ones
+    listed as stack resources and drops a changed resource whose type has no update from the stack silently."""
+    previous = dict(self._resource_json_map)
+    # moto writes into the template it creates from (an absent Properties becomes {}, generated names appear):
+    # compare the new template with the one the stack was deployed from, as given
+    self._resource_json_map = getattr(self, "_as_deployed", previous)
+    diff = self.build_resource_diff(template, parameters)
+    self._as_deployed = copy.deepcopy(template["Resources"])
+    self._template = template
+    if parameters:
+        self.input_parameters = parameters
+    self.load_mapping()
+    self.load_parameters()
+    self.load_conditions()
+    self._resource_json_map = template["Resources"]
+    for name in deletion_order({n: template["Resources"][n] for n in diff["Add"]})[::-1]:
+        _ = self[name]  # ResourceMap creates a resource (and what it refers to) on first access
+    pending, last_error = list(diff["Modify"]), None
+    for _attempt in range(parsing.MAX_UPDATE_ATTEMPTS):
+        for name in list(pending):
+            try:
+                updated = parsing.parse_and_update_resource(
+                    name, template["Resources"][name], self, account_id=self._account_id, region_name=self._region_name
+                )
+            except Exception as error:  # a dependency not updated yet: retried in the next pass, like moto
+                last_error = error
+                continue
+            if updated is None:
+                kind = template["Resources"][name]["Type"]
+                raise parsing.ValidationError(name, message=f"{name}: no update for {kind} in the local cloud")
+            self._parsed_resources[name] = updated
+            pending.remove(name)
+        if not pending:
+            break
+    if pending:
+        assert last_error is not None
+        raise last_error
+    _delete_resources(self, {name: previous[name] for name in diff["Remove"]})
 
 
 def apply_deferred() -> int:
@@ -636,11 +747,29 @@ def install() -> None:
         _bucket_with_properties(_original_bucket_create)
     )
     parsing.ResourceMap.delete = _delete_in_order  # type: ignore[method-assign]
+    parsing.ResourceMap.update = _update_in_place  # type: ignore[method-assign]
+    parsing.ResourceMap.create = _create_keeping_the_template  # type: ignore[method-assign]
+    events_models.Rule.update_from_cloudformation_json = classmethod(_rule_update)  # type: ignore[method-assign,assignment]
     logs_models.LogGroup.get_cfn_attribute = _log_group_attribute  # type: ignore[method-assign]
     _installed = True
 
 
 _original_log_group_attribute = logs_models.LogGroup.get_cfn_attribute
+
+
+def _rule_update(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """An EventBridge rule updated in place keeps its name (moto recreates it under a newly generated one, so the
+    rule's ARN in a Lambda permission's SourceArn would no longer match); a new ``Name`` replaces it."""
+    name = cloudformation_json.get("Properties", {}).get("Name") or original_resource.name
+    original_resource.delete(account_id, region_name)
+    return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
 
 
 def _log_group_attribute(self: Any, attribute_name: str) -> str:

@@ -19,9 +19,9 @@ One run turns one raw object version into one dataset version:
    (``MalformedFile: <code>: ...``, ``QualityGateFailed: ...``, ``RawObjectUnavailable: ...``),
    which Glue reports as the run's ErrorMessage.
 
-Job arguments (Glue style ``--name value``): see ``REQUIRED_ARGS`` and ``OPTIONAL_ARGS``.
-``--schema_json`` is ``DatasetSchema.to_json()``; ``--quality_json`` is the stage's ``QualityGate``
-as JSON (``json.dumps(dataclasses.asdict(gate))``).
+Job arguments (Glue style ``--name value``): see ``REQUIRED_ARGS`` and ``OPTIONAL_ARGS``. ``--dataset`` names a
+declared dataset: its schema, its data-quality rules (the stage's ``QualityGate``) and its Glue table come from
+the platform document ``pipelines/datasets.json`` in the job's ``--extra-py-files`` zip (``pipelines.platform``).
 """
 
 from __future__ import annotations
@@ -43,17 +43,16 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines.etl import transforms as tf
+from pipelines.platform import PlatformError, UnknownDataset, platform
 from pipelines.schema import SPLITS, DatasetSchema
 
 REQUIRED_ARGS: tuple[str, ...] = (
     "JOB_NAME",
+    "dataset",
     "raw_bucket",
     "raw_key",
     "curated_bucket",
     "database",
-    "table",
-    "schema_json",
-    "quality_json",
     "execution_id",
 )
 OPTIONAL_ARGS: dict[str, str] = {
@@ -89,7 +88,10 @@ class GateParams:
 
     @classmethod
     def from_json(cls, text: str) -> GateParams:
-        data = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> GateParams:
         return cls(
             max_bad_row_share=float(data["max_bad_row_share"]),
             min_rows=int(data["min_rows"]),
@@ -175,7 +177,12 @@ def resolve_args(argv: Sequence[str]) -> dict[str, str]:
 
 
 def parse_job_args(argv: Sequence[str]) -> JobArgs:
+    """The run's arguments, with the dataset's schema, rules and table from the platform document."""
     values = resolve_args(argv)
+    try:
+        dataset = platform().dataset(values["dataset"])
+    except (UnknownDataset, PlatformError) as error:
+        raise EtlJobError(f"UnknownDataset: {error}") from None
     return JobArgs(
         job_name=values["JOB_NAME"],
         raw_bucket=values["raw_bucket"],
@@ -187,9 +194,9 @@ def parse_job_args(argv: Sequence[str]) -> JobArgs:
         quarantine_prefix=values["quarantine_prefix"].strip("/"),
         report_bucket=values["report_bucket"] or values["curated_bucket"],
         database=values["database"],
-        table=values["table"],
-        schema=DatasetSchema.from_json(values["schema_json"]),
-        gate=GateParams.from_json(values["quality_json"]),
+        table=dataset.names.glue_table,
+        schema=dataset.schema,
+        gate=GateParams.from_dict(dataset.quality),
         execution_id=version_label(values["execution_id"]),
         file_format=values["file_format"] or tf.detect_format(values["raw_key"]),
         partitions=int(values["partitions"]),

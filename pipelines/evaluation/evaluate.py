@@ -60,6 +60,7 @@ from pipelines.inference.inference import (
     predict,
     prediction_records,
 )
+from pipelines.platform import platform
 from pipelines.schema import METRICS, DatasetSchema
 from pipelines.training.train import load_split
 
@@ -113,16 +114,11 @@ class GateDecision:
     improvement: float | None
 
 
-def processing_arguments(gate: GateSettings) -> list[str]:
-    """The job's ``ContainerArguments`` for ``gate``: the gate and, explicitly, the container paths of the
-    inputs and the output (the job definition names every path it uses; nothing relies on a default)."""
+def processing_arguments() -> list[str]:
+    """The job's ``ContainerArguments`` after ``--dataset <name>`` (which the state machine adds per execution):
+    the container paths of the inputs and the output, explicitly (the job definition names every path it uses;
+    nothing relies on a default). The gate is the dataset's, from the platform document."""
     return [
-        "--primary_metric",
-        gate.primary_metric,
-        "--min_improvement",
-        repr(float(gate.min_improvement)),
-        "--absolute_floor",
-        repr(float(gate.absolute_floor)),
         *(
             item
             for name in ("test", "challenger", "champion")
@@ -373,12 +369,19 @@ def run(
     champion_dir: str | Path | None,
     output_dir: str | Path,
     gate: GateSettings,
+    dataset: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluate, decide and write ``evaluation.json`` and ``golden.json``; returns the report."""
+    """Evaluate, decide and write ``evaluation.json`` and ``golden.json``; returns the report. With ``dataset``,
+    the challenger must be a model of that dataset (its archive's schema says which)."""
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
         challenger_model = open_model(challenger_dir, Path(scratch) / "challenger")
         if challenger_model is None:
             raise FileNotFoundError(f"no challenger model under {challenger_dir}")
+        if dataset is not None and challenger_model.schema.name != dataset:
+            raise ValueError(
+                f"the challenger under {challenger_dir} is a model of {challenger_model.schema.name!r}, "
+                f"not of {dataset!r}"
+            )
         task = challenger_model.schema.task
         if gate.primary_metric in METRICS and task not in METRICS[gate.primary_metric].tasks:
             raise ValueError(
@@ -400,9 +403,7 @@ def run(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="evaluate", description="Champion/challenger evaluation (SageMaker).")
-    parser.add_argument("--primary_metric", required=True, choices=GATE_METRICS)
-    parser.add_argument("--min_improvement", required=True, type=float)
-    parser.add_argument("--absolute_floor", required=True, type=float)
+    parser.add_argument("--dataset", required=True, help="the declared dataset: its gate from the platform document")
     parser.add_argument("--test_dir", type=Path, default=PROCESSING_DIR / "test")
     parser.add_argument("--challenger_dir", type=Path, default=PROCESSING_DIR / "challenger")
     parser.add_argument("--champion_dir", type=Path, default=PROCESSING_DIR / "champion")
@@ -410,10 +411,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(list(argv) if argv is not None else None)
 
 
+def dataset_gate(dataset: str) -> Gate:
+    """The gate of ``dataset`` in this stage (the platform document shipped with the code)."""
+    gate = platform().dataset(dataset).gate
+    return Gate(gate.metric, gate.min_improvement, gate.floor)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    gate = Gate(args.primary_metric, args.min_improvement, args.absolute_floor)
-    report = run(args.test_dir, args.challenger_dir, args.champion_dir, args.output_dir, gate)
+    gate = dataset_gate(args.dataset)
+    report = run(args.test_dir, args.challenger_dir, args.champion_dir, args.output_dir, gate, dataset=args.dataset)
     decision = report["decision"]
     print(f"gate {'PASSED' if decision['passed'] else 'FAILED'}: {decision['reason']}", flush=True)
     return 0

@@ -1,8 +1,9 @@
 """The training hyperparameters: one definition for ``train.py`` (its defaults) and the stage configuration.
 
-Light on purpose (standard library and ``pipelines.schema`` only): ``stacks.config`` imports it to build
-``TrainingSettings``, and the CDK builds the training job's ``HyperParameters`` with ``job_hyperparameters``,
-so neither needs scikit-learn and ``train.py`` never imports ``stacks``.
+Light on purpose (standard library only): ``stacks.config`` imports it to build ``TrainingSettings``, and the
+CDK builds the training job's ``HyperParameters`` with ``stage_hyperparameters`` (plus the execution's dataset,
+``DATASET_HYPERPARAMETER``), so neither needs scikit-learn and ``train.py`` never imports ``stacks``. The dataset's
+schema is not a hyperparameter: ``train.py`` reads it from the platform document in its source archive.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from pipelines.schema import DatasetSchema
-
 MAX_HYPERPARAMETER_LENGTH = 2500  # CreateTrainingJob: HyperParameters values are at most 2500 characters
+DATASET_HYPERPARAMETER = "dataset"
+"""The declared dataset a training job trains (its name; ``pipelines.platform`` has the rest)."""
 
 
 @dataclass(frozen=True)
@@ -31,15 +32,19 @@ class Hyperparameters:
         return tuple((name, json.dumps(value)) for name, value in asdict(self).items())
 
 
-def job_hyperparameters(settings: Iterable[tuple[str, str]], schema: DatasetSchema) -> dict[str, str]:
-    """``HyperParameters`` of the CreateTrainingJob request for ``settings`` and ``schema``.
-
-    The training toolkit ``json.loads`` every value before it builds the command line, and it would turn
-    a JSON object into ``k=v,...``; so the schema travels JSON-encoded twice (a JSON string literal).
-    """
+def stage_hyperparameters(settings: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The stage's ``HyperParameters`` of every CreateTrainingJob request (``Hyperparameters.items()``)."""
     values = {name: str(value) for name, value in settings}
-    values["schema_json"] = json.dumps(schema.to_json())
     for name, value in values.items():
         if len(value) > MAX_HYPERPARAMETER_LENGTH:
             raise ValueError(f"hyperparameter {name!r} is {len(value)} characters; the limit is 2500")
     return values
+
+
+def job_hyperparameters(settings: Iterable[tuple[str, str]], dataset: str) -> dict[str, str]:
+    """``HyperParameters`` of the CreateTrainingJob request that trains ``dataset`` with ``settings``.
+
+    The training toolkit ``json.loads`` every value before it builds the command line: the dataset name is sent
+    as a JSON string literal (``"churn"``), so that a name such as ``null`` or ``true`` stays a string (the state
+    machine sends ``States.JsonToString($.dataset)``, the same text)."""
+    return {**stage_hyperparameters(settings), DATASET_HYPERPARAMETER: json.dumps(dataset)}

@@ -5,9 +5,9 @@ The training job ships the repo's ``pipelines`` package as its source directory 
 directory on ``PYTHONPATH`` and passes every hyperparameter as ``--name value``:
 
 - ``--max_iter --learning_rate --max_leaf_nodes --l2_regularization --seed`` (``hyperparameters.Hyperparameters``,
-  which is also the stage's ``TrainingSettings.hyperparameters``), and ``--schema_json`` (the ``DatasetSchema``;
-  build the job's hyperparameters with ``job_hyperparameters`` so the toolkit's JSON decoding hands the schema
-  over intact).
+  which is also the stage's ``TrainingSettings.hyperparameters``), and ``--dataset`` (the declared dataset: its
+  ``DatasetSchema`` comes from the platform document ``pipelines/datasets.json`` in the source directory; build
+  the job's hyperparameters with ``job_hyperparameters``).
 - ``SM_MODEL_DIR``, ``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_VALIDATION``, ``SM_OUTPUT_DATA_DIR``, ``SM_HPS``
   (defaults: the ``/opt/ml`` layout); ``MODEL_VERSION`` (default: a hash of the model file).
 
@@ -46,9 +46,11 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pipelines.evaluation import model_metrics
 from pipelines.features import model_frame, model_output
+from pipelines.platform import PlatformError, UnknownDataset
+from pipelines.platform import platform as platform_document
 from pipelines.schema import DatasetSchema
+from pipelines.training.hyperparameters import DATASET_HYPERPARAMETER, Hyperparameters
 from pipelines.training.hyperparameters import MAX_HYPERPARAMETER_LENGTH as MAX_HYPERPARAMETER_LENGTH
-from pipelines.training.hyperparameters import Hyperparameters
 from pipelines.training.hyperparameters import job_hyperparameters as job_hyperparameters
 from pipelines.training.metric_definitions import format_metric
 
@@ -102,48 +104,34 @@ class TrainingResult:
 # ---- hyperparameters --------------------------------------------------------------------------------
 
 
-def _schema_from_text(text: str) -> DatasetSchema:
-    try:
-        return DatasetSchema.from_json(text)
-    except (ValueError, KeyError, TypeError) as error:
-        raise argparse.ArgumentTypeError(
-            f"not a DatasetSchema JSON object ({type(error).__name__}: {error}); pass the hyperparameter "
-            "as a JSON string literal, e.g. job_hyperparameters(...)"
-        ) from None
-
-
-def _schema_default(value: Any) -> DatasetSchema:
-    if isinstance(value, dict):
-        return DatasetSchema.from_dict(value)
-    return _schema_from_text(str(value))
-
-
 def parse_args(
     argv: Sequence[str] | None, sm_hps: Mapping[str, Any] | None = None
 ) -> tuple[Hyperparameters, DatasetSchema]:
-    """Hyperparameters and schema: command line over ``SM_HPS`` over the built-in defaults."""
+    """Hyperparameters and the dataset's schema: command line over ``SM_HPS`` over the built-in defaults; the
+    schema of ``--dataset`` from the platform document shipped with this code."""
     parser = argparse.ArgumentParser(prog="train.py", description="Train a declared dataset's model (SageMaker).")
     defaults_of = Hyperparameters()
     for spec in fields(Hyperparameters):
         default = getattr(defaults_of, spec.name)
         parser.add_argument(f"--{spec.name}", type=type(default), default=default)
-    parser.add_argument("--schema_json", type=_schema_from_text, default=None)
+    parser.add_argument(f"--{DATASET_HYPERPARAMETER}", default=None)
     hps = dict(sm_hps or {})
     defaults: dict[str, Any] = {}
     for spec in fields(Hyperparameters):
         if spec.name in hps:
             defaults[spec.name] = type(getattr(defaults_of, spec.name))(hps[spec.name])
-    if "schema_json" in hps:
-        try:
-            defaults["schema_json"] = _schema_default(hps["schema_json"])
-        except (argparse.ArgumentTypeError, ValueError, KeyError, TypeError) as error:
-            parser.error(f"SM_HPS schema_json: {error}")
+    if DATASET_HYPERPARAMETER in hps:
+        defaults[DATASET_HYPERPARAMETER] = str(hps[DATASET_HYPERPARAMETER])
     parser.set_defaults(**defaults)
     args = parser.parse_args(list(argv) if argv is not None else None)
-    if args.schema_json is None:
-        parser.error("the dataset's schema is required: --schema_json or the schema_json hyperparameter")
+    if not args.dataset:
+        parser.error("the declared dataset to train is required: --dataset or the dataset hyperparameter")
+    try:
+        schema = platform_document().dataset(args.dataset).schema
+    except (UnknownDataset, PlatformError) as error:
+        parser.error(str(error))
     hyperparameters = Hyperparameters(**{spec.name: getattr(args, spec.name) for spec in fields(Hyperparameters)})
-    return hyperparameters, args.schema_json
+    return hyperparameters, schema
 
 
 # ---- data ------------------------------------------------------------------------------------------

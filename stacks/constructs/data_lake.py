@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
@@ -9,30 +11,40 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from pipelines.platform import DATA_CAPTURE_PREFIX
 from stacks.config import StageConfig
-from stacks.constructs.assets import ROOT, asset_hash, bundling_options
+from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
 
+# Prefixes of the zones; those a user writes to or the per-dataset code reads (datasets/, ground-truth/,
+# batch-input/, data-capture/, monitoring/, manifests/) are defined in pipelines/platform.py
 QUARANTINE_PREFIX = "quarantine/"
 CURATED_PREFIX = "curated/"
 REPORTS_PREFIX = "reports/"
-MANIFESTS_PREFIX = "manifests/"
 MODELS_PREFIX = "models/"
-DATA_CAPTURE_PREFIX = "data-capture/"
-BATCH_INPUT_PREFIX = "batch-input/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
-GROUND_TRUTH_PREFIX = "ground-truth/"
-MONITORING_PREFIX = "monitoring/"
 EVALUATIONS_PREFIX = "evaluations/"
 # The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml)
 ETL_PYTHON_MODULES = ("pandas", "pyarrow", "numpy")
 
 
 class DataLake(Construct):
-    """S3 zones encrypted with one customer-managed key, retained on stack deletion."""
+    """S3 zones encrypted with one customer-managed key, retained on stack deletion; the catalog and the one ETL
+    job every declared dataset runs (``--dataset <name>``; its schema and rules come from the platform document in
+    the job's library zip)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        datasets: Sequence[StageConfig],
+        generated: Generated,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
+        self.datasets = tuple(datasets)
+        self._generated = dict(generated)
         self.key = kms.Key(
             self,
             "DataKey",
@@ -184,9 +196,9 @@ class DataLake(Construct):
             self,
             "EtlLibraries",
             path=str(ROOT / "pipelines"),
-            asset_hash=asset_hash(("pipelines",)),
+            asset_hash=asset_hash(("pipelines",), self._generated),
             asset_hash_type=cdk.AssetHashType.CUSTOM,
-            bundling=bundling_options(("pipelines",), archive_name="pipelines.zip"),
+            bundling=bundling_options(("pipelines",), archive_name="pipelines.zip", generated=self._generated),
         )
         self.etl_role = iam.Role(
             self,
@@ -194,7 +206,8 @@ class DataLake(Construct):
             assumed_by=iam.ServicePrincipal("glue.amazonaws.com"),
             description="Glue ETL: read raw, write curated/quarantine/reports, update the catalog",
         )
-        self.raw.grant_read(self.etl_role, f"{config.raw_dataset_prefix}*")  # its input: uploads of the dataset
+        for dataset in self.datasets:  # its input: the uploads of each declared dataset, not the whole raw zone
+            self.raw.grant_read(self.etl_role, f"{dataset.raw_dataset_prefix}*")
         self.curated.grant_read_write(self.etl_role)
         # the job's own script and library archive, not every object of the CDK asset bucket
         for asset in (scripts, libraries):
@@ -254,7 +267,8 @@ class DataLake(Construct):
             self,
             "EtlJob",
             name=config.glue_job_name,
-            description="Validate, clean, split and catalogue one raw upload (pipelines/etl/glue_job.py)",
+            description="Validate, clean, split and catalogue one raw upload of a declared dataset (--dataset; "
+            "pipelines/etl/glue_job.py)",
             role=self.etl_role.role_arn,
             glue_version="5.0",
             worker_type=config.glue.worker_type,
@@ -275,9 +289,6 @@ class DataLake(Construct):
                 "--enable-observability-metrics": "true",
                 "--curated_bucket": self.curated.bucket_name,
                 "--database": config.glue_database_name,
-                "--table": config.dataset.name,
-                "--schema_json": config.dataset.to_json(),
-                "--quality_json": _quality_json(config),
             },
         )
         self.etl_job.node.add_dependency(self.security_configuration)
@@ -298,10 +309,3 @@ def pinned_requirements(names: tuple[str, ...]) -> list[str]:
     if missing:
         raise ValueError(f"pyproject.toml pins no exact version of {missing}")
     return [f"{name}=={pins[name]}" for name in names]
-
-
-def _quality_json(config: StageConfig) -> str:
-    import json
-    from dataclasses import asdict
-
-    return json.dumps(asdict(config.quality), sort_keys=True)

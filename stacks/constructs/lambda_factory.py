@@ -1,8 +1,9 @@
 """The one place where Lambda functions are built: runtime, architecture, layers, logging, tracing.
 
-Every function ships the same small asset (the ``lambdas`` package and the ``pipelines.schema`` module),
-takes Powertools from its public layer (resolved through the public SSM parameter of the pinned
-version) and gets a typed environment.
+Every function ships the same small asset (the ``lambdas`` package, the ``pipelines.schema`` and
+``pipelines.platform`` modules and the platform document ``pipelines/datasets.json``), takes Powertools from its
+public layer (resolved through the public SSM parameter of the pinned version) and gets a typed environment
+that carries names only: what a function needs to know about a dataset is in the document.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from pipelines.platform import DOCUMENT_NAME
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, asset_hash, bundling_options
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.X86_64
 POWERTOOLS_VERSION = "3.37.0"  # same as the pinned aws-lambda-powertools in pyproject.toml
-LAMBDA_PACKAGES = ("lambdas", "pipelines/schema.py")
+LAMBDA_PACKAGES = ("lambdas", "pipelines/schema.py", "pipelines/platform.py")
+DOCUMENT_PATH = f"pipelines/{DOCUMENT_NAME}"
+"""Where the platform document lands in every code asset (next to ``pipelines/platform.py``, which reads it)."""
 PANDAS_LAYER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 """For functions on the AWS SDK for pandas layer: a Lambda has at most a few vCPUs and our numpy code uses no BLAS,
 so numpy's thread pools only cost start-up time (OpenBLAS's pool halves numpy's import time when limited to one)."""
@@ -31,14 +35,15 @@ so numpy's thread pools only cost start-up time (OpenBLAS's pool halves numpy's 
 class LambdaFactory(Construct):
     """Builds functions that share one code asset, one layer set and one logging policy."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, document: bytes) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        generated = {DOCUMENT_PATH: document}
         self.code = lambda_.Code.from_asset(
             str(ROOT / "lambdas"),
-            asset_hash=asset_hash(("lambdas",)) + asset_hash(("pipelines",))[:8],
+            asset_hash=asset_hash(("lambdas", "pipelines"), generated),
             asset_hash_type=cdk.AssetHashType.CUSTOM,
-            bundling=bundling_options(LAMBDA_PACKAGES),
+            bundling=bundling_options(LAMBDA_PACKAGES, generated=generated),
         )
         layer_arn = ssm.StringParameter.value_for_string_parameter(
             self,

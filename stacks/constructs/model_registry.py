@@ -1,40 +1,35 @@
-"""Model registry: the model package group, and the deployment path that an approval triggers."""
+"""Model registry wiring: an approved package of any declared dataset's group starts the one deployment state machine.
+
+The groups themselves are per dataset (``stacks/constructs/dataset.py``). One rule serves them all: it lists the
+declared groups by name, so a retired dataset's retained group deploys nothing, and the execution input carries
+the group, from which the deploy Lambda finds the dataset in the platform document.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import StageConfig
-
 
 class ModelRegistry(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, group_names: Sequence[str], deployment: sfn.IStateMachine
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.group_name = config.model_package_group_name
-        self.group = sagemaker.CfnModelPackageGroup(
-            self,
-            "Group",
-            model_package_group_name=self.group_name,
-            model_package_group_description=(
-                f"{config.dataset.name} ({config.stage}): every challenger, approved or rejected, with lineage"
-            ),
-        )
-
-    def on_approval(self, deployment: sfn.IStateMachine) -> events.Rule:
-        """Approved package versions of this group start the deployment state machine."""
-        return events.Rule(
+        self.group_names = sorted(group_names)
+        self.approved_rule = events.Rule(
             self,
             "ApprovedRule",
-            description="An Approved model package version starts the canary deployment",
+            description="An Approved model package version of a declared dataset starts the canary deployment",
             event_pattern=events.EventPattern(
                 source=["aws.sagemaker"],
                 detail_type=["SageMaker Model Package State Change"],
                 detail={
-                    "ModelPackageGroupName": [self.group_name],
+                    "ModelPackageGroupName": self.group_names,
                     "ModelApprovalStatus": ["Approved"],
                 },
             ),
@@ -44,6 +39,7 @@ class ModelRegistry(Construct):
                     input=events.RuleTargetInput.from_object(
                         {
                             "model_package_arn": events.EventField.from_path("$.detail.ModelPackageArn"),
+                            "model_package_group": events.EventField.from_path("$.detail.ModelPackageGroupName"),
                             "trigger": "approval",
                         }
                     ),

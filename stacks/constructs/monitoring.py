@@ -1,54 +1,41 @@
-"""Monitoring and the retraining loop: drift and quality metrics, alarms whose action is the guarded
-retrain Lambda, and the dashboard."""
+"""Monitoring and the retraining loop, shared by every declared dataset: the drift monitor, the ground-truth
+Lambda, the guarded retrain Lambda and the dashboard (one section per dataset).
+
+The per-dataset alarms and drift schedules live in ``stacks/constructs/dataset.py``; they invoke these functions
+through one resource-policy statement each (``allow_alarms`` / ``allow_schedules``): Lambda caps a function's
+resource-based policy at 20 KB, which one statement per alarm would exceed at about 60 alarms ("The final policy
+size is bigger than the limit": https://repost.aws/knowledge-center/lambda-resource-based-policy-size-error, whose
+fix is one statement with a wildcard source). Each function finds the dataset in the event (the schedule's
+``detail.dataset``, the key's folder, the alarm's name) and the rest in the platform document.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from pipelines.platform import DATA_CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MANIFESTS_PREFIX, MONITORING_PREFIX
 from stacks.config import StageConfig
-from stacks.constructs.data_lake import (
-    CURATED_PREFIX,
-    DATA_CAPTURE_PREFIX,
-    GROUND_TRUTH_PREFIX,
-    MANIFESTS_PREFIX,
-    MONITORING_PREFIX,
-    DataLake,
-)
+from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, DataLake
+from stacks.constructs.dataset import OVERALL_DRIFT_METRIC, DatasetResources
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics
-from stacks.constructs.serving import Serving
 from stacks.constructs.tables import state_table
-from stacks.constructs.training_pipeline import TrainingPipeline
+from stacks.constructs.training_pipeline import TrainingPipeline, registry_arns
 
 DRIFT_METRIC = "FeatureDriftPSI"
 DRIFT_KS_METRIC = "FeatureDriftKS"
-OVERALL_DRIFT_METRIC = "OverallDriftPSI"
-QUALITY_METRIC = "ModelAUC"
-ACCURACY_METRIC = "ModelAccuracy"
 RETRAIN_DECISION_METRIC = "RetrainDecision"
-# Monitor settings that are not stage tunables (documented in docs/contracts.md)
-DRIFT_KS_THRESHOLD = 0.1  # highlighted in the drift report; not alarmed
-DRIFT_MIN_ROWS = 200  # fewer captured rows: no drift verdict, no metric (a quiet endpoint never alarms)
-DRIFT_LOOKBACK_HOURS = 24  # the first run (or after a long gap) reads at most this much capture
-DRIFT_LATENESS_HOURS = 2  # capture files that land up to this late are still read (once)
-QUALITY_MIN_LABELED_ROWS = 50  # fewer labelled rows: no quality metric
-QUALITY_LOOKBACK_HOURS = 168  # labels are joined with predictions captured up to a week before the upload
 DRIFT_REPORT_PREFIX = f"{MONITORING_PREFIX}drift/"
 QUALITY_PREFIX = f"{MONITORING_PREFIX}quality/"
-
-
-def _percentile(metric: cloudwatch.IMetric) -> bool:
-    statistic = getattr(metric, "statistic", "") or ""
-    return bool(statistic) and statistic.lower().startswith("p")
+ALARMS_PRINCIPAL = "lambda.alarms.cloudwatch.amazonaws.com"
 
 
 class Monitoring(Construct):
@@ -61,36 +48,25 @@ class Monitoring(Construct):
         lake: DataLake,
         lambdas: LambdaFactory,
         pipeline: TrainingPipeline,
-        serving: Serving,
         topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
-        self._comparisons: dict[str, str] = {}  # retrain alarm name -> comparison operator
         ns = config.metrics_namespace
-        dims = {"EndpointName": config.endpoint_name}
 
-        # ---- drift monitor: scheduled, reads data capture since the last run ----
+        # ---- drift monitor: one schedule per dataset (its detail names the dataset) ----
         self.drift_fn = lambdas.function(
             self,
             "DriftMonitor",
             handler="drift_monitor.handler.handler",
-            description="PSI/KS drift of captured requests vs the ETL baseline; metrics + HTML report",
+            description="PSI/KS drift of a dataset's captured requests vs its ETL baseline and of the model's "
+            "answers vs its test answers; metrics + HTML report",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
             with_pandas=True,  # numpy (drift math); pandas itself is not imported
             environment={
-                "ENDPOINT_NAME": config.endpoint_name,
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
                 "CURATED_BUCKET": lake.curated.bucket_name,
-                "DATA_CAPTURE_PREFIX": f"{DATA_CAPTURE_PREFIX}{config.endpoint_name}/",
-                "REPORT_PREFIX": DRIFT_REPORT_PREFIX,
-                "DATASET_SCHEMA": config.dataset.to_json(),
-                "PSI_THRESHOLD": str(config.alarms.drift_psi),
-                "KS_THRESHOLD": str(DRIFT_KS_THRESHOLD),
-                "MIN_ROWS": str(DRIFT_MIN_ROWS),
-                "LOOKBACK_HOURS": str(DRIFT_LOOKBACK_HOURS),
-                "LATENESS_HOURS": str(DRIFT_LATENESS_HOURS),
             },
         )
         # reads data capture, the manifests and the quality report; writes reports + watermark (no delete)
@@ -99,34 +75,30 @@ class Monitoring(Construct):
         lake.artifacts.grant_put(self.drift_fn, f"{DRIFT_REPORT_PREFIX}*")
         lake.curated.grant_read(self.drift_fn, f"{MANIFESTS_PREFIX}*")
         lake.curated.grant_read(self.drift_fn, f"{CURATED_PREFIX}*")
+        # the output baseline: the answering model's package (the dataset's group) and its evaluation report
+        groups, packages = registry_arns(cdk.Stack.of(self), config)
+        self.drift_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
+                resources=[*groups, *packages],
+            )
+        )
+        lake.artifacts.grant_read(self.drift_fn, f"{EVALUATIONS_PREFIX}*")
         lake.key.grant_encrypt_decrypt(self.drift_fn)
         grant_put_metrics(self.drift_fn, ns)
-        events.Rule(
-            self,
-            "DriftSchedule",
-            description="Runs the drift monitor on the captured traffic",
-            schedule=events.Schedule.rate(cdk.Duration.minutes(config.drift_schedule_minutes)),
-            targets=[targets.LambdaFunction(self.drift_fn, retry_attempts=2)],
-        )
 
-        # ---- ground truth: labels joined with captured predictions -> quality per model version ----
+        # ---- ground truth: labels under ground-truth/<dataset>/ joined with the dataset's captured predictions ----
         self.ground_truth_fn = lambdas.function(
             self,
             "GroundTruth",
             handler="ground_truth.handler.handler",
-            description="Joins uploaded labels with captured predictions; publishes AUC/accuracy per version",
+            description="Joins uploaded labels with a dataset's captured predictions; publishes quality per version",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
             # standard library only (no numpy): no AWS SDK for pandas layer
             environment={
-                "ENDPOINT_NAME": config.endpoint_name,
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
-                "DATA_CAPTURE_PREFIX": f"{DATA_CAPTURE_PREFIX}{config.endpoint_name}/",
-                "GROUND_TRUTH_PREFIX": GROUND_TRUTH_PREFIX,
-                "QUALITY_PREFIX": QUALITY_PREFIX,
                 "IDEMPOTENCY_TABLE": pipeline.idempotency_table.table_name,
-                "MIN_LABELED_ROWS": str(QUALITY_MIN_LABELED_ROWS),
-                "LOOKBACK_HOURS": str(QUALITY_LOOKBACK_HOURS),
             },
         )
         lake.raw.grant_read(self.ground_truth_fn, f"{GROUND_TRUTH_PREFIX}*")
@@ -139,7 +111,7 @@ class Monitoring(Construct):
         events.Rule(
             self,
             "GroundTruthRule",
-            description="Labels uploaded under ground-truth/ in the raw zone",
+            description="Labels uploaded under ground-truth/<dataset>/ in the raw zone",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
@@ -151,142 +123,105 @@ class Monitoring(Construct):
             targets=[targets.LambdaFunction(self.ground_truth_fn, retry_attempts=4)],
         )
 
-        # ---- guarded retrain Lambda ----
+        # ---- guarded retrain Lambda: the action of every dataset's retrain alarms ----
         self.guard_table = state_table(self, "RetrainGuardTable", key=lake.key, partition_key="pk", sort_key="sk")
         self.retrain_fn = lambdas.function(
             self,
             "Retrain",
             handler="retrain.handler.handler",
-            description="Alarm action: starts retraining unless cooldown, daily budget or a running execution",
+            description="Alarm action: starts a dataset's retraining unless cooldown, daily budget or a running "
+            "execution",
             reserved_concurrency=1,  # decisions are serialised: two alarms cannot both pass the guard
             environment={
                 "STATE_MACHINE_ARN": pipeline.state_machine.state_machine_arn,
                 "GUARD_TABLE": self.guard_table.table_name,
                 "TOPIC_ARN": topic.topic_arn,
                 "CURATED_BUCKET": lake.curated.bucket_name,
-                "MANIFEST_KEY": f"{MANIFESTS_PREFIX}{config.dataset.name}/latest.json",
-                "GUARD": json.dumps(asdict(config.retrain)),
             },
         )
         self.guard_table.grant_read_write_data(self.retrain_fn)
-        lake.curated.grant_read(self.retrain_fn, "manifests/*")
+        lake.curated.grant_read(self.retrain_fn, f"{MANIFESTS_PREFIX}*")
         lake.key.grant_encrypt_decrypt(self.retrain_fn)
         pipeline.state_machine.grant_start_execution(self.retrain_fn)
-        # the guard's one read: is an execution of the training state machine running? (ListExecutions; grant_read
-        # would add DescribeStateMachine/DescribeActivity on "*" and every execution's history, which it never reads)
+        # the guard's reads: is an execution of the training state machine running (ListExecutions), and for which
+        # dataset (DescribeExecution's input)? grant_read would add DescribeStateMachine/DescribeActivity on "*" and
+        # every execution's history, which it never reads
+        stack = cdk.Stack.of(self)
         self.retrain_fn.add_to_role_policy(
             iam.PolicyStatement(actions=["states:ListExecutions"], resources=[pipeline.state_machine.state_machine_arn])
         )
+        self.retrain_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[
+                    stack.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{config.state_machine_name}:*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
         topic.grant_publish(self.retrain_fn)
         grant_put_metrics(self.retrain_fn, ns)
-        # ---- alarms whose action is the retrain Lambda ----
-        a = config.alarms
-        retrain_action = cw_actions.LambdaAction(self.retrain_fn)
-        self.drift_alarm = self._alarm(
-            "DriftAlarm",
-            f"{config.prefix}-drift",
-            cloudwatch.Metric(
-                namespace=ns,
-                metric_name=OVERALL_DRIFT_METRIC,
-                dimensions_map=dims,
-                statistic="Maximum",
-                period=cdk.Duration.minutes(config.drift_schedule_minutes),
-            ),
-            a.drift_psi,
-            cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            "Feature drift (max PSI over features) above threshold",
-        )
-        self.quality_alarm = self._alarm(
-            "QualityAlarm",
-            f"{config.prefix}-quality",
-            cloudwatch.Metric(
-                namespace=ns,
-                metric_name=QUALITY_METRIC,
-                dimensions_map=dims,
-                statistic="Minimum",
-                period=cdk.Duration.hours(a.quality_period_hours),  # one label batch per period
-            ),
-            a.quality_auc_floor,
-            cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            "Model AUC on ground truth below the floor",
-        )
-        self.errors_alarm = self._alarm(
-            "ErrorsAlarm",
-            f"{config.prefix}-5xx",
-            serving.alarm_metric("Invocation5XXErrors", "Sum").with_(period=cdk.Duration.minutes(5)),
-            a.error_5xx_count * 5,
-            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            "Sustained 5XX errors on the endpoint",
-        )
-        self.latency_alarm = self._alarm(
-            "LatencyAlarm",
-            f"{config.prefix}-latency",
-            serving.alarm_metric("ModelLatency", "p99").with_(period=cdk.Duration.minutes(5)),
-            a.model_latency_p99_ms * 1000,
-            cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            "Sustained p99 model latency (microseconds) above threshold",
-        )
-        self.retrain_alarms = [self.drift_alarm, self.quality_alarm, self.errors_alarm, self.latency_alarm]
-        for alarm in self.retrain_alarms:
-            # CloudWatch alarm Lambda action: invokes the function directly (adds the invoke permission
-            # for lambda.alarms.cloudwatch.amazonaws.com scoped to this alarm's ARN). The OK action lets the
-            # guard clear the alarm's breach record, so a flapping alarm never adds up to N breaching periods.
-            alarm.add_alarm_action(retrain_action)
-            alarm.add_ok_action(retrain_action)
-        # the guard compares reasonData's datapoints with the threshold using each alarm's own operator
-        self.retrain_fn.add_environment("ALARMS", json.dumps(self._comparisons, sort_keys=True))
-
-        self.dashboard = self._dashboard(config, pipeline, serving)
+        self.allow_alarms(self.retrain_fn)
+        self.allow_schedules(self.drift_fn)
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-mlops")
+        self._overview(pipeline)
 
     # ------------------------------------------------------------------
-    def _alarm(
-        self,
-        construct_id: str,
-        name: str,
-        metric: cloudwatch.IMetric,
-        threshold: float,
-        comparison: cloudwatch.ComparisonOperator,
-        description: str,
-    ) -> cloudwatch.Alarm:
-        periods = self.config.alarms.monitor_evaluation_periods
-        # CloudFormation spelling of the operator (GREATER_THAN_THRESHOLD -> GreaterThanThreshold)
-        self._comparisons[name] = "".join(part.capitalize() for part in comparison.name.split("_"))
-        return cloudwatch.Alarm(
-            self,
-            construct_id,
-            alarm_name=name,
-            alarm_description=f"{description}; action: guarded retrain",
-            metric=metric,
-            threshold=threshold,
-            comparison_operator=comparison,
-            evaluation_periods=periods,
-            datapoints_to_alarm=periods,  # N consecutive breaching periods before acting
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            # percentile alarms (latency) judge only periods with a statistically meaningful sample count
-            evaluate_low_sample_count_percentile="ignore" if _percentile(metric) else None,
+    def allow_alarms(self, function: lambda_.IFunction) -> None:
+        """Let CloudWatch invoke ``function`` for this stage's alarms (``alarm:<prefix>-*``, this account): one
+        statement for every dataset's retrain alarms (actions: ``dataset.InvokeFunction``)."""
+        stack = cdk.Stack.of(self)
+        function.add_permission(
+            "InvokeFromStageAlarms",
+            principal=iam.ServicePrincipal(ALARMS_PRINCIPAL),
+            action="lambda:InvokeFunction",
+            source_account=stack.account,
+            source_arn=stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=f"{self.config.prefix}-*",
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            ),
         )
 
-    def _dashboard(self, config: StageConfig, pipeline: TrainingPipeline, serving: Serving) -> cloudwatch.Dashboard:
-        ns = config.metrics_namespace
-        endpoint = config.endpoint_name
-        dims = {"EndpointName": endpoint}
-        hour = cdk.Duration.hours(1)
+    def allow_schedules(self, function: lambda_.IFunction) -> None:
+        """Let EventBridge invoke ``function`` for every dataset's drift schedule (``rule/<prefix>-*-drift``)."""
+        stack = cdk.Stack.of(self)
+        function.add_permission(
+            "InvokeFromDriftSchedules",
+            principal=iam.ServicePrincipal("events.amazonaws.com"),
+            action="lambda:InvokeFunction",
+            source_account=stack.account,
+            source_arn=stack.format_arn(
+                service="events", resource="rule", resource_name=f"{self.config.prefix}-*-drift"
+            ),
+        )
 
-        def search(names: str, metric: str, stat: str, by: str, prefix: str = "") -> cloudwatch.MathExpression:
-            """Every hourly series of ``metric`` with exactly the dimensions ``names``, one line per ``by``."""
-            return cloudwatch.MathExpression(
-                expression=f"SEARCH('{{{ns},{names}}} MetricName=\"{metric}\"', '{stat}', 3600)",
-                label=f"{prefix}${{PROP('Dim.{by}')}}",
-                using_metrics={},
-            )
+    def _search(
+        self, names: str, metric: str, stat: str, by: str, *, prefix: str = "", where: str = ""
+    ) -> cloudwatch.MathExpression:
+        """Every hourly series of ``metric`` with exactly the dimensions ``names`` (and the filter ``where``), one
+        line per ``by``."""
+        ns = self.config.metrics_namespace
+        return cloudwatch.MathExpression(
+            expression=f"SEARCH('{{{ns},{names}}} MetricName=\"{metric}\"{where}', '{stat}', 3600)",
+            label=f"{prefix}${{PROP('Dim.{by}')}}",
+            using_metrics={},
+        )
 
+    def _overview(self, pipeline: TrainingPipeline) -> None:
+        """The shared rows: pipeline runs, registrations, deployments and retrain decisions of every dataset."""
+        ns, hour = self.config.metrics_namespace, cdk.Duration.hours(1)
         sm = pipeline.state_machine
-        board = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-mlops")
-        board.add_widgets(
+        self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
-                title="Pipeline runs",
+                title="Pipeline runs (all datasets)",
                 left=[sm.metric_started(), sm.metric_succeeded(), sm.metric_failed()],
-                width=8,
+                width=6,
             ),
             cloudwatch.GraphWidget(
                 title="Model versions registered / rejected",
@@ -300,92 +235,13 @@ class Monitoring(Construct):
                     )
                     for name in ("ModelRegistered", "ModelRejected")
                 ],
-                width=8,
+                width=6,
             ),
             cloudwatch.GraphWidget(
                 title="Deployments by outcome",
-                left=[search("outcome,service", "Deployment", "Sum", by="outcome")],
-                width=8,
+                left=[self._search("outcome,service", "Deployment", "Sum", by="outcome")],
+                width=6,
             ),
-        )
-        board.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Endpoint traffic per variant",
-                left=[
-                    cloudwatch.MathExpression(
-                        expression=(
-                            f'SEARCH(\'{{AWS/SageMaker,EndpointName,VariantName}} MetricName="Invocations" '
-                            f"EndpointName=\"{endpoint}\"', 'Sum', 60)"
-                        ),
-                        label="Invocations",
-                        using_metrics={},
-                    )
-                ],
-                width=12,
-            ),
-            cloudwatch.GraphWidget(
-                title="Errors and latency",
-                left=[
-                    serving.alarm_metric("Invocation5XXErrors", "Sum"),
-                    serving.alarm_metric("Invocation4XXErrors", "Sum"),
-                ],
-                right=[serving.alarm_metric("ModelLatency", "p99")],
-                width=12,
-            ),
-        )
-        board.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Drift: overall PSI (alarm) and PSI per feature",
-                left=[
-                    cloudwatch.Metric(
-                        namespace=ns,
-                        metric_name=OVERALL_DRIFT_METRIC,
-                        dimensions_map=dims,
-                        statistic="Maximum",
-                        period=hour,
-                        label="overall PSI",
-                    ),
-                    search("EndpointName,Feature", DRIFT_METRIC, "Maximum", by="Feature", prefix="PSI "),
-                ],
-                left_annotations=[cloudwatch.HorizontalAnnotation(value=config.alarms.drift_psi, label="alarm")],
-                width=12,
-            ),
-            cloudwatch.GraphWidget(
-                title="Drift: KS per numeric feature",
-                left=[search("EndpointName,Feature", DRIFT_KS_METRIC, "Maximum", by="Feature", prefix="KS ")],
-                left_annotations=[cloudwatch.HorizontalAnnotation(value=DRIFT_KS_THRESHOLD, label="highlight")],
-                width=12,
-            ),
-        )
-        board.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Quality on ground truth: AUC (alarm) and accuracy",
-                left=[
-                    cloudwatch.Metric(
-                        namespace=ns,
-                        metric_name=name,
-                        dimensions_map=dims,
-                        statistic="Minimum",
-                        period=hour,
-                        label=name,
-                    )
-                    for name in (QUALITY_METRIC, ACCURACY_METRIC)
-                ],
-                left_annotations=[
-                    cloudwatch.HorizontalAnnotation(value=config.alarms.quality_auc_floor, label="AUC floor")
-                ],
-                width=8,
-            ),
-            cloudwatch.GraphWidget(
-                title="AUC per model version",
-                left=[search("EndpointName,ModelVersion", QUALITY_METRIC, "Minimum", by="ModelVersion", prefix="AUC ")],
-                width=8,
-            ),
-            cloudwatch.AlarmStatusWidget(
-                title="Alarms", alarms=[*self.retrain_alarms, *serving.rollback_alarms], width=8
-            ),
-        )
-        board.add_widgets(
             cloudwatch.GraphWidget(
                 title="Retrain decisions",
                 left=[
@@ -399,7 +255,101 @@ class Monitoring(Construct):
                     )
                     for d in ("started", "suppressed")
                 ],
+                width=6,
+            ),
+        )
+
+    def add_dataset_sections(self, datasets: Sequence[DatasetResources]) -> None:
+        """One dashboard section per dataset: its traffic, errors and latency, drift, quality and alarms."""
+        for dataset in datasets:
+            self._section(dataset)
+
+    def _section(self, dataset: DatasetResources) -> None:
+        config, hour = dataset.config, cdk.Duration.hours(1)
+        endpoint, ns = config.endpoint_name, config.metrics_namespace
+        on_endpoint = f' EndpointName="{endpoint}"'
+        evaluation = config.evaluation
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown=f"## {config.dataset.name} ({config.dataset.task}): endpoint `{endpoint}`, gate "
+                f"{evaluation.primary_metric} {'>=' if evaluation.higher_is_better else '<='} "
+                f"{evaluation.absolute_floor}",
                 width=24,
+                height=1,
             )
         )
-        return board
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title=f"{config.dataset.name}: traffic per variant",
+                left=[
+                    cloudwatch.MathExpression(
+                        expression=(
+                            f'SEARCH(\'{{AWS/SageMaker,EndpointName,VariantName}} MetricName="Invocations" '
+                            f"EndpointName=\"{endpoint}\"', 'Sum', 60)"
+                        ),
+                        label="Invocations",
+                        using_metrics={},
+                    )
+                ],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title=f"{config.dataset.name}: errors and latency",
+                left=[
+                    dataset.endpoint_metric("Invocation5XXErrors", "Sum"),
+                    dataset.endpoint_metric("Invocation4XXErrors", "Sum"),
+                ],
+                right=[dataset.endpoint_metric("ModelLatency", "p99")],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title=f"{config.dataset.name}: drift (overall PSI: alarm; PSI per feature)",
+                left=[
+                    cloudwatch.Metric(
+                        namespace=ns,
+                        metric_name=OVERALL_DRIFT_METRIC,
+                        dimensions_map={"EndpointName": endpoint},
+                        statistic="Maximum",
+                        period=hour,
+                        label="overall PSI",
+                    ),
+                    self._search(
+                        "EndpointName,Feature", DRIFT_METRIC, "Maximum", by="Feature", prefix="PSI ", where=on_endpoint
+                    ),
+                ],
+                left_annotations=[cloudwatch.HorizontalAnnotation(value=config.alarms.drift_psi, label="alarm")],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title=f"{config.dataset.name}: {evaluation.primary_metric} on ground truth (alarm; per model version)",
+                left=[
+                    cloudwatch.Metric(
+                        namespace=ns,
+                        metric_name=config.quality_metric,
+                        dimensions_map={"EndpointName": endpoint},
+                        statistic="Minimum" if evaluation.higher_is_better else "Maximum",
+                        period=hour,
+                        label=config.quality_metric,
+                    ),
+                    self._search(
+                        "EndpointName,ModelVersion",
+                        config.quality_metric,
+                        "Average",
+                        by="ModelVersion",
+                        where=on_endpoint,
+                    ),
+                ],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(value=evaluation.absolute_floor, label="gate (alarm)")
+                ],
+                width=6,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(
+                title=f"{config.dataset.name}: alarms",
+                alarms=[*dataset.retrain_alarms, *dataset.rollback_alarms],
+                width=24,
+                height=2,
+            )
+        )

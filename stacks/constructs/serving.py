@@ -1,20 +1,20 @@
-"""Serving and safe deployment.
+"""Serving and safe deployment, shared by every declared dataset.
 
-The endpoint itself is created by the deployment state machine (from an approved package), under a
-fixed name from the stage config, so alarms and guardrails refer to it without a CloudFormation
-reference. Deployment: create model + endpoint config -> golden-payload smoke test on a candidate
-endpoint -> create, or update with deployment guardrails (canary / linear / all-at-once, auto-rollback
-on the alarms below) -> wait -> verify the endpoint runs the requested config (a silent rollback fails
-the deployment) -> autoscaling. Stack deletion removes what the pipeline created (custom resource).
+Each dataset's endpoint is created by the deployment state machine (from an approved package of the dataset's
+group), under a fixed name (``<prefix>-<dataset>``), so its alarms and guardrails (``stacks/constructs/dataset.py``)
+refer to it without a CloudFormation reference. Deployment: create model + endpoint config -> golden-payload smoke
+test on a candidate endpoint -> create, or update with deployment guardrails (canary / linear / all-at-once,
+auto-rollback on the dataset's rollback alarms) -> wait -> verify the endpoint runs the requested config (a silent
+rollback fails the deployment) -> autoscaling. The deploy Lambda finds the dataset from the package's group in the
+platform document. The cleanup custom resource removes what the pipeline created: a retired dataset's on a stack
+update, everything on the stack's deletion.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+from collections.abc import Sequence
 
 import aws_cdk as cdk
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -25,11 +25,12 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from pipelines.platform import BATCH_INPUT_PREFIX, DATA_CAPTURE_PREFIX
 from stacks.config import StageConfig
-from stacks.constructs.data_lake import BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX, DATA_CAPTURE_PREFIX, DataLake
+from stacks.constructs.data_lake import BATCH_OUTPUT_PREFIX, DataLake
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
 from stacks.constructs.tables import state_table
-from stacks.constructs.training_pipeline import TRANSIENT_ERRORS
+from stacks.constructs.training_pipeline import TRANSIENT_ERRORS, registry_arns
 
 AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 
@@ -41,15 +42,15 @@ class Serving(Construct):
         construct_id: str,
         *,
         config: StageConfig,
+        datasets: Sequence[StageConfig],
         lake: DataLake,
         lambdas: LambdaFactory,
-        model_package_group_name: str,
         topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         self.config = config
-        self.endpoint_name = config.endpoint_name
+        self.datasets = tuple(datasets)
         # SageMaker writes captures to <DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<uuid>.jsonl
         self.data_capture_uri = f"s3://{lake.artifacts.bucket_name}/{DATA_CAPTURE_PREFIX.rstrip('/')}"
 
@@ -105,18 +106,20 @@ class Serving(Construct):
             )
         )
 
-        # ---- guardrail alarms (canary fleet): 5XX, model latency, invocation (model) errors ----
-        self.rollback_alarms = self._rollback_alarms(config)
+        # ---- guardrail alarms: every dataset's <prefix>-<dataset>-rollback-* (stacks/constructs/dataset.py) ----
         # "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms action on the
         # auto-rollback alarms you specify" (SageMaker Developer Guide, "Auto-Rollback Configuration and Monitoring")
+        self.rollback_alarms_arn = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{config.prefix}-*-rollback-*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
         self.endpoint_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:DescribeAlarms"], resources=[alarm.alarm_arn for alarm in self.rollback_alarms]
-            )
+            iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[self.rollback_alarms_arn])
         )
 
         # ---- deployment state machine ----
-        serving = config.serving
         self.deploy_fn = lambdas.function(
             self,
             "Deploy",
@@ -124,17 +127,12 @@ class Serving(Construct):
             description="Deployment steps: prepare, smoke test, create/update with guardrails, shadow, verify",
             timeout=cdk.Duration.minutes(5),
             environment={
-                "ENDPOINT_NAME": config.endpoint_name,
                 "ENDPOINT_ROLE_ARN": self.endpoint_role.role_arn,
-                "RESOURCE_PREFIX": config.prefix,
-                "MODEL_PACKAGE_GROUP": model_package_group_name,
                 "DATA_CAPTURE_URI": self.data_capture_uri,
                 "KMS_KEY_ARN": lake.key.key_arn,
-                "SERVING": json.dumps(asdict(serving)),
-                "ROLLBACK_ALARMS": json.dumps(self.rollback_alarm_names),
             },
         )
-        self._grant_deploy(self.deploy_fn, config, lake, model_package_group_name)
+        self._grant_deploy(self.deploy_fn, config, lake)
         self.deployment = self._deployment_state_machine(config, topic)
         # the Notify states publish to the KMS-encrypted topic with the state machine's role: sns:Publish plus the
         # key's kms:GenerateDataKey* / kms:Decrypt (Amazon SNS Developer Guide, "Key management")
@@ -191,31 +189,29 @@ class Serving(Construct):
                 removal_policy=cdk.RemovalPolicy.DESTROY,
             ),
         )
+        # Datasets: an update that drops a name retires that dataset's endpoints, configs and models
         self.cleanup = cdk.CustomResource(
             self,
             "PipelineResourcesCleanup",
             service_token=provider.service_token,
             resource_type="Custom::SageMakerCleanup",
-            properties={"Prefix": config.prefix, "EndpointName": config.endpoint_name},
+            properties={"Prefix": config.prefix, "Datasets": sorted(d.dataset.name for d in self.datasets)},
         )
         # deleted before the role the endpoints run with (CloudFormation deletes dependents first)
         self.cleanup.node.add_dependency(self.endpoint_role)
 
-        # ---- batch inference: upload to raw/batch-input/ -> transform job with the champion ----
+        # ---- batch inference: upload to raw/batch-input/<dataset>/ -> transform job with the dataset's champion ----
         self.batch_idempotency = state_table(self, "BatchIdempotencyTable", key=lake.key)
         self.batch_fn = lambdas.function(
             self,
             "BatchInference",
             handler="batch_inference.handler.handler",
-            description="Runs a batch transform with the champion on each batch-input upload (once per version)",
+            description="Runs a batch transform with the dataset's champion on each batch-input upload (once per "
+            "version)",
             environment={
-                "MODEL_PACKAGE_GROUP": model_package_group_name,
                 "OUTPUT_URI": f"s3://{lake.curated.bucket_name}/{BATCH_OUTPUT_PREFIX}",
-                "INPUT_PREFIX": BATCH_INPUT_PREFIX,
                 "ENDPOINT_ROLE_ARN": self.endpoint_role.role_arn,
                 "KMS_KEY_ARN": lake.key.key_arn,
-                "INSTANCE_TYPE": serving.instance_type,
-                "RESOURCE_PREFIX": config.prefix,
                 "IDEMPOTENCY_TABLE": self.batch_idempotency.table_name,
             },
         )
@@ -234,7 +230,7 @@ class Serving(Construct):
                 ],
             )
         )
-        self._grant_registry_read(self.batch_fn, model_package_group_name)
+        self._grant_registry_read(self.batch_fn)
         self.endpoint_role.grant_pass_role(self.batch_fn.grant_principal)
         self.batch_idempotency.grant_read_write_data(self.batch_fn)
         lake.key.grant_encrypt_decrypt(self.batch_fn)
@@ -243,7 +239,7 @@ class Serving(Construct):
         events.Rule(
             self,
             "BatchInputRule",
-            description="Object Created under batch-input/ in the raw zone runs a batch transform",
+            description="Object Created under batch-input/<dataset>/ in the raw zone runs a batch transform",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
@@ -256,77 +252,16 @@ class Serving(Construct):
         )
 
     # ------------------------------------------------------------------
-    def alarm_metric(self, metric_name: str, statistic: str, variant: str | None = None) -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace="AWS/SageMaker",
-            metric_name=metric_name,
-            dimensions_map={
-                "EndpointName": self.config.endpoint_name,
-                "VariantName": variant or self.config.serving.variant_name,
-            },
-            statistic=statistic,
-            period=cdk.Duration.minutes(1),
-        )
-
-    def _rollback_alarms(self, config: StageConfig) -> list[cloudwatch.Alarm]:
-        """Auto-rollback guardrails on the production variant, per minute. SageMaker's definitions
-        (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html): Invocation5XXErrors and
-        InvocationModelErrors send 1 per matching request and 0 otherwise, so Sum counts and Average is a rate;
-        InvocationModelErrors counts every request without a 2XX answer, client errors (4XX) included. Counting
-        it would let one bad client request roll a good model back, so it is watched as a rate (as AWS's
-        guardrail example watches Invocation4XXErrors' Average,
-        https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html), and only a rate
-        that holds for all ``rollback_evaluation_periods`` minutes rolls back: in a quiet minute one bad request is
-        a large share, but it cannot be one in consecutive minutes unless that client sends most of the traffic."""
-        a = config.alarms
-        specs = [
-            ("5xx", "Invocation5XXErrors", "Sum", a.error_5xx_count, "5XX errors (model failures)"),
-            ("model-latency", "ModelLatency", "p99", a.model_latency_p99_ms * 1000, "p99 model latency (us)"),
-            (
-                "model-errors",
-                "InvocationModelErrors",
-                "Average",
-                a.model_error_rate,
-                "share of invocations without a 2XX answer",
-            ),
-        ]
-        alarms = []
-        self.rollback_alarm_names: list[str] = []
-        for suffix, metric, stat, threshold, what in specs:
-            sustained = stat == "Average"
-            self.rollback_alarm_names.append(f"{config.endpoint_name}-rollback-{suffix}")
-            alarms.append(
-                cloudwatch.Alarm(
-                    self,
-                    f"Rollback{metric}",
-                    alarm_name=self.rollback_alarm_names[-1],
-                    alarm_description=f"Deployment guardrail: {what} on {config.endpoint_name} "
-                    "rolls a canary back automatically",
-                    metric=self.alarm_metric(metric, stat),
-                    threshold=threshold,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    evaluation_periods=a.rollback_evaluation_periods,
-                    datapoints_to_alarm=a.rollback_evaluation_periods if sustained else 1,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                    # a p99 of a handful of requests is one slow request: only judge latency on enough samples
-                    evaluate_low_sample_count_percentile="ignore" if stat.startswith("p") else None,
-                )
-            )
-        return alarms
-
-    def _grant_registry_read(self, fn: cdk.aws_lambda.Function, group: str) -> None:
-        stack = cdk.Stack.of(self)
+    def _grant_registry_read(self, fn: cdk.aws_lambda.Function) -> None:
+        groups, packages = registry_arns(cdk.Stack.of(self), self.config)
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
-                resources=[
-                    stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
-                    stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*"),
-                ],
+                resources=[*groups, *packages],
             )
         )
 
-    def _grant_deploy(self, fn: cdk.aws_lambda.Function, config: StageConfig, lake: DataLake, group: str) -> None:
+    def _grant_deploy(self, fn: cdk.aws_lambda.Function, config: StageConfig, lake: DataLake) -> None:
         stack = cdk.Stack.of(self)
         fn.add_to_role_policy(
             iam.PolicyStatement(
@@ -349,11 +284,10 @@ class Serving(Construct):
                 ],
             )
         )
-        self._grant_registry_read(fn, group)
+        self._grant_registry_read(fn)
         fn.add_to_role_policy(
             iam.PolicyStatement(  # a package whose deployment failed is set to Rejected (never the champion)
-                actions=["sagemaker:UpdateModelPackage"],
-                resources=[stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*")],
+                actions=["sagemaker:UpdateModelPackage"], resources=registry_arns(stack, config)[1]
             )
         )
         fn.add_to_role_policy(
@@ -365,11 +299,8 @@ class Serving(Construct):
                 conditions={"StringEquals": {"application-autoscaling:service-namespace": "sagemaker"}},
             )
         )
-        fn.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:DescribeAlarms"],
-                resources=[a.alarm_arn for a in self.rollback_alarms],
-            )
+        fn.add_to_role_policy(  # the rollback alarms in ALARM, named in a silent rollback's notification
+            iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[self.rollback_alarms_arn])
         )
         # PutScalingPolicy (target tracking) needs its caller to hold PutMetricAlarm / DescribeAlarms / DeleteAlarms
         # (Application Auto Scaling User Guide, "Permissions required for API actions on target services and
@@ -381,7 +312,7 @@ class Serving(Construct):
                     stack.format_arn(
                         service="cloudwatch",
                         resource="alarm",
-                        resource_name=f"TargetTracking-endpoint/{config.endpoint_name}/variant/*",
+                        resource_name=f"TargetTracking-endpoint/{config.prefix}-*/variant/*",
                         arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                     )
                 ],

@@ -1,8 +1,11 @@
 """Training pipeline: S3 upload -> start Lambda -> Step Functions
 (ETL -> prepare -> SageMaker training -> evaluation -> champion/challenger gate -> registry -> notify).
 
-Every task retries transient errors with backoff and catches everything else into one failure path
-that publishes the underlying reason (Glue ErrorMessage / SageMaker FailureReason), not just
+One state machine for every declared dataset: each execution's input carries ``"dataset": "<name>"`` and every
+step passes it on (the Glue job's ``--dataset``, the training job's ``dataset`` hyperparameter, the evaluation
+job's ``--dataset``, the Lambdas' ``$``); each step reads the dataset's schema, gate and names from the platform
+document shipped with its code. Every task retries transient errors with backoff and catches everything else
+into one failure path that publishes the underlying reason (Glue ErrorMessage / SageMaker FailureReason), not just
 "States.TaskFailed".
 """
 
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from collections.abc import Sequence
 from typing import TypeVar
 
 import aws_cdk as cdk
@@ -23,8 +26,9 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from pipelines.platform import RAW_DATASETS_PREFIX
 from stacks.config import StageConfig
-from stacks.constructs.assets import ROOT, asset_hash, bundling_options
+from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
 from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, MODELS_PREFIX, DataLake
 from stacks.constructs.images import sklearn_image_uri
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
@@ -69,13 +73,15 @@ class TrainingPipeline(Construct):
         construct_id: str,
         *,
         config: StageConfig,
+        datasets: Sequence[StageConfig],
         lake: DataLake,
         lambdas: LambdaFactory,
-        model_package_group_name: str,
+        generated: Generated,
         topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
+        self.datasets = tuple(datasets)
         stack = cdk.Stack.of(self)
         image = sklearn_image_uri(
             config.region, config.training.sklearn_framework_version, config.training.instance_type
@@ -86,9 +92,11 @@ class TrainingPipeline(Construct):
             self,
             "SourceDir",
             path=str(ROOT / "pipelines"),
-            asset_hash=hashlib.sha256(f"{asset_hash(SOURCE_PACKAGES)}:{SOURCEDIR_ARCHIVE}".encode()).hexdigest(),
+            asset_hash=hashlib.sha256(
+                f"{asset_hash(SOURCE_PACKAGES, generated)}:{SOURCEDIR_ARCHIVE}".encode()
+            ).hexdigest(),
             asset_hash_type=cdk.AssetHashType.CUSTOM,
-            bundling=bundling_options(SOURCE_PACKAGES, archive_name=SOURCEDIR_ARCHIVE),
+            bundling=bundling_options(SOURCE_PACKAGES, archive_name=SOURCEDIR_ARCHIVE, generated=generated),
         )
         self.code_version = asset_hash(SOURCE_PACKAGES)[:12]
 
@@ -149,19 +157,17 @@ class TrainingPipeline(Construct):
             )
         )
 
-        # ---- Lambdas of the pipeline ----
+        # ---- Lambdas of the pipeline (the dataset's group, gate and names: the platform document) ----
         common_env = {
-            "MODEL_PACKAGE_GROUP": model_package_group_name,
             "CURATED_BUCKET": lake.curated.bucket_name,
             "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
-            "DATASET_SCHEMA": config.dataset.to_json(),
         }
         self.prepare_fn = lambdas.function(
             self,
             "PrepareTraining",
             handler="prepare_training.handler.handler",
             description="Reads the ETL manifest, finds the champion and names the training run",
-            environment={**common_env, "JOB_PREFIX": config.prefix},
+            environment=common_env,
         )
         self.register_fn = lambdas.function(
             self,
@@ -170,12 +176,10 @@ class TrainingPipeline(Construct):
             description="Records every challenger in the registry with metrics and lineage",
             environment={
                 **common_env,
-                "APPROVAL_MODE": config.approval,
                 "INFERENCE_IMAGE": sklearn_image_uri(
                     config.region, config.training.sklearn_framework_version, config.serving.instance_type
                 ),
                 "CODE_VERSION": self.code_version,
-                "HYPERPARAMETERS": json.dumps(asdict(config.training.hyperparameters)),
             },
         )
         self.failure_fn = lambdas.function(
@@ -191,20 +195,15 @@ class TrainingPipeline(Construct):
         for fn in (self.prepare_fn, self.register_fn):
             lake.key.grant_decrypt(fn)
         grant_put_metrics(self.register_fn, config.metrics_namespace)
-        group_arn = stack.format_arn(
-            service="sagemaker", resource="model-package-group", resource_name=model_package_group_name
-        )
-        package_arn = stack.format_arn(
-            service="sagemaker", resource="model-package", resource_name=f"{model_package_group_name}/*"
-        )
+        group_arns, package_arns = registry_arns(stack, config)
         for fn in (self.prepare_fn, self.register_fn):
-            # the Service Authorization Reference gives ListModelPackages the model-package resource type: this
-            # group's versions, as the deploy and batch Lambdas are granted (Serving._grant_registry_read)
+            # the Service Authorization Reference gives ListModelPackages the model-package resource type: the
+            # stage's groups' versions, as the deploy and batch Lambdas are granted (Serving._grant_registry_read)
             fn.add_to_role_policy(
-                iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=[group_arn, package_arn])
+                iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=[*group_arns, *package_arns])
             )
         self.prepare_fn.add_to_role_policy(
-            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=[package_arn])
+            iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=package_arns)
         )
         self.register_fn.add_to_role_policy(
             iam.PolicyStatement(
@@ -214,39 +213,42 @@ class TrainingPipeline(Construct):
                     "sagemaker:DescribeModelPackage",
                     "sagemaker:AddTags",
                 ],
-                resources=[group_arn, package_arn],
+                resources=[*group_arns, *package_arns],
             )
         )
 
         self.state_machine = self._state_machine(config, lake, image, topic)
 
         # ---- S3 upload -> EventBridge -> start Lambda (idempotent per object version) ----
+        # One rule for every dataset folder: the Lambda starts the declared dataset's pipeline and refuses (logs
+        # and notifies, touching nothing) an upload under a folder no declaration names.
         self.idempotency_table = state_table(self, "IdempotencyTable", key=lake.key)
         self.start_fn = lambdas.function(
             self,
             "StartPipeline",
             handler="start_pipeline.handler.handler",
-            description="Starts one pipeline execution per uploaded raw object version",
+            description="Starts one pipeline execution per uploaded raw object version of a declared dataset",
             environment={
                 "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
                 "IDEMPOTENCY_TABLE": self.idempotency_table.table_name,
-                "DATASET_PREFIX": config.raw_dataset_prefix,
+                "TOPIC_ARN": topic.topic_arn,
             },
         )
         self.idempotency_table.grant_read_write_data(self.start_fn)
         lake.key.grant_encrypt_decrypt(self.start_fn)
         self.state_machine.grant_start_execution(self.start_fn)
+        topic.grant_publish(self.start_fn)  # the refusal of an undeclared dataset's upload
         grant_put_metrics(self.start_fn, config.metrics_namespace)
         self.upload_rule = events.Rule(
             self,
             "RawUploadRule",
-            description="Object Created under the dataset prefix of the raw zone starts the pipeline",
+            description="Object Created under datasets/ of the raw zone starts the dataset's pipeline",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [lake.raw.bucket_name]},
-                    "object": {"key": [{"prefix": config.raw_dataset_prefix}]},
+                    "object": {"key": [{"prefix": RAW_DATASETS_PREFIX}]},
                 },
             ),
             targets=[targets.LambdaFunction(self.start_fn, retry_attempts=4)],
@@ -330,9 +332,10 @@ class TrainingPipeline(Construct):
                     integration_pattern=sfn.IntegrationPattern.RUN_JOB,
                     arguments=sfn.TaskInput.from_object(
                         {
-                            "--raw_bucket.$": "$.dataset.bucket",
-                            "--raw_key.$": "$.dataset.key",
-                            "--raw_version_id.$": "$.dataset.version_id",
+                            "--dataset.$": "$.dataset",
+                            "--raw_bucket.$": "$.upload.bucket",
+                            "--raw_key.$": "$.upload.key",
+                            "--raw_version_id.$": "$.upload.version_id",
                             "--execution_id.$": "$$.Execution.Name",
                         }
                     ),
@@ -345,11 +348,13 @@ class TrainingPipeline(Construct):
         prepare = catch(self._lambda_step("PrepareTraining", self.prepare_fn, "$.prepared"))
 
         # ---- 2. training (scikit-learn container, script mode) ----
-        from pipelines.training.hyperparameters import job_hyperparameters
+        from pipelines.training.hyperparameters import DATASET_HYPERPARAMETER, stage_hyperparameters
         from pipelines.training.metric_definitions import METRIC_DEFINITIONS
 
         hyperparameters = {
-            **job_hyperparameters(config.training.hyperparameters.items(), config.dataset),
+            **stage_hyperparameters(config.training.hyperparameters.items()),
+            # the toolkit json.loads every value: the dataset name as a JSON string literal ("churn")
+            f"{DATASET_HYPERPARAMETER}.$": "States.JsonToString($.dataset)",
             **sagemaker_hyperparameters(self.source_dir.s3_object_url, config.region),
         }
         # A CustomState rather than tasks.SageMakerCreateTrainingJob, whose S3Location renders an https URL for a
@@ -413,6 +418,10 @@ class TrainingPipeline(Construct):
         # ---- 3. evaluation: challenger vs champion on the held-out test split ----
         from pipelines.evaluation.evaluate import processing_arguments  # lazy: sklearn, synth path only
 
+        # --dataset <the execution's dataset> and the container paths: the gate comes from the platform document
+        evaluation_arguments = "States.Array({})".format(
+            ", ".join(["'--dataset'", "$.dataset", *(f"'{argument}'" for argument in processing_arguments())])
+        )
         evaluate = catch(
             self._retry(
                 sfn.CustomState(
@@ -427,7 +436,7 @@ class TrainingPipeline(Construct):
                             "AppSpecification": {
                                 "ImageUri": image,
                                 "ContainerEntrypoint": EVALUATION_ENTRYPOINT,
-                                "ContainerArguments": processing_arguments(config.evaluation),
+                                "ContainerArguments.$": evaluation_arguments,
                             },
                             "ProcessingInputs": [
                                 _processing_input("code", self.source_dir.s3_object_url, "/opt/ml/processing/code"),
@@ -572,6 +581,17 @@ class TrainingPipeline(Construct):
         # kms:GenerateDataKey* / kms:Decrypt (Amazon SNS Developer Guide, "Key management")
         topic.grant_publish(machine)
         return machine
+
+
+def registry_arns(stack: cdk.Stack, config: StageConfig) -> tuple[list[str], list[str]]:
+    """(the stage's model package groups, their versions): ``<prefix>-*`` and ``<prefix>-*/*``. One pattern for
+    every declared dataset's group (``<prefix>-<dataset>``): two ARNs per dataset in the prepare, register and
+    deploy roles would outgrow IAM's 10,240 characters of inline policies per role at about 15 datasets
+    (tests/infrastructure/test_scale.py)."""
+    return (
+        [stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=f"{config.prefix}-*")],
+        [stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{config.prefix}-*/*")],
+    )
 
 
 def sagemaker_hyperparameters(submit_directory: str, region: str) -> dict[str, str]:

@@ -4,12 +4,14 @@ documentation."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import Any
 
 from stacks.config import StageConfig
+from stacks.mlops_stack import MlopsStack
 from tests.infrastructure.helpers import definition, of_type
-from tests.infrastructure.policies import Statement, expand, identity_statements, references
+from tests.infrastructure.policies import Statement, expand, identity_statements, literal_parts, references
 
 
 def _allows(template: dict[str, Any], role: str, action: str, target: str | None) -> bool:
@@ -21,6 +23,18 @@ def _allows(template: dict[str, Any], role: str, action: str, target: str | None
         for resource in statement.resources:
             if (target is None and resource == "*") or (target is not None and target in references(resource)):
                 return True
+    return False
+
+
+def _allows_arn(template: dict[str, Any], role: str, action: str, arn: str) -> bool:
+    """Whether an identity policy of ``role`` allows ``action`` on the resource ``arn`` (intrinsics rendered as in
+    ``literal_parts``: ``arn:aws:cloudwatch:us-east-1:${AWS::AccountId}:alarm:<name>``), wildcards matched as IAM
+    matches them within the resource."""
+    for statement in identity_statements(template):
+        if role not in statement.roles or not any(action in expand(a) for a in statement.actions):
+            continue
+        if any(fnmatch.fnmatchcase(arn, literal_parts(resource)) for resource in statement.resources):
+            return True
     return False
 
 
@@ -128,14 +142,15 @@ def test_the_etl_role_may_publish_the_job_metrics_it_enables(template_json: dict
 
 
 def test_the_deploy_lambda_may_create_the_target_tracking_alarms(
-    template_json: dict[str, Any], config: StageConfig
+    template_json: dict[str, Any], config: StageConfig, stack: MlopsStack
 ) -> None:
     """PutScalingPolicy with a target tracking configuration needs the caller to hold ``cloudwatch:PutMetricAlarm``,
     ``cloudwatch:DescribeAlarms`` and ``cloudwatch:DeleteAlarms`` (Application Auto Scaling User Guide, "Permissions
     required for API actions on target services and CloudWatch":
     https://docs.aws.amazon.com/autoscaling/application/userguide/security_iam_id-based-policy-examples.html).
     The alarms it creates are named ``TargetTracking-<resource id>-AlarmHigh|Low-<uuid>``, the resource id of a
-    SageMaker variant being ``endpoint/<endpoint>/variant/<variant>``: the grant is scoped to those names."""
+    SageMaker variant being ``endpoint/<endpoint>/variant/<variant>``: the grant is scoped to those names, for the
+    endpoint of every declared dataset (``<prefix>-<dataset>``) and no other endpoint."""
     statements = [
         s for s in _role_statements(template_json, "ServingDeployRole") if "cloudwatch:PutMetricAlarm" in s.actions
     ]
@@ -147,26 +162,37 @@ def test_the_deploy_lambda_may_create_the_target_tracking_alarms(
         "cloudwatch:PutMetricAlarm",
     ]
     (resource,) = statement.resources
-    rendered = json.dumps(resource)
-    assert f":alarm:TargetTracking-endpoint/{config.endpoint_name}/variant/*" in rendered, rendered
+    assert literal_parts(resource).endswith(f":alarm:TargetTracking-endpoint/{config.prefix}-*/variant/*")
+    role = statements[0].roles[0]
+
+    def alarm(endpoint: str) -> str:
+        name = f"TargetTracking-endpoint/{endpoint}/variant/AllTraffic-AlarmHigh-4b2c"
+        return f"arn:aws:cloudwatch:{config.region}:${{AWS::AccountId}}:alarm:{name}"
+
+    for name, dataset in stack.dataset_configs.items():
+        assert _allows_arn(template_json, role, "cloudwatch:PutMetricAlarm", alarm(dataset.endpoint_name)), name
+    assert not _allows_arn(template_json, role, "cloudwatch:PutMetricAlarm", alarm("other-stack-endpoint"))
 
 
 def test_the_endpoint_execution_role_may_describe_its_rollback_alarms(
-    template_json: dict[str, Any], config: StageConfig
+    template_json: dict[str, Any], config: StageConfig, stack: MlopsStack
 ) -> None:
     """ "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms action on the
     auto-rollback alarms you specify" (SageMaker Developer Guide, "Auto-Rollback Configuration and Monitoring":
     https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html): the endpoint's
-    execution role (the model's ExecutionRoleArn), not the caller of UpdateEndpoint."""
+    execution role (the model's ExecutionRoleArn), not the caller of UpdateEndpoint. Every declared dataset's three
+    guardrails, by name; a retrain alarm is not one of them."""
     role = _role(template_json, "ServingEndpointRole")
-    alarms = {
-        k: v["Properties"]["AlarmName"]
-        for k, v in of_type(template_json["Resources"], "AWS::CloudWatch::Alarm").items()
+    alarms = sorted(
+        v["Properties"]["AlarmName"]
+        for v in of_type(template_json["Resources"], "AWS::CloudWatch::Alarm").values()
         if "-rollback-" in v["Properties"]["AlarmName"]
-    }
-    assert len(alarms) == 3
-    for logical_id, name in alarms.items():
-        assert _allows(template_json, role, "cloudwatch:DescribeAlarms", logical_id), name
+    )
+    assert alarms == sorted(n for c in stack.dataset_configs.values() for n in c.rollback_alarm_names)
+    arn = f"arn:aws:cloudwatch:{config.region}:${{AWS::AccountId}}:alarm:"
+    for name in alarms:
+        assert _allows_arn(template_json, role, "cloudwatch:DescribeAlarms", arn + name), name
+    assert not _allows_arn(template_json, role, "cloudwatch:DescribeAlarms", f"{arn}{config.prefix}-churn-drift")
 
 
 def test_the_training_job_writes_its_model_to_an_s3_uri(resources: dict[str, Any]) -> None:

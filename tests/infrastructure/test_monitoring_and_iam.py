@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,32 +17,42 @@ from lambdas.retrain import logic as retrain
 from lambdas.retrain.models import AlarmEvent
 from localcloud.runtime import alarms as local_alarms
 from stacks.config import AlarmThresholds, StageConfig, alarm_window_problem, load_config
-from tests.infrastructure.helpers import of_type
+from stacks.mlops_stack import MlopsStack
+from tests.infrastructure.helpers import of_type, render
+from tests.infrastructure.policies import literal_parts
 
 DAY = 86_400
 MOTO_ACCOUNT = "123456789012"  # moto's default account
 
 
 def test_retrain_alarms_invoke_the_retrain_lambda_after_n_breaching_periods(
-    resources: dict[str, Any], config: StageConfig
+    resources: dict[str, Any], config: StageConfig, stack: MlopsStack
 ) -> None:
-    names = {f"{config.prefix}-{s}" for s in ("drift", "quality", "5xx", "latency")}
+    # Given every declared dataset's retrain alarms (drift, quality, 5xx, latency: <prefix>-<dataset>-<kind>)
+    names = {name for c in stack.dataset_configs.values() for name in c.retrain_alarm_comparisons}
+    assert len(names) == 4 * len(stack.dataset_configs)
     alarms = [
         v["Properties"]
         for v in of_type(resources, "AWS::CloudWatch::Alarm").values()
         if v["Properties"]["AlarmName"] in names
     ]
-    assert len(alarms) == 4
+    # Then each invokes the retrain Lambda after N breaching periods
+    assert len(alarms) == len(names)
     for props in alarms:
         (action,) = props["AlarmActions"]
         assert action["Fn::GetAtt"][0].startswith("MonitoringRetrain")
         assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == config.alarms.monitor_evaluation_periods
-    perms = [
+    # And CloudWatch may invoke it for the stage's alarms through one resource-policy statement (one per alarm would
+    # outgrow Lambda's 20 KB resource policy at about 60 alarms)
+    (permission,) = [
         p["Properties"]
         for p in of_type(resources, "AWS::Lambda::Permission").values()
         if p["Properties"]["Principal"] == "lambda.alarms.cloudwatch.amazonaws.com"
     ]
-    assert len(perms) == 4 and perms[0]["FunctionName"]["Fn::GetAtt"][0].startswith("MonitoringRetrain")
+    assert permission["FunctionName"]["Fn::GetAtt"][0].startswith("MonitoringRetrain")
+    assert literal_parts(permission["SourceArn"]).endswith(f":alarm:{config.prefix}-*")
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert all(fnmatch.fnmatchcase(name, f"{config.prefix}-*") for name in names)
 
 
 def test_every_alarm_window_is_one_cloudwatch_accepts(resources: dict[str, Any]) -> None:
@@ -56,19 +67,39 @@ def test_every_alarm_window_is_one_cloudwatch_accepts(resources: dict[str, Any])
     assert alarm_window_problem(300, 300) is not None and alarm_window_problem(3600, 168) is None
 
 
-def _quality_alarm(resources: dict[str, Any], config: StageConfig) -> dict[str, Any]:
+def _quality_alarm(resources: dict[str, Any], config: StageConfig, dataset: str = "churn") -> dict[str, Any]:
     (props,) = [
         v["Properties"]
         for v in of_type(resources, "AWS::CloudWatch::Alarm").values()
-        if v["Properties"]["AlarmName"] == f"{config.prefix}-quality"
+        if v["Properties"]["AlarmName"] == f"{config.prefix}-{dataset}-quality"
     ]
     return dict(props)
+
+
+def test_the_quality_alarm_watches_the_gate_metric_in_its_direction(
+    resources: dict[str, Any], stack: MlopsStack
+) -> None:
+    """A live model worse than what the gate lets deploy starts a retrain: the quality alarm watches the dataset's
+    gate metric on ground truth (pipelines.platform QUALITY_METRIC_NAMES) against the stage's floor, falling for
+    AUC (churn) or macro F1 (tickets), rising for RMSE (energy), whose worst label batch is its Maximum."""
+    expected = {
+        "churn": ("ModelAUC", "LessThanThreshold", "Minimum"),
+        "tickets": ("ModelMacroF1", "LessThanThreshold", "Minimum"),
+        "energy": ("ModelRMSE", "GreaterThanThreshold", "Maximum"),
+    }
+    for name, (metric, comparison, statistic) in expected.items():
+        config = stack.dataset_configs[name]
+        props = _quality_alarm(resources, config, name)
+        assert (props["MetricName"], props["ComparisonOperator"], props["Statistic"]) == (metric, comparison, statistic)
+        assert props["Threshold"] == config.evaluation.absolute_floor == config.dataset.evaluation_gate.floor
+        assert props["Dimensions"] == [{"Name": "EndpointName", "Value": f"{config.prefix}-{name}"}]
+        assert stack.platform.dataset(name).names.retrain_alarms[props["AlarmName"]] == comparison
 
 
 def test_daily_ground_truth_can_trip_the_quality_alarm_and_pass_the_retrain_guard(
     resources: dict[str, Any], config: StageConfig
 ) -> None:
-    # Given the synthesized quality alarm, created as CloudWatch would hold it
+    # Given the synthesized quality alarm of churn, created as CloudWatch would hold it
     props = _quality_alarm(resources, config)
     assert props["Period"] == config.alarms.quality_period_hours * 3600 == DAY
     now = 1_800_000_000 - 1_800_000_000 % DAY + DAY  # midnight UTC, the end of the third day below
@@ -156,44 +187,70 @@ def _function(resources: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def test_retrain_alarms_also_report_ok_so_the_guard_can_clear_breach_records(
-    resources: dict[str, Any], config: StageConfig
+    resources: dict[str, Any], stack: MlopsStack
 ) -> None:
-    comparisons = {
-        f"{config.prefix}-drift": "GreaterThanThreshold",
-        f"{config.prefix}-quality": "LessThanThreshold",
-        f"{config.prefix}-5xx": "GreaterThanOrEqualToThreshold",
-        f"{config.prefix}-latency": "GreaterThanThreshold",
-    }
+    # Given the retrain alarms the platform document lists, with the operators the guard compares with
+    comparisons = stack.platform.retrain_alarms
+    assert {n.rsplit("-", 1)[1] for n in comparisons} == {"drift", "quality", "5xx", "latency"}
+    found = {}
     for props in of_type(resources, "AWS::CloudWatch::Alarm").values():
         name = props["Properties"]["AlarmName"]
         if name in comparisons:
+            # Then each reports OK too, and compares as the guard will
             assert props["Properties"]["OKActions"] == props["Properties"]["AlarmActions"], name
-            assert props["Properties"]["ComparisonOperator"] == comparisons[name]
+            found[name] = props["Properties"]["ComparisonOperator"]
+    assert found == comparisons
+    # And the retrain Lambda's environment carries names only (the alarms, manifest and guard: the document)
     env = _function(resources, "MonitoringRetrain")["Environment"]["Variables"]
-    assert json.loads(env["ALARMS"]) == comparisons
-    assert env["MANIFEST_KEY"] == f"manifests/{config.dataset.name}/latest.json"
-    assert json.loads(env["GUARD"]) == {"cooldown_minutes": 360, "max_per_day": 2, "consecutive_breaches": 3}
+    assert not {"ALARMS", "MANIFEST_KEY", "GUARD"} & set(env), sorted(env)
+    churn = stack.platform.dataset("churn")
+    assert churn.names.manifest_key == "manifests/churn/latest.json"
+    assert churn.retrain == {"cooldown_minutes": 360, "max_per_day": 2, "consecutive_breaches": 3}
 
 
-def test_drift_monitor_is_scheduled_with_its_thresholds(resources: dict[str, Any], config: StageConfig) -> None:
+def test_drift_monitor_is_scheduled_per_dataset(
+    resources: dict[str, Any], config: StageConfig, stack: MlopsStack
+) -> None:
     fn = _function(resources, "MonitoringDriftMonitor")
-    env = fn["Environment"]["Variables"]
     assert fn["Layers"] and len(fn["Layers"]) == 2  # Powertools + AWS SDK for pandas (numpy)
-    assert env["PSI_THRESHOLD"] == str(config.alarms.drift_psi)
-    assert env["DATA_CAPTURE_PREFIX"] == f"data-capture/{config.endpoint_name}/"
-    assert env["REPORT_PREFIX"] == "monitoring/drift/"
-    assert int(env["MIN_ROWS"]) > 0
-    (rule,) = [
-        r["Properties"]
-        for k, r in of_type(resources, "AWS::Events::Rule").items()
-        if k.startswith("MonitoringDriftSchedule")
+    drift_fn = next(k for k in of_type(resources, "AWS::Lambda::Function") if k.startswith("MonitoringDriftMonitor"))
+    # Given one schedule rule per declared dataset
+    rules = {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in of_type(resources, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    }
+    assert sorted(rules) == sorted(f"{c.resource_prefix}-drift" for c in stack.dataset_configs.values())
+    for name, dataset in stack.dataset_configs.items():
+        rule = rules[f"{dataset.resource_prefix}-drift"]
+        # Then each runs at the dataset's cadence and hands the drift monitor the scheduled event with its dataset
+        minutes = dataset.alarms.drift_schedule_minutes
+        assert rule["ScheduleExpression"] == ("rate(1 hour)" if minutes == 60 else f"rate({minutes} minutes)")
+        (target,) = rule["Targets"]
+        assert target["Arn"]["Fn::GetAtt"][0] == drift_fn
+        transformer = target["InputTransformer"]
+        assert json.loads(transformer["InputTemplate"].replace("<", '"<').replace(">", '>"'))["detail"] == {
+            "dataset": name
+        }
+        assert transformer["InputPathsMap"]["time"] == "$.time"
+        # And its thresholds and prefixes are the document's
+        names = stack.platform.dataset(name).names
+        assert names.data_capture_prefix == f"data-capture/{dataset.endpoint_name}/"
+        assert names.drift_report_prefix == f"monitoring/drift/{name}/"
+        assert stack.platform.dataset(name).alarms["drift_psi"] == dataset.alarms.drift_psi
+    # And EventBridge may invoke the monitor for these rules only, with one resource-policy statement
+    (permission,) = [
+        p["Properties"]
+        for p in of_type(resources, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"]["Fn::GetAtt"][0] == drift_fn
     ]
-    minutes = config.drift_schedule_minutes
-    assert rule["ScheduleExpression"] == ("rate(1 hour)" if minutes == 60 else f"rate({minutes} minutes)")
+    pattern = literal_parts(permission["SourceArn"]).rsplit(":rule/", 1)[1]
+    assert pattern == f"{config.prefix}-*-drift" and all(fnmatch.fnmatchcase(r, pattern) for r in rules)
+    assert stack.platform.monitoring["drift_min_rows"] > 0
     assert len(_function(resources, "MonitoringGroundTruth")["Layers"]) == 1  # Powertools only: no numpy
     gt = _function(resources, "MonitoringGroundTruth")["Environment"]["Variables"]
     assert gt["IDEMPOTENCY_TABLE"]["Ref"].startswith("PipelineIdempotencyTable")
-    assert gt["QUALITY_PREFIX"] == "monitoring/quality/"
+    assert stack.platform.dataset("churn").names.quality_prefix == "monitoring/quality/churn/"
 
 
 def test_monitors_write_only_their_own_prefixes_and_never_delete(resources: dict[str, Any]) -> None:
@@ -211,26 +268,29 @@ def test_monitors_write_only_their_own_prefixes_and_never_delete(resources: dict
                 assert own in targets and "data-capture" not in targets, (role_prefix, targets)
 
 
-def test_dashboard_shows_runs_versions_traffic_drift_quality_and_decisions(resources: dict[str, Any]) -> None:
+def test_dashboard_shows_runs_and_decisions_and_a_section_per_dataset(
+    resources: dict[str, Any], stack: MlopsStack
+) -> None:
     (board,) = of_type(resources, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(board["Properties"]["DashboardBody"])
     for title in (
         "Pipeline runs",
         "Model versions registered / rejected",
-        "Endpoint traffic per variant",
-        "Drift: overall PSI (alarm) and PSI per feature",
-        "Drift: KS per numeric feature",
-        "Quality on ground truth: AUC (alarm) and accuracy",
-        "AUC per model version",
+        "Deployments by outcome",
         "Retrain decisions",
     ):
         assert title in body, title
-    for metric in (
-        "OverallDriftPSI",
-        "FeatureDriftPSI",
-        "FeatureDriftKS",
-        "ModelAUC",
-        "ModelAccuracy",
-        "RetrainDecision",
-    ):
+    for metric in ("OverallDriftPSI", "FeatureDriftPSI", "RetrainDecision"):
         assert metric in body, metric
+    for name, config in stack.dataset_configs.items():
+        metric = config.evaluation.primary_metric
+        for title in (
+            "traffic per variant",
+            "errors and latency",
+            "drift (overall PSI",
+            f"{metric} on ground",
+            "alarms",
+        ):
+            assert f"{name}: {title}" in body, (name, title)
+        rendered = render(board["Properties"]["DashboardBody"])  # the body's JSON text: quotes escaped inside
+        assert config.quality_metric in body and f'EndpointName=\\"{config.endpoint_name}\\"' in rendered, name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from typing import Any, get_args
 
@@ -11,6 +10,7 @@ from pydantic import ValidationError
 
 from lambdas.deploy.models import Action, ServingConfig
 from stacks.config import STAGES, AlarmThresholds, ServingSettings, StageConfig, traffic_batch_instances
+from stacks.mlops_stack import MlopsStack
 from tests.infrastructure.helpers import definition, of_type, render
 
 
@@ -37,20 +37,29 @@ def _statement(statements: list[dict[str, Any]], action: str) -> dict[str, Any]:
     return found
 
 
-def test_model_package_group_and_approval_triggers_deployment(resources: dict[str, Any], config: StageConfig) -> None:
-    (group,) = of_type(resources, "AWS::SageMaker::ModelPackageGroup").values()
-    assert group["Properties"]["ModelPackageGroupName"] == config.model_package_group_name
+def test_a_retained_group_per_dataset_and_approval_of_any_triggers_the_one_deployment(
+    resources: dict[str, Any], stack: MlopsStack
+) -> None:
+    # Given a model package group per declared dataset, retained when the stack or the declaration goes (its
+    # versions are the dataset's model history)
+    groups = of_type(resources, "AWS::SageMaker::ModelPackageGroup").values()
+    expected = sorted(c.model_package_group_name for c in stack.dataset_configs.values())
+    assert sorted(g["Properties"]["ModelPackageGroupName"] for g in groups) == expected
+    assert all(g["DeletionPolicy"] == g["UpdateReplacePolicy"] == "Retain" for g in groups)
+    # When a package of one of them is approved
     (rule,) = [
         r
         for r in of_type(resources, "AWS::Events::Rule").values()
         if r["Properties"].get("EventPattern", {}).get("source") == ["aws.sagemaker"]
     ]
     detail = rule["Properties"]["EventPattern"]["detail"]
-    assert detail == {
-        "ModelPackageGroupName": [config.model_package_group_name],
-        "ModelApprovalStatus": ["Approved"],
-    }
-    assert rule["Properties"]["Targets"][0]["Arn"]["Ref"].startswith("ServingDeployment")
+    # Then the one deployment state machine starts, with the package and its group (a retired dataset's group is
+    # not listed: its approvals deploy nothing)
+    assert detail == {"ModelPackageGroupName": expected, "ModelApprovalStatus": ["Approved"]}
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"]["Ref"].startswith("ServingDeployment")
+    template = target["InputTransformer"]["InputTemplate"]
+    assert '"model_package_group":<detail-ModelPackageGroupName>' in template.replace(" ", ""), template
 
 
 def _rollback_alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -61,15 +70,19 @@ def _rollback_alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_rollback_alarms_watch_the_fixed_endpoint_name(resources: dict[str, Any], config: StageConfig) -> None:
+def test_rollback_alarms_watch_each_datasets_fixed_endpoint_name(resources: dict[str, Any], stack: MlopsStack) -> None:
     alarms = _rollback_alarms(resources)
-    assert {a["MetricName"] for a in alarms.values()} == {
-        "Invocation5XXErrors",
-        "ModelLatency",
-        "InvocationModelErrors",
-    }
-    for props in alarms.values():
-        assert {"Name": "EndpointName", "Value": config.endpoint_name} in props["Dimensions"]
+    for name, config in stack.dataset_configs.items():
+        own = {n: alarms[n] for n in config.rollback_alarm_names}
+        assert {a["MetricName"] for a in own.values()} == {
+            "Invocation5XXErrors",
+            "ModelLatency",
+            "InvocationModelErrors",
+        }
+        for props in own.values():
+            assert {"Name": "EndpointName", "Value": config.endpoint_name} in props["Dimensions"], name
+        assert stack.platform.dataset(name).names.rollback_alarms == config.rollback_alarm_names
+    assert len(alarms) == 3 * len(stack.dataset_configs)
 
 
 def test_no_rollback_guardrail_counts_client_errors(resources: dict[str, Any], config: StageConfig) -> None:
@@ -78,8 +91,10 @@ def test_no_rollback_guardrail_counts_client_errors(resources: dict[str, Any], c
     (https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html). A guardrail summing either would
     roll a good model back on one bad client request: those are watched as a share of the invocations (Average,
     a threshold below 1), while a 5XX, always a model failure, rolls back by count."""
-    # Given the synthesized rollback guardrails, by metric
-    alarms = {props["MetricName"]: props for props in _rollback_alarms(resources).values()}
+    # Given the synthesized rollback guardrails of churn, by metric
+    alarms = {
+        props["MetricName"]: props for name, props in _rollback_alarms(resources).items() if "-churn-rollback-" in name
+    }
     # Then the metrics that count client errors are judged as a rate
     for metric in ("InvocationModelErrors", "Invocation4XXErrors"):
         if metric in alarms:
@@ -104,14 +119,27 @@ def test_a_model_error_rate_no_new_fleet_can_reach_is_refused(rate: float, bound
         replace(STAGES["dev"], alarms=AlarmThresholds(model_error_rate=rate))
 
 
-def test_deploy_lambda_gets_canary_settings_and_alarm_names(resources: dict[str, Any], config: StageConfig) -> None:
+def test_deploy_lambda_gets_each_datasets_canary_settings_and_alarm_names(
+    resources: dict[str, Any], config: StageConfig, stack: MlopsStack
+) -> None:
+    # Given the deploy Lambda's environment: names only
     env = _function(resources, "ServingDeploy")["Properties"]["Environment"]["Variables"]
-    serving = json.loads(env["SERVING"])
-    assert serving["strategy"] == "CANARY"
-    assert serving["canary_percent"] == config.serving.canary_percent
-    assert serving["bake_time_seconds"] == config.serving.bake_time_seconds
-    assert len(json.loads(env["ROLLBACK_ALARMS"])) == 3
-    assert env["ENDPOINT_NAME"] == config.endpoint_name
+    assert set(env) == {
+        "ENDPOINT_ROLE_ARN",
+        "DATA_CAPTURE_URI",
+        "KMS_KEY_ARN",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+        "STAGE",
+    }
+    # Then each dataset's serving settings and guardrails reach it in the platform document
+    churn = stack.platform.dataset("churn")
+    assert churn.serving["strategy"] == "CANARY"
+    assert churn.serving["canary_percent"] == config.serving.canary_percent
+    assert churn.serving["bake_time_seconds"] == config.serving.bake_time_seconds
+    assert len(churn.names.rollback_alarms) == 3
+    assert churn.names.endpoint == f"{config.prefix}-churn"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -230,18 +258,13 @@ def test_deployment_steps_call_actions_the_deploy_lambda_knows(resources: dict[s
     assert {states[n]["ResultPath"] for n in ("StartRollout", "CheckRollout", "CompareShadow")} == {"$.rollout"}
 
 
-def test_deploy_lambda_settings_parse_into_the_lambdas_own_model(
-    resources: dict[str, Any], config: StageConfig
-) -> None:
+def test_deploy_lambda_settings_parse_into_the_lambdas_own_model(resources: dict[str, Any], stack: MlopsStack) -> None:
     env = _function(resources, "ServingDeploy")["Properties"]["Environment"]["Variables"]
     # the Lambda cannot import stacks.config: its ServingConfig refuses unknown keys, so the two stay in step
-    serving = ServingConfig.model_validate_json(env["SERVING"])
-    # the regression shadow bounds keep the Lambda's defaults until stacks.config.ServingSettings carries them
-    # (the platform engineer's file); every other field is the stage's
-    lambda_only = set(ServingConfig.model_fields) - set(asdict(config.serving))
-    assert lambda_only <= {"shadow_max_median_relative_error", "shadow_max_p90_relative_error"}
-    assert serving.model_dump(exclude=lambda_only) == asdict(config.serving)
-    assert env["RESOURCE_PREFIX"] == config.prefix
+    for name, config in stack.dataset_configs.items():
+        serving = ServingConfig.model_validate(dict(stack.platform.dataset(name).serving))
+        assert serving.model_dump() == asdict(config.serving), name
+        assert stack.platform.dataset(name).names.resource_prefix == f"{config.prefix}-{name}"
     capture = render(env["DATA_CAPTURE_URI"])
     assert capture.startswith("s3://${DataLakeArtifacts") and capture.endswith("}/data-capture")
 
@@ -269,11 +292,12 @@ def test_cleanup_runs_before_the_endpoint_role_goes_and_may_deregister_autoscali
 
 
 def test_batch_inference_runs_once_per_object_version_with_the_champion(
-    resources: dict[str, Any], config: StageConfig
+    resources: dict[str, Any], stack: MlopsStack
 ) -> None:
     env = _function(resources, "ServingBatchInference")["Properties"]["Environment"]["Variables"]
-    assert env["INPUT_PREFIX"] == "batch-input/"
-    assert env["RESOURCE_PREFIX"] == config.prefix
+    for name, config in stack.dataset_configs.items():
+        names = stack.platform.dataset(name).names
+        assert (names.batch_input_prefix, names.resource_prefix) == (f"batch-input/{name}/", config.resource_prefix)
     assert render(env["OUTPUT_URI"]).endswith("}/batch-output/")
     table = resources[env["IDEMPOTENCY_TABLE"]["Ref"]]["Properties"]
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -293,9 +317,11 @@ def test_endpoint_role_is_assumed_by_sagemaker(resources: dict[str, Any]) -> Non
     assert principals == ["sagemaker.amazonaws.com"]
 
 
-def test_stack_deletion_cleans_up_pipeline_created_sagemaker_resources(
-    resources: dict[str, Any], config: StageConfig
+def test_stack_deletion_and_retired_datasets_clean_up_pipeline_created_sagemaker_resources(
+    resources: dict[str, Any], config: StageConfig, stack: MlopsStack
 ) -> None:
     (cleanup,) = of_type(resources, "Custom::SageMakerCleanup").values()
     assert cleanup["Properties"]["Prefix"] == config.prefix
+    # an update that drops a declared name retires that dataset's endpoints, configs and models
+    assert cleanup["Properties"]["Datasets"] == sorted(stack.dataset_configs)
     assert cleanup["DeletionPolicy"] == "Delete"

@@ -20,6 +20,7 @@ from stacks.config import StageConfig
 from stacks.constructs.training_pipeline import TRAINING_PROGRAM, TRANSIENT_ERRORS
 from stacks.mlops_stack import MlopsStack
 from tests.infrastructure.helpers import definition, of_type
+from tests.samples import use_platform
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,26 @@ def test_order_etl_train_evaluate_gate_register_notify(machine: dict[str, Any]) 
         "IsPresent": True,
         "Next": "PrepareTraining",
     }
+
+
+def test_the_executions_dataset_reaches_every_step(machine: dict[str, Any]) -> None:
+    """One state machine for every dataset: the execution's ``$.dataset`` is the Glue job's ``--dataset``, the
+    training job's ``dataset`` hyperparameter and the evaluation job's ``--dataset``; the Lambdas get all of ``$``
+    (prepare, register) or the execution input (the failure explainer)."""
+    states = definition(machine)["States"]
+    etl = states["RunEtl"]["Parameters"]["Arguments"]
+    assert etl["--dataset.$"] == "$.dataset"
+    assert {k: v for k, v in etl.items() if k.startswith("--raw_")} == {
+        "--raw_bucket.$": "$.upload.bucket",
+        "--raw_key.$": "$.upload.key",
+        "--raw_version_id.$": "$.upload.version_id",
+    }
+    assert states["TrainModel"]["Parameters"]["HyperParameters"]["dataset.$"] == "States.JsonToString($.dataset)"
+    arguments = states["EvaluateModels"]["Parameters"]["AppSpecification"]["ContainerArguments.$"]
+    assert arguments.startswith("States.Array('--dataset', $.dataset, ")
+    for step in ("PrepareTraining", "RegisterModel"):
+        assert states[step]["Parameters"]["state.$"] == "$", step
+    assert states["ExplainFailure"]["Parameters"]["input.$"] == "$$.Execution.Input"
 
 
 def test_every_task_retries_transient_errors_and_catches_into_one_failure_path(
@@ -119,14 +140,14 @@ def test_notifications_topic_is_encrypted_and_tls_only(resources: dict[str, Any]
     assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in stmts)
 
 
-def test_raw_upload_under_the_dataset_prefix_invokes_the_start_lambda(
-    resources: dict[str, Any], config: StageConfig
-) -> None:
+def test_a_raw_upload_under_any_dataset_folder_invokes_the_start_lambda(resources: dict[str, Any]) -> None:
+    """One rule for every dataset: the start Lambda starts a declared dataset's pipeline and refuses (notifying the
+    declared names) an upload under any other folder, so the refusal needs the event too."""
     rules = [
         r
         for r in of_type(resources, "AWS::Events::Rule").values()
         if r["Properties"].get("EventPattern", {}).get("detail", {}).get("object", {}).get("key")
-        == [{"prefix": config.raw_dataset_prefix}]
+        == [{"prefix": "datasets/"}]
     ]
     (rule,) = rules
     pattern = rule["Properties"]["EventPattern"]
@@ -186,27 +207,47 @@ def test_failure_path_sees_the_error_the_input_and_how_far_the_run_got(machine: 
     assert explain["ResultPath"] == "$.failure"
 
 
-def test_training_hyperparameters_reach_train_py_as_configured(machine: dict[str, Any], config: StageConfig) -> None:
-    # Given the job's HyperParameters, decoded as the training toolkit does (json.loads of every value)
-    hps = definition(machine)["States"]["TrainModel"]["Parameters"]["HyperParameters"]
+def test_training_hyperparameters_reach_train_py_as_configured(
+    machine: dict[str, Any], config: StageConfig, stack: MlopsStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the job's HyperParameters for an execution of tickets: States.JsonToString($.dataset) as Step Functions
+    # renders it, and every value decoded as the training toolkit does (json.loads)
+    hps = dict(definition(machine)["States"]["TrainModel"]["Parameters"]["HyperParameters"])
+    assert hps.pop("dataset.$") == "States.JsonToString($.dataset)"
+    hps["dataset"] = json.dumps("tickets")
+    assert not any("schema" in name for name in hps)  # the schema is no hyperparameter: the document has it
     decoded = {name: json.loads(value) for name, value in hps.items()}
 
     # Then the toolkit finds the program in the source archive
     assert decoded["sagemaker_program"] == TRAINING_PROGRAM == "pipelines/training/train.py"
     assert decoded["sagemaker_submit_directory"].endswith(".gz")  # a tar.gz, as the toolkit extracts it
     assert decoded["sagemaker_region"] == config.region
-    # and the script parses exactly the stage's hyperparameters and dataset schema from its command line
+    # and the script parses exactly the stage's hyperparameters and the dataset's schema (from the document shipped
+    # in that archive) from its command line
+    use_platform(monkeypatch, tmp_path, stack.platform)
     script_hps = {name: value for name, value in decoded.items() if not name.startswith("sagemaker_")}
-    assert train.parse_args(mapping.to_cmd_args(script_hps)) == (config.training.hyperparameters, config.dataset)
+    expected = (config.training.hyperparameters, stack.dataset_configs["tickets"].dataset)
+    assert train.parse_args(mapping.to_cmd_args(script_hps)) == expected
 
 
-def test_evaluation_job_gets_the_gate_arguments_and_both_models(machine: dict[str, Any], config: StageConfig) -> None:
+def container_arguments(params: dict[str, Any], dataset: str) -> list[str]:
+    """The evaluation job's ``ContainerArguments`` for an execution of ``dataset``: the synthesized
+    ``States.Array('--dataset', $.dataset, '<argument>', ...)`` evaluated as Step Functions does."""
+    expression = params["AppSpecification"]["ContainerArguments.$"]
+    assert expression.startswith("States.Array(") and expression.endswith(")"), expression
+    items = [item.strip() for item in expression[len("States.Array(") : -1].split(",")]
+    return [dataset if item == "$.dataset" else item.strip("'") for item in items]
+
+
+def test_evaluation_job_gets_the_dataset_and_both_models(machine: dict[str, Any]) -> None:
     params = definition(machine)["States"]["EvaluateModels"]["Parameters"]
-    # the gate comes from the stage configuration, as arguments the job parses
-    assert params["AppSpecification"]["ContainerArguments"] == evaluate.processing_arguments(config.evaluation)
+    # the dataset comes from the execution (its gate from the platform document), as arguments the job parses
+    arguments = container_arguments(params, "energy")
+    assert arguments == ["--dataset", "energy", *evaluate.processing_arguments()]
     assert "Environment" not in params  # evaluate.py reads no environment variables
     # the inputs land where the job looks for them by default
-    defaults = evaluate.parse_args(evaluate.processing_arguments(config.evaluation))
+    defaults = evaluate.parse_args(arguments)
+    assert defaults.dataset == "energy"
     inputs = {i["InputName"]: i["S3Input"] for i in params["ProcessingInputs"]}
     assert set(inputs) == {"code", "test", "challenger", "champion"}
     for name, default, path in (
@@ -240,10 +281,11 @@ def test_evaluation_entrypoint_unpacks_the_source_and_passes_the_arguments(
     python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     python.chmod(0o755)
 
-    # When the container runs its entrypoint with the job's arguments (paths moved under tmp_path)
+    # When the container runs its entrypoint with the job's arguments for an execution of churn (paths moved under
+    # tmp_path)
     command = [part.replace("/opt/ml/processing/code", str(code)) for part in app["ContainerEntrypoint"]]
     result = subprocess.run(
-        [*command, *app["ContainerArguments"]],
+        [*command, *container_arguments(params, "churn")],
         capture_output=True,
         text=True,
         env={**os.environ, "PATH": f"{python.parent}:{os.environ['PATH']}"},
@@ -251,23 +293,28 @@ def test_evaluation_entrypoint_unpacks_the_source_and_passes_the_arguments(
         check=False,
     )
 
-    # Then the archive was unpacked, and the module accepted the gate arguments and went looking for its
-    # inputs (absent here), so no argument was lost to the shell
+    # Then the archive was unpacked with the platform document, and the module found churn's gate there and went
+    # looking for its inputs (absent here), so no argument was lost to the shell
     assert (code / "pipelines" / "evaluation" / "evaluate.py").is_file()
+    assert (code / "pipelines" / "datasets.json").read_text() == stack.platform.to_json()
     assert "arguments are required" not in result.stderr
     assert "no challenger model under /opt/ml/processing/challenger" in result.stderr
     assert result.returncode == 1
 
 
-def test_pipeline_lambdas_get_their_configuration(resources: dict[str, Any], config: StageConfig) -> None:
+def test_pipeline_lambdas_get_their_configuration(
+    resources: dict[str, Any], config: StageConfig, stack: MlopsStack
+) -> None:
     prepare = _function(resources, "PrepareTraining")["Properties"]["Environment"]["Variables"]
-    assert prepare["JOB_PREFIX"] == config.prefix
-    assert json.loads(prepare["DATASET_SCHEMA"])["name"] == config.dataset.name
-    # the evaluation job names it makes fall under the state machine's processing-job permission
-    assert job_name(prepare["JOB_PREFIX"], "eval", "x" * 80).startswith(f"{config.prefix}-")
+    assert not {"JOB_PREFIX", "DATASET_SCHEMA", "MODEL_PACKAGE_GROUP"} & set(prepare), sorted(prepare)
+    # the job names prepare makes from a dataset's resource prefix fall under the state machine's job permission
+    for name in stack.dataset_configs:
+        prefix = stack.platform.dataset(name).names.resource_prefix
+        assert job_name(prefix, "eval", "x" * 80).startswith(f"{config.prefix}-{name}-eval-")
     register = _function(resources, "RegisterModel")["Properties"]["Environment"]["Variables"]
-    assert json.loads(register["HYPERPARAMETERS"]) == asdict(config.training.hyperparameters)
-    assert register["APPROVAL_MODE"] == config.approval
+    assert not {"HYPERPARAMETERS", "APPROVAL_MODE", "DATASET_SCHEMA", "MODEL_PACKAGE_GROUP"} & set(register)
+    assert stack.platform.hyperparameters == asdict(config.training.hyperparameters)
+    assert stack.platform.approval == config.approval
     assert "sagemaker-scikit-learn:1.9-0-cpu-py3" in register["INFERENCE_IMAGE"]
     assert len(register["CODE_VERSION"]) == 12
     assert "GATE" not in register

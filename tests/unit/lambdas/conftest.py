@@ -14,6 +14,15 @@ from botocore.model import OperationModel
 
 from lambdas.shared.aws import client
 from localcloud import shapes
+from pipelines.platform import Platform
+from tests.samples import use_platform
+
+
+@pytest.fixture(autouse=True)
+def platform_document(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Platform:
+    """The platform document the Lambda asset would carry: the three sample datasets in dev (``mlops-dev-churn``,
+    ``mlops-dev-energy``, ``mlops-dev-tickets``)."""
+    return use_platform(monkeypatch, tmp_path_factory.mktemp("document"))
 
 
 @pytest.fixture(autouse=True)

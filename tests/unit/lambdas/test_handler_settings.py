@@ -13,14 +13,14 @@ from lambdas.shared.settings import SettingsError
 REQUIRED = {
     "batch_inference": "IDEMPOTENCY_TABLE",
     "cleanup": "RESOURCE_PREFIX",
-    "deploy": "ENDPOINT_NAME",
+    "deploy": "ENDPOINT_ROLE_ARN",
     "drift_monitor": "CURATED_BUCKET",
-    "ground_truth": "ENDPOINT_NAME",
+    "ground_truth": "ARTIFACTS_BUCKET",
     "pipeline_failure": "STAGE",
-    "prepare_training": "JOB_PREFIX",
+    "prepare_training": "CURATED_BUCKET",
     "register_model": "INFERENCE_IMAGE",
     "retrain": "GUARD_TABLE",
-    "start_pipeline": "STATE_MACHINE_ARN",
+    "start_pipeline": "TOPIC_ARN",
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from localcloud.report import CHECKS, checks, print_summary, render_html, traffic_shares
+from localcloud.report import CHECKS, answers_as_its_task, checks, print_summary, render_html, traffic_shares
 
 TRAINING, DEPLOYMENT = "mlops-dev-training-pipeline", "mlops-dev-deployment"
 OLD, NEW = "churn-20261127-aaaa", "churn-20261201-bbbb"
@@ -60,6 +60,11 @@ def passing() -> dict[str, Any]:
             {"decision": "started", "guard": "-", "alarm": "mlops-dev-drift", "reason": "3 breaches"}
         ],
         "quality": [{"overall": {"auc": 0.83}}],
+        "datasets": [
+            {"name": "churn", "status": "InService", "answer_fits_task": True},
+            {"name": "energy", "status": "InService", "answer_fits_task": True},
+            {"name": "tickets", "status": "InService", "answer_fits_task": True},
+        ],
     }
 
 
@@ -116,12 +121,25 @@ BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], set[str]]] = [
     ("new_champion_serving", "the old model still serves", _set("endpoint.serving_model_version", OLD), set()),
     ("quality_measured", "no quality summary", _set("quality", []), set()),
     ("quality_measured", "no AUC (no ground truth matched)", _set("quality.0.overall", {"auc": None}), set()),
+    ("every_dataset_serving_its_task", "tickets' endpoint failed", _set("datasets.2.status", "Failed"), set()),
+    (
+        "every_dataset_serving_its_task",
+        "energy answers another shape",
+        _set("datasets.1.answer_fits_task", False),
+        set(),
+    ),
+    (
+        "every_dataset_serving_its_task",
+        "only churn was deployed",
+        _set("datasets", [{"name": "churn", "status": "InService", "answer_fits_task": True}]),
+        set(),
+    ),
 ]
 
 
-def test_the_passing_summary_passes_every_check_and_there_are_twelve() -> None:
-    # Given the demo's story / When checked / Then all twelve checks pass
-    assert len(CHECKS) == 12
+def test_the_passing_summary_passes_every_check_and_there_are_thirteen() -> None:
+    # Given the demo's story / When checked / Then all thirteen checks pass
+    assert len(CHECKS) == 13
     assert checks(passing()) == dict.fromkeys(CHECKS, True)
 
 
@@ -160,12 +178,63 @@ def test_the_printed_summary_and_the_html_report_show_the_checks_and_the_observe
     summary.update(invocations=[], notifications=[], stages=[], duration_seconds=1.0)
     summary["endpoint"].update(config="c", deployment_history=[])
     summary["traffic"]["shares_over_time"] = traffic_shares(summary["traffic"]["canary_answers"], buckets=2)
+    for dataset, task, value in (
+        ("churn", "binary", 0.2),
+        ("energy", "regression", 412.5),
+        ("tickets", "multiclass", 0),
+    ):
+        entry = next(d for d in summary["datasets"] if d["name"] == dataset)
+        entry.update(task=task, training_runs=["SUCCEEDED"], endpoint=f"mlops-dev-{dataset}", serving_model_version="m")
+        entry["answer"] = {"predictions": [{"value": value}]}
     summary["checks"] = checks(summary)
     # When printed and rendered
     out = io.StringIO()
     print_summary(summary, out)
     html = render_html(summary)
-    # Then both list every check and each model's observed share
+    # Then both list every check, each model's observed share and every dataset with its endpoint's answer
     assert "PASS  canary_traffic_shift_observed" in out.getvalue()
     assert f"4 requests: {OLD} 75%, {NEW} 25%" in out.getvalue()
     assert "✔ canary_traffic_shift_observed" in html and f">{NEW}</text>" in html
+    assert "  energy     regression runs SUCCEEDED; endpoint mlops-dev-energy InService, serving m; answer " in (
+        out.getvalue()
+    )
+    assert all(f"<td>mlops-dev-{name}</td>" in html for name in ("churn", "energy", "tickets"))
+    assert "<td>{&quot;value&quot;: 412.5}</td>" in html
+
+
+TICKETS = ["billing", "technical", "account", "sales"]
+SHAPES: list[tuple[str, list[Any], dict[str, Any] | None, bool]] = [
+    ("binary", [], {"predictions": [{"probability": 0.31, "label": 0}]}, True),
+    ("binary", [], {"predictions": [{"probability": 1.2, "label": 1}]}, False),  # not a probability
+    ("binary", [], {"predictions": [{"value": 0.31}]}, False),  # a regression answer
+    (
+        "multiclass",
+        TICKETS,
+        {"predictions": [{"label": "billing", "probabilities": dict(zip(TICKETS, [0.7, 0.1, 0.1, 0.1], strict=True))}]},
+        True,
+    ),
+    (
+        "multiclass",
+        TICKETS,
+        {"predictions": [{"label": "billing", "probabilities": {"billing": 0.9, "technical": 0.1}}]},
+        False,  # not one probability per declared class
+    ),
+    (
+        "multiclass",
+        TICKETS,
+        {"predictions": [{"label": "legal", "probabilities": dict(zip(TICKETS, [0.25] * 4, strict=True))}]},
+        False,  # a label that is not declared
+    ),
+    ("regression", [], {"predictions": [{"value": 412.5}]}, True),
+    ("regression", [], {"predictions": [{"value": 412.5, "label": 1}]}, False),  # an extra field
+    ("regression", [], {"predictions": [{"value": 1.0}, {"value": 2.0}]}, False),  # two answers to one row
+    ("regression", [], None, False),  # no answer
+]
+
+
+@pytest.mark.parametrize(("task", "labels", "answer", "fits"), SHAPES)
+def test_an_answer_fits_its_tasks_response_shape_only(
+    task: str, labels: list[Any], answer: dict[str, Any] | None, fits: bool
+) -> None:
+    # Given an endpoint's answer to one row / When judged for the dataset's task / Then only its task's shape fits
+    assert answers_as_its_task(task, labels, answer) is fits

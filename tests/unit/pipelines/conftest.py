@@ -145,8 +145,9 @@ def training_runner() -> Callable[..., TrainingRun]:
 
 @pytest.fixture(scope="session")
 def job_hyperparameters() -> dict[str, str]:
-    """The job's HyperParameters as the CDK builds them (schema included)."""
-    return train.job_hyperparameters(TEST_HYPERPARAMETERS.items(), CHURN_SCHEMA)
+    """The job's HyperParameters as the state machine sends them for an execution of churn (whose schema the job
+    reads from the platform document)."""
+    return train.job_hyperparameters(TEST_HYPERPARAMETERS.items(), CHURN_SCHEMA.name)
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +186,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Samp
             for split, body in split_parquet(result.curated, schema).items():
                 (curated / f"split={split}").mkdir()
                 (curated / f"split={split}" / "part-00000.parquet").write_bytes(body)
-            hyperparameters = train.job_hyperparameters(TEST_HYPERPARAMETERS.items(), schema)
+            hyperparameters = train.job_hyperparameters(TEST_HYPERPARAMETERS.items(), schema.name)
             # one OpenMP thread: on a shared, loaded 2-core host a thread team makes this fit 20x slower
             with threadpool_limits(limits=1, user_api="openmp"):
                 training = run_training(tmp_path_factory.mktemp(f"{name}-opt-ml"), curated, hyperparameters)

@@ -13,7 +13,7 @@ from lambdas.deploy import logic as deploy
 from lambdas.prepare_training import logic as prepare
 from pipelines.schema import DatasetSchema
 from stacks import datasets
-from stacks.config import STAGES, EvaluationGate, load_config
+from stacks.config import STAGES, EvaluationGate, load_config, stricter_floor
 from stacks.datasets import DATASETS_DIR, DeclarationError, load_declaration, load_declarations
 
 BAD = Path(__file__).parent / "declarations"
@@ -42,7 +42,14 @@ def test_every_declaration_loads_and_fits_every_stage(path: Path) -> None:
     for stage in STAGES.values():
         settings = stage.for_dataset(schema)
         assert settings.dataset == schema
-        assert settings.evaluation == EvaluationGate.from_gate(schema.evaluation_gate)
+        # the declared gate, with the stage's own minimum when that is stricter (prod: AUC >= 0.75)
+        declared = EvaluationGate.from_gate(schema.evaluation_gate)
+        assert settings.evaluation == replace(
+            declared,
+            absolute_floor=stricter_floor(
+                declared.primary_metric, declared.absolute_floor, stage.gate_floors.get(declared.primary_metric)
+            ),
+        )
         for kind, name in datasets.sagemaker_names(stage.prefix, schema.name).items():
             assert len(name) <= 63 and re.match(datasets.SAGEMAKER_NAME_PATTERN, name), (kind, name)
 
@@ -153,3 +160,30 @@ def test_the_name_suffixes_are_the_lambdas_own() -> None:
     head = "mlops-prod-d-train"
     assert len(prepare.job_name("mlops-prod-d", "train", "x" * 80)) == 63
     assert prepare.job_name("mlops-prod-d", "train", "exec").startswith(head)
+
+
+@pytest.mark.parametrize(
+    ("metric", "declared", "stage_minimum", "applied"),
+    [
+        ("auc", 0.70, 0.75, 0.75),  # the stage is stricter: its floor
+        ("auc", 0.80, 0.75, 0.80),  # the declaration is stricter: its floor
+        ("rmse", 3.0, 2.5, 2.5),  # an error metric's floor is a ceiling: the lower one is stricter
+        ("rmse", 2.0, 2.5, 2.0),
+        ("accuracy", 0.6, None, 0.6),  # no stage minimum for the metric: the declared floor
+    ],
+)
+def test_a_stage_applies_the_stricter_floor_in_the_metrics_direction(
+    metric: str, declared: float, stage_minimum: float | None, applied: float
+) -> None:
+    # Given a declared floor and a stage's minimum / When the stage resolves the gate / Then the stricter one holds
+    assert stricter_floor(metric, declared, stage_minimum) == applied
+
+
+def test_prod_holds_a_binary_dataset_to_its_auc_minimum() -> None:
+    # Given churn declared with an AUC floor of 0.70 / When dev and prod resolve it
+    churn = datasets.dataset_schema("churn")
+    assert churn.evaluation_gate.floor == 0.70
+
+    # Then dev keeps the declared floor and prod applies its own 0.75
+    assert load_config("dev").for_dataset(churn).evaluation.absolute_floor == 0.70
+    assert load_config("prod").for_dataset(churn).evaluation.absolute_floor == 0.75

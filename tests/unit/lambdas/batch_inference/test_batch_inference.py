@@ -1,4 +1,5 @@
-"""Batch inference Lambda: an upload under batch-input/ becomes one transform job with the champion."""
+"""Batch inference Lambda: an upload under batch-input/<dataset>/ becomes one transform job with that dataset's
+champion."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from lambdas.batch_inference import handler as batch_handler
 from lambdas.batch_inference.logic import BatchInference, job_name
 from lambdas.shared.s3_events import S3Object
 from localcloud.shims import sagemaker_endpoints
+from pipelines.platform import platform
 from tests.unit.lambdas.support import ACCOUNT, REGION, FakeContext, create_table, object_created
 
-PREFIX = "mlops-test"
-GROUP = f"{PREFIX}-churn"
+PREFIX = GROUP = "mlops-dev-churn"  # churn's resource prefix and group in the dev platform document
+INPUT = "batch-input/churn/"
 KMS = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1"
 OUTPUT = "s3://curated-bucket/batch-output/"
 
@@ -30,13 +32,9 @@ def sm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         client = boto3.client("sagemaker", region_name=REGION)
         client.create_model_package_group(ModelPackageGroupName=GROUP)
         for name, value in {
-            "MODEL_PACKAGE_GROUP": GROUP,
             "OUTPUT_URI": OUTPUT,
-            "INPUT_PREFIX": "batch-input/",
             "ENDPOINT_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/endpoint",
             "KMS_KEY_ARN": KMS,
-            "INSTANCE_TYPE": "ml.m5.large",
-            "RESOURCE_PREFIX": PREFIX,
             "IDEMPOTENCY_TABLE": "batch-idempotency",
         }.items():
             monkeypatch.setenv(name, value)
@@ -81,16 +79,16 @@ def test_upload_runs_a_transform_job_with_the_newest_approved_package(sm: Any) -
     champion = package(sm, 3)
     package(sm, 4, "PendingManualApproval")
     # When a CSV lands under batch-input/
-    decision = batch_handler.handler(object_created("batch-input/march.csv"), FakeContext())
+    decision = batch_handler.handler(object_created(f"{INPUT}march.csv"), FakeContext())
     # Then one transform job scores it with v3, line by line, into the curated zone, encrypted
     assert decision["started"] is True
     assert decision["model_package_arn"] == champion
     (job,) = jobs(sm)
     name = job["TransformJobName"]
-    assert name == decision["job_name"] == job_name(PREFIX, S3Object("raw-bucket", "batch-input/march.csv", "v1", 1))
+    assert name == decision["job_name"] == job_name(PREFIX, S3Object("raw-bucket", f"{INPUT}march.csv", "v1", 1))
     assert job["ModelName"] == f"{PREFIX}-batch-v3"
     assert job["TransformInput"] == {
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://raw-bucket/batch-input/march.csv"}},
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://raw-bucket/{INPUT}march.csv"}},
         "ContentType": "text/csv",
         "SplitType": "Line",
         "CompressionType": "None",
@@ -110,7 +108,7 @@ def test_upload_runs_a_transform_job_with_the_newest_approved_package(sm: Any) -
 def test_the_same_event_twice_runs_one_job(sm: Any) -> None:
     # Given an upload event delivered twice (EventBridge is at-least-once)
     package(sm, 1)
-    event = object_created("batch-input/march.csv")
+    event = object_created(f"{INPUT}march.csv")
     # When the handler sees it twice
     first = batch_handler.handler(event, FakeContext())
     second = batch_handler.handler(event, FakeContext())
@@ -122,8 +120,8 @@ def test_the_same_event_twice_runs_one_job(sm: Any) -> None:
 
 def test_a_new_version_of_the_same_key_runs_again_with_the_same_model(sm: Any) -> None:
     package(sm, 1)
-    first = batch_handler.handler(object_created("batch-input/march.csv", version="v1"), FakeContext())
-    second = batch_handler.handler(object_created("batch-input/march.csv", version="v2"), FakeContext())
+    first = batch_handler.handler(object_created(f"{INPUT}march.csv", version="v1"), FakeContext())
+    second = batch_handler.handler(object_created(f"{INPUT}march.csv", version="v2"), FakeContext())
     assert first["job_name"] != second["job_name"]
     assert {j["ModelName"] for j in jobs(sm)} == {f"{PREFIX}-batch-v1"}
     assert len(sm.list_models()["Models"]) == 1
@@ -146,21 +144,27 @@ class RefusesDuplicateJobs:
 def test_a_job_already_started_under_its_name_is_not_started_again(sm: Any) -> None:
     # Given a job for this object version that exists outside the idempotency record (e.g. the record expired)
     package(sm, 1)
-    logic = BatchInference(RefusesDuplicateJobs(sm), batch_handler.settings().logic())
+    logic = BatchInference(RefusesDuplicateJobs(sm), batch_handler.settings().logic(platform().dataset("churn")))
     # When the same object version comes again
-    decision = logic.start(S3Object("raw-bucket", "batch-input/march.csv", "v1", 10))
+    decision = logic.start(S3Object("raw-bucket", f"{INPUT}march.csv", "v1", 10))
     # Then nothing new starts, and the answer names the existing job
     assert decision.started is False
     assert decision.reason == "a transform job for this object version already exists"
-    assert decision.job_name == job_name(PREFIX, S3Object("raw-bucket", "batch-input/march.csv", "v1", 10))
+    assert decision.job_name == job_name(PREFIX, S3Object("raw-bucket", f"{INPUT}march.csv", "v1", 10))
 
 
 @pytest.mark.parametrize(
     ("key", "size", "expected"),
     [
-        ("batch-input/", 0, "is a folder marker"),
-        ("batch-input/empty.csv", 0, "is empty (0 bytes)"),
-        ("batch-input/notes.txt", 10, "is not CSV"),
+        (INPUT, 0, "is a folder marker"),
+        (f"{INPUT}empty.csv", 0, "is empty (0 bytes)"),
+        (f"{INPUT}notes.txt", 10, "is not CSV"),
+        (
+            "batch-input/march.csv",
+            10,
+            "the key is not under a dataset folder: batch inputs go to batch-input/<dataset>",
+        ),
+        ("batch-input/sales/march.csv", 10, "'sales' is not a declared dataset: batch inputs go to"),
     ],
 )
 def test_folder_markers_empty_and_other_files_are_ignored_with_a_log_line(
@@ -177,7 +181,7 @@ def test_folder_markers_empty_and_other_files_are_ignored_with_a_log_line(
 
 def test_without_a_champion_nothing_runs(sm: Any) -> None:
     package(sm, 1, "Rejected")
-    decision = batch_handler.handler(object_created("batch-input/march.csv"), FakeContext())
+    decision = batch_handler.handler(object_created(f"{INPUT}march.csv"), FakeContext())
     assert decision == {
         "started": False,
         "reason": f"no Approved model package in {GROUP}: nothing to score with",
@@ -190,9 +194,21 @@ def test_without_a_champion_nothing_runs(sm: Any) -> None:
 
 
 def test_job_names_are_deterministic_and_valid() -> None:
-    obj = S3Object("b", "batch-input/" + "a very long (file) name" * 5 + ".csv", "v1", 5)
+    obj = S3Object("b", INPUT + "a very long (file) name" * 5 + ".csv", "v1", 5)
     name = job_name(PREFIX, obj)
     assert name == job_name(PREFIX, obj)
     assert len(name) <= 63
     assert all(c.isalnum() or c == "-" for c in name) and name.startswith(f"{PREFIX}-batch-")
     assert name != job_name(PREFIX, S3Object("b", obj.key, "v2", 5))
+
+
+def test_each_dataset_scores_with_its_own_champion(sm: Any) -> None:
+    # Given a champion for churn only
+    package(sm, 1)
+    sm.create_model_package_group(ModelPackageGroupName="mlops-dev-energy")
+    # When a batch input lands under energy's folder
+    decision = batch_handler.handler(object_created("batch-input/energy/april.csv"), FakeContext())
+    # Then energy's group is searched (churn's model never scores energy's rows)
+    assert decision["started"] is False
+    assert decision["reason"] == "no Approved model package in mlops-dev-energy: nothing to score with"
+    assert jobs(sm) == []

@@ -1,4 +1,5 @@
-"""Teardown custom resource: on Delete, the stage's endpoints, configs and models go; nothing else does."""
+"""Teardown custom resource: on Delete, the stage's endpoints, configs and models go; on an Update that drops
+datasets, theirs go; nothing else does."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from lambdas.cleanup import handler as cleanup_handler
-from lambdas.cleanup.logic import Cleanup, CleanupTimeout, owned
+from lambdas.cleanup.logic import Cleanup, CleanupTimeout, Kind, owned, owner
 from localcloud.shims import sagemaker_endpoints
 from tests.unit.lambdas.support import FakeContext
 
@@ -54,7 +55,12 @@ def names(sm: Any) -> dict[str, list[str]]:
     }
 
 
-def event(request_type: str, physical_id: str | None = None) -> dict[str, Any]:
+def event(
+    request_type: str,
+    physical_id: str | None = None,
+    datasets: list[str] | None = None,
+    old_datasets: list[str] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "RequestType": request_type,
         "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider",
@@ -67,6 +73,10 @@ def event(request_type: str, physical_id: str | None = None) -> dict[str, Any]:
     }
     if physical_id:
         body["PhysicalResourceId"] = physical_id
+    if datasets is not None:
+        body["ResourceProperties"]["Datasets"] = datasets
+    if old_datasets is not None:
+        body["OldResourceProperties"] = {"ServiceToken": "x", "Prefix": PREFIX, "Datasets": old_datasets}
     return body
 
 
@@ -98,13 +108,82 @@ def test_delete_removes_the_stage_resources_and_nothing_else(sm: Any) -> None:
     assert aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"] == []
 
 
-@pytest.mark.parametrize("request_type", ["Create", "Update"])
-def test_create_and_update_touch_nothing_and_keep_one_physical_id(sm: Any, request_type: str) -> None:
+@pytest.mark.parametrize(
+    ("request_type", "datasets", "old"),
+    [
+        ("Create", ["churn"], None),
+        ("Update", ["churn"], ["churn"]),  # another property changed
+        ("Update", ["churn", "energy"], ["churn"]),  # a dataset declared
+        ("Update", ["churn"], None),  # the first update after the upgrade: the old properties had no datasets
+    ],
+)
+def test_create_and_updates_that_retire_nothing_touch_nothing_and_keep_one_physical_id(
+    sm: Any, request_type: str, datasets: list[str], old: list[str] | None
+) -> None:
     deployed(sm, f"{PREFIX}-churn")
     physical = None if request_type == "Create" else f"{PREFIX}-sagemaker-cleanup"
-    result = cleanup_handler.handler(event(request_type, physical), FakeContext(remaining_ms=600_000))
+    result = cleanup_handler.handler(event(request_type, physical, datasets, old), FakeContext(remaining_ms=600_000))
     assert result == {"PhysicalResourceId": f"{PREFIX}-sagemaker-cleanup"}
     assert names(sm)["endpoints"] == [f"{PREFIX}-churn"]
+
+
+def served(sm: Any, endpoint: str, version: int, *, configs: tuple[str, ...] = ()) -> None:
+    """What the deploy Lambda leaves for a dataset's endpoint ``<prefix>-<dataset>`` serving package ``version``:
+    a model and a config ``<endpoint>-v<n>`` (plus the configs named by ``configs`` suffixes) and the endpoint."""
+    base = f"{endpoint}-v{version}"
+    deployed(sm, base, endpoint=False)
+    for suffix in configs:
+        sm.create_endpoint_config(
+            EndpointConfigName=f"{base}{suffix}",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": base,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=base)
+
+
+def test_an_update_that_drops_a_dataset_retires_its_resources_only(sm: Any) -> None:
+    # Given churn (serving v2, with smoke and shadow configs and a batch model) and churn-v2, a dataset whose names
+    # start alike (its endpoint mlops-test-churn-v2 is also the name of churn's model and config of version 2)
+    served(sm, f"{PREFIX}-churn", 2, configs=("-smoke", "-shadow"))
+    sm.create_model(ModelName=f"{PREFIX}-churn-batch-v2", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "i"})
+    served(sm, f"{PREFIX}-churn-v2", 1)
+    deployed(sm, f"{PREFIX}-energy-v4")
+    # When a stack update drops churn from the declared datasets
+    result = cleanup_handler.handler(
+        event("Update", f"{PREFIX}-sagemaker-cleanup", ["churn-v2", "energy"], ["churn", "churn-v2", "energy"]),
+        FakeContext(remaining_ms=600_000),
+    )
+    # Then churn's endpoint, configs and models are gone; churn-v2 and energy keep theirs
+    assert result["Data"] == {"endpoints": "1", "endpoint_configs": "3", "models": "2", "scalable_targets": "0"}
+    assert names(sm) == {
+        "endpoints": [f"{PREFIX}-churn-v2", f"{PREFIX}-energy-v4"],
+        "configs": [f"{PREFIX}-churn-v2-v1", f"{PREFIX}-energy-v4"],
+        "models": [f"{PREFIX}-churn-v2-v1", f"{PREFIX}-energy-v4"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "owner_name"),
+    [
+        ("mlops-test-churn", "endpoint", "churn"),
+        ("mlops-test-churn-smoke", "endpoint", "churn"),
+        ("mlops-test-churn-v2", "endpoint", "churn-v2"),
+        ("mlops-test-churn-v2", "endpoint-config", "churn"),
+        ("mlops-test-churn-v2-v1-smoke", "endpoint-config", "churn-v2"),
+        ("mlops-test-churn-batch-v7", "model", "churn"),
+        ("mlops-test-churn-v2", "model", "churn"),  # churn-v2's models are churn-v2-v<n>
+        ("mlops-test-sales-v1", "model", None),  # no known dataset's
+        ("mlops-test-a-batch-v1", "model", None),  # a's batch model v1 or a-batch's model v1: kept
+    ],
+)
+def test_each_name_belongs_to_at_most_one_dataset(name: str, kind: Kind, owner_name: str | None) -> None:
+    assert owner(name, PREFIX, kind, ["churn", "churn-v2", "energy", "a", "a-batch"]) == owner_name
 
 
 class SlowDeletes:

@@ -25,7 +25,7 @@ from localcloud.shims import sagemaker_endpoints as shim
 from stacks.config import ServingSettings
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-PREFIX = "mlops-test"
+PREFIX = "mlops-dev"  # the dev stage: churn's names match the platform document the handler reads
 ENDPOINT = f"{PREFIX}-churn"
 GROUP = f"{PREFIX}-churn"
 ARTIFACTS = "artifacts-bucket"
@@ -92,13 +92,14 @@ class Cloud:
         *,
         expected: list[float] | None = None,
         status: str = "Approved",
+        group: str = GROUP,
         task: str = "binary",
         predictions: list[dict[str, Any]] | None = None,
         legacy: bool = False,
     ) -> str:
-        """A package version with golden payloads (evaluate.golden_payload's shape): a binary model whose
-        expected probabilities are ``expected``, or ``predictions`` of ``task``. ``legacy``: a binary file as the
-        evaluation job wrote it before tasks existed (probabilities only)."""
+        """A package version (of ``group``) with golden payloads (evaluate.golden_payload's shape): a binary model
+        whose expected probabilities are ``expected``, or ``predictions`` of ``task``. ``legacy``: a binary file as
+        the evaluation job wrote it before tasks existed (probabilities only)."""
         evaluation = f"s3://{ARTIFACTS}/evaluations/exec-{version}/"
         predictions = predictions or binary_predictions(expected or [0.8, 0.1])
         golden: dict[str, Any] = {
@@ -114,7 +115,7 @@ class Cloud:
             golden.update(task=task, predictions=predictions)
         self.s3.put_object(Bucket=ARTIFACTS, Key=f"evaluations/exec-{version}/golden.json", Body=json.dumps(golden))
         arn = self.sm.create_model_package(
-            ModelPackageGroupName=GROUP,
+            ModelPackageGroupName=group,
             ModelApprovalStatus=status,
             InferenceSpecification={
                 "Containers": [

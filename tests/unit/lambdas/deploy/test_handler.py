@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lambdas.deploy import handler as deploy_handler
-from stacks.config import ServingSettings
-from tests.unit.lambdas.deploy.support import ACCOUNT, ALARMS, ARTIFACTS, ENDPOINT, GROUP, PREFIX, REGION, Cloud
+from lambdas.deploy.models import DeploymentState
+from pipelines.platform import UnknownDataset
+from stacks.datasets import dataset_schema
+from tests.samples import CHURN_SCHEMA, platform_for, use_platform
+from tests.unit.lambdas.deploy.support import ACCOUNT, ARTIFACTS, ENDPOINT, GROUP, REGION, Cloud
 from tests.unit.lambdas.support import FakeContext
 
 
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch, cloud: Cloud) -> Iterator[Cloud]:
     for name, value in {
-        "ENDPOINT_NAME": ENDPOINT,
         "ENDPOINT_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/endpoint",
-        "RESOURCE_PREFIX": PREFIX,
-        "MODEL_PACKAGE_GROUP": GROUP,
         "DATA_CAPTURE_URI": f"s3://{ARTIFACTS}/data-capture",
         "KMS_KEY_ARN": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1",
-        "SERVING": json.dumps(asdict(ServingSettings())),
-        "ROLLBACK_ALARMS": json.dumps(list(ALARMS)),
         "POWERTOOLS_SERVICE_NAME": "deploy",
     }.items():
         monkeypatch.setenv(name, value)
@@ -79,3 +78,53 @@ def test_unknown_action_is_refused(environment: Cloud) -> None:
     with pytest.raises(Exception, match="action"):
         event = {"action": "drop_table", "execution": "x", "state": {"model_package_arn": "a"}}
         deploy_handler.handler(event, FakeContext())
+
+
+def test_the_package_group_routes_the_deployment_to_its_dataset(environment: Cloud) -> None:
+    # Given an approved package of energy, announced by the approval rule with its group
+    environment.sm.create_model_package_group(ModelPackageGroupName="mlops-dev-energy")
+    arn = environment.register(1, group="mlops-dev-energy")
+    state = {"model_package_arn": arn, "model_package_group": "mlops-dev-energy", "trigger": "approval"}
+    # When the one deployment state machine prepares it
+    result = deploy_handler.handler({"action": "prepare", "execution": "e-1", "state": state}, FakeContext())
+    # Then energy's endpoint and names are used (the platform document), not churn's
+    assert result["endpoint_name"] == "mlops-dev-energy"
+    assert result["model_name"] == "mlops-dev-energy-v1"
+    assert result["smoke_endpoint_name"] == "mlops-dev-energy-smoke"
+    # And without the group in the input (a later step's state), the ARN names it
+    assert DeploymentState.model_validate({"model_package_arn": arn}).group == "mlops-dev-energy"
+
+
+def test_a_package_of_no_declared_dataset_is_refused_with_the_declared_names(environment: Cloud) -> None:
+    # Given a package of a group no declaration gives (a retired dataset's retained group)
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/mlops-dev-sales/3"
+    event = {"action": "prepare", "execution": "e-2", "state": {"model_package_arn": arn}}
+    # When / Then the step fails naming the group and the declared datasets
+    with pytest.raises(UnknownDataset) as refused:
+        deploy_handler.handler(event, FakeContext())
+    assert str(refused.value) == (
+        "model package group 'mlops-dev-sales' is not declared in this stage "
+        "(declared datasets: churn, energy, tickets)"
+    )
+
+
+def test_a_low_traffic_dataset_deploys_all_at_once_on_one_instance(
+    environment: Cloud, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a dataset declaring ALL_AT_ONCE on one instance (no canary: a canary needs two)
+    single = {"strategy": "ALL_AT_ONCE", "initial_instance_count": 1, "min_capacity": 1, "max_capacity": 1}
+    tickets = replace(dataset_schema("tickets"), serving=single)
+    use_platform(monkeypatch, tmp_path, platform_for([CHURN_SCHEMA, tickets]))
+    environment.sm.create_model_package_group(ModelPackageGroupName="mlops-dev-tickets")
+    arn = environment.register(1, group="mlops-dev-tickets")
+    state = {"model_package_arn": arn, "model_package_group": "mlops-dev-tickets"}
+    # When the deploy Lambda prepares it
+    prepared = deploy_handler.handler({"action": "prepare", "execution": "t-1", "state": state}, FakeContext())
+    # Then it accepts the settings: a one-instance production config, an all-at-once update plan
+    assert prepared["strategy"] == "ALL_AT_ONCE"
+    config = environment.sm.describe_endpoint_config(EndpointConfigName=prepared["endpoint_config_name"])
+    assert [v["InitialInstanceCount"] for v in config["ProductionVariants"]] == [1]
+    deployer = deploy_handler.deployer("mlops-dev-tickets")
+    assert deployer.traffic_plan("ALL_AT_ONCE", 1) == "all at once on 1 instance(s)"
+    routing = deployer.deployment_config("ALL_AT_ONCE")["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing["Type"] == "ALL_AT_ONCE"

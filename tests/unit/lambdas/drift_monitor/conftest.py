@@ -47,14 +47,8 @@ def config() -> DriftConfig:
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch, s3: Any) -> Iterator[None]:
     for name, value in {
-        "ENDPOINT_NAME": ENDPOINT,
         "ARTIFACTS_BUCKET": ARTIFACTS,
         "CURATED_BUCKET": CURATED,
-        "DATA_CAPTURE_PREFIX": CAPTURE_PREFIX,
-        "REPORT_PREFIX": "monitoring/drift/",
-        "DATASET_SCHEMA": CHURN_SCHEMA.to_json(),
-        "PSI_THRESHOLD": "0.2",
-        "MIN_ROWS": "200",
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
     }.items():
         monkeypatch.setenv(name, value)

@@ -17,7 +17,7 @@ from tests.samples import CHURN_SCHEMA
 
 END = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)  # the window end of a run in the tests
 HOUR = END - timedelta(hours=1)  # the capture hour of its traffic
-ENDPOINT = "mlops-test-churn"
+ENDPOINT = "mlops-dev-churn"  # churn's endpoint in the dev platform document
 CAPTURE_PREFIX = f"data-capture/{ENDPOINT}/"
 ARTIFACTS = "artifacts-bucket"
 CURATED = "curated-bucket"

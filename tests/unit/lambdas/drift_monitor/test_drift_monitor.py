@@ -204,11 +204,32 @@ def test_the_handler_uses_the_schedule_time_as_the_window_end(
         "account": "123456789012",
         "time": "2026-11-27T10:00:00Z",
         "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/drift"],
-        "detail": {},
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/mlops-dev-churn-drift"],
+        "detail": {"dataset": "churn"},  # the rule's input transformer adds it
     }
     # When
     summary = drift_handler.handler(event, FakeContext())
-    # Then
+    # Then churn's run covers the window and reports under churn's prefix, with churn's settings from the document
     assert summary["status"] == "drift" and summary["window_end"] == "2026-11-27T10:00:00Z"
-    assert drift_handler.settings().drift_config() == replace(config, min_rows=200)
+    assert summary["report_uri"].startswith(f"s3://{config.artifacts_bucket}/monitoring/drift/churn/")
+    assert drift_handler.settings().drift_config("churn") == replace(
+        config, min_rows=200, report_prefix="monitoring/drift/churn/", model_package_group="mlops-dev-churn"
+    )
+
+
+def test_a_scheduled_event_without_a_dataset_is_refused(environment: None) -> None:
+    # Given a schedule whose rule sends no dataset (not one this stack creates)
+    event = {
+        "version": "0",
+        "id": "1",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": "2026-11-27T10:00:00Z",
+        "resources": [],
+        "detail": {},
+    }
+    # When / Then the run fails, saying what is missing
+    with pytest.raises(
+        ValueError, match=r"the scheduled event names no dataset \(detail: \{\}\): its rule must send one"
+    ):
+        drift_handler.handler(event, FakeContext())

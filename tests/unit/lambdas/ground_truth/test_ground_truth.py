@@ -215,9 +215,7 @@ def test_a_label_file_that_cannot_be_read_says_why() -> None:
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch, aws: Any) -> Iterator[None]:
     for name, value in {
-        "ENDPOINT_NAME": ENDPOINT,
         "ARTIFACTS_BUCKET": ARTIFACTS,
-        "DATA_CAPTURE_PREFIX": CAPTURE_PREFIX,
         "IDEMPOTENCY_TABLE": "idempotency",
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         "DATASET_SCHEMA": CHURN_SCHEMA.to_json(),
@@ -238,43 +236,37 @@ def s3_event(obj: LabelObject) -> dict[str, Any]:
 def test_the_same_label_upload_delivered_twice_is_evaluated_once(aws: Any, environment: None) -> None:
     # Given labels for 80 requests and their upload event, delivered twice
     truth = captured_traffic(aws)
-    obj = upload(aws, "ground-truth/day1.jsonl", model_monitor_lines(truth))
+    obj = upload(aws, "ground-truth/churn/day1.jsonl", model_monitor_lines(truth))
     # When the handler sees the event twice
     first = gt_handler.handler(s3_event(obj), FakeContext())
     second = gt_handler.handler(s3_event(obj), FakeContext())
     # Then the second call returns the first result and publishes nothing more
     assert second == first and first["overall"]["rows"] == 160
+    # And the labels of churn's folder were joined with churn's endpoint's captures, written under churn's prefix
+    assert first["endpoint"] == ENDPOINT == "mlops-dev-churn"
+    assert first["summary_uri"].startswith(f"s3://{ARTIFACTS}/monitoring/quality/churn/")
     v1 = {"EndpointName": ENDPOINT, "ModelVersion": "v1"}
     (point,) = datapoints("ModelAUC", v1, stat="SampleCount")
     assert point["SampleCount"] == 1
     # When a corrected version of the same file is uploaded
-    again = upload(aws, "ground-truth/day1.jsonl", model_monitor_lines(truth))
+    again = upload(aws, "ground-truth/churn/day1.jsonl", model_monitor_lines(truth))
     gt_handler.handler(s3_event(again), FakeContext())
     # Then it is evaluated as a new upload
     (point,) = datapoints("ModelAUC", v1, stat="SampleCount")
     assert point["SampleCount"] == 2
 
 
-def test_objects_outside_the_label_prefix_are_ignored(aws: Any, environment: None) -> None:
-    obj = upload(aws, "datasets/churn/x.csv", "a,b\n")
-    result = gt_handler.handler(s3_event(obj), FakeContext())
-    assert result == {
-        "evaluated": False,
-        "reason": "key 'datasets/churn/x.csv' is not a label file under ground-truth/",
-    }
-
-
-def test_without_a_declared_schema_a_label_file_holds_binary_labels(
-    aws: Any, environment: None, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("datasets/churn/x.csv", "not a label file under ground-truth/<dataset>/"),
+        ("ground-truth/day1.jsonl", "not a label file under ground-truth/<dataset>/"),
+        ("ground-truth/sales/day1.jsonl", "dataset 'sales' is not declared"),
+    ],
+)
+def test_objects_outside_a_declared_datasets_label_folder_are_ignored(
+    aws: Any, environment: None, key: str, why: str
 ) -> None:
-    # Given a stack that does not pass DATASET_SCHEMA to the function (before the platform document routes it)
-    monkeypatch.delenv("DATASET_SCHEMA")
-    gt_handler.settings.cache_clear()
-    truth = captured_traffic(aws)
-    obj = upload(aws, "ground-truth/day1.jsonl", model_monitor_lines(truth))
-    # When the labels are evaluated
+    obj = upload(aws, key, "a,b\n")
     result = gt_handler.handler(s3_event(obj), FakeContext())
-    # Then they are read as 0/1 labels of a binary model, as before datasets were declared
-    assert result["task"] == "binary" and result["overall"]["rows"] == 160 and result["labels"]["bad_lines"] == 0
-    (point,) = datapoints("ModelAUC", {"EndpointName": ENDPOINT, "ModelVersion": "v1"}, stat="SampleCount")
-    assert point["SampleCount"] == 1
+    assert result == {"evaluated": False, "reason": f"key {key!r}: {why} (declared: churn, energy, tickets)"}

@@ -21,7 +21,8 @@ from tests.unit.lambdas.support import FakeContext
 
 EXECUTION = "day1-csv-0123456789abcdef"
 UPLOAD = {
-    "dataset": {"bucket": "raw", "key": "datasets/churn/day1.csv", "version_id": "v7", "size": 9, "etag": "e"},
+    "dataset": "churn",
+    "upload": {"bucket": "raw", "key": "datasets/churn/day1.csv", "version_id": "v7", "size": 9, "etag": "e"},
     "trigger": {"source": "s3-upload", "reason": "upload of s3://raw/datasets/churn/day1.csv"},
 }
 GATE_MESSAGE = "EtlJobError: QualityGateFailed: rejected share 0.2000 > 0.05 (200 of 1000 rows)"
@@ -122,7 +123,8 @@ def test_a_failed_etl_run_reports_the_glue_error_message(services: dict[str, Any
     assert set(failure) == {"subject", "message", "reason", "stage"}
     assert failure["reason"] == GATE_MESSAGE
     assert failure["stage"] == "etl"
-    assert failure["subject"] == f"MLOps dev: training pipeline failed in etl ({EXECUTION})"
+    assert failure["subject"] == f"MLOps dev: churn training pipeline failed in etl ({EXECUTION})"
+    assert failure["message"].startswith("The training pipeline of dataset churn (dev) failed in stage 'etl'")
     message = failure["message"]
     assert f"Reason: {GATE_MESSAGE}" in message
     assert "Error: States.TaskFailed" in message
@@ -252,7 +254,7 @@ def test_subject_fits_sns_and_reason_is_bounded() -> None:
 
 def test_stage_from_state_follows_the_pipeline_order() -> None:
     assert logic.stage_from_state(None) is None
-    assert logic.stage_from_state({"dataset": {}}) == "etl"
+    assert logic.stage_from_state({"dataset": "churn", "upload": {}}) == "etl"
     assert logic.stage_from_state({"curated": {}}) == "prepare"
-    everything = {"dataset": {}, "etl": {}, "prepared": {}, "training": {}, "evaluation_job": {}, "registration": {}}
+    everything = {"upload": {}, "etl": {}, "prepared": {}, "training": {}, "evaluation_job": {}, "registration": {}}
     assert logic.stage_from_state(everything) == "notification"

@@ -14,12 +14,14 @@ from moto import mock_aws
 
 from lambdas.prepare_training import handler as prepare_handler
 from lambdas.prepare_training import logic
+from lambdas.shared.datasets import DatasetNotNamed
 from pipelines.etl.glue_job import version_label as etl_version_label
 from pipelines.evaluation.evaluate import find_model
-from tests.samples import CHURN_SCHEMA
+from pipelines.platform import UnknownDataset
 from tests.unit.lambdas.support import FakeContext
 
-CURATED, ARTIFACTS, GROUP, PREFIX = "curated-bucket", "artifacts-bucket", "mlops-test-churn", "mlops-test"
+CURATED, ARTIFACTS = "curated-bucket", "artifacts-bucket"
+GROUP = PREFIX = "mlops-dev-churn"  # churn's group and resource prefix in the dev platform document
 EXECUTION = "day1-csv-0123456789abcdef"
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # SageMaker's job name pattern
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
@@ -52,14 +54,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         for bucket in (CURATED, ARTIFACTS):
             s3.create_bucket(Bucket=bucket)
         sagemaker = boto3.client("sagemaker")
-        sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
-        for name, value in {
-            "MODEL_PACKAGE_GROUP": GROUP,
-            "CURATED_BUCKET": CURATED,
-            "ARTIFACTS_BUCKET": ARTIFACTS,
-            "DATASET_SCHEMA": CHURN_SCHEMA.to_json(),
-            "JOB_PREFIX": PREFIX,
-        }.items():
+        for group in (GROUP, "mlops-dev-energy"):
+            sagemaker.create_model_package_group(ModelPackageGroupName=group)
+        for name, value in {"CURATED_BUCKET": CURATED, "ARTIFACTS_BUCKET": ARTIFACTS}.items():
             monkeypatch.setenv(name, value)
         prepare_handler.settings.cache_clear()
         yield {"s3": s3, "sagemaker": sagemaker}
@@ -87,7 +84,10 @@ def register(sagemaker: Any, status: str, version: str) -> str:
 
 
 def invoke(execution: str, state: dict[str, Any]) -> dict[str, Any]:
-    return dict(prepare_handler.handler({"execution": execution, "state": state}, FakeContext()))
+    """The step of an execution of churn (unless ``state`` names another dataset)."""
+    return dict(
+        prepare_handler.handler({"execution": execution, "state": {"dataset": "churn", **state}}, FakeContext())
+    )
 
 
 def test_first_upload_without_a_champion_prepares_a_floor_only_run(aws: dict[str, Any], tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_first_upload_without_a_champion_prepares_a_floor_only_run(aws: dict[str
     write_report(aws["s3"], EXECUTION, lineage(EXECUTION))
 
     # When the step runs on an upload's state
-    prepared = invoke(EXECUTION, {"dataset": {"bucket": "raw", "key": "datasets/churn/day1.csv"}, "etl": {}})
+    prepared = invoke(EXECUTION, {"upload": {"bucket": "raw", "key": "datasets/churn/day1.csv"}, "etl": {}})
 
     # Then $.prepared has exactly the contract's keys, the split prefixes and the lineage
     assert set(prepared) == {
@@ -118,6 +118,10 @@ def test_first_upload_without_a_champion_prepares_a_floor_only_run(aws: dict[str
         "source": lineage(EXECUTION)["source"],
     }
     assert prepared["evaluation_uri"] == f"s3://{ARTIFACTS}/evaluations/{EXECUTION}"
+    # and the jobs are named under the dataset's resource prefix
+    assert prepared["training_job_name"].startswith(f"{PREFIX}-train-")
+    assert prepared["evaluation_job_name"].startswith(f"{PREFIX}-eval-")
+    assert prepared["model_version"].startswith("churn-")
     # and no champion: a placeholder the evaluation job reads as "no model"
     assert prepared["champion"] is None
     assert prepared["champion_model_data"] == f"s3://{ARTIFACTS}/evaluations/{EXECUTION}/no-champion/"
@@ -149,6 +153,31 @@ def test_the_newest_approved_package_is_the_champion(aws: dict[str, Any]) -> Non
     assert prepared["champion_model_data"] == f"s3://{ARTIFACTS}/models/v2/model.tar.gz"
     # and no placeholder is written
     assert "Contents" not in aws["s3"].list_objects_v2(Bucket=ARTIFACTS, Prefix="evaluations/")
+
+
+def test_each_dataset_finds_its_own_champion_and_names(aws: dict[str, Any]) -> None:
+    # Given an approved churn model and an execution of energy (the shared state machine runs both)
+    register(aws["sagemaker"], "Approved", "v1")
+    record = {**lineage("e1"), "dataset": "energy"}
+    # When the step runs for energy
+    prepared = invoke("energy-run", {"dataset": "energy", "curated": record})
+    # Then it looks in energy's group (no champion there) and names energy's jobs
+    assert prepared["champion"] is None
+    assert prepared["training_job_name"].startswith("mlops-dev-energy-train-")
+    assert prepared["model_version"].startswith("energy-")
+
+
+def test_an_execution_of_an_undeclared_or_unnamed_dataset_fails_with_the_reason(aws: dict[str, Any]) -> None:
+    # Given executions whose input names a dataset that is no longer declared, or none
+    # When / Then the step fails naming the declared datasets, or the missing input
+    with pytest.raises(
+        UnknownDataset,
+        match=r"dataset 'sales' is not declared in this stage \(declared datasets: "
+        r"churn, energy, tickets\)",
+    ):
+        invoke(EXECUTION, {"dataset": "sales"})
+    with pytest.raises(DatasetNotNamed, match="the execution's input names no dataset"):
+        invoke(EXECUTION, {"dataset": None})
 
 
 def test_a_retrain_uses_the_lineage_record_it_was_given(aws: dict[str, Any]) -> None:

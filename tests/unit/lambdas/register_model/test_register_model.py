@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,10 +17,12 @@ from lambdas.prepare_training.logic import find_champion
 from lambdas.register_model import handler as register_handler
 from lambdas.register_model import logic
 from pipelines.evaluation import evaluate as ev
+from pipelines.platform import platform
 from stacks.config import EvaluationGate
+from tests.samples import platform_for, use_platform
 from tests.unit.lambdas.support import FakeContext
 
-ARTIFACTS, GROUP = "artifacts-bucket", "mlops-test-churn"
+ARTIFACTS, GROUP = "artifacts-bucket", "mlops-dev-churn"  # churn's group in the dev platform document
 EXECUTION = "day1-csv-0123456789abcdef"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.9-0-cpu-py3"
 HYPERPARAMETERS = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, "l2_regularization": 0.0, "seed": 42}
@@ -58,7 +62,8 @@ def report(challenger_auc: float, champion_auc: float | None) -> dict[str, Any]:
 def state(execution: str = EXECUTION, champion_arn: str | None = None) -> dict[str, Any]:
     prefix = "s3://curated-bucket/curated/dataset=churn/version=" + execution
     return {
-        "dataset": {"bucket": "raw", "key": "datasets/churn/day1.csv", "version_id": "v1", "size": 9, "etag": "e"},
+        "dataset": "churn",
+        "upload": {"bucket": "raw", "key": "datasets/churn/day1.csv", "version_id": "v1", "size": 9, "etag": "e"},
         "trigger": {"source": "s3-upload", "reason": "upload of s3://raw/datasets/churn/day1.csv"},
         "etl": {"job_run_id": "jr_1", "state": "SUCCEEDED"},
         "prepared": {
@@ -95,15 +100,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         s3.create_bucket(Bucket=ARTIFACTS)
         sagemaker = boto3.client("sagemaker")
         sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
-        for name, value in {
-            "MODEL_PACKAGE_GROUP": GROUP,
-            "APPROVAL_MODE": "auto",
-            "INFERENCE_IMAGE": IMAGE,
-            "CODE_VERSION": "abc123def456",
-            "HYPERPARAMETERS": json.dumps(HYPERPARAMETERS),
-            "DATASET_SCHEMA": json.dumps({"name": "churn"}),
-            "STAGE": "test",
-        }.items():
+        for name, value in {"INFERENCE_IMAGE": IMAGE, "CODE_VERSION": "abc123def456", "STAGE": "test"}.items():
             monkeypatch.setenv(name, value)
         _clear()
         yield {"s3": s3, "sagemaker": sagemaker}
@@ -207,10 +204,11 @@ def test_a_passing_challenger_is_approved_with_metrics_and_lineage(
     assert [(n, v) for n, v, _ in emitted_metrics(capsys.readouterr().out)] == [("ModelRegistered", [1.0])]
 
 
-def test_manual_approval_leaves_a_passing_model_pending(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the prod approval mode and a first model that clears the floor
-    monkeypatch.setenv("APPROVAL_MODE", "manual")
-    register_handler.settings.cache_clear()
+def test_manual_approval_leaves_a_passing_model_pending(
+    aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the prod approval mode (the stage's, in the platform document) and a first model that clears the floor
+    use_platform(monkeypatch, tmp_path, replace(platform_for(), approval="manual"))
     put_report(aws["s3"], report(0.80, None))
 
     # When the step runs
@@ -267,7 +265,7 @@ def test_a_retry_after_a_crash_completes_the_half_made_package(
     # Given a package created for this execution whose final update never happened (the Lambda died)
     document = report(0.86, None)
     put_report(aws["s3"], document)
-    settings = register_handler.settings().logic()
+    settings = register_handler.settings().logic(platform().dataset("churn"))
     request = logic.create_request(
         execution=EXECUTION,
         state=state(),

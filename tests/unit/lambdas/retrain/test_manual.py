@@ -45,7 +45,7 @@ def request(request_id: str = "r1", *, force: bool = False, dataset: str = "chur
 
 
 def ask(settings: logic.Settings, req: ManualRetrain, minutes: int = 0) -> logic.Decision:
-    return manual.decide(clients(), settings, req, T0 + timedelta(minutes=minutes))
+    return manual.decide(clients(), settings, req, T0 + timedelta(minutes=minutes), ("churn",))
 
 
 def test_a_request_starts_the_pipeline_on_the_curated_data_with_who_and_why(settings: logic.Settings) -> None:
@@ -92,7 +92,7 @@ def test_an_alarm_start_opens_the_cooldown_for_a_manual_request_too(settings: lo
     # When an operator asks ten minutes later
     decision = ask(settings, request(), minutes=10)
     # Then the shared guard refuses it
-    assert decision.guard == "cooldown" and "(mlops-test-drift)" in decision.reason
+    assert decision.guard == "cooldown" and "(mlops-dev-churn-drift)" in decision.reason
 
 
 def test_force_bypasses_cooldown_and_budget_and_is_recorded(settings: logic.Settings) -> None:
@@ -125,7 +125,7 @@ def test_force_never_overlaps_a_running_execution(settings: logic.Settings) -> N
     decision = ask(settings, request("r2", force=True), minutes=1)
     # Then it is refused: no overlap, whatever the flag
     assert (decision.decision, decision.guard, decision.forced) == ("suppressed", "running", False)
-    assert decision.reason == f"execution {first.execution_name} of the pipeline is RUNNING"
+    assert decision.reason == f"execution {first.execution_name} of the pipeline is RUNNING for churn"
 
 
 def test_unknown_dataset_and_no_data_are_refused(settings: logic.Settings, aws: dict[str, Any]) -> None:

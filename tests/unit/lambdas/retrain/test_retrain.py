@@ -18,7 +18,8 @@ from lambdas.retrain import logic
 from lambdas.retrain.models import AlarmEvent
 from tests.unit.lambdas.support import FakeContext, create_table
 
-ALARM = "mlops-test-drift"
+ALARM = "mlops-dev-churn-drift"  # churn's drift alarm in the dev platform document
+QUALITY_ALARM = "mlops-dev-churn-quality"
 ALARM_ARN = f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{ALARM}"
 CURATED = "curated-bucket"
 MANIFEST_KEY = "manifests/churn/latest.json"
@@ -83,7 +84,7 @@ def alarm_event(
                             "metric": {
                                 "namespace": "MLOps/test",
                                 "name": "OverallDriftPSI",
-                                "dimensions": {"EndpointName": "mlops-test-churn"},
+                                "dimensions": {"EndpointName": "mlops-dev-churn"},
                             },
                             "period": PERIOD,
                             "stat": "Maximum",
@@ -124,8 +125,9 @@ def settings(aws: dict[str, Any]) -> logic.Settings:
         topic_arn=aws["topic"],
         curated_bucket=CURATED,
         manifest_key=MANIFEST_KEY,
-        alarms={ALARM: "GreaterThanThreshold", "mlops-test-quality": "LessThanThreshold"},
+        alarms={ALARM: "GreaterThanThreshold", QUALITY_ALARM: "LessThanThreshold"},
         guard=logic.Guard(cooldown_minutes=360, max_per_day=2, consecutive_breaches=3),
+        dataset="churn",
     )
 
 
@@ -166,6 +168,7 @@ def test_a_transition_into_alarm_after_n_breaching_periods_starts_the_pipeline(s
     assert decision.execution_arn == execution["executionArn"]
     described = boto3.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
     assert json.loads(described["input"]) == {
+        "dataset": "churn",
         "curated": MANIFEST,
         "trigger": {"source": "alarm", "alarm": ALARM, "reason": event["alarmData"]["state"]["reason"]},
     }
@@ -225,17 +228,36 @@ def test_breaching_periods_accumulate_across_alarm_deliveries_until_the_alarm_cl
     assert second.decision == "started" and second.consecutive_breaches == 3
 
 
-def test_no_start_while_an_execution_is_running(settings: logic.Settings) -> None:
-    # Given a pipeline execution started by an upload and still running
-    boto3.client("stepfunctions").start_execution(
-        stateMachineArn=settings.state_machine_arn, name="upload-1", input="{}"
-    )
-    # When the alarm fires
+def test_no_start_while_an_execution_of_the_same_dataset_is_running(settings: logic.Settings) -> None:
+    # Given pipeline executions started by uploads and still running: one of energy, one of churn
+    sfn = boto3.client("stepfunctions")
+    for name, dataset in (("upload-energy", "energy"), ("upload-1", "churn")):
+        sfn.start_execution(
+            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps({"dataset": dataset})
+        )
+    # When churn's alarm fires
     decision = decide(settings, alarm_event())
-    # Then
+    # Then churn's run blocks it (energy's would not: the state machine is shared, the guard is per dataset)
     assert (decision.decision, decision.guard) == ("suppressed", "running")
-    assert decision.reason == "execution upload-1 of the pipeline is RUNNING"
-    assert len(executions(settings)) == 1
+    assert decision.reason == "execution upload-1 of the pipeline is RUNNING for churn"
+    assert len(executions(settings)) == 2
+
+
+def test_another_datasets_run_cooldown_and_budget_do_not_block_a_dataset(settings: logic.Settings) -> None:
+    # Given energy's pipeline running and energy's retrain started a minute ago (its cooldown and budget)
+    sfn = boto3.client("stepfunctions")
+    sfn.start_execution(stateMachineArn=settings.state_machine_arn, name="upload-e", input='{"dataset": "energy"}')
+    energy = replace(settings, dataset="energy", alarms={"mlops-dev-energy-drift": "GreaterThanThreshold"})
+    boto3.client("s3").put_object(Bucket=CURATED, Key="manifests/energy/latest.json", Body=b'{"dataset": "energy"}')
+    energy = replace(energy, manifest_key="manifests/energy/latest.json")
+    finish_all(settings)
+    assert decide(energy, alarm_event(name="mlops-dev-energy-drift", at=T0 - timedelta(minutes=1))).guard == "started"
+    # When churn's alarm fires
+    decision = decide(settings, alarm_event())
+    # Then churn's retrain starts, on churn's data, with its own guard items
+    assert decision.decision == "started" and decision.dataset == "churn"
+    items = boto3.client("dynamodb").scan(TableName="guard")["Items"]
+    assert {i["pk"]["S"] for i in items if i["pk"]["S"].startswith("retrain")} == {"retrain#churn", "retrain#energy"}
 
 
 def test_cooldown_since_the_last_started_retrain(settings: logic.Settings) -> None:
@@ -292,7 +314,7 @@ def test_duplicate_delivery_starts_one_execution_and_counts_once(settings: logic
     assert len(executions(settings)) == 1
     # and the budget counted the transition once
     day = boto3.client("dynamodb").get_item(
-        TableName="guard", Key={"pk": {"S": "retrain"}, "sk": {"S": "day#2026-11-27"}}
+        TableName="guard", Key={"pk": {"S": "retrain#churn"}, "sk": {"S": "day#2026-11-27"}}
     )
     assert len(day["Item"]["transitions"]["SS"]) == 1
 
@@ -301,7 +323,7 @@ def test_a_start_claimed_by_a_crashed_attempt_is_completed_by_its_retry(settings
     # Given an attempt that claimed the start slot and then died before StartExecution
     transition = logic.Transition.from_event(AlarmEvent.model_validate(alarm_event()))
     name = logic.execution_name(transition)
-    assert logic.claim_start(boto3.client("dynamodb"), "guard", settings.guard, transition, name)[0] is True
+    assert logic.claim_start(boto3.client("dynamodb"), "guard", settings.guard, transition, name, "churn")[0] is True
     logic.update_breaches(boto3.client("dynamodb"), "guard", transition, "GreaterThanThreshold")
     # When the retry comes
     decision = logic.decide(clients(), settings, transition)
@@ -309,7 +331,7 @@ def test_a_start_claimed_by_a_crashed_attempt_is_completed_by_its_retry(settings
     assert decision.decision == "started" and len(executions(settings)) == 1
     # while another transition at the same moment is refused (cooldown): the claim is race-free
     other = replace(transition, alarm_arn=transition.alarm_arn + "-other")
-    claimed, guard, _ = logic.claim_start(boto3.client("dynamodb"), "guard", settings.guard, other, "x")
+    claimed, guard, _ = logic.claim_start(boto3.client("dynamodb"), "guard", settings.guard, other, "x", "churn")
     assert (claimed, guard) == (False, "cooldown")
 
 
@@ -330,7 +352,7 @@ def test_stale_unknown_and_no_data_transitions(settings: logic.Settings, aws: di
 
 def test_quality_alarms_breach_below_their_threshold(settings: logic.Settings) -> None:
     # Given the AUC alarm (LessThanThreshold 0.7) with 3 periods below the floor
-    event = alarm_event(name="mlops-test-quality", values=[0.61, 0.65, 0.69])
+    event = alarm_event(name=QUALITY_ALARM, values=[0.61, 0.65, 0.69])
     data = json.loads(event["alarmData"]["state"]["reasonData"])
     event["alarmData"]["state"]["reasonData"] = json.dumps({**data, "threshold": 0.7})
     # Then
@@ -347,9 +369,6 @@ def environment(monkeypatch: pytest.MonkeyPatch, settings: logic.Settings) -> It
         "GUARD_TABLE": settings.guard_table,
         "TOPIC_ARN": settings.topic_arn,
         "CURATED_BUCKET": CURATED,
-        "MANIFEST_KEY": MANIFEST_KEY,
-        "GUARD": json.dumps({"cooldown_minutes": 360, "max_per_day": 2, "consecutive_breaches": 3}),
-        "ALARMS": json.dumps(dict(settings.alarms)),
     }.items():
         monkeypatch.setenv(name, value)
     cached = (
@@ -386,6 +405,7 @@ def test_the_handler_decides_once_per_transition_and_notifies_the_reason(
     # and one notification carries the decision and its reason
     (message,) = inbox(aws)
     assert message["Subject"] == f"Retrain started: {ALARM}"
+    assert message["Message"].startswith(f"Retrain started of dataset churn on alarm {ALARM} at ")
     assert "Reason: 3 consecutive breaching periods: Threshold Crossed" in message["Message"]
     # and one RetrainDecision metric with the decision and service dimensions was emitted (EMF)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
@@ -402,8 +422,23 @@ def test_a_suppressed_decision_is_notified_with_its_guard(aws: dict[str, Any], e
     assert json.loads(message["Message"].split("\n\n", 1)[1])["reason"].startswith("1 of 3 consecutive")
 
 
+def test_the_handler_finds_the_alarms_dataset_and_its_settings_in_the_document(environment: None) -> None:
+    # Given the alarms of the declared datasets / When the handler resolves each
+    settings = retrain_handler.settings()
+    energy = settings.logic_settings("mlops-dev-energy-quality")
+    # Then a dataset's alarm gets that dataset's manifest, guard and alarms (RMSE quality: rising is worse)
+    assert (energy.dataset, energy.manifest_key) == ("energy", "manifests/energy/latest.json")
+    assert energy.alarms["mlops-dev-energy-quality"] == "GreaterThanThreshold"
+    assert energy.guard == logic.Guard(cooldown_minutes=360, max_per_day=2, consecutive_breaches=3)
+    # And an alarm of no declared dataset is refused by the first guard, listing every known alarm
+    unknown = settings.logic_settings("someone-elses-alarm")
+    assert unknown.dataset == "" and len(unknown.alarms) == 12
+    decision = logic.decide(clients(), unknown, logic.Transition.from_event(AlarmEvent.model_validate(alarm_event())))
+    assert decision.guard == "unknown_alarm"
+
+
 def test_the_lambdas_guard_is_the_stage_configurations_retrain_guard() -> None:
-    # Given the stage configuration's RetrainGuard, serialized as the CDK passes it in GUARD
+    # Given the stage configuration's RetrainGuard, as the platform document carries it
     from dataclasses import asdict, fields
 
     from stacks.config import RetrainGuard

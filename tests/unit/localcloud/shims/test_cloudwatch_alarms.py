@@ -524,7 +524,8 @@ def test_installed_again_a_state_change_still_runs_the_shim_once(cloudwatch: Any
     support.install_again(shim)
     # When its state changes once through the API
     cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
-    # Then moto changed the state and the shim saw one transition (its actions would run once)
+    # Then moto changed the state and the shim saw one transition (its actions would run once), from the state a
+    # new alarm starts in (INSUFFICIENT_DATA, as PutMetricAlarm leaves it)
     assert state_of(cloudwatch, name) == "ALARM"
     assert [(e.detail["previous"], e.detail["state"]) for e in journal.of("alarm")] == [
         ("INSUFFICIENT_DATA", "ALARM")

@@ -15,7 +15,7 @@ import pytest
 from pipelines.data.generator import generate, to_csv_bytes
 from pipelines.etl import glue_job
 from pipelines.etl import transforms as tf
-from stacks.config import QualityGate
+from stacks.config import QualityGate, load_config
 from tests.samples import CHURN_SCHEMA
 
 REQUIRED = {
@@ -24,9 +24,7 @@ REQUIRED = {
     "raw_key": "datasets/churn/file.csv",
     "curated_bucket": "curated",
     "database": "mlops_dev",
-    "table": "churn",
-    "schema_json": CHURN_SCHEMA.to_json(),
-    "quality_json": json.dumps(dataclasses.asdict(QualityGate())),
+    "dataset": "churn",
     "execution_id": "arn:aws:states:us-east-1:123456789012:execution:mlops-dev-training-pipeline:run-42",
 }
 
@@ -53,8 +51,10 @@ def test_arguments_resolve_with_defaults_and_ignore_glue_extras() -> None:
     assert args.curated_prefix == "curated"
     assert args.file_format == "csv"
     assert args.partitions == 0
+    # the dataset's schema, rules and table come from the platform document shipped with the job
     assert args.schema == CHURN_SCHEMA
-    assert args.gate == glue_job.GateParams(**dataclasses.asdict(QualityGate()))
+    assert args.gate == glue_job.GateParams(**dataclasses.asdict(load_config("dev").for_dataset(CHURN_SCHEMA).quality))
+    assert args.table == "churn"
     assert args.execution_id == "run-42"
     assert args.version_prefix == "curated/dataset=churn/version=run-42/"
     assert args.report_key == "curated/dataset=churn/version=run-42/_quality_report.json"
@@ -82,6 +82,19 @@ def test_optional_arguments_override_the_defaults() -> None:
     assert args.quarantine_prefix == "bad"
     assert args.file_format == "parquet"
     assert args.partitions == 8
+
+
+def test_an_undeclared_dataset_fails_the_run_naming_the_declared_ones() -> None:
+    # Given: a run for a dataset the shipped platform document does not declare
+    argv = command_line({**REQUIRED, "dataset": "weather"})
+
+    # When / Then: the run fails with the reason Glue reports as its ErrorMessage
+    with pytest.raises(glue_job.EtlJobError) as raised:
+        glue_job.parse_job_args(argv)
+    assert str(raised.value).startswith("UnknownDataset: ")
+    assert "dataset 'weather' is not declared in this stage (declared datasets: churn, energy, tickets)" in str(
+        raised.value
+    )
 
 
 def test_a_missing_required_argument_stops_with_its_name(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,8 +11,6 @@ import pytest
 from moto import mock_aws
 
 from pipelines.etl import glue_job
-from stacks.config import QualityGate
-from tests.samples import CHURN_SCHEMA
 
 CURATED = "curated-bucket"
 
@@ -25,9 +22,7 @@ def job_args(execution_id: str) -> glue_job.JobArgs:
         "raw_key": "datasets/churn/file.csv",
         "curated_bucket": CURATED,
         "database": "mlops_test",
-        "table": "churn",
-        "schema_json": CHURN_SCHEMA.to_json(),
-        "quality_json": json.dumps(dataclasses.asdict(QualityGate())),
+        "dataset": "churn",
         "execution_id": execution_id,
     }
     return glue_job.parse_job_args(["glue_job.py", *(t for k, v in values.items() for t in (f"--{k}", v))])

@@ -316,7 +316,9 @@ def test_job_writes_evaluation_json_with_both_models_and_the_decision(
     # When the job runs
     exit_code = ev.main(
         [
-            *ev.processing_arguments(GATE),
+            "--dataset",
+            "churn",
+            *ev.processing_arguments(),
             "--test_dir",
             str(job_dirs["test"]),
             "--challenger_dir",
@@ -414,31 +416,40 @@ def test_an_input_with_several_archives_is_ambiguous(tmp_path: Path) -> None:
 
 
 def test_processing_arguments_round_trip_through_the_job_parser() -> None:
-    # Given the stage's gate
-    gate = EvaluationGate()
+    # Given the container arguments the state machine sends for an execution of churn
+    arguments = ["--dataset", "churn", *ev.processing_arguments()]
 
-    # When the CDK's container arguments are parsed by the job
-    args = ev.parse_args(ev.processing_arguments(gate))
+    # When the job parses them
+    args = ev.parse_args(arguments)
 
-    # Then the job sees the same gate and the /opt/ml/processing defaults
-    assert (args.primary_metric, args.min_improvement, args.absolute_floor) == (
-        gate.primary_metric,
-        gate.min_improvement,
-        gate.absolute_floor,
+    # Then it evaluates churn with churn's gate from the platform document, at the /opt/ml/processing paths
+    assert args.dataset == "churn"
+    gate = ev.dataset_gate(args.dataset)
+    assert (gate.primary_metric, gate.min_improvement, gate.absolute_floor) == (
+        CHURN_SCHEMA.evaluation_gate.metric,
+        CHURN_SCHEMA.evaluation_gate.min_improvement,
+        CHURN_SCHEMA.evaluation_gate.floor,
     )
     assert args.test_dir == Path("/opt/ml/processing/test")
     assert args.output_dir == Path("/opt/ml/processing/evaluation")
 
 
-def test_the_gate_arguments_are_required(capsys: pytest.CaptureFixture[str]) -> None:
-    # Given a job started without its gate
-    # When it parses its arguments / Then it stops and names them
+def test_the_dataset_argument_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a job started without its dataset
+    # When it parses its arguments / Then it stops and names the argument
     with pytest.raises(SystemExit) as exit_info:
         ev.parse_args([])
     assert exit_info.value.code == 2
-    assert "the following arguments are required: --primary_metric, --min_improvement, --absolute_floor" in (
-        capsys.readouterr().err
-    )
+    assert "the following arguments are required: --dataset" in capsys.readouterr().err
+
+
+def test_a_challenger_of_another_dataset_is_refused(job_dirs: dict[str, Path], tmp_path: Path) -> None:
+    # Given churn's challenger archive / When the job evaluates it as a model of tickets
+    with pytest.raises(ValueError) as raised:
+        ev.run(job_dirs["test"], job_dirs["challenger"], None, tmp_path, GATE, dataset="tickets")
+
+    # Then it refuses, naming both datasets
+    assert "is a model of 'churn', not of 'tickets'" in str(raised.value)
 
 
 # ---- golden payloads for the deployment's smoke test -----------------------------------------------

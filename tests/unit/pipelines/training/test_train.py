@@ -244,8 +244,8 @@ def test_hyperparameter_defaults_match_the_stage_configuration() -> None:
     # Given the stage's training hyperparameters
     configured = TrainingSettings().hyperparameters
 
-    # When the script parses a command line with only the schema
-    hyperparameters, schema = train.parse_args(["--schema_json", CHURN_SCHEMA.to_json()])
+    # When the script parses a command line with only the dataset
+    hyperparameters, schema = train.parse_args(["--dataset", "churn"])
 
     # Then its defaults are the configured values (one definition)
     assert hyperparameters == configured
@@ -253,15 +253,15 @@ def test_hyperparameter_defaults_match_the_stage_configuration() -> None:
     assert schema == CHURN_SCHEMA
 
 
-def test_a_run_without_a_schema_fails_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
-    # Given neither a --schema_json argument nor a schema_json hyperparameter (no dataset is built in)
+def test_a_run_without_a_dataset_fails_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given neither a --dataset argument nor a dataset hyperparameter (no dataset is built in)
     # When the script parses its command line
     with pytest.raises(SystemExit) as exit_info:
         train.parse_args([])
 
     # Then it exits with a usage error that says what is missing
     assert exit_info.value.code == 2
-    assert "the dataset's schema is required: --schema_json or the schema_json hyperparameter" in (
+    assert "the declared dataset to train is required: --dataset or the dataset hyperparameter" in (
         capsys.readouterr().err
     )
 
@@ -272,7 +272,7 @@ def test_configured_hyperparameters_reach_the_script_through_the_toolkit(
     # Given a stage that overrides some hyperparameters, as the job's HyperParameters
     configured = train.Hyperparameters(max_iter=300, learning_rate=0.05, l2_regularization=0.5, seed=9)
     path = tmp_path / "hyperparameters.json"
-    path.write_text(json.dumps(train.job_hyperparameters(configured.items(), CHURN_SCHEMA)))
+    path.write_text(json.dumps(train.job_hyperparameters(configured.items(), CHURN_SCHEMA.name)))
     monkeypatch.setattr(toolkit_environment, "hyperparameters_file_dir", str(path))
 
     # When the toolkit decodes them into the script's command line
@@ -295,7 +295,7 @@ def test_job_hyperparameters_survive_the_toolkit_decoding(
     argv = mapping.to_cmd_args(decoded)
     sm_hps = json.loads(mapping.to_env_vars({"hps": decoded})["SM_HPS"])
 
-    # Then the script sees the schema and the values from both sources
+    # Then the script sees the dataset's schema and the values from both sources
     from_cli = train.parse_args(argv)
     from_env = train.parse_args([], sm_hps)
     assert from_cli == from_env
@@ -307,7 +307,7 @@ def test_job_hyperparameters_survive_the_toolkit_decoding(
 def test_command_line_overrides_sm_hps() -> None:
     # Given SM_HPS and a command line that disagree
     # When the arguments are parsed
-    sm_hps = {"max_iter": 300, "learning_rate": 0.2, "schema_json": CHURN_SCHEMA.to_json()}
+    sm_hps = {"max_iter": 300, "learning_rate": 0.2, "dataset": "churn"}
     hyperparameters, _ = train.parse_args(["--max_iter", "7"], sm_hps)
 
     # Then the command line wins, SM_HPS fills the rest
@@ -315,19 +315,33 @@ def test_command_line_overrides_sm_hps() -> None:
     assert hyperparameters.learning_rate == 0.2
 
 
-def test_schema_passed_as_a_plain_json_object_fails_with_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
-    # Given a schema hyperparameter that the toolkit decoded into a dict and flattened to k=v pairs
-    flattened = mapping.to_cmd_args({"schema_json": CHURN_SCHEMA.to_dict()})
-
-    # When the script parses it
+def test_a_dataset_the_document_does_not_declare_fails_naming_the_declared_ones(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a training job for a dataset the shipped platform document does not declare
+    # When the script parses its arguments
     with pytest.raises(SystemExit) as exit_info:
-        train.parse_args(flattened)
+        train.parse_args(["--dataset", "weather"])
 
-    # Then it stops with a usage error that says how to pass the schema
+    # Then it stops with a usage error that lists the declared datasets
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
-    assert "argument --schema_json: not a DatasetSchema JSON object" in error
-    assert "JSON string literal" in error
+    assert "dataset 'weather' is not declared in this stage (declared datasets: churn, energy, tickets)" in error
+
+
+def test_a_dataset_name_that_json_would_decode_stays_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a dataset named "null" (declarable: lowercase letters), sent as the toolkit expects: a JSON string
+    path = tmp_path / "hyperparameters.json"
+    path.write_text(json.dumps(train.job_hyperparameters(train.Hyperparameters().items(), "null")))
+    monkeypatch.setattr(toolkit_environment, "hyperparameters_file_dir", str(path))
+
+    # When the toolkit decodes the hyperparameters
+    decoded = toolkit_environment.read_hyperparameters()
+
+    # Then the script receives the name, not JSON null
+    assert decoded["dataset"] == "null"
+    argv = mapping.to_cmd_args(decoded)
+    assert argv[argv.index("--dataset") + 1] == "null"
 
 
 def test_unknown_hyperparameter_is_rejected(capsys: pytest.CaptureFixture[str]) -> None:
@@ -359,7 +373,7 @@ def test_job_hyperparameters_refuse_a_value_over_the_api_limit() -> None:
     # Given a hyperparameter value longer than CreateTrainingJob accepts
     # When the job's hyperparameters are built / Then the error names it
     with pytest.raises(ValueError, match=r"hyperparameter 'note' is 2600 characters; the limit is 2500"):
-        train.job_hyperparameters([("note", "x" * 2600)], CHURN_SCHEMA)
+        train.job_hyperparameters([("note", "x" * 2600)], CHURN_SCHEMA.name)
 
 
 # ---- load_split -----------------------------------------------------------------------------------
