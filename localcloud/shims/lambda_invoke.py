@@ -19,6 +19,7 @@ from localcloud.runtime.lambdas import FunctionSpec, LambdaRuntime
 _runtime: LambdaRuntime | None = None
 _installed = False
 _original_create = lambda_models.LambdaFunction.create_from_cloudformation_json
+_original_update = lambda_models.LambdaFunction.update_from_cloudformation_json
 _original_invoke = lambda_models.LambdaFunction._invoke_lambda
 
 
@@ -66,6 +67,32 @@ def _create_from_cloudformation_json(
     return function
 
 
+def _update_from_cloudformation_json(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """moto's in-place update (configuration + code) without ``Layers``: moto's CloudFormation create ignores them
+    too (the local runtime puts the layers' packages on the path itself), and its ``update_configuration`` would look
+    the public layers' ARNs up in this account and fail the stack update."""
+    properties = {k: v for k, v in cloudformation_json.get("Properties", {}).items() if k != "Layers"}
+    function = _original_update.__func__(  # type: ignore[attr-defined]
+        cls,
+        original_resource,
+        new_resource_name,
+        {**cloudformation_json, "Properties": properties},
+        account_id,
+        region_name,
+    )
+    log_group = (properties.get("LoggingConfig") or {}).get("LogGroup")
+    if log_group:
+        function.local_log_group = log_group
+    return function
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -73,5 +100,8 @@ def install() -> None:
     lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign,assignment]
     lambda_models.LambdaFunction.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
         _create_from_cloudformation_json
+    )
+    lambda_models.LambdaFunction.update_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
+        _update_from_cloudformation_json
     )
     _installed = True

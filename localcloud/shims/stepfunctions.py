@@ -15,7 +15,7 @@ This shim (patch point ``state_task_factory.state_task_service_for`` and ``WaitF
 - adds SageMaker: ``createTrainingJob``, ``createProcessingJob``, ``createTransformJob`` (request/response
   and ``.sync``), ``createModel``, ``createEndpointConfig``, ``createEndpoint``, ``updateEndpoint``.
 - makes Wait states wait on the local cloud's clock (``localcloud.clock``);
-- creates ``AWS::StepFunctions::StateMachine`` resources in the backend the API serves (moto's
+- creates (and updates) ``AWS::StepFunctions::StateMachine`` resources in the backend the API serves (moto's
   CloudFormation always uses the non-executing backend, so ``StartExecution`` would not find them);
 - makes every service call of an execution carry its state machine's role (moto's ``boto_client_for`` calls with
   fixed keys ``ak``/``sk``): patch point ``moto.stepfunctions.parser.asl.utils.boto_client.boto_client_for``, bound
@@ -307,6 +307,28 @@ def _create_state_machine(
     )
 
 
+def _update_state_machine(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """A stack update, in the backend the API serves (moto's model updates the non-executing one, which does not
+    hold the machine): in place under the same name (definition, role), a new ``StateMachineName`` replaces it."""
+    properties = cloudformation_json["Properties"]
+    backend = get_backend(account_id, region_name)
+    name = properties.get("StateMachineName", original_resource.name)
+    if name != original_resource.name:
+        created = _create_state_machine(cls, name, cloudformation_json, account_id, region_name)
+        backend.delete_state_machine(original_resource.arn)
+        return created
+    return backend.update_state_machine(
+        original_resource.arn, definition=properties.get("DefinitionString"), role_arn=properties.get("RoleArn")
+    )
+
+
 def _delete_state_machine(
     cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
 ) -> None:
@@ -332,4 +354,5 @@ def install() -> None:
     WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
     sfn_models.StateMachine.create_from_cloudformation_json = classmethod(_create_state_machine)  # type: ignore[method-assign,assignment]
     sfn_models.StateMachine.delete_from_cloudformation_json = classmethod(_delete_state_machine)  # type: ignore[method-assign,assignment]
+    sfn_models.StateMachine.update_from_cloudformation_json = classmethod(_update_state_machine)  # type: ignore[method-assign,assignment]
     _installed = True
