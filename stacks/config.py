@@ -252,6 +252,9 @@ class StageConfig:
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
     retrain: RetrainGuard = field(default_factory=RetrainGuard)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    # The stage whose approved models `mlops promote` copies here; with both accounts configured and different, the
+    # stack adds the promotion role that account may assume (stacks/constructs/promotion.py, cli/promote.py)
+    promotion_source: Stage | None = None
     approval: Approval = "auto"
     # The stage's own minimum of a gate metric (metric -> floor, a ceiling for an error metric): a declared gate
     # applies in every stage, unless the stage's minimum is stricter (``stricter_floor``)
@@ -428,6 +431,7 @@ def _prod() -> StageConfig:
     return replace(
         dev,
         stage="prod",
+        promotion_source="dev",
         approval="manual",
         glue=replace(dev.glue, workers=4, max_retries=1),
         training=replace(dev.training, instance_type="ml.m5.xlarge"),

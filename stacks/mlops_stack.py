@@ -17,12 +17,13 @@ from constructs import Construct
 
 from pipelines.platform import Platform
 from pipelines.schema import DatasetSchema
-from stacks.config import PROJECT, SAMPLE_DATASET, StageConfig
+from stacks.config import PROJECT, SAMPLE_DATASET, STAGES, StageConfig
 from stacks.constructs.data_lake import DataLake
 from stacks.constructs.dataset import DatasetResources
 from stacks.constructs.lambda_factory import DOCUMENT_PATH, LambdaFactory
 from stacks.constructs.model_registry import ModelRegistry
 from stacks.constructs.monitoring import Monitoring
+from stacks.constructs.promotion import PromotionAccess
 from stacks.constructs.serving import Serving
 from stacks.constructs.training_pipeline import TrainingPipeline
 from stacks.nag import acknowledge_findings
@@ -99,8 +100,26 @@ class MlopsStack(cdk.Stack):
             deployment=self.serving.deployment,
         )
         self.monitoring.add_dataset_sections(list(self.datasets.values()))
+        self.promotion = self._promotion_access(configs)
         self._outputs()
         acknowledge_findings(self)
+
+    def _promotion_access(self, configs: list[StageConfig]) -> PromotionAccess | None:
+        """The role ``mlops promote`` assumes from the source stage's account, when the two stages live in different
+        configured accounts (in one account the operator's own session copies: no role is needed)."""
+        source = self.config.promotion_source
+        source_account = STAGES[source].account if source else None
+        if not (self.config.account and source_account and source_account != self.config.account):
+            return None
+        return PromotionAccess(
+            self,
+            "Promotion",
+            prefix=self.config.prefix,
+            source_account=source_account,
+            artifacts=self.lake.artifacts,
+            key=self.lake.key,
+            model_package_groups=[c.model_package_group_name for c in configs],
+        )
 
     @property
     def primary(self) -> StageConfig:

@@ -107,6 +107,7 @@ def acknowledge_findings(stack: MlopsStack) -> None:
     _serving(stack)
     _monitoring(stack)
     _framework(stack)
+    _promotion(stack)
 
 
 # ---- reasons shared by several roles (each acknowledged only on the roles it is true of) ---------------------
@@ -140,12 +141,14 @@ def _objects(stack: cdk.Stack, bucket: IConstruct, prefix: str, reason: str) -> 
 
 
 def _arns(stack: MlopsStack, reasons: Mapping[str, str]) -> dict[str, str]:
+    # a configured account is concrete in the synthesized ARNs; an environment-agnostic stack has the pseudo parameter
+    account = stack.config.account or "<AWS::AccountId>"
     region = stack.config.region
-    return {_iam5(f"Resource::arn:aws:{k.format(region=region)}"): v for k, v in reasons.items()}
+    return {_iam5(f"Resource::arn:aws:{k.format(region=region, account=account)}"): v for k, v in reasons.items()}
 
 
 def _account_arn(service: str, resource: str) -> str:
-    return f"{service}:{{region}}:<AWS::AccountId>:{resource}"
+    return f"{service}:{{region}}:{{account}}:{resource}"
 
 
 def _invoke_versions(stack: cdk.Stack, *functions: IConstruct) -> dict[str, str]:
@@ -456,3 +459,16 @@ def _framework(stack: MlopsStack) -> None:
                     "stack uses (Powertools 3.37.0 and AWS SDK for pandas 3.17.1) are published"
                 },
             )
+
+
+def _promotion(stack: MlopsStack) -> None:
+    """The role ``mlops promote`` assumes from the source stage's account (only when the accounts differ; both are
+    configured, so the partition, region and account are concrete in the ARNs cdk-nag reports)."""
+    if stack.promotion is None:
+        return
+    account, region = stack.config.account, stack.config.region
+    packages = [
+        f"arn:{stack.partition}:sagemaker:{region}:{account}:model-package/{c.model_package_group_name}/*"
+        for c in stack.dataset_configs.values()
+    ]
+    _ack(stack.promotion.role, stack.promotion.acknowledgments(_ref(stack, stack.lake.artifacts), packages))

@@ -4,14 +4,19 @@ are acknowledged with their reasons)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
 import aws_cdk as cdk
+import pytest
 from aws_cdk import assertions
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
-from stacks.app import cdk_json_context
-from stacks.config import load_config
+from stacks.app import build_app, cdk_json_context
+from stacks.config import STAGES, load_config
 from stacks.constructs.promotion import PromotionAccess
 
 SOURCE = "111111111111"
@@ -85,3 +90,37 @@ def test_cdk_nag_is_clean_with_the_acknowledged_findings() -> None:
     cdk.Validations.of(stack).add_plugins(AwsSolutionsChecks(stack, verbose=True))
     # Then the synthesis raises no finding (an unacknowledged one fails it: ValidationFailed)
     assertions.Template.from_stack(stack)
+
+
+def _prod_stack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dev_account: str, prod_account: str) -> Any:
+    """The whole prod stack with both stages' accounts configured (cdk-nag attached, as in every synth)."""
+    monkeypatch.setitem(STAGES, "dev", replace(STAGES["dev"], account=dev_account))
+    monkeypatch.setitem(STAGES, "prod", replace(STAGES["prod"], account=prod_account))
+    app = build_app(stage="prod", outdir=str(tmp_path / "cdk.out"))
+    return app.node.find_child(STAGES["prod"].stack_name)
+
+
+def test_prod_in_its_own_account_gets_the_promotion_role_for_devs_account(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given dev and prod configured in two accounts
+    stack = _prod_stack(monkeypatch, tmp_path, SOURCE, "222222222222")
+    # When prod is synthesized (cdk-nag fails the synthesis on an unacknowledged finding of the role)
+    template = assertions.Template.from_stack(stack)
+    # Then the role the CLI assumes exists, trusts dev's account, and may register in every dataset's group
+    roles = {
+        r["Properties"]["RoleName"]: r
+        for r in template.find_resources("AWS::IAM::Role").values()
+        if isinstance(r["Properties"].get("RoleName"), str)
+    }
+    assert SOURCE in str(roles["mlops-prod-promotion"]["Properties"]["AssumeRolePolicyDocument"])
+    text = str(template.find_resources("AWS::IAM::Policy"))
+    for config in stack.dataset_configs.values():
+        assert f"model-package/{config.model_package_group_name}/*" in text
+
+
+def test_one_account_needs_no_promotion_role(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Given both stages in one account (the operator's own session copies)
+    stack = _prod_stack(monkeypatch, tmp_path, "222222222222", "222222222222")
+    # Then prod has no promotion role
+    assert stack.promotion is None
