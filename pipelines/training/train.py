@@ -39,7 +39,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import sklearn
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -49,6 +48,7 @@ from pipelines.features import model_frame, model_output
 from pipelines.platform import PlatformError, UnknownDataset
 from pipelines.platform import platform as platform_document
 from pipelines.schema import DatasetSchema
+from pipelines.training.estimators import build_estimator, estimator_record
 from pipelines.training.hyperparameters import DATASET_HYPERPARAMETER, Hyperparameters
 from pipelines.training.hyperparameters import MAX_HYPERPARAMETER_LENGTH as MAX_HYPERPARAMETER_LENGTH
 from pipelines.training.hyperparameters import job_hyperparameters as job_hyperparameters
@@ -208,8 +208,9 @@ def _target(column: pd.Series, schema: DatasetSchema, root: Path) -> Any:
 
 
 def build_pipeline(schema: DatasetSchema, hyperparameters: Hyperparameters) -> Pipeline:
-    """Impute + scale the numeric and engineered columns, one-hot the categorical ones, boosted trees
-    (a classifier for binary and multiclass targets, a regressor for regression).
+    """Impute + scale the numeric and engineered columns, one-hot the categorical ones, then the declared
+    built-in estimator (``model.estimator``; boosted trees by default): a classifier for binary and multiclass
+    targets, a regressor for regression (``estimators.build_estimator``).
 
     The one-hot encoder knows the schema's categories only: an unknown or missing value encodes to zeros.
     """
@@ -235,16 +236,7 @@ def build_pipeline(schema: DatasetSchema, hyperparameters: Hyperparameters) -> P
         remainder="drop",
         verbose_feature_names_out=False,
     )
-    estimator = HistGradientBoostingRegressor if schema.task == "regression" else HistGradientBoostingClassifier
-    model = estimator(
-        max_iter=hyperparameters.max_iter,
-        learning_rate=hyperparameters.learning_rate,
-        max_leaf_nodes=hyperparameters.max_leaf_nodes,
-        l2_regularization=hyperparameters.l2_regularization,
-        early_stopping=False,  # the validation split is ours; max_iter is the budget
-        random_state=hyperparameters.seed,
-    )
-    return Pipeline([("preprocess", preprocess), ("model", model)])
+    return Pipeline([("preprocess", preprocess), ("model", build_estimator(schema, hyperparameters))])
 
 
 class TrainingDataError(ValueError):
@@ -348,6 +340,7 @@ def write_model_artifacts(
         "positive_label": schema.positive if schema.task == "binary" else None,
         "decision_threshold": DECISION_THRESHOLD,
         "hyperparameters": asdict(hyperparameters),
+        "estimator": estimator_record(schema, hyperparameters),
         "metrics": result.metrics,
         "rows": result.rows,
         "sklearn_version": sklearn.__version__,
