@@ -594,6 +594,17 @@ class ModelSpec:
         """What the registry records as the model: ``estimator=<name>`` or ``entry_point=<directory>``."""
         return f"entry_point={self.entry_point}" if self.entry_point else f"estimator={self.name}"
 
+    def lineage_hyperparameters(self, task: Task, stage: Mapping[str, Any]) -> dict[str, Any]:
+        """The hyperparameters the model trains with, for the registry: the stage's (``TrainingSettings``) that
+        apply to the estimator (all of them for the default; ``seed`` for any built-in), the declared ones over
+        them; a script's are its declared arguments only."""
+        declared = self.check_task(task)
+        if self.entry_point is not None:
+            return declared
+        accepted = ESTIMATORS[self.name].accepts(task)
+        applied = {name: value for name, value in stage.items() if name in accepted or name == "seed"}
+        return applied | declared
+
     def check_task(self, task: Task) -> dict[str, Any]:
         """The hyperparameters typed for ``task``; ``SchemaError`` (``hyperparameters.<name>``) for an unknown
         one or a wrong type/range."""
