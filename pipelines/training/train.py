@@ -44,7 +44,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pipelines.evaluation import model_metrics
-from pipelines.features import model_frame, model_output
+from pipelines.features import model_frame, model_input_columns, model_output
 from pipelines.platform import PlatformError, UnknownDataset
 from pipelines.platform import platform as platform_document
 from pipelines.schema import DatasetSchema
@@ -96,7 +96,7 @@ class TrainingEnv:
 
 @dataclass(frozen=True)
 class TrainingResult:
-    pipeline: Pipeline
+    pipeline: Any  # a fitted build_pipeline Pipeline, or the model a dataset's own script saved
     metrics: dict[str, dict[str, float]]  # split -> metric -> value
     rows: dict[str, int]
 
@@ -318,8 +318,10 @@ def write_model_artifacts(
     schema: DatasetSchema,
     hyperparameters: Hyperparameters,
     model_version: str | None = None,
+    estimator: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``model.joblib``, ``model_metadata.json`` and ``code/``; returns the metadata.
+    """Write ``model.joblib``, ``model_metadata.json`` and ``code/``; returns the metadata. ``estimator`` is what
+    trained the model (default: the declared built-in's ``estimators.estimator_record``).
 
     Without ``model_version`` the version is ``sha256-<first 16 hex digits of model.joblib>``, so the same
     data, hyperparameters and seed give the same version.
@@ -333,14 +335,14 @@ def write_model_artifacts(
         "model_version": version,
         "schema": schema.to_dict(),
         "features": schema.feature_names,
-        "model_input_columns": list(result.pipeline.feature_names_in_),
+        "model_input_columns": list(getattr(result.pipeline, "feature_names_in_", model_input_columns(schema))),
         "target": schema.target,
         "task": schema.task,
         "labels": list(schema.class_labels),
         "positive_label": schema.positive if schema.task == "binary" else None,
         "decision_threshold": DECISION_THRESHOLD,
         "hyperparameters": asdict(hyperparameters),
-        "estimator": estimator_record(schema, hyperparameters),
+        "estimator": dict(estimator) if estimator is not None else estimator_record(schema, hyperparameters),
         "metrics": result.metrics,
         "rows": result.rows,
         "sklearn_version": sklearn.__version__,
@@ -391,8 +393,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     hyperparameters, schema = parse_args(argv, env.hyperparameters)
     train_df = load_split(env.train_dir, schema, "train")
     validation_df = load_split(env.validation_dir, schema, "validation")
-    result = train(train_df, validation_df, schema, hyperparameters)
-    metadata = write_model_artifacts(env.model_dir, result, schema, hyperparameters, env.model_version)
+    rows = {"train": len(train_df), "validation": len(validation_df)}
+    if schema.model_spec.entry_point is not None:  # the dataset's own script (pipelines/training/byo.py)
+        from pipelines.training import entry_point
+
+        model, metrics, record = entry_point.train_with_script(
+            env.model_dir, train_df, validation_df, schema, hyperparameters
+        )
+        result = TrainingResult(pipeline=model, metrics=metrics, rows=rows)
+        metadata = write_model_artifacts(
+            env.model_dir, result, schema, hyperparameters, env.model_version, estimator=record
+        )
+        entry_point.check_serves(env.model_dir, validation_df)
+    else:
+        result = train(train_df, validation_df, schema, hyperparameters)
+        metadata = write_model_artifacts(env.model_dir, result, schema, hyperparameters, env.model_version)
     env.output_data_dir.mkdir(parents=True, exist_ok=True)
     (env.output_data_dir / METRICS_FILE).write_text(json.dumps(result.metrics, indent=2, sort_keys=True))
     for line in metric_lines(result.metrics):
