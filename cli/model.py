@@ -74,7 +74,8 @@ def main():
     data = byo.training_data(args.dataset)
     model = build(data.schema, args)
     model.fit(data.train.X, data.train.y)
-    print(f"validation score ({{type(model[-1]).__name__}}.score): {{model.score(data.validation.X, data.validation.y):.4f}}")
+    score = model.score(data.validation.X, data.validation.y)
+    print(f"validation score ({{type(model[-1]).__name__}}.score): {{score:.4f}}")
     byo.save_model(model)
 
 

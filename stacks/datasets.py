@@ -208,6 +208,21 @@ def entry_point_problems(schema: DatasetSchema, root: Path = ROOT) -> list[tuple
     return []
 
 
+def entry_point_files(schemas: typing.Iterable[DatasetSchema], root: Path = ROOT) -> dict[str, bytes]:
+    """The files of every declared ``model.entry_point`` directory (path in the repository -> content, no
+    ``__pycache__``): shipped in the training source archive next to ``pipelines/``, where the job runs them."""
+    files: dict[str, bytes] = {}
+    for schema in schemas:
+        entry_point = schema.model_spec.entry_point
+        if entry_point is None:
+            continue
+        directory = root / entry_point.rstrip("/")
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.relative_to(directory).parts:
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
 def check_against_stages(schema: DatasetSchema) -> list[tuple[str, str]]:
     """(field, message) problems of ``schema`` that depend on the stages: override keys and types, the
     resulting stage settings (each stage's own checks), and the derived SageMaker names."""

@@ -115,7 +115,9 @@ def load_user_model(path: Path, schema: DatasetSchema) -> Any:
     try:
         model = joblib.load(path)
     except Exception as error:  # any unpickling failure is the script's: name it
-        raise EntryPointError(f"the saved model cannot be loaded outside the script: {type(error).__name__}: {error}")
+        raise EntryPointError(
+            f"the saved model cannot be loaded outside the script: {type(error).__name__}: {error}"
+        ) from error
     needed = "predict" if schema.task == "regression" else "predict_proba"
     if not hasattr(model, needed):
         raise EntryPointError(f"the saved {type(model).__name__} has no {needed}() (a {schema.task} model needs it)")
@@ -123,7 +125,9 @@ def load_user_model(path: Path, schema: DatasetSchema) -> Any:
         try:
             schema.class_order(getattr(model, "classes_", ()))
         except ValueError as error:
-            raise EntryPointError(f"the saved {type(model).__name__} cannot answer every declared label: {error}")
+            raise EntryPointError(
+                f"the saved {type(model).__name__} cannot answer every declared label: {error}"
+            ) from error
     return model
 
 
@@ -135,7 +139,9 @@ def score(model: Any, splits: Mapping[str, pd.DataFrame], schema: DatasetSchema,
             output = model_output(model, model_frame(frame, schema), schema)
             metrics[split] = model_metrics(schema, frame[schema.target].to_numpy(), output, threshold)
         except Exception as error:
-            raise EntryPointError(f"the model cannot predict the {split} split: {type(error).__name__}: {error}")
+            raise EntryPointError(
+                f"the model cannot predict the {split} split: {type(error).__name__}: {error}"
+            ) from error
     return metrics
 
 

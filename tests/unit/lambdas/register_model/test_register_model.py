@@ -285,7 +285,9 @@ def test_the_lineage_records_the_declared_estimator_and_its_hyperparameters(
 
     # Then the registry says which model and with which hyperparameters (declared over the stage's that apply)
     assert lineage["model"] == lineage_model
-    expected = lineage_hyperparameters or "max_iter=80 learning_rate=0.1 max_leaf_nodes=31 l2_regularization=0.0 seed=42"
+    expected = (
+        lineage_hyperparameters or "max_iter=80 learning_rate=0.1 max_leaf_nodes=31 l2_regularization=0.0 seed=42"
+    )
     assert lineage["hyperparameters"] == expected
 
 

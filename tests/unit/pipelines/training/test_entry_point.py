@@ -62,7 +62,9 @@ def test_the_scaffolded_script_trains_and_its_model_serves(
     run = sample_run(name)
 
     # When the training job runs it on the sample's curated splits
-    schema, result = _train(run, ModelSpec(entry_point=f"models/{name}", hyperparameters=FAST), tmp_path, monkeypatch, training_runner)
+    schema, result = _train(
+        run, ModelSpec(entry_point=f"models/{name}", hyperparameters=FAST), tmp_path, monkeypatch, training_runner
+    )
 
     # Then the job succeeds with the task's metrics logged and the script recorded in the archive's metadata
     assert result.exit_code == 0
@@ -237,7 +239,9 @@ def test_the_helper_parses_declared_arguments_and_ignores_the_platforms() -> Non
 
 def test_the_job_passes_script_mode_arguments_declared_last(sample_run: Callable[[str], SampleRun]) -> None:
     # Given a declaration with a script and its hyperparameters
-    schema = replace(sample_run("churn").schema, model=ModelSpec(entry_point="models/x", hyperparameters={"seed": 7, "flag": True}))
+    schema = replace(
+        sample_run("churn").schema, model=ModelSpec(entry_point="models/x", hyperparameters={"seed": 7, "flag": True})
+    )
 
     # When the job builds the script's command line
     argv = entry_point.script_arguments(schema, Hyperparameters())
@@ -260,7 +264,9 @@ def test_save_model_refuses_what_cannot_predict(tmp_path: Path) -> None:
     assert path == tmp_path / inference.MODEL_FILE
 
 
-def test_model_init_refuses_to_overwrite_and_an_undeclared_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_model_init_refuses_to_overwrite_and_an_undeclared_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a scaffolded script
     models = str(tmp_path / "models")
     assert model_cli.main(["model", "init", "--dataset", "energy", "--models", models]) == 0

@@ -120,9 +120,7 @@ def test_the_default_estimator_is_unchanged_when_no_model_is_declared(
 
 def test_declared_boosting_hyperparameters_win_over_the_stage(sample_run: Callable[[str], SampleRun]) -> None:
     # Given a declaration overriding one boosting hyperparameter
-    schema = replace(
-        sample_run("energy").schema, model=ModelSpec("hist_gradient_boosting", {"learning_rate": 0.05})
-    )
+    schema = replace(sample_run("energy").schema, model=ModelSpec("hist_gradient_boosting", {"learning_rate": 0.05}))
 
     # When the parameters are resolved against the stage's
     params = estimator_parameters(schema, Hyperparameters(max_iter=50))
