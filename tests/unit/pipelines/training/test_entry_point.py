@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli import model as model_cli
+from localcloud import cli as mlops
 from pipelines.inference import inference
 from pipelines.schema import DatasetSchema, ModelSpec
 from pipelines.training import byo, entry_point, train
@@ -267,9 +268,9 @@ def test_save_model_refuses_what_cannot_predict(tmp_path: Path) -> None:
 def test_model_init_refuses_to_overwrite_and_an_undeclared_dataset(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a scaffolded script
+    # Given a script scaffolded by the `mlops` command
     models = str(tmp_path / "models")
-    assert model_cli.main(["model", "init", "--dataset", "energy", "--models", models]) == 0
+    assert mlops.main(["model", "init", "--dataset", "energy", "--models", models]) == 0
     out = capsys.readouterr().out
     assert "entry_point:" in out
 
