@@ -6,7 +6,9 @@ A declaration may name a directory instead of a built-in estimator::
       entry_point: models/churn          # holds train.py (``mlops model init --dataset churn`` writes one)
       hyperparameters: {n_estimators: 300}
 
-The training job then runs ``models/churn/train.py`` under SageMaker's script-mode contract: the curated splits
+The training job then runs ``models/churn/train.py`` under SageMaker's script-mode contract (the training
+toolkit's environment variables ``SM_MODEL_DIR``, ``SM_CHANNEL_{channel}`` and hyperparameters as command-line
+arguments: https://github.com/aws/sagemaker-training-toolkit/blob/master/ENVIRONMENT_VARIABLES.md): the curated splits
 are the ``SM_CHANNEL_TRAIN`` / ``SM_CHANNEL_VALIDATION`` channels, the model goes to ``SM_MODEL_DIR``, and the
 declared hyperparameters arrive as ``--name value`` arguments (with ``--dataset <name>`` and the stage's own
 training hyperparameters, which a script may ignore). A script needs three calls of this module::
