@@ -35,6 +35,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from cli.dataset import add_commands as add_dataset_commands
+from cli.model import add_commands as add_model_commands
 from cli.operations import add_commands as add_operation_commands
 from cli.smoke import add_commands as add_smoke_commands
 
@@ -231,6 +232,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--time-scale", type=float, default=None, help="cloud seconds per real second (120)")
         command.set_defaults(func=function)
     add_dataset_commands(commands)
+    add_model_commands(commands)
     add_smoke_commands(commands)
     add_operation_commands(commands)
     return root

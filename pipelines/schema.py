@@ -63,6 +63,7 @@ SCHEMA_KEYS: tuple[str, ...] = (
     "engineered",
     "gate",
     "stratify",
+    "model",
     *OVERRIDE_SECTIONS,
 )
 """The keys of a declaration, in the order ``to_dict`` and ``mlops dataset init`` write them."""
@@ -456,6 +457,193 @@ class Gate:
         return {"metric": self.metric, "floor": self.floor, "min_improvement": self.min_improvement}
 
 
+# ---- the model a dataset trains ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A hyperparameter a built-in estimator accepts: ``int``, ``float`` (an integer is accepted), ``bool`` or
+    ``choice`` (one of ``choices``), inclusive bounds, ``nullable`` (null allowed: the estimator's "no limit")
+    and ``only`` (``classifier`` or ``regressor`` when the other variant has no such parameter)."""
+
+    kind: Literal["int", "float", "bool", "choice"]
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+    only: Literal["classifier", "regressor"] | None = None
+
+    def check(self, value: Any, where: str) -> Any:
+        """``value`` typed (a float for a ``float``); ``SchemaError`` at ``where`` for a wrong type or range."""
+        if value is None and self.nullable:
+            return None
+        if self.kind == "bool":
+            return _bool(value, where)
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise SchemaError(where, f"expected one of {', '.join(self.choices)}, got {_kind(value)} {value!r}")
+            return value
+        if self.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SchemaError(where, f"expected an integer, got {_kind(value)} {value!r}")
+        number = _number(value, where)
+        if (self.minimum is not None and number < self.minimum) or (self.maximum is not None and number > self.maximum):
+            low = "-inf" if self.minimum is None else f"{self.minimum:g}"
+            high = "inf" if self.maximum is None else f"{self.maximum:g}"
+            raise SchemaError(where, f"{value!r} is outside [{low}, {high}]")
+        return int(number) if self.kind == "int" else number
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A built-in estimator: the scikit-learn class for classification and for regression (by name: this module
+    imports no scikit-learn; ``pipelines.training.estimators`` builds it) and the hyperparameters it accepts."""
+
+    classifier: str
+    regressor: str
+    hyperparameters: Mapping[str, Hyperparameter]
+
+    def accepts(self, task: Task) -> dict[str, Hyperparameter]:
+        variant = "regressor" if task == "regression" else "classifier"
+        return {name: spec for name, spec in self.hyperparameters.items() if spec.only in (None, variant)}
+
+    def class_name(self, task: Task) -> str:
+        return self.regressor if task == "regression" else self.classifier
+
+
+DEFAULT_ESTIMATOR = "hist_gradient_boosting"
+ESTIMATORS: dict[str, Estimator] = {
+    DEFAULT_ESTIMATOR: Estimator(
+        "HistGradientBoostingClassifier",
+        "HistGradientBoostingRegressor",
+        {
+            "max_iter": Hyperparameter("int", 1, 10_000),
+            "learning_rate": Hyperparameter("float", 1e-6, 10.0),
+            "max_leaf_nodes": Hyperparameter("int", 2, 65_535, nullable=True),
+            "max_depth": Hyperparameter("int", 1, 1_000, nullable=True),
+            "min_samples_leaf": Hyperparameter("int", 1, None),
+            "l2_regularization": Hyperparameter("float", 0.0, None),
+        },
+    ),
+    "linear": Estimator(
+        "LogisticRegression",
+        "Ridge",
+        {
+            "C": Hyperparameter("float", 1e-9, None, only="classifier"),
+            "class_weight": Hyperparameter("choice", choices=("balanced",), nullable=True, only="classifier"),
+            "alpha": Hyperparameter("float", 0.0, None, only="regressor"),
+            "max_iter": Hyperparameter("int", 1, 100_000),
+            "fit_intercept": Hyperparameter("bool"),
+        },
+    ),
+    "random_forest": Estimator(
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        {
+            "n_estimators": Hyperparameter("int", 1, 5_000),
+            "max_depth": Hyperparameter("int", 1, 1_000, nullable=True),
+            "min_samples_leaf": Hyperparameter("int", 1, None),
+            "min_samples_split": Hyperparameter("int", 2, None),
+            "max_features": Hyperparameter("choice", choices=("sqrt", "log2"), nullable=True),
+            "class_weight": Hyperparameter("choice", choices=("balanced",), nullable=True, only="classifier"),
+        },
+    ),
+}
+"""The built-in estimators a declaration may name (``model.estimator``). The default, also when ``model`` is
+absent, is histogram gradient boosting with the stage's hyperparameters (``TrainingSettings``)."""
+
+ENTRY_POINT_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*/?$")
+"""``model.entry_point``: a directory relative to the repository root (``models/churn``), no ``..``."""
+ENTRY_POINT_SCRIPT = "train.py"
+"""The script SageMaker runs in an ``entry_point`` directory (script mode's ``sagemaker_program``)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``model:`` of a declaration: a built-in ``estimator`` with ``hyperparameters`` (checked against
+    ``ESTIMATORS`` for the task), or an ``entry_point`` directory holding the user's ``train.py`` (script mode;
+    its ``hyperparameters`` are passed as ``--name value`` and are the script's to check)."""
+
+    estimator: str | None = None
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    entry_point: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hyperparameters", dict(self.hyperparameters))
+        if self.entry_point is not None:
+            if self.estimator is not None:
+                raise SchemaError("entry_point", "give either estimator or entry_point, not both")
+            if ".." in self.entry_point.split("/") or not ENTRY_POINT_PATTERN.match(self.entry_point):
+                raise SchemaError(
+                    "entry_point", f"{self.entry_point!r} must be a directory relative to the repository root"
+                )
+            for name, value in self.hyperparameters.items():
+                if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                    raise SchemaError(f"hyperparameters.{name}", "a script argument name is letters, digits and _")
+                if not isinstance(value, bool | int | float | str):
+                    raise SchemaError(f"hyperparameters.{name}", f"expected a scalar, got {_kind(value)}")
+        elif self.name not in ESTIMATORS:
+            raise SchemaError("estimator", f"unknown estimator {self.name!r} (built-in: {', '.join(ESTIMATORS)})")
+
+    @property
+    def name(self) -> str:
+        """The built-in estimator's name (the default when none is given); ``entry_point`` models have none."""
+        return self.estimator or DEFAULT_ESTIMATOR
+
+    @property
+    def lineage(self) -> str:
+        """What the registry records as the model: ``estimator=<name>`` or ``entry_point=<directory>``."""
+        return f"entry_point={self.entry_point}" if self.entry_point else f"estimator={self.name}"
+
+    def lineage_hyperparameters(self, task: Task, stage: Mapping[str, Any]) -> dict[str, Any]:
+        """The hyperparameters the model trains with, for the registry: the stage's (``TrainingSettings``) that
+        apply to the estimator (all of them for the default; ``seed`` for any built-in), the declared ones over
+        them; a script's are its declared arguments only."""
+        declared = self.check_task(task)
+        if self.entry_point is not None:
+            return declared
+        accepted = ESTIMATORS[self.name].accepts(task)
+        applied = {name: value for name, value in stage.items() if name in accepted or name == "seed"}
+        return applied | declared
+
+    def check_task(self, task: Task) -> dict[str, Any]:
+        """The hyperparameters typed for ``task``; ``SchemaError`` (``hyperparameters.<name>``) for an unknown
+        one or a wrong type/range."""
+        if self.entry_point is not None:
+            return dict(self.hyperparameters)
+        accepted = ESTIMATORS[self.name].accepts(task)
+        typed = {}
+        for name, value in self.hyperparameters.items():
+            where = f"hyperparameters.{name}"
+            if name not in accepted:
+                raise SchemaError(
+                    where, f"unknown hyperparameter of {self.name} for {task} (accepted: {', '.join(accepted)})"
+                )
+            typed[name] = accepted[name].check(value, where)
+        return typed
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelSpec:
+        data = _mapping(data, "")
+        _keys(data, ("estimator", "hyperparameters", "entry_point"), (), "")
+        estimator = data.get("estimator")
+        entry_point = data.get("entry_point")
+        return cls(
+            estimator=None if estimator is None else _str(estimator, "estimator"),
+            hyperparameters=_mapping(data.get("hyperparameters") or {}, "hyperparameters"),
+            entry_point=None if entry_point is None else _str(entry_point, "entry_point"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.entry_point is not None:
+            out["entry_point"] = self.entry_point
+        else:
+            out["estimator"] = self.name
+        if self.hyperparameters:
+            out["hyperparameters"] = dict(self.hyperparameters)
+        return out
+
+
 DEFAULT_GATES: dict[Task, Gate] = {
     "binary": Gate("auc", 0.7, 0.005),
     "multiclass": Gate("macro_f1", 0.6, 0.005),
@@ -478,6 +666,7 @@ class DatasetSchema:
     engineered: tuple[Engineered, ...] = ()
     gate: Gate | None = None  # None: DEFAULT_GATES[task]
     stratify: bool | None = None  # stratified splits; None: multiclass only (see ``stratified``)
+    model: ModelSpec | None = None  # None: the default estimator with the stage's hyperparameters
     description: str = ""
     serving: Mapping[str, Any] = field(default_factory=dict, hash=False)
     alarms: Mapping[str, Any] = field(default_factory=dict, hash=False)
@@ -502,6 +691,11 @@ class DatasetSchema:
             raise SchemaError(
                 "gate.metric", f"{self.gate.metric} does not fit a {self.task} task (use one of {fitting})"
             )
+        if self.model is not None:
+            try:
+                self.model.check_task(self.task)
+            except SchemaError as error:
+                raise error.under("model") from None
 
     def _check_columns(self) -> None:
         columns = [("key", self.key), ("target", self.target)]
@@ -605,6 +799,11 @@ class DatasetSchema:
         return self.stratify if self.stratify is not None else self.task == "multiclass"
 
     @property
+    def model_spec(self) -> ModelSpec:
+        """The declared ``model`` (the default estimator when the declaration has none)."""
+        return self.model or ModelSpec()
+
+    @property
     def evaluation_gate(self) -> Gate:
         return self.gate or DEFAULT_GATES[self.task]
 
@@ -670,6 +869,8 @@ class DatasetSchema:
             out["gate"] = self.gate.to_dict()
         if self.stratify is not None:
             out["stratify"] = self.stratify
+        if self.model is not None:
+            out["model"] = self.model.to_dict()
         for section in OVERRIDE_SECTIONS:
             if getattr(self, section):
                 out[section] = dict(getattr(self, section))
@@ -704,6 +905,12 @@ class DatasetSchema:
                 gate = Gate.from_dict(data["gate"])
             except SchemaError as error:
                 raise error.under("gate") from None
+        model = None
+        if data.get("model") is not None:
+            try:
+                model = ModelSpec.from_dict(data["model"])
+            except SchemaError as error:
+                raise error.under("model") from None
         labels = tuple(_label(v, f"labels[{i}]") for i, v in enumerate(_list(data.get("labels", []), "labels")))
         positive = data.get("positive_label")
         overrides = {}
@@ -728,6 +935,7 @@ class DatasetSchema:
             engineered=tuple(engineered),
             gate=gate,
             stratify=None if data.get("stratify") is None else _bool(data["stratify"], "stratify"),
+            model=model,
             **overrides,
         )
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from pipelines.schema import OVERRIDE_SECTIONS, DatasetSchema, SchemaError
+from pipelines.schema import ENTRY_POINT_SCRIPT, OVERRIDE_SECTIONS, DatasetSchema, SchemaError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS_DIR = ROOT / "datasets"
@@ -197,12 +197,38 @@ def name_problems(schema: DatasetSchema, prefixes: list[str]) -> list[str]:
     return problems
 
 
+def entry_point_problems(schema: DatasetSchema, root: Path = ROOT) -> list[tuple[str, str]]:
+    """``model.entry_point`` must be a directory of the repository holding the script SageMaker runs."""
+    entry_point = schema.model_spec.entry_point
+    if entry_point is None:
+        return []
+    script = f"{entry_point.rstrip('/')}/{ENTRY_POINT_SCRIPT}"
+    if not (root / script).is_file():
+        return [("model.entry_point", f"{script}: no such file (the script SageMaker runs)")]
+    return []
+
+
+def entry_point_files(schemas: typing.Iterable[DatasetSchema], root: Path = ROOT) -> dict[str, bytes]:
+    """The files of every declared ``model.entry_point`` directory (path in the repository -> content, no
+    ``__pycache__``): shipped in the training source archive next to ``pipelines/``, where the job runs them."""
+    files: dict[str, bytes] = {}
+    for schema in schemas:
+        entry_point = schema.model_spec.entry_point
+        if entry_point is None:
+            continue
+        directory = root / entry_point.rstrip("/")
+        for path in sorted(directory.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.relative_to(directory).parts:
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
 def check_against_stages(schema: DatasetSchema) -> list[tuple[str, str]]:
     """(field, message) problems of ``schema`` that depend on the stages: override keys and types, the
     resulting stage settings (each stage's own checks), and the derived SageMaker names."""
     from stacks import config
 
-    problems = override_problems(schema)
+    problems = override_problems(schema) + entry_point_problems(schema)
     if problems:
         return problems
     for stage, stage_config in config.STAGES.items():

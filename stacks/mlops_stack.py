@@ -26,6 +26,7 @@ from stacks.constructs.monitoring import Monitoring
 from stacks.constructs.promotion import PromotionAccess
 from stacks.constructs.serving import Serving
 from stacks.constructs.training_pipeline import TrainingPipeline
+from stacks.datasets import entry_point_files
 from stacks.nag import acknowledge_findings
 from stacks.platform_document import build_platform
 
@@ -68,7 +69,7 @@ class MlopsStack(cdk.Stack):
             datasets=configs,
             lake=self.lake,
             lambdas=self.lambdas,
-            generated=generated,
+            generated={**generated, **entry_point_files(schemas)},  # datasets' own training scripts
             topic=self.topic,
         )
         self.serving = Serving(

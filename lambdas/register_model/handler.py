@@ -33,9 +33,12 @@ class Settings(BaseModel):
             approval_mode=approval,
             inference_image=self.INFERENCE_IMAGE,
             code_version=self.CODE_VERSION,
-            hyperparameters=dict(document.hyperparameters),
+            hyperparameters=dataset.schema.model_spec.lineage_hyperparameters(
+                dataset.schema.task, document.hyperparameters
+            ),
             dataset=dataset.name,
             stage=self.STAGE,
+            model=dataset.schema.model_spec.lineage,
         )
 
 

@@ -62,6 +62,7 @@ class RegisterSettings:
     hyperparameters: Mapping[str, Any]
     dataset: str
     stage: str
+    model: str = "estimator=hist_gradient_boosting"  # ModelSpec.lineage: the built-in estimator or the script
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,7 @@ def customer_metadata(
         "report_uri": curated.get("report_uri"),
         "evaluation_uri": evaluation_uri,
         "code_version": settings.code_version,
+        "model": settings.model,
         "hyperparameters": hyperparameters,
         "training_job": (state.get("training") or {}).get("job_name") or prepared.get("training_job_name"),
         "primary_metric": decision.get("primary_metric"),

@@ -39,16 +39,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 import sklearn
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from pipelines.evaluation import model_metrics
-from pipelines.features import model_frame, model_output
+from pipelines.features import model_frame, model_input_columns, model_output
 from pipelines.platform import PlatformError, UnknownDataset
 from pipelines.platform import platform as platform_document
 from pipelines.schema import DatasetSchema
+from pipelines.training.estimators import build_estimator, estimator_record
 from pipelines.training.hyperparameters import DATASET_HYPERPARAMETER, Hyperparameters
 from pipelines.training.hyperparameters import MAX_HYPERPARAMETER_LENGTH as MAX_HYPERPARAMETER_LENGTH
 from pipelines.training.hyperparameters import job_hyperparameters as job_hyperparameters
@@ -96,7 +96,7 @@ class TrainingEnv:
 
 @dataclass(frozen=True)
 class TrainingResult:
-    pipeline: Pipeline
+    pipeline: Any  # a fitted build_pipeline Pipeline, or the model a dataset's own script saved
     metrics: dict[str, dict[str, float]]  # split -> metric -> value
     rows: dict[str, int]
 
@@ -208,8 +208,9 @@ def _target(column: pd.Series, schema: DatasetSchema, root: Path) -> Any:
 
 
 def build_pipeline(schema: DatasetSchema, hyperparameters: Hyperparameters) -> Pipeline:
-    """Impute + scale the numeric and engineered columns, one-hot the categorical ones, boosted trees
-    (a classifier for binary and multiclass targets, a regressor for regression).
+    """Impute + scale the numeric and engineered columns, one-hot the categorical ones, then the declared
+    built-in estimator (``model.estimator``; boosted trees by default): a classifier for binary and multiclass
+    targets, a regressor for regression (``estimators.build_estimator``).
 
     The one-hot encoder knows the schema's categories only: an unknown or missing value encodes to zeros.
     """
@@ -235,16 +236,7 @@ def build_pipeline(schema: DatasetSchema, hyperparameters: Hyperparameters) -> P
         remainder="drop",
         verbose_feature_names_out=False,
     )
-    estimator = HistGradientBoostingRegressor if schema.task == "regression" else HistGradientBoostingClassifier
-    model = estimator(
-        max_iter=hyperparameters.max_iter,
-        learning_rate=hyperparameters.learning_rate,
-        max_leaf_nodes=hyperparameters.max_leaf_nodes,
-        l2_regularization=hyperparameters.l2_regularization,
-        early_stopping=False,  # the validation split is ours; max_iter is the budget
-        random_state=hyperparameters.seed,
-    )
-    return Pipeline([("preprocess", preprocess), ("model", model)])
+    return Pipeline([("preprocess", preprocess), ("model", build_estimator(schema, hyperparameters))])
 
 
 class TrainingDataError(ValueError):
@@ -326,8 +318,10 @@ def write_model_artifacts(
     schema: DatasetSchema,
     hyperparameters: Hyperparameters,
     model_version: str | None = None,
+    estimator: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``model.joblib``, ``model_metadata.json`` and ``code/``; returns the metadata.
+    """Write ``model.joblib``, ``model_metadata.json`` and ``code/``; returns the metadata. ``estimator`` is what
+    trained the model (default: the declared built-in's ``estimators.estimator_record``).
 
     Without ``model_version`` the version is ``sha256-<first 16 hex digits of model.joblib>``, so the same
     data, hyperparameters and seed give the same version.
@@ -341,13 +335,14 @@ def write_model_artifacts(
         "model_version": version,
         "schema": schema.to_dict(),
         "features": schema.feature_names,
-        "model_input_columns": list(result.pipeline.feature_names_in_),
+        "model_input_columns": list(getattr(result.pipeline, "feature_names_in_", model_input_columns(schema))),
         "target": schema.target,
         "task": schema.task,
         "labels": list(schema.class_labels),
         "positive_label": schema.positive if schema.task == "binary" else None,
         "decision_threshold": DECISION_THRESHOLD,
         "hyperparameters": asdict(hyperparameters),
+        "estimator": dict(estimator) if estimator is not None else estimator_record(schema, hyperparameters),
         "metrics": result.metrics,
         "rows": result.rows,
         "sklearn_version": sklearn.__version__,
@@ -398,8 +393,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     hyperparameters, schema = parse_args(argv, env.hyperparameters)
     train_df = load_split(env.train_dir, schema, "train")
     validation_df = load_split(env.validation_dir, schema, "validation")
-    result = train(train_df, validation_df, schema, hyperparameters)
-    metadata = write_model_artifacts(env.model_dir, result, schema, hyperparameters, env.model_version)
+    rows = {"train": len(train_df), "validation": len(validation_df)}
+    if schema.model_spec.entry_point is not None:  # the dataset's own script (pipelines/training/byo.py)
+        from pipelines.training import entry_point
+
+        model, metrics, record = entry_point.train_with_script(
+            env.model_dir, train_df, validation_df, schema, hyperparameters
+        )
+        result = TrainingResult(pipeline=model, metrics=metrics, rows=rows)
+        metadata = write_model_artifacts(
+            env.model_dir, result, schema, hyperparameters, env.model_version, estimator=record
+        )
+        entry_point.check_serves(env.model_dir, validation_df)
+    else:
+        result = train(train_df, validation_df, schema, hyperparameters)
+        metadata = write_model_artifacts(env.model_dir, result, schema, hyperparameters, env.model_version)
     env.output_data_dir.mkdir(parents=True, exist_ok=True)
     (env.output_data_dir / METRICS_FILE).write_text(json.dumps(result.metrics, indent=2, sort_keys=True))
     for line in metric_lines(result.metrics):

@@ -11,7 +11,7 @@ import pytest
 from lambdas.batch_inference import logic as batch
 from lambdas.deploy import logic as deploy
 from lambdas.prepare_training import logic as prepare
-from pipelines.schema import DatasetSchema
+from pipelines.schema import DatasetSchema, ModelSpec
 from stacks import datasets
 from stacks.config import STAGES, EvaluationGate, load_config, stricter_floor
 from stacks.datasets import DATASETS_DIR, DeclarationError, load_declaration, load_declarations
@@ -187,3 +187,28 @@ def test_prod_holds_a_binary_dataset_to_its_auc_minimum() -> None:
     # Then dev keeps the declared floor and prod applies its own 0.75
     assert load_config("dev").for_dataset(churn).evaluation.absolute_floor == 0.70
     assert load_config("prod").for_dataset(churn).evaluation.absolute_floor == 0.75
+
+
+# ---- model.entry_point ---------------------------------------------------------------------------------
+
+
+def test_an_entry_point_directory_ships_its_files_for_the_training_archive(tmp_path: Path) -> None:
+    # Given a dataset whose model is a script directory (with a helper module and a stale bytecode cache)
+    folder = tmp_path / "models" / "churn"
+    (folder / "__pycache__").mkdir(parents=True)
+    (folder / "train.py").write_text("print('fit')\n")
+    (folder / "features.py").write_text("X = 1\n")
+    (folder / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"\0")
+    churn = load_declaration(DATASETS_DIR / "churn.yaml").schema
+    schema = replace(churn, model=ModelSpec(entry_point="models/churn"))
+
+    # When the files to ship are gathered (with a dataset on a built-in estimator beside it)
+    files = datasets.entry_point_files([schema, churn], root=tmp_path)
+
+    # Then the directory's files travel under their repository paths, without the cache; the built-in ships none
+    assert files == {"models/churn/features.py": b"X = 1\n", "models/churn/train.py": b"print('fit')\n"}
+    assert datasets.entry_point_problems(schema, root=tmp_path) == []
+    (folder / "train.py").unlink()
+    assert datasets.entry_point_problems(schema, root=tmp_path) == [
+        ("model.entry_point", "models/churn/train.py: no such file (the script SageMaker runs)")
+    ]

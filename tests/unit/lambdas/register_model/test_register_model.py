@@ -18,6 +18,7 @@ from lambdas.register_model import handler as register_handler
 from lambdas.register_model import logic
 from pipelines.evaluation import evaluate as ev
 from pipelines.platform import platform
+from pipelines.schema import ModelSpec
 from stacks.config import EvaluationGate
 from tests.samples import platform_for, use_platform
 from tests.unit.lambdas.support import FakeContext
@@ -34,6 +35,7 @@ CONTRACT_KEYS = {
     "report_uri",
     "evaluation_uri",
     "code_version",
+    "model",
     "hyperparameters",
     "training_job",
     "primary_metric",
@@ -177,6 +179,7 @@ def test_a_passing_challenger_is_approved_with_metrics_and_lineage(
     assert lineage["hyperparameters"] == (
         "max_iter=200 learning_rate=0.1 max_leaf_nodes=31 l2_regularization=0.0 seed=42"
     )
+    assert lineage["model"] == "estimator=hist_gradient_boosting"
     assert (lineage["primary_metric"], lineage["challenger_value"]) == ("auc", "0.86")
     assert lineage["champion_value"] == "0.84"
     assert lineage["champion_package_arn"] == champion_arn
@@ -257,6 +260,35 @@ def test_a_retried_step_registers_once_and_counts_once(aws: dict[str, Any], caps
     assert len(packages(aws["sagemaker"])) == 1
     assert second == first
     assert emitted_metrics(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize(
+    ("model", "lineage_model", "lineage_hyperparameters"),
+    [
+        (ModelSpec("random_forest", {"n_estimators": 300}), "estimator=random_forest", "seed=42 n_estimators=300"),
+        (ModelSpec("hist_gradient_boosting", {"max_iter": 80}), "estimator=hist_gradient_boosting", None),
+        (ModelSpec(entry_point="models/churn", hyperparameters={"depth": 3}), "entry_point=models/churn", "depth=3"),
+    ],
+)
+def test_the_lineage_records_the_declared_estimator_and_its_hyperparameters(
+    aws: dict[str, Any], model: ModelSpec, lineage_model: str, lineage_hyperparameters: str | None
+) -> None:
+    # Given the churn dataset declaring a model (a built-in estimator with hyperparameters, or a script)
+    dataset = platform().dataset("churn")
+    dataset = replace(dataset, schema=replace(dataset.schema, model=model))
+
+    # When the Lambda's settings and the package's lineage are built for it
+    settings = register_handler.settings().logic(dataset)
+    lineage = logic.customer_metadata(
+        execution=EXECUTION, state=state(), report=report(0.86, None), evaluation_uri="s3://a/b", settings=settings
+    )
+
+    # Then the registry says which model and with which hyperparameters (declared over the stage's that apply)
+    assert lineage["model"] == lineage_model
+    expected = (
+        lineage_hyperparameters or "max_iter=80 learning_rate=0.1 max_leaf_nodes=31 l2_regularization=0.0 seed=42"
+    )
+    assert lineage["hyperparameters"] == expected
 
 
 def test_a_retry_after_a_crash_completes_the_half_made_package(
