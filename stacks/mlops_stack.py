@@ -59,7 +59,9 @@ class MlopsStack(cdk.Stack):
             master_key=self.lake.key,
             enforce_ssl=True,
         )
-        self.lambdas = LambdaFactory(self, "Lambdas", config=config, document=generated[DOCUMENT_PATH])
+        self.lambdas = LambdaFactory(
+            self, "Lambdas", config=config, document=generated[DOCUMENT_PATH], key=self.lake.key
+        )
         self.pipeline = TrainingPipeline(
             self,
             "Pipeline",

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
@@ -33,11 +34,22 @@ so numpy's thread pools only cost start-up time (OpenBLAS's pool halves numpy's 
 
 
 class LambdaFactory(Construct):
-    """Builds functions that share one code asset, one layer set and one logging policy."""
+    """Builds functions that share one code asset, one layer set and one logging policy.
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, document: bytes) -> None:
+    ``key`` (the data key) encrypts each function's log group (its key policy lets CloudWatch Logs use it:
+    ``DataLake._allow_encrypted_logs``) and its environment variables at rest. Lambda decrypts the environment
+    with a grant it creates when the function is created or updated, by whoever deploys ("When you use a customer
+    managed key, only users in your account with access to the KMS key can view or manage environment variables
+    on the function", AWS Lambda Developer Guide, "Securing Lambda environment variables",
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html): the execution role needs
+    no KMS permission for it."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, document: bytes, key: kms.IKey
+    ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        self.key = key
         generated = {DOCUMENT_PATH: document}
         self.code = lambda_.Code.from_asset(
             str(ROOT / "lambdas"),
@@ -82,6 +94,7 @@ class LambdaFactory(Construct):
             scope,
             f"{construct_id}Logs",
             retention=retention_days(self._config.log_retention_days),
+            encryption_key=self.key,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         # Own role with logs access to its own log group only (instead of AWSLambdaBasicExecutionRole).
@@ -115,6 +128,7 @@ class LambdaFactory(Construct):
             role=role,
             layers=layers,
             reserved_concurrent_executions=reserved_concurrency,
+            environment_encryption=self.key,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service,
                 "POWERTOOLS_METRICS_NAMESPACE": self._config.metrics_namespace,

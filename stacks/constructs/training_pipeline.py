@@ -525,6 +525,7 @@ class TrainingPipeline(Construct):
             "StateMachineLogs",
             log_group_name=f"/aws/vendedlogs/states/{config.state_machine_name}",
             retention=retention_days(config.log_retention_days),
+            encryption_key=lake.key,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         machine = sfn.StateMachine(
