@@ -208,6 +208,7 @@ class Serving(Construct):
         self.batch_fn = lambdas.function(
             self,
             "BatchInference",
+            asynchronous=True,  # batch input uploads (EventBridge)
             handler="batch_inference.handler.handler",
             description="Runs a batch transform with the dataset's champion on each batch-input upload (once per "
             "version)",

@@ -226,6 +226,7 @@ class TrainingPipeline(Construct):
         self.start_fn = lambdas.function(
             self,
             "StartPipeline",
+            asynchronous=True,  # dataset uploads (EventBridge)
             handler="start_pipeline.handler.handler",
             description="Starts one pipeline execution per uploaded raw object version of a declared dataset",
             environment={
