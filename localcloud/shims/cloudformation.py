@@ -358,6 +358,21 @@ class TopicPolicy(LocalResource):
         return cls(name, region, account_id, properties, Id=name)
 
 
+class QueuePolicy(LocalResource):
+    """``AWS::SQS::QueuePolicy``: SetQueueAttributes ``Policy`` on each queue (``Queues``: the queues' URLs)."""
+
+    type_name = "AWS::SQS::QueuePolicy"
+    attributes = ("Id",)
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        client = _client("sqs", region)
+        for url in properties["Queues"]:
+            queue = client.get_queue_url(QueueName=str(url).rstrip("/").rsplit("/", 1)[-1])["QueueUrl"]
+            client.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps(properties["PolicyDocument"])})
+        return cls(name, region, account_id, properties, Id=name)
+
+
 # ---- custom resources ----------------------------------------------------------------------------------
 
 CustomHandler = Callable[[str, dict[str, Any], dict[str, Any], str], dict[str, Any]]
@@ -471,6 +486,7 @@ MODELS: tuple[type[LocalResource], ...] = (
     ModelPackageGroup,
     BucketPolicy,
     TopicPolicy,
+    QueuePolicy,
 )
 
 
