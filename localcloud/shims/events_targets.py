@@ -189,7 +189,7 @@ def dead_letter(function_arn: str, payload: Any, request_id: str, error: str, so
     function = lambda_backends[_cloud.account_id][_cloud.region].get_function(function_arn)
     queue_arn = str(getattr(function, "local_dead_letter_arn", "") or "")
     if not queue_arn:
-        journal.record("invoke-async", source=source, target=function_arn, outcome="dropped")
+        journal.record("dead-letter", source=source, target=function_arn, outcome="dropped")
         return False
     queue_name = queue_arn.rsplit(":", 1)[-1]
     enforcer = getattr(_cloud, "iam", None)
@@ -216,7 +216,7 @@ def dead_letter(function_arn: str, payload: Any, request_id: str, error: str, so
                         caller, action, str(key_arn), via, call=call, via="sqs:SendMessage (SSE-KMS)", modelled=modelled
                     )
         except AccessDenied as denied:
-            journal.record("invoke-async", source=source, target=function_arn, outcome="dropped", error=str(denied))
+            journal.record("dead-letter", source=source, target=function_arn, outcome="dropped", error=str(denied))
             return False
     sqs = _cloud.clients.sqs
     sqs.send_message(
@@ -228,7 +228,7 @@ def dead_letter(function_arn: str, payload: Any, request_id: str, error: str, so
             "ErrorMessage": {"DataType": "String", "StringValue": error[:1024] or "function error"},
         },
     )
-    journal.record("invoke-async", source=source, target=function_arn, outcome="dead-lettered", queue=queue_arn)
+    journal.record("dead-letter", source=source, target=function_arn, outcome="dead-lettered", queue=queue_arn)
     return True
 
 
