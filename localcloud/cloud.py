@@ -238,7 +238,8 @@ class LocalCloud:
             self.sink.write(group, stream, text)
 
     def _logs_allowed(self, role_arn: str, service: str, session: str, group: str, stream: str) -> bool:
-        """logs:CreateLogStream and logs:PutLogEvents for the role (the service writes with it)."""
+        """logs:CreateLogStream and logs:PutLogEvents for the role (the service writes with it); for a group with a
+        KMS key, CloudWatch Logs' own use of the key (its key policy)."""
         from localcloud.iam import calls
         from localcloud.iam.enforcer import AccessDenied
 
@@ -249,6 +250,9 @@ class LocalCloud:
             for operation in ("CreateLogStream", "PutLogEvents"):
                 params = {"logGroupName": group, "logStreamName": stream}
                 self.iam.check_call(caller, calls.Call("logs", operation, params))
+            key_arn = self.iam.world.log_group_key(group)
+            if key_arn:  # CloudWatch Logs encrypts the events with the group's key, as itself
+                self.iam.check_log_encryption(group, key_arn)
         except AccessDenied:
             return False
         return True

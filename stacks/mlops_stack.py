@@ -20,6 +20,7 @@ from pipelines.schema import DatasetSchema
 from stacks.config import PROJECT, SAMPLE_DATASET, STAGES, StageConfig
 from stacks.constructs.data_lake import DataLake
 from stacks.constructs.dataset import DatasetResources
+from stacks.constructs.dead_letters import DeadLetters
 from stacks.constructs.lambda_factory import DOCUMENT_PATH, LambdaFactory
 from stacks.constructs.model_registry import ModelRegistry
 from stacks.constructs.monitoring import Monitoring
@@ -61,7 +62,15 @@ class MlopsStack(cdk.Stack):
             master_key=self.lake.key,
             enforce_ssl=True,
         )
-        self.lambdas = LambdaFactory(self, "Lambdas", config=config, document=generated[DOCUMENT_PATH])
+        self.dead_letters = DeadLetters(self, "DeadLetters", config=config, key=self.lake.key, topic=self.topic)
+        self.lambdas = LambdaFactory(
+            self,
+            "Lambdas",
+            config=config,
+            document=generated[DOCUMENT_PATH],
+            key=self.lake.key,
+            dead_letters=self.dead_letters,
+        )
         self.pipeline = TrainingPipeline(
             self,
             "Pipeline",

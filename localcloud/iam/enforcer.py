@@ -191,6 +191,18 @@ class Enforcer:
         if denied is not None and self.enforce:
             raise AccessDenied(denied)
 
+    def check_log_encryption(self, group: str, key_arn: str, call: str = "logs:PutLogEvents (SSE-KMS)") -> None:
+        """CloudWatch Logs encrypting a group's events with the group's KMS key: the service calls KMS as itself,
+        ``logs.<region>.amazonaws.com``, with the encryption context ``aws:logs:arn`` = the group's ARN, so only the
+        key policy can allow it (CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using AWS KMS",
+        https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html). ``AccessDenied`` when
+        denied and enforcing."""
+        group_arn = f"arn:aws:logs:{self.region}:{self.account}:log-group:{group}"
+        context = {"kms:encryptioncontext:aws:logs:arn": [group_arn], "kms:encryptioncontextkeys": ["aws:logs:arn"]}
+        modelled = frozenset({"kms:encryptioncontext:*", "kms:encryptioncontextkeys"})
+        logs = self.service(f"logs.{self.region}.amazonaws.com")
+        self.check(logs, "kms:GenerateDataKey", key_arn, context, call=call, modelled=modelled)
+
     def check_call(self, caller: Caller, call: Call, context: dict[str, list[str]] | None = None) -> None:
         """An API call a service makes on a principal's behalf in process (e.g. SageMaker reading a model
         artifact with the execution role, CloudWatch publishing an alarm): the same mapping as over HTTP, with

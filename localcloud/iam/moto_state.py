@@ -124,6 +124,14 @@ class MotoWorld:
             return self.key_arn(str(item.kms_key_id)) if item.kms_key_id else self.bucket_key(bucket)
         return None
 
+    def log_group_key(self, group: str) -> str | None:
+        """The KMS key associated with a CloudWatch Logs group (CreateLogGroup/AssociateKmsKey ``kmsKeyId``)."""
+        from moto.logs.models import logs_backends
+
+        found = logs_backends[self.account][self.region].groups.get(group)
+        key_id = getattr(found, "kms_key_id", None) if found is not None else None
+        return self.key_arn(str(key_id)) if key_id else None
+
     def topic_key(self, topic_arn: str) -> str | None:
         from moto.sns.models import sns_backends
 

@@ -20,7 +20,8 @@ object, not the JSON string KMS returns) and reads tags as ``TagKey``/``TagValue
 ``Key``/``Value``; moto's ``AWS::S3::Bucket`` model applies only encryption and tags, so the rest of the bucket's
 properties (versioning, public access block, ownership controls, lifecycle rules, server access logging,
 notification configuration) are applied through the S3 API after moto created the bucket. moto's
-``AWS::Logs::LogGroup`` ``Fn::GetAtt Arn`` lacks the ``:*`` suffix CloudFormation returns
+``AWS::Logs::LogGroup`` model drops ``KmsKeyId``, and its ``Fn::GetAtt Arn`` lacks the ``:*`` suffix CloudFormation
+returns
 (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-logs-loggroup.html#aws-resource-logs-loggroup-return-values):
 a policy granting ``logs:PutLogEvents`` on it would otherwise match no log stream.
 """
@@ -47,6 +48,7 @@ _original_class_from_type = parsing.resource_class_from_type
 _original_name_type = parsing.resource_name_property_from_type
 _original_kms_create = kms_models.Key.create_from_cloudformation_json
 _original_bucket_create = s3_models.FakeBucket.create_from_cloudformation_json
+_original_log_group_create = logs_models.LogGroup.create_from_cloudformation_json
 
 
 def _client(service: str, region: str) -> Any:
@@ -356,6 +358,21 @@ class TopicPolicy(LocalResource):
         return cls(name, region, account_id, properties, Id=name)
 
 
+class QueuePolicy(LocalResource):
+    """``AWS::SQS::QueuePolicy``: SetQueueAttributes ``Policy`` on each queue (``Queues``: the queues' URLs)."""
+
+    type_name = "AWS::SQS::QueuePolicy"
+    attributes = ("Id",)
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        client = _client("sqs", region)
+        for url in properties["Queues"]:
+            queue = client.get_queue_url(QueueName=str(url).rstrip("/").rsplit("/", 1)[-1])["QueueUrl"]
+            client.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps(properties["PolicyDocument"])})
+        return cls(name, region, account_id, properties, Id=name)
+
+
 # ---- custom resources ----------------------------------------------------------------------------------
 
 CustomHandler = Callable[[str, dict[str, Any], dict[str, Any], str], dict[str, Any]]
@@ -469,6 +486,7 @@ MODELS: tuple[type[LocalResource], ...] = (
     ModelPackageGroup,
     BucketPolicy,
     TopicPolicy,
+    QueuePolicy,
 )
 
 
@@ -483,6 +501,21 @@ def _kms_key_with_tags(original: Callable[..., Any]) -> Callable[..., Any]:
                 for t in properties["Tags"]
             ]
         return original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kw)  # type: ignore[attr-defined]
+
+    return create
+
+
+def _log_group_with_key(original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's ``AWS::Logs::LogGroup`` model passes the template's ``KmsKeyId`` where its backend reads the API's
+    ``kmsKeyId``, so the group would lose its key; CloudFormation associates it (the API's CreateLogGroup
+    ``kmsKeyId``, https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_CreateLogGroup.html)."""
+
+    def create(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kw: Any):  # type: ignore[no-untyped-def]
+        group = original.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kw)  # type: ignore[attr-defined]
+        key = cloudformation_json.get("Properties", {}).get("KmsKeyId")
+        if key:
+            group.kms_key_id = str(key)
+        return group
 
     return create
 
@@ -751,6 +784,9 @@ def install() -> None:
     parsing.ResourceMap.create = _create_keeping_the_template  # type: ignore[method-assign]
     events_models.Rule.update_from_cloudformation_json = classmethod(_rule_update)  # type: ignore[method-assign,assignment]
     logs_models.LogGroup.get_cfn_attribute = _log_group_attribute  # type: ignore[method-assign]
+    logs_models.LogGroup.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
+        _log_group_with_key(_original_log_group_create)
+    )
     _installed = True
 
 

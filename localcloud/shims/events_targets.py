@@ -144,7 +144,8 @@ def service_may_invoke(function_arn: str, service: str, source_arn: str, call: s
 
 def invoke_async(function_arn: str, payload: Any, source: str) -> bool:
     """An asynchronous Lambda invocation: a function error is retried twice (after 1 and 2 minutes of cloud
-    time), as Lambda does for asynchronous events. Returns whether an attempt succeeded."""
+    time), as Lambda does for asynchronous events, then goes to the function's dead-letter queue (``dead_letter``).
+    Returns whether an attempt succeeded."""
     clients = _cloud.clients
     for attempt in range(1 + len(ASYNC_RETRY_DELAYS)):
         response = clients.lambda_.invoke(
@@ -171,7 +172,64 @@ def invoke_async(function_arn: str, payload: Any, source: str) -> bool:
         )
         if attempt < len(ASYNC_RETRY_DELAYS):
             clock.sleep(ASYNC_RETRY_DELAYS[attempt])
+    dead_letter(function_arn, payload, str(response.get("ResponseMetadata", {}).get("RequestId", "")), body, source)
     return False
+
+
+def dead_letter(function_arn: str, payload: Any, request_id: str, error: str, source: str) -> bool:
+    """After the last retry Lambda sends the event to the function's ``DeadLetterConfig`` queue, with the
+    function's execution role, the event as the body and ``RequestID``, ``ErrorCode`` and ``ErrorMessage`` as
+    message attributes (AWS Lambda Developer Guide, "Asynchronous invocation", dead-letter queues:
+    https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-dlq); the role
+    needs ``sqs:SendMessage`` and, for an SSE-KMS queue, ``kms:GenerateDataKey`` and ``kms:Decrypt`` on its key.
+    Without a queue (or a denied send) the event is dropped. Returns whether the event was kept."""
+    from moto.awslambda.models import lambda_backends
+    from moto.sqs.models import sqs_backends
+
+    function = lambda_backends[_cloud.account_id][_cloud.region].get_function(function_arn)
+    queue_arn = str(getattr(function, "local_dead_letter_arn", "") or "")
+    if not queue_arn:
+        journal.record("dead-letter", source=source, target=function_arn, outcome="dropped")
+        return False
+    queue_name = queue_arn.rsplit(":", 1)[-1]
+    enforcer = getattr(_cloud, "iam", None)
+    if enforcer is not None and function.role:
+        from localcloud.iam.enforcer import AccessDenied
+
+        caller = enforcer.caller_of(
+            _cloud.credentials(str(function.role), "lambda.amazonaws.com", function.function_name)["AWS_ACCESS_KEY_ID"]
+        )
+        queue = sqs_backends[_cloud.account_id][_cloud.region].queues.get(queue_name)
+        key_id = getattr(queue, "kms_master_key_id", None) if queue is not None else None
+        key_arn = enforcer.world.key_arn(str(key_id)) if key_id else None
+        via = {
+            "kms:viaservice": [f"sqs.{_cloud.region}.amazonaws.com"],
+            "kms:encryptioncontext:aws:sqs:arn": [queue_arn],
+        }
+        modelled = frozenset({"kms:viaservice", "kms:encryptioncontext:*"})
+        call = "lambda: dead-letter SendMessage"
+        try:
+            if caller is not None:
+                enforcer.check(caller, "sqs:SendMessage", queue_arn, call=call)
+                for action in ("kms:GenerateDataKey", "kms:Decrypt") if key_arn else ():
+                    enforcer.check(
+                        caller, action, str(key_arn), via, call=call, via="sqs:SendMessage (SSE-KMS)", modelled=modelled
+                    )
+        except AccessDenied as denied:
+            journal.record("dead-letter", source=source, target=function_arn, outcome="dropped", error=str(denied))
+            return False
+    sqs = _cloud.clients.sqs
+    sqs.send_message(
+        QueueUrl=sqs.get_queue_url(QueueName=queue_name)["QueueUrl"],
+        MessageBody=json.dumps(payload),
+        MessageAttributes={
+            "RequestID": {"DataType": "String", "StringValue": request_id or str(uuid.uuid4())},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": error[:1024] or "function error"},
+        },
+    )
+    journal.record("dead-letter", source=source, target=function_arn, outcome="dead-lettered", queue=queue_arn)
+    return True
 
 
 def _rule_arn(rule_name: str) -> str:

@@ -77,13 +77,8 @@ def _run_side_effects(backend: Any, job: Any, run_id: str, ok: bool, log: str) -
     try:
         if encryption.get("CloudWatchEncryptionMode") == "SSE-KMS":
             key_arn = enforcer.world.key_arn(str(encryption.get("KmsKeyArn")))
-            group_arn = f"arn:aws:logs:{_cloud.region}:{_cloud.account_id}:log-group:{group}"
             enforcer.check_call(caller, calls.Call("logs", "AssociateKmsKey", {"logGroupName": group}))
-            context = {"kms:encryptioncontext:aws:logs:arn": [group_arn], "kms:encryptioncontextkeys": ["aws:logs:arn"]}
-            logs = enforcer.service(f"logs.{_cloud.region}.amazonaws.com")
-            modelled = frozenset({"kms:encryptioncontext:*", "kms:encryptioncontextkeys"})
-            call = "logs:PutLogEvents (SSE-KMS)"
-            enforcer.check(logs, "kms:GenerateDataKey", str(key_arn), context, call=call, modelled=modelled)
+            enforcer.check_log_encryption(group, str(key_arn))
     except AccessDenied as denied:  # Glue cannot write the run's logs
         journal.record("glue-run", job=job.name, run_id=run_id, outcome="access-denied", error=str(denied))
         return

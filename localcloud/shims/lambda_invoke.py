@@ -4,7 +4,8 @@ One patch point serves every path that invokes a function in moto: the Invoke AP
 ``lambda:invoke``, and this project's EventBridge and CloudWatch-alarm deliveries:
 ``moto.awslambda.models.LambdaFunction._invoke_lambda(event) -> (payload, errored, logs)``.
 The handler runs in the local Lambda runtime (``localcloud.runtime.lambdas``) from the function's own
-deployment package. Also recorded here: the function's ``LoggingConfig.LogGroup``, which moto drops.
+deployment package. Also recorded here: the function's ``LoggingConfig.LogGroup`` and
+``DeadLetterConfig.TargetArn``, which moto drops.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def _create_from_cloudformation_json(
     log_group = (cloudformation_json.get("Properties", {}).get("LoggingConfig") or {}).get("LogGroup")
     if log_group:
         function.local_log_group = log_group
+    dead_letter = (cloudformation_json.get("Properties", {}).get("DeadLetterConfig") or {}).get("TargetArn")
+    if dead_letter:  # moto drops it too; the asynchronous deliveries read it (events_targets.dead_letter)
+        function.local_dead_letter_arn = dead_letter
     return function
 
 

@@ -127,7 +127,7 @@ class DataLake(Construct):
                 ),
             ),
         )
-        self._allow_encrypted_glue_logs(config)
+        self._allow_encrypted_logs(config)
         self._etl_job(config)
 
     # ------------------------------------------------------------------
@@ -158,16 +158,25 @@ class DataLake(Construct):
             ],
         )
 
-    def _allow_encrypted_glue_logs(self, config: StageConfig) -> None:
-        """The security configuration encrypts the job's CloudWatch logs with the data key, which CloudWatch Logs
-        uses as itself: "Any ETL job or crawler that writes encrypted Amazon CloudWatch Logs requires the following
-        permissions in the key policy (not IAM policy)" (AWS Glue Developer Guide, "Setting up AWS Glue to use
-        security configurations"). Scoped by the encryption context (CloudWatch Logs User Guide, "Encrypt log data
-        in CloudWatch Logs using AWS KMS") to Glue's log groups of this account and region: with a security
-        configuration Glue writes to per-configuration groups, ``/aws-glue/jobs/<configuration>-role/<role>/...``
-        as seen in accounts, ``/aws-glue/jobs-<role>-<configuration>/`` as the Glue API reference (JobRun
-        LogGroupName) words it; ``/aws-glue/*`` covers both and nothing outside Glue."""
+    def _allow_encrypted_logs(self, config: StageConfig) -> None:
+        """Every log group of the stack is encrypted with the data key, which CloudWatch Logs uses as itself: the
+        key policy must allow ``logs.<region>.amazonaws.com``, and the ``kms:EncryptionContext:aws:logs:arn``
+        condition scopes it to named log groups (CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs
+        using AWS KMS", https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
+        The groups, by name pattern (a log group's ARN in the key policy would make the key depend on the groups
+        that depend on it):
+
+        - Glue's job logs with the security configuration: "Any ETL job or crawler that writes encrypted Amazon
+          CloudWatch Logs requires the following permissions in the key policy (not IAM policy)" (AWS Glue
+          Developer Guide, "Setting up AWS Glue to use security configurations"); Glue writes to per-configuration
+          groups, ``/aws-glue/jobs/<configuration>-role/<role>/...`` as seen in accounts,
+          ``/aws-glue/jobs-<role>-<configuration>/`` as the Glue API reference (JobRun LogGroupName) words it;
+          ``/aws-glue/*`` covers both and nothing outside Glue;
+        - the state machines' vended log groups, ``/aws/vendedlogs/states/<prefix>-*``;
+        - the log groups CloudFormation names (the Lambdas' and the cleanup provider's): a resource without a name
+          gets ``<stack name>-<logical id>-<suffix>``."""
         stack = cdk.Stack.of(self)
+        patterns = ("/aws-glue/*", f"/aws/vendedlogs/states/{config.prefix}-*", f"{config.stack_name}-*")
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal(f"logs.{config.region}.amazonaws.com")],
@@ -175,12 +184,15 @@ class DataLake(Construct):
                 resources=["*"],
                 conditions={
                     "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                            service="logs",
-                            resource="log-group",
-                            resource_name="/aws-glue/*",
-                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                        )
+                        "kms:EncryptionContext:aws:logs:arn": [
+                            stack.format_arn(
+                                service="logs",
+                                resource="log-group",
+                                resource_name=pattern,
+                                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                            )
+                            for pattern in patterns
+                        ]
                     }
                 },
             )

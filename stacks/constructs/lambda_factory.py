@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
@@ -20,6 +21,7 @@ from constructs import Construct
 from pipelines.platform import DOCUMENT_NAME
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, asset_hash, bundling_options
+from stacks.constructs.dead_letters import DeadLetters
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.X86_64
@@ -33,11 +35,33 @@ so numpy's thread pools only cost start-up time (OpenBLAS's pool halves numpy's 
 
 
 class LambdaFactory(Construct):
-    """Builds functions that share one code asset, one layer set and one logging policy."""
+    """Builds functions that share one code asset, one layer set and one logging policy.
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, document: bytes) -> None:
+    ``key`` (the data key) encrypts each function's log group (its key policy lets CloudWatch Logs use it:
+    ``DataLake._allow_encrypted_logs``) and its environment variables at rest. Lambda decrypts the environment
+    with a grant it creates when the function is created or updated, by whoever deploys ("When you use a customer
+    managed key, only users in your account with access to the KMS key can view or manage environment variables
+    on the function", AWS Lambda Developer Guide, "Securing Lambda environment variables",
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars-encryption.html): the execution role needs
+    no KMS permission for it.
+
+    ``asynchronous=True`` (a function EventBridge or a CloudWatch alarm invokes) gives the function a dead-letter
+    queue from ``dead_letters``, where Lambda puts an event that still fails after its retries."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        document: bytes,
+        key: kms.IKey,
+        dead_letters: DeadLetters,
+    ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        self.key = key
+        self.dead_letters = dead_letters
         generated = {DOCUMENT_PATH: document}
         self.code = lambda_.Code.from_asset(
             str(ROOT / "lambdas"),
@@ -75,6 +99,7 @@ class LambdaFactory(Construct):
         memory_mb: int = 256,
         with_pandas: bool = False,
         reserved_concurrency: int | None = None,
+        asynchronous: bool = False,
     ) -> lambda_.Function:
         """A function whose handler is ``lambdas.<handler>`` (e.g. ``start_pipeline.handler.handler``)."""
         service = handler.split(".")[0]
@@ -82,6 +107,7 @@ class LambdaFactory(Construct):
             scope,
             f"{construct_id}Logs",
             retention=retention_days(self._config.log_retention_days),
+            encryption_key=self.key,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         # Own role with logs access to its own log group only (instead of AWSLambdaBasicExecutionRole).
@@ -97,6 +123,14 @@ class LambdaFactory(Construct):
                 resources=[log_group.log_group_arn],
             )
         )
+        dead_letter_queue = self.dead_letters.queue_for(scope, construct_id) if asynchronous else None
+        if dead_letter_queue is not None:
+            # Lambda sends the failed event with the function's role (Function adds sqs:SendMessage on the queue);
+            # the queue is SSE-KMS: a producer needs kms:GenerateDataKey and kms:Decrypt on its key (Amazon SQS
+            # Developer Guide, "Key management": "Enable compatibility between AWS services and encrypted queues")
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn])
+            )
         layers = [self.powertools] + ([self.pandas_layer()] if with_pandas else [])
         layer_environment = PANDAS_LAYER_ENVIRONMENT if with_pandas else {}
         fn = lambda_.Function(
@@ -115,6 +149,8 @@ class LambdaFactory(Construct):
             role=role,
             layers=layers,
             reserved_concurrent_executions=reserved_concurrency,
+            environment_encryption=self.key,
+            dead_letter_queue=dead_letter_queue,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service,
                 "POWERTOOLS_METRICS_NAMESPACE": self._config.metrics_namespace,

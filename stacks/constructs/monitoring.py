@@ -58,6 +58,7 @@ class Monitoring(Construct):
         self.drift_fn = lambdas.function(
             self,
             "DriftMonitor",
+            asynchronous=True,  # the drift schedules (EventBridge)
             handler="drift_monitor.handler.handler",
             description="PSI/KS drift of a dataset's captured requests vs its ETL baseline and of the model's "
             "answers vs its test answers; metrics + HTML report",
@@ -91,6 +92,7 @@ class Monitoring(Construct):
         self.ground_truth_fn = lambdas.function(
             self,
             "GroundTruth",
+            asynchronous=True,  # label uploads (EventBridge)
             handler="ground_truth.handler.handler",
             description="Joins uploaded labels with a dataset's captured predictions; publishes quality per version",
             memory_mb=1024,
@@ -128,6 +130,7 @@ class Monitoring(Construct):
         self.retrain_fn = lambdas.function(
             self,
             "Retrain",
+            asynchronous=True,  # the retrain alarms (CloudWatch alarm actions)
             handler="retrain.handler.handler",
             description="Alarm action: starts a dataset's retraining unless cooldown, daily budget or a running "
             "execution",

@@ -18,6 +18,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -133,7 +134,7 @@ class Serving(Construct):
             },
         )
         self._grant_deploy(self.deploy_fn, config, lake)
-        self.deployment = self._deployment_state_machine(config, topic)
+        self.deployment = self._deployment_state_machine(config, topic, lake.key)
         # the Notify states publish to the KMS-encrypted topic with the state machine's role: sns:Publish plus the
         # key's kms:GenerateDataKey* / kms:Decrypt (Amazon SNS Developer Guide, "Key management")
         topic.grant_publish(self.deployment)
@@ -182,10 +183,12 @@ class Serving(Construct):
             self,
             "CleanupProvider",
             on_event_handler=self.cleanup_fn,
+            provider_function_env_encryption=lake.key,
             log_group=logs.LogGroup(
                 self,
                 "CleanupProviderLogs",
                 retention=retention_days(config.log_retention_days),
+                encryption_key=lake.key,
                 removal_policy=cdk.RemovalPolicy.DESTROY,
             ),
         )
@@ -205,6 +208,7 @@ class Serving(Construct):
         self.batch_fn = lambdas.function(
             self,
             "BatchInference",
+            asynchronous=True,  # batch input uploads (EventBridge)
             handler="batch_inference.handler.handler",
             description="Runs a batch transform with the dataset's champion on each batch-input upload (once per "
             "version)",
@@ -339,7 +343,7 @@ class Serving(Construct):
         lake.key.grant(fn, "kms:CreateGrant", "kms:DescribeKey")
         grant_put_metrics(fn, config.metrics_namespace)
 
-    def _deployment_state_machine(self, config: StageConfig, topic: sns.ITopic) -> sfn.StateMachine:
+    def _deployment_state_machine(self, config: StageConfig, topic: sns.ITopic, key: kms.IKey) -> sfn.StateMachine:
         def step(name: str, action: str, result_path: str = "$.deploy") -> tasks.LambdaInvoke:
             task = tasks.LambdaInvoke(
                 self,
@@ -418,6 +422,7 @@ class Serving(Construct):
             "DeploymentLogs",
             log_group_name=f"/aws/vendedlogs/states/{config.prefix}-deployment",
             retention=retention_days(config.log_retention_days),
+            encryption_key=key,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         return sfn.StateMachine(

@@ -226,6 +226,7 @@ class TrainingPipeline(Construct):
         self.start_fn = lambdas.function(
             self,
             "StartPipeline",
+            asynchronous=True,  # dataset uploads (EventBridge)
             handler="start_pipeline.handler.handler",
             description="Starts one pipeline execution per uploaded raw object version of a declared dataset",
             environment={
@@ -525,6 +526,7 @@ class TrainingPipeline(Construct):
             "StateMachineLogs",
             log_group_name=f"/aws/vendedlogs/states/{config.state_machine_name}",
             retention=retention_days(config.log_retention_days),
+            encryption_key=lake.key,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         machine = sfn.StateMachine(

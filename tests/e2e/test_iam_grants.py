@@ -2,10 +2,10 @@
 fails with AccessDenied naming the principal and the action, as AWS would.
 
 Every case exercises the call the way the stack's principal makes it: Step Functions publishing a notification
-with its role, Glue putting job metrics and CloudWatch Logs encrypting the job's logs with the data key, the deploy
-Lambda's target-tracking policy (Application Auto Scaling creates its alarms with the caller's permissions), and
-SageMaker reading the auto-rollback alarms with the endpoint's execution role. The first assertion (the deployed
-stack allows it) holds once the grants of issue 13 are in the stack.
+with its role, Glue putting job metrics and CloudWatch Logs encrypting the job's and the functions' logs with the
+data key, the deploy Lambda's target-tracking policy (Application Auto Scaling creates its alarms with the caller's
+permissions), and SageMaker reading the auto-rollback alarms with the endpoint's execution role. The first assertion
+(the deployed stack allows it) holds once the grants of issue 13 are in the stack.
 """
 
 from __future__ import annotations
@@ -78,6 +78,15 @@ def glue_logs_key(cloud: LocalCloud) -> None:
     cloud.iam.check(
         logs, "kms:GenerateDataKey", str(key), context, call="logs:PutLogEvents (SSE-KMS)", modelled=modelled
     )
+
+
+def lambda_logs_key(cloud: LocalCloud) -> None:
+    """A function's log group carries the data key (the CloudFormation shim keeps ``KmsKeyId``): CloudWatch Logs
+    encrypts what the function writes with it, as itself (cloud._logs_allowed)."""
+    group = physical(cloud, "PipelineStartPipelineLogs")
+    key = cloud.iam.world.log_group_key(group)
+    assert key == cloud.iam.world.key_arn(physical(cloud, "DataLakeDataKey")), key
+    cloud.iam.check_log_encryption(group, key)
 
 
 def target_tracking(cloud: LocalCloud) -> None:
@@ -155,6 +164,13 @@ GRANTS = [
         "DataLakeDataKey",
         "kms:GenerateDataKey",
         glue_logs_key,
+        "logs.us-east-1.amazonaws.com",
+    ),
+    Grant(
+        "the functions' encrypted logs: key policy for CloudWatch Logs",
+        "DataLakeDataKey",
+        "kms:GenerateDataKey",
+        lambda_logs_key,
         "logs.us-east-1.amazonaws.com",
     ),
     Grant(

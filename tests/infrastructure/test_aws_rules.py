@@ -122,7 +122,8 @@ def test_the_key_policy_names_only_service_principals_that_use_the_key(
         "kms:GenerateDataKey*",
         "kms:ReEncrypt*",
     ]
-    # only Glue's log groups (with a security configuration: /aws-glue/jobs/<configuration>-role/<role>/...)
+    # Glue's log groups among them (with a security configuration: /aws-glue/jobs/<configuration>-role/<role>/...);
+    # the rest: tests/infrastructure/test_encryption_at_rest.py
     condition = json.dumps(for_logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
     assert ':log-group:/aws-glue/*"' in condition, condition
 

@@ -331,6 +331,9 @@ def test_a_failing_lambda_target_is_retried_twice_like_an_asynchronous_invocatio
     ]
     assert "failing on purpose" in attempts[0]["error"]
     assert [i.ok for i in cloud.lambdas.invocations if i.function == lambda_arn.rsplit(":", 1)[1]] == [False] * 3
+    # And, the function having no dead-letter queue, the event is dropped (journalled)
+    (dropped,) = [e.detail for e in journal.of("dead-letter") if e.detail["target"] == lambda_arn]
+    assert dropped["outcome"] == "dropped"
 
 
 def test_a_schedule_rule_never_matches_put_events(cloud: Any) -> None:
