@@ -24,6 +24,10 @@ notification configuration) are applied through the S3 API after moto created th
 returns
 (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-logs-loggroup.html#aws-resource-logs-loggroup-return-values):
 a policy granting ``logs:PutLogEvents`` on it would otherwise match no log stream.
+
+Stack updates (``_update_in_place``): moto's ``AWS::Logs::LogGroup`` has no update and its ``AWS::SQS::Queue`` update
+applies two attributes only; both are updated in place here (``_log_group_update``, ``_queue_update``), a queue
+keeping its URL, and a queue policy moves with its ``Queues``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from moto.events import models as events_models
 from moto.kms import models as kms_models
 from moto.logs import models as logs_models
 from moto.s3 import models as s3_models
+from moto.sqs import models as sqs_models
 
 _installed = False
 _original_class_from_type = parsing.resource_class_from_type
@@ -358,8 +363,15 @@ class TopicPolicy(LocalResource):
         return cls(name, region, account_id, properties, Id=name)
 
 
+def _queue_name(url: Any) -> str:
+    return str(url).rstrip("/").rsplit("/", 1)[-1]
+
+
 class QueuePolicy(LocalResource):
-    """``AWS::SQS::QueuePolicy``: SetQueueAttributes ``Policy`` on each queue (``Queues``: the queues' URLs)."""
+    """``AWS::SQS::QueuePolicy``: SetQueueAttributes ``Policy`` on each queue (``Queues``: the queues' URLs). An
+    update sets the new document in place (no interruption) and removes the policy from a queue no longer listed;
+    a delete removes it from every queue
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sqs-queuepolicy.html)."""
 
     type_name = "AWS::SQS::QueuePolicy"
     attributes = ("Id",)
@@ -368,9 +380,36 @@ class QueuePolicy(LocalResource):
     def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
         client = _client("sqs", region)
         for url in properties["Queues"]:
-            queue = client.get_queue_url(QueueName=str(url).rstrip("/").rsplit("/", 1)[-1])["QueueUrl"]
+            queue = client.get_queue_url(QueueName=_queue_name(url))["QueueUrl"]
             client.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps(properties["PolicyDocument"])})
         return cls(name, region, account_id, properties, Id=name)
+
+    @classmethod
+    def update(cls, original: Any, name: str, resource_json: dict[str, Any], account_id: str, region: str) -> Any:
+        listed = {_queue_name(url) for url in resource_json.get("Properties", {}).get("Queues", [])}
+        _clear_queue_policies(
+            [url for url in original.properties.get("Queues", []) if _queue_name(url) not in listed], region
+        )
+        properties = resource_json.get("Properties", {})
+        return cls.create(original.name, properties, account_id, region, {})
+
+    def delete(self, account_id: str, region: str) -> None:
+        _clear_queue_policies(self.properties.get("Queues", []), region)
+
+
+def _clear_queue_policies(urls: list[Any], region: str) -> None:
+    """SetQueueAttributes with an empty ``Policy`` removes a queue's policy; a queue already gone has none."""
+    from botocore.exceptions import ClientError
+
+    client = _client("sqs", region)
+    for url in urls:
+        try:
+            queue = client.get_queue_url(QueueName=_queue_name(url))["QueueUrl"]
+        except ClientError as error:
+            if "NonExistentQueue" not in error.response["Error"]["Code"]:
+                raise
+            continue
+        client.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": ""})
 
 
 # ---- custom resources ----------------------------------------------------------------------------------
@@ -784,6 +823,8 @@ def install() -> None:
     parsing.ResourceMap.create = _create_keeping_the_template  # type: ignore[method-assign]
     events_models.Rule.update_from_cloudformation_json = classmethod(_rule_update)  # type: ignore[method-assign,assignment]
     logs_models.LogGroup.get_cfn_attribute = _log_group_attribute  # type: ignore[method-assign]
+    logs_models.LogGroup.update_from_cloudformation_json = classmethod(_log_group_update)  # type: ignore[method-assign,assignment]
+    sqs_models.Queue.update_from_cloudformation_json = classmethod(_queue_update)  # type: ignore[method-assign,assignment]
     logs_models.LogGroup.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
         _log_group_with_key(_original_log_group_create)
     )
@@ -806,6 +847,90 @@ def _rule_update(
     name = cloudformation_json.get("Properties", {}).get("Name") or original_resource.name
     original_resource.delete(account_id, region_name)
     return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+
+
+def _log_group_update(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """moto's ``AWS::Logs::LogGroup`` has no update (the stack update would fail). CloudFormation replaces a group
+    only for a new ``LogGroupName``; ``KmsKeyId``, ``RetentionInDays`` and ``Tags`` change in place, and a removed
+    one is reset (no key, never expire, no tag)
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-logs-loggroup.html).
+    moto has no AssociateKmsKey/DisassociateKmsKey: the key is set on the group as the create shim does."""
+    properties = cloudformation_json.get("Properties", {})
+    name = properties.get("LogGroupName") or original_resource.name
+    if name != original_resource.name:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+    key = properties.get("KmsKeyId")
+    original_resource.kms_key_id = str(key) if key else None
+    logs = _client("logs", region_name)
+    if properties.get("RetentionInDays") is not None:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=int(properties["RetentionInDays"]))
+    else:
+        logs.delete_retention_policy(logGroupName=name)
+    tags = {t["Key"]: t["Value"] for t in _tags(properties)}
+    stale = [k for k in logs.list_tags_log_group(logGroupName=name).get("tags", {}) if k not in tags]
+    if stale:
+        logs.untag_log_group(logGroupName=name, tags=stale)
+    if tags:
+        logs.tag_log_group(logGroupName=name, tags=tags)
+    return original_resource
+
+
+QUEUE_DEFAULTS = {
+    "DelaySeconds": "0",
+    "MaximumMessageSize": "262144",
+    "MessageRetentionPeriod": "345600",
+    "ReceiveMessageWaitTimeSeconds": "0",
+    "VisibilityTimeout": "30",
+    "KmsMasterKeyId": "",
+    "KmsDataKeyReusePeriodSeconds": "300",
+    "RedrivePolicy": "",
+}
+"""The SQS attributes an ``AWS::SQS::Queue`` update sets in place, with the value a removed property goes back to
+(https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-sqs-queue.html)."""
+
+
+def _queue_update(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """A queue updated in place keeps its URL (the ``Ref`` in a function's DeadLetterConfig, a queue policy and an
+    alarm's dimension): only a new ``QueueName`` or ``FifoQueue`` replaces it (see ``QUEUE_DEFAULTS``' page). moto
+    updates two attributes only (a new ``KmsMasterKeyId`` or retention would be lost), and its SetQueueAttributes
+    drops the queue's ``Policy`` when it is not in the same call: it is passed along."""
+    properties = cloudformation_json.get("Properties", {})
+    name = properties.get("QueueName") or original_resource.name
+    fifo = str(properties.get("FifoQueue", False)).lower() == "true"
+    if name != original_resource.name or fifo != bool(getattr(original_resource, "fifo_queue", False)):
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(name, cloudformation_json, account_id, region_name)
+    sqs = _client("sqs", region_name)
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    attributes = {}
+    for key, default in QUEUE_DEFAULTS.items():
+        value = properties.get(key, default)
+        attributes[key] = json.dumps(value) if isinstance(value, dict) else str(value)
+    if original_resource.policy:
+        attributes["Policy"] = original_resource.policy
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    tags = {t["Key"]: t["Value"] for t in _tags(properties)}
+    stale = [k for k in sqs.list_queue_tags(QueueUrl=url).get("Tags", {}) if k not in tags]
+    if stale:
+        sqs.untag_queue(QueueUrl=url, TagKeys=stale)
+    if tags:
+        sqs.tag_queue(QueueUrl=url, Tags=tags)
+    return original_resource
 
 
 def _log_group_attribute(self: Any, attribute_name: str) -> str:

@@ -5,7 +5,7 @@ One patch point serves every path that invokes a function in moto: the Invoke AP
 ``moto.awslambda.models.LambdaFunction._invoke_lambda(event) -> (payload, errored, logs)``.
 The handler runs in the local Lambda runtime (``localcloud.runtime.lambdas``) from the function's own
 deployment package. Also recorded here: the function's ``LoggingConfig.LogGroup`` and
-``DeadLetterConfig.TargetArn``, which moto drops.
+``DeadLetterConfig.TargetArn``, which moto drops, and on a stack update the properties moto's update ignores.
 """
 
 from __future__ import annotations
@@ -62,13 +62,23 @@ def _create_from_cloudformation_json(
     function = _original_create.__func__(  # type: ignore[attr-defined]
         cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
     )
-    log_group = (cloudformation_json.get("Properties", {}).get("LoggingConfig") or {}).get("LogGroup")
-    if log_group:
-        function.local_log_group = log_group
-    dead_letter = (cloudformation_json.get("Properties", {}).get("DeadLetterConfig") or {}).get("TargetArn")
-    if dead_letter:  # moto drops it too; the asynchronous deliveries read it (events_targets.dead_letter)
-        function.local_dead_letter_arn = dead_letter
+    _record_dropped(function, cloudformation_json.get("Properties", {}))
     return function
+
+
+def _record_dropped(function: Any, properties: dict[str, Any]) -> None:
+    """The properties moto's model drops, as the template now has them: ``LoggingConfig.LogGroup`` (the runtime
+    logs there), ``DeadLetterConfig.TargetArn`` (the asynchronous deliveries read it:
+    ``events_targets.dead_letter``). On update moto's ``update_configuration`` also ignores ``KMSKeyArn`` and
+    ``ReservedConcurrentExecutions``, and keeps a removed ``Environment``: CloudFormation sets each changed property
+    and resets a removed one (no key: the AWS managed key; no dead-letter queue; unreserved; no variables),
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-lambda-function.html."""
+    function.local_log_group = (properties.get("LoggingConfig") or {}).get("LogGroup")
+    function.local_dead_letter_arn = (properties.get("DeadLetterConfig") or {}).get("TargetArn")
+    function.kms_key_arn = properties.get("KMSKeyArn")
+    reserved = properties.get("ReservedConcurrentExecutions")
+    function.reserved_concurrency = int(reserved) if reserved is not None else None
+    function.environment_vars = (properties.get("Environment") or {}).get("Variables") or {}
 
 
 def _update_from_cloudformation_json(
@@ -91,9 +101,7 @@ def _update_from_cloudformation_json(
         account_id,
         region_name,
     )
-    log_group = (properties.get("LoggingConfig") or {}).get("LogGroup")
-    if log_group:
-        function.local_log_group = log_group
+    _record_dropped(function, properties)
     return function
 
 

@@ -170,3 +170,147 @@ def handler(event, context):
         return {"PhysicalResourceId": "cleanup-" + event["ResourceProperties"]["Stage"], "Data": {"Answer": "42"}}
     return {"PhysicalResourceId": event["PhysicalResourceId"]}
 """
+
+
+def key(alias: str) -> dict[str, Any]:
+    root = {
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    return {"Type": "AWS::KMS::Key", "Properties": {"Description": alias, "KeyPolicy": {"Statement": [root]}}}
+
+
+def queue_stack(name: str, queue: dict[str, Any], policy_queues: list[str]) -> dict[str, Any]:
+    """A dead-letter queue encrypted with a key, and its TLS-only queue policy."""
+    deny = {
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "sqs:*",
+        "Resource": {"Fn::GetAtt": [policy_queues[0], "Arn"]},
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    return {
+        "Resources": {
+            "KeyA": key("a"),
+            "KeyB": key("b"),
+            "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name, **queue}},
+            "Other": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{name}-other"}},
+            "DlqPolicy": {
+                "Type": "AWS::SQS::QueuePolicy",
+                "Properties": {
+                    "Queues": [{"Ref": q} for q in policy_queues],
+                    "PolicyDocument": {"Version": "2012-10-17", "Statement": [deny]},
+                },
+            },
+        }
+    }
+
+
+def queue_attributes(url: str) -> dict[str, str]:
+    sqs = boto3.client("sqs", region_name=REGION)
+    return dict(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"])
+
+
+def test_an_updated_queue_keeps_its_url_and_its_policy_changes_in_place(aws: None) -> None:  # noqa: F811
+    # Given a deployed queue with key A and a 1-day retention, its policy on it and on another queue
+    name, stack = unique("dlq"), unique("stack")
+    first = deploy(
+        stack, queue_stack(name, {"KmsMasterKeyId": {"Ref": "KeyA"}, "MessageRetentionPeriod": 86400}, ["Dlq", "Other"])
+    )
+    kms = boto3.client("kms", region_name=REGION)
+    key_b = kms.describe_key(KeyId=first["KeyB"])["KeyMetadata"]["KeyId"]
+
+    # When the update moves it to key B with a 14-day retention and the policy to the queue alone
+    second = deploy(
+        stack,
+        queue_stack(name, {"KmsMasterKeyId": {"Ref": "KeyB"}, "MessageRetentionPeriod": 1209600}, ["Dlq"]),
+        update=True,
+    )
+
+    # Then the queue is the same (its URL) with the new attributes and still its policy; the other queue lost it
+    assert second["Dlq"] == first["Dlq"]
+    attributes = queue_attributes(second["Dlq"])
+    assert attributes["KmsMasterKeyId"] == key_b
+    assert attributes["MessageRetentionPeriod"] == "1209600"
+    assert json.loads(attributes["Policy"])["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert not queue_attributes(second["Other"]).get("Policy")
+
+
+def log_group_stack(properties: dict[str, Any], added: bool = False) -> dict[str, Any]:
+    resources = {"KeyA": key("a"), "KeyB": key("b"), "Logs": {"Type": "AWS::Logs::LogGroup", "Properties": properties}}
+    if added:
+        keyed = {"KmsKeyId": {"Fn::GetAtt": ["KeyB", "Arn"]}, "RetentionInDays": 30}
+        resources["AddedLogs"] = {"Type": "AWS::Logs::LogGroup", "Properties": keyed}
+    return {"Resources": resources}
+
+
+def test_an_updated_log_group_keeps_its_name_and_a_group_added_on_update_gets_its_key(aws: None) -> None:  # noqa: F811
+    # Given a deployed log group without a name (CloudFormation generates it) with key A, kept 7 days
+    stack = unique("stack")
+    first = deploy(stack, log_group_stack({"KmsKeyId": {"Fn::GetAtt": ["KeyA", "Arn"]}, "RetentionInDays": 7}))
+
+    # When the update moves it to key B, kept 30 days, and adds a group encrypted with key B
+    changed = {"KmsKeyId": {"Fn::GetAtt": ["KeyB", "Arn"]}, "RetentionInDays": 30}
+    second = deploy(stack, log_group_stack(changed, added=True), update=True)
+
+    # Then the group is the same one, with the new key and retention, and the added group has its key
+    assert second["Logs"] == first["Logs"]
+    key_b = boto3.client("kms", region_name=REGION).describe_key(KeyId=first["KeyB"])["KeyMetadata"]["Arn"]
+    groups = {g["logGroupName"]: g for g in boto3.client("logs", region_name=REGION).describe_log_groups()["logGroups"]}
+    assert (groups[second["Logs"]].get("kmsKeyId"), groups[second["Logs"]].get("retentionInDays")) == (key_b, 30)
+    assert groups[second["AddedLogs"]].get("kmsKeyId") == key_b
+
+
+def dead_letter_function(name: str, queue: str | None, key_ref: str | None) -> dict[str, Any]:
+    """The function's code in S3 as CDK deploys it (moto's update reads an inline ZipFile as base64)."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="code.zip", Body=zip_package({"index.py": "def handler(e, c):\n    return 1\n"}))
+    code = {"S3Bucket": name, "S3Key": "code.zip"}
+    properties: dict[str, Any] = {**FUNCTION, "FunctionName": name, "Code": code}
+    if queue:
+        properties["DeadLetterConfig"] = {"TargetArn": {"Fn::GetAtt": [queue, "Arn"]}}
+    if key_ref:
+        properties["KMSKeyArn"] = {"Fn::GetAtt": [key_ref, "Arn"]}
+    return {
+        "Resources": {
+            "Key": key("env"),
+            "First": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{name}-first"}},
+            "Second": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{name}-second"}},
+            "Function": {"Type": "AWS::Lambda::Function", "Properties": properties},
+        }
+    }
+
+
+def test_a_function_update_sets_and_clears_its_dead_letter_queue_and_key(runtime: LambdaRuntime) -> None:  # noqa: F811
+    # Given a function deployed without a dead-letter queue nor its own key
+    name, stack = unique("fn"), unique("stack")
+    deploy(stack, dead_letter_function(name, None, None))
+    function = lambda_models_backend_function(name)
+    assert function.local_dead_letter_arn is None
+
+    # When an update gives it the second queue and the key / Then both are the function's (asynchronous
+    # deliveries that fail go to that queue; the environment is encrypted with that key)
+    resources = deploy(stack, dead_letter_function(name, "Second", "Key"), update=True)
+    function = lambda_models_backend_function(name)
+    sqs = boto3.client("sqs", region_name=REGION)
+    second_arn = sqs.get_queue_attributes(QueueUrl=resources["Second"], AttributeNames=["QueueArn"])["Attributes"]
+    assert function.local_dead_letter_arn == second_arn["QueueArn"]
+    configuration = boto3.client("lambda", region_name=REGION).get_function_configuration(FunctionName=name)
+    key_arn = boto3.client("kms", region_name=REGION).describe_key(KeyId=resources["Key"])["KeyMetadata"]["Arn"]
+    assert configuration["KMSKeyArn"] == key_arn
+
+    # When an update removes both / Then the function has neither again
+    deploy(stack, dead_letter_function(name, None, None), update=True)
+    function = lambda_models_backend_function(name)
+    assert function.local_dead_letter_arn is None
+    assert not boto3.client("lambda", region_name=REGION).get_function_configuration(FunctionName=name).get("KMSKeyArn")
+
+
+def lambda_models_backend_function(name: str) -> Any:
+    from moto.awslambda.models import lambda_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return lambda_backends[DEFAULT_ACCOUNT_ID][REGION].get_function(name)
