@@ -10,16 +10,18 @@ import pandas as pd
 
 from localcloud.runtime.journal import journal
 from pipelines.data.generator import generate
+from pipelines.platform import BATCH_INPUT_PREFIX
 from tests.e2e.conftest import Cloud
 
 
 def test_a_batch_input_upload_is_scored_by_the_champion_into_the_curated_zone(champion: Cloud) -> None:
     lc = champion.lc
-    # Given 12,000 rows of features (more than one real-time request may carry) uploaded as a batch input
+    # Given 12,000 rows of features (more than one real-time request may carry) uploaded as a batch input of the
+    # dataset (batch-input/<dataset>/: the batch Lambda scores an upload with that dataset's champion)
     rows = generate(12_000, seed=50)[lc.schema.feature_names]
     buffer = io.StringIO()
     rows.to_csv(buffer, header=False, index=False)
-    lc.upload(buffer.getvalue().encode(), "scores-2026-11-27.csv", prefix="batch-input/")
+    lc.upload(buffer.getvalue().encode(), "scores-2026-11-27.csv", prefix=f"{BATCH_INPUT_PREFIX}{lc.schema.name}/")
     # When the batch Lambda starts a transform job with the champion and the job runs
     done = lc.wait_for(
         lambda: [e for e in journal.of("transform-job") if e.detail.get("status") in ("Completed", "Failed")],

@@ -65,7 +65,7 @@ def test_the_demo_shows_the_full_loop_with_the_automatic_retrain(demo: Demo) -> 
     # And the progress output and the HTML report are there
     assert "[ 1] Synthesize the CDK app" in text and "=== Summary ===" in text and "PASS  challenger_promoted" in text
     html = demo.report_path.read_text()
-    assert "<svg" in html and "Retrain decisions" in html and "mlops-dev-drift" in html
+    assert "<svg" in html and "Retrain decisions" in html and "mlops-dev-churn-drift" in html
     # And the drift monitor's own report (plots of baseline vs current) sits next to it, linked
     drift_html = demo.report_path.with_suffix(".drift.html")
     assert drift_html.name in html and "<svg" in drift_html.read_text()

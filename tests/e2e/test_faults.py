@@ -231,7 +231,7 @@ def test_the_bus_delivering_the_same_upload_event_twice_starts_one_execution(cha
     assert len(answers) == 2, answers
     assert all(a["execution_name"] == run.name for a in answers), answers
     # And no second execution exists for that object version
-    mine = [e for e in lc.executions(lc.training_machine) if e.input.get("dataset", {}).get("key") == key]
+    mine = [e for e in lc.executions(lc.training_machine) if e.input.get("upload", {}).get("key") == key]
     assert [e.name for e in mine] == [run.name]
 
 

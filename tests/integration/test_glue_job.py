@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -20,9 +19,9 @@ from moto import mock_aws
 from pipelines.data.generator import corrupt_with_defects, generate, to_csv_bytes, to_parquet_bytes
 from pipelines.etl import glue_job
 from pipelines.etl import transforms as tf
-from pipelines.etl.glue_job import EtlJobError
+from pipelines.etl.glue_job import EtlJobError, GateParams
+from pipelines.platform import platform
 from pipelines.schema import ROW_ID, SPLITS
-from stacks.config import QualityGate
 from stacks.datasets import dataset_schema
 from tests.samples import CHURN_SCHEMA
 
@@ -30,7 +29,12 @@ REGION = "us-east-1"
 RAW, CURATED = "raw-bucket", "curated-bucket"
 DATABASE, TABLE = "mlops_test", "churn"
 KEY = "datasets/churn/upload.csv"
-GATE = QualityGate()
+
+
+def gate(dataset: str) -> GateParams:
+    """The data-quality rules the job applies to ``dataset``: the platform document's (the session's sample
+    document, as the stack ships it next to the job's code), never arguments of the run."""
+    return GateParams.from_dict(platform().dataset(dataset).quality)
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +81,17 @@ def upload(s3: Any, body: bytes, key: str = KEY) -> str:
     return str(s3.put_object(Bucket=RAW, Key=key, Body=body)["VersionId"])
 
 
-def argv(version_id: str, execution_id: str = "exec-1", key: str = KEY, **extra: str) -> list[str]:
+def argv(
+    version_id: str, execution_id: str = "exec-1", key: str = KEY, dataset: str = "churn", **extra: str
+) -> list[str]:
     args = {
         "JOB_NAME": "mlops-test-etl",
+        "dataset": dataset,
         "raw_bucket": RAW,
         "raw_key": key,
         "raw_version_id": version_id,
         "curated_bucket": CURATED,
         "database": DATABASE,
-        "table": TABLE,
-        "schema_json": CHURN_SCHEMA.to_json(),
-        "quality_json": json.dumps(dataclasses.asdict(GATE)),
         "execution_id": execution_id,
         "partitions": "2",
         **extra,
@@ -145,7 +149,7 @@ def test_a_clean_file_becomes_a_curated_partitioned_and_catalogued_dataset(aws: 
     assert {name: len(frame) for name, frame in frames.items()} == lineage["splits"]
     assert sum(lineage["splits"].values()) == 2_940
     # and the Spark result equals the single-process transform of the same bytes
-    single = tf.run_transform(body, "csv", CHURN_SCHEMA, GATE)
+    single = tf.run_transform(body, "csv", CHURN_SCHEMA, gate("churn"))
     for name, frame in frames.items():
         want = single.curated[single.curated[tf.SPLIT] == name].drop(columns=[tf.SPLIT])
         got = frame.sort_values(CHURN_SCHEMA.key, ignore_index=True)
@@ -317,12 +321,11 @@ def test_a_multiclass_file_without_a_key_runs_on_spark_like_in_one_process(aws: 
     key = "datasets/tickets/upload.csv"
     version = upload(aws["s3"], body, key)
 
-    # When: the job runs on three Spark partitions with the tickets schema
-    extra = {"schema_json": tickets.to_json(), "table": "tickets", "partitions": "3"}
-    lineage = run(aws, spark, argv(version, key=key, **extra))
+    # When: the job runs on three Spark partitions for the tickets dataset (its schema from the platform document)
+    lineage = run(aws, spark, argv(version, key=key, dataset="tickets", partitions="3"))
 
     # Then: the stratified splits and the derived row ids equal the single-process transform's, row for row
-    single = tf.run_transform(body, "csv", tickets, GATE)
+    single = tf.run_transform(body, "csv", tickets, gate("tickets"))
     assert lineage["status"] == "SUCCEEDED" and lineage["spark_partitions"] == 3
     assert lineage["splits"] == {name: stats["rows"] for name, stats in single.report["splits"].items()}
     prefix = "curated/dataset=tickets/version=exec-1/"
