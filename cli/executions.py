@@ -157,16 +157,17 @@ def wait(
 ) -> dict[str, Any]:
     """Poll until the execution ends, printing each step it enters; the final DescribeExecution."""
     deadline = time.monotonic() + timeout
-    shown = ""
+    shown = 0
     while True:
         described = sfn.describe_execution(executionArn=arn)
+        entered = steps(history(sfn, arn))
+        for step in entered[shown:]:  # every state entered since the last poll, even one already left
+            progress(f"{described['name']}: {step['step']}")
+        shown = len(entered)
         if described["status"] in TERMINAL:
             progress(f"{described['name']}: {described['status']}")
             return dict(described)
-        step = current_step(sfn, arn)
-        if step != shown:
-            progress(f"{described['name']}: {step}")
-            shown = step
+        step = entered[-1]["step"] if entered else "starting"
         if time.monotonic() > deadline:
             raise CliError(f"{described['name']} is still {described['status']} after {timeout:.0f} s (at {step})", 1)
         sleep(poll)

@@ -62,6 +62,14 @@ def mlops(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str
     return code, (json.loads(out) if "--json" in argv else out), err
 
 
+def serving(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    """churn's entry of ``mlops status --json``."""
+    code, status, err = mlops(capsys, "status", "--dataset", "churn", "--json", *argv)
+    assert code == 0, err
+    (churn,) = status["datasets"]
+    return dict(churn)
+
+
 def by_version(models: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     return {m["version"]: m for m in models}
 
@@ -72,15 +80,17 @@ def test_status_and_models_show_the_first_model_serving(env: Env, capsys: pytest
     code, status, _ = mlops(capsys, "status", "--json")
     # Then churn's last run succeeded, v1 is the champion and serves on two instances with all the traffic
     assert code == 0
-    (churn,) = status["datasets"]
-    assert churn["dataset"] == "churn" and churn["last_run"]["status"] == "SUCCEEDED"
+    datasets = {d["dataset"]: d for d in status["datasets"]}
+    assert set(datasets) == {"churn", "energy", "tickets"}  # the stack declares three; only churn got data
+    churn = datasets["churn"]
+    assert churn["last_run"]["status"] == "SUCCEEDED"
     assert churn["last_run"]["trigger"] == "s3-upload"
     assert churn["champion"]["version"] == 1 and churn["champion"]["metric"] == "auc"
     assert churn["endpoint"]["version"] == 1 and churn["endpoint"]["status"] == "InService"
     (variant,) = churn["endpoint"]["variants"]
     assert (variant["weight"], variant["instances"]) == (1.0, 2)
     assert churn["alarms"] == []
-    code, models, _ = mlops(capsys, "models", "--json")
+    code, models, _ = mlops(capsys, "models", "--dataset", "churn", "--json")
     assert code == 0 and by_version(models)[1]["role"] == "champion, serving"
     assert by_version(models)[1]["dataset_version"] and by_version(models)[1]["code_version"]
     # And the human form is a table
@@ -97,7 +107,7 @@ def test_v2_by_upload_then_rollback_to_v1_through_the_canary(env: Env, capsys: p
     assert dev.wait_for_new_execution(dev.training_machine, known).status == "SUCCEEDED"
     assert dev.wait_for_new_execution(dev.deployment_machine, deployed).status == "SUCCEEDED"
     env.cloud.settle()
-    assert mlops(capsys, "status", "--json")[1]["datasets"][0]["endpoint"]["version"] == 2
+    assert serving(capsys)["endpoint"]["version"] == 2
     # When the operator rolls back to v1 and waits
     code, rolled, err = mlops(
         capsys, "rollback", "--dataset", "churn", "--to", "1", "--reason", "e2e", "--wait", "--json"
@@ -105,8 +115,8 @@ def test_v2_by_upload_then_rollback_to_v1_through_the_canary(env: Env, capsys: p
     # Then the rollback deployment succeeded and v1 serves again
     assert code == 0, (rolled, err)
     assert (rolled["from_version"], rolled["to_version"], rolled["status"]) == (2, 1, "SUCCEEDED")
-    assert "CheckRollout" in err or "StartRollout" in err  # the progress lines name the steps
-    status = mlops(capsys, "status", "--json")[1]["datasets"][0]
+    assert "StartRollout" in err and "VerifyDeployment" in err  # the progress lines name every step
+    status = serving(capsys)
     assert status["endpoint"]["version"] == 1 and status["champion"]["version"] == 1
     # And it went through the guarded path: smoke test, an update rollout with the canary's traffic steps
     code, run, _ = mlops(capsys, "runs", "show", rolled["execution_name"], "--json")
@@ -114,10 +124,10 @@ def test_v2_by_upload_then_rollback_to_v1_through_the_canary(env: Env, capsys: p
     assert code == 0 and run["trigger"].startswith("rollback")
     for step in ("PrepareDeployment", "SmokeTest", "StartRollout", "WaitForRollout", "VerifyDeployment"):
         assert step in steps, steps
-    notes = [n for n in dev.read_notifications() if (n["subject"] or "").startswith("Rolled back endpoint")]
+    notes = [n for n in dev.read_notifications() if "Rolled back endpoint" in (n["subject"] or "")]
     assert notes and "Strategy: CANARY" in notes[-1]["message"] and "Traffic shifting:" in notes[-1]["message"]
     # And v2 is retired (Rejected, marked), so v1 is the champion of the next gate
-    models = by_version(mlops(capsys, "models", "--json")[1])
+    models = by_version(mlops(capsys, "models", "--dataset", "churn", "--json")[1])
     assert models[2]["status"] == "Rejected" and models[2]["note"].startswith("rolled back: v1 serves again")
     assert models[1]["role"] == "champion, serving"
 
@@ -140,7 +150,7 @@ def test_retrain_runs_guarded_and_a_second_one_in_the_cooldown_is_refused(
     assert code == 0 and run["trigger"].startswith("manual")
     # And its challenger was measured against the serving v1, not the retired v2
     env.cloud.settle()
-    models = by_version(mlops(capsys, "models", "--json")[1])
+    models = by_version(mlops(capsys, "models", "--dataset", "churn", "--json")[1])
     newest = models[max(models)]
     arn_v1 = models[1]["arn"]
     described = env.dev.package_of(started["execution_name"])
@@ -173,14 +183,16 @@ def test_promote_to_prod_then_approve_deploys_it(env: Env, capsys: pytest.Captur
     assert metadata["promoted_from"] == promoted["source"]["model_package_arn"]
     assert metadata["promoted_from_stage"] == "dev" and metadata["dataset_version"]
     # And promoting again changes nothing
-    again = mlops(capsys, "promote", "1", "--to", "prod", "--json")[1]
+    again = mlops(capsys, "promote", "1", "--to", "prod", "--dataset", "churn", "--json")[1]
     assert again["copied"] is False and again["target"]["version"] == 1
     # When the prod approver approves it and waits
-    code, approved, err = mlops(capsys, "approve", "1", "--stage", "prod", "--reason", "e2e", "--wait", "--json")
+    code, approved, err = mlops(
+        capsys, "approve", "1", "--stage", "prod", "--dataset", "churn", "--reason", "e2e", "--wait", "--json"
+    )
     # Then prod's deployment state machine deployed it
     assert code == 0, (approved, err)
     assert approved["status"] == "Approved" and approved["deployment"]["status"] == "SUCCEEDED"
-    prod = mlops(capsys, "status", "--stage", "prod", "--json")[1]["datasets"][0]
+    prod = serving(capsys, "--stage", "prod")
     assert prod["endpoint"]["version"] == 1 and prod["champion"]["version"] == 1
 
 
@@ -200,6 +212,8 @@ def test_invoke_logs_and_error_paths(env: Env, capsys: pytest.CaptureFixture[str
     code, _, err = mlops(capsys, "models", "--dataset", "nope")
     assert code == 2 and "unknown dataset 'nope': stack mlops-dev declares churn" in err
     code, _, err = mlops(capsys, "approve", "99")
+    assert code == 2 and "serves several datasets: pass --dataset (one of churn, energy, tickets)" in err
+    code, _, err = mlops(capsys, "approve", "99", "--dataset", "churn")
     assert code == 2 and "dataset churn has no model version 99" in err
     code, _, err = mlops(capsys, "runs", "show", "no-such-run")
     assert code == 2 and "no run 'no-such-run'" in err

@@ -8,7 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.e2e.test_local_up import ROOT, Served, served  # noqa: F401 (served: the fixture that starts `local up`)
+from tests.e2e.served import ROOT, Served
+from tests.e2e.test_local_up import served  # noqa: F401 (the fixture that starts `local up`)
 
 
 def test_make_smoke_passes_against_the_local_cloud(served: Served, tmp_path: Path) -> None:  # noqa: F811

@@ -7,6 +7,7 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -315,9 +316,20 @@ def test_invoke_errors(account: Account, capsys: pytest.CaptureFixture[str], tmp
 def test_invoke_sends_the_file_and_prints_the_answer(
     account: Account, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given an endpoint (moto's runtime answers a fixed body: the request is what is checked here)
+    # Given an endpoint whose data plane answers a fixed body (the request is what is checked here; the served
+    # model's own answers are the local cloud's e2e tests)
     account.register(1)
     account.serve(1)
+    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+    from localcloud.shims import sagemaker_runtime
+
+    class Answers:
+        def invoke(self, endpoint: str, body: bytes, content_type: str | None, accept: str | None, **_: Any) -> Any:
+            return SimpleNamespace(content_type="application/json", variant="AllTraffic", body=b'{"predictions": [1]}')
+
+    monkeypatch.setattr(sagemaker_runtime, "_runtime", Answers())
+    monkeypatch.setattr(SageMakerRuntimeResponse, "invoke_endpoint", sagemaker_runtime.invoke_endpoint)
     rows = tmp_path / "rows.csv"
     rows.write_text("22,81.2,1786.9,3,104.9,30,one-year,mailed-check,fiber\n")
     sent: list[dict[str, Any]] = []
@@ -337,6 +349,7 @@ def test_invoke_sends_the_file_and_prints_the_answer(
     code, answer, _ = mlops(capsys, "invoke", str(rows), "--json")
     assert code == OK and answer["endpoint"] == ENDPOINT and answer["content_type"] == "text/csv"
     assert sent[0]["EndpointName"] == ENDPOINT and sent[0]["Body"] == rows.read_bytes()
+    assert answer["answer"] == {"predictions": [1]}
 
 
 # ---- logs -----------------------------------------------------------------------------------------------
