@@ -161,15 +161,15 @@ def wait(
     while True:
         described = sfn.describe_execution(executionArn=arn)
         entered = steps(history(sfn, arn))
-        for step in entered[shown:]:  # every state entered since the last poll, even one already left
-            progress(f"{described['name']}: {step['step']}")
+        for new in entered[shown:]:  # every state entered since the last poll, even one already left
+            progress(f"{described['name']}: {new['step']}")
         shown = len(entered)
         if described["status"] in TERMINAL:
             progress(f"{described['name']}: {described['status']}")
             return dict(described)
-        step = entered[-1]["step"] if entered else "starting"
         if time.monotonic() > deadline:
-            raise CliError(f"{described['name']} is still {described['status']} after {timeout:.0f} s (at {step})", 1)
+            at = entered[-1]["step"] if entered else "starting"
+            raise CliError(f"{described['name']} is still {described['status']} after {timeout:.0f} s (at {at})", 1)
         sleep(poll)
 
 

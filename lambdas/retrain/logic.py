@@ -465,7 +465,16 @@ def _started(
     )
 
 
+ROUTINE_GUARDS = frozenset({"not_alarm", "stale"})
+"""Decisions nobody needs a message for: an alarm going back to OK (or staying in ALARM) and an out-of-order
+delivery. They are still logged and counted in the RetrainDecision metric; with a few datasets, each alarm's
+every recovery as an e-mail would bury the decisions that matter."""
+
+
 def notify(sns: SnsClient, topic_arn: str, decision: Decision) -> None:
+    """Publish the decision and its reason, unless it is routine (``ROUTINE_GUARDS``)."""
+    if decision.guard in ROUTINE_GUARDS:
+        return
     verb = "Retrain started" if decision.decision == "started" else f"Retrain suppressed ({decision.guard})"
     if decision.forced:
         verb += " (forced: cooldown and budget bypassed)"

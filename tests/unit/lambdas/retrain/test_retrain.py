@@ -422,6 +422,19 @@ def test_a_suppressed_decision_is_notified_with_its_guard(aws: dict[str, Any], e
     assert json.loads(message["Message"].split("\n\n", 1)[1])["reason"].startswith("1 of 3 consecutive")
 
 
+def test_routine_decisions_are_logged_and_counted_but_not_notified(
+    aws: dict[str, Any], environment: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the alarm going back to OK, then a delivery older than that one
+    back_to_ok = retrain_handler.handler(alarm_event(state="OK", previous="ALARM"), FakeContext())
+    stale = retrain_handler.handler(alarm_event(at=T0 - timedelta(hours=2)), FakeContext())
+    # Then both were decided with their guard, counted in the metric, and nobody was messaged
+    assert (back_to_ok["guard"], stale["guard"]) == ("not_alarm", "stale")
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["decision"] for m in emf if "RetrainDecision" in m] == ["suppressed", "suppressed"]
+    assert inbox(aws) == []
+
+
 def test_the_handler_finds_the_alarms_dataset_and_its_settings_in_the_document(environment: None) -> None:
     # Given the alarms of the declared datasets / When the handler resolves each
     settings = retrain_handler.settings()
