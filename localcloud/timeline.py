@@ -494,6 +494,10 @@ def clock(seconds: float) -> str:
     return f"{minutes}:{rest:02d}"
 
 
+def span(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 60 else clock(seconds)
+
+
 def minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
@@ -553,12 +557,51 @@ def synthesized(stages: tuple[str, ...] = ("dev", "prod")) -> dict[str, dict[str
         return {stage: template_of(synth(stage, Path(directory) / stage), stage) for stage in stages}
 
 
+def render_summary(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]]) -> str:
+    """Totals: one line per scenario and milestone, one column per stage (typical / upper)."""
+    stages = list(computed)
+    lines = [
+        "| upload -> | " + " | ".join(f"{stage} (typical / upper)" for stage in stages) + " |",
+        "|---|" + "---|" * len(stages),
+    ]
+    for scenario in SCENARIOS:
+        for milestone in (TRAFFIC_100, DONE):
+            cells = []
+            for stage in stages:
+                typical, upper = computed[stage][scenario]
+                approval = " + approval" if load_config(stage).approval == "manual" else ""
+                cells.append(
+                    f"{minutes(typical.milestones[milestone])} / {minutes(upper.milestones[milestone])}{approval}"
+                )
+            lines.append(f"| {milestone}, {SCENARIO_TITLES[scenario]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_sources(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]]) -> str:
+    """The rows of ``localcloud.durations`` the timelines use, with their basis and source."""
+    used = {
+        source
+        for by_scenario in computed.values()
+        for typical, _ in by_scenario.values()
+        for step in typical.steps
+        for source in step.sources
+    }
+    lines = ["| row | typical | upper | basis | source |", "|---|---|---|---|---|"]
+    for row in durations.TABLE:
+        if row.key in used:
+            lines.append(f"| `{row.key}` | {span(row.typical)} | {span(row.upper)} | {row.basis} | {row.source} |")
+    return "\n".join(lines)
+
+
 def report(templates: Mapping[str, Mapping[str, Any]], markdown: bool = False) -> str:
+    computed = {stage: pairs(template, stage) for stage, template in templates.items()}
     render = render_markdown if markdown else render_text
-    parts = []
-    for stage, template in templates.items():
-        for scenario, (typical, upper) in pairs(template, stage).items():
+    parts = [render_summary(computed)] if markdown else []
+    for stage, by_scenario in computed.items():
+        for scenario, (typical, upper) in by_scenario.items():
             parts.append(render(stage, scenario, typical, upper))
+    if markdown:
+        parts.append("Rows of `localcloud/durations.py` on these paths:\n\n" + render_sources(computed))
     return "\n\n".join(parts) + "\n"
 
 

@@ -5,6 +5,7 @@ budget the issue sets (dev, update, upload -> 100% traffic <= 15 minutes at the 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from localcloud import timeline as tl
 
 STAGES = ("dev", "prod")
+DOC = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
 # upload -> 100% traffic and upload -> deployment done, seconds: (typical, upper), as computed on 2026-12-07
 EXPECTED = {
     ("dev", "first"): {"traffic_100": (1465.5, 2965.0), "done": (1472.7, 3022.0)},
@@ -90,3 +92,9 @@ def test_an_update_reaches_100_percent_before_its_final_bake_and_the_poll_does_n
 def test_dev_update_reaches_100_percent_within_15_minutes(stage_templates: dict[str, dict[str, Any]]) -> None:
     path = tl.timeline(stage_templates["dev"], "dev", "update", "typical")
     assert path.traffic_100 <= tl.BUDGET_SECONDS, tl.minutes(path.traffic_100)
+
+
+def test_the_documented_timeline_is_the_one_the_model_computes(stage_templates: dict[str, dict[str, Any]]) -> None:
+    # Given docs/performance.md / Then its generated tables are what `python -m localcloud.timeline --markdown` prints
+    generated = tl.report({stage: stage_templates[stage] for stage in STAGES}, markdown=True)
+    assert generated in DOC.read_text(), "regenerate with .venv/bin/python -m localcloud.timeline --markdown"
