@@ -41,3 +41,13 @@ def test_the_budget_row_reads_dev_update_at_the_typical_figure(
         "done_upper": round(2 * (minutes + 5), 1),
     }
     assert set(row.details) == {"dev_first", "dev_update", "prod_first", "prod_update"}
+
+
+def test_a_busy_host_does_not_flag_a_modelled_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the timeline row computed while the host is busy / Then no "timings are pessimistic" note: it is a model
+    from bench.harness import annotate_load
+
+    monkeypatch.setattr(timeline, "pairs", fake_pairs(20.0))
+    (row,) = annotate_load(bench_timeline.rows({"dev": {}}), before=8.0, after=8.0, cpus=2)
+    assert "busy host" not in row.note
+    assert row.details["load_before"] == 8.0
