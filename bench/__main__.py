@@ -15,6 +15,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # 
 from bench.bench_asset import BUDGET as ASSET_BUDGET
 from bench.bench_coldstart import BUDGET as COLD_START_BUDGET
 from bench.bench_devloop import DATASETS_SYNTH_BUDGET, SUITE_BUDGET, SYNTH_BUDGET
+from bench.bench_timeline import BUDGET as TIMELINE_BUDGET
 from bench.external import DRIFT_BUDGET, LIFECYCLE_BUDGET
 from bench.harness import Benchmark, Budget, main
 
@@ -57,6 +58,12 @@ REGISTRY: tuple[Benchmark, ...] = (
         "one local-cloud pipeline execution on 100,000 rows vs ETL + training called directly",
         "bench.external:lifecycle",
         (("lifecycle", LIFECYCLE_BUDGET),),
+    ),
+    Benchmark(
+        "timeline",
+        "issue 25's cloud timeline on paper: upload -> 100% traffic -> done (dev, prod; first deployment, update)",
+        "bench.bench_timeline:run",
+        (("timeline_dev_update", TIMELINE_BUDGET),),
     ),
     Benchmark("synth", "warm cdk synth", "bench.bench_devloop:synth", (("synth_warm", SYNTH_BUDGET),), full_only=True),
     Benchmark(

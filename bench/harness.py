@@ -34,6 +34,8 @@ DEFAULT_OUT = ROOT / "bench"
 Status = Literal["pass", "fail", "error", "not available", "skipped"]
 Op = Literal["<=", "<", ">=", ">"]
 FAILING: frozenset[str] = frozenset({"fail", "error"})
+# figures the host's load cannot change: sizes, and the minutes of a cloud timeline on paper (bench_timeline)
+LOAD_FREE_UNITS: frozenset[str] = frozenset({"bytes", "min"})
 
 
 @dataclass(frozen=True)
@@ -214,7 +216,7 @@ def annotate_load(results: list[Result], before: float, after: float, cpus: int 
         if result.status not in ("pass", "fail"):
             continue
         result.details = {**result.details, "load_before": round(before, 2), "load_after": round(after, 2)}
-        if busiest > cpus and result.unit != "bytes":  # sizes do not depend on the load
+        if busiest > cpus and result.unit not in LOAD_FREE_UNITS:
             warning = f"busy host (load {busiest:.1f} on {cpus} CPUs): timings are pessimistic"
             result.note = f"{result.note}; {warning}" if result.note else warning
     return results

@@ -7,8 +7,9 @@ demo at 240x shows the real shape of a timeline in seconds; a timeline model (th
 synthesized state machines, issue 25) reads the same rows. Stage settings (bake times, termination waits,
 schedules) are not here: they live in ``stacks/config.py`` and reach the local cloud through the template.
 
-Who reads which row today: ``localcloud.shims.sagemaker_endpoints`` (``ENDPOINT_*``); the job rows are for the
-timeline model (the local jobs run as fast as the host allows).
+Who reads which row today: ``localcloud.shims.sagemaker_endpoints`` (``ENDPOINT_*``); ``localcloud.timeline`` (the
+critical path of the synthesized state machines) reads the endpoint rows, the job rows, the Lambda / SNS / event
+rows (the local jobs and functions run as fast as the host allows).
 """
 
 from __future__ import annotations
@@ -129,6 +130,89 @@ TABLE: tuple[Delay, ...] = (
         what="pip install of --additional-python-modules at every Glue job start (pandas, pyarrow, numpy)",
         source="doc: Glue installs them with pip3 at job start "
         "(docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-python-libraries.html); duration: assumption",
+    ),
+    Delay(
+        "glue.job.run",
+        typical=90,
+        upper=180,
+        basis="assumption",
+        what="the ETL script itself on a sample upload: Spark session, validate, split, Parquet + catalog, report",
+        source="the transform is < 1 s at these sizes (docs/performance.md, etl); the Spark session and S3 / "
+        "catalog I/O are not measured in a real account: assumption (docs/performance.md: 1-2 min)",
+    ),
+    Delay(
+        "sagemaker.training.run",
+        typical=30,
+        upper=120,
+        basis="assumption",
+        what="the training script on a sample upload (fit, artifacts) and the upload of model.tar.gz",
+        source="the fit of 5,000 rows takes seconds on this repository's machine (docs/performance.md, lifecycle); "
+        "the job's 'Uploading' phase is not documented: assumption",
+    ),
+    Delay(
+        "sagemaker.processing.run",
+        typical=30,
+        upper=90,
+        basis="measured",
+        what="the evaluation script: champion/challenger on the held-out split, golden payloads, report upload",
+        source="aws/sagemaker-python-sdk#4358 reports a 30 s processing script (the typical figure); the upper "
+        "one for a slow S3 read: assumption",
+    ),
+    Delay(
+        "states.sync_completion",
+        typical=5,
+        upper=60,
+        basis="assumption",
+        what="a .sync task (Glue job run, SageMaker job) notices its job's end and moves on",
+        source="doc: the 'Run a Job (.sync)' pattern waits for the job to complete "
+        "(docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html); how soon after the job's end "
+        "is not documented: assumption",
+    ),
+    Delay(
+        "lambda.start_pipeline",
+        typical=1.5,
+        upper=5,
+        basis="measured",
+        what="the start Lambda: cold start, DynamoDB idempotency record, StartExecution",
+        source="the handler's imports take ~0.3 s in a fresh interpreter (bench cold_start, docs/performance.md); "
+        "runtime init, layers and the two calls: assumption",
+    ),
+    Delay(
+        "lambda.step",
+        typical=1,
+        upper=5,
+        basis="assumption",
+        what="a Lambda task state: invocation (cold at most once per run) and a few SageMaker / S3 calls",
+        source="the handlers' imports take ~0.3 s cold (bench cold_start, docs/performance.md); a few API calls "
+        "of ~0.1 s each; a cold start with layers and throttled calls retried: the upper figure (assumption)",
+    ),
+    Delay(
+        "sns.publish",
+        typical=0.2,
+        upper=2,
+        basis="assumption",
+        what="a Step Functions sns:publish task (the notification; its delivery is not waited for)",
+        source="one API call through the service integration; no documented latency: assumption",
+    ),
+    Delay(
+        "eventbridge.target",
+        typical=1,
+        upper=10,
+        basis="doc",
+        what="EventBridge matches an event against the rules and invokes the target (Lambda, StartExecution)",
+        source="doc: 'The first attempt is made as soon as the event arrives in the event stream' (EventBridge "
+        "partner FAQ, docs.aws.amazon.com/eventbridge/latest/onboarding/AWS_EventBridge_Partner_Onboarding_FAQ"
+        ".html); seconds: assumption (a retried delivery backs off for longer: not in the upper figure)",
+    ),
+    Delay(
+        "sagemaker.registry.event",
+        typical=2,
+        upper=60,
+        basis="assumption",
+        what="an Approved model package -> the 'SageMaker Model Package State Change' event on EventBridge",
+        source="doc: SageMaker sends model package state changes to EventBridge "
+        "(docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html); no latency "
+        "given: assumption, taken as S3's (seconds, sometimes a minute)",
     ),
     Delay(
         "s3.event_notification",

@@ -69,6 +69,12 @@ GOLDEN_FILE = "golden.json"
 MAX_CAPTURE_OBJECTS = 500  # per variant and comparison
 
 
+def rollout_poll_seconds(bake_time_seconds: int) -> int:
+    """How long the deployment state machine waits between two looks at a rollout: a fifth of the bake, 10-60 s
+    (the traffic shifts on SageMaker's schedule; the poll only delays when the state machine notices)."""
+    return max(10, min(60, bake_time_seconds // 5))
+
+
 # ---- errors (the Lambda's errorType is the class name; the failure path reads it) -----------------------
 
 
@@ -485,7 +491,7 @@ class Deployer:
     # ---- rollout -------------------------------------------------------------------------------------------
 
     def _poll_seconds(self) -> int:
-        return max(10, min(60, self.serving.bake_time_seconds // 5))
+        return rollout_poll_seconds(self.serving.bake_time_seconds)
 
     def deployment_config(self, strategy: str) -> dict[str, Any]:
         """DeploymentConfig of an update: blue/green with the stage's traffic shifting and auto-rollback."""

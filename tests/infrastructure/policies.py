@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from importlib import resources as package_files
 from typing import Any
 
+from localcloud.timeline import render_intrinsics
+
 GLOBAL_CONDITION_PREFIX = "aws:"
 
 
@@ -146,16 +148,4 @@ def references(value: Any) -> set[str]:
 
 def literal_parts(value: Any) -> str:
     """The literal text of a CloudFormation value with every intrinsic rendered as ``${...}``."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        if "Fn::Join" in value:
-            sep, parts = value["Fn::Join"]
-            return str(sep).join(literal_parts(p) for p in parts)
-        if "Ref" in value:
-            return f"${{{value['Ref']}}}"
-        if "Fn::GetAtt" in value:
-            return f"${{{'.'.join(value['Fn::GetAtt'])}}}"
-        if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-            return str(value["Fn::Sub"])
-    return "${expr}"
+    return render_intrinsics(value, strict=False)
