@@ -164,6 +164,8 @@ def apply_skips(stack: MlopsStack, skips: Sequence[Skip] = SKIPS) -> dict[str, l
         if stack.config.stage not in skip.stages:
             continue
         for resource in found[skip]:
+            if resource.get_metadata("checkov") is not None:
+                raise ValueError(f"{resource.node.path}: checkov metadata written outside stacks/checkov_skips.py")
             entry = per_resource.setdefault(resource.node.path, (resource, []))
             if any(s.check == skip.check for s in entry[1]):
                 raise ValueError(f"{resource.node.path}: two checkov skips of {skip.check}")
