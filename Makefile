@@ -61,7 +61,8 @@ test-fast: lint
 	$(BIN)/pytest -n 2 --dist load -m "not slow" tests/unit tests/infrastructure
 
 # cdk synth (cdk-nag AwsSolutions runs inside the synth) + cfn-lint + checkov on every template (checkov: every
-# failed check fails unless stacks/checkov_skips.py skips it on that resource with its reason; stacks/checkov_gate.py)
+# failed check fails unless stacks/checkov_skips.py skips it on that resource with its reason; stacks/checkov_gate.py).
+# Templates of an earlier synth (another stage, the delivery stack) are removed first: only this synth's are checked.
 synth: install $(CHECKOV_VENV)/.installed
 	rm -f cdk.out/*.template.json
 	$(CDK) synth --quiet --no-notices -c stage=$(STAGE) $(DELIVERY_CONTEXT)
