@@ -55,14 +55,15 @@ NETWORK_PRIVATE = "issue 21's `network: private` stage setting"
 
 NOT_IN_VPC = Skip(
     "CKV_AWS_117",
-    "no VPC is built yet: every function of the stack, prod's too, reaches S3, DynamoDB, SageMaker, Step Functions, "
-    "SNS, SQS and CloudWatch through their public regional endpoints (TLS, SigV4-signed, IAM-scoped); private subnets "
-    f"with VPC endpoints for the functions, jobs and endpoints are {NETWORK_PRIVATE}, not built",
+    "no VPC is built yet: every function of the stack, prod's too, calls the AWS APIs it uses (S3, DynamoDB, "
+    "SageMaker, Step Functions, SNS, CloudWatch) on their public regional endpoints (TLS, SigV4-signed, IAM-scoped); "
+    f"private subnets with VPC endpoints for the functions, jobs and endpoints are {NETWORK_PRIVATE}, not built",
 )
 NO_RESERVED_CONCURRENCY = Skip(
     "CKV_AWS_115",
-    "no per-function reserved concurrency: Lambda keeps 100 executions of the account's quota unreserved, so a "
-    "reservation fails the deployment in an account whose quota is below that (a new account's can be 10); limits "
+    "no per-function reserved concurrency: Lambda lets an account reserve only its unreserved concurrency minus 100 "
+    "(AWS Lambda Developer Guide, 'Configuring reserved concurrency'), so a reservation fails the deployment in an "
+    "account whose quota is that low (a new account's can be 10); limits "
     "chosen per function where a runaway would cost money or hammer a service, safe in such an account, are issue "
     "21's reserved-concurrency work, not built (only the retrain function reserves 1: its decisions are serialised)",
 )
@@ -73,9 +74,9 @@ DEPLOYMENT_ONLY = (
 FRAMEWORK_CONCURRENCY = Skip("CKV_AWS_115", f"aws-cdk-lib framework function {DEPLOYMENT_ONLY}")
 CLOUDFORMATION_INVOKED = Skip(
     "CKV_AWS_116",
-    f"aws-cdk-lib framework function {DEPLOYMENT_ONLY}: its failure is answered to CloudFormation as FAILED (at the "
-    "latest when CloudFormation stops waiting for the answer) and fails and rolls back that stack operation, whose "
-    "events show it; a queued event could not be replayed into the finished operation",
+    f"aws-cdk-lib framework function {DEPLOYMENT_ONLY}: it answers an error to CloudFormation as FAILED (a crash "
+    "without an answer fails when CloudFormation's wait times out), which fails and rolls back that stack operation, "
+    "whose events show it; a queued event could not be replayed into the finished operation",
 )
 CUSTOM_RESOURCE_HANDLER = Skip(
     "CKV_AWS_116",
@@ -85,15 +86,15 @@ CUSTOM_RESOURCE_HANDLER = Skip(
 )
 STATE_MACHINE_STEP = Skip(
     "CKV_AWS_116",
-    "a state machine step: Step Functions invokes it synchronously (LambdaInvoke, RequestResponse), retries transient "
-    "errors and routes a failure to the execution's failure path (notified on the topic); a dead-letter queue only "
-    "ever receives asynchronous invocations",
+    "a state machine step: Step Functions invokes it synchronously (LambdaInvoke, RequestResponse) and gets its "
+    "error back, retries transient errors, then takes the failure path (notified on the topic) or, for the failure "
+    "path's own step, fails the execution (its history keeps the error); a dead-letter queue only ever receives "
+    "asynchronous invocations",
 )
 ACCESS_LOG_TARGET = Skip(
     "CKV_AWS_18",
     "the data lake's server access log bucket itself (the raw, curated and artifacts buckets log into it): logging "
-    "its own access into itself would log every log delivery, and a bucket for its logs would need one in turn; its "
-    "access is in CloudTrail",
+    "its own access into itself would log every log delivery, and a bucket for its logs would need one in turn",
 )
 SKIPS: tuple[Skip, ...] = (
     NOT_IN_VPC,
