@@ -9,6 +9,8 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONDONTWRITEBYTECODE :=
 CDK := node_modules/.bin/cdk
+# checkov in its own virtualenv: its pinned dependencies (boto3, packaging, networkx) conflict with requirements.lock
+CHECKOV_VENV := .venv-checkov
 
 .PHONY: install lint format test test-fast synth demo bench clean deploy diff smoke region delivery-deploy
 
@@ -26,6 +28,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps -e .
 	$(BIN)/python -m compileall -q -j0 $(VENV)/lib >/dev/null
+	touch $@
+
+# Idempotent like $(VENV)/.installed: re-runs only when requirements-checkov.lock changes (make synth needs it).
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock
+	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile --no-deps -r requirements-checkov.lock
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -52,10 +60,14 @@ test: lint
 test-fast: lint
 	$(BIN)/pytest -n 2 --dist load -m "not slow" tests/unit tests/infrastructure
 
-# cdk synth (cdk-nag AwsSolutions runs inside the synth) + cfn-lint on every template
-synth: install
+# cdk synth (cdk-nag AwsSolutions runs inside the synth) + cfn-lint + checkov on every template (checkov: every
+# failed check fails unless stacks/checkov_skips.py skips it on that resource with its reason; stacks/checkov_gate.py).
+# Templates of an earlier synth (another stage, the delivery stack) are removed first: only this synth's are checked.
+synth: install $(CHECKOV_VENV)/.installed
+	rm -f cdk.out/*.template.json
 	$(CDK) synth --quiet --no-notices -c stage=$(STAGE) $(DELIVERY_CONTEXT)
 	$(BIN)/cfn-lint --non-zero-exit-code error cdk.out/*.template.json
+	$(BIN)/python -m stacks.checkov_gate --checkov $(CHECKOV_VENV)/bin/checkov cdk.out/*.template.json
 
 # The whole lifecycle offline on the synthesized stack (local cloud on moto): progress, summary, HTML report.
 demo: install
@@ -88,4 +100,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache $(CHECKOV_VENV)

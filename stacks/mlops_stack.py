@@ -1,4 +1,4 @@
-"""The stack only wires constructs; cross-cutting concerns (tags, cdk-nag acknowledgments) live here.
+"""The stack only wires constructs; cross-cutting concerns (tags, cdk-nag acknowledgments, checkov skips) live here.
 
 Shared machinery serves every declared dataset (data lake and the one ETL job, the training and deployment state
 machines, the Lambdas, monitoring); each dataset adds only its ``DatasetResources`` (model package group, alarms,
@@ -17,6 +17,7 @@ from constructs import Construct
 
 from pipelines.platform import Platform
 from pipelines.schema import DatasetSchema
+from stacks.checkov_skips import apply_skips
 from stacks.config import PROJECT, SAMPLE_DATASET, STAGES, StageConfig
 from stacks.constructs.data_lake import DataLake
 from stacks.constructs.dataset import DatasetResources
@@ -113,6 +114,7 @@ class MlopsStack(cdk.Stack):
         self.promotion = self._promotion_access(configs)
         self._outputs()
         acknowledge_findings(self)
+        apply_skips(self)
 
     def _promotion_access(self, configs: list[StageConfig]) -> PromotionAccess | None:
         """The role ``mlops promote`` assumes from the source stage's account, when the two stages live in different
