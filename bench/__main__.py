@@ -28,11 +28,16 @@ REGISTRY: tuple[Benchmark, ...] = (
     ),
     Benchmark(
         "inference",
-        "inference handler vs bare predict_proba, 1 and 100 rows",
+        "inference handler vs bare predict_proba, 1 and 100 rows; 100 rows of the other estimators and scripts",
         "bench.bench_inference:run",
         (
             ("inference_100_rows", Budget(on="ratio", op="<=", limit=2.0)),
             ("inference_1_row_p99", Budget(on="figure", op="<", limit=5.0, unit="ms")),
+            # issue 18: a non-default model, handler <= 2.0x its own bare predict (bench_inference.OTHER_MODELS)
+            *(
+                (f"inference_100_rows_{model}", Budget(on="ratio", op="<=", limit=2.0))
+                for model in ("random_forest", "linear", "entry_point", "entry_point_uncompiled")
+            ),
         ),
     ),
     Benchmark(

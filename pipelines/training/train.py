@@ -388,26 +388,40 @@ def package_model(model_dir: str | Path, tar_path: str | Path) -> Path:
 # ---- entry point -----------------------------------------------------------------------------------
 
 
+def train_declared(
+    model_dir: str | Path,
+    train_df: pd.DataFrame,
+    validation_df: pd.DataFrame,
+    schema: DatasetSchema,
+    hyperparameters: Hyperparameters,
+    model_version: str | None = None,
+) -> tuple[TrainingResult, dict[str, Any]]:
+    """Train the model the declaration's ``model:`` names and write its artifacts to ``model_dir``: the built-in
+    estimator (``train``), or the dataset's own script (``model.entry_point``: ``entry_point.train_with_script``,
+    which reads the splits from the job's ``SM_CHANNEL_*`` directories, then the golden-payload check).
+    Returns the result and the metadata written."""
+    if schema.model_spec.entry_point is None:
+        result = train(train_df, validation_df, schema, hyperparameters)
+        return result, write_model_artifacts(model_dir, result, schema, hyperparameters, model_version)
+    from pipelines.training import entry_point  # the dataset's own script (pipelines/training/byo.py)
+
+    directory = Path(model_dir)
+    model, metrics, record = entry_point.train_with_script(directory, train_df, validation_df, schema, hyperparameters)
+    rows = {"train": len(train_df), "validation": len(validation_df)}
+    result = TrainingResult(pipeline=model, metrics=metrics, rows=rows)
+    metadata = write_model_artifacts(directory, result, schema, hyperparameters, model_version, estimator=record)
+    entry_point.check_serves(directory, validation_df)
+    return result, metadata
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     env = TrainingEnv.from_environ()
     hyperparameters, schema = parse_args(argv, env.hyperparameters)
     train_df = load_split(env.train_dir, schema, "train")
     validation_df = load_split(env.validation_dir, schema, "validation")
-    rows = {"train": len(train_df), "validation": len(validation_df)}
-    if schema.model_spec.entry_point is not None:  # the dataset's own script (pipelines/training/byo.py)
-        from pipelines.training import entry_point
-
-        model, metrics, record = entry_point.train_with_script(
-            env.model_dir, train_df, validation_df, schema, hyperparameters
-        )
-        result = TrainingResult(pipeline=model, metrics=metrics, rows=rows)
-        metadata = write_model_artifacts(
-            env.model_dir, result, schema, hyperparameters, env.model_version, estimator=record
-        )
-        entry_point.check_serves(env.model_dir, validation_df)
-    else:
-        result = train(train_df, validation_df, schema, hyperparameters)
-        metadata = write_model_artifacts(env.model_dir, result, schema, hyperparameters, env.model_version)
+    result, metadata = train_declared(
+        env.model_dir, train_df, validation_df, schema, hyperparameters, env.model_version
+    )
     env.output_data_dir.mkdir(parents=True, exist_ok=True)
     (env.output_data_dir / METRICS_FILE).write_text(json.dumps(result.metrics, indent=2, sort_keys=True))
     for line in metric_lines(result.metrics):
