@@ -161,6 +161,8 @@ def targets(stack: MlopsStack) -> dict[Skip, list[cdk.CfnResource]]:
             continue
         construct_id = function.node.scope.node.id if function.node.scope else ""
         if construct_id in reasons:
+            if reasons[construct_id] not in CONCURRENCY_SKIPS:
+                raise ValueError(f"{function.node.path}: no checkov skip for its concurrency decision (not a stage's)")
             unreserved[CONCURRENCY_SKIPS[reasons[construct_id]]].append(function)
     pipeline, serving = stack.pipeline, stack.serving
     return {
