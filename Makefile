@@ -74,8 +74,10 @@ demo: install
 	$(BIN)/mlops demo --summary demo-summary.json --report demo-report.html
 
 # Continuous delivery (.github/workflows/delivery.yml runs these; README "Continuous delivery").
-# Deploys the stage's stack alone, never mlops-delivery; credentials from the default chain.
+# Deploys the stage's stack alone, never mlops-delivery; credentials from the default chain. First checks that the
+# account has room for the stage's reserved Lambda concurrency (cli/preflight.py: refuses with the figures if not).
 deploy: install
+	$(BIN)/python -m cli.preflight --stage $(STAGE)
 	$(CDK) deploy --no-notices --require-approval never --exclusively -c stage=$(STAGE) $(STACK)
 
 # What a deploy would change, compared with the deployed template (the lookup role suffices: read-only)

@@ -7,9 +7,10 @@ written into its resource's template metadata, ``Metadata: {"checkov": {"skip": 
 the same reasons. The gate scans a copy without them and fails as well on a skip whose check passes (stale) and on a
 skip without a reason, whoever wrote it.
 
-Resources are picked from the stack's own constructs (a new function is only skipped for the checks whose reason is
-true of every function of the stack: no VPC, no reserved concurrency), so a new finding of any other kind fails the
-synth until someone writes down why it is fine there.
+Resources are picked from the stack's own constructs (a new function is only skipped for the check whose reason is
+true of every function of the stack: no VPC; a function without reserved concurrency is skipped with the reason of
+its own decision in ``stacks.config.FUNCTION_CONCURRENCY``, which every function needs), so a new finding of any
+other kind fails the synth until someone writes down why it is fine there.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, get_args
 
 import aws_cdk as cdk
-from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct
 
-from stacks.config import Stage
+from stacks.config import STAGES as STAGE_CONFIGS
+from stacks.config import ConcurrencySettings, Stage
 from stacks.nag import BUCKET_NOTIFICATIONS_HANDLER
 
 if TYPE_CHECKING:
@@ -59,14 +60,38 @@ NOT_IN_VPC = Skip(
     "SageMaker, Step Functions, SNS, CloudWatch) on their public regional endpoints (TLS, SigV4-signed, IAM-scoped); "
     f"private subnets with VPC endpoints for the functions, jobs and endpoints are {NETWORK_PRIVATE}, not built",
 )
-NO_RESERVED_CONCURRENCY = Skip(
-    "CKV_AWS_115",
-    "no per-function reserved concurrency: Lambda lets an account reserve only its unreserved concurrency minus 100 "
-    "(AWS Lambda Developer Guide, 'Configuring reserved concurrency'), so a reservation fails the deployment in an "
-    "account whose quota is that low (a new account's can be 10); limits "
-    "chosen per function where a runaway would cost money or hammer a service, safe in such an account, are issue "
-    "21's reserved-concurrency work, not built (only the retrain function reserves 1: its decisions are serialised)",
+CONCURRENCY_CHECK = "CKV_AWS_115"
+
+
+def _concurrency_skips() -> dict[str, Skip]:
+    """Per reason, the CKV_AWS_115 skip of the functions without a reservation in some stage: the reason of the
+    function's own decision (``stacks.config.FUNCTION_CONCURRENCY``: why no figure), or, in a stage that deploys
+    without reservations, why that stage does; with the stages it holds in."""
+    stages: dict[str, set[str]] = {}
+    for stage, config in STAGE_CONFIGS.items():
+        for reason in _unreserved_reasons(config.concurrency).values():
+            stages.setdefault(reason, set()).add(stage)
+    return {reason: Skip(CONCURRENCY_CHECK, reason, frozenset(found)) for reason, found in stages.items()}
+
+
+RESERVATIONS_OFF = (
+    "this stage deploys without reserved concurrency (`ConcurrencySettings(reserve=False)` in stacks/config.py) so "
+    "that it deploys into a new account, whose concurrency quota can be 10: Lambda lets an account reserve only its "
+    "unreserved concurrency minus 100 (AWS Lambda Developer Guide, 'Configuring reserved concurrency'), so any "
+    "reservation fails there; prod reserves this function's figure, whose reason is in FUNCTION_CONCURRENCY"
 )
+
+
+def _unreserved_reasons(concurrency: ConcurrencySettings) -> dict[str, str]:
+    """Function construct id -> why it runs without a reservation under these settings (reserved ones absent)."""
+    return {
+        function: reservation.reason if reservation.limit is None else RESERVATIONS_OFF
+        for function, reservation in concurrency.functions.items()
+        if concurrency.reserved(function) is None
+    }
+
+
+CONCURRENCY_SKIPS = _concurrency_skips()
 DEPLOYMENT_ONLY = (
     "invoked only by CloudFormation, once per change of its custom resource during a stack deployment: there is no "
     "traffic to limit or to lose"
@@ -98,7 +123,7 @@ ACCESS_LOG_TARGET = Skip(
 )
 SKIPS: tuple[Skip, ...] = (
     NOT_IN_VPC,
-    NO_RESERVED_CONCURRENCY,
+    *CONCURRENCY_SKIPS.values(),
     FRAMEWORK_CONCURRENCY,
     CLOUDFORMATION_INVOKED,
     CUSTOM_RESOURCE_HANDLER,
@@ -129,16 +154,20 @@ def targets(stack: MlopsStack) -> dict[Skip, list[cdk.CfnResource]]:
     ]
     framework_paths = {f.node.path for f in framework}
     functions = _functions(stack)
-    unreserved = [
-        f
-        for f in functions
-        if f.node.path not in framework_paths
-        and not (isinstance(f, lambda_.CfnFunction) and f.reserved_concurrent_executions)
-    ]
+    unreserved: dict[Skip, list[cdk.CfnResource]] = {skip: [] for skip in CONCURRENCY_SKIPS.values()}
+    reasons = _unreserved_reasons(stack.config.concurrency)
+    for function in functions:
+        if function.node.path in framework_paths:
+            continue
+        construct_id = function.node.scope.node.id if function.node.scope else ""
+        if construct_id in reasons:
+            if reasons[construct_id] not in CONCURRENCY_SKIPS:
+                raise ValueError(f"{function.node.path}: no checkov skip for its concurrency decision (not a stage's)")
+            unreserved[CONCURRENCY_SKIPS[reasons[construct_id]]].append(function)
     pipeline, serving = stack.pipeline, stack.serving
     return {
         NOT_IN_VPC: functions,
-        NO_RESERVED_CONCURRENCY: unreserved,
+        **unreserved,
         FRAMEWORK_CONCURRENCY: framework,
         CLOUDFORMATION_INVOKED: framework,
         CUSTOM_RESOURCE_HANDLER: [_resource(serving.cleanup_fn)],

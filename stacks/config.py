@@ -228,6 +228,121 @@ class RetrainGuard:
     consecutive_breaches: int = 3
 
 
+MINIMUM_UNRESERVED_CONCURRENCY = 100
+"""What Lambda keeps for the functions without a reservation: "You can reserve up to the Unreserved account
+concurrency value that is shown, minus 100 for functions that don't have reserved concurrency" (AWS Lambda Developer
+Guide, "Configuring reserved concurrency", https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html);
+PutFunctionConcurrency (and CloudFormation's ``ReservedConcurrentExecutions``) beyond it fails with
+``InvalidParameterValueException``: "Specified ReservedConcurrentExecutions for function decreases account's
+UnreservedConcurrentExecution below its minimum value of [100]"."""
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+"""Lambda's default concurrent-executions quota per account and region ("Lambda quotas"); a new account's can be
+as low as 10 until it is raised in Service Quotas."""
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One function's reserved concurrency (``None``: none) and why that figure."""
+
+    limit: int | None
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"reserved concurrency {self.limit}: reserve at least 1 or none (None)")
+        if not self.reason.strip():
+            raise ValueError("a reserved concurrency needs its reason")
+
+
+ASYNC_THROTTLE = (
+    "a throttled asynchronous event is not lost: Lambda retries it for up to 6 hours, then puts it in the "
+    "function's dead-letter queue"
+)
+STATE_MACHINE_STEP_CONCURRENCY = (
+    "a state machine step (synchronous LambdaInvoke): at most one invocation per running execution, so the "
+    "executions bound it, and they are bounded where they start (StartPipeline's and Retrain's reservations, the "
+    "idempotency table, the retrain guard); a cap here would only throttle steps of executions already running"
+)
+FUNCTION_CONCURRENCY: Mapping[str, Reservation] = {
+    # keys: the construct id each function is built with (LambdaFactory.function refuses a function not listed)
+    "Retrain": Reservation(
+        1,
+        "the retrain guard's decisions run one at a time (lambdas/retrain/logic.py): besides its DynamoDB claim, "
+        "which refuses a second start within the cooldown, no two decisions (a zero cooldown, two `mlops retrain "
+        "--force`) can both pass the running-execution check and start two runs of a dataset; it bounds retraining "
+        "cost. " + ASYNC_THROTTLE,
+    ),
+    "StartPipeline": Reservation(
+        2,
+        "each upload under datasets/ starts a pipeline run (Glue, SageMaker): two starts at once cover two datasets "
+        "uploaded together, and a bulk upload or a runaway writer drains at that pace instead of hammering Step "
+        "Functions, DynamoDB and the account's shared concurrency. " + ASYNC_THROTTLE,
+    ),
+    "BatchInference": Reservation(
+        2,
+        "each batch-input upload starts a SageMaker transform job (billed instances): a burst of uploads starts "
+        "them two at a time instead of all at once. " + ASYNC_THROTTLE,
+    ),
+    "DriftMonitor": Reservation(
+        2,
+        "scheduled once per dataset per period, 1 GB for up to 5 minutes over the captured requests: two at once "
+        "keep a schedule burst (several datasets, or a backlog of retried events) from running every dataset's "
+        "scan in parallel. " + ASYNC_THROTTLE,
+    ),
+    "GroundTruth": Reservation(
+        2,
+        "each label upload joins a week of captured predictions (1 GB, up to 5 minutes): two at once bound a bulk "
+        "label upload's parallel scans. " + ASYNC_THROTTLE,
+    ),
+    "PrepareTraining": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
+    "RegisterModel": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
+    "ExplainFailure": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
+    "Deploy": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
+    "Cleanup": Reservation(
+        None,
+        "the cleanup custom resource's handler: invoked only by its provider during a stack deletion (or a change "
+        "of the custom resource), once per stack operation: there is no traffic to limit",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ConcurrencySettings:
+    """Reserved concurrency of the stage's functions (``FUNCTION_CONCURRENCY``). ``reserve=False`` deploys them
+    without reservations, for an account whose quota leaves no room for one (a new account's can be 10, and any
+    reservation needs the unreserved concurrency to stay at ``MINIMUM_UNRESERVED_CONCURRENCY`` or more).
+    ``account_concurrency_quota`` is the quota the stage declares it deploys into: the synth refuses reservations
+    that do not fit it, and ``make deploy`` checks the real account (``cli/preflight.py``)."""
+
+    reserve: bool = True
+    account_concurrency_quota: int = DEFAULT_ACCOUNT_CONCURRENCY
+    functions: Mapping[str, Reservation] = field(default_factory=lambda: dict(FUNCTION_CONCURRENCY), hash=False)
+
+    def __post_init__(self) -> None:
+        room = self.account_concurrency_quota - MINIMUM_UNRESERVED_CONCURRENCY
+        if self.total > max(room, 0):
+            raise ValueError(
+                f"concurrency: the functions reserve {self.total} concurrent executions, but an account whose quota "
+                f"is {self.account_concurrency_quota} can reserve at most {max(room, 0)} (Lambda keeps "
+                f"{MINIMUM_UNRESERVED_CONCURRENCY} unreserved); lower the reservations, declare the account's real "
+                "account_concurrency_quota, or set reserve=False for this stage"
+            )
+
+    def reserved(self, function: str) -> int | None:
+        """The reserved concurrency of the function built as ``function`` (its construct id), None: none."""
+        if function not in self.functions:
+            raise ValueError(
+                f"function {function!r} has no reserved-concurrency decision: add it to FUNCTION_CONCURRENCY in "
+                "stacks/config.py with its figure (or None) and the reason"
+            )
+        return self.functions[function].limit if self.reserve else None
+
+    @property
+    def total(self) -> int:
+        """What the stage reserves in all (0 with ``reserve=False``)."""
+        return sum(r.limit or 0 for r in self.functions.values()) if self.reserve else 0
+
+
 @dataclass(frozen=True)
 class Delivery:
     """How GitHub Actions deploys this stage (``stacks/delivery_stack.py``): what the OIDC deploy role trusts. The
@@ -262,8 +377,14 @@ class StageConfig:
     log_retention_days: int = 30
     noncurrent_version_days: int = 90  # data buckets keep old versions this long
     delivery: Delivery = field(default_factory=lambda: Delivery(smoke=True))
+    concurrency: ConcurrencySettings = field(default_factory=ConcurrencySettings)
 
     def __post_init__(self) -> None:
+        if not self.concurrency.reserve and self.retrain.cooldown_minutes < 1:
+            raise ValueError(
+                "concurrency: without reservations the retrain guard's DynamoDB claim is what keeps two alarms from "
+                "starting two runs, and it needs a cooldown: set retrain.cooldown_minutes >= 1 or reserve=True"
+            )
         for metric in self.gate_floors:
             if metric not in METRICS:
                 raise ValueError(f"gate_floors: {metric!r} is not a metric ({', '.join(METRICS)})")
@@ -423,7 +544,13 @@ def alarm_window_problem(period_seconds: int, evaluation_periods: int) -> str | 
 
 def _dev() -> StageConfig:
     sample = read_schema(DATASETS_DIR / f"{SAMPLE_DATASET}.yaml")
-    return StageConfig(stage="dev", dataset=sample, evaluation=EvaluationGate.from_gate(sample.evaluation_gate))
+    return StageConfig(
+        stage="dev",
+        dataset=sample,
+        evaluation=EvaluationGate.from_gate(sample.evaluation_gate),
+        # dev must deploy into a new account, whose concurrency quota can be 10: no reservation fits there
+        concurrency=ConcurrencySettings(reserve=False),
+    )
 
 
 def _prod() -> StageConfig:
@@ -447,6 +574,7 @@ def _prod() -> StageConfig:
         gate_floors={"auc": 0.75},  # prod deploys no binary model under AUC 0.75, whatever its declaration says
         log_retention_days=365,
         delivery=Delivery(environment="prod"),
+        concurrency=ConcurrencySettings(reserve=True),  # make deploy checks the account has room for them
     )
 
 

@@ -22,7 +22,9 @@ Guards, in order (the first that says no decides; every decision is returned wit
 
 "Now" is the alarm state's timestamp, so a late or retried delivery is judged at the moment the alarm changed.
 The execution name is derived from the alarm ARN and that timestamp: a duplicate delivery can never start a
-second execution (``ExecutionAlreadyExists``). The function also runs with reserved concurrency 1.
+second execution (``ExecutionAlreadyExists``). In a stage that reserves concurrency (prod) the function also runs
+with reserved concurrency 1, so decisions never overlap; without (dev, ``stacks.config.ConcurrencySettings``), two
+concurrent decisions can both pass ``running``, and the claim's cooldown condition refuses the second start.
 """
 
 from __future__ import annotations

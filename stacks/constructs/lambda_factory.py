@@ -98,7 +98,6 @@ class LambdaFactory(Construct):
         timeout: cdk.Duration | None = None,
         memory_mb: int = 256,
         with_pandas: bool = False,
-        reserved_concurrency: int | None = None,
         asynchronous: bool = False,
     ) -> lambda_.Function:
         """A function whose handler is ``lambdas.<handler>`` (e.g. ``start_pipeline.handler.handler``)."""
@@ -148,7 +147,7 @@ class LambdaFactory(Construct):
             log_group=log_group,
             role=role,
             layers=layers,
-            reserved_concurrent_executions=reserved_concurrency,
+            reserved_concurrent_executions=self._config.concurrency.reserved(construct_id),
             environment_encryption=self.key,
             dead_letter_queue=dead_letter_queue,
             environment={

@@ -134,7 +134,6 @@ class Monitoring(Construct):
             handler="retrain.handler.handler",
             description="Alarm action: starts a dataset's retraining unless cooldown, daily budget or a running "
             "execution",
-            reserved_concurrency=1,  # decisions are serialised: two alarms cannot both pass the guard
             environment={
                 "STATE_MACHINE_ARN": pipeline.state_machine.state_machine_arn,
                 "GUARD_TABLE": self.guard_table.table_name,

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from stacks.checkov_gate import skips_in
-from stacks.checkov_skips import NETWORK_PRIVATE, NOT_IN_VPC, SKIPS, apply_skips
+from stacks.checkov_skips import NETWORK_PRIVATE, NOT_IN_VPC, RESERVATIONS_OFF, SKIPS, apply_skips
+from stacks.config import FUNCTION_CONCURRENCY, load_config
 from stacks.mlops_stack import MlopsStack
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -40,19 +41,33 @@ def test_every_function_is_skipped_for_vpc_with_the_remaining_work(stage_templat
         assert not any("VpcConfig" in template["Resources"][f]["Properties"] for f in functions), stage
 
 
-def test_skips_are_per_resource_not_per_type(stack: MlopsStack, template_json: dict[str, Any]) -> None:
-    """A function with a dead-letter queue is not skipped for CKV_AWS_116, the retrain function (reserved
-    concurrency) not for CKV_AWS_115: a new asynchronous function without queue would fail the gate."""
-    resources = template_json["Resources"]
-    skipped = skips_in(template_json)
-    for logical_id, resource in resources.items():
-        if resource["Type"] != "AWS::Lambda::Function":
-            continue
-        properties = resource["Properties"]
-        assert ((logical_id, "CKV_AWS_116") in skipped) != ("DeadLetterConfig" in properties), logical_id
-        assert ((logical_id, "CKV_AWS_115") in skipped) != ("ReservedConcurrentExecutions" in properties), logical_id
-    retrain = stack.get_logical_id(stack.monitoring.retrain_fn.node.default_child)  # type: ignore[arg-type]
-    assert (stack.resolve(retrain), "CKV_AWS_115") not in skipped
+def test_skips_are_per_resource_not_per_type(stage_templates: dict[str, dict[str, Any]]) -> None:
+    """A function with a dead-letter queue is not skipped for CKV_AWS_116, a function with reserved concurrency
+    not for CKV_AWS_115: a new asynchronous function without queue would fail the gate."""
+    for stage, template in stage_templates.items():
+        skipped = skips_in(template)
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            properties = resource["Properties"]
+            assert ((logical_id, "CKV_AWS_116") in skipped) != ("DeadLetterConfig" in properties), logical_id
+            reserved = "ReservedConcurrentExecutions" in properties
+            assert ((logical_id, "CKV_AWS_115") in skipped) != reserved, (stage, logical_id)
+
+
+def test_each_unreserved_function_is_skipped_with_its_own_decision(stage_templates: dict[str, dict[str, Any]]) -> None:
+    """The CKV_AWS_115 reason of each of our functions is its decision in stacks/config.py FUNCTION_CONCURRENCY
+    (why no figure), or in a stage without reservations, why that stage has none."""
+    for stage, template in stage_templates.items():
+        concurrency = load_config(stage).concurrency
+        for logical_id, resource in template["Resources"].items():
+            construct_id = resource.get("Metadata", {}).get("aws:cdk:path", "").split("/")[-2:-1]
+            if resource["Type"] != "AWS::Lambda::Function" or construct_id[0] not in FUNCTION_CONCURRENCY:
+                continue
+            decision = FUNCTION_CONCURRENCY[construct_id[0]]
+            reason = skips_in(template).get((logical_id, "CKV_AWS_115"))
+            expected = decision.reason if decision.limit is None else None if concurrency.reserve else RESERVATIONS_OFF
+            assert reason == expected, (stage, construct_id)
 
 
 def test_checkov_metadata_written_elsewhere_is_refused(stack: MlopsStack) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_cdk import assertions
 from moto import mock_aws
 from moto.cloudwatch.models import cloudwatch_backends
 
@@ -127,10 +128,12 @@ def test_daily_ground_truth_can_trip_the_quality_alarm_and_pass_the_retrain_guar
     assert transition.timestamp == datetime.fromtimestamp(now, UTC)
 
 
-def test_retrain_lambda_is_serialised(resources: dict[str, Any]) -> None:
+def test_retrain_lambda_is_serialised_in_prod(prod_template: assertions.Template) -> None:
+    """dev deploys without reservations (a new account's quota): its guard relies on the DynamoDB claim alone
+    (tests/infrastructure/test_concurrency.py)."""
     (fn,) = [
         v
-        for k, v in of_type(resources, "AWS::Lambda::Function").items()
+        for k, v in of_type(prod_template.to_json()["Resources"], "AWS::Lambda::Function").items()
         if k.startswith("MonitoringRetrain") and "Role" not in k
     ]
     assert fn["Properties"]["ReservedConcurrentExecutions"] == 1
