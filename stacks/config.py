@@ -31,6 +31,11 @@ from stacks.pricing import ENDPOINT_HOURLY_USD
 Stage = Literal["dev", "prod"]
 DeploymentStrategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
 Approval = Literal["auto", "manual"]
+Network = Literal["public", "private"]
+"""``public``: the functions and jobs call AWS on its public regional endpoints (no VPC: nothing billed while idle).
+``private``: a VPC with isolated subnets only and VPC endpoints (``stacks/constructs/network.py``); the functions,
+the Glue job, the SageMaker jobs, models and endpoints run in it, with network isolation on the SageMaker
+containers. docs/performance.md ("Why dev stays public") says what each costs and what dev skips."""
 
 PROJECT = "mlops"
 DEFAULT_REGION = "us-east-1"
@@ -262,6 +267,7 @@ class StageConfig:
     log_retention_days: int = 30
     noncurrent_version_days: int = 90  # data buckets keep old versions this long
     delivery: Delivery = field(default_factory=lambda: Delivery(smoke=True))
+    network: Network = "public"
 
     def __post_init__(self) -> None:
         for metric in self.gate_floors:
@@ -447,6 +453,7 @@ def _prod() -> StageConfig:
         gate_floors={"auc": 0.75},  # prod deploys no binary model under AUC 0.75, whatever its declaration says
         log_retention_days=365,
         delivery=Delivery(environment="prod"),
+        network="private",
     )
 
 
