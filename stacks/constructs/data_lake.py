@@ -318,6 +318,13 @@ class DataLake(Construct):
         )
         self.etl_job.node.add_dependency(self.security_configuration)
 
+    @property
+    def installs_from_pypi(self) -> bool:
+        """The job installs modules from PyPI at start (``--additional-python-modules`` names packages, not S3
+        wheels): it needs a route to the internet, so it cannot run in an isolated subnet."""
+        modules = self.etl_job.default_arguments.get("--additional-python-modules", "")  # type: ignore[union-attr]
+        return any(m and not m.startswith("s3://") for m in str(modules).split(","))
+
     def run_in(self, network: Network) -> None:
         """Runs the ETL job in the VPC: a Glue ``NETWORK`` connection on the first isolated subnet (a job runs its
         workers in one subnet) with the Glue group, named in the job's ``Connections``. The role gets what Glue

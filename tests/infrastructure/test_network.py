@@ -3,12 +3,17 @@ subnets, no route out of the VPC, network isolation on the containers; dev (``ne
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_cdk import assertions
 
+from stacks.app import build_app
 from stacks.config import load_config
+from stacks.constructs.data_lake import DataLake
 from stacks.constructs.network import HTTPS, INTERFACE_ENDPOINTS
+from stacks.mlops_stack import MlopsStack
 from tests.infrastructure.helpers import definition, of_type
 
 
@@ -94,13 +99,40 @@ def test_prod_functions_all_run_in_the_isolated_subnets(prod: dict[str, Any]) ->
         assert _refs(vpc["SecurityGroupIds"]) == {_workload_group(prod)}, name
 
 
-def test_prod_glue_job_runs_through_its_network_connection(prod: dict[str, Any]) -> None:
+def test_prod_glue_job_stays_off_the_vpc_while_it_installs_from_pypi(prod: dict[str, Any]) -> None:
+    # Given the job's modules installed from PyPI at every start (no route out of the isolated subnets)
+    (job,) = of_type(prod, "AWS::Glue::Job").values()
+    assert "==" in job["Properties"]["DefaultArguments"]["--additional-python-modules"]
+    # Then it runs on Glue's network: a connection would make every ETL run fail at its pip install
+    assert "Connections" not in job["Properties"] and not of_type(prod, "AWS::Glue::Connection")
+
+
+def test_a_glue_job_that_ships_its_modules_runs_through_its_network_connection(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given a job that no longer installs from PyPI (its modules as S3 wheels)
+    monkeypatch.setattr(DataLake, "installs_from_pypi", property(lambda self: False))
+    app = build_app(stage="prod", outdir=str(tmp_path / "cdk.out"))
+    stack = app.node.find_child(load_config("prod").stack_name)
+    assert isinstance(stack, MlopsStack)
+    prod = dict(assertions.Template.from_stack(stack).to_json()["Resources"])
+    # Then its workers run in an isolated subnet through a NETWORK connection
     (connection_id, connection) = next(iter(of_type(prod, "AWS::Glue::Connection").items()))
     requirements = connection["Properties"]["ConnectionInput"]["PhysicalConnectionRequirements"]
     assert connection["Properties"]["ConnectionInput"]["ConnectionType"] == "NETWORK"
     assert requirements["SubnetId"]["Ref"] in _isolated_subnets(prod)
     (job,) = of_type(prod, "AWS::Glue::Job").values()
     assert job["Properties"]["Connections"] == {"Connections": [{"Ref": connection_id}]}
+
+
+def test_installs_from_pypi_reads_the_jobs_modules(tmp_path: Path) -> None:
+    app = build_app(stage="dev", outdir=str(tmp_path / "cdk.out"))
+    stack = app.node.find_child(load_config("dev").stack_name)
+    assert isinstance(stack, MlopsStack)
+    job = stack.lake.etl_job
+    assert stack.lake.installs_from_pypi  # pandas==..., pyarrow==..., numpy==...
+    job.default_arguments = {**dict(job.default_arguments), "--additional-python-modules": "s3://a/w/pandas.whl"}
+    assert not stack.lake.installs_from_pypi
 
 
 def _task(resources: dict[str, Any], resource: str) -> dict[str, Any]:
