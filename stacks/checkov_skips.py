@@ -52,13 +52,15 @@ class Skip:
             raise ValueError(f"checkov skip {self.check}: stages {sorted(self.stages)} not among {sorted(STAGES)}")
 
 
-NETWORK_PRIVATE = "issue 21's `network: private` stage setting"
+NETWORK_PRIVATE = "`network: private`"
 
 NOT_IN_VPC = Skip(
     "CKV_AWS_117",
-    "no VPC is built yet: every function of the stack, prod's too, calls the AWS APIs it uses (S3, DynamoDB, "
-    "SageMaker, Step Functions, SNS, CloudWatch) on their public regional endpoints (TLS, SigV4-signed, IAM-scoped); "
-    f"private subnets with VPC endpoints for the functions, jobs and endpoints are {NETWORK_PRIVATE}, not built",
+    "dev runs with `network: public` (stacks/config.py) to stay cheap: its functions call the AWS APIs they use "
+    "(S3, DynamoDB, SageMaker, Step Functions, SNS, CloudWatch) on their public regional endpoints (TLS, "
+    "SigV4-signed, IAM-scoped); the VPC's interface endpoints would bill about $5/day idle (docs/performance.md). "
+    "prod runs `network: private`: every function in the VPC's isolated subnets (tests/infrastructure/test_network.py)",
+    stages=frozenset({"dev"}),
 )
 CONCURRENCY_CHECK = "CKV_AWS_115"
 

@@ -31,6 +31,11 @@ from stacks.pricing import ENDPOINT_HOURLY_USD
 Stage = Literal["dev", "prod"]
 DeploymentStrategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
 Approval = Literal["auto", "manual"]
+Network = Literal["public", "private"]
+"""``public``: the functions and jobs call AWS on its public regional endpoints (no VPC: nothing billed while idle).
+``private``: a VPC with isolated subnets only and VPC endpoints (``stacks/constructs/network.py``); the functions,
+the Glue job, the SageMaker jobs, models and endpoints run in it, with network isolation on the SageMaker
+containers. docs/performance.md ("Why dev stays public") says what each costs and what dev skips."""
 
 PROJECT = "mlops"
 DEFAULT_REGION = "us-east-1"
@@ -378,6 +383,7 @@ class StageConfig:
     noncurrent_version_days: int = 90  # data buckets keep old versions this long
     delivery: Delivery = field(default_factory=lambda: Delivery(smoke=True))
     concurrency: ConcurrencySettings = field(default_factory=ConcurrencySettings)
+    network: Network = "public"
 
     def __post_init__(self) -> None:
         if not self.concurrency.reserve and self.retrain.cooldown_minutes < 1:
@@ -575,6 +581,7 @@ def _prod() -> StageConfig:
         log_retention_days=365,
         delivery=Delivery(environment="prod"),
         concurrency=ConcurrencySettings(reserve=True),  # make deploy checks the account has room for them
+        network="private",
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from constructs import IConstruct
 
-from stacks.pricing import PRICE_DATE, PRICE_REGION, idle_cost_per_day
+from stacks.pricing import PRICE_DATE, PRICE_REGION, idle_cost_per_day, interface_endpoints_cost_per_day
 
 
 @dataclass(frozen=True)
@@ -72,4 +72,11 @@ def table(stack: cdk.Stack) -> str:
         f"  {len(found)} dataset(s): {per_dataset} per-dataset + {total - per_dataset} shared = {total} resources; "
         f"idle endpoints ${sum(f.usd_per_day for f in found):.2f}/day"
     )
+    network = getattr(stack, "network", None)
+    if network is not None:  # network: private
+        endpoints, zones = len(network.interface_endpoints), len(network.subnet_ids)
+        lines.append(
+            f"  network: private: {endpoints} interface endpoints x {zones} AZs = "
+            f"${interface_endpoints_cost_per_day(endpoints, zones):.2f}/day idle (gateway endpoints free)"
+        )
     return "\n".join(lines)

@@ -25,11 +25,12 @@ from stacks.constructs.dead_letters import DeadLetters
 from stacks.constructs.lambda_factory import DOCUMENT_PATH, LambdaFactory
 from stacks.constructs.model_registry import ModelRegistry
 from stacks.constructs.monitoring import Monitoring
+from stacks.constructs.network import Network
 from stacks.constructs.promotion import PromotionAccess
 from stacks.constructs.serving import Serving
 from stacks.constructs.training_pipeline import TrainingPipeline
 from stacks.datasets import entry_point_files
-from stacks.nag import acknowledge_findings
+from stacks.nag import BUCKET_NOTIFICATIONS_HANDLER, acknowledge_findings
 from stacks.platform_document import build_platform
 
 
@@ -63,6 +64,14 @@ class MlopsStack(cdk.Stack):
             master_key=self.lake.key,
             enforce_ssl=True,
         )
+        self.network = (
+            Network(self, "Network", config=config, key=self.lake.key) if config.network == "private" else None
+        )
+        if self.network is not None and not self.lake.installs_from_pypi:
+            # The job pip-installs its modules from PyPI at every start (--additional-python-modules): in the
+            # isolated subnets, with no route out, that install and so every ETL run would fail. Until the job
+            # ships its environment (wheels in the assets bucket), it runs on Glue's own network, as in dev.
+            self.lake.run_in(self.network)
         self.dead_letters = DeadLetters(self, "DeadLetters", config=config, key=self.lake.key, topic=self.topic)
         self.lambdas = LambdaFactory(
             self,
@@ -71,6 +80,7 @@ class MlopsStack(cdk.Stack):
             document=generated[DOCUMENT_PATH],
             key=self.lake.key,
             dead_letters=self.dead_letters,
+            network=self.network,
         )
         self.pipeline = TrainingPipeline(
             self,
@@ -81,9 +91,17 @@ class MlopsStack(cdk.Stack):
             lambdas=self.lambdas,
             generated={**generated, **entry_point_files(schemas)},  # datasets' own training scripts
             topic=self.topic,
+            network=self.network,
         )
         self.serving = Serving(
-            self, "Serving", config=config, datasets=configs, lake=self.lake, lambdas=self.lambdas, topic=self.topic
+            self,
+            "Serving",
+            config=config,
+            datasets=configs,
+            lake=self.lake,
+            lambdas=self.lambdas,
+            topic=self.topic,
+            network=self.network,
         )
         self.monitoring = Monitoring(
             self,
@@ -113,6 +131,8 @@ class MlopsStack(cdk.Stack):
         self.monitoring.add_dataset_sections(list(self.datasets.values()))
         self.promotion = self._promotion_access(configs)
         self._outputs()
+        if self.network is not None:  # aws-cdk-lib's singleton, created by the buckets' EventBridge notifications
+            self.network.attach(self.node.find_child(BUCKET_NOTIFICATIONS_HANDLER))
         acknowledge_findings(self)
         apply_skips(self)
 

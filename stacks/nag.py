@@ -88,6 +88,9 @@ def wildcard_resource_actions(stack: MlopsStack) -> dict[iam.IRole, tuple[str, .
         (monitoring.retrain_fn, metrics),
     ):
         roles[_role(fn)] = actions
+    if stack.network is not None:  # the VPC's describe actions (stacks/constructs/network.py)
+        for role, describe in stack.network.granted.items():
+            roles[role] = (*roles.get(role, ()), *describe)
     return roles
 
 
@@ -107,6 +110,7 @@ def acknowledge_findings(stack: MlopsStack) -> None:
     _serving(stack)
     _monitoring(stack)
     _framework(stack)
+    _network(stack)
     _promotion(stack)
 
 
@@ -442,14 +446,7 @@ def _framework(stack: MlopsStack) -> None:
         "aws-cdk-lib's {what}: the managed policy grants log writes only; our own functions use roles scoped to "
         "their own log group (stacks/constructs/lambda_factory.py)"
     )
-    _ack(
-        stack.node.find_child(BUCKET_NOTIFICATIONS_HANDLER),
-        {basic_execution: why.format(what="BucketNotificationsHandler (turns on EventBridge delivery of the buckets)")},
-    )
-    _ack(
-        stack.serving.node.find_child("CleanupProvider"),
-        {basic_execution: why.format(what="custom-resource Provider onEvent function")},
-    )
+    _ack_framework(stack, basic_execution, why)
     for fn in stack.node.find_all():
         if isinstance(fn, cdk.aws_lambda.Function) and fn.runtime.name.startswith("python3.13"):
             _ack(
@@ -459,6 +456,40 @@ def _framework(stack: MlopsStack) -> None:
                     "stack uses (Powertools 3.37.0 and AWS SDK for pandas 3.17.1) are published"
                 },
             )
+
+
+def _network(stack: MlopsStack) -> None:
+    """A private stage: the roles that create network interfaces in the VPC (stacks/constructs/network.py)."""
+    if stack.network is None:
+        return
+    reason = (
+        "the network interfaces this role's service creates in the VPC get their ids only when created: "
+        "ec2:CreateNetworkInterface (also scoped to the VPC's subnets and security group) and the actions on the "
+        "interface it created need network-interface/* (EC2's resource type for an interface has no name to match)"
+    )
+    for role in stack.network.granted:
+        _ack(role, _arns(stack, {_account_arn("ec2", "network-interface/*"): reason}))
+    vpc_access = (
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]"
+    )
+    why = (
+        "aws-cdk-lib's {what} in the VPC: the managed policy grants the network-interface actions Lambda needs to "
+        "attach a function to it (AWS Lambda Developer Guide, 'Giving Lambda functions access to resources in an "
+        "Amazon VPC'); our own functions' roles hold the same actions scoped (stacks/constructs/network.py)"
+    )
+    _ack_framework(stack, vpc_access, why)
+
+
+def _ack_framework(stack: MlopsStack, finding: str, why: str) -> None:
+    """``finding`` on both aws-cdk-lib framework functions' constructs, ``why`` formatted with what each is."""
+    _ack(
+        stack.node.find_child(BUCKET_NOTIFICATIONS_HANDLER),
+        {finding: why.format(what="BucketNotificationsHandler (turns on EventBridge delivery of the buckets)")},
+    )
+    _ack(
+        stack.serving.node.find_child("CleanupProvider"),
+        {finding: why.format(what="custom-resource Provider onEvent function")},
+    )
 
 
 def _promotion(stack: MlopsStack) -> None:

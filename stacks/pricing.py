@@ -22,8 +22,17 @@ ENDPOINT_HOURLY_USD: dict[str, float] = {
     "ml.m5.2xlarge": 0.461,
 }
 HOURS_PER_DAY = 24
+INTERFACE_ENDPOINT_HOURLY_USD = 0.01
+"""An interface VPC endpoint, per Availability Zone it has a network interface in, per hour (AWS PrivateLink,
+https://aws.amazon.com/privatelink/pricing/, us-east-1, 2026-11; plus $0.01 per GB processed, nothing when idle).
+Gateway endpoints (S3, DynamoDB) cost nothing."""
 
 
 def idle_cost_per_day(instance_type: str, instances: int) -> float:
     """USD per day of ``instances`` endpoint instances of ``instance_type`` running idle (billed per hour up)."""
     return ENDPOINT_HOURLY_USD[instance_type] * instances * HOURS_PER_DAY
+
+
+def interface_endpoints_cost_per_day(endpoints: int, zones: int) -> float:
+    """USD per day of ``endpoints`` interface endpoints, each in ``zones`` Availability Zones, idle."""
+    return INTERFACE_ENDPOINT_HOURLY_USD * endpoints * zones * HOURS_PER_DAY

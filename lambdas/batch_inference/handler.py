@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from lambdas.batch_inference.logic import BatchDecision, BatchInference, BatchSettings, skip_reason
 from lambdas.shared.aws import client
 from lambdas.shared.idempotency import once_per
+from lambdas.shared.network import ids
 from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.s3_events import IDEMPOTENCY_KEY, S3Object, object_version
 from lambdas.shared.settings import from_environment
@@ -29,6 +30,8 @@ class Settings(BaseModel):
     OUTPUT_URI: str
     ENDPOINT_ROLE_ARN: str
     KMS_KEY_ARN: str
+    MODEL_SUBNETS: str = ""  # a private stage: the VPC of the models it creates (lambdas/shared/network.py)
+    MODEL_SECURITY_GROUPS: str = ""
     IDEMPOTENCY_TABLE: str
 
     def logic(self, dataset: Dataset) -> BatchSettings:
@@ -38,6 +41,8 @@ class Settings(BaseModel):
             input_prefix=dataset.names.batch_input_prefix,
             role_arn=self.ENDPOINT_ROLE_ARN,
             kms_key_arn=self.KMS_KEY_ARN,
+            model_subnets=ids(self.MODEL_SUBNETS),
+            model_security_groups=ids(self.MODEL_SECURITY_GROUPS),
             instance_type=str(dataset.serving["instance_type"]),
             resource_prefix=dataset.names.resource_prefix,
         )

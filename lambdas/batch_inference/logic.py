@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdas.shared import s3_events
+from lambdas.shared.network import model_network
 from lambdas.shared.s3_events import S3Object
 
 NAME_LIMIT = 63
@@ -47,6 +48,8 @@ class BatchSettings:
     kms_key_arn: str
     instance_type: str
     resource_prefix: str  # <prefix>-<dataset>
+    model_subnets: tuple[str, ...] = ()  # a private stage's models: VpcConfig and network isolation
+    model_security_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,7 @@ class BatchInference:
                 ModelName=name,
                 ExecutionRoleArn=self.settings.role_arn,
                 PrimaryContainer=primary,
+                **model_network(self.settings.model_subnets, self.settings.model_security_groups),
                 Tags=[{"Key": "model-package-arn", "Value": _tag(package["ModelPackageArn"])}],
             )
         except Exception as error:  # a concurrent upload created it first

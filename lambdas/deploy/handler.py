@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from lambdas.deploy.logic import Clients, Deployer, DeploySettings
 from lambdas.deploy.models import DeployEvent, ServingConfig
 from lambdas.shared.aws import client
+from lambdas.shared.network import ids
 from lambdas.shared.observability import logger, metrics, tracer
 from lambdas.shared.settings import from_environment
 from pipelines.platform import Dataset, platform
@@ -31,6 +32,8 @@ class Settings(BaseModel):
     ENDPOINT_ROLE_ARN: str
     DATA_CAPTURE_URI: str
     KMS_KEY_ARN: str
+    MODEL_SUBNETS: str = ""  # a private stage: the VPC of the models it creates (lambdas/shared/network.py)
+    MODEL_SECURITY_GROUPS: str = ""
 
     def logic(self, dataset: Dataset) -> DeploySettings:
         return DeploySettings(
@@ -40,6 +43,8 @@ class Settings(BaseModel):
             model_package_group=dataset.names.model_package_group,
             data_capture_uri=self.DATA_CAPTURE_URI,
             kms_key_arn=self.KMS_KEY_ARN,
+            model_subnets=ids(self.MODEL_SUBNETS),
+            model_security_groups=ids(self.MODEL_SECURITY_GROUPS),
             serving=ServingConfig.model_validate(dict(dataset.serving)),
             rollback_alarms=tuple(dataset.names.rollback_alarms),
             dataset=dataset.name,

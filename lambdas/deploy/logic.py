@@ -54,6 +54,7 @@ from lambdas.deploy.models import (
     Smoke,
 )
 from lambdas.shared.answers import json_answers
+from lambdas.shared.network import model_network
 from pipelines.schema import DatasetSchema
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ class DeploySettings:
     rollback_alarms: tuple[str, ...]
     dataset: str = ""  # the declared dataset this deployer serves (notifications name it)
     schema: DatasetSchema | None = None  # its declaration (the task: what a prediction looks like)
+    model_subnets: tuple[str, ...] = ()  # a private stage's models: VpcConfig and network isolation
+    model_security_groups: tuple[str, ...] = ()
 
 
 @dataclass
@@ -309,6 +312,7 @@ class Deployer:
             ModelName=name,
             ExecutionRoleArn=self.settings.role_arn,
             PrimaryContainer=primary,
+            **model_network(self.settings.model_subnets, self.settings.model_security_groups),
             Tags=[
                 {"Key": "model-package-arn", "Value": arn[-256:]},
                 {"Key": "model-version", "Value": model_version[:256]},

@@ -472,7 +472,8 @@ def run_training(
     config.mkdir(parents=True)
     for folder in ("model", "output/data", "code"):
         (opt_ml / folder).mkdir(parents=True, exist_ok=True)
-    hyperparameters = {k: str(v) for k, v in (request.get("HyperParameters") or {}).items()}
+    # a container path (the source archive of a network-isolated job, in its code channel) under the job's tree
+    hyperparameters = {k: relocate(str(v), root) for k, v in (request.get("HyperParameters") or {}).items()}
     (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"})

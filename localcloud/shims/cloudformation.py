@@ -291,6 +291,7 @@ class GlueJob(LocalResource):
         "NumberOfWorkers",
         "WorkerType",
         "ExecutionClass",
+        "Connections",
     )
 
     @classmethod
@@ -306,6 +307,45 @@ class GlueJob(LocalResource):
 
     def delete(self, account_id: str, region: str) -> None:
         _client("glue", region).delete_job(JobName=self.name)
+
+
+class GlueConnection(LocalResource):
+    """``AWS::Glue::Connection`` (a private stage's NETWORK connection of the ETL job) through CreateConnection;
+    ``Ref`` is the connection's name, as CloudFormation returns it."""
+
+    type_name = "AWS::Glue::Connection"
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        connection_input = dict(properties["ConnectionInput"])
+        connection_input.setdefault("ConnectionProperties", {})
+        _client("glue", region).create_connection(ConnectionInput=connection_input)
+        return cls(connection_input["Name"], region, account_id, properties)
+
+    def delete(self, account_id: str, region: str) -> None:
+        _client("glue", region).delete_connection(ConnectionName=self.name)
+
+
+class SecurityGroupEgress(LocalResource):
+    """``AWS::EC2::SecurityGroupEgress`` (a rule between two security groups; moto models only the ingress
+    resource) through AuthorizeSecurityGroupEgress. The local cloud filters no traffic: the rule is a record."""
+
+    type_name = "AWS::EC2::SecurityGroupEgress"
+
+    @classmethod
+    def create(cls, name: str, properties: dict[str, Any], account_id: str, region: str, context: dict[str, Any]):  # type: ignore[no-untyped-def]
+        permission: dict[str, Any] = {"IpProtocol": str(properties["IpProtocol"])}
+        for key in ("FromPort", "ToPort"):
+            if key in properties:
+                permission[key] = int(properties[key])
+        if "DestinationSecurityGroupId" in properties:
+            permission["UserIdGroupPairs"] = [{"GroupId": properties["DestinationSecurityGroupId"]}]
+        if "CidrIp" in properties:
+            permission["IpRanges"] = [{"CidrIp": properties["CidrIp"]}]
+        _client("ec2", region).authorize_security_group_egress(
+            GroupId=properties["GroupId"], IpPermissions=[permission]
+        )
+        return cls(f"{properties['GroupId']}-egress-{name}", region, account_id, properties)
 
 
 class ModelPackageGroup(LocalResource):
@@ -522,6 +562,8 @@ MODELS: tuple[type[LocalResource], ...] = (
     GlueDatabase,
     GlueSecurityConfiguration,
     GlueJob,
+    GlueConnection,
+    SecurityGroupEgress,
     ModelPackageGroup,
     BucketPolicy,
     TopicPolicy,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_glue as glue
@@ -15,6 +16,9 @@ from pipelines.platform import DATA_CAPTURE_PREFIX
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
 
+if TYPE_CHECKING:
+    from stacks.constructs.network import Network
+
 # Prefixes of the zones; those a user writes to or the per-dataset code reads (datasets/, ground-truth/,
 # batch-input/, data-capture/, monitoring/, manifests/) are defined in pipelines/platform.py
 QUARANTINE_PREFIX = "quarantine/"
@@ -25,6 +29,15 @@ BATCH_OUTPUT_PREFIX = "batch-output/"
 EVALUATIONS_PREFIX = "evaluations/"
 # The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml)
 ETL_PYTHON_MODULES = ("pandas", "pyarrow", "numpy")
+# What Glue reads of the VPC for a NETWORK connection (the Describe actions of AWSGlueServiceRole without a
+# resource type; ec2:DescribeVpcAttribute, which has one, is granted on the VPC)
+GLUE_NETWORK_DESCRIBE = (
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcEndpoints",
+)
 
 
 class DataLake(Construct):
@@ -304,6 +317,63 @@ class DataLake(Construct):
             },
         )
         self.etl_job.node.add_dependency(self.security_configuration)
+
+    @property
+    def installs_from_pypi(self) -> bool:
+        """The job installs modules from PyPI at start (``--additional-python-modules`` names packages, not S3
+        wheels): it needs a route to the internet, so it cannot run in an isolated subnet."""
+        modules = self.etl_job.default_arguments.get("--additional-python-modules", "")  # type: ignore[union-attr]
+        return any(m and not m.startswith("s3://") for m in str(modules).split(","))
+
+    def run_in(self, network: Network) -> None:
+        """Runs the ETL job in the VPC: a Glue ``NETWORK`` connection on the first isolated subnet (a job runs its
+        workers in one subnet) with the Glue group, named in the job's ``Connections``. The role gets what Glue
+        does with it (the ec2 actions of the AWS managed AWSGlueServiceRole: it creates and tags the workers'
+        network interfaces and reads the VPC's endpoints and route tables to check S3 is reachable)."""
+        subnet = network.vpc.isolated_subnets[0]
+        self.etl_connection = glue.CfnConnection(
+            self,
+            "EtlConnection",
+            catalog_id=cdk.Aws.ACCOUNT_ID,
+            connection_input=glue.CfnConnection.ConnectionInputProperty(
+                name=f"{self.config.prefix}-etl-network",
+                description="The ETL job's workers in the stage's isolated subnet",
+                connection_type="NETWORK",
+                physical_connection_requirements=glue.CfnConnection.PhysicalConnectionRequirementsProperty(
+                    availability_zone=subnet.availability_zone,
+                    subnet_id=subnet.subnet_id,
+                    security_group_id_list=[network.glue_group.security_group_id],
+                ),
+            ),
+        )
+        self.etl_job.connections = glue.CfnJob.ConnectionsListProperty(connections=[self.etl_connection.ref])
+        stack = cdk.Stack.of(self)
+        self.etl_role.add_to_policy(iam.PolicyStatement(actions=list(GLUE_NETWORK_DESCRIBE), resources=["*"]))
+        network.granted[self.etl_role] = GLUE_NETWORK_DESCRIBE
+        self.etl_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ec2:CreateNetworkInterface"],
+                resources=[
+                    stack.format_arn(service="ec2", resource="network-interface", resource_name="*"),
+                    stack.format_arn(service="ec2", resource="subnet", resource_name=subnet.subnet_id),
+                    stack.format_arn(
+                        service="ec2", resource="security-group", resource_name=network.glue_group.security_group_id
+                    ),
+                ],
+            )
+        )
+        self.etl_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ec2:DescribeVpcAttribute"],
+                resources=[stack.format_arn(service="ec2", resource="vpc", resource_name=network.vpc.vpc_id)],
+            )
+        )
+        self.etl_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ec2:DeleteNetworkInterface", "ec2:CreateTags", "ec2:DeleteTags"],
+                resources=[stack.format_arn(service="ec2", resource="network-interface", resource_name="*")],
+            )
+        )
 
 
 def pinned_requirements(names: tuple[str, ...]) -> list[str]:

@@ -9,6 +9,7 @@ that carries names only: what a function needs to know about a dataset is in the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -22,6 +23,9 @@ from pipelines.platform import DOCUMENT_NAME
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, asset_hash, bundling_options
 from stacks.constructs.dead_letters import DeadLetters
+
+if TYPE_CHECKING:
+    from stacks.constructs.network import Network
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.X86_64
@@ -46,7 +50,10 @@ class LambdaFactory(Construct):
     no KMS permission for it.
 
     ``asynchronous=True`` (a function EventBridge or a CloudWatch alarm invokes) gives the function a dead-letter
-    queue from ``dead_letters``, where Lambda puts an event that still fails after its retries."""
+    queue from ``dead_letters``, where Lambda puts an event that still fails after its retries.
+
+    ``network`` (a ``network: private`` stage) puts every function in the VPC's isolated subnets, in the workloads'
+    security group, its role allowed to manage the function's network interfaces there."""
 
     def __init__(
         self,
@@ -57,9 +64,11 @@ class LambdaFactory(Construct):
         document: bytes,
         key: kms.IKey,
         dead_letters: DeadLetters,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        self.network = network
         self.key = key
         self.dead_letters = dead_letters
         generated = {DOCUMENT_PATH: document}
@@ -130,6 +139,8 @@ class LambdaFactory(Construct):
             role.add_to_policy(
                 iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key.key_arn])
             )
+        if self.network is not None:
+            self.network.grant_function(role)
         layers = [self.powertools] + ([self.pandas_layer()] if with_pandas else [])
         layer_environment = PANDAS_LAYER_ENVIRONMENT if with_pandas else {}
         fn = lambda_.Function(
@@ -150,6 +161,9 @@ class LambdaFactory(Construct):
             reserved_concurrent_executions=self._config.concurrency.reserved(construct_id),
             environment_encryption=self.key,
             dead_letter_queue=dead_letter_queue,
+            vpc=self.network.vpc if self.network else None,
+            vpc_subnets=self.network.subnets if self.network else None,
+            security_groups=[self.network.workload_group] if self.network else None,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service,
                 "POWERTOOLS_METRICS_NAMESPACE": self._config.metrics_namespace,

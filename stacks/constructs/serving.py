@@ -13,6 +13,7 @@ update, everything on the stack's deletion.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
@@ -33,6 +34,9 @@ from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, r
 from stacks.constructs.tables import state_table
 from stacks.constructs.training_pipeline import TRANSIENT_ERRORS, registry_arns
 
+if TYPE_CHECKING:
+    from stacks.constructs.network import Network
+
 AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
 
 
@@ -47,6 +51,7 @@ class Serving(Construct):
         lake: DataLake,
         lambdas: LambdaFactory,
         topic: sns.ITopic,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -107,6 +112,12 @@ class Serving(Construct):
             )
         )
 
+        # a private stage's models (endpoints and batch transforms) run in the VPC: the deploy and batch functions
+        # put its VpcConfig on every model they create (lambdas/shared/network.py)
+        if network:
+            network.grant_sagemaker(self.endpoint_role)
+        model_network = network.environment() if network else {}
+
         # ---- guardrail alarms: every dataset's <prefix>-<dataset>-rollback-* (stacks/constructs/dataset.py) ----
         # "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms action on the
         # auto-rollback alarms you specify" (SageMaker Developer Guide, "Auto-Rollback Configuration and Monitoring")
@@ -131,6 +142,7 @@ class Serving(Construct):
                 "ENDPOINT_ROLE_ARN": self.endpoint_role.role_arn,
                 "DATA_CAPTURE_URI": self.data_capture_uri,
                 "KMS_KEY_ARN": lake.key.key_arn,
+                **model_network,
             },
         )
         self._grant_deploy(self.deploy_fn, config, lake)
@@ -183,6 +195,9 @@ class Serving(Construct):
             self,
             "CleanupProvider",
             on_event_handler=self.cleanup_fn,
+            vpc=network.vpc if network else None,
+            vpc_subnets=network.subnets if network else None,
+            security_groups=[network.workload_group] if network else None,
             provider_function_env_encryption=lake.key,
             log_group=logs.LogGroup(
                 self,
@@ -217,6 +232,7 @@ class Serving(Construct):
                 "ENDPOINT_ROLE_ARN": self.endpoint_role.role_arn,
                 "KMS_KEY_ARN": lake.key.key_arn,
                 "IDEMPOTENCY_TABLE": self.batch_idempotency.table_name,
+                **model_network,
             },
         )
         self.batch_fn.add_to_role_policy(

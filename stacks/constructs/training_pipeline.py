@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
@@ -33,6 +33,9 @@ from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, MODE
 from stacks.constructs.images import sklearn_image_uri
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
 from stacks.constructs.tables import state_table
+
+if TYPE_CHECKING:
+    from stacks.constructs.network import Network
 
 # Errors worth retrying: throttling and transient service faults, never a failed job.
 TRANSIENT_ERRORS = [
@@ -53,6 +56,11 @@ TRAINING_PROGRAM = "pipelines/training/train.py"
 SOURCE_PACKAGES = ("pipelines",)
 SOURCEDIR_ARCHIVE = "sourcedir.tar.gz"  # sagemaker_submit_directory must be a tar.gz
 PROCESSING_CODE_DIR = "/opt/ml/processing/code"
+CODE_CHANNEL = "code"
+"""A network-isolated training container cannot download ``sagemaker_submit_directory`` from S3 (only SageMaker
+itself reads the input channels, through the VPC): the source archive comes in as this channel and the toolkit
+extracts it from the container path, as the SageMaker Python SDK does for an isolated framework estimator."""
+CHANNELS_DIR = "/opt/ml/input/data"
 # sh -c '<script>' <$0> <args...>: "$@" hands the job's ContainerArguments to the evaluation module. The
 # code input holds the source archive under its S3 object name (the asset hash), hence the glob.
 EVALUATION_ENTRYPOINT = [
@@ -78,10 +86,12 @@ class TrainingPipeline(Construct):
         lambdas: LambdaFactory,
         generated: Generated,
         topic: sns.ITopic,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
         self.datasets = tuple(datasets)
+        self.network = network
         stack = cdk.Stack.of(self)
         image = sklearn_image_uri(
             config.region, config.training.sklearn_framework_version, config.training.instance_type
@@ -143,6 +153,8 @@ class TrainingPipeline(Construct):
             )
         )
         self.sagemaker_role.add_to_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        if network:
+            network.grant_sagemaker(self.sagemaker_role)
         self.sagemaker_role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -280,6 +292,31 @@ class TrainingPipeline(Construct):
             )
         )
 
+    def _training_network(self) -> dict[str, Any]:
+        """CreateTrainingJob's network settings in a private stage: the VPC, no network access from the container
+        (the scikit-learn script reads its channels and writes /opt/ml/model, nothing else), and encrypted traffic
+        between the instances of a multi-instance job."""
+        if self.network is None:
+            return {}
+        return {
+            "VpcConfig": self.network.vpc_config(),
+            "EnableNetworkIsolation": True,
+            "EnableInterContainerTrafficEncryption": True,
+        }
+
+    def _processing_network(self) -> dict[str, Any]:
+        """CreateProcessingJob's ``NetworkConfig`` in a private stage: the evaluation reads its inputs and writes
+        its report under /opt/ml/processing, its code arrives as an input: it needs no network either."""
+        if self.network is None:
+            return {}
+        return {
+            "NetworkConfig": {
+                "VpcConfig": self.network.vpc_config(),
+                "EnableNetworkIsolation": True,
+                "EnableInterContainerTrafficEncryption": True,
+            }
+        }
+
     def _state_machine(self, config: StageConfig, lake: DataLake, image: str, topic: sns.ITopic) -> sfn.StateMachine:
         # ---- failure path: explain -> notify -> fail ----
         explain = tasks.LambdaInvoke(
@@ -356,8 +393,23 @@ class TrainingPipeline(Construct):
             **stage_hyperparameters(config.training.hyperparameters.items()),
             # the toolkit json.loads every value: the dataset name as a JSON string literal ("churn")
             f"{DATASET_HYPERPARAMETER}.$": "States.JsonToString($.dataset)",
-            **sagemaker_hyperparameters(self.source_dir.s3_object_url, config.region),
+            **sagemaker_hyperparameters(
+                f"{CHANNELS_DIR}/{CODE_CHANNEL}/{self.source_dir.s3_object_key}"
+                if self.network
+                else self.source_dir.s3_object_url,
+                config.region,
+            ),
         }
+        code_channel = (
+            [
+                {
+                    "ChannelName": CODE_CHANNEL,
+                    "DataSource": {"S3DataSource": {"S3Uri": self.source_dir.s3_object_url, "S3DataType": "S3Prefix"}},
+                }
+            ]
+            if self.network
+            else []
+        )
         # A CustomState rather than tasks.SageMakerCreateTrainingJob, whose S3Location renders an https URL for a
         # bucket (SageMaker takes the host for the bucket) and, for channels from JSON paths, grants s3:GetObject and
         # s3:ListBucket on every bucket; it also grants sagemaker:ListTags on "*". Its IAM is granted below, scoped.
@@ -391,7 +443,8 @@ class TrainingPipeline(Construct):
                                     "ContentType": "application/x-parquet",
                                 }
                                 for split in ("train", "validation")
-                            ],
+                            ]
+                            + code_channel,
                             "OutputDataConfig": {
                                 "S3OutputPath": f"s3://{lake.artifacts.bucket_name}/{MODELS_PREFIX}",
                                 "KmsKeyId": lake.key.key_arn,
@@ -405,6 +458,7 @@ class TrainingPipeline(Construct):
                             "StoppingCondition": {"MaxRuntimeInSeconds": config.training.max_runtime_seconds},
                             "HyperParameters": hyperparameters,
                             "Environment": {"MODEL_VERSION.$": "$.prepared.model_version"},
+                            **self._training_network(),
                         },
                         "ResultSelector": {
                             "job_name.$": "$.TrainingJobName",
@@ -480,6 +534,7 @@ class TrainingPipeline(Construct):
                                 }
                             },
                             "StoppingCondition": {"MaxRuntimeInSeconds": config.training.max_runtime_seconds},
+                            **self._processing_network(),
                         },
                         "ResultSelector": {"job_name.$": "$.ProcessingJobName"},
                         "ResultPath": "$.evaluation_job",

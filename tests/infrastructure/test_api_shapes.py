@@ -46,6 +46,8 @@ FORMS = {
     ("AWS::DynamoDB::Table", "Arn"): "arn:aws:dynamodb:{region}:{account}:table/{name}",
     ("AWS::StepFunctions::StateMachine", "Ref"): "arn:aws:states:{region}:{account}:stateMachine:{name}",
     ("AWS::StepFunctions::StateMachine", "Arn"): "arn:aws:states:{region}:{account}:stateMachine:{name}",
+    ("AWS::EC2::Subnet", "Ref"): "subnet-0123456789abcdef0",
+    ("AWS::EC2::SecurityGroup", "GroupId"): "sg-0123456789abcdef0",
 }
 
 

@@ -212,3 +212,23 @@ def test_each_dataset_scores_with_its_own_champion(sm: Any) -> None:
     assert decision["started"] is False
     assert decision["reason"] == "no Approved model package in mlops-dev-energy: nothing to score with"
     assert jobs(sm) == []
+
+
+def test_a_private_stage_scores_with_a_model_in_the_vpc_with_network_isolation(
+    sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the function of a network: private stage (the stack sets the VPC's subnets and group) and a champion
+    monkeypatch.setenv("MODEL_SUBNETS", "subnet-a,subnet-b")
+    monkeypatch.setenv("MODEL_SECURITY_GROUPS", "sg-1")
+    batch_handler.settings.cache_clear()
+    package(sm, 1)
+    requests: list[dict[str, Any]] = []
+    sm.meta.events.register("provide-client-params.sagemaker.CreateModel", lambda params, **_: requests.append(params))
+    settings = batch_handler.settings().logic(platform().dataset("churn"))
+    # When an upload is scored
+    decision = BatchInference(sm, settings).start(S3Object("raw-bucket", f"{INPUT}march.csv", "v1", 1))
+    # Then the transform job's model runs in the VPC with network isolation (a transform job runs in its model's)
+    assert decision.started is True
+    (request,) = requests
+    assert request["VpcConfig"] == {"Subnets": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]}
+    assert request["EnableNetworkIsolation"] is True

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from lambdas.deploy.logic import (
+    Deployer,
     DeploymentConflict,
     FleetTooSmall,
     PackageNotDeployable,
@@ -408,3 +410,35 @@ def test_explain_failure_reads_a_lambda_error_and_a_service_error(cloud: Cloud) 
     timeout = {**lambda_error, "error": {"Error": "States.Timeout", "Cause": ""}}
     failure = steps.handle("explain_failure", "exec-9", DeploymentState.model_validate(timeout))
     assert (failure["outcome"], failure["reason"]) == ("timed_out", "States.Timeout")
+
+
+def _create_model_requests(cloud: Cloud) -> list[dict[str, Any]]:
+    """The CreateModel requests the deployer sends (moto keeps VpcConfig, not EnableNetworkIsolation)."""
+    requests: list[dict[str, Any]] = []
+    cloud.sm.meta.events.register(
+        "provide-client-params.sagemaker.CreateModel", lambda params, **_: requests.append(dict(params))
+    )
+    return requests
+
+
+def test_a_private_stage_creates_its_models_in_the_vpc_with_network_isolation(cloud: Cloud) -> None:
+    # Given the deployer of a network: private stage (MODEL_SUBNETS / MODEL_SECURITY_GROUPS set)
+    public = deployer(cloud)
+    settings = replace(public.settings, model_subnets=("subnet-a", "subnet-b"), model_security_groups=("sg-1",))
+    requests = _create_model_requests(cloud)
+    # When a package deploys
+    run = run_deployment(Deployer(settings, public.clients), cloud.register(1))
+    # Then its model (the candidate's too: one model per package) runs in the VPC with network isolation
+    assert run.error is None
+    (request,) = requests
+    assert request["VpcConfig"] == {"Subnets": ["subnet-a", "subnet-b"], "SecurityGroupIds": ["sg-1"]}
+    assert request["EnableNetworkIsolation"] is True
+    assert cloud.sm.describe_model(ModelName=f"{ENDPOINT}-v1")["VpcConfig"] == request["VpcConfig"]
+
+
+def test_a_public_stage_creates_its_models_without_a_vpc(cloud: Cloud) -> None:
+    requests = _create_model_requests(cloud)
+    run = run_deployment(deployer(cloud), cloud.register(1))
+    assert run.error is None
+    (request,) = requests
+    assert "VpcConfig" not in request and "EnableNetworkIsolation" not in request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -426,3 +427,28 @@ def test_run_processing_failure_names_the_error_and_the_command(s3: Any, tmp_pat
     result = jobs.run_processing(s3, request, tmp_path, "https://unused", REGION)
     assert not result.ok
     assert result.reason.startswith("AlgorithmError: KeyError: 'challenger' (exit code 1; python3 -c ")
+
+
+def test_run_training_of_an_isolated_job_takes_its_code_from_the_code_channel(s3: Any, tmp_path: Path) -> None:
+    """A network-isolated job (a private stage's) gets its source archive as the ``code`` channel and names its
+    container path as ``sagemaker_submit_directory``: the runner relocates that path under the job's tree."""
+    # Given the source archive in S3 and a job that names it by its container path
+    put(s3, "curated/train/part-0.csv")
+    code = tmp_path / "isolated-code"
+    code.mkdir()
+    (code / "train.py").write_text(source('print("from the code channel"); print("validation:auc=0.5;")'))
+    archive = tmp_path / "abc123.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(code / "train.py", arcname="train.py")
+    s3.upload_file(str(archive), "jobs", "assets/abc123.gz")
+    name = unique("isolated")
+    request = training_request(tmp_path, "", name)
+    request["HyperParameters"]["sagemaker_submit_directory"] = json.dumps("/opt/ml/input/data/code/abc123.gz")
+    request["InputDataConfig"].append(
+        {"ChannelName": "code", "DataSource": {"S3DataSource": {"S3Uri": "s3://jobs/assets/abc123.gz"}}}
+    )
+    # When the job runs
+    result = jobs.run_training(s3, request, tmp_path, "https://unused", REGION)
+    # Then the toolkit extracted the archive from the channel and ran its script
+    assert result.ok, result.log
+    assert "from the code channel" in result.log

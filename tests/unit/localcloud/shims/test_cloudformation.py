@@ -442,6 +442,20 @@ def test_a_stack_with_its_own_handler_deletes_in_any_order(runtime: LambdaRuntim
     assert next(e["RequestType"] for e in cfn_events(runtime)) == "Create"
 
 
+PRIVATE_NETWORK_TYPES = (
+    "AWS::EC2::VPC",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::RouteTable",
+    "AWS::EC2::SubnetRouteTableAssociation",
+    "AWS::EC2::SecurityGroup",
+    "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::SecurityGroupEgress",
+    "AWS::EC2::VPCEndpoint",
+    "AWS::EC2::FlowLog",
+    "AWS::Glue::Connection",
+)
+
+
 @pytest.mark.parametrize(
     ("resource_type", "missing"),
     [
@@ -449,6 +463,8 @@ def test_a_stack_with_its_own_handler_deletes_in_any_order(runtime: LambdaRuntim
         ("AWS::CloudWatch::Alarm", []),
         ("Custom::Anything", []),
         ("AWS::S3::Bucket", []),
+        # a private stage's network (prod): moto's EC2 models and this shim's
+        *((kind, []) for kind in PRIVATE_NETWORK_TYPES),
     ],
 )
 def test_unsupported_types(resource_type: str, missing: list[str]) -> None:
@@ -547,3 +563,34 @@ def test_the_stacks_functions_log_where_the_template_says_and_use_the_public_lay
             "Layers", []
         ):
             assert layer["Arn"] in layer_values, (logical_id, layer["Arn"])
+
+
+def test_a_glue_network_connection_and_a_group_to_group_egress_rule_are_created(aws: None) -> None:
+    # Given a VPC with a security group (moto's models)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.40.0.0/20")["Subnet"]
+    group = ec2.create_security_group(GroupName="glue", Description="glue", VpcId=vpc)["GroupId"]
+    # When the shim creates a NETWORK connection and a self-referencing egress rule
+    connection_input = {
+        "Name": "etl-network",
+        "ConnectionType": "NETWORK",
+        "PhysicalConnectionRequirements": {
+            "AvailabilityZone": subnet["AvailabilityZone"],
+            "SubnetId": subnet["SubnetId"],
+            "SecurityGroupIdList": [group],
+        },
+    }
+    connection = shim.GlueConnection.create("Conn", {"ConnectionInput": connection_input}, ACCOUNT, REGION, {})
+    properties = {"GroupId": group, "IpProtocol": "tcp", "FromPort": 0, "ToPort": 65535}
+    shim.SecurityGroupEgress.create("Egress", {**properties, "DestinationSecurityGroupId": group}, ACCOUNT, REGION, {})
+    # Then Glue has the connection under its name and the group the rule
+    found = boto3.client("glue", region_name=REGION).get_connection(Name="etl-network")["Connection"]
+    assert (connection.physical_resource_id, found["Name"]) == ("etl-network", "etl-network")
+    assert found["PhysicalConnectionRequirements"]["SubnetId"] == subnet["SubnetId"]
+    (described,) = ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"]
+    assert {
+        (rule.get("ToPort"), pair["GroupId"])
+        for rule in described["IpPermissionsEgress"]
+        for pair in rule["UserIdGroupPairs"]
+    } == {(65535, group)}
