@@ -4,12 +4,14 @@
 - ``own-boosting``, ``own-forest``, ``own-linear``: each built-in estimator (histogram gradient boosting,
   random forest, logistic regression) with declared hyperparameters;
 - ``own-script``: ``entry_point`` a directory holding the script ``mlops model init`` scaffolds, unedited;
-- ``own-crash``: ``entry_point`` a script that raises in its feature engineering.
+- ``own-crash``: ``entry_point`` a script that raises in its feature engineering;
+- ``own-no-model``: ``entry_point`` a script that fits but saves no model.
 
 The first four train, pass the gate, are registered with their lineage (which estimator or script, with which
-hyperparameters) and serve the task's answer; the crashing one fails, its notification carries the script's own
-error, and nothing is registered. An ``entry_point`` is a directory of the repository (the synth ships it in
-the training source archive), so the scripts are written under ``tests/e2e/`` for the module and removed after.
+hyperparameters) and serve the task's answer; the last two fail, their notifications carry the script's reason
+(its traceback's tail, or the missing model), and nothing is registered. An ``entry_point`` is a directory of the
+repository (the synth ships it in the training source archive), so the scripts are written under ``tests/e2e/``
+for the module and removed after.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import tarfile
 import uuid
@@ -44,12 +47,14 @@ FOREST = "own-forest"
 LINEAR = "own-linear"
 SCRIPT = "own-script"
 CRASH = "own-crash"
+NO_MODEL = "own-no-model"
 MODELS = {
     BOOSTING: "model:\n  estimator: hist_gradient_boosting\n  hyperparameters: {max_iter: 60, learning_rate: 0.2}\n",
     FOREST: "model:\n  estimator: random_forest\n  hyperparameters: {n_estimators: 30, max_depth: 8}\n",
     LINEAR: "model:\n  estimator: linear\n  hyperparameters: {C: 0.5}\n",
     SCRIPT: "model:\n  entry_point: {scripts}/{name}\n  hyperparameters: {n_estimators: 25, min_samples_leaf: 3}\n",
     CRASH: "model:\n  entry_point: {scripts}/{name}\n",
+    NO_MODEL: "model:\n  entry_point: {scripts}/{name}\n",
 }
 CRASHING_SCRIPT = '''"""Feature engineering gone wrong: the job must fail with this script's reason."""
 
@@ -64,6 +69,15 @@ args = byo.arguments()
 data = byo.training_data(args.dataset)
 engineer(data.train.X)
 '''
+SILENT_SCRIPT = '''"""Fits, reports, and forgets to save: the job must say so."""
+
+from sklearn.dummy import DummyClassifier
+
+from pipelines.training import byo
+
+data = byo.training_data(byo.arguments().dataset)
+print("score", DummyClassifier().fit(data.train.X, data.train.y).score(data.validation.X, data.validation.y))
+'''
 
 
 @dataclass
@@ -77,7 +91,7 @@ class Own:
 
 @pytest.fixture(scope="module")
 def declared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
-    """A declarations folder of the five datasets (churn's declaration, renamed, with a ``model:`` section) and
+    """A declarations folder of the datasets (churn's declaration, renamed, with a ``model:`` section) and
     the ``entry_point`` of each script dataset; the scripts live in a folder of the repository for the module."""
     folder = tmp_path_factory.mktemp("declared")
     scripts = ROOT / "tests" / "e2e" / f"_own_models_{uuid.uuid4().hex[:8]}"  # the synth reads it in the repository
@@ -91,9 +105,10 @@ def declared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
         script, snippet = model_cli.init(SCRIPT, datasets=folder, models=scripts, force=False)
         assert script == scripts / SCRIPT / ENTRY_POINT_SCRIPT
         assert f"entry_point: {scripts.relative_to(ROOT).as_posix()}/{SCRIPT}" in snippet, snippet
-        (scripts / CRASH).mkdir()
-        (scripts / CRASH / ENTRY_POINT_SCRIPT).write_text(CRASHING_SCRIPT)
-        for name in (SCRIPT, CRASH):
+        for name, text in ((CRASH, CRASHING_SCRIPT), (NO_MODEL, SILENT_SCRIPT)):
+            (scripts / name).mkdir()
+            (scripts / name / ENTRY_POINT_SCRIPT).write_text(text)
+        for name in (SCRIPT, CRASH, NO_MODEL):
             entry_points[name] = read_schema(folder / f"{name}.yaml").model_spec.lineage
         yield folder, entry_points
     finally:
@@ -102,7 +117,7 @@ def declared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
 
 @heavy_fixture
 def own(declared: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Own]:
-    """The stack synthesized from the five declarations and deployed; each dataset's sample uploaded at once;
+    """The stack synthesized from the declarations and deployed; each dataset's sample uploaded at once;
     returns once every pipeline run (and the deployments of those that succeeded) finished."""
     folder, entry_points = declared
     assembly = provision.synth("dev", tmp_path_factory.mktemp("assembly-own"), datasets_dir=folder)
@@ -199,16 +214,30 @@ def test_each_declared_model_trains_registers_its_lineage_and_serves(
     assert answer["model_version"] == metadata["model_version"]
 
 
-def test_a_crashing_script_fails_with_its_reason_in_the_notification_and_registers_nothing(own: Own) -> None:
-    # Given the dataset whose script raises during its feature engineering
-    lc, run = own.lcs[CRASH], own.runs[CRASH]
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        # the last lines of the script's traceback: where it raised and the error
+        (
+            CRASH,
+            "failed: .*line 7, in engineer [|] raise ValueError.* [|] "
+            "ValueError: bad feature engineering: 11 columns, expected 3",
+        ),
+        (NO_MODEL, "wrote no model: save it with pipelines.training.byo.save_model[(]model[)] [(]model.joblib[)]"),
+    ],
+)
+def test_a_failing_script_fails_the_run_with_its_reason_in_the_notification_and_registers_nothing(
+    own: Own, name: str, reason: str
+) -> None:
+    # Given the dataset whose script raises during its feature engineering, or saves no model
+    lc, run = own.lcs[name], own.runs[name]
 
     # Then its run failed, nothing was registered or deployed
     assert run.status == "FAILED", run.status
     assert lc.packages() == []
-    assert CRASH not in own.deployments and lc.endpoint() is None
+    assert name not in own.deployments and lc.endpoint() is None
 
-    # and the failure notification names the dataset and carries the script's own error (its traceback's tail)
+    # and the failure notification names the dataset and the stage, and carries the script's own reason
     notes = [
         n
         for n in lc.read_notifications()
@@ -216,8 +245,9 @@ def test_a_crashing_script_fails_with_its_reason_in_the_notification_and_registe
     ]
     assert len(notes) == 1, lc.notifications
     subject, message = notes[0]["subject"], notes[0]["message"]
-    assert f"{CRASH} training pipeline failed in training" in subject, subject
-    (reason,) = [line for line in message.splitlines() if line.startswith("Reason: ")]
-    assert f"{CRASH}/{ENTRY_POINT_SCRIPT} failed: " in reason, reason
-    assert reason.rstrip().endswith("ValueError: bad feature engineering: 11 columns, expected 3"), reason
+    assert f"{name} training pipeline failed in training" in subject, subject
+    (line,) = [line for line in message.splitlines() if line.startswith("Reason: ")]
+    script = own.entry_points[name].removeprefix("entry_point=") + "/" + ENTRY_POINT_SCRIPT
+    # (as SageMaker words a job's failure: AlgorithmError, then the job's own error)
+    assert re.fullmatch(f"Reason: AlgorithmError: EntryPointError: {re.escape(script)} {reason}", line.rstrip()), line
     assert "No model package was registered by this execution." in message, message
