@@ -1,0 +1,253 @@
+"""Bring your own model (issue 18) on one local cloud: datasets declared from the churn sample, each with its own
+``model:`` section, uploaded side by side.
+
+- ``own-boosting``, ``own-forest``, ``own-linear``: each built-in estimator (histogram gradient boosting,
+  random forest, logistic regression) with declared hyperparameters;
+- ``own-script``: ``entry_point`` a directory holding the script ``mlops model init`` scaffolds, unedited;
+- ``own-crash``: ``entry_point`` a script that raises in its feature engineering;
+- ``own-no-model``: ``entry_point`` a script that fits but saves no model.
+
+The first four train, pass the gate, are registered with their lineage (which estimator or script, with which
+hyperparameters) and serve the task's answer; the last two fail, their notifications carry the script's reason
+(its traceback's tail, or the missing model), and nothing is registered. An ``entry_point`` is a directory of the
+repository (the synth ships it in the training source archive), so the scripts are written under ``tests/e2e/``
+for the module and removed after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import tarfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from cli import model as model_cli
+from localcloud import provision
+from localcloud.cloud import LocalCloud
+from localcloud.lifecycle import SAMPLES, Execution, Lifecycle
+from localcloud.report import answers_as_its_task
+from localcloud.runtime.journal import journal
+from pipelines.schema import ENTRY_POINT_SCRIPT
+from stacks.datasets import DATASETS_DIR, ROOT, read_schema
+from tests.tiers import heavy_fixture
+
+ROWS = 3000  # of the churn sample: enough for each model to pass churn's gate (AUC floor 0.70), quick to train
+BOOSTING = "own-boosting"
+FOREST = "own-forest"
+LINEAR = "own-linear"
+SCRIPT = "own-script"
+CRASH = "own-crash"
+NO_MODEL = "own-no-model"
+MODELS = {
+    BOOSTING: "model:\n  estimator: hist_gradient_boosting\n  hyperparameters: {max_iter: 60, learning_rate: 0.2}\n",
+    FOREST: "model:\n  estimator: random_forest\n  hyperparameters: {n_estimators: 30, max_depth: 8}\n",
+    LINEAR: "model:\n  estimator: linear\n  hyperparameters: {C: 0.5}\n",
+    SCRIPT: "model:\n  entry_point: {scripts}/{name}\n  hyperparameters: {n_estimators: 25, min_samples_leaf: 3}\n",
+    CRASH: "model:\n  entry_point: {scripts}/{name}\n",
+    NO_MODEL: "model:\n  entry_point: {scripts}/{name}\n",
+}
+CRASHING_SCRIPT = '''"""Feature engineering gone wrong: the job must fail with this script's reason."""
+
+from pipelines.training import byo
+
+
+def engineer(frame):
+    raise ValueError(f"bad feature engineering: {len(frame.columns)} columns, expected 3")
+
+
+args = byo.arguments()
+data = byo.training_data(args.dataset)
+engineer(data.train.X)
+'''
+SILENT_SCRIPT = '''"""Fits, reports, and forgets to save: the job must say so."""
+
+from sklearn.dummy import DummyClassifier
+
+from pipelines.training import byo
+
+data = byo.training_data(byo.arguments().dataset)
+print("score", DummyClassifier().fit(data.train.X, data.train.y).score(data.validation.X, data.validation.y))
+'''
+
+
+@dataclass
+class Own:
+    cloud: LocalCloud
+    lcs: dict[str, Lifecycle]
+    runs: dict[str, Execution]
+    deployments: dict[str, Execution]
+    entry_points: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def declared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A declarations folder of the datasets (churn's declaration, renamed, with a ``model:`` section) and
+    the ``entry_point`` of each script dataset; the scripts live in a folder of the repository for the module."""
+    folder = tmp_path_factory.mktemp("declared")
+    scripts = ROOT / "tests" / "e2e" / f"_own_models_{uuid.uuid4().hex[:8]}"  # the synth reads it in the repository
+    churn = (DATASETS_DIR / "churn.yaml").read_text()
+    entry_points = {}
+    try:
+        for name, section in MODELS.items():
+            model = section.replace("{scripts}", scripts.relative_to(ROOT).as_posix()).replace("{name}", name)
+            (folder / f"{name}.yaml").write_text(churn.replace("name: churn", f"name: {name}", 1) + model)
+        # the user's journey: `mlops model init --dataset own-script`, the script left as scaffolded
+        script, snippet = model_cli.init(SCRIPT, datasets=folder, models=scripts, force=False)
+        assert script == scripts / SCRIPT / ENTRY_POINT_SCRIPT
+        assert f"entry_point: {scripts.relative_to(ROOT).as_posix()}/{SCRIPT}" in snippet, snippet
+        for name, text in ((CRASH, CRASHING_SCRIPT), (NO_MODEL, SILENT_SCRIPT)):
+            (scripts / name).mkdir()
+            (scripts / name / ENTRY_POINT_SCRIPT).write_text(text)
+        for name in (SCRIPT, CRASH, NO_MODEL):
+            entry_points[name] = read_schema(folder / f"{name}.yaml").model_spec.lineage
+        yield folder, entry_points
+    finally:
+        shutil.rmtree(scripts, ignore_errors=True)
+
+
+@heavy_fixture
+def own(declared: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Own]:
+    """The stack synthesized from the declarations and deployed; each dataset's sample uploaded at once;
+    returns once every pipeline run (and the deployments of those that succeeded) finished."""
+    folder, entry_points = declared
+    assembly = provision.synth("dev", tmp_path_factory.mktemp("assembly-own"), datasets_dir=folder)
+    journal.clear()
+    cloud = LocalCloud(workdir=tmp_path_factory.mktemp("cloud-own")).start()
+    try:
+        deployment = cloud.deploy("dev", assembly=assembly)
+        first = Lifecycle(cloud, deployment, read_schema(folder / f"{FOREST}.yaml"))
+        first.subscribe()
+        lcs = {name: first.for_dataset(read_schema(folder / f"{name}.yaml")) for name in MODELS}
+        sample = pd.read_csv(SAMPLES / "churn.csv").head(ROWS)
+        for name, lc in lcs.items():
+            lc.upload(sample, f"{name}.csv")
+        runs = {name: lc.wait_for_new_execution(lc.training_machine, [], 1200) for name, lc in lcs.items()}
+        deployments = {
+            name: lc.wait_for_new_execution(lc.deployment_machine, [], 900)
+            for name, lc in lcs.items()
+            if runs[name].status == "SUCCEEDED"
+        }
+        cloud.settle()
+        yield Own(cloud, lcs, runs, deployments, entry_points)
+    finally:
+        cloud.stop()
+
+
+def _metadata(package: dict[str, Any]) -> dict[str, str]:
+    return dict(package.get("CustomerMetadataProperties") or {})
+
+
+def _model_metadata(lc: Lifecycle, training_job: str) -> dict[str, Any]:
+    """``model_metadata.json`` of the training job's ``model.tar.gz``."""
+    job = lc.clients.sagemaker.describe_training_job(TrainingJobName=training_job)
+    bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
+    body = lc.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        member = archive.extractfile("model_metadata.json")
+        assert member is not None
+        return dict(json.loads(member.read()))
+
+
+def _row() -> str:
+    frame = pd.read_csv(SAMPLES / "churn.csv", nrows=50)
+    schema = read_schema(DATASETS_DIR / "churn.yaml")
+    row = frame[list(schema.feature_names)].dropna().iloc[0]
+    return ",".join(str(value) for value in row.tolist())
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "hyperparameters"),
+    [
+        (BOOSTING, "estimator=hist_gradient_boosting", {"max_iter": "60", "learning_rate": "0.2"}),
+        (FOREST, "estimator=random_forest", {"n_estimators": "30", "max_depth": "8"}),
+        (LINEAR, "estimator=linear", {"C": "0.5"}),
+        (SCRIPT, None, {"n_estimators": "25", "min_samples_leaf": "3"}),
+    ],
+)
+def test_each_declared_model_trains_registers_its_lineage_and_serves(
+    own: Own, name: str, model: str | None, hyperparameters: dict[str, str]
+) -> None:
+    # Given the dataset's upload / Then its pipeline run and its deployment succeeded
+    lc, run = own.lcs[name], own.runs[name]
+    assert run.status == "SUCCEEDED", run.cause
+    assert own.deployments[name].status == "SUCCEEDED", own.deployments[name].cause
+
+    # and the registry records which estimator or script, with the declared hyperparameters, approved by the gate
+    package = lc.package_of(run.name)
+    assert package is not None, [p["ModelPackageArn"] for p in lc.packages()]
+    metadata = _metadata(package)
+    assert package["ModelApprovalStatus"] == "Approved", package.get("ModelApprovalDescription")
+    assert metadata["model"] == (model or own.entry_points[name])
+    recorded = dict(pair.split("=", 1) for pair in metadata["hyperparameters"].split())
+    assert {k: recorded.get(k) for k in hyperparameters} == hyperparameters, metadata["hyperparameters"]
+    if model is None:  # a script's are its declared arguments only
+        assert recorded == hyperparameters
+    assert metadata["primary_metric"] == "auc" and float(metadata["challenger_value"]) >= 0.70
+    # and the model archive the job wrote was built by that estimator or script with those hyperparameters
+    built = _model_metadata(lc, metadata["training_job"])["estimator"]
+    assert {k: str(built["parameters"].get(k)) for k in hyperparameters} == hyperparameters, built
+    if model is None:
+        script = ROOT / own.entry_points[name].removeprefix("entry_point=") / ENTRY_POINT_SCRIPT
+        assert built["script_sha256"] == hashlib.sha256(script.read_bytes()).hexdigest()
+        assert built["class"] == "Pipeline"  # the scaffold's preprocessing + random forest
+    else:
+        assert built["name"] == model.removeprefix("estimator=")
+
+    # When its endpoint is invoked with a CSV row of churn's features
+    response = lc.clients.sagemaker_runtime.invoke_endpoint(
+        EndpointName=lc.endpoint_name, ContentType="text/csv", Accept="application/json", Body=_row().encode()
+    )
+    answer = json.loads(response["Body"].read())
+
+    # Then the registered model answers in the binary task's shape
+    assert answers_as_its_task("binary", ["0", "1"], answer), answer
+    assert answer["model_version"] == metadata["model_version"]
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        # the last lines of the script's traceback: where it raised and the error
+        (
+            CRASH,
+            "failed: .*line 7, in engineer [|] raise ValueError.* [|] "
+            "ValueError: bad feature engineering: 11 columns, expected 3",
+        ),
+        (NO_MODEL, "wrote no model: save it with pipelines.training.byo.save_model[(]model[)] [(]model.joblib[)]"),
+    ],
+)
+def test_a_failing_script_fails_the_run_with_its_reason_in_the_notification_and_registers_nothing(
+    own: Own, name: str, reason: str
+) -> None:
+    # Given the dataset whose script raises during its feature engineering, or saves no model
+    lc, run = own.lcs[name], own.runs[name]
+
+    # Then its run failed, nothing was registered or deployed
+    assert run.status == "FAILED", run.status
+    assert lc.packages() == []
+    assert name not in own.deployments and lc.endpoint() is None
+
+    # and the failure notification names the dataset and the stage, and carries the script's own reason
+    notes = [
+        n
+        for n in lc.read_notifications()
+        if n["attributes"].get("outcome") == "failed" and run.name in (n["message"] or "")
+    ]
+    assert len(notes) == 1, lc.notifications
+    subject, message = notes[0]["subject"], notes[0]["message"]
+    assert f"{name} training pipeline failed in training" in subject, subject
+    (line,) = [line for line in message.splitlines() if line.startswith("Reason: ")]
+    script = own.entry_points[name].removeprefix("entry_point=") + "/" + ENTRY_POINT_SCRIPT
+    # (as SageMaker words a job's failure: AlgorithmError, then the job's own error)
+    assert re.fullmatch(f"Reason: AlgorithmError: EntryPointError: {re.escape(script)} {reason}", line.rstrip()), line
+    assert "No model package was registered by this execution." in message, message
