@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -36,8 +35,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lambdas.deploy.logic import SMOKE_POLL_SECONDS, rollout_poll_seconds
+from lambdas.deploy.logic import traffic_steps as rollout_traffic_steps
 from localcloud import durations
-from stacks.config import StageConfig, load_config, traffic_batch_instances
+from stacks.config import StageConfig, load_config
 
 Figure = Literal["typical", "upper"]
 Scenario = Literal["first", "update"]
@@ -168,15 +168,12 @@ def _row(key: str, figure: Figure) -> float:
 
 def traffic_steps(config: StageConfig) -> list[int]:
     """Instances serving the new model after each traffic step of an update (traffic follows instances)."""
-    serving, instances = config.serving, config.serving.initial_instance_count
-    if serving.strategy == "CANARY":
-        return [traffic_batch_instances(serving.canary_percent, instances), instances]
-    if serving.strategy == "LINEAR":
-        batch = traffic_batch_instances(serving.linear_step_percent, instances)
-        return [min(instances, batch * i) for i in range(1, math.ceil(instances / batch) + 1)]
-    if serving.strategy == "ALL_AT_ONCE":
-        return [instances]
-    raise Uncovered(f"strategy {serving.strategy}: the shadow bake and comparison are not modelled")
+    serving = config.serving
+    if serving.strategy not in ("CANARY", "LINEAR", "ALL_AT_ONCE"):
+        raise Uncovered(f"strategy {serving.strategy}: the shadow bake and comparison are not modelled")
+    return rollout_traffic_steps(
+        serving.strategy, serving.canary_percent, serving.linear_step_percent, serving.initial_instance_count
+    )
 
 
 def _smoke(config: StageConfig, scenario: Scenario, figure: Figure) -> list[Phase]:

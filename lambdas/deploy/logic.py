@@ -70,6 +70,17 @@ GOLDEN_FILE = "golden.json"
 MAX_CAPTURE_OBJECTS = 500  # per variant and comparison
 
 
+def traffic_steps(strategy: str, canary_percent: int, linear_step_percent: int, instances: int) -> list[int]:
+    """Instances serving the new model after each traffic step of a blue/green update on a fleet of ``instances``
+    (traffic follows the instances turned on); ALL_AT_ONCE is one step of the whole fleet."""
+    if strategy == "CANARY":
+        return [traffic_batch_instances(canary_percent, instances), instances]
+    if strategy == "LINEAR":
+        batch = traffic_batch_instances(linear_step_percent, instances)
+        return [min(instances, batch * i) for i in range(1, math.ceil(instances / batch) + 1)]
+    return [instances]
+
+
 def rollout_poll_seconds(bake_time_seconds: int) -> int:
     """How long the deployment state machine waits between two looks at a rollout: a fifth of the bake, 10-60 s
     (the traffic shifts on SageMaker's schedule; the poll only delays when the state machine notices)."""
@@ -545,13 +556,9 @@ class Deployer:
         """What the new model's traffic share will be, step by step, on a fleet of ``instances`` (traffic follows
         the instances turned on); raises ``FleetTooSmall`` where SageMaker would refuse the strategy."""
         s = self.serving
-        if strategy == "CANARY":
-            steps = [traffic_batch_instances(s.canary_percent, instances), instances]
-        elif strategy == "LINEAR":
-            batch = traffic_batch_instances(s.linear_step_percent, instances)
-            steps = [min(instances, batch * i) for i in range(1, math.ceil(instances / batch) + 1)]
-        else:
+        if strategy not in ("CANARY", "LINEAR"):
             return f"all at once on {instances} instance(s)"
+        steps = traffic_steps(strategy, s.canary_percent, s.linear_step_percent, instances)
         if 2 * steps[0] > instances:  # a first step over half the fleet (every step on a 1-instance fleet)
             raise FleetTooSmall(
                 f"{strategy} on {instances} instance(s) would turn on {steps[0]} at first, over the half of the "
