@@ -29,15 +29,6 @@ BATCH_OUTPUT_PREFIX = "batch-output/"
 EVALUATIONS_PREFIX = "evaluations/"
 # The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml)
 ETL_PYTHON_MODULES = ("pandas", "pyarrow", "numpy")
-# What Glue reads of the VPC for a NETWORK connection (the Describe actions of AWSGlueServiceRole without a
-# resource type; ec2:DescribeVpcAttribute, which has one, is granted on the VPC)
-GLUE_NETWORK_DESCRIBE = (
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeRouteTables",
-    "ec2:DescribeSecurityGroups",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeVpcEndpoints",
-)
 
 
 class DataLake(Construct):
@@ -329,7 +320,7 @@ class DataLake(Construct):
         """Runs the ETL job in the VPC: a Glue ``NETWORK`` connection on the first isolated subnet (a job runs its
         workers in one subnet) with the Glue group, named in the job's ``Connections``. The role gets what Glue
         does with it (the ec2 actions of the AWS managed AWSGlueServiceRole: it creates and tags the workers'
-        network interfaces and reads the VPC's endpoints and route tables to check S3 is reachable)."""
+        network interfaces and reads the VPC's endpoints and route tables to check S3 is reachable: ``grant_glue``)."""
         subnet = network.vpc.isolated_subnets[0]
         self.etl_connection = glue.CfnConnection(
             self,
@@ -347,33 +338,7 @@ class DataLake(Construct):
             ),
         )
         self.etl_job.connections = glue.CfnJob.ConnectionsListProperty(connections=[self.etl_connection.ref])
-        stack = cdk.Stack.of(self)
-        self.etl_role.add_to_policy(iam.PolicyStatement(actions=list(GLUE_NETWORK_DESCRIBE), resources=["*"]))
-        network.granted[self.etl_role] = GLUE_NETWORK_DESCRIBE
-        self.etl_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ec2:CreateNetworkInterface"],
-                resources=[
-                    stack.format_arn(service="ec2", resource="network-interface", resource_name="*"),
-                    stack.format_arn(service="ec2", resource="subnet", resource_name=subnet.subnet_id),
-                    stack.format_arn(
-                        service="ec2", resource="security-group", resource_name=network.glue_group.security_group_id
-                    ),
-                ],
-            )
-        )
-        self.etl_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ec2:DescribeVpcAttribute"],
-                resources=[stack.format_arn(service="ec2", resource="vpc", resource_name=network.vpc.vpc_id)],
-            )
-        )
-        self.etl_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["ec2:DeleteNetworkInterface", "ec2:CreateTags", "ec2:DeleteTags"],
-                resources=[stack.format_arn(service="ec2", resource="network-interface", resource_name="*")],
-            )
-        )
+        network.grant_glue(self.etl_role, subnet.subnet_id)
 
 
 def pinned_requirements(names: tuple[str, ...]) -> list[str]:

@@ -161,9 +161,7 @@ class LambdaFactory(Construct):
             reserved_concurrent_executions=self._config.concurrency.reserved(construct_id),
             environment_encryption=self.key,
             dead_letter_queue=dead_letter_queue,
-            vpc=self.network.vpc if self.network else None,
-            vpc_subnets=self.network.subnets if self.network else None,
-            security_groups=[self.network.workload_group] if self.network else None,
+            **(self.network.function_placement() if self.network else {}),
             environment={
                 "POWERTOOLS_SERVICE_NAME": service,
                 "POWERTOOLS_METRICS_NAMESPACE": self._config.metrics_namespace,

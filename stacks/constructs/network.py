@@ -17,6 +17,8 @@ other), and the same HTTPS out.
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -74,6 +76,16 @@ SAGEMAKER_INTERFACES = (
     "ec2:CreateNetworkInterfacePermission",
     "ec2:DeleteNetworkInterface",
     "ec2:DeleteNetworkInterfacePermission",
+)
+
+# What Glue reads of the VPC for a NETWORK connection (the Describe actions of AWSGlueServiceRole without a
+# resource type; ec2:DescribeVpcAttribute, which has one, is granted on the VPC)
+GLUE_DESCRIBE = (
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcEndpoints",
 )
 
 
@@ -171,20 +183,57 @@ class Network(Construct):
         """What a SageMaker execution role needs for a job or model with ``VpcConfig`` in this VPC."""
         self._grant(role, SAGEMAKER_DESCRIBE, SAGEMAKER_INTERFACES)
 
-    def _grant(self, role: iam.Role, describe: tuple[str, ...], interfaces: tuple[str, ...]) -> None:
-        role.add_to_policy(iam.PolicyStatement(actions=list(describe), resources=["*"]))
-        role.add_to_policy(iam.PolicyStatement(actions=list(interfaces), resources=self._interface_resources()))
-        self.granted[role] = describe
-
-    def _interface_resources(self) -> list[str]:
+    def grant_glue(self, role: iam.IRole, subnet_id: str) -> None:
+        """What the Glue job's role needs for its NETWORK connection on ``subnet_id`` with the Glue group (the ec2
+        actions of the AWS managed AWSGlueServiceRole): create the workers' interfaces there, tag and delete them,
+        and read the VPC's endpoints and route tables to check S3 is reachable."""
+        self._grant(role, GLUE_DESCRIBE, ("ec2:CreateNetworkInterface",), [subnet_id], self.glue_group)
         stack = cdk.Stack.of(self)
-        return [
-            stack.format_arn(service="ec2", resource="network-interface", resource_name="*"),
-            *(stack.format_arn(service="ec2", resource="subnet", resource_name=s) for s in self.subnet_ids),
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ec2:DescribeVpcAttribute"],
+                resources=[stack.format_arn(service="ec2", resource="vpc", resource_name=self.vpc.vpc_id)],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ec2:DeleteNetworkInterface", "ec2:CreateTags", "ec2:DeleteTags"],
+                resources=[self._network_interfaces()],
+            )
+        )
+
+    def _grant(
+        self,
+        role: iam.IRole,
+        describe: tuple[str, ...],
+        interfaces: tuple[str, ...],
+        subnet_ids: list[str] | None = None,
+        group: ec2.ISecurityGroup | None = None,
+    ) -> None:
+        """``describe`` on ``*`` (no resource type), ``interfaces`` on the account's network interfaces, the
+        subnets (default: every isolated one) and the security group (default: the workloads')."""
+        stack = cdk.Stack.of(self)
+        resources = [
+            self._network_interfaces(),
+            *(
+                stack.format_arn(service="ec2", resource="subnet", resource_name=s)
+                for s in subnet_ids or self.subnet_ids
+            ),
             stack.format_arn(
-                service="ec2", resource="security-group", resource_name=self.workload_group.security_group_id
+                service="ec2", resource="security-group", resource_name=(group or self.workload_group).security_group_id
             ),
         ]
+        role.add_to_principal_policy(iam.PolicyStatement(actions=list(describe), resources=["*"]))
+        role.add_to_principal_policy(iam.PolicyStatement(actions=list(interfaces), resources=resources))
+        self.granted[role] = describe
+
+    def _network_interfaces(self) -> str:
+        return cdk.Stack.of(self).format_arn(service="ec2", resource="network-interface", resource_name="*")
+
+    def function_placement(self) -> dict[str, Any]:
+        """A Lambda function's ``vpc``, ``vpc_subnets`` and ``security_groups``: the isolated subnets, the
+        workloads' group (for ``lambda_.Function`` and the custom-resource ``Provider`` alike)."""
+        return {"vpc": self.vpc, "vpc_subnets": self.subnets, "security_groups": [self.workload_group]}
 
     def vpc_config(self) -> dict[str, list[str]]:
         """SageMaker's ``VpcConfig`` (jobs and models): the isolated subnets, the workloads' group."""

@@ -195,9 +195,7 @@ class Serving(Construct):
             self,
             "CleanupProvider",
             on_event_handler=self.cleanup_fn,
-            vpc=network.vpc if network else None,
-            vpc_subnets=network.subnets if network else None,
-            security_groups=[network.workload_group] if network else None,
+            **(network.function_placement() if network else {}),
             provider_function_env_encryption=lake.key,
             log_group=logs.LogGroup(
                 self,

@@ -292,29 +292,18 @@ class TrainingPipeline(Construct):
             )
         )
 
-    def _training_network(self) -> dict[str, Any]:
-        """CreateTrainingJob's network settings in a private stage: the VPC, no network access from the container
-        (the scikit-learn script reads its channels and writes /opt/ml/model, nothing else), and encrypted traffic
-        between the instances of a multi-instance job."""
+    def _job_network(self) -> dict[str, Any]:
+        """A job's network settings in a private stage: the VPC, no network access from the container, and encrypted
+        traffic between the instances of a multi-instance job. The training script reads its channels and writes
+        /opt/ml/model; the evaluation reads its inputs and writes its report under /opt/ml/processing, its code
+        arriving as an input: neither needs the network. CreateTrainingJob takes these keys at the top level,
+        CreateProcessingJob inside ``NetworkConfig``."""
         if self.network is None:
             return {}
         return {
             "VpcConfig": self.network.vpc_config(),
             "EnableNetworkIsolation": True,
             "EnableInterContainerTrafficEncryption": True,
-        }
-
-    def _processing_network(self) -> dict[str, Any]:
-        """CreateProcessingJob's ``NetworkConfig`` in a private stage: the evaluation reads its inputs and writes
-        its report under /opt/ml/processing, its code arrives as an input: it needs no network either."""
-        if self.network is None:
-            return {}
-        return {
-            "NetworkConfig": {
-                "VpcConfig": self.network.vpc_config(),
-                "EnableNetworkIsolation": True,
-                "EnableInterContainerTrafficEncryption": True,
-            }
         }
 
     def _state_machine(self, config: StageConfig, lake: DataLake, image: str, topic: sns.ITopic) -> sfn.StateMachine:
@@ -458,7 +447,7 @@ class TrainingPipeline(Construct):
                             "StoppingCondition": {"MaxRuntimeInSeconds": config.training.max_runtime_seconds},
                             "HyperParameters": hyperparameters,
                             "Environment": {"MODEL_VERSION.$": "$.prepared.model_version"},
-                            **self._training_network(),
+                            **self._job_network(),
                         },
                         "ResultSelector": {
                             "job_name.$": "$.TrainingJobName",
@@ -534,7 +523,7 @@ class TrainingPipeline(Construct):
                                 }
                             },
                             "StoppingCondition": {"MaxRuntimeInSeconds": config.training.max_runtime_seconds},
-                            **self._processing_network(),
+                            **({"NetworkConfig": self._job_network()} if self.network else {}),
                         },
                         "ResultSelector": {"job_name.$": "$.ProcessingJobName"},
                         "ResultPath": "$.evaluation_job",
