@@ -15,6 +15,7 @@ from constructs import Construct
 from pipelines.platform import DATA_CAPTURE_PREFIX
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
+from stacks.glue_wheels import LockedWheel, locked_wheels
 
 if TYPE_CHECKING:
     from stacks.constructs.network import Network
@@ -27,7 +28,8 @@ REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
 EVALUATIONS_PREFIX = "evaluations/"
-# The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml)
+# The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml); the
+# job installs them, with their dependencies, from the wheels of requirements-glue.lock (stacks/glue_wheels.py)
 ETL_PYTHON_MODULES = ("pandas", "pyarrow", "numpy")
 
 
@@ -228,6 +230,7 @@ class DataLake(Construct):
         # the job's own script and library archive, not every object of the CDK asset bucket
         for asset in (scripts, libraries):
             asset.bucket.grant_read(self.etl_role, asset.s3_object_key)
+        modules = self._python_modules()
         self.key.grant_encrypt_decrypt(self.etl_role)
         database_arn = cdk.Stack.of(self).format_arn(
             service="glue", resource="database", resource_name=config.glue_database_name
@@ -298,7 +301,8 @@ class DataLake(Construct):
             ),
             default_arguments={
                 "--extra-py-files": libraries.s3_object_url,
-                "--additional-python-modules": ",".join(pinned_requirements(ETL_PYTHON_MODULES)),
+                "--additional-python-modules": ",".join(modules),
+                "--python-modules-installer-option": "--no-index",
                 "--job-language": "python",
                 "--enable-metrics": "true",
                 "--enable-continuous-cloudwatch-log": "true",
@@ -309,12 +313,50 @@ class DataLake(Construct):
         )
         self.etl_job.node.add_dependency(self.security_configuration)
 
+    def _python_modules(self) -> list[str]:
+        """The job's modules: each wheel of ``requirements-glue.lock`` published as a file asset whose S3 key is
+        the wheel's own file name (pip reads a wheel's name, version and tags from its file name, so a
+        content-hash key would not install; a PyPI file name is never reused for other content, and the lock
+        pins its sha256), in the bootstrap assets bucket beside the job's script. The role may read exactly
+        those objects. Refuses a lock whose pandas / pyarrow / numpy are not the pyproject.toml pins the tests
+        ran."""
+        wheels = locked_wheels()
+        shipped = {wheel.name: f"{wheel.name}=={wheel.version}" for wheel in wheels}
+        expected = pinned_requirements(ETL_PYTHON_MODULES)
+        if [shipped.get(name) for name in ETL_PYTHON_MODULES] != expected:
+            raise ValueError(f"requirements-glue.lock ships {shipped}, pyproject.toml pins {expected}")
+        stack = cdk.Stack.of(self)
+        urls, objects = [], []
+        for wheel in wheels:
+            location = self._publish(stack, wheel)
+            urls.append(location.s3_object_url)
+            objects.append(f"arn:{cdk.Aws.PARTITION}:s3:::{location.bucket_name}/{location.object_key}")
+        self.etl_role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=objects))
+        return urls
+
+    @staticmethod
+    def _publish(stack: cdk.Stack, wheel: LockedWheel) -> cdk.FileAssetLocation:
+        """One wheel as a file asset, read from the download folder when the assets are published (its absolute
+        path in the asset manifest: ``cdk deploy`` runs in the checkout that ran ``make install``)."""
+        return stack.synthesizer.add_file_asset(
+            source_hash=wheel.stem, file_name=str(wheel.path), packaging=cdk.FileAssetPackaging.FILE
+        )
+
     @property
     def installs_from_pypi(self) -> bool:
-        """The job installs modules from PyPI at start (``--additional-python-modules`` names packages, not S3
-        wheels): it needs a route to the internet, so it cannot run in an isolated subnet."""
-        modules = self.etl_job.default_arguments.get("--additional-python-modules", "")  # type: ignore[union-attr]
-        return any(m and not m.startswith("s3://") for m in str(modules).split(","))
+        """The job installs modules from the package index at start: ``--additional-python-modules`` names a
+        requirement rather than an S3 wheel, or pip may look its wheels' dependencies up (no ``--no-index``). It
+        then needs a route to the internet, so it cannot run in an isolated subnet."""
+        arguments = self.etl_job.default_arguments
+        stack = cdk.Stack.of(self)
+
+        def text(value: str) -> str:  # an asset's URL is a token: its resolved Fn::Sub string
+            resolved = stack.resolve(value)
+            return str(resolved["Fn::Sub"]) if isinstance(resolved, dict) and "Fn::Sub" in resolved else str(resolved)
+
+        modules = [text(m) for m in str(arguments.get("--additional-python-modules", "")).split(",") if m]  # type: ignore[union-attr]
+        options = str(arguments.get("--python-modules-installer-option", "")).split()  # type: ignore[union-attr]
+        return bool(modules) and (any(not m.startswith("s3://") for m in modules) or "--no-index" not in options)
 
     def run_in(self, network: Network) -> None:
         """Runs the ETL job in the VPC: a Glue ``NETWORK`` connection on the first isolated subnet (a job runs its
