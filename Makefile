@@ -11,6 +11,8 @@ export PYTHONDONTWRITEBYTECODE :=
 CDK := node_modules/.bin/cdk
 # checkov in its own virtualenv: its pinned dependencies (boto3, packaging, networkx) conflict with requirements.lock
 CHECKOV_VENV := .venv-checkov
+# the Glue job's wheels (requirements-glue.lock; the rule below)
+GLUE_WHEELS := build/glue-wheels
 
 .PHONY: install lint format test test-fast synth demo bench clean deploy diff smoke region delivery-deploy
 
@@ -41,7 +43,6 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 # libraries with AWS Glue"), so every manylinux tag up to glibc 2.34 (pip 23 does not expand a --platform to the
 # older ones itself). --require-hashes without --no-deps: a dependency missing from the lock fails the download.
 # pip's cache keeps the files between clean clones.
-GLUE_WHEELS := build/glue-wheels
 GLUE_PLATFORMS := $(foreach minor,$(shell seq 34 -1 17),--platform manylinux_2_$(minor)_x86_64) --platform manylinux2014_x86_64
 $(GLUE_WHEELS)/.downloaded: requirements-glue.lock | $(VENV)/.installed
 	rm -rf $(GLUE_WHEELS)
