@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
@@ -336,10 +339,20 @@ class DataLake(Construct):
 
     @staticmethod
     def _publish(stack: cdk.Stack, wheel: LockedWheel) -> cdk.FileAssetLocation:
-        """One wheel as a file asset, read from the download folder when the assets are published (its absolute
-        path in the asset manifest: ``cdk deploy`` runs in the checkout that ran ``make install``)."""
+        """One wheel as a file asset, staged into the cloud assembly like any CDK asset (``asset.<wheel>.whl``
+        beside the template, hard-linked when the file system allows), so the assembly is self-contained: the
+        asset publisher reads it from ``cdk.out``, wherever that directory was synthesized."""
+        outdir = Path(cdk.Stage.of(stack).asset_outdir)  # type: ignore[union-attr]
+        staged = outdir / f"asset.{wheel.path.name}"
+        if not staged.exists() or staged.stat().st_size != wheel.path.stat().st_size:
+            staged.unlink(missing_ok=True)
+            outdir.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(wheel.path, staged)
+            except OSError:  # another file system, or links not allowed
+                shutil.copyfile(wheel.path, staged)
         return stack.synthesizer.add_file_asset(
-            source_hash=wheel.stem, file_name=str(wheel.path), packaging=cdk.FileAssetPackaging.FILE
+            source_hash=wheel.stem, file_name=staged.name, packaging=cdk.FileAssetPackaging.FILE
         )
 
     @property

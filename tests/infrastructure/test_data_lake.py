@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
+
+import aws_cdk as cdk
 
 from localcloud.runtime.glue_modules import glue_installs
 from stacks.glue_wheels import locked_wheels
@@ -142,3 +145,20 @@ def test_glue_role_reads_exactly_the_wheels(resources: dict[str, Any]) -> None:
     # Then it names each wheel's object and nothing else
     assert objects == sorted(w.path.name for w in locked_wheels())
     assert all("*" not in name for name in objects)
+
+
+def test_the_wheels_are_staged_in_the_cloud_assembly(stack: Any) -> None:
+    # Given the synthesized dev assembly and its asset manifest
+    outdir = Path(cdk.Stage.of(stack).outdir)
+    manifest = json.loads((outdir / f"{stack.stack_name}.assets.json").read_text())
+    # When the wheels' file assets are read
+    sources = {a["source"]["path"]: a for a in manifest["files"].values() if a["source"]["path"].endswith(".whl")}
+    # Then each names a file inside the assembly (relative, so `cdk deploy --app cdk.out` works from any machine),
+    # with the locked wheel's content, published under the wheel's own file name
+    wheels = {f"asset.{w.path.name}": w for w in locked_wheels()}
+    assert set(sources) == set(wheels)
+    for path, asset in sources.items():
+        assert not Path(path).is_absolute()
+        assert (outdir / path).read_bytes() == wheels[path].path.read_bytes()
+        (destination,) = asset["destinations"].values()
+        assert destination["objectKey"] == wheels[path].path.name
