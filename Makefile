@@ -11,6 +11,8 @@ export PYTHONDONTWRITEBYTECODE :=
 CDK := node_modules/.bin/cdk
 # checkov in its own virtualenv: its pinned dependencies (boto3, packaging, networkx) conflict with requirements.lock
 CHECKOV_VENV := .venv-checkov
+# the Glue job's wheels (requirements-glue.lock; the rule below)
+GLUE_WHEELS := build/glue-wheels
 
 .PHONY: install lint format test test-fast synth demo bench clean deploy diff smoke region delivery-deploy
 
@@ -20,8 +22,8 @@ STAGE_REGION = $(shell $(BIN)/python -c "from stacks.config import load_config; 
 # GitHub Actions sets GITHUB_REPOSITORY (owner/name): synth then also checks the delivery stack (cdk-nag, cfn-lint)
 DELIVERY_CONTEXT = $(if $(GITHUB_REPOSITORY),-c github_repository=$(GITHUB_REPOSITORY))
 
-# Idempotent: re-runs only when pyproject.toml, requirements.lock or package-lock.json change.
-install: $(VENV)/.installed node_modules/.installed
+# Idempotent: re-runs only when pyproject.toml, requirements.lock, requirements-glue.lock or package-lock.json change.
+install: $(VENV)/.installed node_modules/.installed $(GLUE_WHEELS)/.downloaded
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +36,18 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check --no-compile --no-deps -r requirements-checkov.lock
+	touch $@
+
+# The Glue ETL job's wheels (requirements-glue.lock), published by the stack and installed by the job with pip
+# --no-index: for AWS Glue 5.0's workers, CPython 3.11 on Amazon Linux 2023 (glibc 2.34) x86_64 ("Using Python
+# libraries with AWS Glue"), so every manylinux tag up to glibc 2.34 (pip 23 does not expand a --platform to the
+# older ones itself). --require-hashes without --no-deps: a dependency missing from the lock fails the download.
+# pip's cache keeps the files between clean clones.
+GLUE_PLATFORMS := $(foreach minor,$(shell seq 34 -1 17),--platform manylinux_2_$(minor)_x86_64) --platform manylinux2014_x86_64
+$(GLUE_WHEELS)/.downloaded: requirements-glue.lock | $(VENV)/.installed
+	rm -rf $(GLUE_WHEELS)
+	$(BIN)/pip download --quiet --disable-pip-version-check --only-binary=:all: $(GLUE_PLATFORMS) \
+		--python-version 3.11 --implementation cp --require-hashes -r requirements-glue.lock -d $(GLUE_WHEELS)
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -102,4 +116,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache $(CHECKOV_VENV)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache $(CHECKOV_VENV) $(GLUE_WHEELS)

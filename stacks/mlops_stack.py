@@ -68,9 +68,9 @@ class MlopsStack(cdk.Stack):
             Network(self, "Network", config=config, key=self.lake.key) if config.network == "private" else None
         )
         if self.network is not None and not self.lake.installs_from_pypi:
-            # The job pip-installs its modules from PyPI at every start (--additional-python-modules): in the
-            # isolated subnets, with no route out, that install and so every ETL run would fail. Until the job
-            # ships its environment (wheels in the assets bucket), it runs on Glue's own network, as in dev.
+            # The ETL job joins the isolated subnets: it installs its modules from the stack's own wheels in S3
+            # (--no-index, through the S3 gateway endpoint). A job that needed the package index would fail every
+            # run there (no route out), so such a job would stay on Glue's own network, as in dev.
             self.lake.run_in(self.network)
         self.dead_letters = DeadLetters(self, "DeadLetters", config=config, key=self.lake.key, topic=self.topic)
         self.lambdas = LambdaFactory(

@@ -12,6 +12,10 @@ CloudWatch logs, also ``logs:AssociateKmsKey`` for the role and, in the key poli
 https://docs.aws.amazon.com/glue/latest/dg/encryption-security-configuration.html), and ``--enable-metrics`` job
 metrics are put with it (``cloudwatch:PutMetricData``, namespace ``Glue``:
 https://docs.aws.amazon.com/glue/latest/dg/monitoring-awsglue-with-cloudwatch-metrics.html).
+
+Before the script, the run's ``--additional-python-modules`` go through the install rules of
+``localcloud.runtime.glue_modules`` (wheels read with the role, their tags, ``--no-index``, a subnet without a route
+to the internet): a failed install fails the run with pip's error, and the script does not run.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 from moto.glue import models as glue_models
 from moto.moto_api._internal.managed_state_model import ManagedState
 
-from localcloud.runtime import jobs
+from localcloud.runtime import glue_modules, jobs
 from localcloud.runtime.journal import journal
 
 _installed = False
@@ -160,17 +164,22 @@ def start_job_run(self: Any, name: str, arguments: dict[str, str] | None, *args:
 
     def execute() -> None:
         clients, credentials = _role_clients(job)
-        result = jobs.run_glue(
-            clients.s3,
-            definition,
-            arguments or {},
-            name,
-            run_id,
-            _cloud.workdir,
-            _cloud.endpoint_url,
-            _cloud.region,
-            credentials,
-        )
+        merged = {**dict(job.default_arguments or {}), **dict(arguments or {})}
+        failure = glue_modules.install_failure(merged, _reader(clients.s3), _has_internet(self, job))
+        if failure is not None:
+            result = jobs.JobResult(False, reason=failure, log=failure + "\n")
+        else:
+            result = jobs.run_glue(
+                clients.s3,
+                definition,
+                arguments or {},
+                name,
+                run_id,
+                _cloud.workdir,
+                _cloud.endpoint_url,
+                _cloud.region,
+                credentials,
+            )
         run.execution_seconds = result.seconds
         run.error_message = None if result.ok else result.reason
         run.local_completed_on = datetime.now(UTC)
@@ -189,6 +198,48 @@ def start_job_run(self: Any, name: str, arguments: dict[str, str] | None, *args:
 
     _cloud.dispatcher.submit(execute)
     return run_id
+
+
+def _reader(s3: Any) -> Any:
+    """``read(bucket, key)`` of an object's first bytes with the job's role (``s3:GetObject``)."""
+
+    def read(bucket: str, key: str) -> bytes:
+        try:
+            return bytes(s3.get_object(Bucket=bucket, Key=key, Range="bytes=0-3")["Body"].read())
+        except s3.exceptions.ClientError as error:
+            code = str(error.response.get("Error", {}).get("Code"))
+            if code in ("NoSuchKey", "404", "NoSuchBucket"):
+                raise glue_modules.ObjectMissing(code) from error
+            if code in ("AccessDenied", "403"):
+                raise glue_modules.ReadDenied(str(error)) from error
+            raise
+
+    return read
+
+
+def _has_internet(backend: Any, job: Any) -> bool:
+    """Whether the job's workers reach the internet: its NETWORK connections' subnets and their route tables (the
+    subnet's own table, else its VPC's main one)."""
+    names = list((getattr(job, "connections", None) or {}).get("Connections") or [])
+    ec2 = _cloud.clients.ec2
+
+    def subnet_of(name: str) -> str | None:
+        connection = backend.connections.get(name)
+        if connection is None:
+            return None
+        requirements = connection.as_dict().get("PhysicalConnectionRequirements") or {}
+        return requirements.get("SubnetId")
+
+    def routes_of(subnet: str) -> list[dict[str, Any]]:
+        tables = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])
+        if not tables["RouteTables"]:
+            vpc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+            tables = ec2.describe_route_tables(
+                Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+            )
+        return [route for table in tables["RouteTables"] for route in table.get("Routes", [])]
+
+    return glue_modules.job_has_internet(names, subnet_of, routes_of)
 
 
 def install() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
@@ -15,6 +18,7 @@ from constructs import Construct
 from pipelines.platform import DATA_CAPTURE_PREFIX
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
+from stacks.glue_wheels import LockedWheel, locked_wheels
 
 if TYPE_CHECKING:
     from stacks.constructs.network import Network
@@ -27,7 +31,8 @@ REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
 EVALUATIONS_PREFIX = "evaluations/"
-# The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml)
+# The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml); the
+# job installs them, with their dependencies, from the wheels of requirements-glue.lock (stacks/glue_wheels.py)
 ETL_PYTHON_MODULES = ("pandas", "pyarrow", "numpy")
 
 
@@ -228,6 +233,7 @@ class DataLake(Construct):
         # the job's own script and library archive, not every object of the CDK asset bucket
         for asset in (scripts, libraries):
             asset.bucket.grant_read(self.etl_role, asset.s3_object_key)
+        modules = self._python_modules()
         self.key.grant_encrypt_decrypt(self.etl_role)
         database_arn = cdk.Stack.of(self).format_arn(
             service="glue", resource="database", resource_name=config.glue_database_name
@@ -298,7 +304,8 @@ class DataLake(Construct):
             ),
             default_arguments={
                 "--extra-py-files": libraries.s3_object_url,
-                "--additional-python-modules": ",".join(pinned_requirements(ETL_PYTHON_MODULES)),
+                "--additional-python-modules": ",".join(modules),
+                "--python-modules-installer-option": "--no-index",
                 "--job-language": "python",
                 "--enable-metrics": "true",
                 "--enable-continuous-cloudwatch-log": "true",
@@ -309,12 +316,60 @@ class DataLake(Construct):
         )
         self.etl_job.node.add_dependency(self.security_configuration)
 
+    def _python_modules(self) -> list[str]:
+        """The job's modules: each wheel of ``requirements-glue.lock`` published as a file asset whose S3 key is
+        the wheel's own file name (pip reads a wheel's name, version and tags from its file name, so a
+        content-hash key would not install; a PyPI file name is never reused for other content, and the lock
+        pins its sha256), in the bootstrap assets bucket beside the job's script. The role may read exactly
+        those objects. Refuses a lock whose pandas / pyarrow / numpy are not the pyproject.toml pins the tests
+        ran."""
+        wheels = locked_wheels()
+        shipped = {wheel.name: f"{wheel.name}=={wheel.version}" for wheel in wheels}
+        expected = pinned_requirements(ETL_PYTHON_MODULES)
+        if [shipped.get(name) for name in ETL_PYTHON_MODULES] != expected:
+            raise ValueError(f"requirements-glue.lock ships {shipped}, pyproject.toml pins {expected}")
+        stack = cdk.Stack.of(self)
+        urls, objects = [], []
+        for wheel in wheels:
+            location = self._publish(stack, wheel)
+            urls.append(location.s3_object_url)
+            objects.append(f"arn:{cdk.Aws.PARTITION}:s3:::{location.bucket_name}/{location.object_key}")
+        self.etl_role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=objects))
+        return urls
+
+    @staticmethod
+    def _publish(stack: cdk.Stack, wheel: LockedWheel) -> cdk.FileAssetLocation:
+        """One wheel as a file asset, staged into the cloud assembly like any CDK asset (``asset.<wheel>.whl``
+        beside the template, hard-linked when the file system allows), so the assembly is self-contained: the
+        asset publisher reads it from ``cdk.out``, wherever that directory was synthesized."""
+        outdir = Path(cdk.Stage.of(stack).asset_outdir)  # type: ignore[union-attr]
+        staged = outdir / f"asset.{wheel.path.name}"
+        if not staged.exists() or staged.stat().st_size != wheel.path.stat().st_size:
+            staged.unlink(missing_ok=True)
+            outdir.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(wheel.path, staged)
+            except OSError:  # another file system, or links not allowed
+                shutil.copyfile(wheel.path, staged)
+        return stack.synthesizer.add_file_asset(
+            source_hash=wheel.stem, file_name=staged.name, packaging=cdk.FileAssetPackaging.FILE
+        )
+
     @property
     def installs_from_pypi(self) -> bool:
-        """The job installs modules from PyPI at start (``--additional-python-modules`` names packages, not S3
-        wheels): it needs a route to the internet, so it cannot run in an isolated subnet."""
-        modules = self.etl_job.default_arguments.get("--additional-python-modules", "")  # type: ignore[union-attr]
-        return any(m and not m.startswith("s3://") for m in str(modules).split(","))
+        """The job installs modules from the package index at start: ``--additional-python-modules`` names a
+        requirement rather than an S3 wheel, or pip may look its wheels' dependencies up (no ``--no-index``). It
+        then needs a route to the internet, so it cannot run in an isolated subnet."""
+        arguments = self.etl_job.default_arguments
+        stack = cdk.Stack.of(self)
+
+        def text(value: str) -> str:  # an asset's URL is a token: its resolved Fn::Sub string
+            resolved = stack.resolve(value)
+            return str(resolved["Fn::Sub"]) if isinstance(resolved, dict) and "Fn::Sub" in resolved else str(resolved)
+
+        modules = [text(m) for m in str(arguments.get("--additional-python-modules", "")).split(",") if m]  # type: ignore[union-attr]
+        options = str(arguments.get("--python-modules-installer-option", "")).split()  # type: ignore[union-attr]
+        return bool(modules) and (any(not m.startswith("s3://") for m in modules) or "--no-index" not in options)
 
     def run_in(self, network: Network) -> None:
         """Runs the ETL job in the VPC: a Glue ``NETWORK`` connection on the first isolated subnet (a job runs its

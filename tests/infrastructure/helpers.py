@@ -14,3 +14,13 @@ def definition(resource: dict[str, Any]) -> dict[str, Any]:
 
 def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
     return {k: v for k, v in resources.items() if v["Type"] == kind}
+
+
+def policy_statements(resources: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
+    """The statements of the ``AWS::IAM::Policy`` resources whose logical id starts with ``role_prefix``."""
+    return [
+        statement
+        for k, v in of_type(resources, "AWS::IAM::Policy").items()
+        if k.startswith(role_prefix)
+        for statement in v["Properties"]["PolicyDocument"]["Statement"]
+    ]

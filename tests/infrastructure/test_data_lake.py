@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
+
+from localcloud.runtime.glue_modules import glue_installs
+from stacks.glue_wheels import locked_wheels
 from tests.infrastructure.helpers import of_type
 
 
@@ -93,15 +98,67 @@ def test_glue_job_is_spark_5_with_kms_security_configuration(resources: dict[str
     assert db["Properties"]["DatabaseInput"]["Name"] == config.glue_database_name
 
 
-def test_glue_job_installs_the_etl_modules_at_the_tested_versions(resources: dict[str, Any]) -> None:
-    # Given the versions the tests ran with (pyproject.toml pins)
+def _text(value: Any) -> str:
+    """A module URL of the template: its Fn::Sub string (the assets bucket is named per account)."""
+    return str(value["Fn::Sub"]) if isinstance(value, dict) else str(value)
+
+
+def _modules(job: dict[str, Any]) -> list[str]:
+    joined = job["Properties"]["DefaultArguments"]["--additional-python-modules"]["Fn::Join"]
+    assert joined[0] == ""
+    return [_text(part) for part in joined[1] if part != ","]
+
+
+def test_glue_job_installs_the_locked_wheels_from_s3_without_an_index(resources: dict[str, Any]) -> None:
+    # Given the versions the tests ran with (pyproject.toml pins) and the lock of the job's wheels
     with (Path(__file__).resolve().parents[2] / "pyproject.toml").open("rb") as handle:
         pins = {
             dep.split("==")[0]: dep.split("==")[1]
             for dep in tomllib.load(handle)["project"]["dependencies"]
             if "==" in dep
         }
-    # When / Then the Glue job installs exactly those
+    wheels = locked_wheels()
+    # When the job's modules are read
     (job,) = of_type(resources, "AWS::Glue::Job").values()
-    modules = job["Properties"]["DefaultArguments"]["--additional-python-modules"].split(",")
-    assert modules == [f"{name}=={pins[name]}" for name in ("pandas", "pyarrow", "numpy")]
+    modules = _modules(job)
+    # Then each is one locked wheel in the assets bucket under its own file name, installed without an index
+    assert [m.rsplit("/", 1)[1] for m in modules] == [w.path.name for w in wheels]
+    assert all(m.startswith("s3://cdk-hnb659fds-assets-${AWS::AccountId}-") for m in modules), modules
+    assert job["Properties"]["DefaultArguments"]["--python-modules-installer-option"] == "--no-index"
+    # and pandas, pyarrow and numpy are the tested versions, with their dependencies beside them
+    shipped = {w.name: w.version for w in wheels}
+    assert {name: shipped[name] for name in ("pandas", "pyarrow", "numpy")} == {
+        name: pins[name] for name in ("pandas", "pyarrow", "numpy")
+    }
+    assert {"python-dateutil", "pytz", "tzdata", "six"} <= set(shipped)
+    # and every wheel is one Glue 5.0 installs (CPython 3.11, glibc 2.34, x86_64)
+    assert all(glue_installs(w.path.name) for w in wheels), [w.path.name for w in wheels]
+
+
+def test_glue_role_reads_exactly_the_wheels(resources: dict[str, Any]) -> None:
+    # Given the ETL role's policy
+    (policy,) = [p for name, p in of_type(resources, "AWS::IAM::Policy").items() if name.startswith("DataLakeEtlRole")]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    # When the statement that reads the wheels is found
+    (wheels,) = [s for s in statements if s["Action"] == "s3:GetObject"]
+    objects = sorted(str(resource["Fn::Join"][1][-1]).lstrip("/") for resource in wheels["Resource"])
+    # Then it names each wheel's object and nothing else
+    assert objects == sorted(w.path.name for w in locked_wheels())
+    assert all("*" not in name for name in objects)
+
+
+def test_the_wheels_are_staged_in_the_cloud_assembly(stack: Any) -> None:
+    # Given the synthesized dev assembly and its asset manifest
+    outdir = Path(cdk.Stage.of(stack).outdir)
+    manifest = json.loads((outdir / f"{stack.stack_name}.assets.json").read_text())
+    # When the wheels' file assets are read
+    sources = {a["source"]["path"]: a for a in manifest["files"].values() if a["source"]["path"].endswith(".whl")}
+    # Then each names a file inside the assembly (relative, so `cdk deploy --app cdk.out` works from any machine),
+    # with the locked wheel's content, published under the wheel's own file name
+    wheels = {f"asset.{w.path.name}": w for w in locked_wheels()}
+    assert set(sources) == set(wheels)
+    for path, asset in sources.items():
+        assert not Path(path).is_absolute()
+        assert (outdir / path).read_bytes() == wheels[path].path.read_bytes()
+        (destination,) = asset["destinations"].values()
+        assert destination["objectKey"] == wheels[path].path.name

@@ -3,6 +3,7 @@ subnets, no route out of the VPC, network isolation on the containers; dev (``ne
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from stacks.config import load_config
 from stacks.constructs.data_lake import DataLake
 from stacks.constructs.network import HTTPS, INTERFACE_ENDPOINTS
 from stacks.mlops_stack import MlopsStack
-from tests.infrastructure.helpers import definition, of_type
+from tests.infrastructure.helpers import definition, of_type, policy_statements
 
 
 @pytest.fixture(scope="module")
@@ -99,40 +100,66 @@ def test_prod_functions_all_run_in_the_isolated_subnets(prod: dict[str, Any]) ->
         assert _refs(vpc["SecurityGroupIds"]) == {_workload_group(prod)}, name
 
 
-def test_prod_glue_job_stays_off_the_vpc_while_it_installs_from_pypi(prod: dict[str, Any]) -> None:
-    # Given the job's modules installed from PyPI at every start (no route out of the isolated subnets)
+def test_prod_glue_job_runs_in_an_isolated_subnet_through_its_network_connection(prod: dict[str, Any]) -> None:
+    # Given prod's ETL job, which installs its modules from the stack's wheels in S3 without an index
     (job,) = of_type(prod, "AWS::Glue::Job").values()
-    assert "==" in job["Properties"]["DefaultArguments"]["--additional-python-modules"]
-    # Then it runs on Glue's network: a connection would make every ETL run fail at its pip install
-    assert "Connections" not in job["Properties"] and not of_type(prod, "AWS::Glue::Connection")
+    assert job["Properties"]["DefaultArguments"]["--python-modules-installer-option"] == "--no-index"
+    # When its connection is read
+    (connection_id, connection) = next(iter(of_type(prod, "AWS::Glue::Connection").items()))
+    connection_input = connection["Properties"]["ConnectionInput"]
+    requirements = connection_input["PhysicalConnectionRequirements"]
+    # Then the job runs through a NETWORK connection on an isolated subnet, with the Glue security group
+    assert job["Properties"]["Connections"] == {"Connections": [{"Ref": connection_id}]}
+    assert connection_input["ConnectionType"] == "NETWORK"
+    subnet = requirements["SubnetId"]["Ref"]
+    assert subnet in _isolated_subnets(prod)
+    (glue_group,) = [k for k in of_type(prod, "AWS::EC2::SecurityGroup") if k.startswith("NetworkGlue")]
+    assert _refs(requirements["SecurityGroupIdList"]) == {glue_group}
+    assert requirements["AvailabilityZone"] == prod[subnet]["Properties"]["AvailabilityZone"]
+    # and its role may create the workers' network interfaces in that subnet with that group, and no other
+    statements = policy_statements(prod, "DataLakeEtlRole")
+    (create,) = [s for s in statements if s["Action"] == "ec2:CreateNetworkInterface"]
+    named = json.dumps(create["Resource"])
+    assert subnet in named and glue_group in named
+    assert not [other for other in _isolated_subnets(prod) - {subnet} if other in named]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {"ec2:DeleteNetworkInterface", "ec2:CreateTags", "ec2:DescribeVpcAttribute"} <= actions
+    # and the group lets the workers talk to each other and reach the endpoints over HTTPS only
+    ingress = [r["Properties"] for r in of_type(prod, "AWS::EC2::SecurityGroupIngress").values()]
+    assert any(
+        r["GroupId"]["Fn::GetAtt"][0] == glue_group and r["SourceSecurityGroupId"]["Fn::GetAtt"][0] == glue_group
+        for r in ingress
+        if "SourceSecurityGroupId" in r
+    )
 
 
-def test_a_glue_job_that_ships_its_modules_runs_through_its_network_connection(
+def test_a_glue_job_that_needs_the_package_index_stays_off_the_vpc(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # Given a job that no longer installs from PyPI (its modules as S3 wheels)
-    monkeypatch.setattr(DataLake, "installs_from_pypi", property(lambda self: False))
+    # Given a job that would install from PyPI at start (no route out of the isolated subnets)
+    monkeypatch.setattr(DataLake, "installs_from_pypi", property(lambda self: True))
     app = build_app(stage="prod", outdir=str(tmp_path / "cdk.out"))
     stack = app.node.find_child(load_config("prod").stack_name)
     assert isinstance(stack, MlopsStack)
     prod = dict(assertions.Template.from_stack(stack).to_json()["Resources"])
-    # Then its workers run in an isolated subnet through a NETWORK connection
-    (connection_id, connection) = next(iter(of_type(prod, "AWS::Glue::Connection").items()))
-    requirements = connection["Properties"]["ConnectionInput"]["PhysicalConnectionRequirements"]
-    assert connection["Properties"]["ConnectionInput"]["ConnectionType"] == "NETWORK"
-    assert requirements["SubnetId"]["Ref"] in _isolated_subnets(prod)
+    # Then it runs on Glue's own network: a connection would make every run fail at its pip install
     (job,) = of_type(prod, "AWS::Glue::Job").values()
-    assert job["Properties"]["Connections"] == {"Connections": [{"Ref": connection_id}]}
+    assert "Connections" not in job["Properties"] and not of_type(prod, "AWS::Glue::Connection")
 
 
-def test_installs_from_pypi_reads_the_jobs_modules(tmp_path: Path) -> None:
+def test_installs_from_pypi_reads_the_jobs_modules_and_installer_options(tmp_path: Path) -> None:
     app = build_app(stage="dev", outdir=str(tmp_path / "cdk.out"))
     stack = app.node.find_child(load_config("dev").stack_name)
     assert isinstance(stack, MlopsStack)
     job = stack.lake.etl_job
-    assert stack.lake.installs_from_pypi  # pandas==..., pyarrow==..., numpy==...
-    job.default_arguments = {**dict(job.default_arguments), "--additional-python-modules": "s3://a/w/pandas.whl"}
-    assert not stack.lake.installs_from_pypi
+    arguments = dict(job.default_arguments)  # type: ignore[arg-type]
+    assert not stack.lake.installs_from_pypi  # the locked wheels in S3, --no-index
+    job.default_arguments = {**arguments, "--additional-python-modules": "pandas==2.3.3"}
+    assert stack.lake.installs_from_pypi  # a requirement: the index
+    job.default_arguments = {**arguments, "--python-modules-installer-option": ""}
+    assert stack.lake.installs_from_pypi  # wheels, but their dependencies looked up in the index
+    job.default_arguments = {**arguments, "--additional-python-modules": ""}
+    assert not stack.lake.installs_from_pypi  # nothing to install
 
 
 def _task(resources: dict[str, Any], resource: str) -> dict[str, Any]:

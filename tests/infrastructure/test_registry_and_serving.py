@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from lambdas.deploy.models import Action, ServingConfig
 from stacks.config import STAGES, AlarmThresholds, ServingSettings, StageConfig, traffic_batch_instances
 from stacks.mlops_stack import MlopsStack
-from tests.infrastructure.helpers import definition, of_type, render
+from tests.infrastructure.helpers import definition, of_type, policy_statements, render
 
 
 def _function(resources: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -21,15 +21,6 @@ def _function(resources: dict[str, Any], prefix: str) -> dict[str, Any]:
         if k.startswith(prefix) and not k.startswith(prefix + "Role")
     ]
     return fn
-
-
-def _statements(resources: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
-    return [
-        statement
-        for k, v in of_type(resources, "AWS::IAM::Policy").items()
-        if k.startswith(role_prefix)
-        for statement in v["Properties"]["PolicyDocument"]["Statement"]
-    ]
 
 
 def _statement(statements: list[dict[str, Any]], action: str) -> dict[str, Any]:
@@ -270,7 +261,7 @@ def test_deploy_lambda_settings_parse_into_the_lambdas_own_model(resources: dict
 
 
 def test_deploy_role_can_autoscale_compare_shadows_and_use_the_data_key(resources: dict[str, Any]) -> None:
-    statements = _statements(resources, "ServingDeployRole")
+    statements = policy_statements(resources, "ServingDeployRole")
     slr = _statement(statements, "iam:CreateServiceLinkedRole")
     assert slr["Condition"] == {"StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}
     assert "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in render(slr["Resource"])
@@ -286,7 +277,7 @@ def test_cleanup_runs_before_the_endpoint_role_goes_and_may_deregister_autoscali
     (key,) = [k for k, v in resources.items() if v["Type"] == "Custom::SageMakerCleanup"]
     (role,) = [k for k in of_type(resources, "AWS::IAM::Role") if k.startswith("ServingEndpointRole")]
     assert role in resources[key]["DependsOn"]
-    statements = _statements(resources, "ServingCleanupRole")
+    statements = policy_statements(resources, "ServingCleanupRole")
     deregister = _statement(statements, "application-autoscaling:DeregisterScalableTarget")
     assert deregister["Condition"] == {"StringEquals": {"application-autoscaling:service-namespace": "sagemaker"}}
 

@@ -14,6 +14,7 @@ from moto import mock_aws
 from moto.glue import models as glue_models
 from moto.moto_api._internal.managed_state_model import ManagedState
 
+from localcloud.runtime.glue_modules import PREFIX
 from localcloud.runtime.journal import journal
 from localcloud.shims import glue_jobs as shim
 from tests.tiers import heavy_fixture
@@ -161,6 +162,171 @@ def test_a_failing_script_fails_the_run_with_its_error(cloud: Any) -> None:
     assert run["ErrorMessage"] == "ValueError: 3 rows of bad.csv fail the schema"
     events = cloud.clients.logs.get_log_events(logGroupName="/aws-glue/jobs/error", logStreamName=run_id)["events"]
     assert any(e["message"].startswith("Traceback") for e in events)
+
+
+# ---- --additional-python-modules: the install before the script (localcloud/runtime/glue_modules.py) ----------
+
+WHEEL_NAME = "six-1.17.0-py2.py3-none-any.whl"
+NO_INDEX = {"--python-modules-installer-option": "--no-index"}
+
+
+def _wheel() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("six.py", "# six\n")
+    return buffer.getvalue()
+
+
+def _finished(cloud: Any, name: str, run_id: str) -> dict[str, Any]:
+    cloud.settle()
+    return dict(cloud.clients.glue.get_job_run(JobName=name, RunId=run_id)["JobRun"])
+
+
+def _glue_role(cloud: Any, *objects: str) -> str:
+    """A role Glue may assume that may read only ``objects`` (bucket/key) of the test bucket."""
+    name = unique("glue-role")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    iam = cloud.clients.iam
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": [f"arn:aws:s3:::{o}" for o in objects]}
+        ],
+    }
+    iam.put_role_policy(RoleName=name, PolicyName="reads", PolicyDocument=json.dumps(policy))
+    return str(arn)
+
+
+def test_a_run_installs_readable_glue_wheels_without_an_index_then_runs_the_script(cloud: Any) -> None:
+    # Given a job whose module is a wheel in S3 for Glue 5.0, installed with --no-index
+    cloud.clients.s3.put_object(Bucket="glue-test-bucket", Key=f"wheels/{WHEEL_NAME}", Body=_wheel())
+    modules = {"--additional-python-modules": f"s3://glue-test-bucket/wheels/{WHEEL_NAME}", **NO_INDEX}
+    name = create_job(
+        cloud.clients.glue,
+        "s3://glue-test-bucket/code/etl.py",
+        DefaultArguments={"--bucket": "glue-test-bucket", **modules},
+    )
+    # When it runs
+    run_id = cloud.clients.glue.start_job_run(JobName=name, Arguments={"--dataset": "wheels"})["JobRunId"]
+    run = _finished(cloud, name, run_id)
+    # Then the install passes and the script runs
+    assert run["JobRunState"] == "SUCCEEDED", run.get("ErrorMessage")
+
+
+@pytest.mark.parametrize(
+    ("module", "put", "error"),
+    [
+        (  # a wheel that was never published
+            f"s3://glue-test-bucket/wheels/missing/{WHEEL_NAME}",
+            False,
+            f"s3://glue-test-bucket/wheels/missing/{WHEEL_NAME}: NoSuchKey: the module's object does not exist",
+        ),
+        (  # a wheel for Python 3.12
+            "s3://glue-test-bucket/wheels/numpy-2.4.6-cp312-cp312-manylinux_2_28_x86_64.whl",
+            True,
+            "ERROR: numpy-2.4.6-cp312-cp312-manylinux_2_28_x86_64.whl is not a supported wheel on this platform.",
+        ),
+        (  # a requirement, which needs the index
+            "pandas==2.3.3",
+            False,
+            "ERROR: Could not find a version that satisfies the requirement pandas==2.3.3 (from versions: none)\n"
+            "ERROR: No matching distribution found for pandas==2.3.3",
+        ),
+    ],
+)
+def test_a_module_pip_cannot_install_without_an_index_fails_the_run_before_the_script(
+    cloud: Any, module: str, put: bool, error: str
+) -> None:
+    # Given a job with --no-index and a module that cannot be installed so
+    if put:
+        key = module.split("/", 3)[3]
+        cloud.clients.s3.put_object(Bucket="glue-test-bucket", Key=key, Body=_wheel())
+    name = create_job(
+        cloud.clients.glue,
+        "s3://glue-test-bucket/code/etl.py",
+        DefaultArguments={"--bucket": "glue-test-bucket", "--additional-python-modules": module, **NO_INDEX},
+    )
+    # When it runs
+    run_id = cloud.clients.glue.start_job_run(JobName=name, Arguments={"--dataset": "never"})["JobRunId"]
+    run = _finished(cloud, name, run_id)
+    # Then it FAILED with pip's error, logged, and the script never ran (it would have written etl/args.json)
+    assert run["JobRunState"] == "FAILED"
+    assert run["ErrorMessage"] == PREFIX + error
+    events = cloud.clients.logs.get_log_events(logGroupName="/aws-glue/jobs/error", logStreamName=run_id)["events"]
+    assert error.splitlines()[-1] in "\n".join(e["message"] for e in events)
+    assert not any(e.detail.get("run_id") == run_id and e.detail.get("warm_driver") for e in journal.of("glue-run"))
+
+
+def test_a_wheel_the_jobs_role_may_not_read_fails_the_run(cloud: Any) -> None:
+    # Given a role that may read the job's script but not its wheel
+    cloud.clients.s3.put_object(Bucket="glue-test-bucket", Key=f"private/{WHEEL_NAME}", Body=_wheel())
+    role = _glue_role(cloud, "glue-test-bucket/code/etl.py")
+    uri = f"s3://glue-test-bucket/private/{WHEEL_NAME}"
+    name = unique("etl")
+    cloud.clients.glue.create_job(
+        Name=name,
+        Role=role,
+        Command={"Name": "glueetl", "ScriptLocation": "s3://glue-test-bucket/code/etl.py", "PythonVersion": "3"},
+        GlueVersion="5.0",
+        DefaultArguments={"--additional-python-modules": uri, **NO_INDEX},
+    )
+    # When it runs
+    run = _finished(cloud, name, cloud.clients.glue.start_job_run(JobName=name)["JobRunId"])
+    # Then IAM denied the read, and the run FAILED naming the module and the action
+    assert run["JobRunState"] == "FAILED"
+    assert run["ErrorMessage"].startswith(f"{PREFIX}{uri}: AccessDenied: the job's role cannot read the module")
+    assert f"s3:GetObject on resource: arn:aws:s3:::glue-test-bucket/private/{WHEEL_NAME}" in run["ErrorMessage"]
+
+
+def _subnet(cloud: Any, *, internet: bool) -> str:
+    ec2 = cloud.clients.ec2
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    if internet:
+        gateway = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+        ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=gateway)
+    return str(subnet)
+
+
+@pytest.mark.parametrize("internet", [False, True])
+def test_a_pypi_module_installs_only_where_the_jobs_subnet_has_a_route_out(cloud: Any, internet: bool) -> None:
+    # Given a job that installs pandas from PyPI, running through a NETWORK connection on a subnet
+    connection = unique("etl-network")
+    cloud.clients.glue.create_connection(
+        ConnectionInput={
+            "Name": connection,
+            "ConnectionType": "NETWORK",
+            "ConnectionProperties": {},
+            "PhysicalConnectionRequirements": {"SubnetId": _subnet(cloud, internet=internet)},
+        }
+    )
+    name = create_job(
+        cloud.clients.glue,
+        "s3://glue-test-bucket/code/etl.py",
+        DefaultArguments={"--bucket": "glue-test-bucket", "--additional-python-modules": "pandas==2.3.3"},
+        Connections={"Connections": [connection]},
+    )
+    # When it runs
+    run = _finished(
+        cloud, name, cloud.clients.glue.start_job_run(JobName=name, Arguments={"--dataset": "x"})["JobRunId"]
+    )
+    # Then with an internet gateway route it installs and runs; in an isolated subnet pip cannot reach the index
+    if internet:
+        assert run["JobRunState"] == "SUCCEEDED", run.get("ErrorMessage")
+    else:
+        assert run["JobRunState"] == "FAILED"
+        assert "Network is unreachable" in run["ErrorMessage"]
+        assert run["ErrorMessage"].endswith("ERROR: No matching distribution found for pandas==2.3.3")
 
 
 def test_installed_again_one_start_is_one_run_handed_to_the_cloud(clean_journal: None) -> None:
