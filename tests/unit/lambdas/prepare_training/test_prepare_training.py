@@ -56,7 +56,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         sagemaker = boto3.client("sagemaker")
         for group in (GROUP, "mlops-dev-energy"):
             sagemaker.create_model_package_group(ModelPackageGroupName=group)
-        for name, value in {"CURATED_BUCKET": CURATED, "ARTIFACTS_BUCKET": ARTIFACTS}.items():
+        environment = {"CURATED_BUCKET": CURATED, "ARTIFACTS_BUCKET": ARTIFACTS, "TRAINING_HYPERPARAMETERS": "{}"}
+        for name, value in environment.items():
             monkeypatch.setenv(name, value)
         prepare_handler.settings.cache_clear()
         yield {"s3": s3, "sagemaker": sagemaker}
