@@ -638,12 +638,8 @@ class TuningRange:
             return
         wanted = {"integer": "int", "continuous": "float"}[self.type]
         if spec.kind != wanted:
-            fitting = (
-                "categorical"
-                if spec.kind in ("bool", "choice")
-                else f"{'integer' if spec.kind == 'int' else 'continuous'}"
-            )
-            raise SchemaError(f"{where}.type", f"the hyperparameter is {spec.kind}: use a {fitting} range")
+            fitting = {"int": "an integer", "float": "a continuous"}.get(spec.kind, "a categorical")
+            raise SchemaError(f"{where}.type", f"the hyperparameter is {spec.kind}: use {fitting} range")
         for key, bound in (("min", self.minimum), ("max", self.maximum)):
             spec.check(int(bound) if wanted == "int" and bound is not None else bound, f"{where}.{key}")
 

@@ -210,7 +210,7 @@ def tuning_lineage(state: Mapping[str, Any]) -> dict[str, str] | None:
         "tuning_job": str(tuning.get("job_name")),
         "tuning_trials": f"{int(counters.get('Completed', 0))}/{total} completed",
         "tuned_hyperparameters": " ".join(f"{name}={value}" for name, value in sorted(chosen.items())),
-        "tuning_objective": f"{objective.get('MetricName')}={objective.get('Value')} ({objective.get('Type')})",
+        "tuning_objective": f"{objective.get('MetricName')}={objective.get('Value')} {objective.get('Type')}",
     }
 
 
@@ -235,7 +235,7 @@ def customer_metadata(
         f"s3://{source.get('bucket')}/{source.get('key')} version {source.get('version_id')}" if source else None
     )
     tuning = tuning_lineage(state)
-    chosen = (state.get("training") or {}).get("tuning", {}).get("hyperparameters") or {} if tuning else {}
+    chosen = state["training"]["tuning"].get("hyperparameters") or {} if tuning else {}
     hyperparameters = " ".join(f"{name}={value}" for name, value in {**settings.hyperparameters, **chosen}.items())
     values = {
         "execution_id": execution,

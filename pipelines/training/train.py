@@ -141,12 +141,16 @@ def parse_args(
     tuned_names = list(tuning.ranges) if tuning is not None else []
     tuned_parser = argparse.ArgumentParser(prog="train.py")
     for name in tuned_names:
-        tuned_parser.add_argument(f"--{name}", default=hps.get(name))
+        tuned_parser.add_argument(f"--{name}", default=None)
     tuned_args, unknown = tuned_parser.parse_known_args(rest)
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    # SM_HPS first for these: the toolkit's decoded JSON keeps null and booleans, which its command line renders as
+    # '' and 'True'; the command line alone (a run by hand) is JSON-decoded here
     tuned = {
-        name: decode_value(getattr(tuned_args, name)) for name in tuned_names if getattr(tuned_args, name) is not None
+        name: hps[name] if name in hps else decode_value(getattr(tuned_args, name))
+        for name in tuned_names
+        if name in hps or getattr(tuned_args, name) is not None
     }
     if tuned:
         model = schema.model_spec.with_tuned(tuned)
