@@ -393,12 +393,10 @@ class TrainingPipeline(Construct):
         from pipelines.training.hyperparameters import DATASET_HYPERPARAMETER
         from pipelines.training.metric_definitions import METRIC_DEFINITIONS
 
-        static = self._static_hyperparameters(config)
         hyperparameters = {
-            **{name: value for name, value in static.items() if not name.startswith("sagemaker_")},
+            **self._static_hyperparameters(config),
             # the toolkit json.loads every value: the dataset name as a JSON string literal ("churn")
             f"{DATASET_HYPERPARAMETER}.$": "States.JsonToString($.dataset)",
-            **{name: value for name, value in static.items() if name.startswith("sagemaker_")},
         }
         code_channel = (
             [
