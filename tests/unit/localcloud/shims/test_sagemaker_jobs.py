@@ -309,7 +309,7 @@ def test_installed_again_one_training_job_is_one_run_handed_to_the_cloud(clean_j
             # Then moto holds one job, InProgress until it runs, and the shim handed one run to the cloud
             jobs = client.list_training_jobs()["TrainingJobSummaries"]
             assert [(j["TrainingJobName"], j["TrainingJobStatus"]) for j in jobs] == [("once", "InProgress")]
-            assert cloud.dispatcher.work == ["execute"]
+            assert cloud.dispatcher.work == ["_run_training_job"]
             assert [e.detail["status"] for e in journal.of("training-job")] == ["InProgress"]
     finally:
         shim.set_cloud(None)
