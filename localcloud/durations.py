@@ -153,6 +153,18 @@ TABLE: tuple[Delay, ...] = (
         "the job's 'Uploading' phase is not documented: assumption",
     ),
     Delay(
+        "sagemaker.tuning.job",
+        typical=2 * (180 + 30),
+        upper=4 * (300 + 120),
+        basis="assumption",
+        what="a tuning job of 4 trials, at most 2 in parallel (model.tuning): each trial is a training job "
+        "(start-up and run, the rows above), in rounds of MaxParallelTrainingJobs",
+        source="doc: the tuning job 'launches training jobs' within ResourceLimits (MaxNumberOfTrainingJobs, "
+        "MaxParallelTrainingJobs; docs.aws.amazon.com/sagemaker/latest/APIReference/API_ResourceLimits.html); "
+        "typical: 2 rounds of the typical training rows; upper: the 4 trials one after another at the upper "
+        "rows (no warm pool); the tuning service's own scheduling time is not documented: assumption",
+    ),
+    Delay(
         "sagemaker.processing.run",
         typical=30,
         upper=90,

@@ -104,7 +104,9 @@ MODEL: dict[str, dict[str, Cost]] = {
         "NeedsEtl": Take("RunEtl"),  # an upload carries no curated data: the ETL runs
         "RunEtl": Rows(("glue.job.startup", "glue.job.additional_python_modules", "glue.job.run", SYNC_DONE)),
         "PrepareTraining": LAMBDA,
+        "TuneOrTrain": Take("TrainModel"),  # the path of a dataset without model.tuning: one training job
         "TrainModel": Rows(("sagemaker.training.startup", "sagemaker.training.run", SYNC_DONE)),
+        "TuneModel": Rows(("sagemaker.tuning.job", SYNC_DONE)),
         "EvaluateModels": Rows(("sagemaker.processing.startup", "sagemaker.processing.run", SYNC_DONE)),
         "RegisterModel": LAMBDA,
         "GatePassed": Take("NotifyRegistered"),  # the path to traffic: the challenger passes the gate

@@ -557,15 +557,290 @@ ENTRY_POINT_SCRIPT = "train.py"
 """The script SageMaker runs in an ``entry_point`` directory (script mode's ``sagemaker_program``)."""
 
 
+# ---- hyperparameter tuning (model.tuning) ------------------------------------------------------------
+
+TUNING_STRATEGIES: tuple[str, ...] = ("Random", "Grid", "Bayesian", "Hyperband")
+"""``HyperParameterTuningJobConfig.Strategy`` (SageMaker API Reference)."""
+RANGE_TYPES: tuple[str, ...] = ("integer", "continuous", "categorical")
+SCALING_TYPES: tuple[str, ...] = ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic")
+"""``ScalingType`` of an integer or continuous range; ``ReverseLogarithmic`` is for continuous ranges only."""
+MAX_TUNED_HYPERPARAMETERS = 30
+"""ParameterRanges: at most 30 ranges in all (the sum over the integer, continuous and categorical lists)."""
+MAX_CATEGORICAL_VALUES = 30
+"""CategoricalParameterRange.Values: 1 to 30 values."""
+MAX_HYPERBAND_RESOURCE = 20_000
+"""HyperbandStrategyConfig.MaxResource: at most 20,000 (epochs)."""
+HYPERBAND_RESOURCE_KEYS: tuple[str, ...] = ("epochs", "numepochs", "n-epochs", "n_epochs", "num_epochs")
+"""The static hyperparameters Hyperband infers ``MaxResource`` from when ``StrategyConfig`` gives none."""
+TUNING_OBJECTIVE_SPLIT = "validation"
+"""The split the tuning objective is computed on: never ``test``, which the evaluation gate scores."""
+
+
+@dataclass(frozen=True)
+class TuningRange:
+    """The search range of one hyperparameter: ``integer`` / ``continuous`` between ``min`` and ``max`` (with
+    an optional ``scaling``), or ``categorical`` over ``values``."""
+
+    type: str
+    minimum: float | None = None
+    maximum: float | None = None
+    scaling: str | None = None
+    values: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(self.values))
+        if self.type not in RANGE_TYPES:
+            raise SchemaError("type", f"{self.type!r} is not one of {', '.join(RANGE_TYPES)}")
+        if self.type == "categorical":
+            if self.minimum is not None or self.maximum is not None or self.scaling is not None:
+                raise SchemaError("type", "a categorical range has values, not min, max or scaling")
+            if not 1 <= len(self.values) <= MAX_CATEGORICAL_VALUES:
+                raise SchemaError("values", f"give 1 to {MAX_CATEGORICAL_VALUES} values, got {len(self.values)}")
+            for index, value in enumerate(self.values):
+                if value is not None and not isinstance(value, bool | int | float | str):
+                    raise SchemaError(f"values[{index}]", f"expected a scalar, got {_kind(value)}")
+            texts = [self.encode(value) for value in self.values]
+            for index, text in enumerate(texts):
+                if texts.index(text) != index:
+                    raise SchemaError(f"values[{index}]", f"{self.values[index]!r} is listed twice")
+            return
+        if self.values:
+            raise SchemaError("values", f"an {self.type} range has min and max, not values")
+        for where, bound in (("min", self.minimum), ("max", self.maximum)):
+            if bound is None:
+                raise SchemaError(where, "is required")
+            if self.type == "integer" and bound != int(bound):
+                raise SchemaError(where, f"an integer range takes integers, got {bound!r}")
+        assert self.minimum is not None and self.maximum is not None
+        if self.minimum >= self.maximum:
+            raise SchemaError("max", f"{self.maximum:g} must be greater than min {self.minimum:g}")
+        if self.scaling is not None and self.scaling not in SCALING_TYPES:
+            raise SchemaError("scaling", f"{self.scaling!r} is not one of {', '.join(SCALING_TYPES)}")
+        if self.scaling == "Logarithmic" and self.minimum <= 0:
+            raise SchemaError("scaling", "Logarithmic scaling needs a range of values greater than 0")
+        if self.scaling == "ReverseLogarithmic":
+            if self.type == "integer":
+                raise SchemaError("scaling", "ReverseLogarithmic scaling is for continuous ranges only")
+            if not (self.minimum >= 0 and self.maximum < 1):
+                raise SchemaError("scaling", "ReverseLogarithmic scaling needs a range within 0 <= x < 1")
+
+    @staticmethod
+    def encode(value: Any) -> str:
+        """A categorical value as SageMaker passes it (a string; the training toolkit ``json.loads`` it back):
+        strings as they are, anything else as JSON (``true``, ``null``, ``3``)."""
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def check_for(self, spec: Hyperparameter, where: str) -> None:
+        """This range fits the built-in estimator's hyperparameter ``spec``; ``SchemaError`` at ``where``."""
+        if self.type == "categorical":
+            for index, value in enumerate(self.values):
+                spec.check(value, f"{where}.values[{index}]")
+            return
+        wanted = {"integer": "int", "continuous": "float"}[self.type]
+        if spec.kind != wanted:
+            fitting = {"int": "an integer", "float": "a continuous"}.get(spec.kind, "a categorical")
+            raise SchemaError(f"{where}.type", f"the hyperparameter is {spec.kind}: use {fitting} range")
+        for key, bound in (("min", self.minimum), ("max", self.maximum)):
+            spec.check(int(bound) if wanted == "int" and bound is not None else bound, f"{where}.{key}")
+
+    def api(self, name: str) -> dict[str, Any]:
+        """The range as CreateHyperParameterTuningJob takes it (every value a string)."""
+        if self.type == "categorical":
+            return {"Name": name, "Values": [self.encode(value) for value in self.values]}
+        assert self.minimum is not None and self.maximum is not None
+        low, high = (
+            (str(int(self.minimum)), str(int(self.maximum)))
+            if self.type == "integer"
+            else (repr(float(self.minimum)), repr(float(self.maximum)))
+        )
+        return {"Name": name, "MinValue": low, "MaxValue": high, "ScalingType": self.scaling or "Auto"}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TuningRange:
+        data = _mapping(data, "")
+        _keys(data, ("type", "min", "max", "scaling", "values"), ("type",), "")
+        return cls(
+            type=_str(data["type"], "type"),
+            minimum=_optional_number(data.get("min"), "min"),
+            maximum=_optional_number(data.get("max"), "max"),
+            scaling=None if data.get("scaling") is None else _str(data["scaling"], "scaling"),
+            values=tuple(_list(data["values"], "values")) if "values" in data else (),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.type == "categorical":
+            return {"type": self.type, "values": list(self.values)}
+        integer = self.type == "integer"
+        out: dict[str, Any] = {
+            "type": self.type,
+            "min": int(self.minimum) if integer and self.minimum is not None else self.minimum,
+            "max": int(self.maximum) if integer and self.maximum is not None else self.maximum,
+        }
+        if self.scaling is not None:
+            out["scaling"] = self.scaling
+        return out
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """``model.tuning``: a SageMaker automatic model tuning job instead of one training job. The objective is the
+    gate's primary metric on the validation split, in the gate's direction (``DatasetSchema.tuning_objective``).
+
+    ``max_jobs`` is required except for ``Grid``, which runs every combination of its categorical values and
+    takes no maximum; ``max_resource`` (Hyperband's ``MaxResource``) is required for ``Hyperband``, which cannot
+    infer it (no epochs hyperparameter here)."""
+
+    strategy: str
+    ranges: Mapping[str, TuningRange] = field(default_factory=dict, hash=False)
+    max_jobs: int | None = None
+    max_parallel_jobs: int = 1
+    seed: int = 0
+    max_resource: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ranges", dict(self.ranges))
+        if self.strategy not in TUNING_STRATEGIES:
+            raise SchemaError("strategy", f"{self.strategy!r} is not one of {', '.join(TUNING_STRATEGIES)}")
+        if not self.ranges:
+            raise SchemaError("ranges", "name at least one hyperparameter to tune")
+        if len(self.ranges) > MAX_TUNED_HYPERPARAMETERS:
+            raise SchemaError("ranges", f"at most {MAX_TUNED_HYPERPARAMETERS} hyperparameters, got {len(self.ranges)}")
+        for name in self.ranges:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                raise SchemaError(f"ranges.{name}", "a hyperparameter name is letters, digits and _")
+        for where, value in (("max_parallel_jobs", self.max_parallel_jobs), ("seed", self.seed)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if where == "seed" else 1):
+                raise SchemaError(where, f"expected an integer >= {0 if where == 'seed' else 1}, got {value!r}")
+        if self.strategy == "Grid":
+            for name, spec in self.ranges.items():
+                if spec.type != "categorical":
+                    raise SchemaError(
+                        f"ranges.{name}.type", "Grid searches categorical ranges only (SageMaker rejects the others)"
+                    )
+            if self.max_jobs is not None:
+                raise SchemaError("max_jobs", "Grid runs every combination of the values: it takes no max_jobs")
+            if self.max_parallel_jobs > self.trial_count:
+                raise SchemaError(
+                    "max_parallel_jobs",
+                    f"{self.max_parallel_jobs} is more than the {self.trial_count} combinations Grid runs",
+                )
+        else:
+            if self.max_jobs is None:
+                raise SchemaError("max_jobs", f"is required for the {self.strategy} strategy")
+            if isinstance(self.max_jobs, bool) or not isinstance(self.max_jobs, int) or self.max_jobs < 1:
+                raise SchemaError("max_jobs", f"expected an integer >= 1, got {self.max_jobs!r}")
+            if self.max_parallel_jobs > self.max_jobs:
+                raise SchemaError(
+                    "max_parallel_jobs", f"{self.max_parallel_jobs} is more than max_jobs ({self.max_jobs})"
+                )
+        if self.strategy == "Hyperband":
+            if self.max_resource is None:
+                raise SchemaError(
+                    "max_resource",
+                    "Hyperband needs its MaxResource (epochs): SageMaker infers it only from an epochs "
+                    "hyperparameter, which the built-in training has not",
+                )
+            if isinstance(self.max_resource, bool) or not 1 <= self.max_resource <= MAX_HYPERBAND_RESOURCE:
+                raise SchemaError("max_resource", f"expected an integer in [1, {MAX_HYPERBAND_RESOURCE}]")
+        elif self.max_resource is not None:
+            raise SchemaError("max_resource", "only the Hyperband strategy takes max_resource")
+
+    @property
+    def trial_count(self) -> int:
+        """How many training jobs the tuning job runs at most: ``max_jobs``, or Grid's number of combinations."""
+        if self.max_jobs is not None:
+            return self.max_jobs
+        return math.prod(len(spec.values) for spec in self.ranges.values())
+
+    def check_model(self, model: ModelSpec, task: Task) -> None:
+        """The ranges fit the model: a built-in estimator's hyperparameters for ``task`` (name, kind, bounds and
+        choices); for a script, names only (its arguments are its own). A hyperparameter is either tuned or fixed."""
+        for name in self.ranges:
+            if name in model.hyperparameters:
+                raise SchemaError(f"ranges.{name}", "also fixed in model.hyperparameters: tune it or fix it")
+        if model.entry_point is not None:
+            return
+        accepted = ESTIMATORS[model.name].accepts(task)
+        for name, spec in self.ranges.items():
+            if name not in accepted:
+                raise SchemaError(
+                    f"ranges.{name}",
+                    f"unknown hyperparameter of {model.name} for {task} (accepted: {', '.join(accepted)})",
+                )
+            spec.check_for(accepted[name], f"ranges.{name}")
+
+    def job_config(self, objective: tuple[str, str]) -> dict[str, Any]:
+        """CreateHyperParameterTuningJob's ``HyperParameterTuningJobConfig`` for ``(metric, Maximize|Minimize)``."""
+        ranges: dict[str, list[dict[str, Any]]] = {
+            "IntegerParameterRanges": [],
+            "ContinuousParameterRanges": [],
+            "CategoricalParameterRanges": [],
+        }
+        key = {"integer": "IntegerParameterRanges", "continuous": "ContinuousParameterRanges"}
+        for name, spec in self.ranges.items():
+            ranges[key.get(spec.type, "CategoricalParameterRanges")].append(spec.api(name))
+        limits: dict[str, int] = {"MaxParallelTrainingJobs": self.max_parallel_jobs}
+        if self.max_jobs is not None:
+            limits["MaxNumberOfTrainingJobs"] = self.max_jobs
+        config: dict[str, Any] = {
+            "Strategy": self.strategy,
+            "HyperParameterTuningJobObjective": {"MetricName": objective[0], "Type": objective[1]},
+            "ResourceLimits": limits,
+            "ParameterRanges": ranges,
+            "RandomSeed": self.seed,
+        }
+        if self.strategy == "Hyperband":
+            config["StrategyConfig"] = {"HyperbandStrategyConfig": {"MaxResource": self.max_resource}}
+        return config
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Tuning:
+        data = _mapping(data, "")
+        _keys(
+            data,
+            ("strategy", "max_jobs", "max_parallel_jobs", "seed", "max_resource", "ranges"),
+            ("strategy", "ranges"),
+            "",
+        )
+        ranges: dict[str, TuningRange] = {}
+        for name, spec in _mapping(data["ranges"], "ranges").items():
+            try:
+                ranges[name] = TuningRange.from_dict(spec)
+            except SchemaError as error:
+                raise error.under(f"ranges.{name}") from None
+        return cls(
+            strategy=_str(data["strategy"], "strategy"),
+            ranges=ranges,
+            max_jobs=data.get("max_jobs"),
+            max_parallel_jobs=data.get("max_parallel_jobs", 1),
+            seed=data.get("seed", 0),
+            max_resource=data.get("max_resource"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"strategy": self.strategy}
+        if self.max_jobs is not None:
+            out["max_jobs"] = self.max_jobs
+        out["max_parallel_jobs"] = self.max_parallel_jobs
+        if self.seed:
+            out["seed"] = self.seed
+        if self.max_resource is not None:
+            out["max_resource"] = self.max_resource
+        out["ranges"] = {name: spec.to_dict() for name, spec in self.ranges.items()}
+        return out
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """``model:`` of a declaration: a built-in ``estimator`` with ``hyperparameters`` (checked against
     ``ESTIMATORS`` for the task), or an ``entry_point`` directory holding the user's ``train.py`` (script mode;
-    its ``hyperparameters`` are passed as ``--name value`` and are the script's to check)."""
+    its ``hyperparameters`` are passed as ``--name value`` and are the script's to check); ``tuning`` runs a
+    SageMaker automatic model tuning job over ``tuning.ranges`` instead of one training job."""
 
     estimator: str | None = None
     hyperparameters: Mapping[str, Any] = field(default_factory=dict, hash=False)
     entry_point: str | None = None
+    tuning: Tuning | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hyperparameters", dict(self.hyperparameters))
@@ -621,16 +896,40 @@ class ModelSpec:
             typed[name] = accepted[name].check(value, where)
         return typed
 
+    def check_tuning(self, task: Task) -> None:
+        """``tuning`` fits the model for ``task`` (``Tuning.check_model``); ``SchemaError`` under ``tuning``."""
+        if self.tuning is None:
+            return
+        try:
+            self.tuning.check_model(self, task)
+        except SchemaError as error:
+            raise error.under("tuning") from None
+
+    def with_tuned(self, values: Mapping[str, Any]) -> ModelSpec:
+        """This model with a tuning trial's hyperparameter values fixed (``values`` override the declared ones)."""
+        return ModelSpec(
+            estimator=self.estimator,
+            hyperparameters={**self.hyperparameters, **values},
+            entry_point=self.entry_point,
+        )
+
     @classmethod
     def from_dict(cls, data: Any) -> ModelSpec:
         data = _mapping(data, "")
-        _keys(data, ("estimator", "hyperparameters", "entry_point"), (), "")
+        _keys(data, ("estimator", "hyperparameters", "entry_point", "tuning"), (), "")
         estimator = data.get("estimator")
         entry_point = data.get("entry_point")
+        tuning = None
+        if data.get("tuning") is not None:
+            try:
+                tuning = Tuning.from_dict(data["tuning"])
+            except SchemaError as error:
+                raise error.under("tuning") from None
         return cls(
             estimator=None if estimator is None else _str(estimator, "estimator"),
             hyperparameters=_mapping(data.get("hyperparameters") or {}, "hyperparameters"),
             entry_point=None if entry_point is None else _str(entry_point, "entry_point"),
+            tuning=tuning,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -641,6 +940,8 @@ class ModelSpec:
             out["estimator"] = self.name
         if self.hyperparameters:
             out["hyperparameters"] = dict(self.hyperparameters)
+        if self.tuning is not None:
+            out["tuning"] = self.tuning.to_dict()
         return out
 
 
@@ -694,6 +995,7 @@ class DatasetSchema:
         if self.model is not None:
             try:
                 self.model.check_task(self.task)
+                self.model.check_tuning(self.task)
             except SchemaError as error:
                 raise error.under("model") from None
 
@@ -806,6 +1108,13 @@ class DatasetSchema:
     @property
     def evaluation_gate(self) -> Gate:
         return self.gate or DEFAULT_GATES[self.task]
+
+    @property
+    def tuning_objective(self) -> tuple[str, str]:
+        """The tuning job's objective: the gate's primary metric on the validation split, as the training job
+        logs it (``validation:<metric>``, which its ``MetricDefinitions`` capture), and its direction."""
+        gate = self.evaluation_gate
+        return f"{TUNING_OBJECTIVE_SPLIT}:{gate.metric}", "Maximize" if gate.higher_is_better else "Minimize"
 
     @property
     def key_column(self) -> str:

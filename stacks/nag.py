@@ -287,9 +287,13 @@ def _pipeline(stack: MlopsStack) -> None:
             **_arns(
                 stack,
                 {
-                    _account_arn("sagemaker", f"{kind}-job/{config.prefix}-*"): f"{kind} jobs are named per "
-                    "execution under this stage's prefix"
-                    for kind in ("training", "processing")
+                    **{
+                        _account_arn("sagemaker", f"{kind}-job/{config.prefix}-*"): f"{kind} jobs are named per "
+                        "execution under this stage's prefix"
+                        for kind in ("training", "processing")
+                    },
+                    _account_arn("sagemaker", f"hyper-parameter-tuning-job/{config.prefix}-*"): "tuning jobs (a "
+                    "dataset with model.tuning) are named per execution under this stage's prefix",
                 },
             ),
         },

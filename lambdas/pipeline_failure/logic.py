@@ -4,8 +4,8 @@ Step Functions hands a Catch ``{"Error", "Cause"}``; the useful text is inside `
 depends on the integration that failed:
 
 - ``glue:startJobRun.sync``: ``Cause`` is the GetJobRun ``JobRun`` as JSON; the reason is ``ErrorMessage``.
-- ``sagemaker:create{Training,Processing}Job.sync``: ``Cause`` is the Describe*Job response as JSON; the
-  reason is ``FailureReason`` (processing jobs may only have ``ExitMessage``).
+- ``sagemaker:create{Training,Processing,HyperParameterTuning}Job.sync``: ``Cause`` is the Describe*Job response
+  as JSON; the reason is ``FailureReason`` (processing jobs may only have ``ExitMessage``).
 - Lambda (the function ARN as the resource): ``Error`` is the exception type and ``Cause`` the runtime's
   ``{"errorMessage", "errorType", "requestId", "stackTrace"}`` JSON; the reason is ``errorMessage``.
 - ``States.*`` errors (timeouts, runtime errors) and synchronous service errors: plain text.
@@ -93,16 +93,24 @@ def _glue(run: dict[str, Any], region: str) -> Diagnosis:
     )
 
 
+# Describe*Job kind -> (what a person calls it, its console page)
+_SAGEMAKER_KINDS = {
+    "Training": ("training", "jobs"),
+    "Processing": ("processing", "processing-jobs"),
+    "HyperParameterTuning": ("tuning", "hyper-tuning-jobs"),
+}
+
+
 def _sagemaker(job: dict[str, Any], kind: str, region: str) -> Diagnosis:
     name = job.get(f"{kind}JobName")
     status = job.get(f"{kind}JobStatus", "?")
-    reason = job.get("FailureReason") or job.get("ExitMessage") or f"{kind.lower()} job {name} ended {status}"
-    page = "jobs" if kind == "Training" else "processing-jobs"
-    details = [f"SageMaker {kind.lower()} job {name}: {status} ({job.get('SecondaryStatus', status)})"]
+    label, page = _SAGEMAKER_KINDS[kind]
+    reason = job.get("FailureReason") or job.get("ExitMessage") or f"{label} job {name} ended {status}"
+    details = [f"SageMaker {label} job {name}: {status} ({job.get('SecondaryStatus', status)})"]
     if job.get("ExitMessage") and job.get("ExitMessage") != reason:
         details.append(f"Exit message: {job['ExitMessage']}")
     details.append(f"Job: https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/{page}/{name}")
-    return Diagnosis(reason, "training" if kind == "Training" else "evaluation", tuple(details))
+    return Diagnosis(reason, "evaluation" if kind == "Processing" else "training", tuple(details))
 
 
 def _lambda(error: str, cause: dict[str, Any]) -> Diagnosis:
@@ -119,6 +127,8 @@ def diagnose(error: str, cause: str | None, region: str) -> Diagnosis:
     if document is not None:
         if "JobRunState" in document:
             return _glue(document, region)
+        if "HyperParameterTuningJobName" in document:  # createHyperParameterTuningJob.sync (TuneModel)
+            return _sagemaker(document, "HyperParameterTuning", region)
         if "TrainingJobName" in document:
             return _sagemaker(document, "Training", region)
         if "ProcessingJobName" in document:

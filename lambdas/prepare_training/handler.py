@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, Json
 
 from lambdas.prepare_training.logic import PrepareSettings, prepare
 from lambdas.shared.aws import client
@@ -22,6 +22,7 @@ class Settings(BaseModel):
 
     CURATED_BUCKET: str
     ARTIFACTS_BUCKET: str
+    TRAINING_HYPERPARAMETERS: Json[dict[str, str]]  # the training job's static hyperparameters (a tuning job's)
 
     def logic(self, dataset: Dataset) -> PrepareSettings:
         return PrepareSettings(
@@ -30,6 +31,9 @@ class Settings(BaseModel):
             artifacts_bucket=self.ARTIFACTS_BUCKET,
             dataset=dataset.name,
             job_prefix=dataset.names.resource_prefix,
+            tuning=dataset.schema.model_spec.tuning,
+            objective=dataset.schema.tuning_objective,
+            static_hyperparameters=self.TRAINING_HYPERPARAMETERS,
         )
 
 
@@ -60,6 +64,7 @@ def handler(event: StepEvent, context: LambdaContext) -> dict[str, Any]:
             "dataset": event.state.get("dataset"),
             "dataset_version": prepared["curated"]["version"],
             "training_job_name": prepared["training_job_name"],
+            "tuning_job_name": (prepared.get("tuning") or {}).get("job_name"),
             "champion": prepared["champion"],
         },
     )

@@ -9,11 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from pipelines.schema import Tuning
 
 SPLITS = ("train", "validation", "test")
 MAX_JOB_NAME = 63  # SageMaker training/processing job names: 1-63 characters of [a-zA-Z0-9-]
+MAX_TUNING_JOB_NAME = 32  # CreateHyperParameterTuningJob: 1-32 characters (the prefix of its trials' names)
 DIGEST_CHARS = 10
 NO_CHAMPION_FILE = "NO_CHAMPION"
 
@@ -45,6 +49,9 @@ class PrepareSettings:
     artifacts_bucket: str
     dataset: str
     job_prefix: str
+    tuning: Tuning | None = None  # the dataset's model.tuning
+    objective: tuple[str, str] = ("", "")  # its objective (DatasetSchema.tuning_objective)
+    static_hyperparameters: Mapping[str, str] = field(default_factory=dict)  # the training job's, but the dataset
 
 
 def version_label(execution_id: str) -> str:
@@ -74,6 +81,31 @@ def job_name(prefix: str, kind: str, execution: str) -> str:
         raise ValueError(f"job prefix {prefix!r} leaves no room in a {MAX_JOB_NAME}-character job name")
     readable = re.sub(r"-+", "-", re.sub(r"[^A-Za-z0-9]", "-", execution)).strip("-")[:room].strip("-")
     return "-".join(part for part in (head, readable, tail) if part)
+
+
+def tuning_job_name(prefix: str, execution: str) -> str:
+    """``<prefix>-<hash>``: at most 32 characters (SageMaker's limit for a tuning job, whose trials are named
+    ``<tuning job>-<NNN>-<id>``), the same for the same execution; the hash covers the prefix and the execution,
+    so a prefix cut to fit still names one dataset's run."""
+    tail = _digest(f"{prefix}:{execution}")[:DIGEST_CHARS]
+    head = re.sub(r"-+", "-", re.sub(r"[^A-Za-z0-9-]", "-", prefix))[: MAX_TUNING_JOB_NAME - DIGEST_CHARS - 1]
+    return f"{head.strip('-')}-{tail}"
+
+
+def tuning_view(settings: PrepareSettings, execution: str) -> dict[str, Any] | None:
+    """``$.prepared.tuning`` when the dataset declares ``model.tuning``: the tuning job's name, its
+    ``HyperParameterTuningJobConfig`` and its ``StaticHyperParameters`` (the training job's without the tuned
+    ones, which SageMaker passes per trial, plus the dataset as a JSON string literal)."""
+    if settings.tuning is None:
+        return None
+    static = {
+        name: value for name, value in settings.static_hyperparameters.items() if name not in settings.tuning.ranges
+    }
+    return {
+        "job_name": tuning_job_name(settings.job_prefix, execution),
+        "config": settings.tuning.job_config(settings.objective),
+        "static_hyperparameters": {**static, "dataset": json.dumps(settings.dataset)},
+    }
 
 
 def model_version(dataset: str, execution: str) -> str:
@@ -187,7 +219,7 @@ def prepare(
         if champion
         else no_champion_prefix(s3, settings.artifacts_bucket, execution, settings.model_package_group)
     )
-    return {
+    prepared = {
         "model_version": model_version(settings.dataset, execution),
         "training_job_name": job_name(settings.job_prefix, "train", execution),
         "evaluation_job_name": job_name(settings.job_prefix, "eval", execution),
@@ -196,3 +228,7 @@ def prepare(
         "champion_model_data": champion_model_data,
         "evaluation_uri": f"s3://{settings.artifacts_bucket}/evaluations/{execution}",
     }
+    tuning = tuning_view(settings, execution)
+    if tuning is not None:  # absent otherwise: the state machine's TuneOrTrain choice tests its presence
+        prepared["tuning"] = tuning
+    return prepared

@@ -195,6 +195,25 @@ def find_registered(sagemaker: SageMakerClient, group: str, execution: str) -> d
     return None
 
 
+def tuning_lineage(state: Mapping[str, Any]) -> dict[str, str] | None:
+    """What the registry records of a tuning run (``$.training.tuning``, the TuneModel task's selection of
+    DescribeHyperParameterTuningJob): the tuning job, its trials (completed of all it ran, by
+    ``TrainingJobStatusCounters``), the best trial's tuned values and its objective. None without tuning."""
+    tuning = (state.get("training") or {}).get("tuning")
+    if not isinstance(tuning, Mapping):
+        return None
+    counters = tuning.get("trials") or {}
+    total = sum(int(value) for value in counters.values() if isinstance(value, int | float))
+    objective = tuning.get("objective") or {}
+    chosen = tuning.get("hyperparameters") or {}
+    return {
+        "tuning_job": str(tuning.get("job_name")),
+        "tuning_trials": f"{int(counters.get('Completed', 0))}/{total} completed",
+        "tuned_hyperparameters": " ".join(f"{name}={value}" for name, value in sorted(chosen.items())),
+        "tuning_objective": f"{objective.get('MetricName')}={objective.get('Value')} {objective.get('Type')}",
+    }
+
+
 # ---- the registration ------------------------------------------------------------------------------
 
 
@@ -215,7 +234,9 @@ def customer_metadata(
     raw_source = (
         f"s3://{source.get('bucket')}/{source.get('key')} version {source.get('version_id')}" if source else None
     )
-    hyperparameters = " ".join(f"{name}={value}" for name, value in settings.hyperparameters.items())
+    tuning = tuning_lineage(state)
+    chosen = state["training"]["tuning"].get("hyperparameters") or {} if tuning else {}
+    hyperparameters = " ".join(f"{name}={value}" for name, value in {**settings.hyperparameters, **chosen}.items())
     values = {
         "execution_id": execution,
         "dataset_version": curated.get("version"),
@@ -232,6 +253,7 @@ def customer_metadata(
         "champion_package_arn": champion.get("model_package_arn"),
         "gate_reason": decision.get("reason"),
         "model_version": report.get("model_version") or prepared.get("model_version"),
+        **(tuning or {}),
     }
     return {key: metadata_value(value) for key, value in values.items()}
 
@@ -433,6 +455,12 @@ def notification(
         f"Training job: https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{training_job}",
         f"Execution: {execution} (code {settings.code_version})",
     ]
+    tuning = tuning_lineage(state)
+    if tuning:
+        lines[-2:-2] = [
+            f"Tuning job: {tuning['tuning_job']} ({tuning['tuning_trials']} trials); best trial "
+            f"{tuning['tuning_objective']} with {tuning['tuned_hyperparameters']}",
+        ]
     if status == PENDING:
         lines += [
             "",

@@ -107,6 +107,7 @@ _SAGEMAKER = {
     "endpoint-config": ("EndpointConfigName", "EndpointConfigName"),
     "endpoint": ("EndpointName", "EndpointName"),
     "model-package-group": ("ModelPackageGroupName", "ModelPackageGroupName"),
+    "hyper-parameter-tuning-job": ("HyperParameterTuningJobName", "HyperParameterTuningJobName"),
 }
 
 
@@ -372,7 +373,13 @@ def _implied(action: str, call: Call, base: Request, world: World) -> list[Reque
     prefix = action.partition(":")[0]
     out: list[Request] = []
     privilege_dependents = _dependents(action)
-    role = params.get("RoleArn") or params.get("ExecutionRoleArn")
+    # CreateHyperParameterTuningJob passes the role of its trials inside TrainingJobDefinition
+    definition = params.get("TrainingJobDefinition")
+    role = (
+        params.get("RoleArn")
+        or params.get("ExecutionRoleArn")
+        or (definition.get("RoleArn") if isinstance(definition, Mapping) else None)
+    )
     if role and "iam:passrole" in privilege_dependents:
         context = {**base.context, "iam:passedtoservice": [PASSED_TO.get(prefix, f"{prefix}.amazonaws.com")]}
         out.append(

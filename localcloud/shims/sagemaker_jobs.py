@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
-from moto.sagemaker.exceptions import ResourceInUseException
+from moto.sagemaker.exceptions import ResourceInUseException, ResourceNotFound, ValidationError
 
 from localcloud.runtime import jobs
 from localcloud.runtime.journal import journal
@@ -41,6 +43,7 @@ _cloud: Any = None
 _original_training = sm_responses.SageMakerResponse.create_training_job
 _original_processing = sm_responses.SageMakerResponse.create_processing_job
 _original_transform = sm_responses.SageMakerResponse.create_transform_job
+_original_create_tuning = sm_responses.SageMakerResponse.create_hyper_parameter_tuning_job
 
 
 def set_cloud(cloud: Any) -> None:
@@ -104,6 +107,12 @@ def create_training_job(self: Any) -> Any:
     job.environment = request.get("Environment") or {}
     if _cloud is None:
         return result
+    _started(job)
+    _cloud.dispatcher.submit(_run_training_job, job, request)
+    return result
+
+
+def _started(job: Any) -> None:
     job.training_job_status = "InProgress"
     job.secondary_status = "Starting"
     job.final_metric_data_list = []
@@ -111,46 +120,43 @@ def create_training_job(self: Any) -> Any:
     job.training_end_time = None
     journal.record("training-job", job=job.training_job_name, status="InProgress")
 
-    def execute() -> None:
-        job.secondary_status = "Training"
-        job.training_start_time = datetime.now(UTC)
-        role = request.get("RoleArn")
-        clients, credentials, writer = _as_role(role)
-        image = (request.get("AlgorithmSpecification") or {}).get("TrainingImage")
-        pulled = _pull_image(role, image)
-        outcome = (
-            jobs.JobResult(False, reason=pulled)
-            if pulled
-            else jobs.run_training(clients.s3, request, _cloud.workdir, _cloud.endpoint_url, _cloud.region, credentials)
-        )
-        now = datetime.now(UTC)
-        job.training_end_time = job.last_modified_time = now
-        job.final_metric_data_list = (
-            [
-                {"MetricName": name, "Value": value, "Timestamp": now}
-                for name, value in outcome.outputs["metrics"].items()
-            ]
-            if outcome.outputs.get("metrics")
-            else []
-        )
-        job.training_time_in_seconds = job.billable_time_in_seconds = max(1, int(outcome.seconds))
-        _cloud.job_logs("/aws/sagemaker/TrainingJobs", f"{job.training_job_name}/algo-1", outcome.log, role=writer)
-        _publish_training_metrics(clients, job.training_job_name, outcome.outputs.get("metrics") or {})
-        if outcome.ok:
-            job.model_artifacts = {"S3ModelArtifacts": outcome.outputs["model_uri"]}
-        job.training_job_status = job.secondary_status = _final_status(job, outcome)
-        jobs.job_changed()
-        journal.record(
-            "training-job",
-            job=job.training_job_name,
-            status=job.training_job_status,
-            seconds=round(outcome.seconds, 2),
-            metrics=outcome.outputs.get("metrics"),
-            reason=getattr(job, "failure_reason", None),
-        )
 
-    _cloud.dispatcher.submit(execute)
-    return result
+def _run_training_job(job: Any, request: dict[str, Any]) -> dict[str, float]:
+    """Run a training job's code to its end (``Completed`` or ``Failed``); the metrics its log gave."""
+    job.secondary_status = "Training"
+    job.training_start_time = datetime.now(UTC)
+    role = request.get("RoleArn")
+    clients, credentials, writer = _as_role(role)
+    image = (request.get("AlgorithmSpecification") or {}).get("TrainingImage")
+    pulled = _pull_image(role, image)
+    outcome = (
+        jobs.JobResult(False, reason=pulled)
+        if pulled
+        else jobs.run_training(clients.s3, request, _cloud.workdir, _cloud.endpoint_url, _cloud.region, credentials)
+    )
+    now = datetime.now(UTC)
+    job.training_end_time = job.last_modified_time = now
+    job.final_metric_data_list = (
+        [{"MetricName": name, "Value": value, "Timestamp": now} for name, value in outcome.outputs["metrics"].items()]
+        if outcome.outputs.get("metrics")
+        else []
+    )
+    job.training_time_in_seconds = job.billable_time_in_seconds = max(1, int(outcome.seconds))
+    _cloud.job_logs("/aws/sagemaker/TrainingJobs", f"{job.training_job_name}/algo-1", outcome.log, role=writer)
+    _publish_training_metrics(clients, job.training_job_name, outcome.outputs.get("metrics") or {})
+    if outcome.ok:
+        job.model_artifacts = {"S3ModelArtifacts": outcome.outputs["model_uri"]}
+    job.training_job_status = job.secondary_status = _final_status(job, outcome)
+    jobs.job_changed()
+    journal.record(
+        "training-job",
+        job=job.training_job_name,
+        status=job.training_job_status,
+        seconds=round(outcome.seconds, 2),
+        metrics=outcome.outputs.get("metrics"),
+        reason=getattr(job, "failure_reason", None),
+    )
+    return dict(outcome.outputs.get("metrics") or {})
 
 
 def _publish_training_metrics(clients: Any, job_name: str, metrics: dict[str, float]) -> None:
@@ -206,6 +212,264 @@ def create_processing_job(self: Any) -> Any:
 
     _cloud.dispatcher.submit(execute)
     return result
+
+
+# ---- automatic model tuning ------------------------------------------------------------------------------
+
+TUNING_DEFINITION_KEYS = (
+    "AlgorithmSpecification",
+    "RoleArn",
+    "InputDataConfig",
+    "OutputDataConfig",
+    "ResourceConfig",
+    "StoppingCondition",
+    "Environment",
+    "VpcConfig",
+    "EnableNetworkIsolation",
+    "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining",
+    "CheckpointConfig",
+)
+"""The keys of a tuning job's TrainingJobDefinition that each trial's CreateTrainingJob request takes as they are
+(HyperParameterTrainingJobDefinition; ``StaticHyperParameters`` plus the trial's values become its
+``HyperParameters``)."""
+
+
+def _trial_request(tuning_name: str, index: int, definition: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """The CreateTrainingJob request of trial ``index`` (1-based): SageMaker names it
+    ``<tuning job>-<NNN>-<8 hex digits>``."""
+    suffix = hashlib.sha256(f"{tuning_name}:{index}".encode()).hexdigest()[:8]
+    request = {key: copy.deepcopy(definition[key]) for key in TUNING_DEFINITION_KEYS if key in definition}
+    request["TrainingJobName"] = f"{tuning_name}-{index:03d}-{suffix}"
+    request["HyperParameters"] = {**(definition.get("StaticHyperParameters") or {}), **values}
+    return request
+
+
+def _trial_summary(trial: dict[str, Any], tuning_name: str, objective: dict[str, str]) -> dict[str, Any]:
+    """A HyperParameterTrainingJobSummary (BestTrainingJob, ListTrainingJobsForHyperParameterTuningJob)."""
+    job = trial["job"]
+    summary: dict[str, Any] = {
+        "TrainingJobName": job.training_job_name,
+        "TrainingJobArn": job.arn,
+        "TuningJobName": tuning_name,
+        "CreationTime": job.creation_time,
+        "TrainingJobStatus": trial["status"],
+        "TunedHyperParameters": dict(trial["values"]),
+    }
+    for key, value in (("TrainingStartTime", job.training_start_time), ("TrainingEndTime", job.training_end_time)):
+        if value is not None:
+            summary[key] = value
+    if trial["status"] == "Failed":
+        summary["FailureReason"] = getattr(job, "failure_reason", None) or "unknown"
+    if trial["objective"] is not None:
+        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+            "Type": objective["Type"],
+            "MetricName": objective["MetricName"],
+            "Value": trial["objective"],
+        }
+    summary["ObjectiveStatus"] = (
+        "Succeeded" if trial["objective"] is not None else "Pending" if trial["status"] == "InProgress" else "Failed"
+    )
+    return summary
+
+
+def _counters(trials: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int]]:
+    """TrainingJobStatusCounters and ObjectiveStatusCounters of the trials so far."""
+    status = {"Completed": 0, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 0, "Stopped": 0}
+    objective = {"Succeeded": 0, "Pending": 0, "Failed": 0}
+    for trial in trials:
+        key = {"Failed": "NonRetryableError"}.get(trial["status"], trial["status"])
+        status[key] = status.get(key, 0) + 1
+        done = (
+            "Succeeded"
+            if trial["objective"] is not None
+            else "Pending"
+            if trial["status"] == "InProgress"
+            else "Failed"
+        )
+        objective[done] += 1
+    return status, objective
+
+
+def _tuning_started(job: Any, objective: dict[str, str]) -> Any:
+    """moto's tuning job (Completed at once, with placeholder results) made an InProgress one with no trials."""
+    job.hyper_parameter_tuning_job_status = "InProgress"
+    job.hyper_parameter_tuning_end_time = job.failure_reason = job.tuning_job_completion_details = None
+    job.best_training_job = job.OverallBestTrainingJob = None
+    job.stop_requested = False
+    job.objective = objective
+    job.trials = []
+    job.consumed_resources = {"RuntimeInSeconds": 0}
+    job.training_job_status_counters, job.objective_status_counters = _counters([])
+    return job
+
+
+def create_hyper_parameter_tuning_job(self: Any) -> Any:
+    """CreateHyperParameterTuningJob: the trials run as real training jobs (``localcloud.runtime.tuning`` picks
+    their values; Bayesian and Hyperband are refused with the reason), one after another (two cores; within
+    MaxParallelTrainingJobs), each objective parsed from its log by the job's MetricDefinitions."""
+    from localcloud.runtime import tuning
+
+    request = _request(self)
+    name = request["HyperParameterTuningJobName"]
+    config = request.get("HyperParameterTuningJobConfig") or {}
+    definition: dict[str, Any] = request.get("TrainingJobDefinition") or {}
+    if _cloud is not None:
+        if not definition:
+            raise ValidationError("the local cloud runs a tuning job of one TrainingJobDefinition")
+        try:
+            plan = tuning.plan_trials(config)
+        except tuning.TuningRefused as refused:
+            raise ValidationError(str(refused)) from None
+        objective = dict(config.get("HyperParameterTuningJobObjective") or {})
+        defined = {
+            m.get("Name") for m in (definition.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
+        }
+        if objective.get("MetricName") not in defined:
+            raise ValidationError(
+                f"the objective metric {objective.get('MetricName')!r} is not one of the job's MetricDefinitions"
+            )
+    result = _original_create_tuning(self)
+    if _cloud is None:
+        return result
+    job = _tuning_started(self.sagemaker_backend.hyper_parameter_tuning_jobs[name], objective)
+    journal.record("tuning-job", job=name, status="InProgress", strategy=config.get("Strategy"), trials=len(plan))
+
+    def execute() -> None:
+        started = datetime.now(UTC)
+        backend = self.sagemaker_backend
+        for index, values in enumerate(plan, start=1):
+            if job.stop_requested:
+                break
+            trial_request = _trial_request(name, index, definition, values)
+            # moto rewrites the specification it is given (its MetricDefinitions): hand it a copy
+            trial_job = backend.create_training_job(
+                training_job_name=trial_request["TrainingJobName"],
+                hyper_parameters=dict(trial_request["HyperParameters"]),
+                algorithm_specification=copy.deepcopy(trial_request["AlgorithmSpecification"]),
+                role_arn=trial_request["RoleArn"],
+                input_data_config=trial_request.get("InputDataConfig"),
+                output_data_config=trial_request["OutputDataConfig"],
+                resource_config=trial_request["ResourceConfig"],
+                vpc_config=trial_request.get("VpcConfig"),
+                stopping_condition=trial_request["StoppingCondition"],
+                tags=None,
+                enable_network_isolation=trial_request.get("EnableNetworkIsolation", False),
+                enable_inter_container_traffic_encryption=trial_request.get(
+                    "EnableInterContainerTrafficEncryption", False
+                ),
+                enable_managed_spot_training=trial_request.get("EnableManagedSpotTraining", False),
+                checkpoint_config=trial_request.get("CheckpointConfig"),
+                debug_hook_config=None,
+                debug_rule_configurations=None,
+                tensor_board_output_config=None,
+                experiment_config=None,
+            )
+            trial_job.algorithm_specification = copy.deepcopy(trial_request["AlgorithmSpecification"])
+            trial_job.environment = trial_request.get("Environment") or {}
+            trial_job.tuning_job_arn = job.arn
+            trial: dict[str, Any] = {"job": trial_job, "values": values, "status": "InProgress", "objective": None}
+            job.trials.append(trial)
+            _started(trial_job)
+            job.training_job_status_counters, job.objective_status_counters = _counters(job.trials)
+            jobs.job_changed()
+            metrics = _run_training_job(trial_job, trial_request)
+            trial["status"] = trial_job.training_job_status
+            trial["objective"] = metrics.get(objective["MetricName"]) if trial["status"] == "Completed" else None
+            job.training_job_status_counters, job.objective_status_counters = _counters(job.trials)
+            best = tuning.best_trial(job.trials, objective.get("Type", "Maximize"))
+            job.best_training_job = job.OverallBestTrainingJob = (
+                _trial_summary(dict(best), name, objective) if best is not None else None
+            )
+            job.last_modified_time = datetime.now(UTC)
+            jobs.job_changed()
+        job.consumed_resources = {"RuntimeInSeconds": max(1, int((datetime.now(UTC) - started).total_seconds()))}
+        if job.stop_requested:
+            job.hyper_parameter_tuning_job_status = "Stopped"
+        elif job.best_training_job is None:
+            job.hyper_parameter_tuning_job_status = "Failed"
+            reasons = sorted({getattr(t["job"], "failure_reason", None) or "no objective metric" for t in job.trials})
+            job.failure_reason = (
+                f"All {len(job.trials)} training jobs failed or logged no {objective.get('MetricName')}: "
+                + "; ".join(reasons)
+            )[:1024]
+        else:
+            job.hyper_parameter_tuning_job_status = "Completed"
+        job.hyper_parameter_tuning_end_time = job.last_modified_time = datetime.now(UTC)
+        jobs.job_changed()
+        journal.record(
+            "tuning-job",
+            job=name,
+            status=job.hyper_parameter_tuning_job_status,
+            trials=[
+                {"job": t["job"].training_job_name, "values": t["values"], "objective": t["objective"]}
+                for t in job.trials
+            ],
+            best=(job.best_training_job or {}).get("TrainingJobName"),
+            reason=job.failure_reason,
+        )
+
+    _cloud.dispatcher.submit(execute)
+    return result
+
+
+def describe_hyper_parameter_tuning_job(self: Any) -> Any:
+    """DescribeHyperParameterTuningJob in the documented shape: ``BestTrainingJob`` / ``OverallBestTrainingJob``,
+    ``HyperParameterTuningEndTime`` and ``FailureReason`` only once there is one (moto fills them with placeholders)."""
+    name = self._get_param("HyperParameterTuningJobName")
+    response = self.sagemaker_backend.describe_hyper_parameter_tuning_job(name)
+    job = self.sagemaker_backend.hyper_parameter_tuning_jobs[name]
+    if hasattr(job, "trials"):
+        response = {key: value for key, value in response.items() if value is not None}
+    return ActionResult(response)
+
+
+def list_training_jobs_for_hyper_parameter_tuning_job(self: Any) -> Any:
+    """ListTrainingJobsForHyperParameterTuningJob: the trials as HyperParameterTrainingJobSummary, filtered by
+    ``StatusEquals``, sorted by ``SortBy`` (Name | CreationTime | Status | FinalObjectiveMetricValue, default
+    Name) and ``SortOrder`` (default Ascending), ``MaxResults`` per page (default 10) with ``NextToken``."""
+    name = self._get_param("HyperParameterTuningJobName")
+    job = self.sagemaker_backend.hyper_parameter_tuning_jobs.get(name)
+    if job is None:
+        raise ResourceNotFound(f"Could not find hyper parameter tuning job '{name}'.")
+    summaries = [_trial_summary(t, name, getattr(job, "objective", {})) for t in getattr(job, "trials", [])]
+    status = self._get_param("StatusEquals")
+    if status:
+        summaries = [s for s in summaries if s["TrainingJobStatus"] == status]
+    sort_by = self._get_param("SortBy") or "Name"
+    keys = {
+        "Name": lambda s: s["TrainingJobName"],
+        "CreationTime": lambda s: s["CreationTime"],
+        "Status": lambda s: s["TrainingJobStatus"],
+        "FinalObjectiveMetricValue": lambda s: (s.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get(
+            "Value", float("-inf")
+        ),
+    }
+    if sort_by not in keys:
+        raise ValidationError(f"SortBy {sort_by!r} is not one of {', '.join(keys)}")
+    summaries.sort(key=keys[sort_by], reverse=(self._get_param("SortOrder") or "Ascending") == "Descending")
+    start = int(self._get_param("NextToken") or 0)
+    size = int(self._get_param("MaxResults") or 10)
+    page = summaries[start : start + size]
+    response: dict[str, Any] = {"TrainingJobSummaries": page}
+    if start + size < len(summaries):
+        response["NextToken"] = str(start + size)
+    return ActionResult(response)
+
+
+def stop_hyper_parameter_tuning_job(self: Any) -> Any:
+    """StopHyperParameterTuningJob: ``Stopping`` at once; no further trial starts, the running one ends, then
+    ``Stopped``. A job that is not InProgress cannot be stopped (ValidationException)."""
+    name = self._get_param("HyperParameterTuningJobName")
+    job = self.sagemaker_backend.hyper_parameter_tuning_jobs.get(name)
+    if job is None:
+        raise ResourceNotFound(f"Could not find hyper parameter tuning job '{name}'.")
+    if job.hyper_parameter_tuning_job_status != "InProgress":
+        raise ValidationError(f"the tuning job {name} is {job.hyper_parameter_tuning_job_status}: it cannot be stopped")
+    job.stop_requested = True
+    job.hyper_parameter_tuning_job_status = "Stopping"
+    jobs.job_changed()
+    return EmptyResult()
 
 
 def create_transform_job(self: Any) -> Any:
@@ -273,6 +537,12 @@ def install() -> None:
     sm_responses.SageMakerResponse.create_training_job = create_training_job  # type: ignore[method-assign]
     sm_responses.SageMakerResponse.create_processing_job = create_processing_job  # type: ignore[method-assign]
     sm_responses.SageMakerResponse.create_transform_job = create_transform_job  # type: ignore[method-assign]
+    responses = sm_responses.SageMakerResponse
+    responses.create_hyper_parameter_tuning_job = create_hyper_parameter_tuning_job  # type: ignore[method-assign]
+    responses.describe_hyper_parameter_tuning_job = describe_hyper_parameter_tuning_job  # type: ignore[method-assign]
+    # not in moto 5.2.5: added
+    responses.list_training_jobs_for_hyper_parameter_tuning_job = list_training_jobs_for_hyper_parameter_tuning_job  # type: ignore[attr-defined]
+    responses.stop_hyper_parameter_tuning_job = stop_hyper_parameter_tuning_job  # type: ignore[attr-defined]
     _installed = True
 
 

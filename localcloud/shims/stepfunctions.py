@@ -12,8 +12,9 @@ This shim (patch point ``state_task_factory.state_task_service_for`` and ``WaitF
   is the task result (dates as epoch milliseconds, as Step Functions renders them). Failure:
   ``States.TaskFailed`` with the describe response as JSON in ``Cause`` (so ``FailureReason`` /
   ``ErrorMessage`` reach the Catch), as Step Functions does.
-- adds SageMaker: ``createTrainingJob``, ``createProcessingJob``, ``createTransformJob`` (request/response
-  and ``.sync``), ``createModel``, ``createEndpointConfig``, ``createEndpoint``, ``updateEndpoint``.
+- adds SageMaker: ``createTrainingJob``, ``createProcessingJob``, ``createTransformJob``,
+  ``createHyperParameterTuningJob`` (request/response and ``.sync``), ``createModel``, ``createEndpointConfig``,
+  ``createEndpoint``, ``updateEndpoint``.
 - makes Wait states wait on the local cloud's clock (``localcloud.clock``);
 - creates (and updates) ``AWS::StepFunctions::StateMachine`` resources in the backend the API serves (moto's
   CloudFormation always uses the non-executing backend, so ``StartExecution`` would not find them);
@@ -113,6 +114,11 @@ _SAGEMAKER_SYNC: Final[dict[str, tuple[str, str, str]]] = {
     "create_training_job": ("describe_training_job", "TrainingJobName", "TrainingJobStatus"),
     "create_processing_job": ("describe_processing_job", "ProcessingJobName", "ProcessingJobStatus"),
     "create_transform_job": ("describe_transform_job", "TransformJobName", "TransformJobStatus"),
+    "create_hyper_parameter_tuning_job": (
+        "describe_hyper_parameter_tuning_job",
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobStatus",
+    ),
     "create_endpoint": ("describe_endpoint", "EndpointName", "EndpointStatus"),
     "update_endpoint": ("describe_endpoint", "EndpointName", "EndpointStatus"),
 }
@@ -124,7 +130,6 @@ _SAGEMAKER_ACTIONS: Final[tuple[str, ...]] = (
     *_SAGEMAKER_SYNC,
     "create_model",
     "create_endpoint_config",
-    "create_hyper_parameter_tuning_job",
     "create_labeling_job",
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 MAX_HYPERPARAMETER_LENGTH = 2500  # CreateTrainingJob: HyperParameters values are at most 2500 characters
 DATASET_HYPERPARAMETER = "dataset"
@@ -48,3 +49,14 @@ def job_hyperparameters(settings: Iterable[tuple[str, str]], dataset: str) -> di
     as a JSON string literal (``"churn"``), so that a name such as ``null`` or ``true`` stays a string (the state
     machine sends ``States.JsonToString($.dataset)``, the same text)."""
     return {**stage_hyperparameters(settings), DATASET_HYPERPARAMETER: json.dumps(dataset)}
+
+
+def decode_value(text: Any) -> Any:
+    """A hyperparameter value as the training toolkit hands it over: it ``json.loads`` every value and keeps the
+    text when that fails (``"57"`` -> 57, ``"null"`` -> None, ``"sqrt"`` -> ``"sqrt"``)."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

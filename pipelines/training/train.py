@@ -19,6 +19,7 @@ Metrics are printed as ``validation:auc=0.871234;`` lines that ``METRIC_DEFINITI
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -47,9 +48,9 @@ from pipelines.evaluation import model_metrics
 from pipelines.features import model_frame, model_input_columns, model_output
 from pipelines.platform import PlatformError, UnknownDataset
 from pipelines.platform import platform as platform_document
-from pipelines.schema import DatasetSchema
+from pipelines.schema import DatasetSchema, SchemaError
 from pipelines.training.estimators import build_estimator, estimator_record
-from pipelines.training.hyperparameters import DATASET_HYPERPARAMETER, Hyperparameters
+from pipelines.training.hyperparameters import DATASET_HYPERPARAMETER, Hyperparameters, decode_value
 from pipelines.training.hyperparameters import MAX_HYPERPARAMETER_LENGTH as MAX_HYPERPARAMETER_LENGTH
 from pipelines.training.hyperparameters import job_hyperparameters as job_hyperparameters
 from pipelines.training.metric_definitions import format_metric
@@ -108,7 +109,11 @@ def parse_args(
     argv: Sequence[str] | None, sm_hps: Mapping[str, Any] | None = None
 ) -> tuple[Hyperparameters, DatasetSchema]:
     """Hyperparameters and the dataset's schema: command line over ``SM_HPS`` over the built-in defaults; the
-    schema of ``--dataset`` from the platform document shipped with this code."""
+    schema of ``--dataset`` from the platform document shipped with this code.
+
+    A trial of the dataset's tuning job (``model.tuning``) also gets one ``--<name> <value>`` per tuned
+    hyperparameter: the returned schema's model has those values fixed (``ModelSpec.with_tuned``; a built-in's
+    are checked against its catalog), so the estimator, its record and the script's arguments use them."""
     parser = argparse.ArgumentParser(prog="train.py", description="Train a declared dataset's model (SageMaker).")
     defaults_of = Hyperparameters()
     for spec in fields(Hyperparameters):
@@ -123,13 +128,37 @@ def parse_args(
     if DATASET_HYPERPARAMETER in hps:
         defaults[DATASET_HYPERPARAMETER] = str(hps[DATASET_HYPERPARAMETER])
     parser.set_defaults(**defaults)
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    args, rest = parser.parse_known_args(list(argv) if argv is not None else None)
+    if rest and not args.dataset:  # no dataset, so no tuned hyperparameters: nothing else is known
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if not args.dataset:
         parser.error("the declared dataset to train is required: --dataset or the dataset hyperparameter")
     try:
         schema = platform_document().dataset(args.dataset).schema
     except (UnknownDataset, PlatformError) as error:
         parser.error(str(error))
+    tuning = schema.model_spec.tuning
+    tuned_names = list(tuning.ranges) if tuning is not None else []
+    tuned_parser = argparse.ArgumentParser(prog="train.py")
+    for name in tuned_names:
+        tuned_parser.add_argument(f"--{name}", default=None)
+    tuned_args, unknown = tuned_parser.parse_known_args(rest)
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    # SM_HPS first for these: the toolkit's decoded JSON keeps null and booleans, which its command line renders as
+    # '' and 'True'; the command line alone (a run by hand) is JSON-decoded here
+    tuned = {
+        name: hps[name] if name in hps else decode_value(getattr(tuned_args, name))
+        for name in tuned_names
+        if name in hps or getattr(tuned_args, name) is not None
+    }
+    if tuned:
+        model = schema.model_spec.with_tuned(tuned)
+        try:
+            model.check_task(schema.task)
+        except SchemaError as error:
+            parser.error(f"tuned hyperparameter {error}")
+        schema = dataclasses.replace(schema, model=model)
     hyperparameters = Hyperparameters(**{spec.name: getattr(args, spec.name) for spec in fields(Hyperparameters)})
     return hyperparameters, schema
 

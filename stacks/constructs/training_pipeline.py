@@ -179,7 +179,8 @@ class TrainingPipeline(Construct):
             "PrepareTraining",
             handler="prepare_training.handler.handler",
             description="Reads the ETL manifest, finds the champion and names the training run",
-            environment=common_env,
+            # a tuning job's StaticHyperParameters: these minus the tuned ones, plus the dataset (prepare's)
+            environment={**common_env, "TRAINING_HYPERPARAMETERS": json.dumps(self._static_hyperparameters(config))},
         )
         self.register_fn = lambdas.function(
             self,
@@ -292,6 +293,20 @@ class TrainingPipeline(Construct):
             )
         )
 
+    def _static_hyperparameters(self, config: StageConfig) -> dict[str, str]:
+        """The training job's hyperparameters but the execution's dataset: the stage's and the toolkit's."""
+        from pipelines.training.hyperparameters import stage_hyperparameters
+
+        return {
+            **stage_hyperparameters(config.training.hyperparameters.items()),
+            **sagemaker_hyperparameters(
+                f"{CHANNELS_DIR}/{CODE_CHANNEL}/{self.source_dir.s3_object_key}"
+                if self.network
+                else self.source_dir.s3_object_url,
+                config.region,
+            ),
+        }
+
     def _job_network(self) -> dict[str, Any]:
         """A job's network settings in a private stage: the VPC, no network access from the container, and encrypted
         traffic between the instances of a multi-instance job. The training script reads its channels and writes
@@ -375,19 +390,13 @@ class TrainingPipeline(Construct):
         prepare = catch(self._lambda_step("PrepareTraining", self.prepare_fn, "$.prepared"))
 
         # ---- 2. training (scikit-learn container, script mode) ----
-        from pipelines.training.hyperparameters import DATASET_HYPERPARAMETER, stage_hyperparameters
+        from pipelines.training.hyperparameters import DATASET_HYPERPARAMETER
         from pipelines.training.metric_definitions import METRIC_DEFINITIONS
 
         hyperparameters = {
-            **stage_hyperparameters(config.training.hyperparameters.items()),
+            **self._static_hyperparameters(config),
             # the toolkit json.loads every value: the dataset name as a JSON string literal ("churn")
             f"{DATASET_HYPERPARAMETER}.$": "States.JsonToString($.dataset)",
-            **sagemaker_hyperparameters(
-                f"{CHANNELS_DIR}/{CODE_CHANNEL}/{self.source_dir.s3_object_key}"
-                if self.network
-                else self.source_dir.s3_object_url,
-                config.region,
-            ),
         }
         code_channel = (
             [
@@ -402,6 +411,7 @@ class TrainingPipeline(Construct):
         # A CustomState rather than tasks.SageMakerCreateTrainingJob, whose S3Location renders an https URL for a
         # bucket (SageMaker takes the host for the bucket) and, for channels from JSON paths, grants s3:GetObject and
         # s3:ListBucket on every bucket; it also grants sagemaker:ListTags on "*". Its IAM is granted below, scoped.
+        output_path = f"s3://{lake.artifacts.bucket_name}/{MODELS_PREFIX}"
         train = catch(
             self._retry(
                 sfn.CustomState(
@@ -434,10 +444,7 @@ class TrainingPipeline(Construct):
                                 for split in ("train", "validation")
                             ]
                             + code_channel,
-                            "OutputDataConfig": {
-                                "S3OutputPath": f"s3://{lake.artifacts.bucket_name}/{MODELS_PREFIX}",
-                                "KmsKeyId": lake.key.key_arn,
-                            },
+                            "OutputDataConfig": {"S3OutputPath": output_path, "KmsKeyId": lake.key.key_arn},
                             "ResourceConfig": {
                                 "InstanceCount": config.training.instance_count,
                                 "InstanceType": config.training.instance_type,
@@ -457,6 +464,51 @@ class TrainingPipeline(Construct):
                     },
                 )
             )
+        )
+
+        # ---- 2b. a dataset that declares model.tuning: an automatic model tuning job of the same training job;
+        # its best trial (by the gate's metric on the validation split) goes on as the challenger ----
+        definition = {
+            key: value
+            for key, value in train.to_state_json()["Parameters"].items()
+            if key not in ("TrainingJobName.$", "HyperParameters")
+        }
+        tune = catch(
+            self._retry(
+                sfn.CustomState(
+                    self,
+                    "TuneModel",
+                    state_json={
+                        "Type": "Task",
+                        "Resource": f"arn:{cdk.Aws.PARTITION}:states:::sagemaker:createHyperParameterTuningJob.sync",
+                        "Parameters": {
+                            "HyperParameterTuningJobName.$": "$.prepared.tuning.job_name",
+                            "HyperParameterTuningJobConfig.$": "$.prepared.tuning.config",
+                            "TrainingJobDefinition": {
+                                **definition,
+                                "StaticHyperParameters.$": "$.prepared.tuning.static_hyperparameters",
+                            },
+                        },
+                        # the best trial's archive: SageMaker writes <S3OutputPath>/<training job>/output/model.tar.gz
+                        "ResultSelector": {
+                            "job_name.$": "$.BestTrainingJob.TrainingJobName",
+                            "model_data.$": "States.Format('{}{}/output/model.tar.gz', '"
+                            + output_path
+                            + "', $.BestTrainingJob.TrainingJobName)",
+                            "tuning": {
+                                "job_name.$": "$.HyperParameterTuningJobName",
+                                "trials.$": "$.TrainingJobStatusCounters",
+                                "hyperparameters.$": "$.BestTrainingJob.TunedHyperParameters",
+                                "objective.$": "$.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric",
+                            },
+                        },
+                        "ResultPath": "$.training",
+                    },
+                )
+            )
+        )
+        tune_or_train = (
+            sfn.Choice(self, "TuneOrTrain").when(sfn.Condition.is_present("$.prepared.tuning"), tune).otherwise(train)
         )
 
         # ---- 3. evaluation: challenger vs champion on the held-out test split ----
@@ -563,7 +615,9 @@ class TrainingPipeline(Construct):
             .when(sfn.Condition.is_present("$.curated"), prepare)
             .otherwise(etl.next(prepare))
         )
-        prepare.next(train).next(evaluate).next(register).next(gate)
+        prepare.next(tune_or_train)
+        tune.next(evaluate)
+        train.next(evaluate).next(register).next(gate)
 
         log_group = logs.LogGroup(
             self,
@@ -605,6 +659,24 @@ class TrainingPipeline(Construct):
                 resources=jobs,
             )
         )
+        # the tuning task's .sync integration (same guide): create, describe, stop and list its trials, tags
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sagemaker:CreateHyperParameterTuningJob",
+                    "sagemaker:DescribeHyperParameterTuningJob",
+                    "sagemaker:StopHyperParameterTuningJob",
+                    "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                    "sagemaker:AddTags",
+                    "sagemaker:ListTags",
+                ],
+                resources=[
+                    stack.format_arn(
+                        service="sagemaker", resource="hyper-parameter-tuning-job", resource_name=f"{config.prefix}-*"
+                    )
+                ],
+            )
+        )
         machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
@@ -612,7 +684,7 @@ class TrainingPipeline(Construct):
                     stack.format_arn(
                         service="events", resource="rule", resource_name=f"StepFunctionsGetEventsFor{kind}"
                     )
-                    for kind in ("SageMakerTrainingJobsRule", "SageMakerProcessingJobsRule")
+                    for kind in ("SageMakerTrainingJobsRule", "SageMakerProcessingJobsRule", "SageMakerTuningJobsRule")
                 ],
             )
         )

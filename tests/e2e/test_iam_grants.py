@@ -1,11 +1,12 @@
-"""Each grant the real-account review added (issue 13) is needed: removed from the deployed stack, the local run
-fails with AccessDenied naming the principal and the action, as AWS would.
+"""Each grant the real-account review added (issue 13), and the tuning task's (issue 18), is needed: removed from
+the deployed stack, the local run fails with AccessDenied naming the principal and the action, as AWS would.
 
-Every case exercises the call the way the stack's principal makes it: Step Functions publishing a notification
-with its role, Glue putting job metrics and CloudWatch Logs encrypting the job's and the functions' logs with the
-data key, the deploy Lambda's target-tracking policy (Application Auto Scaling creates its alarms with the caller's
-permissions), and SageMaker reading the auto-rollback alarms with the endpoint's execution role. The first assertion
-(the deployed stack allows it) holds once the grants of issue 13 are in the stack.
+Every case exercises the call the way the stack's principal makes it: Step Functions publishing a notification and
+starting and polling a tuning job (passing the trials' role) with its role, Glue putting job metrics and CloudWatch
+Logs encrypting the job's and the functions' logs with the data key, the deploy Lambda's target-tracking policy
+(Application Auto Scaling creates its alarms with the caller's permissions), and SageMaker reading the auto-rollback
+alarms with the endpoint's execution role. The first assertion (the deployed stack allows it) holds once the grants
+are in the stack.
 """
 
 from __future__ import annotations
@@ -124,6 +125,43 @@ def rollback_alarms(cloud: LocalCloud) -> None:
     cloud.iam.check_call(caller, calls.Call("cloudwatch", "DescribeAlarms", {"AlarmNames": names}))
 
 
+def tuning_as_state_machine(call: str) -> Any:
+    """The TuneModel task's call as the training state machine's role, on a tuning job named under the stage's prefix:
+    ``create`` (a Bayesian job, which the local cloud refuses after IAM allowed it: no trial runs) or ``describe``
+    (a job that does not exist: ResourceNotFound after IAM allowed it)."""
+
+    def run(cloud: LocalCloud) -> None:
+        machine = next(m["stateMachineArn"] for m in cloud.clients.stepfunctions.list_state_machines()["stateMachines"])
+        clients = cloud.clients_for(
+            role_arn(cloud, "PipelineStateMachineRole"), "states.amazonaws.com", "StepFunctions", source_arn=machine
+        )
+        name = "mlops-dev-churn-0123456789"
+        try:
+            if call == "describe":
+                clients.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+                return
+            clients.sagemaker.create_hyper_parameter_tuning_job(
+                HyperParameterTuningJobName=name,
+                HyperParameterTuningJobConfig={
+                    "Strategy": "Bayesian",
+                    "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
+                    "HyperParameterTuningJobObjective": {"MetricName": "validation:auc", "Type": "Maximize"},
+                },
+                TrainingJobDefinition={
+                    "AlgorithmSpecification": {"TrainingImage": "sklearn:1.9-0", "TrainingInputMode": "File"},
+                    "RoleArn": role_arn(cloud, "PipelineSageMakerJobRole"),
+                    "OutputDataConfig": {"S3OutputPath": "s3://artifacts/models/"},
+                    "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+                    "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+                },
+            )
+        except ClientError as error:  # past IAM: the local cloud refuses Bayesian / no such job
+            if error.response["Error"]["Code"] not in ("ValidationException", "ResourceNotFound"):
+                raise
+
+    return run
+
+
 @dataclass(frozen=True)
 class Grant:
     name: str
@@ -157,6 +195,24 @@ GRANTS = [
         "ServingDeploymentRole",
         "kms:Decrypt",
         publish_as_state_machine("ServingDeploymentRole"),
+    ),
+    Grant(
+        "training pipeline starts a tuning job: sagemaker:CreateHyperParameterTuningJob",
+        "PipelineStateMachineRole",
+        "sagemaker:CreateHyperParameterTuningJob",
+        tuning_as_state_machine("create"),
+    ),
+    Grant(
+        "training pipeline polls its tuning job (.sync): sagemaker:DescribeHyperParameterTuningJob",
+        "PipelineStateMachineRole",
+        "sagemaker:DescribeHyperParameterTuningJob",
+        tuning_as_state_machine("describe"),
+    ),
+    Grant(
+        "training pipeline passes the job role to the tuning job's trials: iam:PassRole",
+        "PipelineStateMachineRole",
+        "iam:PassRole",
+        tuning_as_state_machine("create"),
     ),
     Grant("Glue job metrics: cloudwatch:PutMetricData", "DataLakeEtlRole", "cloudwatch:PutMetricData", glue_metrics),
     Grant(

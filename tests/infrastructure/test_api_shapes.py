@@ -160,6 +160,7 @@ def test_the_check_covers_the_integrations_the_pipeline_uses(
     assert apis == {
         ("glue", "StartJobRun"),
         ("sagemaker", "CreateTrainingJob"),
+        ("sagemaker", "CreateHyperParameterTuningJob"),  # a dataset with model.tuning
         ("sagemaker", "CreateProcessingJob"),
         ("sns", "Publish"),
         ("lambda", "function ARN"),

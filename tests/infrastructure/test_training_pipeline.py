@@ -19,7 +19,7 @@ from pipelines.training import train
 from stacks.config import StageConfig
 from stacks.constructs.training_pipeline import TRAINING_PROGRAM, TRANSIENT_ERRORS
 from stacks.mlops_stack import MlopsStack
-from tests.infrastructure.helpers import definition, of_type
+from tests.infrastructure.helpers import definition, of_type, render
 from tests.samples import use_platform
 
 
@@ -38,7 +38,8 @@ def test_order_etl_train_evaluate_gate_register_notify(machine: dict[str, Any]) 
     assert definition(machine)["StartAt"] == "NeedsEtl"
     assert states["RunEtl"]["Resource"].endswith(":states:::glue:startJobRun.sync")
     assert states["RunEtl"]["Next"] == "PrepareTraining"
-    assert states["PrepareTraining"]["Next"] == "TrainModel"
+    assert states["PrepareTraining"]["Next"] == "TuneOrTrain"
+    assert states["TuneOrTrain"]["Default"] == "TrainModel"  # a dataset without model.tuning
     assert states["TrainModel"]["Resource"].endswith(":states:::sagemaker:createTrainingJob.sync")
     assert states["TrainModel"]["Next"] == "EvaluateModels"
     assert states["EvaluateModels"]["Resource"].endswith(":states:::sagemaker:createProcessingJob.sync")
@@ -54,6 +55,74 @@ def test_order_etl_train_evaluate_gate_register_notify(machine: dict[str, Any]) 
         "IsPresent": True,
         "Next": "PrepareTraining",
     }
+
+
+def test_a_dataset_that_declares_tuning_runs_a_tuning_job_of_the_same_training_job(
+    machine: dict[str, Any], resources: dict[str, Any], config: StageConfig
+) -> None:
+    states = definition(machine)["States"]
+    # Given prepare's $.prepared.tuning (present only for a dataset with model.tuning)
+    assert states["TuneOrTrain"]["Choices"] == [
+        {"Variable": "$.prepared.tuning", "IsPresent": True, "Next": "TuneModel"}
+    ]
+    tune, train_state = states["TuneModel"], states["TrainModel"]
+    # Then a tuning job runs through the .sync integration, then the same evaluation, retries and failure path
+    assert tune["Resource"].endswith(":states:::sagemaker:createHyperParameterTuningJob.sync")
+    assert tune["Next"] == "EvaluateModels"
+    assert (tune["Retry"], tune["Catch"]) == (train_state["Retry"], train_state["Catch"])
+    # of the training job's definition (image, channels, output, instance, metric definitions, role, network),
+    # its static hyperparameters from prepare (the tuned ones left out, SageMaker passes them per trial)
+    parameters = tune["Parameters"]
+    assert parameters["HyperParameterTuningJobName.$"] == "$.prepared.tuning.job_name"
+    assert parameters["HyperParameterTuningJobConfig.$"] == "$.prepared.tuning.config"
+    trained = {k: v for k, v in train_state["Parameters"].items() if k not in ("TrainingJobName.$", "HyperParameters")}
+    static = {"StaticHyperParameters.$": "$.prepared.tuning.static_hyperparameters"}
+    assert parameters["TrainingJobDefinition"] == {**trained, **static}
+    # and prepare holds the training job's hyperparameters but the execution's dataset, which it adds
+    prepare_env = _function(resources, "PrepareTraining")["Properties"]["Environment"]["Variables"]
+    hps = {k: v for k, v in train_state["Parameters"]["HyperParameters"].items() if k != "dataset.$"}
+    assert set(json.loads(render(prepare_env["TRAINING_HYPERPARAMETERS"]))) == set(hps)
+    # and the best trial goes on as the challenger: its archive where SageMaker writes it, and what the registry records
+    output = train_state["Parameters"]["OutputDataConfig"]["S3OutputPath"]
+    assert tune["ResultPath"] == "$.training"
+    assert tune["ResultSelector"] == {
+        "job_name.$": "$.BestTrainingJob.TrainingJobName",
+        "model_data.$": f"States.Format('{{}}{{}}/output/model.tar.gz', '{output}', $.BestTrainingJob.TrainingJobName)",
+        "tuning": {
+            "job_name.$": "$.HyperParameterTuningJobName",
+            "trials.$": "$.TrainingJobStatusCounters",
+            "hyperparameters.$": "$.BestTrainingJob.TunedHyperParameters",
+            "objective.$": "$.BestTrainingJob.FinalHyperParameterTuningJobObjectiveMetric",
+        },
+    }
+    assert output.endswith("/models/")
+
+
+def test_the_tuning_task_is_granted_what_its_sync_integration_needs_on_this_stages_tuning_jobs(
+    resources: dict[str, Any], config: StageConfig
+) -> None:
+    (policy,) = [
+        v for k, v in of_type(resources, "AWS::IAM::Policy").items() if k.startswith("PipelineStateMachineRole")
+    ]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (tuning,) = [s for s in statements if "sagemaker:CreateHyperParameterTuningJob" in _actions(s)]
+    assert sorted(_actions(tuning)) == [
+        "sagemaker:AddTags",
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:ListTags",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+        "sagemaker:StopHyperParameterTuningJob",
+    ]
+    (resource,) = tuning["Resource"] if isinstance(tuning["Resource"], list) else [tuning["Resource"]]
+    assert render(resource).endswith(f":${{AWS::AccountId}}:hyper-parameter-tuning-job/{config.prefix}-*"), resource
+    rules = [render(r) for s in statements if "events:PutRule" in _actions(s) for r in s["Resource"]]
+    assert any(r.endswith(":rule/StepFunctionsGetEventsForSageMakerTuningJobsRule") for r in rules), rules
+    # the tuning job names prepare makes (at most 32 characters) fall under it, for the longest dataset prefix
+    from lambdas.prepare_training.logic import MAX_TUNING_JOB_NAME, tuning_job_name
+
+    name = tuning_job_name(f"{config.prefix}-{'d' * 40}", "x" * 80)
+    assert len(name) <= MAX_TUNING_JOB_NAME and name.startswith(f"{config.prefix}-")
 
 
 def test_the_executions_dataset_reaches_every_step(machine: dict[str, Any]) -> None:
@@ -87,6 +156,7 @@ def test_every_task_retries_transient_errors_and_catches_into_one_failure_path(
         "RunEtl",
         "PrepareTraining",
         "TrainModel",
+        "TuneModel",
         "EvaluateModels",
         "RegisterModel",
         "NotifyRegistered",

@@ -102,6 +102,18 @@ def running_cloud(**options: Any) -> Iterator[Any]:
         journal.clear()
 
 
+@contextmanager
+def training_cloud(bucket: str, script: str) -> Iterator[Any]:
+    """A running cloud with ``bucket`` holding a script-mode source archive (``code/sourcedir.tar.gz``: ``script``
+    as ``train.py``) and one file in the ``data/train/`` channel."""
+    with running_cloud() as local:
+        s3 = local.clients.s3
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="code/sourcedir.tar.gz", Body=tar_gz({"train.py": script}))
+        s3.put_object(Bucket=bucket, Key="data/train/part-0.csv", Body=b"1,0\n")
+        yield local
+
+
 IN_FLIGHT = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 
 

@@ -304,3 +304,117 @@ def test_feature_rules_hold_when_the_model_is_built_in_code() -> None:
     # Given a feature built directly (not from a file) / Then the same rule and field apply
     with pytest.raises(SchemaError, match=r"^categories: categorical feature 'g' needs at least one category$"):
         Feature("g", "categorical")
+
+
+# ---- model.tuning ------------------------------------------------------------------------------------------
+
+TUNED_FOREST = {
+    "estimator": "random_forest",
+    "hyperparameters": {"max_depth": 8},
+    "tuning": {
+        "strategy": "Random",
+        "max_jobs": 6,
+        "max_parallel_jobs": 2,
+        "seed": 3,
+        "ranges": {
+            "n_estimators": {"type": "integer", "min": 10, "max": 200, "scaling": "Logarithmic"},
+            "min_samples_leaf": {"type": "integer", "min": 1, "max": 20},
+            "max_features": {"type": "categorical", "values": ["sqrt", "log2", None]},
+        },
+    },
+}
+
+
+def test_a_tuning_declaration_round_trips_and_builds_the_tuning_job_config() -> None:
+    # Given a multiclass declaration whose random forest is tuned
+    schema = DatasetSchema.from_dict(_declaration(model=TUNED_FOREST))
+    assert DatasetSchema.from_json(schema.to_json()) == schema
+    tuning = schema.model_spec.tuning
+    assert tuning is not None and tuning.trial_count == 6
+
+    # When the tuning job's config is built for its objective
+    config = tuning.job_config(schema.tuning_objective)
+
+    # Then the objective is the gate's metric on the validation split, in the gate's direction, and every range is
+    # SageMaker's (strings; a null choice as JSON)
+    assert config == {
+        "Strategy": "Random",
+        "HyperParameterTuningJobObjective": {"MetricName": "validation:macro_f1", "Type": "Maximize"},
+        "ResourceLimits": {"MaxParallelTrainingJobs": 2, "MaxNumberOfTrainingJobs": 6},
+        "ParameterRanges": {
+            "IntegerParameterRanges": [
+                {"Name": "n_estimators", "MinValue": "10", "MaxValue": "200", "ScalingType": "Logarithmic"},
+                {"Name": "min_samples_leaf", "MinValue": "1", "MaxValue": "20", "ScalingType": "Auto"},
+            ],
+            "ContinuousParameterRanges": [],
+            "CategoricalParameterRanges": [{"Name": "max_features", "Values": ["sqrt", "log2", "null"]}],
+        },
+        "RandomSeed": 3,
+    }
+
+
+def test_the_tuning_objective_follows_the_gates_direction_on_the_validation_split() -> None:
+    schema = DatasetSchema.from_dict(_declaration(gate={"metric": "log_loss", "floor": 1.0}))
+    assert schema.tuning_objective == ("validation:log_loss", "Minimize")
+
+
+def test_grid_takes_no_max_jobs_and_counts_its_combinations() -> None:
+    model = {
+        "estimator": "random_forest",
+        "tuning": {
+            "strategy": "Grid",
+            "max_parallel_jobs": 3,
+            "ranges": {
+                "max_features": {"type": "categorical", "values": ["sqrt", "log2"]},
+                "class_weight": {"type": "categorical", "values": ["balanced", None]},
+            },
+        },
+    }
+    tuning = DatasetSchema.from_dict(_declaration(model=model)).model_spec.tuning
+    assert tuning is not None and tuning.trial_count == 4
+    assert "MaxNumberOfTrainingJobs" not in tuning.job_config(("validation:accuracy", "Maximize"))["ResourceLimits"]
+    model["tuning"]["max_parallel_jobs"] = 5  # type: ignore[index]
+    error = _error(_declaration(model=model))
+    assert (error.field, error.message) == (
+        "model.tuning.max_parallel_jobs",
+        "5 is more than the 4 combinations Grid runs",
+    )
+
+
+def test_hyperband_sends_its_max_resource_and_a_script_tunes_any_argument() -> None:
+    model = {
+        "entry_point": "models/iris",
+        "tuning": {
+            "strategy": "Hyperband",
+            "max_jobs": 10,
+            "max_resource": 30,
+            "ranges": {"depth": {"type": "integer", "min": 2, "max": 9}},
+        },
+    }
+    tuning = DatasetSchema.from_dict(_declaration(model=model)).model_spec.tuning
+    assert tuning is not None
+    config = tuning.job_config(("validation:macro_f1", "Maximize"))
+    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MaxResource": 30}}
+
+
+@pytest.mark.parametrize(
+    ("ranges", "field", "message"),
+    [
+        ({"n_estimators": {"type": "integer", "min": 50, "max": 10}}, "ranges.n_estimators.max", "10 must be greater"),
+        ({"n_estimators": {"type": "integer", "min": 1.5, "max": 10}}, "ranges.n_estimators.min", "takes integers"),
+        ({"n_estimators": {"type": "integer", "min": 1, "max": 10, "values": [1]}}, "ranges.n_estimators.values", ""),
+        ({"max_features": {"type": "categorical", "values": []}}, "ranges.max_features.values", "give 1 to 30"),
+        ({"max_features": {"type": "categorical", "values": ["sqrt", "sqrt"]}}, "ranges.max_features.values[1]", ""),
+        ({"max_features": {"type": "range", "values": ["sqrt"]}}, "ranges.max_features.type", "not one of"),
+        (
+            {"n_estimators": {"type": "integer", "min": 1, "max": 9, "scaling": "ReverseLogarithmic"}},
+            "ranges.n_estimators.scaling",
+            "continuous ranges only",
+        ),
+    ],
+)
+def test_a_broken_range_names_its_field(ranges: dict[str, Any], field: str, message: str) -> None:
+    model = {"estimator": "random_forest", "tuning": {"strategy": "Random", "max_jobs": 2, "ranges": ranges}}
+    error = _error(_declaration(model=model))
+    assert error.field == f"model.tuning.{field}"
+    assert message in error.message

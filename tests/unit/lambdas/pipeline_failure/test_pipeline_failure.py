@@ -150,6 +150,26 @@ def test_a_failed_training_job_reports_its_failure_reason(services: dict[str, An
     assert "#/jobs/mlops-dev-train-day1-csv-0123456789" in failure["message"]
 
 
+def test_a_failed_tuning_job_reports_its_failure_reason_as_the_training_stage(services: dict[str, Any]) -> None:
+    # Given the Catch of a createHyperParameterTuningJob.sync task whose trials all failed (its description as Cause)
+    name = "mlops-dev-churn-0123456789"
+    reason = f"All 4 training jobs failed or logged no validation:auc: {TRAINING_MESSAGE}"
+    tuning = {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobStatus": "Failed",
+        "TrainingJobStatusCounters": {"Completed": 0, "NonRetryableError": 4},
+        "FailureReason": reason,
+        "TrainingJobDefinition": {"StaticHyperParameters": {"dataset": '"churn"'}},
+    }
+    error = {"Error": "States.TaskFailed", "Cause": as_cause(tuning)}
+
+    # When the failure is explained / Then the reason is the tuning job's and the stage is training
+    failure = invoke(error, {**UPLOAD, "etl": {}, "prepared": {}, "error": error})
+    assert (failure["reason"], failure["stage"]) == (reason, "training")
+    assert f"SageMaker tuning job {name}: Failed (Failed)" in failure["message"]
+    assert f"#/hyper-tuning-jobs/{name}" in failure["message"]
+
+
 def test_a_failed_evaluation_job_reports_its_failure_reason(services: dict[str, Any]) -> None:
     # Given the Catch of a createProcessingJob.sync task
     cause = processing_cause(services["sagemaker"], FailureReason="AlgorithmError: no challenger model")

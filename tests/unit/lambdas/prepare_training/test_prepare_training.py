@@ -18,6 +18,7 @@ from lambdas.shared.datasets import DatasetNotNamed
 from pipelines.etl.glue_job import version_label as etl_version_label
 from pipelines.evaluation.evaluate import find_model
 from pipelines.platform import UnknownDataset
+from pipelines.schema import Tuning, TuningRange
 from tests.unit.lambdas.support import FakeContext
 
 CURATED, ARTIFACTS = "curated-bucket", "artifacts-bucket"
@@ -56,7 +57,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
         sagemaker = boto3.client("sagemaker")
         for group in (GROUP, "mlops-dev-energy"):
             sagemaker.create_model_package_group(ModelPackageGroupName=group)
-        for name, value in {"CURATED_BUCKET": CURATED, "ARTIFACTS_BUCKET": ARTIFACTS}.items():
+        environment = {"CURATED_BUCKET": CURATED, "ARTIFACTS_BUCKET": ARTIFACTS, "TRAINING_HYPERPARAMETERS": "{}"}
+        for name, value in environment.items():
             monkeypatch.setenv(name, value)
         prepare_handler.settings.cache_clear()
         yield {"s3": s3, "sagemaker": sagemaker}
@@ -297,3 +299,54 @@ def test_version_label_refuses_what_the_etl_refuses() -> None:
         with pytest.raises(ValueError) as theirs:
             etl_version_label(bad)
         assert str(ours.value) == str(theirs.value)
+
+
+def test_a_dataset_with_tuning_gets_its_tuning_job_name_config_and_static_hyperparameters(
+    aws: dict[str, Any],
+) -> None:
+    # Given churn declaring a Random tuning job over max_iter and learning_rate (two of the stage's hyperparameters)
+    tuning = Tuning(
+        "Random",
+        {
+            "max_iter": TuningRange("integer", 50, 400),
+            "learning_rate": TuningRange("continuous", 0.01, 0.3, "Logarithmic"),
+        },
+        max_jobs=4,
+        max_parallel_jobs=2,
+    )
+    static = {"max_iter": "200", "learning_rate": "0.1", "seed": "42", "sagemaker_program": '"train.py"'}
+    settings = logic.PrepareSettings(
+        GROUP, CURATED, ARTIFACTS, "churn", PREFIX, tuning, ("validation:auc", "Maximize"), static
+    )
+    write_report(aws["s3"], EXECUTION, lineage("v1"))
+
+    # When the run is prepared
+    prepared = logic.prepare(execution=EXECUTION, state={}, s3=aws["s3"], sagemaker=aws["sagemaker"], settings=settings)
+
+    # Then $.prepared.tuning names a valid tuning job (32 characters at most, under the dataset's prefix), its config,
+    # and the training job's static hyperparameters without the tuned ones, with the dataset
+    view = prepared["tuning"]
+    assert len(view["job_name"]) <= logic.MAX_TUNING_JOB_NAME and JOB_NAME.match(view["job_name"])
+    assert view["job_name"].startswith(f"{PREFIX}-") and view["job_name"] == logic.tuning_job_name(PREFIX, EXECUTION)
+    assert view["config"] == tuning.job_config(("validation:auc", "Maximize"))
+    assert view["static_hyperparameters"] == {"seed": "42", "sagemaker_program": '"train.py"', "dataset": '"churn"'}
+    # and a dataset without tuning has no such key (the state machine's choice tests its presence)
+    untuned = logic.prepare(
+        execution=EXECUTION,
+        state={},
+        s3=aws["s3"],
+        sagemaker=aws["sagemaker"],
+        settings=logic.PrepareSettings(GROUP, CURATED, ARTIFACTS, "churn", PREFIX),
+    )
+    assert "tuning" not in untuned
+
+
+def test_tuning_job_names_fit_32_characters_and_differ_per_dataset_and_execution() -> None:
+    long_prefix = "mlops-prod-a-dataset-name-of-forty-characters"
+    names = {
+        logic.tuning_job_name(prefix, execution)
+        for prefix in ("mlops-prod-churn", long_prefix, long_prefix + "x")
+        for execution in ("a", "b")
+    }
+    assert len(names) == 6
+    assert all(len(name) <= 32 and JOB_NAME.match(name) and name.startswith("mlops-prod-") for name in names)

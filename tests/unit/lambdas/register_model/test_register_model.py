@@ -418,3 +418,53 @@ def test_client_tokens_are_per_execution_and_valid() -> None:
     token = logic.client_token(EXECUTION)
     assert token == logic.client_token(EXECUTION) != logic.client_token("other")
     assert re.fullmatch(r"[a-zA-Z0-9-]{1,36}", token)
+
+
+def test_a_tuned_model_records_its_tuning_job_trials_and_chosen_values(aws: dict[str, Any]) -> None:
+    # Given a run whose challenger is the best trial of a tuning job (TuneModel's selection of its description)
+    tuned = state()
+    best = "mlops-test-churn-0123456789-003-a1b2c3d4"
+    tuned["training"] = {
+        "job_name": best,
+        "model_data": f"s3://{ARTIFACTS}/models/{best}/output/model.tar.gz",
+        "tuning": {
+            "job_name": "mlops-test-churn-0123456789",
+            "trials": {"Completed": 3, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 1, "Stopped": 0},
+            "hyperparameters": {"max_iter": "150", "learning_rate": "0.0712"},
+            "objective": {"Type": "Maximize", "MetricName": "validation:auc", "Value": 0.8731},
+        },
+    }
+    settings = logic.RegisterSettings(GROUP, "auto", IMAGE, "abc", HYPERPARAMETERS, "churn", "dev")
+
+    # When its lineage and notification are built
+    lineage = logic.customer_metadata(
+        execution=EXECUTION, state=tuned, report=report(0.86, None), evaluation_uri="s3://a/b", settings=settings
+    )
+    _, message = logic.notification(
+        execution=EXECUTION,
+        state=tuned,
+        report=report(0.86, None),
+        evaluation_uri="s3://a/b",
+        settings=settings,
+        package_arn=f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{GROUP}/1",
+        status="Approved",
+        model_version="churn-new",
+    )
+
+    # Then the registry says which tuning job, how many trials ran (completed of all), the chosen values and the
+    # objective; the model's hyperparameters are the chosen values over the stage's; the model is the best trial's
+    assert lineage["training_job"] == best
+    assert lineage["tuning_job"] == "mlops-test-churn-0123456789"
+    assert lineage["tuning_trials"] == "3/4 completed"
+    assert lineage["tuned_hyperparameters"] == "learning_rate=0.0712 max_iter=150"
+    assert lineage["tuning_objective"] == "validation:auc=0.8731 Maximize"
+    recorded = dict(pair.split("=", 1) for pair in lineage["hyperparameters"].split())
+    assert (recorded["max_iter"], recorded["learning_rate"], recorded["seed"]) == ("150", "0.0712", "42")
+    assert (
+        "Tuning job: mlops-test-churn-0123456789 (3/4 completed trials); best trial validation:auc=0.8731 "
+        "Maximize with learning_rate=0.0712 max_iter=150" in message.splitlines()
+    )
+    # and an untuned run records none of it
+    assert "tuning_job" not in logic.customer_metadata(
+        execution=EXECUTION, state=state(), report=report(0.86, None), evaluation_uri="s3://a/b", settings=settings
+    )

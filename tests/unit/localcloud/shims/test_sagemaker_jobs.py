@@ -19,7 +19,7 @@ from localcloud.shims import sagemaker_jobs as shim
 from pipelines.training.metric_definitions import METRIC_DEFINITIONS
 from tests.tiers import heavy_fixture
 from tests.unit.localcloud import support
-from tests.unit.localcloud.support import REGION, ROLE, assert_pinned_moto, revisit, running_cloud, tar_gz, unique
+from tests.unit.localcloud.support import REGION, ROLE, assert_pinned_moto, revisit, unique
 
 SHIM = "sagemaker_jobs"
 BUCKET = "sagemaker-jobs-test"
@@ -208,11 +208,7 @@ TRAIN = """
 
 @heavy_fixture
 def cloud() -> Iterator[Any]:
-    with running_cloud() as local:
-        s3 = local.clients.s3
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=tar_gz({"train.py": TRAIN}))
-        s3.put_object(Bucket=BUCKET, Key="data/train/part-0.csv", Body=b"1,0\n")
+    with support.training_cloud(BUCKET, TRAIN) as local:
         yield local
 
 
@@ -313,7 +309,7 @@ def test_installed_again_one_training_job_is_one_run_handed_to_the_cloud(clean_j
             # Then moto holds one job, InProgress until it runs, and the shim handed one run to the cloud
             jobs = client.list_training_jobs()["TrainingJobSummaries"]
             assert [(j["TrainingJobName"], j["TrainingJobStatus"]) for j in jobs] == [("once", "InProgress")]
-            assert cloud.dispatcher.work == ["execute"]
+            assert cloud.dispatcher.work == ["_run_training_job"]
             assert [e.detail["status"] for e in journal.of("training-job")] == ["InProgress"]
     finally:
         shim.set_cloud(None)

@@ -235,6 +235,40 @@ def test_sagemaker_training_sync_returns_the_completed_job(aws: dict[str, Any]) 
     assert "ResponseMetadata" not in result
 
 
+def test_sagemaker_tuning_sync_returns_the_described_tuning_job_to_the_result_selector(aws: dict[str, Any]) -> None:
+    # Given a tuning task selecting its best trial's name and archive as the training pipeline's TuneModel does
+    # (moto's own tuning job: Completed at once, with a placeholder best trial, without a local cloud)
+    definition = {key: value for key, value in training("unused")["Parameters"].items() if key != "TrainingJobName"}
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sagemaker:createHyperParameterTuningJob.sync",
+        "Parameters": {
+            "HyperParameterTuningJobName": unique("tune")[:32],
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Random",
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 1},
+                "HyperParameterTuningJobObjective": {"MetricName": "validation:auc", "Type": "Maximize"},
+            },
+            "TrainingJobDefinition": definition,
+        },
+        "ResultSelector": {
+            "job_name.$": "$.BestTrainingJob.TrainingJobName",
+            "model_data.$": "States.Format('{}{}/output/model.tar.gz', 's3://artifacts/models/', "
+            "$.BestTrainingJob.TrainingJobName)",
+            "trials.$": "$.TrainingJobStatusCounters",
+        },
+        "ResultPath": "$.training",
+        "Catch": CATCH_ALL,
+    }
+    # When it runs / Then the .sync task waits for the job's end and hands its description to the selector
+    described = execute(aws["stepfunctions"], machine(("Tune", state)))
+    assert described["status"] == "SUCCEEDED", described
+    result = json.loads(described["output"])["training"]
+    best = result["job_name"]
+    assert result["model_data"] == f"s3://artifacts/models/{best}/output/model.tar.gz"
+    assert result["trials"]["Completed"] >= 1
+
+
 def test_a_failed_training_job_reaches_the_catch_with_its_failure_reason(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,11 @@ from sklearn.metrics import roc_auc_score
 from pipelines.evaluation import BINARY_METRICS
 from pipelines.evaluation.evaluate import unpack_model
 from pipelines.features import engineer_features, model_frame, model_input_columns
-from pipelines.schema import DatasetSchema
-from pipelines.training import train
+from pipelines.schema import DatasetSchema, ModelSpec, Tuning, TuningRange
+from pipelines.training import estimators, train
 from pipelines.training.metric_definitions import METRIC_DEFINITIONS
 from stacks.config import TrainingSettings
-from tests.samples import CHURN_SCHEMA
+from tests.samples import CHURN_SCHEMA, platform_for, use_platform
 
 
 def _captured_metrics(stdout: str) -> dict[str, float]:
@@ -499,3 +500,34 @@ def test_a_single_class_split_fails_with_a_clear_reason(churn_splits: dict[str, 
 def test_an_empty_split_fails_with_a_clear_reason(churn_splits: dict[str, pd.DataFrame]) -> None:
     with pytest.raises(train.TrainingDataError, match="the validation split is empty"):
         train.train(churn_splits["train"], churn_splits["validation"].iloc[:0], CHURN_SCHEMA, train.Hyperparameters())
+
+
+def test_a_tuning_trial_trains_with_its_values_over_the_declared_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given churn declaring a tuned random forest (max_depth fixed, n_estimators and max_features tuned)
+    tuning = Tuning(
+        "Random",
+        {
+            "n_estimators": TuningRange("integer", 5, 50),
+            "max_features": TuningRange("categorical", values=("sqrt", None)),
+        },
+        max_jobs=2,
+    )
+    tuned = replace(CHURN_SCHEMA, model=ModelSpec("random_forest", {"max_depth": 4}, tuning=tuning))
+    use_platform(monkeypatch, tmp_path, platform_for([tuned]))
+
+    # When a trial's job parses what the toolkit gives it (the static values and the trial's, sent as strings and
+    # JSON-decoded: "null" is None in SM_HPS, an empty argument on the command line)
+    sm_hps = {"dataset": "churn", "seed": 42, "n_estimators": 17, "max_features": None}
+    hyperparameters, schema = train.parse_args(mapping.to_cmd_args(sm_hps), sm_hps)
+
+    # Then the estimator is built with the trial's values and the declared ones
+    assert hyperparameters.seed == 42
+    assert schema.model_spec.hyperparameters == {"max_depth": 4, "n_estimators": 17, "max_features": None}
+    built = estimators.build_estimator(schema, hyperparameters)
+    assert (built.n_estimators, built.max_depth, built.max_features) == (17, 4, None)
+    # and a value outside the estimator's catalog fails the trial, naming it
+    with pytest.raises(SystemExit):
+        train.parse_args(mapping.to_cmd_args({"dataset": "churn", "n_estimators": 0}))
+    assert "tuned hyperparameter hyperparameters.n_estimators: 0 is outside [1, 5000]" in capsys.readouterr().err
