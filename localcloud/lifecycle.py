@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -84,6 +85,13 @@ def _label(value: Any) -> Any:
     return int(number) if number.is_integer() else number
 
 
+def traffic_step(pending: dict[str, Any]) -> bool:
+    """Whether a ``PendingDeploymentSummary`` (DescribeEndpoint during a blue/green update) is in a traffic step:
+    its new production variants take some, not all, of their traffic (both fleets answer)."""
+    variants = pending.get("ProductionVariants") or []
+    return any(0 < float(v.get("CurrentWeight", 0)) < float(v.get("DesiredWeight", 0)) for v in variants)
+
+
 class Lifecycle:
     """One declared dataset's lifecycle (``schema``) on the deployed stack: its uploads, its executions, its
     registry group and endpoint (``for_dataset`` gives another dataset's, sharing the notifications inbox)."""
@@ -109,11 +117,12 @@ class Lifecycle:
         self.topic = out["NotificationsTopic"]
         self._queue_url: str | None = None
         self.notifications: list[dict[str, Any]] = []
+        self._finished: dict[str, Execution] = {}  # execution ARN -> the finished execution, as described
 
     def for_dataset(self, schema: DatasetSchema) -> Lifecycle:
         """The lifecycle of another declared dataset on the same stack (the same notifications inbox)."""
         other = Lifecycle(self.cloud, self.deployment, schema)
-        other._queue_url, other.notifications = self._queue_url, self.notifications
+        other._queue_url, other.notifications, other._finished = self._queue_url, self.notifications, self._finished
         return other
 
     # ---- data ----
@@ -153,22 +162,29 @@ class Lifecycle:
         for arn in [machine] if machine else [self.training_machine, self.deployment_machine]:
             for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
                 for item in page["executions"]:
+                    # a finished execution is described once (a redriven one runs again: its listed status
+                    # differs from the one described, so it is described anew)
+                    known = self._finished.get(item["executionArn"])
+                    if known is not None and known.status == item["status"]:
+                        out.append(known)
+                        continue
                     described = sfn.describe_execution(executionArn=item["executionArn"])
                     stopped = described.get("stopDate")
-                    out.append(
-                        Execution(
-                            machine=arn.rsplit(":", 1)[-1],
-                            name=item["name"],
-                            arn=item["executionArn"],
-                            status=described["status"],
-                            started=described["startDate"].timestamp(),
-                            stopped=stopped.timestamp() if stopped else None,
-                            input=json.loads(described.get("input") or "{}"),
-                            output=json.loads(described["output"]) if described.get("output") else None,
-                            error=described.get("error"),
-                            cause=described.get("cause"),
-                        )
+                    execution = Execution(
+                        machine=arn.rsplit(":", 1)[-1],
+                        name=item["name"],
+                        arn=item["executionArn"],
+                        status=described["status"],
+                        started=described["startDate"].timestamp(),
+                        stopped=stopped.timestamp() if stopped else None,
+                        input=json.loads(described.get("input") or "{}"),
+                        output=json.loads(described["output"]) if described.get("output") else None,
+                        error=described.get("error"),
+                        cause=described.get("cause"),
                     )
+                    if execution.status in TERMINAL:
+                        self._finished[execution.arn] = execution
+                    out.append(execution)
         return sorted(out, key=lambda e: e.started)
 
     def wait_for(
@@ -339,6 +355,40 @@ class Lifecycle:
             yield
         finally:
             clock.set_scale(previous)
+
+    @contextmanager
+    def slowed_during_traffic_steps(self, scale: float, poll: float = 0.04, idle_poll: float = 0.2) -> Iterator[None]:
+        """Inside the block, cloud time runs at ``scale`` while an update of the endpoint has part, not all, of the
+        production traffic on its new fleet, and at the block's starting speed otherwise: each traffic step (a
+        canary, a linear step) lasts long enough in real time for the clients to be answered by both models, while
+        provisioning, the final bake and the termination wait pass at full speed. Read as an operator reads it:
+        ``DescribeEndpoint``'s ``PendingDeploymentSummary``, whose variants' ``CurrentWeight`` is between 0 and
+        their ``DesiredWeight`` during a traffic step; every ``poll`` real seconds while an update is pending,
+        every ``idle_poll`` otherwise."""
+        base = clock.scale
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                try:
+                    described = self.endpoint() or {}
+                except Exception:  # a failed look keeps the current speed; the next one decides
+                    stop.wait(poll)
+                    continue
+                pending = described.get("PendingDeploymentSummary")
+                wanted = scale if pending and traffic_step(pending) else base
+                if clock.scale != wanted:
+                    clock.set_scale(wanted)
+                stop.wait(poll if pending else idle_poll)
+
+        watcher = threading.Thread(target=watch, daemon=True, name="traffic-step-watcher")
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join(timeout=30)
+            clock.set_scale(base)
 
     def align_schedules(self) -> None:
         """Restart every schedule's period now, so the next slot is one full period away."""

@@ -1,9 +1,12 @@
 """Lifecycle: one declared dataset's names from the stack outputs, its executions told apart from the other
-datasets'; Lifecycle.endpoint: an endpoint that does not exist is None; any other failure is not hidden."""
+datasets' (a finished one described once); Lifecycle.endpoint: an endpoint that does not exist is None; any other
+failure is not hidden; cloud time slowed only during an update's traffic steps."""
 
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from localcloud.lifecycle import Lifecycle, dataset_of
+from localcloud.clock import clock
+from localcloud.lifecycle import Lifecycle, dataset_of, traffic_step
 from stacks.datasets import dataset_schema
 from tests.samples import CHURN_SCHEMA
 
@@ -100,3 +104,86 @@ def test_an_execution_belongs_to_the_dataset_its_input_names(
 ) -> None:
     groups = {"mlops-dev-churn-group": "churn", "mlops-dev-tickets-group": "tickets"}
     assert dataset_of(execution_input, groups) == dataset
+
+
+def _pending(current: float, status: str) -> dict[str, Any]:
+    """DescribeEndpoint's PendingDeploymentSummary with the new variant at ``current`` of its weight 1."""
+    variant = {"VariantName": "AllTraffic", "CurrentWeight": current, "DesiredWeight": 1.0}
+    return {"EndpointConfigName": "new", "ProductionVariants": [{**variant, "VariantStatus": [{"Status": status}]}]}
+
+
+@pytest.mark.parametrize(
+    ("pending", "step"),
+    [
+        (_pending(0.0, "Creating"), False),  # the green fleet is provisioned: no traffic on it yet
+        (_pending(0.25, "Baking"), True),  # a canary: both fleets answer
+        (_pending(0.5, "Baking"), True),  # a linear step
+        (_pending(1.0, "Baking"), False),  # the final bake: all traffic on the new fleet
+        (_pending(1.0, "ActivatingTraffic"), False),
+        ({"EndpointConfigName": "new"}, False),
+    ],
+)
+def test_a_traffic_step_is_part_not_all_of_the_traffic_on_the_new_fleet(pending: dict[str, Any], step: bool) -> None:
+    assert traffic_step(pending) is step
+
+
+def test_cloud_time_slows_down_only_while_a_traffic_step_bakes() -> None:
+    # Given an endpoint that goes through an update as DescribeEndpoint shows it, and the cloud at 240x
+    lc, _ = lifecycle_with("ValidationException", "unused")
+    phase: dict[str, Any] = {"now": {"EndpointStatus": "InService"}}
+    lc.endpoint = lambda: phase["now"]  # type: ignore[method-assign]
+    previous = clock.scale
+    clock.set_scale(240.0)
+
+    def scale_becomes(expected: float) -> bool:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if clock.scale == expected:
+                return True
+            time.sleep(0.01)
+        return False
+
+    try:
+        with lc.slowed_during_traffic_steps(40.0, poll=0.01, idle_poll=0.01):
+            # When nothing is pending, or the green fleet is provisioned: full speed
+            time.sleep(0.1)
+            assert clock.scale == 240.0
+            phase["now"] = {"EndpointStatus": "Updating", "PendingDeploymentSummary": _pending(0.0, "Creating")}
+            time.sleep(0.1)
+            assert clock.scale == 240.0
+            # When the canary takes part of the traffic: slow
+            phase["now"] = {"EndpointStatus": "Updating", "PendingDeploymentSummary": _pending(0.25, "Baking")}
+            assert scale_becomes(40.0)
+            # When all traffic is on the new fleet (final bake, termination wait): full speed again
+            phase["now"] = {"EndpointStatus": "Updating", "PendingDeploymentSummary": _pending(1.0, "Baking")}
+            assert scale_becomes(240.0)
+            phase["now"] = {"EndpointStatus": "Updating", "PendingDeploymentSummary": _pending(0.25, "Baking")}
+            assert scale_becomes(40.0)
+        # Then leaving the block, even inside a step, restores the speed it started at
+        assert clock.scale == 240.0
+    finally:
+        clock.set_scale(previous)
+
+
+def test_a_finished_execution_is_described_once() -> None:
+    # Given one finished training run
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    stubber = Stubber(sfn)
+    machine = OUTPUTS["TrainingStateMachine"]
+    arn = "arn:aws:states:us-east-1:123456789012:execution:t:run-1"
+    started, stopped = datetime(2026, 11, 1, 12, tzinfo=UTC), datetime(2026, 11, 1, 12, 5, tzinfo=UTC)
+    listed = {"executionArn": arn, "stateMachineArn": machine, "name": "run-1", "status": "SUCCEEDED"}
+    listing = {"executions": [{**listed, "startDate": started, "stopDate": stopped}]}
+    described = {**listed, "startDate": started, "stopDate": stopped, "input": '{"dataset": "churn"}', "output": "{}"}
+    stubber.add_response("list_executions", listing, {"stateMachineArn": machine})
+    stubber.add_response("describe_execution", described, {"executionArn": arn})
+    stubber.add_response("list_executions", listing, {"stateMachineArn": machine})
+    stubber.activate()
+    cloud: Any = SimpleNamespace(clients=SimpleNamespace(stepfunctions=sfn))
+    lc = Lifecycle(cloud, SimpleNamespace(outputs=OUTPUTS), CHURN_SCHEMA)  # type: ignore[arg-type]
+    # When its executions are read twice
+    first, second = lc.executions(machine), lc.executions(machine)
+    # Then the second read lists them but describes nothing again (the stub has no second description)
+    assert [e.status for e in first] == [e.status for e in second] == ["SUCCEEDED"]
+    assert second[0].input == {"dataset": "churn"}
+    stubber.assert_no_pending_responses()
