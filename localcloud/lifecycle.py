@@ -117,12 +117,12 @@ class Lifecycle:
         self.topic = out["NotificationsTopic"]
         self._queue_url: str | None = None
         self.notifications: list[dict[str, Any]] = []
-        self._finished: dict[str, Execution] = {}  # execution ARN -> the finished execution, as described
+        self._described: dict[str, Execution] = {}  # execution ARN -> the execution as last described
 
     def for_dataset(self, schema: DatasetSchema) -> Lifecycle:
         """The lifecycle of another declared dataset on the same stack (the same notifications inbox)."""
         other = Lifecycle(self.cloud, self.deployment, schema)
-        other._queue_url, other.notifications, other._finished = self._queue_url, self.notifications, self._finished
+        other._queue_url, other.notifications, other._described = self._queue_url, self.notifications, self._described
         return other
 
     # ---- data ----
@@ -162,9 +162,9 @@ class Lifecycle:
         for arn in [machine] if machine else [self.training_machine, self.deployment_machine]:
             for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
                 for item in page["executions"]:
-                    # a finished execution is described once (a redriven one runs again: its listed status
-                    # differs from the one described, so it is described anew)
-                    known = self._finished.get(item["executionArn"])
+                    # described again only when its listed status changes (its input never does): a running
+                    # execution once when listed, once when it has finished (and once more if redriven)
+                    known = self._described.get(item["executionArn"])
                     if known is not None and known.status == item["status"]:
                         out.append(known)
                         continue
@@ -182,8 +182,7 @@ class Lifecycle:
                         error=described.get("error"),
                         cause=described.get("cause"),
                     )
-                    if execution.status in TERMINAL:
-                        self._finished[execution.arn] = execution
+                    self._described[execution.arn] = execution
                     out.append(execution)
         return sorted(out, key=lambda e: e.started)
 

@@ -1,5 +1,5 @@
 """Lifecycle: one declared dataset's names from the stack outputs, its executions told apart from the other
-datasets' (a finished one described once); Lifecycle.endpoint: an endpoint that does not exist is None; any other
+datasets' (described again only when its status changes); Lifecycle.endpoint: an endpoint that does not exist is None; any other
 failure is not hidden; cloud time slowed only during an update's traffic steps."""
 
 from __future__ import annotations
@@ -165,25 +165,33 @@ def test_cloud_time_slows_down_only_while_a_traffic_step_bakes() -> None:
         clock.set_scale(previous)
 
 
-def test_a_finished_execution_is_described_once() -> None:
-    # Given one finished training run
+def test_an_execution_is_described_again_only_when_its_listed_status_changes() -> None:
+    # Given a training run that is listed running twice, then succeeded twice
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     stubber = Stubber(sfn)
     machine = OUTPUTS["TrainingStateMachine"]
     arn = "arn:aws:states:us-east-1:123456789012:execution:t:run-1"
     started, stopped = datetime(2026, 11, 1, 12, tzinfo=UTC), datetime(2026, 11, 1, 12, 5, tzinfo=UTC)
-    listed = {"executionArn": arn, "stateMachineArn": machine, "name": "run-1", "status": "SUCCEEDED"}
-    listing = {"executions": [{**listed, "startDate": started, "stopDate": stopped}]}
-    described = {**listed, "startDate": started, "stopDate": stopped, "input": '{"dataset": "churn"}', "output": "{}"}
-    stubber.add_response("list_executions", listing, {"stateMachineArn": machine})
-    stubber.add_response("describe_execution", described, {"executionArn": arn})
-    stubber.add_response("list_executions", listing, {"stateMachineArn": machine})
+    listed = {"executionArn": arn, "stateMachineArn": machine, "name": "run-1", "startDate": started}
+    running = {"executions": [{**listed, "status": "RUNNING"}]}
+    succeeded = {"executions": [{**listed, "status": "SUCCEEDED", "stopDate": stopped}]}
+    described = {**listed, "input": '{"dataset": "churn"}'}
+    for listing, description in [
+        (running, {**described, "status": "RUNNING"}),
+        (running, None),
+        (succeeded, {**described, "status": "SUCCEEDED", "stopDate": stopped, "output": '{"model": "v1"}'}),
+        (succeeded, None),
+    ]:
+        stubber.add_response("list_executions", listing, {"stateMachineArn": machine})
+        if description is not None:
+            stubber.add_response("describe_execution", description, {"executionArn": arn})
     stubber.activate()
     cloud: Any = SimpleNamespace(clients=SimpleNamespace(stepfunctions=sfn))
     lc = Lifecycle(cloud, SimpleNamespace(outputs=OUTPUTS), CHURN_SCHEMA)  # type: ignore[arg-type]
-    # When its executions are read twice
-    first, second = lc.executions(machine), lc.executions(machine)
-    # Then the second read lists them but describes nothing again (the stub has no second description)
-    assert [e.status for e in first] == [e.status for e in second] == ["SUCCEEDED"]
-    assert second[0].input == {"dataset": "churn"}
+    # When its executions are read four times / Then each read sees the listed status, and only a change of status
+    # is described (the stub holds no other description: one more call would fail)
+    reads = [lc.executions(machine) for _ in range(4)]
+    assert [r[0].status for r in reads] == ["RUNNING", "RUNNING", "SUCCEEDED", "SUCCEEDED"]
+    assert reads[3][0].output == {"model": "v1"} and reads[3][0].stopped == stopped.timestamp()
+    assert all(r[0].input == {"dataset": "churn"} for r in reads)
     stubber.assert_no_pending_responses()
