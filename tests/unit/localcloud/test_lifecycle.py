@@ -1,6 +1,6 @@
 """Lifecycle: one declared dataset's names from the stack outputs, its executions told apart from the other
-datasets' (described again only when its status changes); Lifecycle.endpoint: an endpoint that does not exist is None; any other
-failure is not hidden; cloud time slowed only during an update's traffic steps."""
+datasets' (described again only when its status changes); Lifecycle.endpoint: an endpoint that does not exist is
+None; any other failure is not hidden; cloud time slowed only during an update's traffic steps."""
 
 from __future__ import annotations
 
