@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 
 from localcloud.clock import clock
 from localcloud.lifecycle import Lifecycle, dataset_of, traffic_step
+from localcloud.shims.sagemaker_endpoints import Route
 from stacks.datasets import dataset_schema
 from tests.samples import CHURN_SCHEMA
 
@@ -106,32 +107,40 @@ def test_an_execution_belongs_to_the_dataset_its_input_names(
     assert dataset_of(execution_input, groups) == dataset
 
 
-def _pending(current: float, status: str) -> dict[str, Any]:
-    """DescribeEndpoint's PendingDeploymentSummary with the new variant at ``current`` of its weight 1."""
-    variant = {"VariantName": "AllTraffic", "CurrentWeight": current, "DesiredWeight": 1.0}
-    return {"EndpointConfigName": "new", "ProductionVariants": [{**variant, "VariantStatus": [{"Status": status}]}]}
+def _routes(*shares: tuple[str, float]) -> list[Route]:
+    """Production routes of the endpoint: (config, share of the traffic) each."""
+    return [Route(config, "AllTraffic", f"model-{config}", share, "production") for config, share in shares]
+
+
+SHADOW = Route("v2", "Shadow", "model-v2-shadow", 1.0, "shadow")
 
 
 @pytest.mark.parametrize(
-    ("pending", "step"),
+    ("routes", "step"),
     [
-        (_pending(0.0, "Creating"), False),  # the green fleet is provisioned: no traffic on it yet
-        (_pending(0.25, "Baking"), True),  # a canary: both fleets answer
-        (_pending(0.5, "Baking"), True),  # a linear step
-        (_pending(1.0, "Baking"), False),  # the final bake: all traffic on the new fleet
-        (_pending(1.0, "ActivatingTraffic"), False),
-        ({"EndpointConfigName": "new"}, False),
+        ([], False),  # no endpoint, or one still being created
+        (_routes(("v1", 1.0)), False),  # in service on one config (also while the green fleet is provisioned)
+        (_routes(("v1", 0.75), ("v2", 0.25)), True),  # a canary: both fleets answer
+        (_routes(("v1", 0.5), ("v2", 0.5)), True),  # a linear step
+        (_routes(("v2", 1.0)), False),  # the final bake and the termination wait: all traffic on the new fleet
+        ([*_routes(("v1", 1.0)), SHADOW], False),  # a shadow variant gets copies, not production traffic
     ],
 )
-def test_a_traffic_step_is_part_not_all_of_the_traffic_on_the_new_fleet(pending: dict[str, Any], step: bool) -> None:
-    assert traffic_step(pending) is step
+def test_a_traffic_step_splits_production_traffic_between_two_configs(routes: list[Route], step: bool) -> None:
+    assert traffic_step(routes) is step
 
 
 def test_cloud_time_slows_down_only_while_a_traffic_step_bakes() -> None:
-    # Given an endpoint that goes through an update as DescribeEndpoint shows it, and the cloud at 240x
+    # Given an endpoint that goes through an update as its routes show it, and the cloud at 240x
     lc, _ = lifecycle_with("ValidationException", "unused")
-    phase: dict[str, Any] = {"now": {"EndpointStatus": "InService"}}
-    lc.endpoint = lambda: phase["now"]  # type: ignore[method-assign]
+    phase: dict[str, Any] = {"now": _routes(("v1", 1.0))}
+
+    def routes() -> list[Route]:
+        if phase["now"] is None:
+            raise RuntimeError("the endpoint could not be read")
+        return list(phase["now"])
+
+    lc.routes = routes  # type: ignore[method-assign]
     previous = clock.scale
     clock.set_scale(240.0)
 
@@ -144,20 +153,21 @@ def test_cloud_time_slows_down_only_while_a_traffic_step_bakes() -> None:
         return False
 
     try:
-        with lc.slowed_during_traffic_steps(40.0, poll=0.01, idle_poll=0.01):
-            # When nothing is pending, or the green fleet is provisioned: full speed
+        with lc.slowed_during_traffic_steps(40.0, poll=0.01):
+            # When the endpoint serves one config (before the update, while the green fleet is provisioned): full
+            # speed
             time.sleep(0.1)
             assert clock.scale == 240.0
-            phase["now"] = {"EndpointStatus": "Updating", "PendingDeploymentSummary": _pending(0.0, "Creating")}
-            time.sleep(0.1)
-            assert clock.scale == 240.0
-            # When the canary takes part of the traffic: slow
-            phase["now"] = {"EndpointStatus": "Updating", "PendingDeploymentSummary": _pending(0.25, "Baking")}
+            # When the canary takes part of the traffic: slow, also while a look fails
+            phase["now"] = _routes(("v1", 0.75), ("v2", 0.25))
             assert scale_becomes(40.0)
+            phase["now"] = None
+            time.sleep(0.1)
+            assert clock.scale == 40.0
             # When all traffic is on the new fleet (final bake, termination wait): full speed again
-            phase["now"] = {"EndpointStatus": "Updating", "PendingDeploymentSummary": _pending(1.0, "Baking")}
+            phase["now"] = _routes(("v2", 1.0))
             assert scale_becomes(240.0)
-            phase["now"] = {"EndpointStatus": "Updating", "PendingDeploymentSummary": _pending(0.25, "Baking")}
+            phase["now"] = _routes(("v2", 0.5), ("v3", 0.5))
             assert scale_becomes(40.0)
         # Then leaving the block, even inside a step, restores the speed it started at
         assert clock.scale == 240.0
