@@ -48,7 +48,7 @@ from stacks.datasets import dataset_schema
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "pipelines" / "data" / "sample" / "churn.csv"
 HOUR = 3600.0
-CANARY_TIME_SCALE = 40.0  # cloud speed while the canary rolls out: a 5-minute bake lasts 7.5 real seconds
+CANARY_TIME_SCALE = 40.0  # cloud speed during the canary's traffic step: its 5-minute bake lasts 7.5 real seconds
 CAPTURED_ROWS_PER_HOUR = 600  # the drift monitor judges an hour from at least 200 captured rows (DRIFT_MIN_ROWS)
 
 
@@ -219,10 +219,11 @@ def _scenario(
         background = threading.Thread(
             target=lambda: _steady_traffic(lc, stop, options.drift, answers), daemon=True, name="demo-traffic"
         )
-        # Clients keep sending traffic while the challenger is trained and rolled out; cloud time slows down so
-        # that each traffic step of the canary (a 5-10 minute bake) lasts long enough for the clients to see it
-        # even on a busy host (the check reads their answers, see report.CHECKS)
-        with lc.cloud_speed(min(options.time_scale, CANARY_TIME_SCALE)):
+        # Clients keep sending traffic while the challenger is trained and rolled out; cloud time slows down while
+        # a traffic step of the canary bakes (5 minutes: 7.5 real seconds), so the clients see both models even on
+        # a busy host (the check reads their answers, see report.CHECKS); the training run, the smoke test, the
+        # green fleet's provisioning, the final bake and the termination wait pass at the demo's speed
+        with lc.slowed_during_traffic_steps(min(options.time_scale, CANARY_TIME_SCALE)):
             background.start()
             try:
                 run3 = lc.wait_for_new_execution(training, known | {retrain.name})

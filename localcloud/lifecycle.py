@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -84,6 +85,12 @@ def _label(value: Any) -> Any:
     return int(number) if number.is_integer() else number
 
 
+def traffic_step(routes: Iterable[Any]) -> bool:
+    """Whether an endpoint's routes (``Lifecycle.routes``) are those of a traffic step of a blue/green update: the
+    production traffic is split between the old fleet's config and the new one's (both answer)."""
+    return len({route.config_name for route in routes if route.role == "production"}) > 1
+
+
 class Lifecycle:
     """One declared dataset's lifecycle (``schema``) on the deployed stack: its uploads, its executions, its
     registry group and endpoint (``for_dataset`` gives another dataset's, sharing the notifications inbox)."""
@@ -109,11 +116,12 @@ class Lifecycle:
         self.topic = out["NotificationsTopic"]
         self._queue_url: str | None = None
         self.notifications: list[dict[str, Any]] = []
+        self._described: dict[str, Execution] = {}  # execution ARN -> the execution as last described
 
     def for_dataset(self, schema: DatasetSchema) -> Lifecycle:
         """The lifecycle of another declared dataset on the same stack (the same notifications inbox)."""
         other = Lifecycle(self.cloud, self.deployment, schema)
-        other._queue_url, other.notifications = self._queue_url, self.notifications
+        other._queue_url, other.notifications, other._described = self._queue_url, self.notifications, self._described
         return other
 
     # ---- data ----
@@ -153,22 +161,28 @@ class Lifecycle:
         for arn in [machine] if machine else [self.training_machine, self.deployment_machine]:
             for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=arn):
                 for item in page["executions"]:
+                    # described again only when its listed status changes (its input never does): a running
+                    # execution once when listed, once when it has finished (and once more if redriven)
+                    known = self._described.get(item["executionArn"])
+                    if known is not None and known.status == item["status"]:
+                        out.append(known)
+                        continue
                     described = sfn.describe_execution(executionArn=item["executionArn"])
                     stopped = described.get("stopDate")
-                    out.append(
-                        Execution(
-                            machine=arn.rsplit(":", 1)[-1],
-                            name=item["name"],
-                            arn=item["executionArn"],
-                            status=described["status"],
-                            started=described["startDate"].timestamp(),
-                            stopped=stopped.timestamp() if stopped else None,
-                            input=json.loads(described.get("input") or "{}"),
-                            output=json.loads(described["output"]) if described.get("output") else None,
-                            error=described.get("error"),
-                            cause=described.get("cause"),
-                        )
+                    execution = Execution(
+                        machine=arn.rsplit(":", 1)[-1],
+                        name=item["name"],
+                        arn=item["executionArn"],
+                        status=described["status"],
+                        started=described["startDate"].timestamp(),
+                        stopped=stopped.timestamp() if stopped else None,
+                        input=json.loads(described.get("input") or "{}"),
+                        output=json.loads(described["output"]) if described.get("output") else None,
+                        error=described.get("error"),
+                        cause=described.get("cause"),
                     )
+                    self._described[execution.arn] = execution
+                    out.append(execution)
         return sorted(out, key=lambda e: e.started)
 
     def wait_for(
@@ -339,6 +353,37 @@ class Lifecycle:
             yield
         finally:
             clock.set_scale(previous)
+
+    @contextmanager
+    def slowed_during_traffic_steps(self, scale: float, poll: float = 0.02) -> Iterator[None]:
+        """Inside the block, cloud time runs at ``scale`` while an update of the endpoint has part, not all, of the
+        production traffic on its new fleet, and at the block's starting speed otherwise: each traffic step (a
+        canary, a linear step) lasts long enough in real time for the clients to be answered by both models, while
+        provisioning, the final bake and the termination wait pass at full speed. A watcher reads the endpoint's
+        routes (``routes``: where the data plane sends a request now) every ``poll`` real seconds, in this process:
+        a DescribeEndpoint over HTTPS took up to seconds on a host at load 27, and at 240x a second of lag is four
+        of the canary's five baking minutes."""
+        base = clock.scale
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                try:
+                    wanted = scale if traffic_step(self.routes()) else base
+                except Exception:  # a look that fails keeps the current speed; the next one decides
+                    wanted = clock.scale
+                if clock.scale != wanted:
+                    clock.set_scale(wanted)
+                stop.wait(poll)
+
+        watcher = threading.Thread(target=watch, daemon=True, name="traffic-step-watcher")
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join(timeout=30)
+            clock.set_scale(base)
 
     def align_schedules(self) -> None:
         """Restart every schedule's period now, so the next slot is one full period away."""

@@ -1,9 +1,12 @@
 """Lifecycle: one declared dataset's names from the stack outputs, its executions told apart from the other
-datasets'; Lifecycle.endpoint: an endpoint that does not exist is None; any other failure is not hidden."""
+datasets' (described again only when its status changes); Lifecycle.endpoint: an endpoint that does not exist is
+None; any other failure is not hidden; cloud time slowed only during an update's traffic steps."""
 
 from __future__ import annotations
 
 import json
+import time
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from localcloud.lifecycle import Lifecycle, dataset_of
+from localcloud.clock import clock
+from localcloud.lifecycle import Lifecycle, dataset_of, traffic_step
+from localcloud.shims.sagemaker_endpoints import Route
 from stacks.datasets import dataset_schema
 from tests.samples import CHURN_SCHEMA
 
@@ -100,3 +105,103 @@ def test_an_execution_belongs_to_the_dataset_its_input_names(
 ) -> None:
     groups = {"mlops-dev-churn-group": "churn", "mlops-dev-tickets-group": "tickets"}
     assert dataset_of(execution_input, groups) == dataset
+
+
+def _routes(*shares: tuple[str, float]) -> list[Route]:
+    """Production routes of the endpoint: (config, share of the traffic) each."""
+    return [Route(config, "AllTraffic", f"model-{config}", share, "production") for config, share in shares]
+
+
+SHADOW = Route("v2", "Shadow", "model-v2-shadow", 1.0, "shadow")
+
+
+@pytest.mark.parametrize(
+    ("routes", "step"),
+    [
+        ([], False),  # no endpoint, or one still being created
+        (_routes(("v1", 1.0)), False),  # in service on one config (also while the green fleet is provisioned)
+        (_routes(("v1", 0.75), ("v2", 0.25)), True),  # a canary: both fleets answer
+        (_routes(("v1", 0.5), ("v2", 0.5)), True),  # a linear step
+        (_routes(("v2", 1.0)), False),  # the final bake and the termination wait: all traffic on the new fleet
+        ([*_routes(("v1", 1.0)), SHADOW], False),  # a shadow variant gets copies, not production traffic
+    ],
+)
+def test_a_traffic_step_splits_production_traffic_between_two_configs(routes: list[Route], step: bool) -> None:
+    assert traffic_step(routes) is step
+
+
+def test_cloud_time_slows_down_only_while_a_traffic_step_bakes() -> None:
+    # Given an endpoint that goes through an update as its routes show it, and the cloud at 240x
+    lc, _ = lifecycle_with("ValidationException", "unused")
+    phase: dict[str, Any] = {"now": _routes(("v1", 1.0))}
+
+    def routes() -> list[Route]:
+        if phase["now"] is None:
+            raise RuntimeError("the endpoint could not be read")
+        return list(phase["now"])
+
+    lc.routes = routes  # type: ignore[method-assign]
+    previous = clock.scale
+    clock.set_scale(240.0)
+
+    def scale_becomes(expected: float) -> bool:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if clock.scale == expected:
+                return True
+            time.sleep(0.01)
+        return False
+
+    try:
+        with lc.slowed_during_traffic_steps(40.0, poll=0.01):
+            # When the endpoint serves one config (before the update, while the green fleet is provisioned): full
+            # speed
+            time.sleep(0.1)
+            assert clock.scale == 240.0
+            # When the canary takes part of the traffic: slow, also while a look fails
+            phase["now"] = _routes(("v1", 0.75), ("v2", 0.25))
+            assert scale_becomes(40.0)
+            phase["now"] = None
+            time.sleep(0.1)
+            assert clock.scale == 40.0
+            # When all traffic is on the new fleet (final bake, termination wait): full speed again
+            phase["now"] = _routes(("v2", 1.0))
+            assert scale_becomes(240.0)
+            phase["now"] = _routes(("v2", 0.5), ("v3", 0.5))
+            assert scale_becomes(40.0)
+        # Then leaving the block, even inside a step, restores the speed it started at
+        assert clock.scale == 240.0
+    finally:
+        clock.set_scale(previous)
+
+
+def test_an_execution_is_described_again_only_when_its_listed_status_changes() -> None:
+    # Given a training run that is listed running twice, then succeeded twice
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    stubber = Stubber(sfn)
+    machine = OUTPUTS["TrainingStateMachine"]
+    arn = "arn:aws:states:us-east-1:123456789012:execution:t:run-1"
+    started, stopped = datetime(2026, 11, 1, 12, tzinfo=UTC), datetime(2026, 11, 1, 12, 5, tzinfo=UTC)
+    listed = {"executionArn": arn, "stateMachineArn": machine, "name": "run-1", "startDate": started}
+    running = {"executions": [{**listed, "status": "RUNNING"}]}
+    succeeded = {"executions": [{**listed, "status": "SUCCEEDED", "stopDate": stopped}]}
+    described = {**listed, "input": '{"dataset": "churn"}'}
+    for listing, description in [
+        (running, {**described, "status": "RUNNING"}),
+        (running, None),
+        (succeeded, {**described, "status": "SUCCEEDED", "stopDate": stopped, "output": '{"model": "v1"}'}),
+        (succeeded, None),
+    ]:
+        stubber.add_response("list_executions", listing, {"stateMachineArn": machine})
+        if description is not None:
+            stubber.add_response("describe_execution", description, {"executionArn": arn})
+    stubber.activate()
+    cloud: Any = SimpleNamespace(clients=SimpleNamespace(stepfunctions=sfn))
+    lc = Lifecycle(cloud, SimpleNamespace(outputs=OUTPUTS), CHURN_SCHEMA)  # type: ignore[arg-type]
+    # When its executions are read four times / Then each read sees the listed status, and only a change of status
+    # is described (the stub holds no other description: one more call would fail)
+    reads = [lc.executions(machine) for _ in range(4)]
+    assert [r[0].status for r in reads] == ["RUNNING", "RUNNING", "SUCCEEDED", "SUCCEEDED"]
+    assert reads[3][0].output == {"model": "v1"} and reads[3][0].stopped == stopped.timestamp()
+    assert all(r[0].input == {"dataset": "churn"} for r in reads)
+    stubber.assert_no_pending_responses()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -452,3 +454,60 @@ def test_run_training_of_an_isolated_job_takes_its_code_from_the_code_channel(s3
     # Then the toolkit extracted the archive from the channel and ran its script
     assert result.ok, result.log
     assert "from the code channel" in result.log
+
+
+# ---- warm Glue drivers: a run queues on its bundle's busy driver ---------------------------------------
+
+
+class _Driver:
+    """Stands for a started ``GlueDriver`` (its run lock and liveness are all ``GlueDrivers.get`` reads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.up = True
+
+    def alive(self) -> bool:
+        return self.up
+
+
+def _pool(driver: _Driver) -> jobs.GlueDrivers:
+    pool = jobs.GlueDrivers()
+    pool._drivers["bundle"] = driver  # type: ignore[assignment]
+    return pool
+
+
+def test_a_run_waits_for_its_bundles_busy_warm_driver() -> None:
+    # Given the bundle's warm driver busy with a run that ends 0.3 s later
+    driver = _Driver()
+    pool = _pool(driver)
+    first = pool.get("bundle")
+    assert first is not None
+    threading.Timer(0.3, driver._lock.release).start()
+    # When a second run of the bundle asks for it
+    began = time.monotonic()
+    second = pool.get("bundle", busy_wait=10)
+    # Then it gets the same driver once the first run ends, not a cold process of its own
+    assert second is not None and second.driver is driver
+    assert 0.2 < time.monotonic() - began < 5
+    assert pool.get("bundle", busy_wait=0) is None  # held by the second run now
+
+
+def test_a_run_starts_cold_when_the_driver_stays_busy_or_is_gone() -> None:
+    driver = _Driver()
+    pool = _pool(driver)
+    assert pool.get("bundle") is not None
+    # a run that would wait longer than busy_wait starts its own process
+    began = time.monotonic()
+    assert pool.get("bundle", busy_wait=0.2) is None
+    assert time.monotonic() - began < 2
+    # a driver stopped while a run waited for it (its run timed out and killed it) is not handed out
+
+    def stopped() -> None:
+        driver.up = False
+        driver._lock.release()
+
+    threading.Timer(0.1, stopped).start()
+    assert pool.get("bundle", busy_wait=5) is None
+    assert not driver._lock.locked()  # released again: the next run does not wait for a dead driver
+    # another bundle has no driver
+    assert pool.get("other", busy_wait=5) is None
