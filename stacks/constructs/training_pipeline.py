@@ -44,7 +44,6 @@ TRANSIENT_ERRORS = [
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
-    "Glue.ConcurrentRunsExceededException",
     "Glue.ThrottlingException",
     "Glue.InternalServiceException",
     "SageMaker.ThrottlingException",
@@ -52,6 +51,13 @@ TRANSIENT_ERRORS = [
     "SageMaker.InternalFailure",
     "SNS.ThrottledException",
 ]
+GLUE_QUEUE_RETRY = {"interval": 60, "backoff_rate": 1.5, "max_attempts": 12, "max_delay": 300}
+"""The ETL task's retrier for Glue.ConcurrentRunsExceededException (``_queue_for_glue``)."""
+GLUE_QUEUE_SECONDS = sum(
+    min(GLUE_QUEUE_RETRY["interval"] * GLUE_QUEUE_RETRY["backoff_rate"] ** n, GLUE_QUEUE_RETRY["max_delay"])
+    for n in range(int(GLUE_QUEUE_RETRY["max_attempts"]))
+)
+"""The longest an upload waits for a free ETL run (no jitter): 48 minutes."""
 TRAINING_PROGRAM = "pipelines/training/train.py"
 SOURCE_PACKAGES = ("pipelines",)
 SOURCEDIR_ARCHIVE = "sourcedir.tar.gz"  # sagemaker_submit_directory must be a tar.gz
@@ -279,6 +285,23 @@ class TrainingPipeline(Construct):
         )
         return task
 
+    @staticmethod
+    def _queue_for_glue(task: tasks.GlueStartJobRun) -> tasks.GlueStartJobRun:
+        """Uploads beyond the ETL job's MaxConcurrentRuns (several datasets landing at once) wait for a free run
+        instead of failing: StartJobRun answers ConcurrentRunsExceededException while the job runs its maximum.
+        The retrier comes first (Step Functions uses the first retrier whose ErrorEquals matches) and spans
+        ``GLUE_QUEUE_SECONDS`` at most: a minute, growing 1.5x to 5 minutes, 12 attempts, full jitter so that
+        queued uploads do not retry in step."""
+        task.add_retry(
+            errors=["Glue.ConcurrentRunsExceededException"],
+            interval=cdk.Duration.seconds(GLUE_QUEUE_RETRY["interval"]),
+            backoff_rate=GLUE_QUEUE_RETRY["backoff_rate"],
+            max_attempts=int(GLUE_QUEUE_RETRY["max_attempts"]),
+            max_delay=cdk.Duration.seconds(GLUE_QUEUE_RETRY["max_delay"]),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
+
     def _lambda_step(self, step_id: str, fn: cdk.aws_lambda.IFunction, result_path: str) -> sfn.TaskStateBase:
         return self._retry(
             tasks.LambdaInvoke(
@@ -367,23 +390,25 @@ class TrainingPipeline(Construct):
         # ---- 1. ETL (skipped when a retrain reuses the latest curated data) ----
         etl = catch(
             self._retry(
-                tasks.GlueStartJobRun(
-                    self,
-                    "RunEtl",
-                    glue_job_name=config.glue_job_name,
-                    integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-                    arguments=sfn.TaskInput.from_object(
-                        {
-                            "--dataset.$": "$.dataset",
-                            "--raw_bucket.$": "$.upload.bucket",
-                            "--raw_key.$": "$.upload.key",
-                            "--raw_version_id.$": "$.upload.version_id",
-                            "--execution_id.$": "$$.Execution.Name",
-                        }
-                    ),
-                    result_selector={"job_run_id.$": "$.Id", "state.$": "$.JobRunState"},
-                    result_path="$.etl",
-                    task_timeout=sfn.Timeout.duration(cdk.Duration.minutes(config.glue.timeout_minutes + 5)),
+                self._queue_for_glue(
+                    tasks.GlueStartJobRun(
+                        self,
+                        "RunEtl",
+                        glue_job_name=config.glue_job_name,
+                        integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+                        arguments=sfn.TaskInput.from_object(
+                            {
+                                "--dataset.$": "$.dataset",
+                                "--raw_bucket.$": "$.upload.bucket",
+                                "--raw_key.$": "$.upload.key",
+                                "--raw_version_id.$": "$.upload.version_id",
+                                "--execution_id.$": "$$.Execution.Name",
+                            }
+                        ),
+                        result_selector={"job_run_id.$": "$.Id", "state.$": "$.JobRunState"},
+                        result_path="$.etl",
+                        task_timeout=sfn.Timeout.duration(cdk.Duration.minutes(config.glue.timeout_minutes + 5)),
+                    )
                 )
             )
         )

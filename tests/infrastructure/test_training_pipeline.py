@@ -17,7 +17,7 @@ from lambdas.prepare_training.logic import job_name
 from pipelines.evaluation import evaluate
 from pipelines.training import train
 from stacks.config import StageConfig
-from stacks.constructs.training_pipeline import TRAINING_PROGRAM, TRANSIENT_ERRORS
+from stacks.constructs.training_pipeline import GLUE_QUEUE_SECONDS, TRAINING_PROGRAM, TRANSIENT_ERRORS
 from stacks.mlops_stack import MlopsStack
 from tests.infrastructure.helpers import definition, of_type, render
 from tests.samples import use_platform
@@ -163,7 +163,7 @@ def test_every_task_retries_transient_errors_and_catches_into_one_failure_path(
         "NotifyRejected",
     }
     for name, state in tasks.items():
-        retry = state["Retry"][0]
+        retry = state["Retry"][1 if name == "RunEtl" else 0]  # RunEtl's first retrier queues for a free run
         assert retry["ErrorEquals"] == TRANSIENT_ERRORS, name
         assert "States.TaskFailed" not in retry["ErrorEquals"], name  # a failed job is never re-run
         assert retry["BackoffRate"] == 2 and retry["MaxAttempts"] == 4, name
@@ -408,3 +408,28 @@ def test_pipeline_lambdas_touch_only_their_own_data(resources: dict[str, Any]) -
     # the failure explainer needs no data at all
     failure = _statements(resources, "ExplainFailure")
     assert not [a for s in failure for a in _actions(s) if a.startswith(("s3:", "sagemaker:", "kms:"))]
+
+
+def test_uploads_beyond_the_etl_jobs_concurrency_wait_for_a_free_run(
+    machine: dict[str, Any], resources: dict[str, Any], config: StageConfig
+) -> None:
+    # Given the ETL job's concurrency and a dataset count that exceeds it in one batch of uploads
+    (job,) = of_type(resources, "AWS::Glue::Job").values()
+    concurrent = job["Properties"]["ExecutionProperty"]["MaxConcurrentRuns"]
+    # When the ETL task's retriers are read
+    first, transient = definition(machine)["States"]["RunEtl"]["Retry"]
+    # Then Glue's ConcurrentRunsExceededException is matched first (Step Functions takes the first matching
+    # retrier) by one that waits long enough for queued runs to finish: minutes, not the transient retrier's 75 s
+    assert first == {
+        "ErrorEquals": ["Glue.ConcurrentRunsExceededException"],
+        "IntervalSeconds": 60,
+        "BackoffRate": 1.5,
+        "MaxAttempts": 12,
+        "MaxDelaySeconds": 300,
+        "JitterStrategy": "FULL",
+    }
+    assert "Glue.ConcurrentRunsExceededException" not in transient["ErrorEquals"]
+    # and the longest wait covers the runs queued ahead of the last of 20 datasets uploaded at once (each ETL run
+    # within the job's timeout; the upload that waits longest has ceil(20 / concurrent) - 1 rounds ahead of it)
+    rounds_ahead = -(-20 // concurrent) - 1
+    assert rounds_ahead * 10 * 60 <= GLUE_QUEUE_SECONDS, (GLUE_QUEUE_SECONDS, concurrent)
