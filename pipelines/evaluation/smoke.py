@@ -221,7 +221,7 @@ class ServingStack:
                     f"/ping: {self.log_tail() or 'no output'}"
                 )
             try:
-                status, body = self.request("GET", "/ping", timeout=max(0.1, min(5.0, deadline - time.monotonic())))
+                status, body = call("GET", f"{self.url}/ping", timeout=max(0.1, min(5.0, deadline - time.monotonic())))
             except OSError as error:  # not listening yet
                 last = f"no answer ({type(error).__name__})"
             else:
@@ -234,16 +234,6 @@ class ServingStack:
                     f"log: {self.log_tail() or 'empty'}"
                 )
             time.sleep(POLL_SECONDS)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float = REQUEST_TIMEOUT_SECONDS,
-    ) -> tuple[int, bytes]:
-        return call(method, f"{self.url}{path}", body, headers, timeout)
 
 
 def call(
@@ -295,9 +285,9 @@ def smoke_test(
             stack.wait_healthy(timeout)
             for payload in expected:
                 what = f"POST /invocations ({payload.content_type}, {rows} golden rows)"
-                status, body = stack.request(
+                status, body = call(
                     "POST",
-                    "/invocations",
+                    f"{stack.url}/invocations",
                     payload.body.encode("utf-8"),
                     {"Content-Type": payload.content_type, "Accept": JSON},
                 )
