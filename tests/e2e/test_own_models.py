@@ -5,13 +5,17 @@
   random forest, logistic regression) with declared hyperparameters;
 - ``own-script``: ``entry_point`` a directory holding the script ``mlops model init`` scaffolds, unedited;
 - ``own-crash``: ``entry_point`` a script that raises in its feature engineering;
-- ``own-no-model``: ``entry_point`` a script that fits but saves no model.
+- ``own-no-model``: ``entry_point`` a script that fits but saves no model;
+- ``own-unstable``: ``entry_point`` a script whose model, on more rows than the first upload's, adds an unseeded
+  random vote: its answers differ from one process to the next, so the image's serving stack (started by the
+  evaluation job) does not answer the golden payloads as the job's own in-process handler did.
 
 The first four train, pass the gate, are registered with their lineage (which estimator or script, with which
-hyperparameters) and serve the task's answer; the last two fail, their notifications carry the script's reason
-(its traceback's tail, or the missing model), and nothing is registered. An ``entry_point`` is a directory of the
-repository (the synth ships it in the training source archive), so the scripts are written under ``tests/e2e/``
-for the module and removed after.
+hyperparameters) and serve the task's answer; the crash and the missing model fail, their notifications carry the
+script's reason (its traceback's tail, or the missing model), and nothing is registered. ``own-unstable``'s first
+model serves; its second fails the evaluation job's smoke test, is never registered, and the first keeps serving.
+An ``entry_point`` is a directory of the repository (the synth ships it in the training source archive), so the
+scripts are written under ``tests/e2e/`` for the module and removed after.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ LINEAR = "own-linear"
 SCRIPT = "own-script"
 CRASH = "own-crash"
 NO_MODEL = "own-no-model"
+UNSTABLE = "own-unstable"
+UNSTABLE_ABOVE = 2600  # training rows: ROWS uploaded give ~2,100 (70% train), the second upload's 4,500 ~3,150
 MODELS = {
     BOOSTING: "model:\n  estimator: hist_gradient_boosting\n  hyperparameters: {max_iter: 60, learning_rate: 0.2}\n",
     FOREST: "model:\n  estimator: random_forest\n  hyperparameters: {n_estimators: 30, max_depth: 8}\n",
@@ -55,6 +61,7 @@ MODELS = {
     SCRIPT: "model:\n  entry_point: {scripts}/{name}\n  hyperparameters: {n_estimators: 25, min_samples_leaf: 3}\n",
     CRASH: "model:\n  entry_point: {scripts}/{name}\n",
     NO_MODEL: "model:\n  entry_point: {scripts}/{name}\n",
+    UNSTABLE: "model:\n  entry_point: {scripts}/{name}\n",
 }
 CRASHING_SCRIPT = '''"""Feature engineering gone wrong: the job must fail with this script's reason."""
 
@@ -77,6 +84,34 @@ from pipelines.training import byo
 
 data = byo.training_data(byo.arguments().dataset)
 print("score", DummyClassifier().fit(data.train.X, data.train.y).score(data.validation.X, data.validation.y))
+'''
+
+UNSTABLE_SCRIPT = f'''"""A random forest; on more than {UNSTABLE_ABOVE} training rows it also takes an unseeded random
+vote (a DummyClassifier drawing from the class prior): the fitted model answers differently in every process."""
+
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from pipelines.training import byo
+
+data = byo.training_data(byo.arguments().dataset)
+schema = data.schema
+categories = [list(schema.feature(name).categories) for name in schema.categorical_features]
+preprocess = ColumnTransformer(
+    [
+        ("numeric", SimpleImputer(strategy="median"), [*schema.numeric_features, *schema.engineered_names]),
+        ("categorical", OneHotEncoder(categories=categories, handle_unknown="ignore"), schema.categorical_features),
+    ]
+)
+model = RandomForestClassifier(n_estimators=25, min_samples_leaf=3, random_state=1, n_jobs=1)
+if len(data.train.X) > {UNSTABLE_ABOVE}:
+    noise = DummyClassifier(strategy="stratified")  # no random_state: a new draw in every process
+    model = VotingClassifier([("forest", model), ("noise", noise)], voting="soft", weights=[0.8, 0.2])
+byo.save_model(Pipeline([("preprocess", preprocess), ("model", model)]).fit(data.train.X, data.train.y))
 '''
 
 
@@ -105,10 +140,10 @@ def declared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
         script, snippet = model_cli.init(SCRIPT, datasets=folder, models=scripts, force=False)
         assert script == scripts / SCRIPT / ENTRY_POINT_SCRIPT
         assert f"entry_point: {scripts.relative_to(ROOT).as_posix()}/{SCRIPT}" in snippet, snippet
-        for name, text in ((CRASH, CRASHING_SCRIPT), (NO_MODEL, SILENT_SCRIPT)):
+        for name, text in ((CRASH, CRASHING_SCRIPT), (NO_MODEL, SILENT_SCRIPT), (UNSTABLE, UNSTABLE_SCRIPT)):
             (scripts / name).mkdir()
             (scripts / name / ENTRY_POINT_SCRIPT).write_text(text)
-        for name in (SCRIPT, CRASH, NO_MODEL):
+        for name in (SCRIPT, CRASH, NO_MODEL, UNSTABLE):
             entry_points[name] = read_schema(folder / f"{name}.yaml").model_spec.lineage
         yield folder, entry_points
     finally:
@@ -129,12 +164,13 @@ def own(declared: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPath
         first.subscribe()
         lcs = {name: first.for_dataset(read_schema(folder / f"{name}.yaml")) for name in MODELS}
         sample = pd.read_csv(SAMPLES / "churn.csv").head(ROWS)
-        for name, lc in lcs.items():
+        uploaded = {name: lc for name, lc in lcs.items() if name != UNSTABLE}  # its test uploads twice, in turn
+        for name, lc in uploaded.items():
             lc.upload(sample, f"{name}.csv")
-        runs = {name: lc.wait_for_new_execution(lc.training_machine, [], 1200) for name, lc in lcs.items()}
+        runs = {name: lc.wait_for_new_execution(lc.training_machine, [], 1200) for name, lc in uploaded.items()}
         deployments = {
             name: lc.wait_for_new_execution(lc.deployment_machine, [], 900)
-            for name, lc in lcs.items()
+            for name, lc in uploaded.items()
             if runs[name].status == "SUCCEEDED"
         }
         cloud.settle()
@@ -251,3 +287,46 @@ def test_a_failing_script_fails_the_run_with_its_reason_in_the_notification_and_
     # (as SageMaker words a job's failure: AlgorithmError, then the job's own error)
     assert re.fullmatch(f"Reason: AlgorithmError: EntryPointError: {re.escape(script)} {reason}", line.rstrip()), line
     assert "No model package was registered by this execution." in message, message
+
+
+def test_a_candidate_the_serving_stack_answers_differently_is_never_registered_and_the_champion_keeps_serving(
+    own: Own,
+) -> None:
+    # Given own-unstable's first model (a plain forest on ROWS rows) registered and serving
+    lc = own.lcs[UNSTABLE]
+    lc.upload(pd.read_csv(SAMPLES / "churn.csv").head(ROWS), "first.csv")
+    first = lc.wait_for_new_execution(lc.training_machine, [], 1200)
+    assert first.status == "SUCCEEDED", first.cause
+    deployed = lc.wait_for_new_execution(lc.deployment_machine, [], 900)
+    assert deployed.status == "SUCCEEDED", deployed.cause
+    own.cloud.settle()
+    champion, serving, packages = lc.champion(), lc.endpoint()["EndpointConfigName"], lc.packages()
+    assert champion is not None and len(packages) == 1
+    runs = {e.name for e in lc.executions(lc.training_machine)}
+    deployments = {e.name for e in lc.executions(lc.deployment_machine)}
+    seen = len(lc.read_notifications())
+
+    # When a larger upload trains a model with an unseeded random vote (its answers differ in every process)
+    lc.upload(pd.read_csv(SAMPLES / "churn.csv").head(4500), "more-rows.csv")
+    run = lc.wait_for_new_execution(lc.training_machine, runs, 1200)
+    own.cloud.settle()
+
+    # Then the evaluation job's smoke test (the image's serve on the new archive) saw answers that differ from the
+    # job's in-process ones, the gate refused it with that reason and the run failed at the registration
+    assert run.status == "FAILED", run.status
+    cause = run.cause or ""
+    smoke = "smoke test failed: POST /invocations (application/json, 8 golden rows): "
+    assert smoke in cause and "served values differ from the in-process answers" in cause, cause
+    assert cause.endswith("; nothing is registered"), cause
+    notes = [n for n in lc.read_notifications()[seen:] if n["attributes"].get("outcome") == "failed"]
+    assert len(notes) == 1 and smoke in (notes[0]["message"] or ""), lc.notifications
+    # and nothing was registered, no deployment started: the champion keeps serving all traffic, on its config
+    assert [p["ModelPackageArn"] for p in lc.packages()] == [p["ModelPackageArn"] for p in packages]
+    assert {e.name for e in lc.executions(lc.deployment_machine)} == deployments
+    now = lc.champion()
+    assert now is not None and now["ModelPackageArn"] == champion["ModelPackageArn"]
+    assert lc.endpoint()["EndpointConfigName"] == serving
+    response = lc.clients.sagemaker_runtime.invoke_endpoint(
+        EndpointName=lc.endpoint_name, ContentType="text/csv", Accept="application/json", Body=_row().encode()
+    )
+    assert json.loads(response["Body"].read())["model_version"] == _metadata(champion)["model_version"]
