@@ -4,7 +4,8 @@
 2. Upload the sample datasets to the raw zone, each under its own prefix (churn: binary; tickets: multiclass;
    energy: regression): EventBridge -> start Lambda -> the shared training state machine, per dataset (Glue ETL ->
    SageMaker training -> evaluation -> the dataset's registry group). Each package is approved (dev: auto), which
-   starts the shared deployment state machine: smoke test on a candidate endpoint, then the dataset's endpoint.
+   starts the shared deployment state machine: the dataset's endpoint (the evaluation job already sent the golden
+   payloads to the image's serving stack on the new archive).
    Churn carries on with the loop below; the others stay serving (the summary shows every dataset).
 3. An hour of traffic from the training distribution, with ground truth: quality metrics, no drift.
 4. Three hours of drifted traffic: the drift monitor measures PSI/KS every hour, the drift alarm fires after

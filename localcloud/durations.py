@@ -174,6 +174,18 @@ TABLE: tuple[Delay, ...] = (
         "one for a slow S3 read: assumption",
     ),
     Delay(
+        "sagemaker.processing.smoke",
+        typical=15,
+        upper=60,
+        basis="assumption",
+        what="the evaluation job's smoke test: the image's serve (nginx + gunicorn) started on the new archive until "
+        "GET /ping answers 200, the golden payloads POSTed as JSON and CSV, the server stopped",
+        source="measured here: 5.3-7.9 s for the local model server (start, model load, 2 requests) at load 6 on 2 "
+        "cores (tests/unit/pipelines/evaluation/test_smoke.py's archive); the real container also starts nginx and "
+        "one gevent worker per vCPU, each loading the model at its first request (sagemaker-containers _server.start): "
+        "not measured in a real account, assumption; the job waits at most 120 s (PING_TIMEOUT_SECONDS)",
+    ),
+    Delay(
         "states.sync_completion",
         typical=5,
         upper=60,

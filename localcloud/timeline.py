@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from lambdas.deploy.logic import SMOKE_POLL_SECONDS, rollout_poll_seconds
+from lambdas.deploy.logic import rollout_poll_seconds
 from lambdas.deploy.logic import traffic_steps as rollout_traffic_steps
 from localcloud import durations
 from stacks.config import StageConfig, load_config
@@ -107,7 +107,10 @@ MODEL: dict[str, dict[str, Cost]] = {
         "TuneOrTrain": Take("TrainModel"),  # the path of a dataset without model.tuning: one training job
         "TrainModel": Rows(("sagemaker.training.startup", "sagemaker.training.run", SYNC_DONE)),
         "TuneModel": Rows(("sagemaker.tuning.job", SYNC_DONE)),
-        "EvaluateModels": Rows(("sagemaker.processing.startup", "sagemaker.processing.run", SYNC_DONE)),
+        # the golden-payload smoke test runs inside the evaluation job, on the image's serving stack
+        "EvaluateModels": Rows(
+            ("sagemaker.processing.startup", "sagemaker.processing.run", "sagemaker.processing.smoke", SYNC_DONE)
+        ),
         "RegisterModel": LAMBDA,
         "GatePassed": Take("NotifyRegistered"),  # the path to traffic: the challenger passes the gate
         "NotifyRegistered": SNS,
@@ -119,11 +122,6 @@ MODEL: dict[str, dict[str, Cost]] = {
     },
     DEPLOYMENT: {
         "PrepareDeployment": LAMBDA,
-        "StartSmokeEndpoint": Rows(("lambda.step",), starts="smoke"),
-        "SmokeEndpointReady": PollUntilDone("smoke", wait="WaitForSmokeEndpoint", done="SmokeTest"),
-        "WaitForSmokeEndpoint": Setting("smoke poll (lambdas/deploy SMOKE_POLL_SECONDS)", lambda _: SMOKE_POLL_SECONDS),
-        "CheckSmokeEndpoint": LAMBDA,
-        "SmokeTest": LAMBDA,
         "StartRollout": Rows(("lambda.step",), starts="rollout"),
         "RolloutFinished": PollUntilDone("rollout", wait="WaitForRollout", done="VerifyDeployment"),
         "WaitForRollout": Setting(
@@ -178,11 +176,6 @@ def traffic_steps(config: StageConfig) -> list[int]:
     )
 
 
-def _smoke(config: StageConfig, scenario: Scenario, figure: Figure) -> list[Phase]:
-    key = durations.ENDPOINT_CREATE
-    return [Phase("CreateEndpoint <endpoint>-smoke (1 instance) until InService", _row(key, figure), key)]
-
-
 def _rollout(config: StageConfig, scenario: Scenario, figure: Figure) -> list[Phase]:
     if scenario == "first":
         key = durations.ENDPOINT_CREATE
@@ -213,7 +206,7 @@ def _rollout(config: StageConfig, scenario: Scenario, figure: Figure) -> list[Ph
     return phases
 
 
-WORKS: dict[str, Callable[[StageConfig, Scenario, Figure], list[Phase]]] = {"smoke": _smoke, "rollout": _rollout}
+WORKS: dict[str, Callable[[StageConfig, Scenario, Figure], list[Phase]]] = {"rollout": _rollout}
 
 
 # ---- the walk -------------------------------------------------------------------------------------------------

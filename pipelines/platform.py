@@ -131,7 +131,7 @@ def _text(value: Any, where: str) -> str:
 class DatasetNames:
     """Every name the platform derives from a dataset name in a stage (``stacks/config.py`` builds them)."""
 
-    endpoint: str  # <prefix>-<dataset>; the smoke-test endpoint is <endpoint>-smoke
+    endpoint: str  # <prefix>-<dataset>
     model_package_group: str  # <prefix>-<dataset>
     resource_prefix: str  # <prefix>-<dataset>: models, endpoint configs, training/processing/transform jobs
     rollback_alarms: tuple[str, ...]  # the deployment guardrails (AutoRollbackConfiguration)

@@ -133,8 +133,8 @@ class ServingSettings:
     max_execution_timeout_seconds: int = 1800
     data_capture_percent: int = 100
     variant_name: str = "AllTraffic"
-    # golden payloads on the candidate endpoint: max |probability - expected| (every class of a multiclass answer);
-    # a regression value passes within it relatively or absolutely
+    # the evaluation job's smoke test (the image's serving stack on the new archive, before registration): max
+    # |served - in-process| of every number of an answer (probabilities, values), relatively or absolutely
     smoke_tolerance: float = 1e-4
     # SHADOW: the challenger gets a copy of production traffic for shadow_bake_seconds, then is promoted only if
     # it is not worse than the champion on these measures

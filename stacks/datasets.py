@@ -38,7 +38,6 @@ SUFFIX = ".yaml"
 # The names derived from a dataset name (the lead's per-dataset wiring uses ``<stage prefix>-<dataset>`` as
 # the prefix of every SageMaker resource of the dataset). Suffixes the Lambdas append (unit tests keep these
 # equal to lambdas/deploy, lambdas/prepare_training and lambdas/batch_inference):
-SMOKE_SUFFIX = "-smoke"  # deploy: the candidate's smoke-test endpoint and endpoint config
 SHADOW_SUFFIX = "-shadow"  # deploy: the shadow endpoint config
 JOB_DIGEST_CHARS = 10  # prepare_training.job_name: <prefix>-train-<readable execution>-<10 hex>
 BATCH_DIGEST_CHARS = 12  # batch_inference.job_name: <prefix>-batch-<file stem>-<12 hex>
@@ -163,7 +162,7 @@ def sagemaker_names(prefix: str, dataset: str) -> dict[str, str]:
     version = f"v{MAX_PACKAGE_VERSION}"
     return {
         "ModelPackageGroupName": base,
-        "EndpointName": f"{base}{SMOKE_SUFFIX}",
+        "EndpointName": base,
         "EndpointConfigName": f"{base}-{version}{SHADOW_SUFFIX}",
         "ModelName": f"{base}-batch-{version}",
         "TrainingJobName": f"{base}-train-{'0' * JOB_DIGEST_CHARS}",  # the readable execution part cut to nothing

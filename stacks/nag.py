@@ -338,11 +338,11 @@ def _serving(stack: MlopsStack) -> None:
         {
             **_reads("captured traffic (shadow comparison) and evaluation reports (golden payloads)"),
             **_objects(stack, lake.artifacts, "data-capture/*", "captured requests of the shadow comparison"),
-            **_objects(stack, lake.artifacts, "evaluations/*", "golden payloads of the smoke test"),
+            **_objects(stack, lake.artifacts, "evaluations/*", "golden payloads: the task of the shadow comparison"),
             **_arns(
                 stack,
                 {
-                    prefixed["endpoint"]: "the endpoint and its smoke-test candidate, named under this stage's prefix",
+                    prefixed["endpoint"]: "the datasets' endpoints, named under this stage's prefix",
                     prefixed["endpoint-config"]: "endpoint configs are created per deployment under the prefix",
                     prefixed["model"]: "models are created per deployment under this stage's prefix",
                     scalable_target: target_ids,

@@ -7,9 +7,10 @@ the endpoint configs and models. Everything already gone is fine; anything left 
 custom resource with the names, so the stack deletion can be retried.
 
 ``retire`` does the same for the datasets a stack update no longer declares: only the names that belong to one of
-them (``owner``: the dataset's endpoint ``<prefix>-<dataset>`` and its smoke endpoint, its endpoint configs
-``<prefix>-<dataset>-v<n>[-smoke|-shadow]`` and models ``<prefix>-<dataset>-[batch-]v<n>``), never a name another
-dataset could own.
+them (``owner``: the dataset's endpoint ``<prefix>-<dataset>``, its endpoint configs
+``<prefix>-<dataset>-v<n>[-shadow]`` and models ``<prefix>-<dataset>-[batch-]v<n>``; and the ``-smoke`` endpoint
+and configs that deployments left before the smoke test moved into the evaluation job: a stack upgraded in place
+still removes them), never a name another dataset could own.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ NAME_TAILS: dict[str, str] = {
     "endpoint-config": r"-v\d+(-smoke|-shadow)?",
     "model": r"-(batch-)?v\d+",
 }
-"""What the deploy and batch Lambdas append to ``<prefix>-<dataset>`` for each kind of resource."""
+"""What the deploy and batch Lambdas append to ``<prefix>-<dataset>`` for each kind of resource (``-smoke``: what
+earlier deployments created, kept so that an upgraded stack still cleans them up)."""
 
 
 def owner(name: str, prefix: str, kind: Kind, datasets: Iterable[str]) -> str | None:

@@ -1,11 +1,5 @@
-"""What the deployment compares, per task: a candidate's answers with the golden ones (smoke test), and a
-shadow's captured answers with production's for the same requests (shadow comparison).
-
-Smoke test (``golden.json``'s ``predictions``, computed by the evaluation job through the inference handler's
-own request path, so only float noise may differ): binary, the probability within the tolerance and the label
-equal; multiclass, the label equal and every class probability within the tolerance (no class missing or
-added); regression, the value within the tolerance relatively or absolutely (``math.isclose`` with both set to
-it: values of any scale pass float noise, values near zero are held to the absolute bound).
+"""What the deployment compares: a shadow's captured answers with production's for the same requests, per task
+(the golden-payload smoke test compares served answers in the evaluation job: ``pipelines/evaluation/smoke.py``).
 
 Shadow: the labels of classification answers agree (the share of paired rows with the same label), and the
 values of regression answers are compared by relative error ``|shadow - production| / |production|`` (0 when
@@ -20,99 +14,18 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lambdas.shared.answers import Answer, check_task, decode_answers, json_answers, number
+from lambdas.shared.answers import Answer, check_task, decode_answers
 
 if TYPE_CHECKING:
     from pipelines.schema import Label, Task
 
-ROWS_SHOWN = 3  # rows named in a failure message
 
-
-# ---- smoke test: golden payloads -------------------------------------------------------------------------
+# ---- golden payloads: the dataset's task ------------------------------------------------------------------
 
 
 def golden_task(golden: Mapping[str, Any]) -> Task:
     """The task of a golden payload file (files written before tasks existed are binary)."""
     return check_task(str(golden.get("task") or "binary"))
-
-
-def expected_answers(golden: Mapping[str, Any]) -> list[Answer]:
-    """The golden answers: ``predictions`` (the response's list, every task), or for a binary file written
-    before it existed, ``probabilities`` (and ``labels`` when present). ``ValueError`` for anything else."""
-    task = golden_task(golden)
-    if isinstance(golden.get("predictions"), list):
-        return json_answers({"predictions": golden["predictions"]}, task).rows
-    probabilities = golden.get("probabilities")
-    if task == "binary" and isinstance(probabilities, list):
-        labels = golden.get("labels")
-        labels = (
-            labels if isinstance(labels, list) and len(labels) == len(probabilities) else [None] * len(probabilities)
-        )
-        return [
-            Answer(probability=number(p, f"golden row {row}: probability"), label=label)
-            for row, (p, label) in enumerate(zip(probabilities, labels, strict=True), start=1)
-        ]
-    raise ValueError(f"a {task} golden payload file needs its predictions list")
-
-
-@dataclass(frozen=True)
-class GoldenCheck:
-    rows: int
-    max_abs_diff: float  # the largest absolute difference of a compared number
-    problems: list[str]
-
-
-def _binary(got: Answer, want: Answer, tolerance: float) -> tuple[list[str], float]:
-    assert got.probability is not None and want.probability is not None
-    diff = abs(got.probability - want.probability)
-    found = [] if diff <= tolerance else [f"probability {got.probability:.6f} != {want.probability:.6f}"]
-    if want.label is not None and got.label != want.label:
-        found.append(f"label {got.label!r} != {want.label!r}")
-    return found, diff
-
-
-def _multiclass(got: Answer, want: Answer, tolerance: float) -> tuple[list[str], float]:
-    found = [] if got.label == want.label else [f"label {got.label!r} != {want.label!r}"]
-    have, expected = dict(got.probabilities or {}), dict(want.probabilities or {})
-    worst = 0.0
-    for name, p in expected.items():
-        if name not in have:
-            found.append(f"no probability for class {name!r}")
-            continue
-        diff = abs(have[name] - p)
-        worst = max(worst, diff)
-        if not diff <= tolerance:
-            found.append(f"probability of {name!r} {have[name]:.6f} != {p:.6f}")
-    found += [f"unexpected class {name!r}" for name in have if name not in expected]
-    return found, worst
-
-
-def _regression(got: Answer, want: Answer, tolerance: float) -> tuple[list[str], float]:
-    assert got.value is not None and want.value is not None
-    close = math.isclose(got.value, want.value, rel_tol=tolerance, abs_tol=tolerance)
-    return ([] if close else [f"value {got.value:.9g} != {want.value:.9g}"]), abs(got.value - want.value)
-
-
-_ROW_CHECKS = {"binary": _binary, "multiclass": _multiclass, "regression": _regression}
-
-
-def compare_golden(got: Sequence[Answer], expected: Sequence[Answer], task: str, tolerance: float) -> GoldenCheck:
-    """Each answered row against its golden row, by ``task``'s rule (module docstring)."""
-    check = _ROW_CHECKS[check_task(task)]
-    problems = []
-    if len(got) != len(expected):
-        problems.append(f"{len(got)} predictions for {len(expected)} golden rows")
-    worst = 0.0
-    off: list[str] = []
-    for row, (answer, golden) in enumerate(zip(got, expected, strict=False), start=1):
-        found, diff = check(answer, golden, tolerance)
-        worst = max(worst, diff)
-        if found:
-            off.append(f"row {row}: {', '.join(found)}")
-    if off:
-        shown = "; ".join(off[:ROWS_SHOWN]) + ("; ..." if len(off) > ROWS_SHOWN else "")
-        problems.append(f"{len(off)} of {len(expected)} {task} answers differ (tolerance {tolerance}): {shown}")
-    return GoldenCheck(rows=len(got), max_abs_diff=worst, problems=problems)
 
 
 # ---- shadow: paired captured answers ---------------------------------------------------------------------

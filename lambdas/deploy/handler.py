@@ -62,7 +62,6 @@ def deployer(group: str) -> Deployer:
     dataset = platform().by_model_package_group(group)
     clients = Clients(
         sagemaker=client("sagemaker"),
-        runtime=client("sagemaker-runtime"),
         s3=client("s3"),
         cloudwatch=client("cloudwatch"),
         autoscaling=client("application-autoscaling"),

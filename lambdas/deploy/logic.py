@@ -1,15 +1,13 @@
-"""The deployment steps: prepare, smoke test, guarded rollout, shadow comparison, verify, explain a failure.
+"""The deployment steps: prepare, guarded rollout, shadow comparison, verify, explain a failure.
 
 Every step is safe to run twice (Step Functions retries a Lambda on transient errors): resources have
 deterministic names per package version and a step first looks at what already exists.
 
-- ``prepare``: the approved package -> a Model and a production EndpointConfig (data capture, KMS), a smoke
-  config (one instance, no capture) and, for SHADOW with a live champion, a config with the champion in
-  production and the new model as a shadow variant.
-- ``smoke_endpoint`` / ``smoke_test``: a short-lived candidate endpoint ``<endpoint>-smoke`` on the smoke config;
-  once InService, the golden payloads (``golden.json`` next to the package's evaluation report) are sent to it and
-  its answers compared with the golden ones by the dataset's task (``comparison``); the candidate is deleted
-  whatever the result.
+- ``prepare``: the approved package -> a Model and a production EndpointConfig (data capture, KMS) and, for
+  SHADOW with a live champion, a config with the champion in production and the new model as a shadow variant.
+  The golden-payload smoke test is not a deployment step: the evaluation job ran it on the image's own serving
+  stack before the package was registered (``pipelines/evaluation/smoke.py``); a package without a passed smoke
+  test is never registered. What only a real endpoint shows is the canary's guard (auto-rollback).
 - ``rollout`` / ``check``: create the endpoint (first deploy) or update it with SageMaker deployment guardrails
   (blue/green CANARY / LINEAR / ALL_AT_ONCE with auto-rollback on the guardrail alarms); SHADOW puts the new
   model next to the champion first.
@@ -31,14 +29,11 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from lambdas.deploy.comparison import (
-    GoldenCheck,
     PairStatistics,
     answer_reasons,
-    compare_golden,
-    expected_answers,
     golden_task,
     index_captures,
     pair_statistics,
@@ -51,18 +46,14 @@ from lambdas.deploy.models import (
     Prepared,
     Rollout,
     ServingConfig,
-    Smoke,
 )
-from lambdas.shared.answers import json_answers
 from lambdas.shared.network import model_network
 from pipelines.schema import DatasetSchema
 
 logger = logging.getLogger(__name__)
 
 NAME_LIMIT = 63
-SMOKE_SUFFIX = "-smoke"
 SHADOW_VARIANT = "Shadow"
-SMOKE_POLL_SECONDS = 30
 PROVISIONING_ALLOWANCE_SECONDS = 900  # a new fleet takes minutes to come up before traffic shifts
 IN_FLIGHT = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -102,10 +93,6 @@ class DeploymentConflict(DeploymentError):
     """A resource under our deterministic name exists with different content, or another update is running."""
 
 
-class SmokeTestFailed(DeploymentError):
-    """The candidate endpoint did not answer the golden payloads as expected."""
-
-
 class EndpointFailed(DeploymentError):
     """SageMaker reports the endpoint Failed / UpdateRollbackFailed."""
 
@@ -130,7 +117,6 @@ def traffic_batch_instances(percent: int, instances: int) -> int:
 
 OUTCOMES = {
     "SilentRollback": "rolled_back",
-    "SmokeTestFailed": "smoke_test_failed",
     "ShadowNotPromoted": "shadow_rejected",
     "States.Timeout": "timed_out",
 }
@@ -158,7 +144,6 @@ class DeploySettings:
 @dataclass
 class Clients:
     sagemaker: Any
-    runtime: Any
     s3: Any
     cloudwatch: Any
     autoscaling: Any
@@ -227,8 +212,6 @@ class Deployer:
         """The one entry point of the handler."""
         steps: dict[str, Callable[[DeploymentState], Any]] = {
             "prepare": self.prepare,
-            "smoke_endpoint": self.smoke_endpoint,
-            "smoke_test": self.smoke_test,
             "rollout": self.rollout,
             "check": self.check,
             "compare_shadow": self.compare_shadow,
@@ -257,7 +240,7 @@ class Deployer:
         if not evaluation_uri:
             raise PackageNotDeployable(
                 f"model package {arn} has no evaluation_uri in its CustomerMetadataProperties: "
-                "no golden payloads for the smoke test"
+                "no evaluation report nor golden payloads"
             )
         containers = (package.get("InferenceSpecification") or {}).get("Containers") or []
         if not containers or not containers[0].get("Image") or not containers[0].get("ModelDataUrl"):
@@ -269,8 +252,6 @@ class Deployer:
         self._ensure_model(model_name, containers[0], arn, model_version)
         config_name = resource_name(base)
         self._ensure_config(config_name, [self._variant(model_name, self.serving.initial_instance_count)], capture=True)
-        smoke_config = resource_name(base, SMOKE_SUFFIX)
-        self._ensure_config(smoke_config, [self._variant(model_name, 1)], capture=False)
         champion = self._champion()
         shadow_config = None
         if self.serving.strategy == "SHADOW" and champion and champion.endpoint_config_name != config_name:
@@ -287,8 +268,6 @@ class Deployer:
             model_name=model_name,
             endpoint_name=endpoint,
             endpoint_config_name=config_name,
-            smoke_config_name=smoke_config,
-            smoke_endpoint_name=resource_name(endpoint, SMOKE_SUFFIX),
             shadow_config_name=shadow_config,
             shadow_variant_name=SHADOW_VARIANT if shadow_config else None,
             strategy=self.serving.strategy,
@@ -394,114 +373,18 @@ class Deployer:
         main = next((v for v in variants if v["VariantName"] == self.serving.variant_name), variants[0])
         return Champion(endpoint_config_name=live["EndpointConfigName"], model_name=main["ModelName"])
 
-    # ---- smoke test --------------------------------------------------------------------------------------
-
-    def smoke_endpoint(self, state: DeploymentState) -> Smoke:
-        """Bring the candidate endpoint up on the smoke config (create, or replace a stale/failed one)."""
-        prepared = _prepared(state)
-        name = prepared.smoke_endpoint_name
-        live = self._describe_endpoint(name)
-
-        def smoke(status: Literal["InProgress", "Ready"], endpoint_status: str) -> Smoke:
-            return Smoke(
-                status=status, endpoint_name=name, endpoint_status=endpoint_status, poll_seconds=SMOKE_POLL_SECONDS
-            )
-
-        if live is None:
-            self.sm.create_endpoint(EndpointName=name, EndpointConfigName=prepared.smoke_config_name)
-            live = self._describe_endpoint(name) or {"EndpointStatus": "Creating"}
-        status = live["EndpointStatus"]
-        right_config = live.get("EndpointConfigName") == prepared.smoke_config_name
-        if status == "InService" and right_config:
-            return smoke("Ready", status)
-        if status in IN_FLIGHT or status == "Deleting":
-            return smoke("InProgress", status)
-        if status == "Failed" and right_config:  # SageMaker could not serve this model: retrying cannot help
-            self._delete_endpoint(name)
-            raise SmokeTestFailed(
-                f"candidate endpoint {name} (model {prepared.model_version}) failed to come up: "
-                f"{live.get('FailureReason') or 'no reason given'}"
-            )
-        # a candidate left over from another package version (or in an unexpected state): replace it
-        logger.info("replacing candidate endpoint %s (%s on %s)", name, status, live.get("EndpointConfigName"))
-        self._delete_endpoint(name)
-        return smoke("InProgress", "Deleting")
-
-    def smoke_test(self, state: DeploymentState) -> Smoke:
-        prepared = _prepared(state)
-        name = prepared.smoke_endpoint_name
-        try:
-            golden = self._golden(prepared.golden_uri)
-            body = golden["body"] if isinstance(golden["body"], str) else json.dumps(golden["body"])
-            try:
-                response = self.clients.runtime.invoke_endpoint(
-                    EndpointName=name,
-                    ContentType=golden.get("content_type", "application/json"),
-                    Accept="application/json",
-                    Body=body.encode("utf-8"),
-                )
-            except Exception as error:
-                raise SmokeTestFailed(
-                    f"candidate endpoint {name} (model {prepared.model_version}) answered the golden payload with "
-                    f"{error_code(error) or type(error).__name__}: {error_message(error)}"
-                ) from None
-            check = self._compare_golden(response["Body"].read(), golden, prepared)
-        finally:
-            self._delete_endpoint(name)
-        return Smoke(
-            status="Passed",
-            endpoint_name=name,
-            endpoint_status="Deleting",
-            poll_seconds=0,
-            rows=check.rows,
-            max_abs_diff=check.max_abs_diff,
-            task=golden_task(golden),
-        )
+    # ---- golden payloads (the dataset's task, for the shadow comparison) ----------------------------------
 
     def _golden(self, uri: str) -> dict[str, Any]:
         bucket, key = split_s3_uri(uri)
         try:
             text = self.clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as error:
-            raise SmokeTestFailed(f"cannot read the golden payloads {uri}: {error_message(error)}") from None
+            raise PackageNotDeployable(f"cannot read the golden payloads {uri}: {error_message(error)}") from None
         golden = json.loads(text)
-        try:
-            if not isinstance(golden, dict) or "body" not in golden:
-                raise ValueError("no request body")
-            expected_answers(golden)
-        except ValueError as error:
-            raise SmokeTestFailed(
-                f"{uri} is not a golden payload file (docs/contracts.md): {error}; expected "
-                "{'task', 'body', 'content_type', 'predictions': [...], 'model_version', 'tolerance'}"
-            ) from None
+        if not isinstance(golden, dict):
+            raise PackageNotDeployable(f"{uri} is not a golden payload file (docs/contracts.md)")
         return dict(golden)
-
-    def _compare_golden(self, raw: bytes, golden: dict[str, Any], prepared: Prepared) -> GoldenCheck:
-        task = golden_task(golden)
-        try:
-            answer = json.loads(raw)
-            got = json_answers(answer, task).rows
-        except ValueError as error:
-            raise SmokeTestFailed(
-                f"candidate endpoint answered something that is not a {task} prediction: {error}"
-            ) from None
-        # the evaluation's own float-noise tolerance, unless the stage allows more
-        tolerance = max(float(golden.get("tolerance") or 0.0), self.serving.smoke_tolerance)
-        check = compare_golden(got, expected_answers(golden), task, tolerance)
-        problems = list(check.problems)
-        want_version = golden.get("model_version")
-        if want_version and answer.get("model_version") != want_version:
-            problems.append(f"model_version {answer.get('model_version')!r} != expected {want_version!r}")
-        if problems:
-            raise SmokeTestFailed(f"golden payloads on model {prepared.model_version}: " + "; ".join(problems))
-        return check
-
-    def _delete_endpoint(self, name: str) -> None:
-        try:
-            self.sm.delete_endpoint(EndpointName=name)
-        except Exception as error:
-            if not _not_found(error):
-                raise
 
     # ---- rollout -------------------------------------------------------------------------------------------
 
@@ -725,9 +608,7 @@ class Deployer:
         )
 
     def _task(self, state: DeploymentState) -> str:
-        """The dataset's task: what the smoke test recorded, else the golden payloads' (read again)."""
-        if state.smoke is not None and state.smoke.task is not None:
-            return state.smoke.task
+        """The dataset's task, as the package's golden payloads (written by its evaluation job) say."""
         return golden_task(self._golden(_prepared(state).golden_uri))
 
     def _variant_metrics(self, variant: str, start: datetime, end: datetime) -> dict[str, float]:
@@ -815,10 +696,17 @@ class Deployer:
                         EndpointConfigName=prepared.champion.endpoint_config_name,
                         RetainAllVariantProperties=True,
                     )
+                # an update whose new fleet never came up (its container failed the ping: a model that cannot
+                # load) ends InService on the old config with SageMaker's FailureReason; the update clears it
+                why = (
+                    f"SageMaker's update failed: {live['FailureReason']}"
+                    if live.get("FailureReason")
+                    else "SageMaker's auto-rollback returned all traffic to the previous model"
+                )
                 raise SilentRollback(
                     f"endpoint {endpoint} rolled back: it runs {running} again instead of {target} "
-                    f"(model {prepared.model_version}); SageMaker's auto-rollback returned all traffic to the previous "
-                    f"model (rollback alarms in ALARM now: {', '.join(alarms) or 'none'})"
+                    f"(model {prepared.model_version}); {why} "
+                    f"(rollback alarms in ALARM now: {', '.join(alarms) or 'none'})"
                 )
             raise DeploymentConflict(f"endpoint {endpoint} runs {running}, neither {target} nor the previous config")
         config = self.sm.describe_endpoint_config(EndpointConfigName=target)
@@ -837,7 +725,7 @@ class Deployer:
             f"Model {prepared.model_version}{self._of_dataset} (package {prepared.model_package_arn}) serves endpoint "
             f"{endpoint}.",
             f"Endpoint config: {target} (was {rollout.previous_config_name or 'none: first deploy'}).",
-            f"Strategy: {prepared.strategy}; smoke test passed on {prepared.smoke_endpoint_name}.",
+            f"Strategy: {prepared.strategy}; golden payloads answered by the serving stack in the evaluation job.",
             *([f"Traffic shifting: {rollout.traffic_plan}."] if rollout.traffic_plan else []),
             f"Autoscaling: {self.serving.min_capacity}-{self.serving.max_capacity} instances, target "
             f"{self.serving.target_invocations_per_instance} invocations per instance per minute.",
@@ -952,15 +840,9 @@ class Deployer:
         outcome = OUTCOMES.get(name, "failed")
         prepared = state.deploy
         stage = _failed_stage(state)
-        if prepared is not None:  # never leave a candidate endpoint running
-            try:
-                self._delete_endpoint(prepared.smoke_endpoint_name)
-            except Exception as cleanup_error:  # the notification matters more than the cleanup
-                logger.warning("could not delete %s: %s", prepared.smoke_endpoint_name, cleanup_error)
         what = prepared.model_version if prepared else state.model_package_arn.rsplit("/", 1)[-1]
         words = {
             "rolled_back": "rolled back",
-            "smoke_test_failed": "failed its smoke test",
             "shadow_rejected": "not promoted from shadow",
             "timed_out": "timed out",
         }.get(outcome, "failed")
@@ -1019,7 +901,7 @@ def rollback_trigger(trigger: str | dict[str, Any] | None) -> dict[str, Any] | N
     return trigger if isinstance(trigger, dict) and trigger.get("source") == "rollback" else None
 
 
-DEMOTING = frozenset({"rolled_back", "smoke_test_failed", "shadow_rejected", "timed_out"})
+DEMOTING = frozenset({"rolled_back", "shadow_rejected", "timed_out"})
 """Deployment outcomes after which the package must not stay Approved."""
 
 
@@ -1038,8 +920,8 @@ def _rollout(state: DeploymentState) -> Rollout:
 def _failed_stage(state: DeploymentState) -> str:
     if state.rollout is not None:
         return f"the rollout ({state.rollout.phase})"
-    if state.smoke is not None or state.deploy is not None:
-        return "the smoke test"
+    if state.deploy is not None:
+        return "the start of the rollout"
     return "prepare"
 
 

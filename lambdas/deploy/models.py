@@ -12,9 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Strategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
-Action = Literal[
-    "prepare", "smoke_endpoint", "smoke_test", "rollout", "check", "compare_shadow", "verify", "explain_failure"
-]
+Action = Literal["prepare", "rollout", "check", "compare_shadow", "verify", "explain_failure"]
 
 
 class ServingConfig(BaseModel):
@@ -73,25 +71,11 @@ class Prepared(BaseModel):
     model_name: str
     endpoint_name: str
     endpoint_config_name: str  # production config: the new model takes all traffic
-    smoke_config_name: str
-    smoke_endpoint_name: str
     shadow_config_name: str | None = None  # SHADOW with a live champion: champion + the new model as shadow
     shadow_variant_name: str | None = None
     strategy: Strategy
     golden_uri: str
     champion: Champion | None = None
-
-
-class Smoke(BaseModel):
-    """``$.smoke``: the candidate endpoint (``InProgress`` / ``Ready``) and the golden-payload result (``Passed``)."""
-
-    status: Literal["InProgress", "Ready", "Passed"]
-    endpoint_name: str
-    endpoint_status: str
-    poll_seconds: int
-    rows: int = 0
-    max_abs_diff: float | None = None
-    task: Literal["binary", "multiclass", "regression"] | None = None  # the golden payloads' task
 
 
 class Comparison(BaseModel):
@@ -151,7 +135,6 @@ class DeploymentState(BaseModel):
     model_package_group: str | None = None  # from the approval event; else the group in the package ARN
     trigger: str | dict[str, Any] | None = None
     deploy: Prepared | None = None
-    smoke: Smoke | None = None
     rollout: Rollout | None = None
     error: dict[str, Any] | None = None
 

@@ -53,6 +53,25 @@ class EvaluationNotFound(RuntimeError):
     """The evaluation job's report is missing or unreadable."""
 
 
+class SmokeTestFailed(RuntimeError):
+    """The evaluation job's smoke test (the image's serving stack on the new archive, golden payloads) failed or
+    is not in the report: the candidate is not registered at all (never deployable, not even as Rejected)."""
+
+
+def check_smoke(uri: str, report: Mapping[str, Any]) -> None:
+    """``SmokeTestFailed`` unless ``report`` records a passed smoke test (``pipelines/evaluation/smoke.py``)."""
+    smoke = report.get("smoke")
+    if not isinstance(smoke, dict):
+        raise SmokeTestFailed(
+            f"{uri} records no smoke test: the golden payloads were not answered by the serving stack; "
+            "nothing is registered"
+        )
+    if smoke.get("passed") is not True:
+        raise SmokeTestFailed(
+            f"smoke test failed: {smoke.get('reason') or 'no reason recorded'}; nothing is registered"
+        )
+
+
 @dataclass(frozen=True)
 class RegisterSettings:
     model_package_group: str
@@ -311,6 +330,7 @@ def register(
     the one that starts the deployment.
     """
     evaluation_uri, report = read_evaluation(s3, state["prepared"]["evaluation_uri"])
+    check_smoke(evaluation_uri, report)
     decision = dict(report["decision"])
     passed = bool(decision["passed"])
     final_status = approval_status(passed, settings.approval_mode)

@@ -13,12 +13,15 @@ the libraries are there and the editable install's finder is not. The interprete
 ``sys.executable`` and ``bin/python3`` on ``PATH``), so the processes a job starts itself (the training toolkit
 runs the user script with ``sys.executable``, a processing job's ``python3``, Spark's Python workers) get the same
 view. The Lambda runtime and the model containers reach the same view another way (``python -S`` with these
-``site_packages()`` as layer paths): both read the directories from here.
+``site_packages()`` as layer paths): both read the directories from here. The image's ``serve`` command sits in the
+same ``bin``: the local model server (``model_server.py``) on the scikit-learn container's serving contract.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 import sysconfig
 import threading
 import venv
@@ -26,6 +29,8 @@ from pathlib import Path
 
 ENVIRONMENT_DIR = "image-python"
 PTH_FILE = "_localcloud_image.pth"
+SERVE_COMMAND = "serve"
+MODEL_SERVER = Path(__file__).with_name("model_server.py")
 _lock = threading.Lock()
 
 
@@ -47,7 +52,22 @@ def image_python(workdir: Path) -> Path:
             Path(purelib).mkdir(parents=True, exist_ok=True)
             (Path(purelib) / PTH_FILE).write_text("".join(f"{path}\n" for path in site_packages()))
             marker.write_text("")
+        write_serve(root / "bin" / SERVE_COMMAND)
     return python
+
+
+def write_serve(script: Path) -> None:
+    """The image's ``serve`` console script (scikit-learn container: ``sagemaker_sklearn_container.serving:
+    serving_entrypoint``): here the local model server, started as the endpoints start it (``python -S`` with the
+    image's libraries as layer paths), reading the model directory and port from the container's environment."""
+    text = (
+        "#!/bin/sh\n"
+        f"LOCAL_LAYER_PATHS={shlex.quote(os.pathsep.join(site_packages()))} "
+        f'exec {shlex.quote(sys.executable)} -S -u {shlex.quote(str(MODEL_SERVER))} "$@"\n'
+    )
+    if not script.exists() or script.read_text() != text:
+        script.write_text(text)
+        script.chmod(0o755)
 
 
 def bin_dir(workdir: Path) -> str:

@@ -44,6 +44,10 @@ decoding; such a module is refused at load with the reason), the ``pip install``
 worker processes (one process with a thread per request serves here) and its 60 s worker timeout (the endpoint
 data plane enforces InvokeEndpoint's 60 s), multi-model mode.
 
+The image's ``serve`` command (what a job runs to serve a model inside itself: the evaluation job's smoke test,
+``pipelines/evaluation/smoke.py``) is this server without arguments, reading the container's environment
+(``serve_arguments``); ``localcloud/runtime/image.py`` puts it on the jobs' ``PATH``.
+
 Started per model as ``python -S model_server.py <model_dir> <port>`` with ``sys.path`` = ``<model_dir>/code``
 then the layer paths (the pinned environment stands in for the image's libraries; its Flask is the image's 3.1.3).
 Before it reports ready it answers SageMaker's first health check itself (the first request loads the model). A
@@ -238,10 +242,20 @@ class ModelServer:
         return Client(self).get("/ping").status_code
 
 
+def serve_arguments(argv: list[str], environ: Mapping[str, str]) -> tuple[str, int]:
+    """(model directory, port): given on the command line by the endpoint runtime, else the image's ``serve``
+    contract (``sagemaker_containers._env``: the model in ``$SAGEMAKER_BASE_DIR/model``, ``/opt/ml/model`` by
+    default; the port ``SAGEMAKER_BIND_TO_PORT``, 8080 by default), as a job that runs ``serve`` sets them."""
+    if argv:
+        return argv[0], int(argv[1])
+    base = environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")
+    return os.path.join(base, "model"), int(environ.get("SAGEMAKER_BIND_TO_PORT", "8080"))
+
+
 def main() -> None:
     from werkzeug.serving import make_server
 
-    model_dir, port = sys.argv[1], int(sys.argv[2])
+    model_dir, port = serve_arguments(sys.argv[1:], os.environ)
     env = ServingEnv.from_environ(os.environ, model_dir)
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request

@@ -21,8 +21,12 @@ Outputs in ``/opt/ml/processing/evaluation/``:
   (``{"instances": [{feature: value}, ...]}``, features only) and the challenger's answer to it through the
   inference handler's own request path, with its ``model_version``: ``predictions`` is the response's list
   (every task); binary also keeps ``probabilities`` and ``labels``, multiclass ``labels`` and
-  ``probabilities`` (one list per row, in ``classes`` order), regression ``values``. The deployment's smoke
-  test sends ``body`` and compares the answer within ``tolerance``.
+  ``probabilities`` (one list per row, in ``classes`` order), regression ``values``. The job's smoke
+  test sends ``body`` (and the same rows as ``text/csv``) and compares the answer within ``tolerance``.
+- ``evaluation.json``'s ``smoke``: the golden-payload smoke test of the challenger's archive on the image's own
+  serving stack, started inside this job (``pipelines.evaluation.smoke``: ``passed``, ``reason``, ``requests``,
+  ``rows``, ``max_abs_diff``, ``tolerance``, ``seconds``, ``command``). A failed smoke fails the gate with its
+  reason (``refuse_unserved``) and the registration refuses the candidate: nothing is registered.
 
 The gate compares in the primary metric's direction (``pipelines.schema.METRICS``): for an error such as
 RMSE the floor is a ceiling and an improvement is a decrease.
@@ -39,7 +43,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,6 +53,7 @@ import pandas as pd
 
 from pipelines.etl.transforms import numeric_stats
 from pipelines.evaluation import model_metrics, quality_confusion
+from pipelines.evaluation.smoke import PING_TIMEOUT_SECONDS, SERVE_COMMAND, SmokeResult, smoke_test
 from pipelines.features import model_frame
 from pipelines.inference.inference import (
     JSON,
@@ -219,12 +224,17 @@ def unpack_model(archive: str | Path, destination: str | Path) -> Path:
     return target
 
 
-def open_model(directory: str | Path, workdir: Path) -> LoadedModel | None:
+def model_directory(directory: str | Path, workdir: Path) -> Path | None:
+    """The unpacked model of a processing input (unpacked into ``workdir`` when it is an archive); None if empty."""
     found = find_model(directory)
     if found is None:
         return None
-    model_dir = found if found.is_dir() else unpack_model(found, workdir)
-    return load_model(model_dir)
+    return found if found.is_dir() else unpack_model(found, workdir)
+
+
+def open_model(directory: str | Path, workdir: Path) -> LoadedModel | None:
+    model_dir = model_directory(directory, workdir)
+    return None if model_dir is None else load_model(model_dir)
 
 
 @dataclass(frozen=True)
@@ -341,11 +351,20 @@ def golden_payload(model: LoadedModel, test: pd.DataFrame, rows: int = GOLDEN_RO
     return golden
 
 
+def refuse_unserved(decision: GateDecision, smoke: SmokeResult) -> GateDecision:
+    """The gate refuses a challenger that the serving stack did not answer as the handler does, whatever its
+    metrics: the reason is the smoke test's (the request, the status code, the body's start)."""
+    if smoke.passed:
+        return decision
+    return replace(decision, passed=False, reason=f"smoke test failed: {smoke.reason}")
+
+
 def build_report(
     challenger: ModelEvaluation,
     champion: ModelEvaluation | None,
     decision: GateDecision,
     gate: GateSettings,
+    smoke: SmokeResult,
 ) -> dict[str, Any]:
     return {
         "model_version": challenger.model_version,
@@ -359,6 +378,7 @@ def build_report(
         },
         "test_rows": challenger.rows,
         "output_baseline": challenger.output_baseline,
+        "smoke": smoke.as_dict(),
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
@@ -370,13 +390,19 @@ def run(
     output_dir: str | Path,
     gate: GateSettings,
     dataset: str | None = None,
+    *,
+    smoke_command: Sequence[str] = SERVE_COMMAND,
+    smoke_tolerance: float = GOLDEN_TOLERANCE,
+    smoke_timeout: float = PING_TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
-    """Evaluate, decide and write ``evaluation.json`` and ``golden.json``; returns the report. With ``dataset``,
-    the challenger must be a model of that dataset (its archive's schema says which)."""
+    """Evaluate, smoke-test the challenger's archive on the image's serving stack (``smoke_command``), decide and
+    write ``evaluation.json`` and ``golden.json``; returns the report. With ``dataset``, the challenger must be a
+    model of that dataset (its archive's schema says which)."""
     with tempfile.TemporaryDirectory(prefix="evaluate-") as scratch:
-        challenger_model = open_model(challenger_dir, Path(scratch) / "challenger")
-        if challenger_model is None:
+        challenger_unpacked = model_directory(challenger_dir, Path(scratch) / "challenger")
+        if challenger_unpacked is None:
             raise FileNotFoundError(f"no challenger model under {challenger_dir}")
+        challenger_model = load_model(challenger_unpacked)
         if dataset is not None and challenger_model.schema.name != dataset:
             raise ValueError(
                 f"the challenger under {challenger_dir} is a model of {challenger_model.schema.name!r}, "
@@ -392,8 +418,12 @@ def run(
         challenger = evaluate_model(challenger_model, test_dir)
         champion = None if champion_model is None else evaluate_model(champion_model, test_dir)
         golden = golden_payload(challenger_model, load_split(test_dir, challenger_model.schema, "test"))
+        tolerance = max(GOLDEN_TOLERANCE, smoke_tolerance)
+        smoke = smoke_test(
+            challenger_unpacked, challenger_model, golden, tolerance, command=smoke_command, timeout=smoke_timeout
+        )
     decision = decide(challenger.metrics, None if champion is None else champion.metrics, gate)
-    report = build_report(challenger, champion, decision, gate)
+    report = build_report(challenger, champion, refuse_unserved(decision, smoke), gate, smoke)
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     (output / EVALUATION_FILE).write_text(json.dumps(report, indent=2, sort_keys=True, allow_nan=False))
@@ -420,7 +450,17 @@ def dataset_gate(dataset: str) -> Gate:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     gate = dataset_gate(args.dataset)
-    report = run(args.test_dir, args.challenger_dir, args.champion_dir, args.output_dir, gate, dataset=args.dataset)
+    serving = platform().dataset(args.dataset).serving
+    report = run(
+        args.test_dir,
+        args.challenger_dir,
+        args.champion_dir,
+        args.output_dir,
+        gate,
+        dataset=args.dataset,
+        smoke_tolerance=float(serving.get("smoke_tolerance", GOLDEN_TOLERANCE)),
+    )
+    print(f"smoke test {'PASSED' if report['smoke']['passed'] else 'FAILED'}: {report['smoke']['reason']}", flush=True)
     decision = report["decision"]
     print(f"gate {'PASSED' if decision['passed'] else 'FAILED'}: {decision['reason']}", flush=True)
     return 0

@@ -2,12 +2,13 @@
 
 Each dataset's endpoint is created by the deployment state machine (from an approved package of the dataset's
 group), under a fixed name (``<prefix>-<dataset>``), so its alarms and guardrails (``stacks/constructs/dataset.py``)
-refer to it without a CloudFormation reference. Deployment: create model + endpoint config -> golden-payload smoke
-test on a candidate endpoint -> create, or update with deployment guardrails (canary / linear / all-at-once,
-auto-rollback on the dataset's rollback alarms) -> wait -> verify the endpoint runs the requested config (a silent
-rollback fails the deployment) -> autoscaling. The deploy Lambda finds the dataset from the package's group in the
-platform document. The cleanup custom resource removes what the pipeline created: a retired dataset's on a stack
-update, everything on the stack's deletion.
+refer to it without a CloudFormation reference. Deployment: create model + endpoint config -> create, or update
+with deployment guardrails (canary / linear / all-at-once, auto-rollback on the dataset's rollback alarms) -> wait
+-> verify the endpoint runs the requested config (a silent rollback fails the deployment) -> autoscaling. The
+golden-payload smoke test ran before the package was registered, inside the evaluation job, on the image's own
+serving stack (``pipelines/evaluation/smoke.py``): no candidate endpoint. The deploy Lambda finds the dataset
+from the package's group in the platform document. The cleanup custom resource removes what the pipeline created:
+a retired dataset's on a stack update, everything on the stack's deletion.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class Serving(Construct):
             self,
             "Deploy",
             handler="deploy.handler.handler",
-            description="Deployment steps: prepare, smoke test, create/update with guardrails, shadow, verify",
+            description="Deployment steps: prepare, create/update with guardrails, shadow, verify",
             timeout=cdk.Duration.minutes(5),
             environment={
                 "ENDPOINT_ROLE_ARN": self.endpoint_role.role_arn,
@@ -291,9 +292,7 @@ class Serving(Construct):
                     "sagemaker:CreateEndpoint",
                     "sagemaker:UpdateEndpoint",
                     "sagemaker:DescribeEndpoint",
-                    "sagemaker:DeleteEndpoint",
                     "sagemaker:UpdateEndpointWeightsAndCapacities",
-                    "sagemaker:InvokeEndpoint",
                     "sagemaker:AddTags",
                 ],
                 resources=[
@@ -392,11 +391,6 @@ class Serving(Construct):
         failure_path = explain.next(notify_failure).next(fail)
 
         prepare = step("PrepareDeployment", "prepare")
-        # golden payloads on a short-lived candidate endpoint (<endpoint>-smoke) before any traffic moves
-        start_smoke = step("StartSmokeEndpoint", "smoke_endpoint", "$.smoke")
-        wait_smoke = sfn.Wait(self, "WaitForSmokeEndpoint", time=sfn.WaitTime.seconds_path("$.smoke.poll_seconds"))
-        check_smoke = step("CheckSmokeEndpoint", "smoke_endpoint", "$.smoke")
-        smoke = step("SmokeTest", "smoke_test", "$.smoke")
         # create, or update with blue/green guardrails; SHADOW bakes the new model as a shadow variant first
         rollout = step("StartRollout", "rollout", "$.rollout")
         wait = sfn.Wait(self, "WaitForRollout", time=sfn.WaitTime.seconds_path("$.rollout.poll_seconds"))
@@ -413,14 +407,8 @@ class Serving(Construct):
             message_attributes={"outcome": tasks.MessageAttribute(value="deployed")},
             result_path=sfn.JsonPath.DISCARD,
         )
-        for task in (prepare, start_smoke, check_smoke, smoke, rollout, check, compare, verify, notify_done):
+        for task in (prepare, rollout, check, compare, verify, notify_done):
             task.add_catch(failure_path, errors=["States.ALL"], result_path="$.error")
-        smoke_ready = (
-            sfn.Choice(self, "SmokeEndpointReady")
-            .when(sfn.Condition.string_equals("$.smoke.status", "InProgress"), wait_smoke)
-            .otherwise(smoke)
-        )
-        wait_smoke.next(check_smoke).next(smoke_ready)
         in_progress = (
             sfn.Choice(self, "RolloutFinished")
             .when(sfn.Condition.string_equals("$.rollout.status", "InProgress"), wait)
@@ -429,8 +417,7 @@ class Serving(Construct):
         )
         wait.next(check).next(in_progress)
         wait_shadow.next(compare).next(in_progress)
-        smoke.next(rollout).next(in_progress)
-        definition = prepare.next(start_smoke).next(smoke_ready)
+        definition = prepare.next(rollout).next(in_progress)
         log_group = logs.LogGroup(
             self,
             "DeploymentLogs",
@@ -447,8 +434,8 @@ class Serving(Construct):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             timeout=cdk.Duration.hours(3),
-            comment="Approved package -> smoke test -> guarded rollout (or shadow bake + comparison) -> verify "
-            "(silent rollback = failure) -> autoscaling",
+            comment="Approved package (smoke-tested by its evaluation job) -> guarded rollout (or shadow bake + "
+            "comparison) -> verify (silent rollback = failure) -> autoscaling",
         )
 
 

@@ -408,7 +408,7 @@ def test_a_canary_with_a_broken_model_rolls_back_and_the_champion_keeps_all_traf
     assert before["raw"] <= after["raw"]
 
 
-def test_a_model_that_cannot_load_fails_the_deployment_at_create_and_the_champion_keeps_serving(
+def test_a_model_that_cannot_load_fails_the_update_before_any_traffic_and_the_champion_keeps_serving(
     champion: Cloud, tmp_path: Path
 ) -> None:
     lc = champion.lc
@@ -416,7 +416,8 @@ def test_a_model_that_cannot_load_fails_the_deployment_at_create_and_the_champio
     sm = lc.clients.sagemaker
     before = state_of(lc)
     known = {e.name for e in lc.executions(lc.deployment_machine)}
-    # Given an approved package whose model cannot load (model_fn raises, as a pickle of another scikit-learn would)
+    # Given an approved package whose model cannot load (model_fn raises, as a pickle of another scikit-learn would),
+    # registered by hand: it never went through an evaluation job's smoke test
     package = lc.champion()
     assert package is not None
     container = dict(package["InferenceSpecification"]["Containers"][0])
@@ -435,11 +436,11 @@ def test_a_model_that_cannot_load_fails_the_deployment_at_create_and_the_champio
     # When it is approved (the deployment starts)
     sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
     run = lc.wait_for_new_execution(lc.deployment_machine, known)
-    # Then the candidate endpoint's creation fails on the container's ping, as in SageMaker (not a first invoke),
-    # and the deployment state machine ends FAILED with SageMaker's reason
+    # Then the blue/green update's green fleet fails on the container's ping, as in SageMaker (not a first invoke):
+    # SageMaker keeps the blue fleet, and the deployment state machine ends FAILED with SageMaker's reason
     ping = "did not pass the ping health check"
     assert run.status == "FAILED"
-    assert ping in (run.cause or ""), run.cause
+    assert ping in (run.cause or "") and "SageMaker's update failed: " in (run.cause or ""), run.cause
     fleets = [e.detail for e in journal.of("endpoint-fleet") if e.detail["failure"]]
     assert fleets and all(ping in f["failure"] for f in fleets), fleets
     # And the failure notification carries the reason

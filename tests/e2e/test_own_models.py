@@ -8,6 +8,9 @@ its own ``model:`` section.
 - ``own-no-model``: ``entry_point`` a script that fits but saves no model;
 - ``own-no-serve``: ``entry_point`` a script whose model scores the splits but cannot answer the golden payloads
   (its PCA is fitted per request: 8 rows cannot give 10 components);
+- ``own-unstable``: ``entry_point`` a script whose model, on more rows than the first upload's, adds an unseeded
+  random vote: its answers differ from one process to the next, so the image's serving stack (started by the
+  evaluation job) does not answer the golden payloads as the job's own in-process handler did;
 - ``own-tuned``: a random forest tuned by a SageMaker tuning job of 4 trials (Random strategy);
 - ``own-tickets-*`` and ``own-energy-*``: each built-in estimator on the multiclass (tickets) and regression
   (energy) samples, declared from their declarations.
@@ -15,10 +18,11 @@ its own ``model:`` section.
 The first four (and the six of the other tasks) train, pass the gate, are registered with their lineage (which
 estimator or script, with which hyperparameters) and serve the task's answer; the next three fail, their
 notifications carry the script's reason (its traceback's tail, the missing model, the golden payloads it cannot
-answer), and nothing is registered. The tuned one registers its best trial (by AUC on the validation split) with the
-tuning job, its trials and the chosen values. An ``entry_point`` is a directory of the repository (the synth ships
-it in the training source archive), so the scripts are written under ``tests/e2e/`` for the module and removed
-after. The uploads go in waves of the ETL job's MaxConcurrentRuns.
+answer), and nothing is registered. ``own-unstable``'s first model serves; its second fails the evaluation job's
+smoke test, is never registered, and the first keeps serving. The tuned one registers its best trial (by AUC on the
+validation split) with the tuning job, its trials and the chosen values. An ``entry_point`` is a directory of the
+repository (the synth ships it in the training source archive), so the scripts are written under ``tests/e2e/`` for
+the module and removed after. The uploads go in waves of the ETL job's MaxConcurrentRuns.
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ NO_MODEL = "own-no-model"
 NO_SERVE = "own-no-serve"
 TUNED = "own-tuned"
 TRIALS = 4
+UNSTABLE = "own-unstable"
+UNSTABLE_ABOVE = 2600  # training rows: ROWS uploaded give ~2,100 (70% train), the second upload's 4,500 ~3,150
 MODELS = {
     BOOSTING: "model:\n  estimator: hist_gradient_boosting\n  hyperparameters: {max_iter: 60, learning_rate: 0.2}\n",
     FOREST: "model:\n  estimator: random_forest\n  hyperparameters: {n_estimators: 30, max_depth: 8}\n",
@@ -70,6 +76,7 @@ MODELS = {
     f"    strategy: Random\n    max_jobs: {TRIALS}\n    max_parallel_jobs: 2\n    seed: 5\n    ranges:\n"
     "      n_estimators: {type: integer, min: 5, max: 40}\n"
     "      min_samples_leaf: {type: integer, min: 1, max: 200, scaling: Logarithmic}\n",
+    UNSTABLE: "model:\n  entry_point: {scripts}/{name}\n",
 }
 CRASHING_SCRIPT = '''"""Feature engineering gone wrong: the job must fail with this script's reason."""
 
@@ -142,6 +149,34 @@ model = Pipeline(
 byo.save_model(model.fit(data.train.X, data.train.y))
 '''
 
+UNSTABLE_SCRIPT = f'''"""A random forest; on more than {UNSTABLE_ABOVE} training rows it also takes an unseeded random
+vote (a DummyClassifier drawing from the class prior): the fitted model answers differently in every process."""
+
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import RandomForestClassifier, VotingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from pipelines.training import byo
+
+data = byo.training_data(byo.arguments().dataset)
+schema = data.schema
+categories = [list(schema.feature(name).categories) for name in schema.categorical_features]
+preprocess = ColumnTransformer(
+    [
+        ("numeric", SimpleImputer(strategy="median"), [*schema.numeric_features, *schema.engineered_names]),
+        ("categorical", OneHotEncoder(categories=categories, handle_unknown="ignore"), schema.categorical_features),
+    ]
+)
+model = RandomForestClassifier(n_estimators=25, min_samples_leaf=3, random_state=1, n_jobs=1)
+if len(data.train.X) > {UNSTABLE_ABOVE}:
+    noise = DummyClassifier(strategy="stratified")  # no random_state: a new draw in every process
+    model = VotingClassifier([("forest", model), ("noise", noise)], voting="soft", weights=[0.8, 0.2])
+byo.save_model(Pipeline([("preprocess", preprocess), ("model", model)]).fit(data.train.X, data.train.y))
+'''
+
 
 @dataclass
 class Own:
@@ -174,10 +209,15 @@ def declared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
         script, snippet = model_cli.init(SCRIPT, datasets=folder, models=scripts, force=False)
         assert script == scripts / SCRIPT / ENTRY_POINT_SCRIPT
         assert f"entry_point: {scripts.relative_to(ROOT).as_posix()}/{SCRIPT}" in snippet, snippet
-        for name, text in ((CRASH, CRASHING_SCRIPT), (NO_MODEL, SILENT_SCRIPT), (NO_SERVE, PER_REQUEST_SCRIPT)):
+        for name, text in (
+            (CRASH, CRASHING_SCRIPT),
+            (NO_MODEL, SILENT_SCRIPT),
+            (NO_SERVE, PER_REQUEST_SCRIPT),
+            (UNSTABLE, UNSTABLE_SCRIPT),
+        ):
             (scripts / name).mkdir()
             (scripts / name / ENTRY_POINT_SCRIPT).write_text(text)
-        for name in (SCRIPT, CRASH, NO_MODEL, NO_SERVE):
+        for name in (SCRIPT, CRASH, NO_MODEL, NO_SERVE, UNSTABLE):
             entry_points[name] = read_schema(folder / f"{name}.yaml").model_spec.lineage
         yield folder, entry_points
     finally:
@@ -199,10 +239,11 @@ def own(declared: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPath
         lcs = {name: first.for_dataset(read_schema(folder / f"{name}.yaml")) for name in [*MODELS, *TASK_MODELS]}
         samples = {name: pd.read_csv(SAMPLES / f"{name}.csv") for name in ("churn", *TASK_SAMPLES)}
         samples["churn"] = samples["churn"].head(ROWS)
-        # uploaded in waves of the ETL job's MaxConcurrentRuns: one more at once would fail its ETL with Glue's
-        # ConcurrentRunsExceededException once the step's retries are spent
+        uploaded = {name: lc for name, lc in lcs.items() if name != UNSTABLE}  # its test uploads twice, in turn
+        # uploaded in waves of the ETL job's MaxConcurrentRuns: the local cloud runs each ETL in real seconds while
+        # its clock runs minutes, so the queue's retries (minutes of cloud time) would run out before a wave drains
         wave_size = _glue_concurrent_runs(assembly)
-        names, runs = list(lcs), {}
+        names, runs = list(uploaded), {}
         for start in range(0, len(names), wave_size):
             wave = names[start : start + wave_size]
             for name in wave:
@@ -211,7 +252,7 @@ def own(declared: tuple[Path, dict[str, str]], tmp_path_factory: pytest.TempPath
                 runs[name] = lcs[name].wait_for_new_execution(lcs[name].training_machine, [], 1200)
         deployments = {
             name: lc.wait_for_new_execution(lc.deployment_machine, [], 900)
-            for name, lc in lcs.items()
+            for name, lc in uploaded.items()
             if runs[name].status == "SUCCEEDED"
         }
         cloud.settle()
@@ -425,3 +466,46 @@ def test_a_tuning_run_registers_its_best_trial_with_the_tuning_job_trials_and_ch
             "S3ModelArtifacts"
         ]
     )
+
+
+def test_a_candidate_the_serving_stack_answers_differently_is_never_registered_and_the_champion_keeps_serving(
+    own: Own,
+) -> None:
+    # Given own-unstable's first model (a plain forest on ROWS rows) registered and serving
+    lc = own.lcs[UNSTABLE]
+    lc.upload(pd.read_csv(SAMPLES / "churn.csv").head(ROWS), "first.csv")
+    first = lc.wait_for_new_execution(lc.training_machine, [], 1200)
+    assert first.status == "SUCCEEDED", first.cause
+    deployed = lc.wait_for_new_execution(lc.deployment_machine, [], 900)
+    assert deployed.status == "SUCCEEDED", deployed.cause
+    own.cloud.settle()
+    champion, serving, packages = lc.champion(), lc.endpoint()["EndpointConfigName"], lc.packages()
+    assert champion is not None and len(packages) == 1
+    runs = {e.name for e in lc.executions(lc.training_machine)}
+    deployments = {e.name for e in lc.executions(lc.deployment_machine)}
+    seen = len(lc.read_notifications())
+
+    # When a larger upload trains a model with an unseeded random vote (its answers differ in every process)
+    lc.upload(pd.read_csv(SAMPLES / "churn.csv").head(4500), "more-rows.csv")
+    run = lc.wait_for_new_execution(lc.training_machine, runs, 1200)
+    own.cloud.settle()
+
+    # Then the evaluation job's smoke test (the image's serve on the new archive) saw answers that differ from the
+    # job's in-process ones, the gate refused it with that reason and the run failed at the registration
+    assert run.status == "FAILED", run.status
+    cause = run.cause or ""
+    smoke = "smoke test failed: POST /invocations (application/json, 8 golden rows): "
+    assert smoke in cause and "served values differ from the in-process answers" in cause, cause
+    assert cause.endswith("; nothing is registered"), cause
+    notes = [n for n in lc.read_notifications()[seen:] if n["attributes"].get("outcome") == "failed"]
+    assert len(notes) == 1 and smoke in (notes[0]["message"] or ""), lc.notifications
+    # and nothing was registered, no deployment started: the champion keeps serving all traffic, on its config
+    assert [p["ModelPackageArn"] for p in lc.packages()] == [p["ModelPackageArn"] for p in packages]
+    assert {e.name for e in lc.executions(lc.deployment_machine)} == deployments
+    now = lc.champion()
+    assert now is not None and now["ModelPackageArn"] == champion["ModelPackageArn"]
+    assert lc.endpoint()["EndpointConfigName"] == serving
+    response = lc.clients.sagemaker_runtime.invoke_endpoint(
+        EndpointName=lc.endpoint_name, ContentType="text/csv", Accept="application/json", Body=_row().encode()
+    )
+    assert json.loads(response["Body"].read())["model_version"] == _metadata(champion)["model_version"]

@@ -176,21 +176,14 @@ def _deployment(resources: dict[str, Any]) -> dict[str, Any]:
     return definition(sm)
 
 
-def test_deployment_machine_smoke_tests_before_rollout_and_verifies_after(resources: dict[str, Any]) -> None:
+def test_deployment_machine_rolls_out_the_smoke_tested_package_and_verifies_after(resources: dict[str, Any]) -> None:
     d = _deployment(resources)
     states = d["States"]
     assert d["StartAt"] == "PrepareDeployment"
-    # a candidate endpoint comes up (wait loop), then the golden payloads, then the rollout
-    assert states["PrepareDeployment"]["Next"] == "StartSmokeEndpoint"
-    assert states["StartSmokeEndpoint"]["Next"] == "SmokeEndpointReady"
-    ready = states["SmokeEndpointReady"]
-    assert ready["Choices"] == [
-        {"Variable": "$.smoke.status", "StringEquals": "InProgress", "Next": "WaitForSmokeEndpoint"}
-    ]
-    assert ready["Default"] == "SmokeTest"
-    assert states["WaitForSmokeEndpoint"]["Next"] == "CheckSmokeEndpoint"
-    assert states["CheckSmokeEndpoint"]["Next"] == "SmokeEndpointReady"
-    assert states["SmokeTest"]["Next"] == "StartRollout"
+    # no candidate endpoint: the evaluation job smoke-tested the archive on the image's serving stack before the
+    # package was registered, so the rollout starts right after prepare
+    assert states["PrepareDeployment"]["Next"] == "StartRollout"
+    assert not [name for name in states if "Smoke" in name]
     # rollout: poll while InProgress, shadow bake + comparison, then verify (a silent rollback fails there)
     assert states["StartRollout"]["Next"] == "RolloutFinished"
     finished = states["RolloutFinished"]
@@ -212,7 +205,6 @@ def test_deployment_waits_take_their_seconds_from_the_state(resources: dict[str,
     states = _deployment(resources)["States"]
     waits = {name: s for name, s in states.items() if s["Type"] == "Wait"}
     assert {name: s["SecondsPath"] for name, s in waits.items()} == {
-        "WaitForSmokeEndpoint": "$.smoke.poll_seconds",
         "WaitForRollout": "$.rollout.poll_seconds",
         "WaitForShadowBake": "$.rollout.bake_seconds",
     }
@@ -223,7 +215,7 @@ def test_every_deployment_step_fails_into_explain_notify_fail(resources: dict[st
     states = _deployment(resources)["States"]
     failure_path = {"ExplainDeployFailure", "NotifyDeployFailed"}
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task" and name not in failure_path}
-    assert len(tasks) == 9
+    assert len(tasks) == 6
     for name, task in tasks.items():
         assert task["Catch"] == [
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ExplainDeployFailure"}
@@ -245,7 +237,6 @@ def test_deployment_steps_call_actions_the_deploy_lambda_knows(resources: dict[s
     assert actions == set(get_args(Action))
     for payload in payloads.values():
         assert payload["execution.$"] == "$$.Execution.Name" and payload["state.$"] == "$"
-    assert {states[n]["ResultPath"] for n in ("StartSmokeEndpoint", "CheckSmokeEndpoint", "SmokeTest")} == {"$.smoke"}
     assert {states[n]["ResultPath"] for n in ("StartRollout", "CheckRollout", "CompareShadow")} == {"$.rollout"}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from sagemaker_training import mapping
 from threadpoolctl import threadpool_limits
 
+from localcloud.runtime import image
 from pipelines.data.generator import generate, write_parquet
 from pipelines.etl.transforms import run_transform, split_parquet
 from pipelines.schema import DatasetSchema
@@ -194,3 +196,18 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Samp
         return runs[name]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def image_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding the image's ``serve`` command as the local cloud's images provide it (the local model
+    server on the scikit-learn container's serving contract)."""
+    directory = tmp_path_factory.mktemp("image-bin")
+    image.write_serve(directory / image.SERVE_COMMAND)
+    return directory
+
+
+@pytest.fixture
+def serve_on_path(image_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve`` first on ``PATH``, as in the evaluation job's image (its smoke test runs it)."""
+    monkeypatch.setenv("PATH", f"{image_bin}{os.pathsep}{os.environ.get('PATH', '')}")

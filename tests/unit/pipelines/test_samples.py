@@ -17,6 +17,8 @@ from pipelines.training import train
 from stacks.config import EvaluationGate
 from tests.unit.pipelines.conftest import SAMPLE_DIR, SampleRun
 
+pytestmark = pytest.mark.usefixtures("serve_on_path")  # the job's smoke test runs the image's serve
+
 
 @pytest.mark.parametrize("name", sorted(samples.SAMPLES))
 def test_the_committed_sample_is_what_the_generator_makes(name: str) -> None:
@@ -48,6 +50,8 @@ def test_the_multiclass_sample_trains_and_passes_its_gate(sample_run: Callable[[
     assert list(quality["confusion_matrix"]) == ["billing", "technical", "account", "sales"]
     assert quality["macro_f1"]["value"] > 0.65 and quality["accuracy"]["value"] > 0.7
     assert report["decision"]["passed"], report["decision"]["reason"]
+    # and the image's serving stack answered the golden rows (JSON and CSV) with the in-process labels and probabilities
+    assert report["smoke"]["passed"] and report["smoke"]["requests"] == 2, report["smoke"]["reason"]
     metadata = run.training.metadata
     assert metadata["task"] == "multiclass" and metadata["labels"] == ["billing", "technical", "account", "sales"]
     assert set(metadata["metrics"]["validation"]) == set(MULTICLASS_METRICS)
@@ -69,6 +73,7 @@ def test_the_regression_sample_trains_and_its_gate_is_a_ceiling(sample_run: Call
     assert set(quality) == set(REGRESSION_METRICS)
     assert quality["rmse"]["value"] < 150 and quality["r2"]["value"] > 0.6
     assert passed["decision"]["passed"]
+    assert passed["smoke"]["passed"] and passed["smoke"]["requests"] == 2, passed["smoke"]["reason"]  # served values
     rmse = quality["rmse"]["value"]
     assert failed["decision"]["reason"] == f"challenger rmse {rmse:.4f} is above the ceiling 10.0000"
 

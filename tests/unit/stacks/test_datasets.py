@@ -151,7 +151,6 @@ def test_the_longest_dataset_name_fits_and_one_more_character_does_not() -> None
 
 def test_the_name_suffixes_are_the_lambdas_own() -> None:
     # Given the suffixes the Lambdas append to a dataset's names / Then the name check uses the same
-    assert datasets.SMOKE_SUFFIX == deploy.SMOKE_SUFFIX
     assert datasets.SAGEMAKER_NAME_LIMIT == deploy.NAME_LIMIT == prepare.MAX_JOB_NAME == batch.NAME_LIMIT
     assert datasets.JOB_DIGEST_CHARS == prepare.DIGEST_CHARS
     obj = batch.S3Object(bucket="raw", key="batch-input/x.csv", version_id="v1", size=1)

@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from localcloud.clock import clock
 from localcloud.shims import sagemaker_endpoints as shim
-from tests.unit.lambdas.deploy.support import ALARMS, ARTIFACTS, ENDPOINT, GROUP, REGION, Cloud, FakeRuntime
+from tests.unit.lambdas.deploy.support import ALARMS, ARTIFACTS, ENDPOINT, GROUP, REGION, Cloud
 
 
 @pytest.fixture
@@ -44,6 +44,5 @@ def cloud() -> Iterator[Cloud]:
             s3=s3,
             cloudwatch=cloudwatch,
             autoscaling=boto3.client("application-autoscaling", region_name=REGION),
-            runtime=FakeRuntime(answers={}),
         )
     clock.reset()

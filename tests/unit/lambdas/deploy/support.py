@@ -1,27 +1,21 @@
 """Helpers of the deployment tests: the deploy steps under moto + the endpoint shim, on the local clock.
 
 ``run_deployment`` walks the steps in the order of the deployment state machine (stacks/constructs/serving.py;
-tests/infrastructure/test_registry_and_serving.py pins that graph): prepare -> candidate endpoint (wait loop) ->
-smoke test -> rollout -> check (wait loop) [-> shadow bake -> compare_shadow -> check ...] -> verify, and on a
-failure: explain_failure. Waits advance the clock instead of sleeping.
+tests/infrastructure/test_registry_and_serving.py pins that graph): prepare -> rollout -> check (wait loop)
+[-> shadow bake -> compare_shadow -> check ...] -> verify, and on a failure: explain_failure. Waits advance the
+clock instead of sleeping.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
-
-import boto3
-from botocore.awsrequest import AWSResponse
-from botocore.response import StreamingBody
 
 from lambdas.deploy.logic import Clients, Deployer, DeploymentError, DeploySettings
 from lambdas.deploy.models import DeploymentState, ServingConfig
 from localcloud.clock import clock
-from localcloud.shims import sagemaker_endpoints as shim
 from stacks.config import ServingSettings
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -43,40 +37,6 @@ def binary_predictions(probabilities: list[float]) -> list[dict[str, Any]]:
 
 
 @dataclass
-class FakeRuntime:
-    """sagemaker-runtime reduced to what the smoke test needs: the model the shim routes to answers.
-
-    ``answers`` maps a model version (the package's ``model_version``) to its response payload or an exception.
-    Requests go through a real botocore client (so they are validated and serialized like any other) whose
-    ``before-call`` handler answers instead of sending them."""
-
-    answers: dict[str, Any]
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    client: Any = None
-
-    def __post_init__(self) -> None:
-        self.client = boto3.client("sagemaker-runtime", region_name=REGION)
-        self.client.meta.events.register("before-call.sagemaker-runtime.InvokeEndpoint", self._answer)
-
-    def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
-        self.calls.append(request)
-        return dict(self.client.invoke_endpoint(**request))
-
-    def _answer(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        endpoint = self.calls[-1]["EndpointName"]
-        (route,) = [r for r in shim.routes(ACCOUNT, REGION, endpoint) if r.role == "production"]
-        version = route.model_name.rsplit("-", 1)[-1]  # <endpoint>-v<package version>
-        reply = self.answers[version]
-        if isinstance(reply, Exception):
-            raise reply
-        body = json.dumps(reply).encode()
-        return AWSResponse("", 200, {}, None), {
-            "Body": StreamingBody(io.BytesIO(body), len(body)),
-            "ContentType": "application/json",
-        }
-
-
-@dataclass
 class Cloud:
     """The moto account the deploy steps run against."""
 
@@ -84,7 +44,6 @@ class Cloud:
     s3: Any
     cloudwatch: Any
     autoscaling: Any
-    runtime: FakeRuntime
 
     def register(
         self,
@@ -95,11 +54,10 @@ class Cloud:
         group: str = GROUP,
         task: str = "binary",
         predictions: list[dict[str, Any]] | None = None,
-        legacy: bool = False,
     ) -> str:
         """A package version (of ``group``) with golden payloads (evaluate.golden_payload's shape): a binary model
-        whose expected probabilities are ``expected``, or ``predictions`` of ``task``. ``legacy``: a binary file as
-        the evaluation job wrote it before tasks existed (probabilities only)."""
+        whose expected probabilities are ``expected``, or ``predictions`` of ``task`` (the shadow comparison reads
+        the task from them)."""
         evaluation = f"s3://{ARTIFACTS}/evaluations/exec-{version}/"
         predictions = predictions or binary_predictions(expected or [0.8, 0.1])
         golden: dict[str, Any] = {
@@ -108,11 +66,9 @@ class Cloud:
             "accept": "application/json",
             "model_version": f"v{version}",
             "tolerance": 1e-6,
+            "task": task,
+            "predictions": predictions,
         }
-        if legacy:
-            golden["probabilities"] = [p["probability"] for p in predictions]
-        else:
-            golden.update(task=task, predictions=predictions)
         self.s3.put_object(Bucket=ARTIFACTS, Key=f"evaluations/exec-{version}/golden.json", Body=json.dumps(golden))
         arn = self.sm.create_model_package(
             ModelPackageGroupName=group,
@@ -130,7 +86,6 @@ class Cloud:
             },
             CustomerMetadataProperties={"evaluation_uri": evaluation, "model_version": f"v{version}"},
         )["ModelPackageArn"]
-        self.runtime.answers.setdefault(f"v{version}", {"model_version": f"v{version}", "predictions": predictions})
         return str(arn)
 
     def endpoint(self) -> dict[str, Any]:
@@ -157,7 +112,6 @@ def deployer(cloud: Cloud, **overrides: Any) -> Deployer:
     )
     clients = Clients(
         sagemaker=cloud.sm,
-        runtime=cloud.runtime,
         s3=cloud.s3,
         cloudwatch=cloud.cloudwatch,
         autoscaling=cloud.autoscaling,
@@ -191,11 +145,6 @@ def run_deployment(
 
     try:
         step("prepare", "deploy")
-        smoke = step("smoke_endpoint", "smoke")
-        while smoke["status"] == "InProgress":
-            clock.advance(smoke["poll_seconds"])
-            smoke = step("smoke_endpoint", "smoke")
-        step("smoke_test", "smoke")
         rollout = step("rollout", "rollout")
         while rollout["status"] != "Done":
             if rollout["status"] == "InProgress":

@@ -1,4 +1,4 @@
-"""Deployment steps under moto + the endpoint shim: first deploy, canary, rollback, smoke test, failures."""
+"""Deployment steps under moto + the endpoint shim: first deploy, canary, rollback, failures."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from lambdas.deploy.logic import (
     Deployer,
@@ -14,7 +13,6 @@ from lambdas.deploy.logic import (
     FleetTooSmall,
     PackageNotDeployable,
     SilentRollback,
-    SmokeTestFailed,
     traffic_batch_instances,
 )
 from lambdas.deploy.models import DeploymentState
@@ -26,10 +24,8 @@ from tests.unit.lambdas.deploy.support import (
     ALARMS,
     ARTIFACTS,
     ENDPOINT,
-    GOLDEN_ROWS,
     REGION,
     Cloud,
-    answer,
     deployer,
     run_deployment,
 )
@@ -74,16 +70,9 @@ def test_first_deploy_creates_model_config_endpoint_and_autoscaling(cloud: Cloud
     model = cloud.sm.describe_model(ModelName=f"{ENDPOINT}-v1")
     assert model["PrimaryContainer"]["ModelDataUrl"] == f"s3://{ARTIFACTS}/models/train-1/output/model.tar.gz"
     assert model["PrimaryContainer"]["Environment"] == {"SAGEMAKER_PROGRAM": "inference.py"}
-    # And the golden payload went to the candidate endpoint, which is gone again
-    (call,) = cloud.runtime.calls
-    assert call["EndpointName"] == f"{ENDPOINT}-smoke"
-    assert call["ContentType"] == "application/json"
-    assert b'"instances"' in call["Body"] and str(GOLDEN_ROWS[0][0]).encode() in call["Body"]
-    assert run.state["smoke"]["status"] == "Passed" and run.state["smoke"]["rows"] == 2
-    with pytest.raises(ClientError, match="Could not find endpoint"):
-        cloud.sm.describe_endpoint(EndpointName=f"{ENDPOINT}-smoke")
-    smoke_config = cloud.sm.describe_endpoint_config(EndpointConfigName=f"{ENDPOINT}-v1-smoke")
-    assert "DataCaptureConfig" not in smoke_config or not smoke_config["DataCaptureConfig"]
+    # And no candidate endpoint or smoke config was made (the evaluation job smoke-tested the archive)
+    assert [e["EndpointName"] for e in cloud.sm.list_endpoints()["Endpoints"]] == [ENDPOINT]
+    assert [c["EndpointConfigName"] for c in cloud.sm.list_endpoint_configs()["EndpointConfigs"]] == [f"{ENDPOINT}-v1"]
     # And autoscaling tracks invocations per instance within the stage's bounds
     (target,) = cloud.autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert target["ResourceId"] == f"endpoint/{ENDPOINT}/variant/AllTraffic"
@@ -247,62 +236,7 @@ def test_verify_detects_a_silent_rollback_without_any_alarm(cloud: Cloud) -> Non
         steps.handle("verify", "x", DeploymentState.model_validate(state))
 
 
-def test_smoke_test_failure_stops_before_traffic_moves(cloud: Cloud) -> None:
-    # Given v1 in production and a v2 that answers the golden payloads wrongly
-    deploy_first(cloud)
-    arn = cloud.register(2, expected=[0.8, 0.1])
-    cloud.runtime.answers["v2"] = answer("v2", [0.8, 0.6])
-    # When the deployment runs
-    run = run_deployment(deployer(cloud), arn)
-    # Then the smoke test fails with the rows that differ, the candidate is deleted, production is untouched
-    assert isinstance(run.error, SmokeTestFailed)
-    assert (
-        "1 of 2 binary answers differ (tolerance 0.0001): row 2: probability 0.600000 != 0.100000, label 1 != 0"
-        in str(run.error)
-    )
-    with pytest.raises(ClientError, match="Could not find endpoint"):
-        cloud.sm.describe_endpoint(EndpointName=f"{ENDPOINT}-smoke")
-    assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"
-    assert "rollout" not in run.state
-    assert run.state["failure"]["outcome"] == "smoke_test_failed"
-    assert run.state["failure"]["subject"] == "Deployment of model v2 failed its smoke test"
-
-
-def test_smoke_test_checks_the_model_version_and_endpoint_errors(cloud: Cloud) -> None:
-    deploy_first(cloud)
-    arn = cloud.register(2)
-    cloud.runtime.answers["v2"] = answer("v1", [0.8, 0.1])
-    run = run_deployment(deployer(cloud), arn)
-    assert isinstance(run.error, SmokeTestFailed)
-    assert "model_version 'v1' != expected 'v2'" in str(run.error)
-
-    arn = cloud.register(3)
-    cloud.runtime.answers["v3"] = ClientError(
-        {"Error": {"Code": "ModelError", "Message": "row 1: expected 4 columns, got 3"}}, "InvokeEndpoint"
-    )
-    run = run_deployment(deployer(cloud), arn)
-    assert isinstance(run.error, SmokeTestFailed)
-    assert "answered the golden payload with ModelError: row 1: expected 4 columns, got 3" in str(run.error)
-
-
-def test_a_multi_line_model_error_still_rejects_the_package(cloud: Cloud) -> None:
-    # Given v1 in production and a v2 whose container answers the smoke test with a traceback (several lines)
-    deploy_first(cloud)
-    arn = cloud.register(2)
-    traceback = 'Traceback (most recent call last):\n  File "inference.py", line 12\nValueError: bad row'
-    cloud.runtime.answers["v2"] = ClientError({"Error": {"Code": "ModelError", "Message": traceback}}, "InvokeEndpoint")
-    # When the deployment fails its smoke test
-    run = run_deployment(deployer(cloud), arn)
-    # Then the package is Rejected: its ApprovalDescription is one line, as SageMaker's pattern (.*) requires
-    assert isinstance(run.error, SmokeTestFailed)
-    package = cloud.sm.describe_model_package(ModelPackageName=arn)
-    assert package["ModelApprovalStatus"] == "Rejected"
-    assert "\n" not in package["ApprovalDescription"]
-    assert "ValueError: bad row" in package["ApprovalDescription"]
-    assert "(now Rejected: the champion is unchanged)" in run.state["failure"]["message"]
-
-
-def test_a_candidate_endpoint_that_cannot_come_up_fails_the_smoke_test_with_sagemakers_reason(cloud: Cloud) -> None:
+def test_a_model_that_cannot_come_up_fails_the_update_and_production_stays_on_the_champion(cloud: Cloud) -> None:
     from concurrent.futures import Future
 
     from localcloud.shims import sagemaker_endpoints
@@ -326,14 +260,12 @@ def test_a_candidate_endpoint_that_cannot_come_up_fails_the_smoke_test_with_sage
         run = run_deployment(deployer(cloud), arn)
     finally:
         sagemaker_endpoints.set_fleet_check(None)
-    # Then the candidate's creation failure ends it with SageMaker's reason (no endless re-creation of the candidate)
-    assert isinstance(run.error, SmokeTestFailed)
-    assert str(run.error) == f"candidate endpoint {ENDPOINT}-smoke (model v2) failed to come up: {reason}"
-    # And the candidate is gone, production untouched, the package Rejected
-    with pytest.raises(ClientError, match="Could not find endpoint"):
-        cloud.sm.describe_endpoint(EndpointName=f"{ENDPOINT}-smoke")
+    # Then the blue/green update's new fleet never takes traffic: the deployment fails with SageMaker's reason
+    assert isinstance(run.error, SilentRollback)
+    assert f"(model v2); SageMaker's update failed: {reason} (rollback alarms in ALARM now: none)" in str(run.error)
+    assert run.state["failure"]["outcome"] == "rolled_back"
+    # And production is untouched, the package Rejected
     assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"
-    assert run.state["failure"]["outcome"] == "smoke_test_failed"
     assert reason in run.state["failure"]["message"]
     assert cloud.sm.describe_model_package(ModelPackageName=arn)["ModelApprovalStatus"] == "Rejected"
 

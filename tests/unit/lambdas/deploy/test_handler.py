@@ -90,7 +90,7 @@ def test_the_package_group_routes_the_deployment_to_its_dataset(environment: Clo
     # Then energy's endpoint and names are used (the platform document), not churn's
     assert result["endpoint_name"] == "mlops-dev-energy"
     assert result["model_name"] == "mlops-dev-energy-v1"
-    assert result["smoke_endpoint_name"] == "mlops-dev-energy-smoke"
+    assert result["endpoint_config_name"] == "mlops-dev-energy-v1"
     # And without the group in the input (a later step's state), the ARN names it
     assert DeploymentState.model_validate({"model_package_arn": arn}).group == "mlops-dev-energy"
 

@@ -17,6 +17,7 @@ from lambdas.prepare_training.logic import find_champion
 from lambdas.register_model import handler as register_handler
 from lambdas.register_model import logic
 from pipelines.evaluation import evaluate as ev
+from pipelines.evaluation.smoke import SmokeResult
 from pipelines.platform import platform
 from pipelines.schema import ModelSpec
 from stacks.config import EvaluationGate
@@ -58,7 +59,10 @@ def report(challenger_auc: float, champion_auc: float | None) -> dict[str, Any]:
         else ev.ModelEvaluation("churn-old", {"auc": champion_auc, "accuracy": 0.80, "f1": 0.60}, {}, 750)
     )
     decision = ev.decide(challenger.metrics, None if champion is None else champion.metrics, GATE)
-    return ev.build_report(challenger, champion, decision, GATE)
+    return ev.build_report(challenger, champion, decision, GATE, SERVED)
+
+
+SERVED = SmokeResult(True, "answered as the handler does", 2, 8, 0.0, 1e-6, 1.5, "serve")
 
 
 def state(execution: str = EXECUTION, champion_arn: str | None = None) -> dict[str, Any]:
@@ -390,6 +394,37 @@ def test_a_missing_evaluation_report_names_the_object(aws: dict[str, Any]) -> No
     # Given no evaluation.json / When the step runs / Then the error names it and the registry is unchanged
     uri = f"s3://{ARTIFACTS}/evaluations/{EXECUTION}/evaluation.json"
     with pytest.raises(logic.EvaluationNotFound, match=rf"no evaluation report at {uri} \(NoSuchKey\)"):
+        invoke(state())
+    assert packages(aws["sagemaker"]) == []
+
+
+def test_a_candidate_whose_smoke_test_failed_is_not_registered_and_the_reason_says_why(
+    aws: dict[str, Any],
+) -> None:
+    # Given an evaluation whose metrics pass the gate but whose archive the serving stack answered with a 500
+    failed = SmokeResult(
+        False, "POST /invocations (text/csv, 8 golden rows) answered 500: boom", 0, 8, None, 1e-6, 2.0, "serve"
+    )
+    decision = ev.refuse_unserved(ev.decide({"auc": 0.86}, None, GATE), failed)
+    challenger = ev.ModelEvaluation("churn-new", {"auc": 0.86}, None, 750)
+    put_report(aws["s3"], ev.build_report(challenger, None, decision, GATE, failed))
+    # When the step runs
+    # Then it refuses with the smoke test's reason (status code and body excerpt), and registers nothing
+    with pytest.raises(logic.SmokeTestFailed) as error:
+        invoke(state())
+    assert str(error.value) == (
+        "smoke test failed: POST /invocations (text/csv, 8 golden rows) answered 500: boom; nothing is registered"
+    )
+    assert packages(aws["sagemaker"]) == []
+
+
+def test_a_report_without_a_smoke_test_is_not_registered(aws: dict[str, Any]) -> None:
+    # Given an evaluation.json that records no smoke test (written by an evaluation job that did not serve the model)
+    document = report(0.86, None)
+    del document["smoke"]
+    put_report(aws["s3"], document)
+    # When the step runs / Then nothing is registered, and the error says the serving stack never answered
+    with pytest.raises(logic.SmokeTestFailed, match="records no smoke test: the golden payloads were not answered"):
         invoke(state())
     assert packages(aws["sagemaker"]) == []
 

@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from localcloud.runtime import image, jobs
 from localcloud.runtime.lambdas import FunctionSpec, LambdaRuntime
+from pipelines.evaluation import smoke
 from tests.unit.localcloud.support import ACCOUNT, REGION, source, unique, zip_package
 
 NOT_SHIPPED = "ModuleNotFoundError: No module named 'stacks'"
@@ -141,3 +142,49 @@ def test_a_lambda_importing_a_module_it_did_not_ship_fails(tmp_path: Path) -> No
     assert not invocation.ok
     error = json.loads(invocation.payload)
     assert (error["errorType"], error["errorMessage"]) == ("ModuleNotFoundError", "No module named 'stacks'")
+
+
+def test_the_images_serve_command_serves_a_model_on_the_containers_environment(tmp_path: Path) -> None:
+    # Given a model directory laid out as the evaluation job lays it out (<base>/model with code/<program>)
+    code = tmp_path / "base" / "model" / "code"
+    code.mkdir(parents=True)
+    (tmp_path / "base" / "model" / "weights.txt").write_text("42")
+    (code / "handler.py").write_text(
+        source(
+            """
+            import os
+
+            def model_fn(model_dir):
+                return open(os.path.join(model_dir, "weights.txt")).read()
+
+            def transform_fn(model, body, content_type, accept):
+                try:
+                    import stacks  # noqa: F401
+                    seen = "checkout"
+                except ModuleNotFoundError:
+                    seen = "no checkout"
+                return f"{model} {content_type} {body} {seen}", "text/plain"
+            """
+        )
+    )
+    port = smoke.free_port()
+    env = {
+        "PATH": f"{image.bin_dir(tmp_path)}:/usr/bin:/bin",
+        "SAGEMAKER_BASE_DIR": str(tmp_path / "base"),
+        "SAGEMAKER_PROGRAM": "handler.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": str(code),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+    }
+    # When the job runs the image's `serve` (found on its PATH, as in the scikit-learn image)
+    server = subprocess.Popen(["serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None and json.loads(server.stdout.readline()) == {"ready": True, "port": port}
+        url = f"http://127.0.0.1:{port}"
+        # Then /ping answers 200 and /invocations runs the module on the model from $SAGEMAKER_BASE_DIR/model,
+        # with the image's libraries only
+        assert smoke.call("GET", f"{url}/ping")[0] == 200
+        status, body = smoke.call("POST", f"{url}/invocations", b"1,2", {"Content-Type": "text/csv"})
+        assert (status, body) == (200, b"42 text/csv 1,2 no checkout")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -32,6 +32,8 @@ from pipelines.training import train
 from stacks.config import EvaluationGate
 from tests.samples import CHURN_SCHEMA
 
+pytestmark = pytest.mark.usefixtures("serve_on_path")  # the job's smoke test runs the image's serve
+
 GATE = EvaluationGate(primary_metric="auc", min_improvement=0.005, absolute_floor=0.70)
 
 
@@ -357,6 +359,10 @@ def test_job_writes_evaluation_json_with_both_models_and_the_decision(
     assert report["decision"] == asdict(decision)
     assert report["decision"]["passed"] is True
     assert report["gate"] == {"primary_metric": "auc", "min_improvement": 0.005, "absolute_floor": 0.7}
+    # and the challenger's archive was served by the image's serve command, answering the golden rows (JSON, CSV)
+    smoke = report["smoke"]
+    assert (smoke["passed"], smoke["requests"], smoke["rows"], smoke["command"]) == (True, 2, 8, "serve")
+    assert smoke["tolerance"] == 1e-4  # the dataset's serving.smoke_tolerance, above the golden float noise
 
 
 def test_job_without_a_champion_applies_the_floor_only(job_dirs: dict[str, Path], tmp_path: Path) -> None:
