@@ -411,12 +411,13 @@ def _monitoring(stack: MlopsStack) -> None:
     _ack(
         _role(monitoring.ground_truth_fn),
         {
-            **_key("write SSE-KMS joined labels and read/write its idempotency records"),
+            **_key("write SSE-KMS joined labels and labelled production rows, read/write its idempotency records"),
             **_reads("uploaded labels and captured predictions"),
-            **_aborts("monitoring/quality/"),
+            **_aborts("monitoring/quality/ and production/"),
             **_objects(stack, lake.raw, "ground-truth/*", "labels uploaded by users"),
             **_objects(stack, lake.artifacts, "data-capture/*", "captured predictions to join with the labels"),
             **_objects(stack, lake.artifacts, "monitoring/quality/*", "joined labels and quality summaries"),
+            **_objects(stack, lake.curated, "production/*", "labelled production rows, one object per batch and hour"),
         },
     )
     _ack(
