@@ -64,6 +64,7 @@ SCHEMA_KEYS: tuple[str, ...] = (
     "gate",
     "stratify",
     "model",
+    "data_policy",
     *OVERRIDE_SECTIONS,
 )
 """The keys of a declaration, in the order ``to_dict`` and ``mlops dataset init`` write them."""
@@ -457,6 +458,62 @@ class Gate:
         return {"metric": self.metric, "floor": self.floor, "min_improvement": self.min_improvement}
 
 
+# ---- what a retrain trains and tests on -------------------------------------------------------------
+
+
+def _count(value: Any, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SchemaError(where, f"expected a whole number >= {minimum}, got {_kind(value)} {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class DataPolicy:
+    """What a retrain trains and tests on besides the latest upload (``pipelines.data_policy`` applies it): the
+    labelled production rows of the last ``production_window_days`` days, once at least ``min_labelled_rows`` of
+    them arrived, making up at most ``max_production_share`` of the training rows; the test set that decides
+    champion vs challenger is the most recent ``test_from_production_rows`` labelled rows when the window holds
+    that many on top of the minimum (else the upload's test split). A declaration without ``data_policy``
+    retrains on its latest upload only."""
+
+    production_window_days: int = 14
+    min_labelled_rows: int = 200
+    max_production_share: float = 0.5
+    test_from_production_rows: int = 200
+
+    KEYS = ("production_window_days", "min_labelled_rows", "max_production_share", "test_from_production_rows")
+
+    def __post_init__(self) -> None:
+        _count(self.production_window_days, "production_window_days", 1)
+        _count(self.min_labelled_rows, "min_labelled_rows", 1)
+        _count(self.test_from_production_rows, "test_from_production_rows", 1)
+        if not 0.0 < self.max_production_share <= 1.0:
+            raise SchemaError("max_production_share", f"{self.max_production_share} is not in (0, 1]")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DataPolicy:
+        data = _mapping(data, "")
+        _keys(data, cls.KEYS, (), "")
+        defaults = cls()
+        return cls(
+            production_window_days=_count(
+                data.get("production_window_days", defaults.production_window_days), "production_window_days", 1
+            ),
+            min_labelled_rows=_count(data.get("min_labelled_rows", defaults.min_labelled_rows), "min_labelled_rows", 1),
+            max_production_share=_number(
+                data.get("max_production_share", defaults.max_production_share), "max_production_share"
+            ),
+            test_from_production_rows=_count(
+                data.get("test_from_production_rows", defaults.test_from_production_rows),
+                "test_from_production_rows",
+                1,
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.KEYS}
+
+
 # ---- the model a dataset trains ---------------------------------------------------------------------
 
 
@@ -667,6 +724,7 @@ class DatasetSchema:
     gate: Gate | None = None  # None: DEFAULT_GATES[task]
     stratify: bool | None = None  # stratified splits; None: multiclass only (see ``stratified``)
     model: ModelSpec | None = None  # None: the default estimator with the stage's hyperparameters
+    data_policy: DataPolicy | None = None  # None: a retrain trains and tests on the latest upload only
     description: str = ""
     serving: Mapping[str, Any] = field(default_factory=dict, hash=False)
     alarms: Mapping[str, Any] = field(default_factory=dict, hash=False)
@@ -871,6 +929,8 @@ class DatasetSchema:
             out["stratify"] = self.stratify
         if self.model is not None:
             out["model"] = self.model.to_dict()
+        if self.data_policy is not None:
+            out["data_policy"] = self.data_policy.to_dict()
         for section in OVERRIDE_SECTIONS:
             if getattr(self, section):
                 out[section] = dict(getattr(self, section))
@@ -911,6 +971,12 @@ class DatasetSchema:
                 model = ModelSpec.from_dict(data["model"])
             except SchemaError as error:
                 raise error.under("model") from None
+        data_policy = None
+        if data.get("data_policy") is not None:
+            try:
+                data_policy = DataPolicy.from_dict(data["data_policy"])
+            except SchemaError as error:
+                raise error.under("data_policy") from None
         labels = tuple(_label(v, f"labels[{i}]") for i, v in enumerate(_list(data.get("labels", []), "labels")))
         positive = data.get("positive_label")
         overrides = {}
@@ -936,6 +1002,7 @@ class DatasetSchema:
             gate=gate,
             stratify=None if data.get("stratify") is None else _bool(data["stratify"], "stratify"),
             model=model,
+            data_policy=data_policy,
             **overrides,
         )
 
