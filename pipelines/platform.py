@@ -42,6 +42,8 @@ BATCH_INPUT_PREFIX = "batch-input/"
 DATA_CAPTURE_PREFIX = "data-capture/"
 MONITORING_PREFIX = "monitoring/"
 MANIFESTS_PREFIX = "manifests/"
+COMPOSED_PREFIX = "curated/composed/"
+"""Curated zone: a retrain's composed channels (upload + production rows), ``<dataset>/<version>/split=<split>/``."""
 PRODUCTION_PREFIX = "production/"
 """Curated zone: labelled production rows, ``production/<dataset>/dt=YYYY-MM-DD/hour=HH/<batch>.parquet``."""
 

@@ -30,6 +30,7 @@ class Settings(BaseModel):
             artifacts_bucket=self.ARTIFACTS_BUCKET,
             dataset=dataset.name,
             job_prefix=dataset.names.resource_prefix,
+            schema=dataset.schema,
         )
 
 

@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from lambdas.prepare_training.compose import compose
+from pipelines.schema import DatasetSchema
+
 SPLITS = ("train", "validation", "test")
 MAX_JOB_NAME = 63  # SageMaker training/processing job names: 1-63 characters of [a-zA-Z0-9-]
 DIGEST_CHARS = 10
@@ -20,6 +23,8 @@ NO_CHAMPION_FILE = "NO_CHAMPION"
 
 class S3Client(Protocol):
     def get_object(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]: ...
 
     def put_object(self, **kwargs: Any) -> dict[str, Any]: ...
 
@@ -45,6 +50,7 @@ class PrepareSettings:
     artifacts_bucket: str
     dataset: str
     job_prefix: str
+    schema: DatasetSchema | None = None  # composes a retrain's channels from its data plan (``compose``)
 
 
 def version_label(execution_id: str) -> str:
@@ -181,6 +187,10 @@ def prepare(
     if not isinstance(lineage, dict):  # an upload: this execution's own ETL output
         lineage = read_lineage(s3, settings.curated_bucket, settings.dataset, execution)
     curated = curated_view(lineage)
+    if settings.schema is not None:  # a retrain's data plan: upload + labelled production rows
+        curated = compose(
+            s3, settings.curated_bucket, settings.schema, curated, state.get("data_plan"), version_label(execution)
+        )
     champion = find_champion(sagemaker, settings.model_package_group)
     champion_model_data = (
         champion["model_data"]

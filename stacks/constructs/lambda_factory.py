@@ -35,6 +35,7 @@ LAMBDA_PACKAGES = (
     "lambdas",
     "pipelines/schema.py",
     "pipelines/platform.py",
+    "pipelines/data_policy.py",  # the retrain's data plan
     # the ETL's row rules and engineered features, for the ground-truth Lambda's labelled production rows
     "pipelines/features.py",
     "pipelines/etl/__init__.py",

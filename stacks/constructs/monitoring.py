@@ -164,6 +164,7 @@ class Monitoring(Construct):
             handler="retrain.handler.handler",
             description="Alarm action: starts a dataset's retraining unless cooldown, daily budget or a running "
             "execution",
+            with_pandas=True,  # reads the labelled production rows (Parquet) its data policy plans with
             environment={
                 "STATE_MACHINE_ARN": pipeline.state_machine.state_machine_arn,
                 "GUARD_TABLE": self.guard_table.table_name,
@@ -173,6 +174,7 @@ class Monitoring(Construct):
         )
         self.guard_table.grant_read_write_data(self.retrain_fn)
         lake.curated.grant_read(self.retrain_fn, f"{MANIFESTS_PREFIX}*")
+        lake.curated.grant_read(self.retrain_fn, f"{PRODUCTION_PREFIX}*")  # the data policy's labelled rows
         lake.key.grant_encrypt_decrypt(self.retrain_fn)
         pipeline.state_machine.grant_start_execution(self.retrain_fn)
         # the guard's reads: is an execution of the training state machine running (ListExecutions), and for which

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -39,8 +39,14 @@ CONFIG = ProductionConfig(dataset="churn", curated_bucket=CURATED, database=DATA
 TWO = json.dumps({"model_version": "v7", "predictions": [{"probability": 0.5, "label": 1}] * 2})
 
 
-def traffic(rows: pd.DataFrame, per_request: int = 5) -> tuple[list[str], dict[str, list[int]]]:
-    """Capture lines of ``rows`` whose answers are the OPPOSITE of the true label, and the true labels by id."""
+def traffic(
+    rows: pd.DataFrame,
+    per_request: int = 5,
+    at: datetime = datetime(2026, 11, 27, 9, 10, tzinfo=UTC),
+    prefix: str = "evt",
+) -> tuple[list[str], dict[str, list[int]]]:
+    """Capture lines of ``rows`` whose answers are the OPPOSITE of the true label, and the true labels by id; the
+    first half inferred at ``at``, the second an hour later."""
     lines, labels = [], {}
     for start in range(0, len(rows), per_request):
         chunk = rows.iloc[start : start + per_request]
@@ -49,13 +55,13 @@ def traffic(rows: pd.DataFrame, per_request: int = 5) -> tuple[list[str], dict[s
             "model_version": "v7",
             "predictions": [{"probability": 0.9 if y == 0 else 0.1, "label": 1 - y} for y in truth],
         }
-        event_id = f"evt-{start:05d}"
-        hour = "09" if start < len(rows) // 2 else "10"
+        event_id = f"{prefix}-{start:05d}"
+        moment = at if start < len(rows) // 2 else at + timedelta(hours=1)
         lines.append(
             capture_line(
                 csv_body(chunk),
                 event_id=event_id,
-                inference_time=f"2026-11-27T{hour}:10:00Z",
+                inference_time=moment.isoformat().replace("+00:00", "Z"),
                 output=json.dumps(answers),
             )
         )
@@ -63,10 +69,19 @@ def traffic(rows: pd.DataFrame, per_request: int = 5) -> tuple[list[str], dict[s
     return lines, labels
 
 
-def joined_rows(rows: pd.DataFrame) -> tuple[Any, dict[str, list[int]]]:
-    lines, labels = traffic(rows)
+def joined_rows(rows: pd.DataFrame, **kwargs: Any) -> tuple[Any, dict[str, list[int]]]:
+    lines, labels = traffic(rows, **kwargs)
     records = [capture.parse_record(line, "AllTraffic") for line in lines]
     return join(records, {k: list(v) for k, v in labels.items()}, CHURN_SCHEMA), labels
+
+
+def put_production(
+    s3: Any, glue: Any, rows: pd.DataFrame, at: datetime, labelled_at: datetime, prefix: str = "evt"
+) -> dict[str, Any]:
+    """``rows`` as labelled production rows of churn in the curated bucket, inferred from ``at`` (other tests
+    build the data a retrain plans with this way)."""
+    joined, _ = joined_rows(rows, at=at, prefix=prefix)
+    return write(s3, glue, CONFIG, production_rows(joined, CHURN_SCHEMA, labelled_at, f"s3://{RAW}/labels"))
 
 
 def test_production_rows_are_the_captured_features_with_the_arrived_label_never_the_prediction() -> None:
