@@ -15,7 +15,7 @@ import pytest
 
 from lambdas.drift_monitor import capture
 from lambdas.ground_truth import handler as gt_handler
-from lambdas.ground_truth.logic import join
+from lambdas.ground_truth.logic import JoinResult, join
 from lambdas.ground_truth.production import (
     PRODUCTION_COLUMNS,
     ProductionConfig,
@@ -228,3 +228,11 @@ def test_the_handler_keeps_the_labelled_rows_and_says_so_in_the_summary(aws: Any
     assert len(frame) == 30 and frame["prod_label_source"].str.startswith(f"s3://{RAW}/ground-truth/churn/").all()
     assert sorted(frame["customer_id"]) == sorted(f"{i}:{r}" for i, ys in labels.items() for r in range(len(ys)))
     assert set(frame.columns) >= set(FEATURES)
+
+
+def test_a_label_file_that_matches_no_capture_writes_nothing(aws: Any) -> None:
+    aws.create_bucket(Bucket=CURATED)
+    production = production_rows(JoinResult(unmatched_ids=["nope"]), CHURN_SCHEMA, LABELLED_AT, "s3://x")
+    assert production.rows.empty and production.rejects_by_reason == {}
+    assert write(aws, boto3.client("glue"), CONFIG, production)["files"] == []
+    assert "Contents" not in aws.list_objects_v2(Bucket=CURATED)
