@@ -46,6 +46,8 @@ ROW_ID = "row_id"
 """The derived key column of a dataset without a key: 16 hex digits of a hash of the row's typed values."""
 RESERVED_COLUMNS: tuple[str, ...] = (ROW_ID, "split", "version", "source_line", "reject_reason")
 """Names the platform adds to curated rows, partitions and rejects: no declared column may take one."""
+RESERVED_PREFIX = "prod_"
+"""The provenance and partition columns of labelled production rows (``lambdas/ground_truth/production.py``)."""
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 """A dataset name: lowercase letters and digits in hyphen-separated words (it becomes part of S3 prefixes and
 of SageMaker names, whose pattern is ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``)."""
@@ -762,6 +764,8 @@ class DatasetSchema:
         for where, name in columns:
             if name in RESERVED_COLUMNS:
                 raise SchemaError(where, f"{name!r} is reserved by the platform ({', '.join(RESERVED_COLUMNS)})")
+            if name is not None and name.startswith(RESERVED_PREFIX):
+                raise SchemaError(where, f"{name!r}: names starting with {RESERVED_PREFIX!r} are the platform's")
         if self.key is not None and self.key == self.target:
             raise SchemaError("key", f"{self.key!r} is also the target")
         first: dict[str, str] = {name: role for role, name in (("key", self.key), ("target", self.target)) if name}

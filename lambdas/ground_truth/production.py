@@ -134,8 +134,8 @@ def production_rows(
     """The valid labelled rows (curated columns, provenance, partition) and the rejected ones by reason."""
     kept, features, dropped = _decoded(joined, schema)
     if not kept:  # nothing matched, or no request decoded: no row to validate
-        columns = [*tf.curated_columns(schema), *(name for name, _ in PRODUCTION_COLUMNS), *PARTITION_KEYS]
-        return ProductionRows(pd.DataFrame(columns=columns), dict(sorted(dropped.items())))
+        names = [*tf.curated_columns(schema), *(name for name, _ in PRODUCTION_COLUMNS), *PARTITION_KEYS]
+        return ProductionRows(pd.DataFrame(columns=names), dict(sorted(dropped.items())))
     ids = [production_id(r.id, r.row) for r in kept]
     frame = pd.DataFrame({name: features[name] for name in schema.feature_names}, index=range(len(kept)))
     if schema.key is not None:

@@ -17,6 +17,7 @@ from lambdas.drift_monitor import capture
 from lambdas.ground_truth import handler as gt_handler
 from lambdas.ground_truth.logic import JoinResult, join
 from lambdas.ground_truth.production import (
+    PARTITION_KEYS,
     PRODUCTION_COLUMNS,
     ProductionConfig,
     production_rows,
@@ -25,6 +26,7 @@ from lambdas.ground_truth.production import (
 )
 from pipelines.data.generator import generate
 from pipelines.etl import transforms as tf
+from pipelines.schema import RESERVED_PREFIX, DatasetSchema, SchemaError
 from tests.samples import CHURN_SCHEMA
 from tests.unit.lambdas.drift_monitor.helpers import ARTIFACTS, CURATED, FEATURES, capture_line, csv_body, put_capture
 from tests.unit.lambdas.ground_truth.conftest import RAW
@@ -236,3 +238,10 @@ def test_a_label_file_that_matches_no_capture_writes_nothing(aws: Any) -> None:
     assert production.rows.empty and production.rejects_by_reason == {}
     assert write(aws, boto3.client("glue"), CONFIG, production)["files"] == []
     assert "Contents" not in aws.list_objects_v2(Bucket=CURATED)
+
+
+def test_the_provenance_and_partition_columns_are_names_no_declaration_may_take() -> None:
+    names = [name for name, _ in PRODUCTION_COLUMNS] + list(PARTITION_KEYS)
+    assert all(name.startswith(RESERVED_PREFIX) for name in names)
+    with pytest.raises(SchemaError, match="names starting with 'prod_' are the platform's"):
+        DatasetSchema.from_dict({**CHURN_SCHEMA.to_dict(), "target": "prod_label"})
