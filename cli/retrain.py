@@ -1,5 +1,6 @@
 """``mlops retrain --dataset N [--reason ...] [--force] [--wait]``: a run on the data the dataset's curated manifest
-names, through the retrain Lambda's guard (``lambdas.retrain.manual``: no overlap, the cooldown and daily budget the
+names plus the labelled production rows its data policy adds (the plan is the execution input's ``data_plan``),
+through the retrain Lambda's guard (``lambdas.retrain.manual``: no overlap, the cooldown and daily budget the
 alarm path shares). ``--force`` bypasses cooldown and budget, never a running execution, and is recorded. A refusal
 prints the guard's reason and exits 1."""
 

@@ -42,6 +42,10 @@ BATCH_INPUT_PREFIX = "batch-input/"
 DATA_CAPTURE_PREFIX = "data-capture/"
 MONITORING_PREFIX = "monitoring/"
 MANIFESTS_PREFIX = "manifests/"
+COMPOSED_PREFIX = "curated/composed/"
+"""Curated zone: a retrain's composed channels (upload + production rows), ``<dataset>/<version>/split=<split>/``."""
+PRODUCTION_PREFIX = "production/"
+"""Curated zone: labelled production rows, ``production/<dataset>/dt=YYYY-MM-DD/hour=HH/<batch>.parquet``."""
 
 QUALITY_METRIC_NAMES: dict[str, str] = {
     "auc": "ModelAUC",
@@ -89,6 +93,16 @@ def glue_table_name(dataset: str) -> str:
     """The Glue catalog (and Athena) table of a dataset: ``-`` becomes ``_``, since Athena table names are
     lowercase letters, digits and underscores (a hyphenated name would need quoting in every query)."""
     return dataset.replace("-", "_")
+
+
+def production_table_name(dataset: str) -> str:
+    """The Glue table of a dataset's labelled production rows: ``<dataset table>_production``."""
+    return f"{glue_table_name(dataset)}_production"
+
+
+def production_prefix(dataset: str) -> str:
+    """Where a dataset's labelled production rows live in the curated zone: ``production/<dataset>/``."""
+    return f"{PRODUCTION_PREFIX}{dataset}/"
 
 
 def dataset_in_key(key: str, root: str) -> str | None:

@@ -46,6 +46,8 @@ ROW_ID = "row_id"
 """The derived key column of a dataset without a key: 16 hex digits of a hash of the row's typed values."""
 RESERVED_COLUMNS: tuple[str, ...] = (ROW_ID, "split", "version", "source_line", "reject_reason")
 """Names the platform adds to curated rows, partitions and rejects: no declared column may take one."""
+RESERVED_PREFIX = "prod_"
+"""The provenance and partition columns of labelled production rows (``lambdas/ground_truth/production.py``)."""
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 """A dataset name: lowercase letters and digits in hyphen-separated words (it becomes part of S3 prefixes and
 of SageMaker names, whose pattern is ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``)."""
@@ -64,6 +66,7 @@ SCHEMA_KEYS: tuple[str, ...] = (
     "gate",
     "stratify",
     "model",
+    "data_policy",
     *OVERRIDE_SECTIONS,
 )
 """The keys of a declaration, in the order ``to_dict`` and ``mlops dataset init`` write them."""
@@ -455,6 +458,62 @@ class Gate:
 
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "floor": self.floor, "min_improvement": self.min_improvement}
+
+
+# ---- what a retrain trains and tests on -------------------------------------------------------------
+
+
+def _count(value: Any, where: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SchemaError(where, f"expected a whole number >= {minimum}, got {_kind(value)} {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class DataPolicy:
+    """What a retrain trains and tests on besides the latest upload (``pipelines.data_policy`` applies it): the
+    labelled production rows of the last ``production_window_days`` days, once at least ``min_labelled_rows`` of
+    them arrived, making up at most ``max_production_share`` of the training rows; the test set that decides
+    champion vs challenger is the most recent ``test_from_production_rows`` labelled rows when the window holds
+    that many on top of the minimum (else the upload's test split). A declaration without ``data_policy``
+    retrains on its latest upload only."""
+
+    production_window_days: int = 14
+    min_labelled_rows: int = 200
+    max_production_share: float = 0.5
+    test_from_production_rows: int = 200
+
+    KEYS = ("production_window_days", "min_labelled_rows", "max_production_share", "test_from_production_rows")
+
+    def __post_init__(self) -> None:
+        _count(self.production_window_days, "production_window_days", 1)
+        _count(self.min_labelled_rows, "min_labelled_rows", 1)
+        _count(self.test_from_production_rows, "test_from_production_rows", 1)
+        if not 0.0 < self.max_production_share <= 1.0:
+            raise SchemaError("max_production_share", f"{self.max_production_share} is not in (0, 1]")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DataPolicy:
+        data = _mapping(data, "")
+        _keys(data, cls.KEYS, (), "")
+        defaults = cls()
+        return cls(
+            production_window_days=_count(
+                data.get("production_window_days", defaults.production_window_days), "production_window_days", 1
+            ),
+            min_labelled_rows=_count(data.get("min_labelled_rows", defaults.min_labelled_rows), "min_labelled_rows", 1),
+            max_production_share=_number(
+                data.get("max_production_share", defaults.max_production_share), "max_production_share"
+            ),
+            test_from_production_rows=_count(
+                data.get("test_from_production_rows", defaults.test_from_production_rows),
+                "test_from_production_rows",
+                1,
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.KEYS}
 
 
 # ---- the model a dataset trains ---------------------------------------------------------------------
@@ -968,6 +1027,7 @@ class DatasetSchema:
     gate: Gate | None = None  # None: DEFAULT_GATES[task]
     stratify: bool | None = None  # stratified splits; None: multiclass only (see ``stratified``)
     model: ModelSpec | None = None  # None: the default estimator with the stage's hyperparameters
+    data_policy: DataPolicy | None = None  # None: a retrain trains and tests on the latest upload only
     description: str = ""
     serving: Mapping[str, Any] = field(default_factory=dict, hash=False)
     alarms: Mapping[str, Any] = field(default_factory=dict, hash=False)
@@ -1006,6 +1066,8 @@ class DatasetSchema:
         for where, name in columns:
             if name in RESERVED_COLUMNS:
                 raise SchemaError(where, f"{name!r} is reserved by the platform ({', '.join(RESERVED_COLUMNS)})")
+            if name is not None and name.startswith(RESERVED_PREFIX):
+                raise SchemaError(where, f"{name!r}: names starting with {RESERVED_PREFIX!r} are the platform's")
         if self.key is not None and self.key == self.target:
             raise SchemaError("key", f"{self.key!r} is also the target")
         first: dict[str, str] = {name: role for role, name in (("key", self.key), ("target", self.target)) if name}
@@ -1180,6 +1242,8 @@ class DatasetSchema:
             out["stratify"] = self.stratify
         if self.model is not None:
             out["model"] = self.model.to_dict()
+        if self.data_policy is not None:
+            out["data_policy"] = self.data_policy.to_dict()
         for section in OVERRIDE_SECTIONS:
             if getattr(self, section):
                 out[section] = dict(getattr(self, section))
@@ -1220,6 +1284,12 @@ class DatasetSchema:
                 model = ModelSpec.from_dict(data["model"])
             except SchemaError as error:
                 raise error.under("model") from None
+        data_policy = None
+        if data.get("data_policy") is not None:
+            try:
+                data_policy = DataPolicy.from_dict(data["data_policy"])
+            except SchemaError as error:
+                raise error.under("data_policy") from None
         labels = tuple(_label(v, f"labels[{i}]") for i, v in enumerate(_list(data.get("labels", []), "labels")))
         positive = data.get("positive_label")
         overrides = {}
@@ -1245,6 +1315,7 @@ class DatasetSchema:
             gate=gate,
             stratify=None if data.get("stratify") is None else _bool(data["stratify"], "stratify"),
             model=model,
+            data_policy=data_policy,
             **overrides,
         )
 

@@ -250,10 +250,19 @@ def _pipeline(stack: MlopsStack) -> None:
     _ack(
         _role(pipeline.prepare_fn),
         {
-            **_key("write the SSE-KMS no-champion placeholder"),
-            **_reads("the ETL's quality reports under curated/"),
-            **_aborts("the no-champion placeholder key"),
-            **_objects(stack, lake.curated, "curated/*", "the ETL's quality reports (lineage) only"),
+            **_key("write the SSE-KMS no-champion placeholder and a retrain's composed channels"),
+            **_reads("the ETL's quality reports and splits under curated/ and the labelled production rows"),
+            **_aborts("the no-champion placeholder key and curated/composed/"),
+            **_objects(
+                stack,
+                lake.curated,
+                "curated/*",
+                "the ETL's quality reports (lineage) and the upload's splits a retrain composes its channels from",
+            ),
+            **_objects(stack, lake.curated, "production/*", "the labelled production rows a retrain's data plan names"),
+            **_objects(
+                stack, lake.curated, "curated/composed/*", "a retrain's composed channels (upload + production rows)"
+            ),
             **_objects(
                 stack,
                 lake.artifacts,
@@ -415,20 +424,24 @@ def _monitoring(stack: MlopsStack) -> None:
     _ack(
         _role(monitoring.ground_truth_fn),
         {
-            **_key("write SSE-KMS joined labels and read/write its idempotency records"),
+            **_key("write SSE-KMS joined labels and labelled production rows, read/write its idempotency records"),
             **_reads("uploaded labels and captured predictions"),
-            **_aborts("monitoring/quality/"),
+            **_aborts("monitoring/quality/ and production/"),
             **_objects(stack, lake.raw, "ground-truth/*", "labels uploaded by users"),
             **_objects(stack, lake.artifacts, "data-capture/*", "captured predictions to join with the labels"),
             **_objects(stack, lake.artifacts, "monitoring/quality/*", "joined labels and quality summaries"),
+            **_objects(stack, lake.curated, "production/*", "labelled production rows, one object per batch and hour"),
         },
     )
     _ack(
         _role(monitoring.retrain_fn),
         {
             **_key("read and write its SSE-KMS guard table items and publish to the SSE-KMS topic"),
-            **_reads("the dataset manifests"),
+            **_reads("the dataset manifests and the labelled production rows"),
             **_objects(stack, lake.curated, "manifests/*", "the latest dataset manifest (which data to retrain on)"),
+            **_objects(
+                stack, lake.curated, "production/*", "the labelled production rows its data policy counts (the plan)"
+            ),
             **_arns(
                 stack,
                 {

@@ -4,6 +4,7 @@ predictions, once per object version. The dataset's endpoint and prefixes come f
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import event_parser
@@ -11,7 +12,8 @@ from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEve
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from lambdas.ground_truth.logic import LabelObject, QualityConfig, run
+from lambdas.ground_truth.logic import JoinResult, LabelObject, QualityConfig, label_source, run
+from lambdas.ground_truth.production import ProductionConfig, production_rows, write
 from lambdas.shared.aws import client
 from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, tracer
@@ -24,6 +26,8 @@ class Settings(BaseModel):
     """Parsed at first use: a missing variable fails loudly with its name."""
 
     ARTIFACTS_BUCKET: str
+    CURATED_BUCKET: str
+    GLUE_DATABASE: str
     IDEMPOTENCY_TABLE: str
     POWERTOOLS_METRICS_NAMESPACE: str
 
@@ -42,6 +46,15 @@ class Settings(BaseModel):
             schema=dataset.schema,  # the task and the labels a label file may hold
         )
 
+    def production_config(self, name: str) -> ProductionConfig:
+        """Where the declared dataset ``name``'s labelled production rows go."""
+        return ProductionConfig(
+            dataset=name,
+            curated_bucket=self.CURATED_BUCKET,
+            database=self.GLUE_DATABASE,
+            schema=platform().dataset(name).schema,
+        )
+
 
 settings = from_environment(Settings)
 
@@ -50,7 +63,14 @@ settings = from_environment(Settings)
 def evaluate_once(obj: dict[str, Any]) -> dict[str, Any]:
     label_object = LabelObject(**obj)
     name = str(dataset_in_key(label_object.key, GROUND_TRUTH_PREFIX))
-    return run(client("s3"), client("cloudwatch"), settings().quality_config(name), label_object)
+    production = settings().production_config(name)
+    source = label_source(label_object)
+
+    def keep(joined: JoinResult, moment: datetime) -> dict[str, Any]:
+        rows = production_rows(joined, production.schema, moment, source)
+        return write(client("s3"), client("glue"), production, rows)
+
+    return run(client("s3"), client("cloudwatch"), settings().quality_config(name), label_object, keep)
 
 
 @logger.inject_lambda_context(log_event=True)

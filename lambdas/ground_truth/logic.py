@@ -32,7 +32,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -200,6 +200,7 @@ class JoinResult:
     unmatched_ids: list[str] = field(default_factory=list)
     mismatched_ids: list[str] = field(default_factory=list)  # label count != prediction count
     undecodable_responses: int = 0
+    records: dict[str, capture.CaptureRecord] = field(default_factory=dict)  # label id -> its captured request
 
 
 def join(
@@ -226,6 +227,7 @@ def join(
             result.mismatched_ids.append(label_id)
             continue
         version = answers.model_version or UNKNOWN_VERSION
+        result.records[label_id] = record
         for row, (answer, label) in enumerate(zip(answers.rows, values, strict=True)):
             result.rows.append(
                 Joined(
@@ -317,8 +319,22 @@ def metric_data(config: QualityConfig, summary: Mapping[str, Any], moment: datet
     return data
 
 
-def run(s3: S3Client, cloudwatch: CloudWatchClient, config: QualityConfig, obj: LabelObject) -> dict[str, Any]:
-    """Join one uploaded label file with the captured predictions; write, publish and return the summary."""
+def label_source(obj: LabelObject) -> str:
+    """``s3://bucket/key?versionId=...``: the label file version a joined row came from."""
+    return f"s3://{obj.bucket}/{obj.key}?versionId={obj.version_id}"
+
+
+def run(
+    s3: S3Client,
+    cloudwatch: CloudWatchClient,
+    config: QualityConfig,
+    obj: LabelObject,
+    keep: Callable[[JoinResult, datetime], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Join one uploaded label file with the captured predictions; write, publish and return the summary.
+
+    ``keep`` (the handler's: ``production.write``) stores the joined rows as labelled production data; what it
+    returns is the summary's ``production``."""
     moment = capture.parse_time(obj.event_time)
     get = {"Bucket": obj.bucket, "Key": obj.key, **({"VersionId": obj.version_id} if obj.version_id != "null" else {})}
     schema = config.schema
@@ -370,6 +386,8 @@ def run(s3: S3Client, cloudwatch: CloudWatchClient, config: QualityConfig, obj: 
     else:
         summary["reason"] = f"quality of {summary['overall']['rows']} labelled rows published"
 
+    if keep is not None:
+        summary["production"] = keep(joined, moment)
     folder = output_folder(config, obj, moment)
     joined_body = "".join(json.dumps(asdict(r)) + "\n" for r in joined.rows).encode()
     s3.put_object(

@@ -34,6 +34,7 @@ class Settings(BaseModel):
             tuning=dataset.schema.model_spec.tuning,
             objective=dataset.schema.tuning_objective,
             static_hyperparameters=self.TRAINING_HYPERPARAMETERS,
+            schema=dataset.schema,
         )
 
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipelines.schema import Tuning
+from lambdas.prepare_training.compose import compose
+from pipelines.schema import DatasetSchema, Tuning
 
 SPLITS = ("train", "validation", "test")
 MAX_JOB_NAME = 63  # SageMaker training/processing job names: 1-63 characters of [a-zA-Z0-9-]
@@ -24,6 +25,8 @@ NO_CHAMPION_FILE = "NO_CHAMPION"
 
 class S3Client(Protocol):
     def get_object(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]: ...
 
     def put_object(self, **kwargs: Any) -> dict[str, Any]: ...
 
@@ -52,6 +55,7 @@ class PrepareSettings:
     tuning: Tuning | None = None  # the dataset's model.tuning
     objective: tuple[str, str] = ("", "")  # its objective (DatasetSchema.tuning_objective)
     static_hyperparameters: Mapping[str, str] = field(default_factory=dict)  # the training job's, but the dataset
+    schema: DatasetSchema | None = None  # composes a retrain's channels from its data plan (``compose``)
 
 
 def version_label(execution_id: str) -> str:
@@ -213,6 +217,10 @@ def prepare(
     if not isinstance(lineage, dict):  # an upload: this execution's own ETL output
         lineage = read_lineage(s3, settings.curated_bucket, settings.dataset, execution)
     curated = curated_view(lineage)
+    if settings.schema is not None:  # a retrain's data plan: upload + labelled production rows
+        curated = compose(
+            s3, settings.curated_bucket, settings.schema, curated, state.get("data_plan"), version_label(execution)
+        )
     champion = find_champion(sagemaker, settings.model_package_group)
     champion_model_data = (
         champion["model_data"]

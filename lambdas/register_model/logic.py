@@ -273,8 +273,34 @@ def customer_metadata(
         "gate_reason": decision.get("reason"),
         "model_version": report.get("model_version") or prepared.get("model_version"),
         **(tuning or {}),
+        **data_lineage(curated.get("data")),
     }
     return {key: metadata_value(value) for key, value in values.items()}
+
+
+def data_lineage(data: Mapping[str, Any] | None) -> dict[str, str]:
+    """A retrain's data plan as two registry values (issue 17): what trained (the upload version and rows, the
+    production window and rows) and what decided (the test set); nothing for an upload's own run."""
+    if not data:
+        return {}
+    upload = data.get("upload") or {}
+    production = data.get("production")
+    if data.get("mode") != "with_production" or not production:
+        return {
+            "training_data": f"upload {upload.get('version')} only: {data.get('reason')}",
+            "test_data": f"upload {upload.get('version')} test split",
+        }
+    window = f"{production.get('window_start')}..{production.get('window_end')}"
+    test = (
+        f"production: the {production.get('test_rows')} most recent labelled rows"
+        if data.get("test_from") == "production"
+        else f"upload {upload.get('version')} test split"
+    )
+    return {
+        "training_data": f"upload {upload.get('version')} {upload.get('train_rows')} rows + production "
+        f"{production.get('train_rows')} labelled rows inferred {window}",
+        "test_data": test,
+    }
 
 
 def create_request(

@@ -58,6 +58,7 @@ class Settings(BaseModel):
             alarms=dict(dataset.names.retrain_alarms) if dataset else every_alarm,
             guard=logic.Guard(**dataset.retrain) if dataset else logic.Guard(),
             dataset=dataset.name if dataset else "",
+            schema=dataset.schema if dataset else None,
         )
 
 

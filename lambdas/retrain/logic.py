@@ -38,6 +38,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from lambdas.retrain.models import AlarmEvent
+from lambdas.shared.production_data import plan_retrain
+from pipelines.schema import DatasetSchema
 
 Comparison = Literal[
     "GreaterThanThreshold", "GreaterThanOrEqualToThreshold", "LessThanThreshold", "LessThanOrEqualToThreshold"
@@ -66,6 +68,7 @@ class StepFunctionsClient(Protocol):
 
 class S3Client(Protocol):
     def get_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    def list_objects_v2(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 class SnsClient(Protocol):
@@ -99,6 +102,7 @@ class Settings:
     alarms: Mapping[str, str]  # alarm name -> comparison operator
     guard: Guard
     dataset: str = ""  # the alarm's dataset ("" for an alarm of no declared dataset: alarms are then all known)
+    schema: DatasetSchema | None = None  # the dataset's declaration: its data policy decides the training data
 
 
 @dataclass(frozen=True)
@@ -389,13 +393,24 @@ def _manifest(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
-def pipeline_input(dataset: str, manifest: Mapping[str, Any], transition: Transition) -> dict[str, Any]:
-    """The execution input (docs/contracts.md): the dataset, its latest curated version, the trigger."""
+def data_plan(clients: Clients, settings: Settings, manifest: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+    """What the retrain trains and tests on (``pipelines.data_policy``), None for a dataset without a declaration."""
+    if settings.schema is None:
+        return None
+    return plan_retrain(clients.s3, settings.curated_bucket, settings.schema, manifest, now)
+
+
+def pipeline_input(
+    dataset: str, manifest: Mapping[str, Any], transition: Transition, plan: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The execution input (docs/contracts.md): the dataset, its latest curated version, the trigger, and the data
+    plan its policy made (``data_plan``: which production rows train and test, or why none do)."""
     reason = transition.reason or f"alarm {transition.alarm} in ALARM"
     return {
         "dataset": dataset,
         "curated": dict(manifest),
         "trigger": {"source": "alarm", "alarm": transition.alarm, "reason": reason},
+        **({"data_plan": plan} if plan is not None else {}),
     }
 
 
@@ -448,7 +463,11 @@ def decide(clients: Clients, settings: Settings, transition: Transition) -> Deci
         response = clients.sfn.start_execution(
             stateMachineArn=settings.state_machine_arn,
             name=name,
-            input=json.dumps(pipeline_input(settings.dataset, manifest, transition)),
+            input=json.dumps(
+                pipeline_input(
+                    settings.dataset, manifest, transition, data_plan(clients, settings, manifest, transition.timestamp)
+                )
+            ),
         )
     except Exception as error:
         if _error_code(error) != "ExecutionAlreadyExists":

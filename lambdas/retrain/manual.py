@@ -5,8 +5,8 @@ The request is a direct Lambda invocation (``ManualRetrain``: ``{"source": "mlop
 
 1. ``unknown_dataset``: the dataset must be declared in this stage (the platform document).
 2. ``no_data``: there must be a curated dataset version (``manifests/<dataset>/latest.json``) to train on; the
-   run trains on what that manifest names, as the alarm path does (the per-dataset data policy of the feedback
-   loop plugs in here once it exists).
+   run trains on what that manifest names plus the production rows the dataset's data policy adds, as the alarm
+   path does (``logic.data_plan``: the execution input's ``data_plan``).
 3. ``running``: no execution of the pipeline may be ``RUNNING`` for the dataset. Never bypassed, not even by
    ``force``: two runs of one dataset would register challengers against the same champion at once.
 4. ``cooldown`` and ``budget``: the same DynamoDB transaction as the alarm path (``logic.claim_start``), so a
@@ -35,6 +35,7 @@ from lambdas.retrain.logic import (
     _manifest,
     _running,
     claim_start,
+    data_plan,
 )
 from lambdas.retrain.models import ManualRetrain
 
@@ -62,14 +63,21 @@ def transition_of(request: ManualRetrain, now: datetime) -> Transition:
     )
 
 
-def pipeline_input(manifest: dict[str, Any], request: ManualRetrain) -> dict[str, Any]:
+def pipeline_input(
+    manifest: dict[str, Any], request: ManualRetrain, plan: dict[str, Any] | None = None
+) -> dict[str, Any]:
     trigger = {
         "source": "manual",
         "reason": request.reason,
         "requested_by": request.requested_by,
         "forced": request.force,
     }
-    return {"dataset": request.dataset, "curated": manifest, "trigger": trigger}
+    return {
+        "dataset": request.dataset,
+        "curated": manifest,
+        "trigger": trigger,
+        **({"data_plan": plan} if plan is not None else {}),
+    }
 
 
 def decide(
@@ -117,7 +125,9 @@ def decide(
         return decision("suppressed", guard, f"{reason} (--force bypasses it)")
     try:
         response = clients.sfn.start_execution(
-            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(pipeline_input(manifest, request))
+            stateMachineArn=settings.state_machine_arn,
+            name=name,
+            input=json.dumps(pipeline_input(manifest, request, data_plan(clients, settings, manifest, now))),
         )
     except Exception as error:
         if _error_code(error) != "ExecutionAlreadyExists":

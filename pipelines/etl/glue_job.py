@@ -64,9 +64,6 @@ OPTIONAL_ARGS: dict[str, str] = {
     "file_format": "",  # empty: from the key's suffix (.parquet/.pq, else csv)
     "partitions": "0",  # 0: the Spark default parallelism
 }
-PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 PART_FILE = "part-00000.parquet"
 MANIFESTS_PREFIX = "manifests"
 """``manifests/<dataset>/latest.json`` in the curated bucket: the lineage record of the newest passed version."""
@@ -319,33 +316,13 @@ def read_raw(s3: Any, args: JobArgs) -> tuple[bytes, dict[str, Any]]:
     return raw, source
 
 
-def glue_type(dtype: Any) -> str:
-    """The Glue/Hive column type of a curated pandas column."""
-    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype):
-        return "string"
-    if pd.api.types.is_bool_dtype(dtype):
-        return "boolean"
-    if pd.api.types.is_integer_dtype(dtype):
-        return "bigint"
-    if pd.api.types.is_float_dtype(dtype):
-        return "double"
-    raise TypeError(f"no Glue type for {dtype}")
-
-
 def register_table(
     glue: Any, args: JobArgs, curated: pd.DataFrame, splits: Sequence[str], report_uri: str
 ) -> list[dict[str, str]]:
     """Create or update the table (partitioned by version and split) and add this run's partitions."""
     location = f"s3://{args.curated_bucket}/{args.table_prefix}"
-    columns = [{"Name": name, "Type": glue_type(curated[name].dtype)} for name in tf.curated_columns(args.schema)]
-    storage = {
-        "Columns": columns,
-        "Location": location,
-        "InputFormat": PARQUET_INPUT,
-        "OutputFormat": PARQUET_OUTPUT,
-        "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
-        "Compressed": True,
-    }
+    columns = [{"Name": name, "Type": tf.glue_type(curated[name].dtype)} for name in tf.curated_columns(args.schema)]
+    storage = tf.parquet_storage(columns, location)
     table_input = {
         "Name": args.table,
         "Description": f"Curated {args.schema.name} dataset, one version per ETL run",

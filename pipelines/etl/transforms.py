@@ -1039,3 +1039,36 @@ def split_parquet(curated: pd.DataFrame, schema: DatasetSchema, compression: str
 def rejected_jsonl(rejected: pd.DataFrame) -> bytes:
     """Rejected rows as JSON lines (original text values, ``source_line`` and ``reject_reason``)."""
     return rejected.astype(object).where(rejected.notna(), None).to_json(orient="records", lines=True).encode()
+
+
+# ---- the Glue catalog ------------------------------------------------------------------------------
+
+PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+
+
+def glue_type(dtype: Any) -> str:
+    """The Glue/Hive column type of a curated pandas column."""
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype):
+        return "string"
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "bigint"
+    if pd.api.types.is_float_dtype(dtype):
+        return "double"
+    raise TypeError(f"no Glue type for {dtype}")
+
+
+def parquet_storage(columns: list[dict[str, str]], location: str) -> dict[str, Any]:
+    """A Glue ``StorageDescriptor`` of Parquet files under ``location`` (the curated tables and the production
+    tables alike)."""
+    return {
+        "Columns": columns,
+        "Location": location,
+        "InputFormat": PARQUET_INPUT,
+        "OutputFormat": PARQUET_OUTPUT,
+        "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
+        "Compressed": True,
+    }

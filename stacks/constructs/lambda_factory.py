@@ -1,7 +1,8 @@
 """The one place where Lambda functions are built: runtime, architecture, layers, logging, tracing.
 
-Every function ships the same small asset (the ``lambdas`` package, the ``pipelines.schema`` and
-``pipelines.platform`` modules and the platform document ``pipelines/datasets.json``), takes Powertools from its
+Every function ships the same small asset (the ``lambdas`` package, the ``pipelines.schema``,
+``pipelines.platform``, ``pipelines.features`` and ``pipelines.etl.transforms`` modules and the platform document
+``pipelines/datasets.json``), takes Powertools from its
 public layer (resolved through the public SSM parameter of the pinned version) and gets a typed environment
 that carries names only: what a function needs to know about a dataset is in the document.
 """
@@ -30,7 +31,16 @@ if TYPE_CHECKING:
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.X86_64
 POWERTOOLS_VERSION = "3.37.0"  # same as the pinned aws-lambda-powertools in pyproject.toml
-LAMBDA_PACKAGES = ("lambdas", "pipelines/schema.py", "pipelines/platform.py")
+LAMBDA_PACKAGES = (
+    "lambdas",
+    "pipelines/schema.py",
+    "pipelines/platform.py",
+    "pipelines/data_policy.py",  # the retrain's data plan
+    # the ETL's row rules and engineered features, for the ground-truth Lambda's labelled production rows
+    "pipelines/features.py",
+    "pipelines/etl/__init__.py",
+    "pipelines/etl/transforms.py",
+)
 DOCUMENT_PATH = f"pipelines/{DOCUMENT_NAME}"
 """Where the platform document lands in every code asset (next to ``pipelines/platform.py``, which reads it)."""
 PANDAS_LAYER_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}

@@ -22,7 +22,14 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from pipelines.platform import DATA_CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, MANIFESTS_PREFIX, MONITORING_PREFIX
+from pipelines.platform import (
+    DATA_CAPTURE_PREFIX,
+    GROUND_TRUTH_PREFIX,
+    MANIFESTS_PREFIX,
+    MONITORING_PREFIX,
+    PRODUCTION_PREFIX,
+    production_table_name,
+)
 from stacks.config import StageConfig
 from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, DataLake
 from stacks.constructs.dataset import OVERALL_DRIFT_METRIC, DatasetResources
@@ -89,6 +96,7 @@ class Monitoring(Construct):
         grant_put_metrics(self.drift_fn, ns)
 
         # ---- ground truth: labels under ground-truth/<dataset>/ joined with the dataset's captured predictions ----
+        stack_of = cdk.Stack.of(self)
         self.ground_truth_fn = lambdas.function(
             self,
             "GroundTruth",
@@ -97,15 +105,37 @@ class Monitoring(Construct):
             description="Joins uploaded labels with a dataset's captured predictions; publishes quality per version",
             memory_mb=1024,
             timeout=cdk.Duration.minutes(5),
-            # standard library only (no numpy): no AWS SDK for pandas layer
+            # the labelled rows pass the ETL's row validation (pandas, pyarrow) and are written as Parquet
+            with_pandas=True,
             environment={
                 "ARTIFACTS_BUCKET": lake.artifacts.bucket_name,
+                "CURATED_BUCKET": lake.curated.bucket_name,
+                "GLUE_DATABASE": config.glue_database_name,
                 "IDEMPOTENCY_TABLE": pipeline.idempotency_table.table_name,
             },
         )
         lake.raw.grant_read(self.ground_truth_fn, f"{GROUND_TRUTH_PREFIX}*")
         lake.artifacts.grant_read(self.ground_truth_fn, f"{DATA_CAPTURE_PREFIX}*")
         lake.artifacts.grant_put(self.ground_truth_fn, f"{QUALITY_PREFIX}*")
+        # labelled production rows (curated zone) and their tables: exactly each declared dataset's
+        lake.curated.grant_put(self.ground_truth_fn, f"{PRODUCTION_PREFIX}*")
+        self.ground_truth_fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],
+                resources=[
+                    stack_of.format_arn(service="glue", resource="catalog"),
+                    stack_of.format_arn(service="glue", resource="database", resource_name=config.glue_database_name),
+                    *(
+                        stack_of.format_arn(
+                            service="glue",
+                            resource="table",
+                            resource_name=f"{config.glue_database_name}/{production_table_name(d.dataset.name)}",
+                        )
+                        for d in lake.datasets
+                    ),
+                ],
+            )
+        )
         lake.key.grant_encrypt_decrypt(self.ground_truth_fn)
         # idempotent per label object version (Powertools records in the pipeline's idempotency table)
         pipeline.idempotency_table.grant_read_write_data(self.ground_truth_fn)
@@ -134,6 +164,7 @@ class Monitoring(Construct):
             handler="retrain.handler.handler",
             description="Alarm action: starts a dataset's retraining unless cooldown, daily budget or a running "
             "execution",
+            with_pandas=True,  # reads the labelled production rows (Parquet) its data policy plans with
             environment={
                 "STATE_MACHINE_ARN": pipeline.state_machine.state_machine_arn,
                 "GUARD_TABLE": self.guard_table.table_name,
@@ -143,6 +174,7 @@ class Monitoring(Construct):
         )
         self.guard_table.grant_read_write_data(self.retrain_fn)
         lake.curated.grant_read(self.retrain_fn, f"{MANIFESTS_PREFIX}*")
+        lake.curated.grant_read(self.retrain_fn, f"{PRODUCTION_PREFIX}*")  # the data policy's labelled rows
         lake.key.grant_encrypt_decrypt(self.retrain_fn)
         pipeline.state_machine.grant_start_execution(self.retrain_fn)
         # the guard's reads: is an execution of the training state machine running (ListExecutions), and for which

@@ -26,7 +26,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from pipelines.platform import RAW_DATASETS_PREFIX
+from pipelines.platform import COMPOSED_PREFIX, PRODUCTION_PREFIX, RAW_DATASETS_PREFIX
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
 from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, MODELS_PREFIX, DataLake
@@ -184,9 +184,13 @@ class TrainingPipeline(Construct):
             self,
             "PrepareTraining",
             handler="prepare_training.handler.handler",
-            description="Reads the ETL manifest, finds the champion and names the training run",
+            description="Reads the ETL manifest, composes a retrain's channels from its data plan, finds the champion "
+            "and names the training run",
             # a tuning job's StaticHyperParameters: these minus the tuned ones, plus the dataset (prepare's)
             environment={**common_env, "TRAINING_HYPERPARAMETERS": json.dumps(self._static_hyperparameters(config))},
+            with_pandas=True,  # upload splits + labelled production rows (Parquet) -> composed channels
+            memory_mb=1024,
+            timeout=cdk.Duration.minutes(5),
         )
         self.register_fn = lambdas.function(
             self,
@@ -209,6 +213,9 @@ class TrainingPipeline(Construct):
         )
         # prepare: the ETL's quality reports, and the no-champion placeholder; register: evaluation reports
         lake.curated.grant_read(self.prepare_fn, f"{CURATED_PREFIX}*")
+        # a retrain's data plan: the labelled production rows in, the composed channels out (training reads curated/*)
+        lake.curated.grant_read(self.prepare_fn, f"{PRODUCTION_PREFIX}*")
+        lake.curated.grant_put(self.prepare_fn, f"{COMPOSED_PREFIX}*")
         lake.artifacts.grant_put(self.prepare_fn, f"{EVALUATIONS_PREFIX}*/no-champion/NO_CHAMPION")
         lake.artifacts.grant_read(self.register_fn, f"{EVALUATIONS_PREFIX}*")
         for fn in (self.prepare_fn, self.register_fn):

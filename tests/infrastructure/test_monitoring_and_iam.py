@@ -250,16 +250,20 @@ def test_drift_monitor_is_scheduled_per_dataset(
     pattern = literal_parts(permission["SourceArn"]).rsplit(":rule/", 1)[1]
     assert pattern == f"{config.prefix}-*-drift" and all(fnmatch.fnmatchcase(r, pattern) for r in rules)
     assert stack.platform.monitoring["drift_min_rows"] > 0
-    assert len(_function(resources, "MonitoringGroundTruth")["Layers"]) == 1  # Powertools only: no numpy
+    # the ground truth validates labelled production rows with the ETL's rules: Powertools + AWS SDK for pandas
+    assert len(_function(resources, "MonitoringGroundTruth")["Layers"]) == 2
     gt = _function(resources, "MonitoringGroundTruth")["Environment"]["Variables"]
     assert gt["IDEMPOTENCY_TABLE"]["Ref"].startswith("PipelineIdempotencyTable")
+    assert gt["GLUE_DATABASE"] == config.glue_database_name and gt["CURATED_BUCKET"]["Ref"].startswith(
+        "DataLakeCurated"
+    )
     assert stack.platform.dataset("churn").names.quality_prefix == "monitoring/quality/churn/"
 
 
 def test_monitors_write_only_their_own_prefixes_and_never_delete(resources: dict[str, Any]) -> None:
-    for role_prefix, own in (
-        ("MonitoringDriftMonitorRole", "monitoring/drift/*"),
-        ("MonitoringGroundTruthRole", "monitoring/quality/*"),
+    for role_prefix, owns in (
+        ("MonitoringDriftMonitorRole", ("monitoring/drift/*",)),
+        ("MonitoringGroundTruthRole", ("monitoring/quality/*", "production/*")),
     ):
         policies = [v for k, v in of_type(resources, "AWS::IAM::Policy").items() if k.startswith(role_prefix)]
         statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
@@ -268,7 +272,25 @@ def test_monitors_write_only_their_own_prefixes_and_never_delete(resources: dict
             assert not any(a.startswith("s3:Delete") for a in actions), (role_prefix, actions)
             if any(a.startswith("s3:PutObject") for a in actions):
                 targets = json.dumps(stmt["Resource"])
-                assert own in targets and "data-capture" not in targets, (role_prefix, targets)
+                assert any(own in targets for own in owns) and "data-capture" not in targets, (role_prefix, targets)
+
+
+def test_the_ground_truth_catalogues_only_the_production_tables_of_the_declared_datasets(
+    resources: dict[str, Any], stack: MlopsStack
+) -> None:
+    policies = [
+        v for k, v in of_type(resources, "AWS::IAM::Policy").items() if k.startswith("MonitoringGroundTruthRole")
+    ]
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    (glue,) = [s for s in statements if any(str(a).startswith("glue:") for a in s["Action"])]
+    assert sorted(glue["Action"]) == ["glue:CreateTable", "glue:GetTable", "glue:UpdateTable"]
+    tables = sorted(r.rsplit("/", 1)[1] for r in map(literal_parts, glue["Resource"]) if ":table/" in r)
+    assert tables == sorted(f"{name}_production" for name in stack.dataset_configs)
+    # And its rows land in the curated zone under production/ only
+    puts = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert any(
+        "production/*" in json.dumps(s["Resource"]) and "DataLakeCurated" in json.dumps(s["Resource"]) for s in puts
+    )
 
 
 def test_dashboard_shows_runs_and_decisions_and_a_section_per_dataset(

@@ -391,13 +391,20 @@ def test_pipeline_lambdas_get_their_configuration(
 
 
 def test_pipeline_lambdas_touch_only_their_own_data(resources: dict[str, Any]) -> None:
-    # prepare writes one object kind: the no-champion placeholder; it reads the curated prefix only
+    # prepare writes two object kinds: the no-champion placeholder and a retrain's composed channels; it reads the
+    # curated prefix (reports, the upload's splits) and the labelled production rows (a retrain's data plan)
     prepare = _statements(resources, "PrepareTraining")
-    writes = [s for s in prepare if any(a.startswith("s3:Put") for a in _actions(s))]
-    (write,) = writes
-    assert _resources(write) == [_object_arn(resources, "Artifacts", "/evaluations/*/no-champion/NO_CHAMPION")]
+    writes = [r for s in prepare if any(a.startswith("s3:Put") for a in _actions(s)) for r in _resources(s)]
+    assert sorted(writes) == sorted(
+        [
+            _object_arn(resources, "Artifacts", "/evaluations/*/no-champion/NO_CHAMPION"),
+            _object_arn(resources, "Curated", "/curated/composed/*"),
+        ]
+    )
     reads = [s for s in prepare if "s3:GetObject*" in _actions(s)]
-    assert [r for s in reads for r in _resources(s) if "/" in r] == [_object_arn(resources, "Curated", "/curated/*")]
+    assert sorted(r for s in reads for r in _resources(s) if "/" in r) == sorted(
+        [_object_arn(resources, "Curated", "/curated/*"), _object_arn(resources, "Curated", "/production/*")]
+    )
     # register reads evaluation reports only and writes no data; it may create and update packages
     register = _statements(resources, "RegisterModel")
     assert not [a for s in register for a in _actions(s) if a.startswith(("s3:Put", "s3:Delete"))]

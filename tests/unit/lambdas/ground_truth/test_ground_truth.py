@@ -216,6 +216,8 @@ def test_a_label_file_that_cannot_be_read_says_why() -> None:
 def environment(monkeypatch: pytest.MonkeyPatch, aws: Any) -> Iterator[None]:
     for name, value in {
         "ARTIFACTS_BUCKET": ARTIFACTS,
+        "CURATED_BUCKET": "curated-bucket",
+        "GLUE_DATABASE": "mlops_dev",
         "IDEMPOTENCY_TABLE": "idempotency",
         "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
         "DATASET_SCHEMA": CHURN_SCHEMA.to_json(),

@@ -503,3 +503,46 @@ def test_a_tuned_model_records_its_tuning_job_trials_and_chosen_values(aws: dict
     assert "tuning_job" not in logic.customer_metadata(
         execution=EXECUTION, state=state(), report=report(0.86, None), evaluation_uri="s3://a/b", settings=settings
     )
+
+
+def test_a_retrains_package_names_the_upload_and_the_production_window_it_trained_and_tested_on(
+    aws: dict[str, Any],
+) -> None:
+    # Given a retrain whose prepare step composed upload + production rows, the newest rows testing
+    retrain = state()
+    retrain["prepared"]["curated"]["data"] = {
+        "mode": "with_production",
+        "upload": {"version": "v1", "train_rows": 700, "test_rows": 0},
+        "production": {
+            "window_start": "2026-11-24T12:00:00Z",
+            "window_end": "2026-12-01T12:00:00Z",
+            "train_rows": 250,
+            "test_rows": 50,
+        },
+        "test_from": "production",
+    }
+    settings = register_handler.settings().logic(platform().dataset("churn"))
+    # When its lineage is built
+    lineage = logic.customer_metadata(
+        execution=EXECUTION, state=retrain, report=report(0.86, 0.84), evaluation_uri="s3://a/b", settings=settings
+    )
+    # Then the registry shows both parts of the training data and where the test set came from
+    assert set(lineage) == CONTRACT_KEYS | {"training_data", "test_data"}
+    assert lineage["training_data"] == (
+        "upload v1 700 rows + production 250 labelled rows inferred 2026-11-24T12:00:00Z..2026-12-01T12:00:00Z"
+    )
+    assert lineage["test_data"] == "production: the 50 most recent labelled rows"
+    assert all(METADATA_VALUE.match(value) for value in lineage.values()), lineage
+    # And a retrain that fell back says why
+    retrain["prepared"]["curated"]["data"] = {
+        "mode": "upload_only",
+        "reason": "0 labelled production rows in the last 7 days < min_labelled_rows 60: the latest upload only",
+        "upload": {"version": "v1", "train_rows": None, "test_rows": 150},
+        "test_from": "upload",
+        "production": None,
+    }
+    fallback = logic.customer_metadata(
+        execution=EXECUTION, state=retrain, report=report(0.86, 0.84), evaluation_uri="s3://a/b", settings=settings
+    )
+    assert fallback["training_data"].startswith("upload v1 only: 0 labelled production rows in the last 7 days")
+    assert fallback["test_data"] == "upload v1 test split"

@@ -5,6 +5,7 @@ one execution, and every refusal carries its reason."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -15,8 +16,10 @@ from pydantic import ValidationError
 from lambdas.retrain import handler as retrain_handler
 from lambdas.retrain import logic, manual
 from lambdas.retrain.models import ManualRetrain
+from tests.samples import CHURN_SCHEMA
 from tests.unit.lambdas.retrain.test_retrain import (
     MANIFEST,
+    POLICY,
     T0,
     alarm_event,
     aws,
@@ -27,6 +30,7 @@ from tests.unit.lambdas.retrain.test_retrain import (
     finish_all,
     inbox,
     settings,
+    started_input,
 )
 from tests.unit.lambdas.support import FakeContext
 
@@ -67,6 +71,17 @@ def test_a_request_starts_the_pipeline_on_the_curated_data_with_who_and_why(sett
             "forced": False,
         },
     }
+
+
+def test_a_request_applies_the_datasets_data_policy_as_the_alarm_path_does(settings: logic.Settings) -> None:
+    # Given a dataset with a data policy and no labelled production rows yet
+    with_policy = replace(settings, schema=replace(CHURN_SCHEMA, data_policy=POLICY))
+    # When an operator asks for a retrain
+    assert ask(with_policy, request(), minutes=3).decision == "started"
+    # Then the execution input records the plan the policy made (as of the request) and why it uses no labels
+    plan = started_input(with_policy)["data_plan"]
+    assert plan["decided_at"] == "2026-11-27T10:08:12Z" and plan["mode"] == "upload_only"
+    assert plan["reason"].startswith("0 labelled production rows in the last 7 days")
 
 
 def test_a_second_request_inside_the_cooldown_is_refused_with_the_reason(settings: logic.Settings) -> None:

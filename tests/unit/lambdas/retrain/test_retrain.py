@@ -16,6 +16,10 @@ from moto import mock_aws
 from lambdas.retrain import handler as retrain_handler
 from lambdas.retrain import logic
 from lambdas.retrain.models import AlarmEvent
+from pipelines.data.generator import generate
+from pipelines.schema import DataPolicy
+from tests.samples import CHURN_SCHEMA
+from tests.unit.lambdas.ground_truth.test_production import put_production
 from tests.unit.lambdas.support import FakeContext, create_table
 
 ALARM = "mlops-dev-churn-drift"  # churn's drift alarm in the dev platform document
@@ -172,6 +176,44 @@ def test_a_transition_into_alarm_after_n_breaching_periods_starts_the_pipeline(s
         "curated": MANIFEST,
         "trigger": {"source": "alarm", "alarm": ALARM, "reason": event["alarmData"]["state"]["reason"]},
     }
+
+
+def started_input(settings: logic.Settings) -> dict[str, Any]:
+    (execution,) = executions(settings)
+    described = boto3.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
+    return dict(json.loads(described["input"]))
+
+
+POLICY = DataPolicy(
+    production_window_days=7, min_labelled_rows=60, max_production_share=0.5, test_from_production_rows=40
+)
+
+
+def test_the_alarm_retrain_plans_with_the_labelled_production_rows_of_its_policy(settings: logic.Settings) -> None:
+    # Given a dataset whose declaration has a data policy, and 120 rows labelled in the hours before the alarm
+    boto3.client("glue").create_database(DatabaseInput={"Name": "mlops_dev"})
+    put_production(boto3.client("s3"), boto3.client("glue"), generate(120, seed=40), T0 - timedelta(hours=5), T0)
+    # And an upload of 700 training rows (the cap allows as many production rows at a 0.5 share)
+    manifest = {**MANIFEST, "splits": {"train": 700, "validation": 150, "test": 150}}
+    boto3.client("s3").put_object(Bucket=CURATED, Key=MANIFEST_KEY, Body=json.dumps(manifest).encode())
+    with_policy = replace(settings, schema=replace(CHURN_SCHEMA, data_policy=POLICY))
+    # When the drift alarm passes the guard
+    assert decide(with_policy, alarm_event()).decision == "started"
+    # Then the execution input carries the plan: the newest 40 rows test, the 80 others train, as of the alarm
+    plan = started_input(with_policy)["data_plan"]
+    assert plan["mode"] == "with_production" and plan["decided_at"] == "2026-11-27T10:05:12Z"
+    assert (plan["production"]["test_rows"], plan["production"]["train_rows"]) == (40, 80)
+    assert plan["policy"] == POLICY.to_dict() and plan["upload"]["version"] == MANIFEST["version"]
+
+
+def test_labels_that_never_arrived_retrain_on_the_upload_with_the_reason(settings: logic.Settings) -> None:
+    with_policy = replace(settings, schema=replace(CHURN_SCHEMA, data_policy=POLICY))
+    assert decide(with_policy, alarm_event()).decision == "started"
+    plan = started_input(with_policy)["data_plan"]
+    assert plan["mode"] == "upload_only" and plan["test_from"] == "upload"
+    assert (
+        plan["reason"] == "0 labelled production rows in the last 7 days < min_labelled_rows 60: the latest upload only"
+    )
 
 
 def test_leaving_alarm_or_staying_in_it_never_starts(settings: logic.Settings) -> None:

@@ -199,9 +199,9 @@ def test_process_partition_is_transform_rows_over_arrow_payloads() -> None:
     ],
 )
 def test_glue_types(dtype: Any, glue_type: str) -> None:
-    assert glue_job.glue_type(dtype) == glue_type
+    assert tf.glue_type(dtype) == glue_type
 
 
 def test_an_unmapped_dtype_is_an_error() -> None:
     with pytest.raises(TypeError, match="no Glue type"):
-        glue_job.glue_type(np.dtype("datetime64[ns]"))
+        tf.glue_type(np.dtype("datetime64[ns]"))

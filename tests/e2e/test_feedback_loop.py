@@ -1,0 +1,155 @@
+"""The feedback loop on one local cloud (issue 17): drifted traffic -> its ground truth -> labelled production rows in
+the curated zone -> the drift alarm's retrain trains on them under the dataset's data policy, is tested on the
+newest labelled rows, beats the champion and is rolled out by canary, with lineage naming the production window;
+and a dataset whose labels never arrive retrains on its upload only, with the reason recorded.
+
+The stack declares two datasets with a data policy: ``churn`` (its traffic gets labels) and ``quiet`` (the same
+declaration; its labels never arrive). Both start from the shipped churn sample."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from localcloud import provision
+from localcloud.cli import main
+from localcloud.clock import clock
+from localcloud.cloud import DEMO_TIME_SCALE, LocalCloud
+from localcloud.lifecycle import Lifecycle
+from pipelines.data.generator import generate
+from stacks.datasets import DATASETS_DIR, read_schema
+from tests.e2e.conftest import SAMPLE
+
+HOUR = 3600.0
+ROWS_PER_HOUR = 1500  # dev captures every request: 4,500 labelled drifted rows over the three hours
+POLICY = (
+    "data_policy: {production_window_days: 7, min_labelled_rows: 300, max_production_share: 0.8, "
+    "test_from_production_rows: 1000}\n"
+)
+
+
+@dataclass
+class Loop:
+    cloud: LocalCloud
+    churn: Lifecycle
+    quiet: Lifecycle
+
+
+def _serving(lc: Lifecycle) -> None:
+    """The dataset's first run and deployment, from the shipped sample."""
+    run = lc.wait_for_new_execution(lc.training_machine, [])
+    assert run.status == "SUCCEEDED", run.cause
+    deployed = lc.wait_for_new_execution(lc.deployment_machine, [])
+    assert deployed.status == "SUCCEEDED", deployed.cause
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
+    workdir = tmp_path_factory.mktemp("feedback")
+    declarations = workdir / "datasets"
+    declarations.mkdir()
+    churn_yaml = (DATASETS_DIR / "churn.yaml").read_text()
+    (declarations / "churn.yaml").write_text(churn_yaml + POLICY)
+    (declarations / "quiet.yaml").write_text(churn_yaml.replace("name: churn", "name: quiet") + POLICY)
+    assembly = provision.synth("dev", workdir / "assembly", declarations)
+    cloud = LocalCloud(workdir=workdir / "cloud", time_scale=DEMO_TIME_SCALE).start()
+    try:
+        deployment = cloud.deploy("dev", assembly=assembly)
+        churn = Lifecycle(cloud, deployment, read_schema(declarations / "churn.yaml"))
+        quiet = churn.for_dataset(read_schema(declarations / "quiet.yaml"))
+        churn.subscribe()
+        churn.upload(pd.read_csv(SAMPLE), "customers-2026-11.csv")
+        quiet.upload(SAMPLE.read_bytes(), "customers-2026-11.csv")
+        _serving(churn)
+        _serving(quiet)
+        cloud.settle()
+        yield Loop(cloud, churn, quiet)
+    finally:
+        cloud.stop()
+
+
+def metadata(lc: Lifecycle, execution: str) -> dict[str, str]:
+    package = lc.package_of(execution)
+    assert package is not None, f"run {execution} registered no package"
+    return dict(package.get("CustomerMetadataProperties") or {})
+
+
+def test_drift_and_its_labels_retrain_on_production_data_and_the_better_challenger_serves(loop: Loop) -> None:
+    lc = loop.churn
+    training, deploying = lc.training_machine, lc.deployment_machine
+    champion = lc.served_model_version()
+    known = {e.name for e in lc.executions(training)}
+    deployments_before = {e.name for e in lc.executions(deploying)}
+    # Given three hours of drifted traffic, each hour's labels arriving within the hour
+    top = (clock.time() // HOUR + 1) * HOUR
+    lc.pass_time_until(top - 120)
+    lc.align_schedules()
+    start = clock.time()
+    for hour in range(3):
+        with lc.real_time():
+            traffic = lc.send_traffic(generate(ROWS_PER_HOUR, seed=40 + hour, drift=1.0))
+        assert not traffic.errors, traffic.errors[:3]
+        lc.upload_ground_truth(traffic.labels, f"labels-drift-{hour}.jsonl")
+        lc.pass_time_until(start + (hour + 1) * HOUR)
+    # Then the labelled rows are in the curated zone, one file per capture hour and batch
+    assert len(lc.keys(lc.curated_bucket, "production/churn/")) >= 3
+    # And an alarm's retrain started, planning with the labelled production rows
+    retrain = lc.wait_for(
+        lambda: [e for e in lc.executions(training) if e.name not in known], timeout=120, what="the retraining run"
+    )[0]
+    assert retrain.input["trigger"]["source"] == "alarm", retrain.input["trigger"]
+    plan = retrain.input["data_plan"]
+    assert plan["mode"] == "with_production" and plan["test_from"] == "production", plan
+    assert plan["production"]["test_rows"] == 1000 and plan["production"]["train_rows"] >= 2 * ROWS_PER_HOUR - 1000
+    # When the run finishes
+    done = lc.wait_for(
+        lambda: next((e for e in lc.executions(training) if e.name == retrain.name and e.stopped), None),
+        timeout=600,
+        what="the retraining run to finish",
+    )
+    assert done.status == "SUCCEEDED", done.cause
+    # Then its challenger beat the champion on the newest labelled rows and was approved, with the data in lineage
+    lineage = metadata(lc, retrain.name)
+    package = lc.package_of(retrain.name) or {}
+    assert package.get("ModelApprovalStatus") == "Approved", lineage.get("gate_reason")
+    assert lineage["test_data"] == "production: the 1000 most recent labelled rows"
+    assert lineage["training_data"].startswith("upload ") and " + production " in lineage["training_data"]
+    assert plan["production"]["start"][:13] in lineage["training_data"]
+    # And the canary rolled it out: the endpoint serves the challenger
+    deployed = lc.wait_for(
+        lambda: next((e for e in lc.executions(deploying) if e.name not in deployments_before and e.stopped), None),
+        timeout=600,
+        what="the challenger's deployment",
+    )
+    assert deployed.status == "SUCCEEDED", deployed.cause
+    assert lc.served_model_version() == lineage["model_version"] != champion
+
+
+def test_a_dataset_whose_labels_never_arrive_retrains_on_its_upload_with_the_reason(
+    loop: Loop, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lc = loop.quiet
+    # Given a dataset with a data policy and no labelled production row
+    assert lc.keys(lc.curated_bucket, "production/quiet/") == []
+    # When an operator retrains it
+    code = main(["retrain", "--dataset", "quiet", "--reason", "e2e: no labels", "--wait", "--json"])
+    started: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert code in (0, 1) and started["decision"] == "started", started
+    run = next(e for e in lc.executions(lc.training_machine) if e.name == started["execution_name"])
+    # Then the run trained and was tested on the upload only, and its plan and the registry say why
+    plan = run.input["data_plan"]
+    assert plan["mode"] == "upload_only" and plan["test_from"] == "upload"
+    assert plan["reason"] == (
+        "0 labelled production rows in the last 7 days < min_labelled_rows 300: the latest upload only"
+    )
+    lineage = metadata(lc, run.name)
+    assert (
+        lineage["training_data"].startswith("upload ")
+        and "only: 0 labelled production rows" in lineage["training_data"]
+    )
+    assert lineage["test_data"].endswith("test split")
