@@ -105,7 +105,10 @@ def test_drift_and_its_labels_retrain_on_production_data_and_the_better_challeng
     assert retrain.input["trigger"]["source"] == "alarm", retrain.input["trigger"]
     plan = retrain.input["data_plan"]
     assert plan["mode"] == "with_production" and plan["test_from"] == "production", plan
-    assert plan["production"]["test_rows"] == 1000 and plan["production"]["train_rows"] >= 2 * ROWS_PER_HOUR - 1000
+    # (the alarm may fire before the last hour's labels are joined: at least the earlier hours' rows are there)
+    part = plan["production"]
+    assert part["rows_available"] >= 2 * ROWS_PER_HOUR * 0.9, part
+    assert part["test_rows"] == 1000 and part["train_rows"] == part["rows_available"] - 1000, part
     # When the run finishes
     done = lc.wait_for(
         lambda: next((e for e in lc.executions(training) if e.name == retrain.name and e.stopped), None),
