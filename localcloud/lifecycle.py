@@ -248,6 +248,12 @@ class Lifecycle:
                 return None
             raise
 
+    def fleet_starting(self) -> bool:
+        """Whether an update's new fleet is still starting its containers (``sagemaker_endpoints.fleet_starting``)."""
+        from localcloud.shims import sagemaker_endpoints
+
+        return sagemaker_endpoints.fleet_starting(self.cloud.account_id, self.cloud.region, self.endpoint_name)
+
     def routes(self) -> list[Any]:
         from localcloud.shims import sagemaker_endpoints
 
@@ -357,19 +363,21 @@ class Lifecycle:
     @contextmanager
     def slowed_during_traffic_steps(self, scale: float, poll: float = 0.02) -> Iterator[None]:
         """Inside the block, cloud time runs at ``scale`` while an update of the endpoint has part, not all, of the
-        production traffic on its new fleet, and at the block's starting speed otherwise: each traffic step (a
-        canary, a linear step) lasts long enough in real time for the clients to be answered by both models, while
-        provisioning, the final bake and the termination wait pass at full speed. A watcher reads the endpoint's
-        routes (``routes``: where the data plane sends a request now) every ``poll`` real seconds, in this process:
-        a DescribeEndpoint over HTTPS took up to seconds on a host at load 27, and at 240x a second of lag is four
-        of the canary's five baking minutes."""
+        production traffic on its new fleet or its new fleet's containers are still starting, and at the block's
+        starting speed otherwise: each traffic step (a canary, a linear step) lasts long enough in real time for the
+        clients to be answered by both models, and a model server that takes real seconds to start on a busy host
+        does not spend the update's MaximumExecutionTimeoutInSeconds (30 cloud minutes are 7.5 s at 240x: a loaded
+        test run rolled back that way), while the final bake and the termination wait pass at full speed. A watcher
+        reads the endpoint's routes (``routes``: where the data plane sends a request now) every ``poll`` real
+        seconds, in this process: a DescribeEndpoint over HTTPS took up to seconds on a host at load 27, and at
+        240x a second of lag is four of the canary's five baking minutes."""
         base = clock.scale
         stop = threading.Event()
 
         def watch() -> None:
             while not stop.is_set():
                 try:
-                    wanted = scale if traffic_step(self.routes()) else base
+                    wanted = scale if self.fleet_starting() or traffic_step(self.routes()) else base
                 except Exception:  # a look that fails keeps the current speed; the next one decides
                     wanted = clock.scale
                 if clock.scale != wanted:

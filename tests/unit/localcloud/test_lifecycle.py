@@ -130,10 +130,11 @@ def test_a_traffic_step_splits_production_traffic_between_two_configs(routes: li
     assert traffic_step(routes) is step
 
 
-def test_cloud_time_slows_down_only_while_a_traffic_step_bakes() -> None:
+def test_cloud_time_slows_down_only_while_a_fleet_starts_or_a_traffic_step_bakes() -> None:
     # Given an endpoint that goes through an update as its routes show it, and the cloud at 240x
     lc, _ = lifecycle_with("ValidationException", "unused")
-    phase: dict[str, Any] = {"now": _routes(("v1", 1.0))}
+    phase: dict[str, Any] = {"now": _routes(("v1", 1.0)), "starting": False}
+    lc.fleet_starting = lambda: bool(phase["starting"])  # type: ignore[method-assign]
 
     def routes() -> list[Route]:
         if phase["now"] is None:
@@ -154,10 +155,16 @@ def test_cloud_time_slows_down_only_while_a_traffic_step_bakes() -> None:
 
     try:
         with lc.slowed_during_traffic_steps(40.0, poll=0.01):
-            # When the endpoint serves one config (before the update, while the green fleet is provisioned): full
-            # speed
+            # When the endpoint serves one config (before the update, and once the green fleet's containers
+            # answered their ping while its instances are provisioned): full speed
             time.sleep(0.1)
             assert clock.scale == 240.0
+            # When the green fleet's containers are starting (real seconds, on a busy host): slow, so that they do
+            # not spend the update's MaximumExecutionTimeoutInSeconds
+            phase["starting"] = True
+            assert scale_becomes(40.0)
+            phase["starting"] = False
+            assert scale_becomes(240.0)
             # When the canary takes part of the traffic: slow, also while a look fails
             phase["now"] = _routes(("v1", 0.75), ("v2", 0.25))
             assert scale_becomes(40.0)
