@@ -85,6 +85,11 @@ def _label(value: Any) -> Any:
     return int(number) if number.is_integer() else number
 
 
+HOLD_LIMIT = 60.0
+"""Real seconds a traffic step may hold cloud time at real speed waiting for answers from both models
+(``Lifecycle.slowed_during_traffic_steps``); past it the step runs at the slowed speed whatever the clients saw."""
+
+
 def traffic_step(routes: Iterable[Any]) -> bool:
     """Whether an endpoint's routes (``Lifecycle.routes``) are those of a traffic step of a blue/green update: the
     production traffic is split between the old fleet's config and the new one's (both answer)."""
@@ -117,6 +122,7 @@ class Lifecycle:
         self._queue_url: str | None = None
         self.notifications: list[dict[str, Any]] = []
         self._described: dict[str, Execution] = {}  # execution ARN -> the execution as last described
+        self.answered: list[str | None] = []  # the model version of every answer ``send_traffic`` got, in order
 
     def for_dataset(self, schema: DatasetSchema) -> Lifecycle:
         """The lifecycle of another declared dataset on the same stack (the same notifications inbox)."""
@@ -312,6 +318,7 @@ class Lifecycle:
                 traffic.by_variant[variant] = traffic.by_variant.get(variant, 0) + 1
                 traffic.labels[inference_id] = [_label(v) for v in batch[self.schema.target]]
                 traffic.answers.append({"at": clock.time(), "variant": variant, "model": answer.get("model_version")})
+                self.answered.append(answer.get("model_version"))
             except Exception as error:
                 traffic.errors.append(str(error)[:300])
             traffic.requests += 1
@@ -361,23 +368,39 @@ class Lifecycle:
             clock.set_scale(previous)
 
     @contextmanager
-    def slowed_during_traffic_steps(self, scale: float, poll: float = 0.02) -> Iterator[None]:
+    def slowed_during_traffic_steps(
+        self, scale: float, poll: float = 0.02, hold: float = 1.0, hold_limit: float = HOLD_LIMIT
+    ) -> Iterator[None]:
         """Inside the block, cloud time runs at ``scale`` while an update of the endpoint has part, not all, of the
         production traffic on its new fleet or its new fleet's containers are still starting, and at the block's
         starting speed otherwise: each traffic step (a canary, a linear step) lasts long enough in real time for the
         clients to be answered by both models, and a model server that takes real seconds to start on a busy host
         does not spend the update's MaximumExecutionTimeoutInSeconds (30 cloud minutes are 7.5 s at 240x: a loaded
-        test run rolled back that way), while the final bake and the termination wait pass at full speed. A watcher
-        reads the endpoint's routes (``routes``: where the data plane sends a request now) every ``poll`` real
-        seconds, in this process: a DescribeEndpoint over HTTPS took up to seconds on a host at load 27, and at
-        240x a second of lag is four of the canary's five baking minutes."""
+        test run rolled back that way), while the final bake and the termination wait pass at full speed.
+
+        At the start of each traffic step cloud time runs at ``hold`` (real speed) until the clients of this
+        lifecycle (``send_traffic``) have been answered by two models since the step began, for at most
+        ``hold_limit`` real seconds: on a loaded 2-core host the clients once got no answer for ~12 real seconds,
+        and at 40x the canary's whole 5-minute bake passed in between, so the clients saw the switch but no
+        canary. A watcher reads the endpoint's routes (``routes``: where the data plane sends a request now) every
+        ``poll`` real seconds, in this process: a DescribeEndpoint over HTTPS took up to seconds on a host at load
+        27, and at 240x a second of lag is four of the canary's five baking minutes."""
         base = clock.scale
         stop = threading.Event()
 
         def watch() -> None:
+            step_began: tuple[int, float] | None = None  # (answers so far, real time) when the current step began
             while not stop.is_set():
                 try:
-                    wanted = scale if self.fleet_starting() or traffic_step(self.routes()) else base
+                    starting, in_step = self.fleet_starting(), traffic_step(self.routes())
+                    if not in_step:
+                        step_began = None
+                    elif step_began is None:
+                        step_began = (len(self.answered), time.monotonic())
+                    holding = step_began is not None and (
+                        len(set(self.answered[step_began[0] :])) < 2 and time.monotonic() - step_began[1] < hold_limit
+                    )
+                    wanted = hold if holding else scale if starting or in_step else base
                 except Exception:  # a look that fails keeps the current speed; the next one decides
                     wanted = clock.scale
                 if clock.scale != wanted:

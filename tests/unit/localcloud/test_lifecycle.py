@@ -130,7 +130,7 @@ def test_a_traffic_step_splits_production_traffic_between_two_configs(routes: li
     assert traffic_step(routes) is step
 
 
-def test_cloud_time_slows_down_only_while_a_fleet_starts_or_a_traffic_step_bakes() -> None:
+def test_cloud_time_slows_while_a_fleet_starts_or_a_traffic_step_bakes_and_holds_until_both_models_answer() -> None:
     # Given an endpoint that goes through an update as its routes show it, and the cloud at 240x
     lc, _ = lifecycle_with("ValidationException", "unused")
     phase: dict[str, Any] = {"now": _routes(("v1", 1.0)), "starting": False}
@@ -154,7 +154,7 @@ def test_cloud_time_slows_down_only_while_a_fleet_starts_or_a_traffic_step_bakes
         return False
 
     try:
-        with lc.slowed_during_traffic_steps(40.0, poll=0.01):
+        with lc.slowed_during_traffic_steps(40.0, poll=0.01, hold_limit=2.0):
             # When the endpoint serves one config (before the update, and once the green fleet's containers
             # answered their ping while its instances are provisioned): full speed
             time.sleep(0.1)
@@ -165,8 +165,15 @@ def test_cloud_time_slows_down_only_while_a_fleet_starts_or_a_traffic_step_bakes
             assert scale_becomes(40.0)
             phase["starting"] = False
             assert scale_becomes(240.0)
-            # When the canary takes part of the traffic: slow, also while a look fails
+            # When the canary takes part of the traffic: real speed until the clients were answered by both models
+            # since the step began (answers before it do not count), then slow, also while a look fails
+            lc.answered += ["m1", "m2"]
             phase["now"] = _routes(("v1", 0.75), ("v2", 0.25))
+            assert scale_becomes(1.0)
+            lc.answered.append("m1")
+            time.sleep(0.1)
+            assert clock.scale == 1.0
+            lc.answered.append("m2")
             assert scale_becomes(40.0)
             phase["now"] = None
             time.sleep(0.1)
@@ -174,7 +181,9 @@ def test_cloud_time_slows_down_only_while_a_fleet_starts_or_a_traffic_step_bakes
             # When all traffic is on the new fleet (final bake, termination wait): full speed again
             phase["now"] = _routes(("v2", 1.0))
             assert scale_becomes(240.0)
+            # A next step holds again, for at most the hold limit
             phase["now"] = _routes(("v2", 0.5), ("v3", 0.5))
+            assert scale_becomes(1.0)
             assert scale_becomes(40.0)
         # Then leaving the block, even inside a step, restores the speed it started at
         assert clock.scale == 240.0
