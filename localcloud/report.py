@@ -345,6 +345,9 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         w(f"  v{p['version']} {p['status']:<22} {p['model_version']}: {p['description']}\n")
     ep = summary["endpoint"]
     w(f"Endpoint {ep['name']}: {ep['status']} on {ep['config']}, serving {ep['serving_model_version']}\n")
+    for event in ep.get("deployment_history") or []:
+        if event.get("event") == "rolling-back":  # why SageMaker rolled an update back (the endpoint API says not)
+            w(f"  {event.get('time')}  rolled back from {event.get('abandoned')}: {event.get('reason')}\n")
     w("Traffic while the canary ran (share of answers per model):\n")
     for s in summary["traffic"]["shares_over_time"]:
         shares = ", ".join(f"{model} {share:.0%}" for model, share in s["shares"].items())

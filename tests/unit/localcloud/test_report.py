@@ -172,11 +172,12 @@ def test_traffic_shares_are_each_models_share_of_the_answers_per_time_slice() ->
     assert traffic_shares([]) == []
 
 
-def test_the_printed_summary_and_the_html_report_show_the_checks_and_the_observed_shares() -> None:
+def test_the_printed_summary_and_the_html_report_show_the_checks_the_observed_shares_and_rollbacks() -> None:
     # Given a checked summary
     summary = passing()
     summary.update(invocations=[], notifications=[], stages=[], duration_seconds=1.0)
-    summary["endpoint"].update(config="c", deployment_history=[])
+    rollback = {"time": "2026-12-08T22:12:00Z", "event": "rolling-back", "abandoned": "c-v3", "reason": "why"}
+    summary["endpoint"].update(config="c", deployment_history=[{"event": "update-started"}, rollback])
     summary["traffic"]["shares_over_time"] = traffic_shares(summary["traffic"]["canary_answers"], buckets=2)
     for dataset, task, value in (
         ("churn", "binary", 0.2),
@@ -194,6 +195,7 @@ def test_the_printed_summary_and_the_html_report_show_the_checks_and_the_observe
     # Then both list every check, each model's observed share and every dataset with its endpoint's answer
     assert "PASS  canary_traffic_shift_observed" in out.getvalue()
     assert f"4 requests: {OLD} 75%, {NEW} 25%" in out.getvalue()
+    assert "  2026-12-08T22:12:00Z  rolled back from c-v3: why\n" in out.getvalue()  # SageMaker's reason
     assert "✔ canary_traffic_shift_observed" in html and f">{NEW}</text>" in html
     assert "  energy     regression runs SUCCEEDED; endpoint mlops-dev-energy InService, serving m; answer " in (
         out.getvalue()
