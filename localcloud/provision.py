@@ -3,7 +3,8 @@
 1. ``synth``: the CDK app (``stacks.app.build_app``) writes a cloud assembly (templates, asset manifests,
    staged assets) in a subprocess, exactly what ``cdk synth`` produces.
 2. ``publish_assets``: every file asset of the assembly is zipped (directories) or copied (files) into the
-   bootstrap asset bucket under the object key its manifest names, as ``cdk-assets`` does.
+   bootstrap asset bucket under the object key its manifest names, unless that key is already there, as
+   ``cdk-assets`` does.
 3. ``deploy``: public SSM parameters are seeded, then the template goes through moto's CloudFormation
    (``create_stack``, or ``update_stack`` when the stack is deployed: a dataset added or removed creates its
    resources, deletes the removed ones except the retained, and updates the changed ones in place, as
@@ -88,21 +89,41 @@ def _zip_directory(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
+EMPTY_ZIP_SIZE = 22
+"""cdk-assets counts an object of at most this size (an empty zip archive) as not published."""
+
+
+def published(s3: Any, bucket: str, key: str) -> bool:
+    """Whether the asset is already in its bucket, decided as cdk-assets decides (``objectExists`` of its file
+    asset handler: ``ListObjectsV2`` with the key as prefix and ``MaxKeys=1``, an object with that exact key and more
+    than the 22 bytes of an empty zip). The key is the asset's content hash: the same key holds the same content."""
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(
+        o["Key"] == key and o.get("Size", EMPTY_ZIP_SIZE + 1) > EMPTY_ZIP_SIZE for o in listing.get("Contents", [])
+    )
+
+
 def publish_assets(assembly: Path, stack_name: str, s3: Any, account_id: str, region: str) -> dict[str, str]:
-    """Upload the stack's file assets; returns asset hash -> S3 URL."""
+    """Upload the stack's file assets that are not in their bucket yet (as ``cdk-assets`` does: an asset already
+    published under its content-hash key is skipped); returns asset hash -> S3 URL. A file is streamed from the
+    assembly, a directory zipped in memory."""
     manifest = json.loads((assembly / f"{stack_name}.assets.json").read_text())
-    published = {}
+    published_urls = {}
     for asset_hash, asset in manifest.get("files", {}).items():
         source = assembly / asset["source"]["path"]
-        packaging = asset["source"].get("packaging", "file")
-        body = _zip_directory(source) if packaging == "zip" or source.is_dir() else source.read_bytes()
+        zipped = asset["source"].get("packaging", "file") == "zip" or source.is_dir()
         for destination in asset["destinations"].values():
             bucket = _substitute(destination["bucketName"], account_id, region)
             key = _substitute(destination["objectKey"], account_id, region)
             _ensure_bucket(s3, bucket, region)
-            s3.put_object(Bucket=bucket, Key=key, Body=body)
-            published[asset_hash] = f"s3://{bucket}/{key}"
-    return published
+            if not published(s3, bucket, key):
+                if zipped:
+                    s3.put_object(Bucket=bucket, Key=key, Body=_zip_directory(source))
+                else:
+                    with source.open("rb") as body:
+                        s3.put_object(Bucket=bucket, Key=key, Body=body)
+            published_urls[asset_hash] = f"s3://{bucket}/{key}"
+    return published_urls
 
 
 def _ensure_bucket(s3: Any, bucket: str, region: str) -> None:
