@@ -50,19 +50,47 @@ class Deployment:
         return {k: v for k, v in self.resources.items() if self.resource_types[k] == resource_type}
 
 
+class Synth:
+    """A CDK synth running in its own process (``start_synth``): ``wait()`` returns the assembly's directory once
+    it is written, ``cancel()`` stops it. The process is Python driving the CDK's Node.js runtime (jsii), about
+    1.3 of the host's cores: the caller can start the local cloud meanwhile."""
+
+    def __init__(self, stage: str, outdir: Path, datasets_dir: Path | None = None) -> None:
+        self.outdir = outdir
+        outdir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+        folder = None if datasets_dir is None else str(datasets_dir)
+        code = f"from stacks.app import build_app; build_app(stage={stage!r}, datasets_dir={folder!r}).synth()"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait(self) -> Path:
+        _, stderr = self.process.communicate()
+        if self.process.returncode != 0:
+            raise DeployError(f"cdk synth failed:\n{stderr[-4000:]}")
+        return self.outdir
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+def start_synth(stage: str, outdir: Path, datasets_dir: Path | None = None) -> Synth:
+    """Start the CDK app into ``outdir`` in the background (cdk-nag runs inside the synth, as in ``cdk synth``),
+    declaring the datasets of ``datasets_dir`` (default: the repository's ``datasets/``)."""
+    return Synth(stage, outdir, datasets_dir)
+
+
 def synth(stage: str, outdir: Path, datasets_dir: Path | None = None) -> Path:
-    """Run the CDK app into ``outdir`` (cdk-nag runs inside the synth, as in ``cdk synth``), declaring the datasets
-    of ``datasets_dir`` (default: the repository's ``datasets/``)."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    folder = None if datasets_dir is None else str(datasets_dir)
-    code = f"from stacks.app import build_app; build_app(stage={stage!r}, datasets_dir={folder!r}).synth()"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise DeployError(f"cdk synth failed:\n{result.stderr[-4000:]}")
-    return outdir
+    """Run the CDK app into ``outdir`` and wait for it (``start_synth``)."""
+    return start_synth(stage, outdir, datasets_dir).wait()
 
 
 def stacks_of(assembly: Path) -> list[str]:

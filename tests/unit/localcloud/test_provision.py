@@ -97,3 +97,16 @@ def test_published_reads_the_listing_as_cdk_assets_does(s3: Any) -> None:
     assert not provision.published(s3, "assets-bucket", "a.zip")
     s3.put_object(Bucket="assets-bucket", Key="a.zip", Body=b"x" * 23)
     assert provision.published(s3, "assets-bucket", "a.zip")
+
+
+def test_a_synth_that_fails_raises_with_the_apps_error(tmp_path: Path) -> None:
+    synth = provision.start_synth("no-such-stage", tmp_path / "cdk.out")
+    with pytest.raises(provision.DeployError, match=r"(?s)cdk synth failed:.*no-such-stage"):
+        synth.wait()
+
+
+def test_a_cancelled_synth_leaves_no_process_behind(tmp_path: Path) -> None:
+    synth = provision.start_synth("dev", tmp_path / "cdk.out")
+    synth.cancel()
+    assert synth.process.poll() is not None
+    assert not (tmp_path / "cdk.out" / "manifest.json").exists()
