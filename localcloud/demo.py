@@ -119,13 +119,25 @@ def run(options: DemoOptions, out: TextIO = sys.stdout, cloud: LocalCloud | None
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="mlops-demo-"))
     report_path = options.report or workdir / "report.html"
     journal.clear()
-    with progress.stage("Synthesize the CDK app (cdk-nag AwsSolutions runs inside)") as note:
-        assembly = options.assembly or provision.synth(options.stage, workdir / "cdk.out")
-        template = json.loads((assembly / f"{config.stack_name}.template.json").read_text())
-        note(f"{len(template['Resources'])} resources in {config.stack_name}")
     own = cloud is None
-    if cloud is None:
-        cloud = LocalCloud(workdir=workdir / "cloud", time_scale=options.time_scale).start()
+    with progress.stage("Synthesize the CDK app (cdk-nag AwsSolutions runs inside)") as note:
+        # the synth runs in its own process; the local cloud starts meanwhile (nothing in it depends on the assembly)
+        synth = None if options.assembly else provision.start_synth(options.stage, workdir / "cdk.out")
+        try:
+            if cloud is None:
+                cloud = LocalCloud(workdir=workdir / "cloud", time_scale=options.time_scale).start()
+            assembly = synth.wait() if synth is not None else Path(str(options.assembly))
+        except BaseException:
+            if synth is not None:
+                synth.cancel()
+            if own and cloud is not None:
+                cloud.stop()
+            raise
+        template = json.loads((assembly / f"{config.stack_name}.template.json").read_text())
+        note(
+            f"{len(template['Resources'])} resources in {config.stack_name}"
+            + ("; the local cloud started meanwhile" if own else "")
+        )
     try:
         summary = _scenario(cloud, assembly, options, progress, config, report_path)
     finally:

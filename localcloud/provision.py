@@ -3,7 +3,8 @@
 1. ``synth``: the CDK app (``stacks.app.build_app``) writes a cloud assembly (templates, asset manifests,
    staged assets) in a subprocess, exactly what ``cdk synth`` produces.
 2. ``publish_assets``: every file asset of the assembly is zipped (directories) or copied (files) into the
-   bootstrap asset bucket under the object key its manifest names, as ``cdk-assets`` does.
+   bootstrap asset bucket under the object key its manifest names, unless that key is already there, as
+   ``cdk-assets`` does.
 3. ``deploy``: public SSM parameters are seeded, then the template goes through moto's CloudFormation
    (``create_stack``, or ``update_stack`` when the stack is deployed: a dataset added or removed creates its
    resources, deletes the removed ones except the retained, and updates the changed ones in place, as
@@ -49,19 +50,47 @@ class Deployment:
         return {k: v for k, v in self.resources.items() if self.resource_types[k] == resource_type}
 
 
+class Synth:
+    """A CDK synth running in its own process (``start_synth``): ``wait()`` returns the assembly's directory once
+    it is written, ``cancel()`` stops it. The process is Python driving the CDK's Node.js runtime (jsii), about
+    1.3 of the host's cores: the caller can start the local cloud meanwhile."""
+
+    def __init__(self, stage: str, outdir: Path, datasets_dir: Path | None = None) -> None:
+        self.outdir = outdir
+        outdir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+        folder = None if datasets_dir is None else str(datasets_dir)
+        code = f"from stacks.app import build_app; build_app(stage={stage!r}, datasets_dir={folder!r}).synth()"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait(self) -> Path:
+        _, stderr = self.process.communicate()
+        if self.process.returncode != 0:
+            raise DeployError(f"cdk synth failed:\n{stderr[-4000:]}")
+        return self.outdir
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+def start_synth(stage: str, outdir: Path, datasets_dir: Path | None = None) -> Synth:
+    """Start the CDK app into ``outdir`` in the background (cdk-nag runs inside the synth, as in ``cdk synth``),
+    declaring the datasets of ``datasets_dir`` (default: the repository's ``datasets/``)."""
+    return Synth(stage, outdir, datasets_dir)
+
+
 def synth(stage: str, outdir: Path, datasets_dir: Path | None = None) -> Path:
-    """Run the CDK app into ``outdir`` (cdk-nag runs inside the synth, as in ``cdk synth``), declaring the datasets
-    of ``datasets_dir`` (default: the repository's ``datasets/``)."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CDK_OUTDIR": str(outdir), "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
-    folder = None if datasets_dir is None else str(datasets_dir)
-    code = f"from stacks.app import build_app; build_app(stage={stage!r}, datasets_dir={folder!r}).synth()"
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise DeployError(f"cdk synth failed:\n{result.stderr[-4000:]}")
-    return outdir
+    """Run the CDK app into ``outdir`` and wait for it (``start_synth``)."""
+    return start_synth(stage, outdir, datasets_dir).wait()
 
 
 def stacks_of(assembly: Path) -> list[str]:
@@ -88,21 +117,41 @@ def _zip_directory(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
+EMPTY_ZIP_SIZE = 22
+"""cdk-assets counts an object of at most this size (an empty zip archive) as not published."""
+
+
+def published(s3: Any, bucket: str, key: str) -> bool:
+    """Whether the asset is already in its bucket, decided as cdk-assets decides (``objectExists`` of its file
+    asset handler: ``ListObjectsV2`` with the key as prefix and ``MaxKeys=1``, an object with that exact key and more
+    than the 22 bytes of an empty zip). The key is the asset's content hash: the same key holds the same content."""
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    return any(
+        o["Key"] == key and o.get("Size", EMPTY_ZIP_SIZE + 1) > EMPTY_ZIP_SIZE for o in listing.get("Contents", [])
+    )
+
+
 def publish_assets(assembly: Path, stack_name: str, s3: Any, account_id: str, region: str) -> dict[str, str]:
-    """Upload the stack's file assets; returns asset hash -> S3 URL."""
+    """Upload the stack's file assets that are not in their bucket yet (as ``cdk-assets`` does: an asset already
+    published under its content-hash key is skipped); returns asset hash -> S3 URL. A file is streamed from the
+    assembly, a directory zipped in memory."""
     manifest = json.loads((assembly / f"{stack_name}.assets.json").read_text())
-    published = {}
+    published_urls = {}
     for asset_hash, asset in manifest.get("files", {}).items():
         source = assembly / asset["source"]["path"]
-        packaging = asset["source"].get("packaging", "file")
-        body = _zip_directory(source) if packaging == "zip" or source.is_dir() else source.read_bytes()
+        zipped = asset["source"].get("packaging", "file") == "zip" or source.is_dir()
         for destination in asset["destinations"].values():
             bucket = _substitute(destination["bucketName"], account_id, region)
             key = _substitute(destination["objectKey"], account_id, region)
             _ensure_bucket(s3, bucket, region)
-            s3.put_object(Bucket=bucket, Key=key, Body=body)
-            published[asset_hash] = f"s3://{bucket}/{key}"
-    return published
+            if not published(s3, bucket, key):
+                if zipped:
+                    s3.put_object(Bucket=bucket, Key=key, Body=_zip_directory(source))
+                else:
+                    with source.open("rb") as body:
+                        s3.put_object(Bucket=bucket, Key=key, Body=body)
+            published_urls[asset_hash] = f"s3://{bucket}/{key}"
+    return published_urls
 
 
 def _ensure_bucket(s3: Any, bucket: str, region: str) -> None:

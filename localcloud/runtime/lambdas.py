@@ -268,9 +268,12 @@ class LambdaRuntime:
     def prewarm(self, specs: list[FunctionSpec]) -> list[threading.Thread]:
         """Start one worker per function in the background (like provisioned concurrency of one), so the
         first invocation does not wait for the imports; a function invoked before its worker is ready starts
-        its own. Returns the threads (for tests)."""
+        its own. A function that already has a worker of this code (an invocation during the deployment: a custom
+        resource, an alarm action) gets none. Returns the threads (for tests)."""
 
         def start(spec: FunctionSpec) -> None:
+            if self._has_worker(spec):
+                return
             try:
                 worker = self._start_worker(spec)
             except Exception:  # a broken package fails on invocation, where Lambda reports it
@@ -284,6 +287,11 @@ class LambdaRuntime:
         for thread in threads:
             thread.start()
         return threads
+
+    def _has_worker(self, spec: FunctionSpec) -> bool:
+        """Whether a live worker of ``spec`` exists (idle, busy or starting)."""
+        with self._lock:
+            return any(w.spec == spec and w.alive() for w in self._workers)
 
     def stop(self) -> None:
         """Stop every worker: idle ones, busy ones (their invocation fails) and ones still starting."""

@@ -18,6 +18,7 @@ def install_all(cloud: Any = None) -> None:
         events_targets,
         glue_jobs,
         lambda_invoke,
+        s3_chunked,
         s3_policy,
         sagemaker_endpoints,
         sagemaker_jobs,
@@ -28,6 +29,7 @@ def install_all(cloud: Any = None) -> None:
 
     installed = (
         cloudformation,
+        s3_chunked,
         s3_policy,
         lambda_invoke,
         events_targets,

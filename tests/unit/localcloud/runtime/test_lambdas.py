@@ -321,3 +321,21 @@ def test_cold_starts_of_one_function_at_the_same_time_unpack_its_package_once_wi
     assert len(roots) == 8 and len(set(roots)) == 1
     assert (roots[0] / "app.py").is_file()
     assert sorted(p.name for p in roots[0].parent.iterdir()) == [roots[0].name]
+
+
+def test_prewarm_starts_no_second_worker_for_a_function_that_already_has_one(runtime: LambdaRuntime) -> None:
+    # Given a function invoked during the deployment (its worker is warm), and the same function with new code
+    function = spec()
+    assert runtime.invoke(function, {}).ok
+    updated = spec(
+        name=function.name, arn=function.arn, code=zip_package({"app.py": APP.replace("CALLS = 0", "CALLS = 100")})
+    )
+    # When the deployment prewarms both
+    for thread in runtime.prewarm([function, updated]):
+        thread.join(timeout=60)
+    # Then only the new code got a worker, and its invocation runs on it
+    assert sorted(w.spec.code_hash for w in runtime._workers if w.alive()) == sorted(
+        [function.code_hash, updated.code_hash]
+    )
+    assert json.loads(runtime.invoke(updated, {}).payload)["calls"] == 101  # the new code, on its prewarmed worker
+    assert len([w for w in runtime._workers if w.alive()]) == 2
