@@ -1,5 +1,5 @@
-"""The golden path on one local cloud: ``mlops demo``'s whole loop (including the automatic retrain and the
-canary), then the stack's teardown on the cloud the loop left behind (issue 5).
+"""The golden path on one local cloud: ``mlops demo``'s whole loop (the automatic retrain on the labelled drifted
+traffic and its canary, no upload), then the stack's teardown on the cloud the loop left behind (issue 5).
 
 The demo runs once, in the module's fixture; the first test reads only its summary and output, so the
 teardown (which deletes the stack) can run before or after it."""
@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import escape as html_escape
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,16 @@ def test_the_demo_shows_the_full_loop_with_the_automatic_retrain(demo: Demo) -> 
     failed = [name for name, ok in summary["checks"].items() if not ok]
     assert not failed, text
     assert json.loads(demo.summary_path.read_text())["checks"] == summary["checks"]
-    # And the summary tells the story: three training runs (upload, retrain on the drift alarm, new data)
+    # And the summary tells the story: two training runs (the upload, the retrain the drift alarm started), no
+    # second upload; the alarm's challenger learned from the labelled drifted traffic, was tested on the newest
+    # labelled rows and won
     triggers = [e["trigger"] for e in summary["executions"] if e["machine"].endswith("training-pipeline")]
-    assert [t.split()[0] for t in triggers] == ["upload", "alarm", "upload"], triggers
+    assert [t.split()[0] for t in triggers] == ["upload", "alarm"], triggers
     statuses = [p["status"] for p in summary["model_packages"]]
-    assert statuses == ["Approved", "Rejected", "Approved"], summary["model_packages"]
+    assert statuses == ["Approved", "Approved"], summary["model_packages"]
+    retrained = summary["model_packages"][1]
+    assert retrained["trigger"].startswith("alarm ") and retrained["production_train_rows"] >= 1000, retrained
+    assert retrained["test_data"] == "production: the 500 most recent labelled rows", retrained
     # And the clients saw the canary: a slice of the answers came from the challenger while the champion answered
     # the rest, then the challenger answered all of them
     champion, challenger = (p["model_version"] for p in summary["model_packages"] if p["status"] == "Approved")
@@ -66,6 +72,7 @@ def test_the_demo_shows_the_full_loop_with_the_automatic_retrain(demo: Demo) -> 
     assert "[ 1] Synthesize the CDK app" in text and "=== Summary ===" in text and "PASS  challenger_promoted" in text
     html = demo.report_path.read_text()
     assert "<svg" in html and "Retrain decisions" in html and "mlops-dev-churn-drift" in html
+    assert f"<td>{html_escape(retrained['training_data'])}</td>" in html
     # And the drift monitor's own report (plots of baseline vs current) sits next to it, linked
     drift_html = demo.report_path.with_suffix(".drift.html")
     assert drift_html.name in html and "<svg" in drift_html.read_text()
@@ -80,7 +87,7 @@ def test_destroying_the_stack_after_the_loop_removes_what_the_pipeline_created_a
     # Given the stack after the whole loop: two deployments created endpoints, endpoint configs and models
     assert sm.list_endpoints()["Endpoints"] and len(sm.list_models()["Models"]) >= 2
     raw = [(key, version) for key, version in lc.raw_versions() if not version.startswith("DELETE-MARKER")]
-    assert len(raw) >= 2  # the sample and the new data
+    assert len(raw) >= 2  # the samples and the label files
     # When the stack is destroyed
     cloud.destroy(lc.deployment.stack_name)
     # Then the custom resource removed the pipeline's endpoints, endpoint configs and models

@@ -1,7 +1,9 @@
 """The feedback loop on one local cloud (issue 17): drifted traffic -> its ground truth -> labelled production rows in
 the curated zone -> the drift alarm's retrain trains on them under the dataset's data policy, is tested on the
 newest labelled rows, beats the champion and is rolled out by canary, with lineage naming the production window;
-and a dataset whose labels never arrive retrains on its upload only, with the reason recorded.
+and a dataset whose labels never arrive retrains on its upload only, with the reason recorded; trained on the same
+data as its champion, that challenger ties and is rejected (the tie the demo showed before its retrain learned from
+labelled production rows).
 
 The stack declares two datasets with a data policy: ``churn`` (its traffic gets labels) and ``quiet`` (the same
 declaration; its labels never arrive). Both start from the shipped churn sample."""
@@ -40,6 +42,16 @@ class Loop:
     quiet: Lifecycle
 
 
+def without_data_policy(declaration: str) -> str:
+    """``declaration`` without its ``data_policy:`` section (the last one of datasets/churn.yaml), so this module
+    declares its own."""
+    head, found, tail = declaration.partition("\ndata_policy:\n")
+    assert found, "churn.yaml declares a data_policy"
+    after = [line for line in tail.splitlines() if line and not line.startswith((" ", "#"))]
+    assert not after, f"data_policy is not churn.yaml's last section: {after[:1]}"
+    return head + "\n"
+
+
 def _serving(lc: Lifecycle) -> None:
     """The dataset's first run and deployment, from the shipped sample."""
     run = lc.wait_for_new_execution(lc.training_machine, [])
@@ -53,7 +65,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
     workdir = tmp_path_factory.mktemp("feedback")
     declarations = workdir / "datasets"
     declarations.mkdir()
-    churn_yaml = (DATASETS_DIR / "churn.yaml").read_text()
+    churn_yaml = without_data_policy((DATASETS_DIR / "churn.yaml").read_text())
     (declarations / "churn.yaml").write_text(churn_yaml + POLICY)
     (declarations / "quiet.yaml").write_text(churn_yaml.replace("name: churn", "name: quiet") + POLICY)
     assembly = provision.synth("dev", workdir / "assembly", declarations)
@@ -156,3 +168,7 @@ def test_a_dataset_whose_labels_never_arrive_retrains_on_its_upload_with_the_rea
         and "only: 0 labelled production rows" in lineage["training_data"]
     )
     assert lineage["test_data"].endswith("test split")
+    # And, trained and tested on the same data as its champion, the challenger ties and is rejected with the reason
+    package = lc.package_of(run.name) or {}
+    assert package.get("ModelApprovalStatus") == "Rejected", lineage.get("gate_reason")
+    assert str(package.get("ApprovalDescription")).startswith("tie: "), package.get("ApprovalDescription")

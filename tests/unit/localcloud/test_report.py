@@ -10,10 +10,21 @@ from typing import Any
 
 import pytest
 
-from localcloud.report import CHECKS, answers_as_its_task, checks, print_summary, render_html, traffic_shares
+from lambdas.register_model.logic import data_lineage
+from localcloud.report import (
+    CHECKS,
+    answers_as_its_task,
+    checks,
+    print_summary,
+    render_html,
+    traffic_shares,
+    training_data,
+)
 
 TRAINING, DEPLOYMENT = "mlops-dev-training-pipeline", "mlops-dev-deployment"
 OLD, NEW = "churn-20261127-aaaa", "churn-20261201-bbbb"
+WINDOW = "2026-11-13T14:01:00Z..2026-11-27T14:01:00Z"
+UPLOAD_AND_PRODUCTION = f"upload r1 3500 rows + production 1900 labelled rows inferred {WINDOW}"
 
 
 def _answers(*models: str) -> list[dict[str, Any]]:
@@ -32,22 +43,35 @@ def passing() -> dict[str, Any]:
             {
                 "machine": TRAINING,
                 "name": "r2",
-                "trigger": "alarm mlops-dev-drift",
+                "trigger": "alarm mlops-dev-churn-drift",
                 "status": "SUCCEEDED",
                 "seconds": 8.0,
             },
-            {"machine": TRAINING, "name": "r3", "trigger": "upload", "status": "SUCCEEDED", "seconds": 9.0},
             {"machine": DEPLOYMENT, "name": "d2", "trigger": "approval", "status": "SUCCEEDED", "seconds": 6.0},
         ],
         "model_packages": [
-            {"version": 1, "status": "Approved", "description": "passed the gate", "model_version": OLD},
+            {
+                "version": 1,
+                "status": "Approved",
+                "description": "passed the gate",
+                "model_version": OLD,
+                "trigger": "upload",
+                "training_data": "upload r1 3500 rows",
+                "test_data": "upload r1 test split",
+                "production_train_rows": 0,
+                "production_window": None,
+            },
             {
                 "version": 2,
-                "status": "Rejected",
-                "description": "auc 0.81 not above 0.81 + 0.005",
-                "model_version": "x",
+                "status": "Approved",
+                "description": "auc 0.80 beats the champion's 0.75 by 0.05",
+                "model_version": NEW,
+                "trigger": "alarm mlops-dev-churn-drift",
+                "training_data": UPLOAD_AND_PRODUCTION,
+                "test_data": "production: the 500 most recent labelled rows",
+                "production_train_rows": 1900,
+                "production_window": WINDOW,
             },
-            {"version": 3, "status": "Approved", "description": "beats the champion", "model_version": NEW},
         ],
         "endpoint": {"name": "mlops-dev-churn", "status": "InService", "serving_model_version": NEW},
         "traffic": {"canary_answers": _answers(OLD, OLD, NEW, OLD, OLD, NEW, NEW, NEW)},
@@ -55,9 +79,9 @@ def passing() -> dict[str, Any]:
             {"window_end": "2026-11-27T11:00", "verdict": "no_drift", "overall_psi": 0.02, "drifted_features": []},
             {"window_end": "2026-11-27T14:00", "verdict": "drift", "overall_psi": 0.61, "drifted_features": ["tenure"]},
         ],
-        "alarms": [{"at": "2026-11-27T14:01", "alarm": "mlops-dev-drift", "previous": "OK", "state": "ALARM"}],
+        "alarms": [{"at": "2026-11-27T14:01", "alarm": "mlops-dev-churn-drift", "previous": "OK", "state": "ALARM"}],
         "retrain_decisions": [
-            {"decision": "started", "guard": "-", "alarm": "mlops-dev-drift", "reason": "3 breaches"}
+            {"decision": "started", "guard": "-", "alarm": "mlops-dev-churn-drift", "reason": "3 breaches"}
         ],
         "quality": [{"overall": {"auc": 0.83}}],
         "datasets": [
@@ -94,22 +118,39 @@ BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], set[str]]] = [
     ("automatic_retrain_started", "the guard suppressed it", _set("retrain_decisions.0.decision", "suppressed"), set()),
     ("automatic_retrain_started", "no run was started by an alarm", _set("executions.2.trigger", "upload"), set()),
     (
-        "challenger_rejected_and_recorded",
-        "the rejection has no reason",
-        _set("model_packages.1.description", None),
+        "challenger_promoted",
+        "the challenger waits for approval",
+        _set("model_packages.1.status", "PendingManualApproval"),
+        {
+            "canary_traffic_shift_observed",
+            "new_champion_serving",
+            "alarm_retrain_promoted",
+            "challenger_learned_from_labelled_production",
+        },
+    ),
+    (
+        "alarm_retrain_promoted",
+        "an upload's run trained the promoted model",
+        _set("model_packages.1.trigger", "upload"),
         set(),
     ),
     (
-        "challenger_rejected_and_recorded",
-        "nothing was rejected (so the canary replaced that one)",
-        _set("model_packages.1.status", "Approved"),
-        {"canary_traffic_shift_observed"},
+        "challenger_learned_from_labelled_production",
+        "it trained on the upload only",
+        _set("model_packages.1.production_train_rows", 0),
+        set(),
     ),
     (
-        "challenger_promoted",
-        "the challenger waits for approval",
-        _set("model_packages.2.status", "PendingManualApproval"),
-        {"canary_traffic_shift_observed", "new_champion_serving"},
+        "challenger_learned_from_labelled_production",
+        "its lineage names no production window",
+        _set("model_packages.1.production_window", None),
+        set(),
+    ),
+    (
+        "challenger_learned_from_labelled_production",
+        "the upload's test split decided",
+        _set("model_packages.1.test_data", "upload r1 test split"),
+        set(),
     ),
     ("canary_traffic_shift_observed", "all traffic moved at once", _canary(OLD, OLD, OLD, NEW, NEW, NEW), set()),
     ("canary_traffic_shift_observed", "it rolled back", _canary(OLD, NEW, OLD, NEW, OLD, OLD), set()),
@@ -117,7 +158,7 @@ BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], set[str]]] = [
     ("canary_traffic_shift_observed", "only the new model answered", _canary(NEW, NEW, NEW), set()),
     ("canary_traffic_shift_observed", "no traffic during the rollout", _canary(), set()),
     ("canary_traffic_shift_observed", "an unknown model answered", _canary(OLD, "other", OLD, "other"), set()),
-    ("all_deployments_succeeded", "the canary deployment failed", _set("executions.4.status", "FAILED"), set()),
+    ("all_deployments_succeeded", "the canary deployment failed", _set("executions.3.status", "FAILED"), set()),
     ("new_champion_serving", "the old model still serves", _set("endpoint.serving_model_version", OLD), set()),
     ("quality_measured", "no quality summary", _set("quality", []), set()),
     ("quality_measured", "no AUC (no ground truth matched)", _set("quality.0.overall", {"auc": None}), set()),
@@ -137,9 +178,9 @@ BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], set[str]]] = [
 ]
 
 
-def test_the_passing_summary_passes_every_check_and_there_are_thirteen() -> None:
-    # Given the demo's story / When checked / Then all thirteen checks pass
-    assert len(CHECKS) == 13
+def test_the_passing_summary_passes_every_check_and_there_are_fourteen() -> None:
+    # Given the demo's story / When checked / Then all fourteen checks pass
+    assert len(CHECKS) == 14
     assert checks(passing()) == dict.fromkeys(CHECKS, True)
 
 
@@ -159,6 +200,47 @@ def test_a_summary_without_the_property_fails_its_check(
     # Then that check fails (and only the checks the change also breaks)
     failed = {name for name, ok in results.items() if not ok}
     assert failed == {check} | also, (story, failed)
+
+
+def test_a_models_training_data_is_read_from_the_lineage_the_registry_records() -> None:
+    # Given the lineage the registration writes for a retrain with production rows, one without, and an upload's run
+    with_production = data_lineage(
+        {
+            "mode": "with_production",
+            "test_from": "production",
+            "upload": {"version": "r1", "train_rows": 3500},
+            "production": {
+                "window_start": "2026-11-13T14:01:00Z",
+                "window_end": "2026-11-27T14:01:00Z",
+                "train_rows": 1900,
+                "test_rows": 500,
+            },
+        }
+    )
+    upload_only = data_lineage(
+        {"mode": "upload_only", "upload": {"version": "r1", "train_rows": 3500}, "reason": "0 labelled rows < 500"}
+    )
+    # When the report reads them
+    retrained, fallback, first = (
+        training_data(with_production),
+        training_data(upload_only),
+        training_data({"dataset_version": "r1"}, upload_train_rows=3500),
+    )
+    # Then it names the production rows and their window only where production data trained
+    assert retrained == {
+        "training_data": UPLOAD_AND_PRODUCTION,
+        "test_data": "production: the 500 most recent labelled rows",
+        "production_train_rows": 1900,
+        "production_window": WINDOW,
+    }
+    assert fallback["production_train_rows"] == 0 and fallback["production_window"] is None
+    assert fallback["training_data"] == "upload r1 only: 0 labelled rows < 500"
+    assert first == {
+        "training_data": "upload r1 3500 rows",
+        "test_data": "upload r1 test split",
+        "production_train_rows": 0,
+        "production_window": None,
+    }
 
 
 def test_traffic_shares_are_each_models_share_of_the_answers_per_time_slice() -> None:
@@ -194,6 +276,9 @@ def test_the_printed_summary_and_the_html_report_show_the_checks_the_observed_sh
     html = render_html(summary)
     # Then both list every check, each model's observed share and every dataset with its endpoint's answer
     assert "PASS  canary_traffic_shift_observed" in out.getvalue()
+    assert f"v2 Approved               {NEW} (alarm mlops-dev-churn-drift): " in out.getvalue()
+    assert f"      trained on {UPLOAD_AND_PRODUCTION}; tested on production: the 500 most recent" in out.getvalue()
+    assert f"<td>{UPLOAD_AND_PRODUCTION}</td>" in html and "<td>upload r1 3500 rows</td>" in html
     assert f"4 requests: {OLD} 75%, {NEW} 25%" in out.getvalue()
     assert "  2026-12-08T22:12:00Z  rolled back from c-v3: why\n" in out.getvalue()  # SageMaker's reason
     assert "✔ canary_traffic_shift_observed" in html and f">{NEW}</text>" in html

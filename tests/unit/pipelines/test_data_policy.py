@@ -28,6 +28,7 @@ POLICY = DataPolicy(
     production_window_days=7, min_labelled_rows=100, max_production_share=0.5, test_from_production_rows=50
 )
 SCHEMA = dataclasses.replace(CHURN_SCHEMA, data_policy=POLICY)
+UNDECLARED = dataclasses.replace(CHURN_SCHEMA, data_policy=None)  # churn.yaml without its data_policy
 
 
 def rows(
@@ -49,7 +50,7 @@ def rows(
 
 
 def test_without_a_declared_policy_a_retrain_uses_the_latest_upload_as_today() -> None:
-    decided = plan(CHURN_SCHEMA, UPLOAD, rows(5000), NOW)
+    decided = plan(UNDECLARED, UPLOAD, rows(5000), NOW)
     assert decided["mode"] == UPLOAD_ONLY and decided["test_from"] == "upload" and decided["production"] is None
     assert decided["upload"] == {"version": "v1", "train_rows": 700, "validation_rows": 150, "test_rows": 150}
     assert "no data_policy" in decided["reason"]
@@ -151,10 +152,30 @@ def test_select_refuses_a_plan_whose_rows_are_gone() -> None:
 
 
 def test_the_policy_declaration_defaults_and_round_trip() -> None:
-    declared = DatasetSchema.from_dict({**CHURN_SCHEMA.to_dict(), "data_policy": {"production_window_days": 3}})
+    declared = DatasetSchema.from_dict({**UNDECLARED.to_dict(), "data_policy": {"production_window_days": 3}})
     assert declared.data_policy == DataPolicy(production_window_days=3)
     assert DatasetSchema.from_dict(declared.to_dict()) == declared
-    assert CHURN_SCHEMA.data_policy is None and "data_policy" not in CHURN_SCHEMA.to_dict()
+    assert "data_policy" not in UNDECLARED.to_dict()
     with pytest.raises(SchemaError) as error:
         DatasetSchema.from_dict({**CHURN_SCHEMA.to_dict(), "data_policy": {"min_labelled_rows": 0}})
     assert error.value.field == "data_policy.min_labelled_rows"
+
+
+def test_the_churn_declarations_policy_at_the_demos_volumes_trains_and_tests_on_the_drifted_hours() -> None:
+    # Given churn.yaml's policy, its sample's upload (5,000 rows: 3,500 train) and the demo's labelled traffic: an
+    # hour of 600 steady rows, then three hours of 600 drifted rows each, newest last
+    upload = UploadSplits(version="sample", train=3500, validation=750, test=750)
+    hours = [
+        rows(600, start=NOW - timedelta(hours=3 - h), step=timedelta(seconds=5), prefix=f"h{h}-") for h in range(4)
+    ]
+    # When the drift alarm's retrain plans right after the third drifted hour
+    decided = plan(CHURN_SCHEMA, upload, [row for hour in hours for row in hour], NOW)
+    # Then the 500 newest labelled rows (the last drifted hour) test and the other 1,900 train beside the upload
+    assert decided["mode"] == WITH_PRODUCTION and decided["test_from"] == "production"
+    assert decided["production"]["test_rows"] == 500 and decided["production"]["train_rows"] == 1900
+    assert decided["production"]["capped_rows"] == 0  # 1,900 of 5,400 training rows: within the 0.5 share
+    test = select(decided, [row for hour in hours for row in hour])["test"]
+    assert {row.key.split("-")[0] for row in test} == {"h3"}
+    # And with a quiet endpoint (400 labelled rows) the upload alone trains and tests, with the reason
+    quiet = plan(CHURN_SCHEMA, upload, hours[3][:400], NOW)
+    assert quiet["mode"] == UPLOAD_ONLY and "400 labelled production rows" in quiet["reason"]

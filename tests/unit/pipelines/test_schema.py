@@ -80,8 +80,9 @@ def test_the_churn_schema_ships_compactly() -> None:
     text = CHURN_SCHEMA.to_json()
 
     # Then it holds no empty defaults and stays well inside the 2,500 characters of a SageMaker hyperparameter
-    # once JSON-encoded a second time (pipelines.training.hyperparameters.job_hyperparameters)
-    assert len(json.dumps(text)) < 1500
+    # once JSON-encoded a second time, should a job ever carry it (today the jobs get the dataset's name:
+    # pipelines.training.hyperparameters.job_hyperparameters); its data_policy adds about 120 of them
+    assert len(json.dumps(text)) < 1650
     assert "serving" not in json.loads(text) and "labels" not in json.loads(text)
 
 
