@@ -215,6 +215,17 @@ class _Deployment:
         self.steps = [_Step(at + step.at, step.new_share) for step in steps]
         self.bake_until, self.completes = at + bake_until, at + completes
 
+    def deadline_at(self, now: float) -> float | None:
+        """``started + MaximumExecutionTimeoutInSeconds``, not counting the cloud time the fleet waited, past its
+        provisioning delay from the durations table, for the local containers to answer their first ping. The
+        table's delay prices SageMaker's instances and containers; a local model server's start takes real seconds
+        on a busy host, and at a demo's 240x ten real seconds would be forty cloud minutes, more than the whole
+        timeout: an update would roll back for the host's load, not for anything SageMaker would do."""
+        if self.deadline is None:
+            return None
+        answered = self.fleet.checked_at if self.fleet.check.done() and self.fleet.checked_at is not None else now
+        return self.deadline + max(0.0, answered - self.fleet.ready_at)
+
     def share(self, now: float) -> float:
         if self.rolled_back_at is not None and now >= self.rolled_back_at:
             return 0.0
@@ -442,8 +453,8 @@ def _advance(backend: Any, name: str) -> None:
         elif outcome is not None:
             deployment.provisioned(outcome[0])
             state.log(outcome[0], "fleet-provisioned", config=deployment.new_config)
-        elif deployment.deadline is not None and now >= deployment.deadline:
-            _roll_back(endpoint, state, deployment.deadline, "MaximumExecutionTimeoutInSeconds exceeded")
+        elif (deadline := deployment.deadline_at(now)) is not None and now >= deadline:
+            _roll_back(endpoint, state, deadline, "MaximumExecutionTimeoutInSeconds exceeded")
         else:
             return
     if deployment.rolling_back_until is not None:
@@ -462,9 +473,9 @@ def _advance(backend: Any, name: str) -> None:
             _roll_back(endpoint, state, at, f"alarm(s) in ALARM: {', '.join(tripped)}")
             _advance(backend, name)
             return
-    timed_out = deployment.deadline is not None and deployment.completes > deployment.deadline
-    if timed_out and deployment.deadline is not None and now >= deployment.deadline:
-        _roll_back(endpoint, state, deployment.deadline, "MaximumExecutionTimeoutInSeconds exceeded")
+    deadline = deployment.deadline_at(now)
+    if deadline is not None and deployment.completes > deadline and now >= deadline:
+        _roll_back(endpoint, state, deadline, "MaximumExecutionTimeoutInSeconds exceeded")
         _advance(backend, name)
         return
     if now >= deployment.completes:

@@ -465,6 +465,7 @@ class FleetCheck:
     def release(self) -> None:
         for future, answer in self.waiting:
             future.set_result(answer)
+        self.waiting.clear()
 
 
 @pytest.fixture
@@ -521,6 +522,47 @@ def test_a_container_still_starting_keeps_the_endpoint_creating(provisioned: Any
         # When the ping answers 200 / Then it is InService
         check.release()
         assert live(provisioned)["EndpointStatus"] == "InService"
+    finally:
+        shim.set_fleet_check(None)
+
+
+def test_an_update_does_not_time_out_while_the_local_containers_start_but_its_own_timeout_still_counts(
+    provisioned: Any,
+) -> None:
+    times = shim.ProvisioningTimes.from_table()
+    check = FleetCheck(hold=True)
+    try:
+        # Given a live endpoint and an update whose whole plan (10% canary, 10-minute bake and final bake, 2-minute
+        # termination wait) fits its 30-minute MaximumExecutionTimeoutInSeconds after the table's provisioning
+        model_and_config(provisioned, "a")
+        provisioned.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="a")
+        clock.advance(times.create)
+        assert live(provisioned)["EndpointStatus"] == "InService"
+        shim.set_fleet_check(check)
+        model_and_config(provisioned, "b")
+        provisioned.update_endpoint(
+            EndpointName=ENDPOINT, EndpointConfigName="b", DeploymentConfig=canary(wait=600, timeout=1800)
+        )
+        # When the green fleet's local containers answer their ping an hour of cloud time late (a busy host at 240x)
+        clock.advance(times.update + 3600)
+        assert live(provisioned)["EndpointStatus"] == "Updating"
+        check.release()
+        # Then the update goes on from there and completes: the host's wait is not SageMaker's time
+        clock.advance(1)
+        assert 0 < shares()[("b", "production")] < 1  # the canary
+        clock.advance(600 + 600 + 120)
+        assert live(provisioned)["EndpointConfigName"] == "b"
+        # And an update whose own plan overruns its timeout still rolls back at it, however late the ping came
+        model_and_config(provisioned, "c")
+        provisioned.update_endpoint(
+            EndpointName=ENDPOINT, EndpointConfigName="c", DeploymentConfig=canary(wait=600, timeout=900)
+        )
+        clock.advance(times.update + 3600)
+        check.release()
+        clock.advance(1000)
+        assert live(provisioned)["EndpointConfigName"] == "b"
+        (rollback,) = [e for e in shim.history(ACCOUNT, REGION, ENDPOINT) if e["event"] == "rolling-back"]
+        assert rollback["reason"] == "MaximumExecutionTimeoutInSeconds exceeded"
     finally:
         shim.set_fleet_check(None)
 
