@@ -169,7 +169,8 @@ TABLE: tuple[Delay, ...] = (
         typical=30,
         upper=90,
         basis="measured",
-        what="the evaluation script: champion/challenger on the held-out split, golden payloads, report upload",
+        what="the evaluation job's script (a tuned run's): champion/challenger on the held-out split, golden "
+        "payloads, report upload",
         source="aws/sagemaker-python-sdk#4358 reports a 30 s processing script (the typical figure); the upper "
         "one for a slow S3 read: assumption",
     ),
@@ -184,6 +185,29 @@ TABLE: tuple[Delay, ...] = (
         "cores (tests/unit/pipelines/evaluation/test_smoke.py's archive); the real container also starts nginx and "
         "one gevent worker per vCPU, each loading the model at its first request (sagemaker-containers _server.start): "
         "not measured in a real account, assumption; the job waits at most 120 s (PING_TIMEOUT_SECONDS)",
+    ),
+    Delay(
+        "sagemaker.training.evaluation",
+        typical=30,
+        upper=90,
+        basis="assumption",
+        what="inside an untuned run's training job, after the fit: the evaluation module in a new interpreter on the "
+        "packed archive (champion/challenger on the held-out split, golden payloads, the report into "
+        "/opt/ml/output/data, uploaded as output.tar.gz with the model)",
+        source="the same module and work as sagemaker.processing.run (a 30 s processing script, "
+        "aws/sagemaker-python-sdk#4358), whose S3 reads here are channels downloaded during "
+        "sagemaker.training.startup (the champion's archive is a few MB) and whose report leaves with the job's "
+        "output: taken equal, assumption",
+    ),
+    Delay(
+        "sagemaker.training.smoke",
+        typical=15,
+        upper=60,
+        basis="assumption",
+        what="inside the training job, after the evaluation: the image's serve on the packed archive until GET /ping "
+        "answers 200, the golden payloads POSTed as JSON and CSV, the server stopped",
+        source="the smoke test of sagemaker.processing.smoke in the training job: the scikit-learn image that "
+        "trains is the one that serves (same serve, same model); its figures, assumption",
     ),
     Delay(
         "states.sync_completion",

@@ -105,9 +105,18 @@ MODEL: dict[str, dict[str, Cost]] = {
         "RunEtl": Rows(("glue.job.startup", "glue.job.additional_python_modules", "glue.job.run", SYNC_DONE)),
         "PrepareTraining": LAMBDA,
         "TuneOrTrain": Take("TrainModel"),  # the path of a dataset without model.tuning: one training job
-        "TrainModel": Rows(("sagemaker.training.startup", "sagemaker.training.run", SYNC_DONE)),
+        # the evaluation and the golden-payload smoke test (the image's serve) run in the training job, after the fit
+        "TrainModel": Rows(
+            (
+                "sagemaker.training.startup",
+                "sagemaker.training.run",
+                "sagemaker.training.evaluation",
+                "sagemaker.training.smoke",
+                SYNC_DONE,
+            )
+        ),
         "TuneModel": Rows(("sagemaker.tuning.job", SYNC_DONE)),
-        # the golden-payload smoke test runs inside the evaluation job, on the image's serving stack
+        # the tuned path only (off the priced path): the best trial is evaluated and smoke-tested by a processing job
         "EvaluateModels": Rows(
             ("sagemaker.processing.startup", "sagemaker.processing.run", "sagemaker.processing.smoke", SYNC_DONE)
         ),

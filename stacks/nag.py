@@ -229,7 +229,8 @@ def _pipeline(stack: MlopsStack) -> None:
                 stack,
                 lake.artifacts,
                 "models/*",
-                "training writes models/<job>/output/; evaluation reads the challenger and champion archives",
+                "training writes models/<job>/output/ and reads the champion's archive (its in-job evaluation); the "
+                "tuned path's evaluation job reads the challenger and champion archives",
             ),
             **_objects(
                 stack,
@@ -275,8 +276,23 @@ def _pipeline(stack: MlopsStack) -> None:
     _ack(
         _role(pipeline.register_fn),
         {
-            **_reads("evaluation reports under evaluations/"),
-            **_objects(stack, lake.artifacts, "evaluations/*", "evaluation reports (evaluation.json, golden payloads)"),
+            **_key("publish an in-job evaluation's SSE-KMS report and golden payloads under evaluations/"),
+            **_reads("evaluation reports under evaluations/ and training jobs' output.tar.gz under models/"),
+            **_aborts("evaluations/"),
+            **_objects(
+                stack,
+                lake.artifacts,
+                "evaluations/*",
+                "evaluation reports (evaluation.json, golden payloads): read, and published from an untuned run's "
+                "training job output under evaluations/<execution>/",
+            ),
+            **_objects(
+                stack,
+                lake.artifacts,
+                "models/*/output/output.tar.gz",
+                "only the training jobs' output archives (/opt/ml/output/data: the in-job evaluation's report), "
+                "not the model archives beside them",
+            ),
             **packages,
         },
     )

@@ -74,6 +74,8 @@ def stage_from_state(state: Mapping[str, Any] | None) -> str | None:
     for key, stage in PROGRESS:
         if key == "etl" and "upload" not in state:
             continue  # a retrain skips the ETL
+        if key == "evaluation_job" and "evaluation_archive" in (state.get("training") or {}):
+            continue  # the training job evaluated (an untuned run): no evaluation job
         if key not in state:
             return stage
     return "notification"

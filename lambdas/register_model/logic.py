@@ -9,7 +9,9 @@ emits the metric.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping
@@ -19,6 +21,10 @@ from urllib.parse import quote
 
 APPROVED, PENDING, REJECTED = "Approved", "PendingManualApproval", "Rejected"
 EVALUATION_FILE = "evaluation.json"
+GOLDEN_FILE = "golden.json"
+PUBLISHED_FILES = (EVALUATION_FILE, GOLDEN_FILE)
+"""What an in-job evaluation leaves in the training job's output archive for the registry, the deployment's smoke
+check and the drift monitor (``pipelines.evaluation.evaluate``'s two files)."""
 CONTENT_TYPES = ["text/csv", "application/json"]
 RESPONSE_TYPES = ["application/json", "text/csv"]
 # The sklearn serving container runs code/inference.py of the model archive (pipelines/training/train.py).
@@ -38,6 +44,8 @@ Approval = Literal["auto", "manual"]
 class S3Client(Protocol):
     def get_object(self, **kwargs: Any) -> dict[str, Any]: ...
 
+    def put_object(self, **kwargs: Any) -> dict[str, Any]: ...
+
 
 class SageMakerClient(Protocol):
     def create_model_package(self, **kwargs: Any) -> dict[str, Any]: ...
@@ -50,7 +58,8 @@ class SageMakerClient(Protocol):
 
 
 class EvaluationNotFound(RuntimeError):
-    """The evaluation job's report is missing or unreadable."""
+    """The evaluation's report (the evaluation job's, or the training job's output archive) is missing or
+    unreadable."""
 
 
 class SmokeTestFailed(RuntimeError):
@@ -168,6 +177,43 @@ def metric_values(section: Mapping[str, Any] | None) -> dict[str, float]:
 
 
 # ---- S3 and the registry ---------------------------------------------------------------------------
+
+
+def _client_error_code(error: Exception) -> str:
+    return str(getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__))
+
+
+def publish_evaluation(s3: S3Client, archive_uri: str, evaluation_uri: str) -> list[str]:
+    """Copy ``PUBLISHED_FILES`` out of the training job's ``output.tar.gz`` (an evaluation that ran inside the
+    training job, ``pipelines/training/held_out.py``) into the execution's ``evaluation_uri`` folder, where an
+    evaluation job writes them; their URIs. ``EvaluationNotFound`` names what is missing. Safe to repeat."""
+    bucket, key = split_s3_uri(archive_uri)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as error:  # botocore ClientError: keep the code in the message
+        raise EvaluationNotFound(
+            f"no evaluation output at {archive_uri} ({_client_error_code(error)}): the training job did not evaluate"
+        ) from error
+    try:
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+            members = {member.name.removeprefix("./"): member for member in archive.getmembers() if member.isfile()}
+            files = {}
+            for name in PUBLISHED_FILES:
+                if name not in members:
+                    raise EvaluationNotFound(f"{archive_uri} holds no {name}: the training job did not evaluate")
+                handle = archive.extractfile(members[name])
+                if handle is None:  # not reached: members holds regular files only
+                    raise EvaluationNotFound(f"{archive_uri}: {name} is not a regular file")
+                files[name] = handle.read()
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise EvaluationNotFound(f"{archive_uri} is not a readable tar.gz: {error}") from error
+    published = []
+    for name, content in files.items():
+        target = f"{evaluation_uri.rstrip('/')}/{name}"
+        target_bucket, target_key = split_s3_uri(target)
+        s3.put_object(Bucket=target_bucket, Key=target_key, Body=content, ContentType="application/json")
+        published.append(target)
+    return published
 
 
 def read_evaluation(s3: S3Client, evaluation_uri: str) -> tuple[str, dict[str, Any]]:
@@ -355,6 +401,9 @@ def register(
     ApprovalDescription). So an auto-approved package sends exactly one Approved state-change event,
     the one that starts the deployment.
     """
+    archive = (state.get("training") or {}).get("evaluation_archive")
+    if archive:  # evaluated inside the training job (an upload's run); a tuned run's evaluation job wrote them
+        publish_evaluation(s3, str(archive), state["prepared"]["evaluation_uri"])
     evaluation_uri, report = read_evaluation(s3, state["prepared"]["evaluation_uri"])
     check_smoke(evaluation_uri, report)
     decision = dict(report["decision"])

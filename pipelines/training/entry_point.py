@@ -2,7 +2,8 @@
 
 ``train.main`` hands over here when the declaration names an entry point. The script
 (``<code root>/<entry_point>/train.py``; the stack ships the directory in the training source archive next to
-``pipelines/``) runs in a child process with the job's environment (``SM_*``), ``code root`` on ``PYTHONPATH``
+``pipelines/``) runs in a child process with the job's environment (``SM_*``, without the held-out channels:
+``held_out.fit_environment``), ``code root`` on ``PYTHONPATH``
 and the SageMaker script-mode command line: ``--dataset <name>``, the stage's training hyperparameters and the
 declared ``model.hyperparameters``, each ``--name value``. It saves its model with ``pipelines.training.byo``.
 
@@ -33,7 +34,7 @@ import pandas as pd
 from pipelines.evaluation import model_metrics
 from pipelines.features import model_frame, model_output
 from pipelines.schema import ENTRY_POINT_SCRIPT, DatasetSchema
-from pipelines.training import byo
+from pipelines.training import byo, held_out
 from pipelines.training.hyperparameters import Hyperparameters
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +84,8 @@ def run_script(
         raise EntryPointError(f"{shown}: no such file in the training code")
     model_path = model_dir / byo.MODEL_FILE
     model_path.unlink(missing_ok=True)
-    env = dict(os.environ if environ is None else environ)
+    # the held-out channels (test split, champion) are not the script's: no variable names them
+    env = held_out.fit_environment(os.environ if environ is None else environ)
     env["SM_MODEL_DIR"] = str(model_dir)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="byo-") as scratch:

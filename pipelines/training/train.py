@@ -444,8 +444,15 @@ def train_declared(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The training job: the declared model fitted on the train and validation channels; when the job has the
+    held-out channels (an upload's ``TrainModel``; a tuning trial has none), the platform's evaluation of the
+    saved model after the fit (``held_out``: the test split and the champion are sealed away before any training
+    code runs)."""
+    from pipelines.training import held_out
+
     env = TrainingEnv.from_environ()
     hyperparameters, schema = parse_args(argv, env.hyperparameters)
+    sealed = held_out.seal(os.environ)
     train_df = load_split(env.train_dir, schema, "train")
     validation_df = load_split(env.validation_dir, schema, "validation")
     result, metadata = train_declared(
@@ -456,6 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in metric_lines(result.metrics):
         print(line, flush=True)
     print(f"model_version={metadata['model_version']} rows={result.rows}", flush=True)
+    if sealed.channels:
+        held_out.evaluate(sealed, env.model_dir, env.output_data_dir, schema.name)
     return 0
 
 

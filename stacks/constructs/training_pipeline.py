@@ -1,5 +1,12 @@
 """Training pipeline: S3 upload -> start Lambda -> Step Functions
-(ETL -> prepare -> SageMaker training -> evaluation -> champion/challenger gate -> registry -> notify).
+(ETL -> prepare -> SageMaker training with the evaluation inside it -> champion/challenger gate -> registry ->
+notify; a dataset with ``model.tuning``: tuning job -> evaluation job -> the same gate).
+
+The training job of an untuned run evaluates the model it saved (``pipelines/training/held_out.py``): the test split
+and the champion's archive are channels the fit never sees, the evaluation module and the golden-payload smoke
+test run after it, and the report leaves in the job's ``output.tar.gz``; it saves the evaluation job's start-up
+(processing jobs have no warm pools). A tuning job's trials get no held-out channel; its best trial is evaluated by
+the separate evaluation job, as before.
 
 One state machine for every declared dataset: each execution's input carries ``"dataset": "<name>"`` and every
 step passes it on (the Glue job's ``--dataset``, the training job's ``dataset`` hyperparameter, the evaluation
@@ -27,6 +34,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from pipelines.platform import COMPOSED_PREFIX, PRODUCTION_PREFIX, RAW_DATASETS_PREFIX
+from pipelines.training.held_out import HELD_OUT_CHANNELS
 from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
 from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, MODELS_PREFIX, DataLake
@@ -67,6 +75,9 @@ CODE_CHANNEL = "code"
 itself reads the input channels, through the VPC): the source archive comes in as this channel and the toolkit
 extracts it from the container path, as the SageMaker Python SDK does for an isolated framework estimator."""
 CHANNELS_DIR = "/opt/ml/input/data"
+OUTPUT_ARCHIVE = "output.tar.gz"
+"""What SageMaker makes of a training job's /opt/ml/output/data: one compressed tar object beside model.tar.gz
+(SageMaker Developer Guide, "How Amazon SageMaker AI Processes Training Output")."""
 # sh -c '<script>' <$0> <args...>: "$@" hands the job's ContainerArguments to the evaluation module. The
 # code input holds the source archive under its S3 object name (the asset hash), hence the glob.
 EVALUATION_ENTRYPOINT = [
@@ -123,9 +134,11 @@ class TrainingPipeline(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Training and evaluation jobs: read curated data and code, write model artifacts",
         )
-        # training reads the curated splits (curated/...), evaluation the test split, the challenger and champion
-        # archives (models/...) and prepare's no-champion placeholder (evaluations/...); they write the model
-        # (models/<job>/output/) and the evaluation report (evaluations/<execution>/), and delete nothing
+        # training reads the curated splits (curated/...: an upload's job also the test split, for its in-job
+        # evaluation), the champion's archive (models/...) and prepare's no-champion placeholder (evaluations/...) as
+        # channels; the tuned path's evaluation job reads the same and the best trial's archive (models/...). They
+        # write the model and the in-job evaluation's output archive (models/<job>/output/) and the evaluation job's
+        # report (evaluations/<execution>/), and delete nothing
         lake.curated.grant_read(self.sagemaker_role, f"{CURATED_PREFIX}*")
         for prefix in (MODELS_PREFIX, EVALUATIONS_PREFIX):
             lake.artifacts.grant_read(self.sagemaker_role, f"{prefix}*")
@@ -218,6 +231,10 @@ class TrainingPipeline(Construct):
         lake.curated.grant_put(self.prepare_fn, f"{COMPOSED_PREFIX}*")
         lake.artifacts.grant_put(self.prepare_fn, f"{EVALUATIONS_PREFIX}*/no-champion/NO_CHAMPION")
         lake.artifacts.grant_read(self.register_fn, f"{EVALUATIONS_PREFIX}*")
+        # an upload's evaluation ran inside its training job: register reads the job's output archive and publishes
+        # evaluation.json and golden.json under evaluations/<execution>/ (the registry's ModelQuality points there)
+        lake.artifacts.grant_read(self.register_fn, f"{MODELS_PREFIX}*/output/{OUTPUT_ARCHIVE}")
+        lake.artifacts.grant_put(self.register_fn, f"{EVALUATIONS_PREFIX}*")
         for fn in (self.prepare_fn, self.register_fn):
             lake.key.grant_decrypt(fn)
         grant_put_metrics(self.register_fn, config.metrics_namespace)
@@ -440,6 +457,23 @@ class TrainingPipeline(Construct):
             if self.network
             else []
         )
+        # The evaluation runs inside the training job (pipelines/training/held_out.py): the held-out test split and
+        # the champion's archive (or prepare's NO_CHAMPION placeholder) come in as channels the fit never sees
+        held_out_channels = [
+            {
+                "ChannelName": name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3Uri.$": uri_path,
+                        "S3DataType": "S3Prefix",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            for name, uri_path in zip(
+                HELD_OUT_CHANNELS, ("$.prepared.curated.test_uri", "$.prepared.champion_model_data"), strict=True
+            )
+        ]
         # A CustomState rather than tasks.SageMakerCreateTrainingJob, whose S3Location renders an https URL for a
         # bucket (SageMaker takes the host for the bucket) and, for channels from JSON paths, grants s3:GetObject and
         # s3:ListBucket on every bucket; it also grants sagemaker:ListTags on "*". Its IAM is granted below, scoped.
@@ -475,6 +509,7 @@ class TrainingPipeline(Construct):
                                 }
                                 for split in ("train", "validation")
                             ]
+                            + held_out_channels
                             + code_channel,
                             "OutputDataConfig": {"S3OutputPath": output_path, "KmsKeyId": lake.key.key_arn},
                             "ResourceConfig": {
@@ -488,9 +523,16 @@ class TrainingPipeline(Construct):
                             "Environment": {"MODEL_VERSION.$": "$.prepared.model_version"},
                             **self._job_network(),
                         },
+                        # SageMaker uploads /opt/ml/output/data (evaluation.json, golden.json) as
+                        # <S3OutputPath>/<training job>/output/output.tar.gz beside model.tar.gz
                         "ResultSelector": {
                             "job_name.$": "$.TrainingJobName",
                             "model_data.$": "$.ModelArtifacts.S3ModelArtifacts",
+                            "evaluation_archive.$": "States.Format('{}{}/output/"
+                            + OUTPUT_ARCHIVE
+                            + "', '"
+                            + output_path
+                            + "', $.TrainingJobName)",
                         },
                         "ResultPath": "$.training",
                     },
@@ -498,13 +540,17 @@ class TrainingPipeline(Construct):
             )
         )
 
-        # ---- 2b. a dataset that declares model.tuning: an automatic model tuning job of the same training job;
-        # its best trial (by the gate's metric on the validation split) goes on as the challenger ----
+        # ---- 2b. a dataset that declares model.tuning: an automatic model tuning job of the same training job,
+        # without the held-out channels (a trial trains only); its best trial (by the gate's metric on the
+        # validation split) goes on as the challenger, evaluated by the evaluation job ----
         definition = {
             key: value
             for key, value in train.to_state_json()["Parameters"].items()
             if key not in ("TrainingJobName.$", "HyperParameters")
         }
+        definition["InputDataConfig"] = [
+            channel for channel in definition["InputDataConfig"] if channel["ChannelName"] not in HELD_OUT_CHANNELS
+        ]
         tune = catch(
             self._retry(
                 sfn.CustomState(
@@ -543,7 +589,8 @@ class TrainingPipeline(Construct):
             sfn.Choice(self, "TuneOrTrain").when(sfn.Condition.is_present("$.prepared.tuning"), tune).otherwise(train)
         )
 
-        # ---- 3. evaluation: challenger vs champion on the held-out test split ----
+        # ---- 3. the tuned path's evaluation: the best trial vs the champion on the held-out test split (a processing
+        # job; an upload's TrainModel evaluates inside the training job) ----
         from pipelines.evaluation.evaluate import processing_arguments  # lazy: sklearn, synth path only
 
         # --dataset <the execution's dataset> and the container paths: the gate comes from the platform document
@@ -648,8 +695,8 @@ class TrainingPipeline(Construct):
             .otherwise(etl.next(prepare))
         )
         prepare.next(tune_or_train)
-        tune.next(evaluate)
-        train.next(evaluate).next(register).next(gate)
+        tune.next(evaluate).next(register)
+        train.next(register).next(gate)
 
         log_group = logs.LogGroup(
             self,
@@ -667,7 +714,7 @@ class TrainingPipeline(Construct):
             tracing_enabled=True,
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             timeout=cdk.Duration.hours(6),
-            comment="ETL -> training -> evaluation -> champion/challenger gate -> registry -> notify",
+            comment="ETL -> training + evaluation (tuned: tuning -> evaluation) -> gate -> registry -> notify",
         )
         # The training and processing tasks are CustomStates: grant what their .sync integrations need (Step
         # Functions Developer Guide, "IAM policies for calling SageMaker AI"), scoped to this stage's job names.

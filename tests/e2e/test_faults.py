@@ -417,7 +417,7 @@ def test_a_model_that_cannot_load_fails_the_update_before_any_traffic_and_the_ch
     before = state_of(lc)
     known = {e.name for e in lc.executions(lc.deployment_machine)}
     # Given an approved package whose model cannot load (model_fn raises, as a pickle of another scikit-learn would),
-    # registered by hand: it never went through an evaluation job's smoke test
+    # registered by hand: it never went through the pipeline's smoke test
     package = lc.champion()
     assert package is not None
     container = dict(package["InferenceSpecification"]["Containers"][0])

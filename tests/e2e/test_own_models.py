@@ -399,7 +399,9 @@ def test_a_script_whose_model_cannot_answer_the_golden_payloads_fails_before_any
         "Reason: AlgorithmError: EntryPointError: the model cannot predict the golden payloads (the endpoint's "
         "requests): ValueError: n_components=10 must be between"
     ), line
-    assert not own.lcs[NO_SERVE].clients.sagemaker.list_processing_jobs(NameContains=NO_SERVE)["ProcessingJobSummaries"]
+    lc, run = own.lcs[NO_SERVE], own.runs[NO_SERVE]
+    reports = lc.clients.s3.list_objects_v2(Bucket=lc.artifacts_bucket, Prefix=f"evaluations/{run.name}/")
+    assert not [o["Key"] for o in reports.get("Contents", []) if o["Key"].endswith(".json")], reports
 
 
 def _failed_in_training(own: Own, name: str) -> str:
@@ -457,6 +459,14 @@ def test_a_tuning_run_registers_its_best_trial_with_the_tuning_job_trials_and_ch
     assert metadata["tuned_hyperparameters"] == " ".join(f"{k}={v}" for k, v in sorted(chosen.items()))
     recorded = dict(pair.split("=", 1) for pair in metadata["hyperparameters"].split())
     assert {k: recorded[k] for k in (*chosen, "max_depth")} == {**chosen, "max_depth": "8"}, metadata
+    # and the evaluation job evaluated it (a trial gets no held-out channel): the tuned path keeps that job
+    trial_channels = {
+        c["ChannelName"]
+        for t in trials
+        for c in sagemaker.describe_training_job(TrainingJobName=t["TrainingJobName"])["InputDataConfig"]
+    }
+    assert trial_channels == {"train", "validation"}, trial_channels
+    assert len(sagemaker.list_processing_jobs(NameContains=TUNED)["ProcessingJobSummaries"]) == 1
     # and the archive the gate evaluated is that trial's, built with the chosen values
     built = _model_metadata(lc, best["TrainingJobName"])["estimator"]
     assert {k: str(built["parameters"][k]) for k in chosen} == chosen, built
@@ -490,13 +500,15 @@ def test_a_candidate_the_serving_stack_answers_differently_is_never_registered_a
     run = lc.wait_for_new_execution(lc.training_machine, runs, 1200)
     own.cloud.settle()
 
-    # Then the evaluation job's smoke test (the image's serve on the new archive) saw answers that differ from the
-    # job's in-process ones, the gate refused it with that reason and the run failed at the registration
+    # Then the training job's smoke test (the image's serve on the archive it saved, after its evaluation) saw
+    # answers that differ from the evaluation's in-process ones, the gate refused it with that reason and the run
+    # failed at the registration, with no evaluation job
     assert run.status == "FAILED", run.status
     cause = run.cause or ""
     smoke = "smoke test failed: POST /invocations (application/json, 8 golden rows): "
     assert smoke in cause and "served values differ from the in-process answers" in cause, cause
     assert cause.endswith("; nothing is registered"), cause
+    assert not lc.clients.sagemaker.list_processing_jobs(NameContains=UNSTABLE)["ProcessingJobSummaries"]
     notes = [n for n in lc.read_notifications()[seen:] if n["attributes"].get("outcome") == "failed"]
     assert len(notes) == 1 and smoke in (notes[0]["message"] or ""), lc.notifications
     # and nothing was registered, no deployment started: the champion keeps serving all traffic, on its config

@@ -175,9 +175,10 @@ def test_prod_training_and_evaluation_jobs_are_isolated_in_the_vpc(prod: dict[st
     assert training["EnableNetworkIsolation"] is True
     assert training["EnableInterContainerTrafficEncryption"] is True
     assert len(training["VpcConfig"]["Subnets"]) == 2 and len(training["VpcConfig"]["SecurityGroupIds"]) == 1
-    # isolated: the source archive comes in as a channel, the toolkit extracts it from the container path
+    # isolated: the source archive comes in as a channel, the toolkit extracts it from the container path; the in-job
+    # evaluation's inputs (test split, champion archive) are channels too, its report leaves with the job's output
     channels = {c["ChannelName"] for c in training["InputDataConfig"]}
-    assert channels == {"train", "validation", "code"}
+    assert channels == {"train", "validation", "code", "test", "champion"}
     assert training["HyperParameters"]["sagemaker_submit_directory"].startswith('"/opt/ml/input/data/code/')
     network = _task(prod, "sagemaker:createProcessingJob.sync")["NetworkConfig"]
     assert network["EnableNetworkIsolation"] is True and network["EnableInterContainerTrafficEncryption"] is True

@@ -15,7 +15,7 @@ from sagemaker_training import mapping
 
 from lambdas.prepare_training.logic import job_name
 from pipelines.evaluation import evaluate
-from pipelines.training import train
+from pipelines.training import held_out, train
 from stacks.config import StageConfig
 from stacks.constructs.training_pipeline import GLUE_QUEUE_SECONDS, TRAINING_PROGRAM, TRANSIENT_ERRORS
 from stacks.mlops_stack import MlopsStack
@@ -41,9 +41,10 @@ def test_order_etl_train_evaluate_gate_register_notify(machine: dict[str, Any]) 
     assert states["PrepareTraining"]["Next"] == "TuneOrTrain"
     assert states["TuneOrTrain"]["Default"] == "TrainModel"  # a dataset without model.tuning
     assert states["TrainModel"]["Resource"].endswith(":states:::sagemaker:createTrainingJob.sync")
-    assert states["TrainModel"]["Next"] == "EvaluateModels"
+    # the training job evaluates the model it saved (pipelines/training/held_out.py): no evaluation job on this path
+    assert states["TrainModel"]["Next"] == "RegisterModel"
     assert states["EvaluateModels"]["Resource"].endswith(":states:::sagemaker:createProcessingJob.sync")
-    assert states["EvaluateModels"]["Next"] == "RegisterModel"
+    assert states["EvaluateModels"]["Next"] == "RegisterModel"  # the tuned path's evaluation job
     assert states["RegisterModel"]["Next"] == "GatePassed"
     gate = states["GatePassed"]
     assert gate["Choices"][0]["Variable"] == "$.registration.passed"
@@ -66,18 +67,24 @@ def test_a_dataset_that_declares_tuning_runs_a_tuning_job_of_the_same_training_j
         {"Variable": "$.prepared.tuning", "IsPresent": True, "Next": "TuneModel"}
     ]
     tune, train_state = states["TuneModel"], states["TrainModel"]
-    # Then a tuning job runs through the .sync integration, then the same evaluation, retries and failure path
+    # Then a tuning job runs through the .sync integration, then the evaluation job, the same retries and failure path
     assert tune["Resource"].endswith(":states:::sagemaker:createHyperParameterTuningJob.sync")
     assert tune["Next"] == "EvaluateModels"
     assert (tune["Retry"], tune["Catch"]) == (train_state["Retry"], train_state["Catch"])
-    # of the training job's definition (image, channels, output, instance, metric definitions, role, network),
-    # its static hyperparameters from prepare (the tuned ones left out, SageMaker passes them per trial)
+    # of the training job's definition (image, channels, output, instance, metric definitions, role, network), but
+    # the held-out channels (a trial never sees the test split: it trains only, the evaluation job evaluates the
+    # best one), its static hyperparameters from prepare (the tuned ones left out, SageMaker passes them per trial)
     parameters = tune["Parameters"]
     assert parameters["HyperParameterTuningJobName.$"] == "$.prepared.tuning.job_name"
     assert parameters["HyperParameterTuningJobConfig.$"] == "$.prepared.tuning.config"
     trained = {k: v for k, v in train_state["Parameters"].items() if k not in ("TrainingJobName.$", "HyperParameters")}
+    trained["InputDataConfig"] = [
+        c for c in trained["InputDataConfig"] if c["ChannelName"] in ("train", "validation", "code")
+    ]
     static = {"StaticHyperParameters.$": "$.prepared.tuning.static_hyperparameters"}
     assert parameters["TrainingJobDefinition"] == {**trained, **static}
+    trial_channels = {c["ChannelName"] for c in parameters["TrainingJobDefinition"]["InputDataConfig"]}
+    assert not trial_channels & {"test", "champion"}
     # and prepare holds the training job's hyperparameters but the execution's dataset, which it adds
     prepare_env = _function(resources, "PrepareTraining")["Properties"]["Environment"]["Variables"]
     hps = {k: v for k, v in train_state["Parameters"]["HyperParameters"].items() if k != "dataset.$"}
@@ -189,7 +196,19 @@ def test_training_job_runs_the_sklearn_container_in_script_mode(machine: dict[st
     assert json.loads(hps["max_iter"]) == config.training.hyperparameters.max_iter
     names = {m["Name"] for m in params["AlgorithmSpecification"]["MetricDefinitions"]}
     assert {"validation:auc", "validation:f1"} <= names
-    assert {c["ChannelName"] for c in params["InputDataConfig"]} == {"train", "validation"}
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in params["InputDataConfig"]}
+    assert set(channels) == {"train", "validation", *held_out.HELD_OUT_CHANNELS}
+    # the held-out channels of the in-job evaluation: the test split and the champion's archive (or prepare's
+    # no-champion placeholder prefix), which train.main seals away from the fit
+    assert channels["test"]["S3Uri.$"] == "$.prepared.curated.test_uri"
+    assert channels["champion"]["S3Uri.$"] == "$.prepared.champion_model_data"
+    # and the evaluation leaves in /opt/ml/output/data, which SageMaker uploads beside model.tar.gz
+    output = params["OutputDataConfig"]["S3OutputPath"]
+    selector = definition(machine)["States"]["TrainModel"]["ResultSelector"]
+    assert selector["evaluation_archive.$"] == (
+        f"States.Format('{{}}{{}}/output/output.tar.gz', '{output}', $.TrainingJobName)"
+    )
+    assert selector["model_data.$"] == "$.ModelArtifacts.S3ModelArtifacts"
     assert params["ResourceConfig"]["InstanceType"] == config.training.instance_type
     assert "VolumeKmsKeyId" in params["ResourceConfig"]
     assert "KmsKeyId" in params["OutputDataConfig"]
@@ -405,11 +424,19 @@ def test_pipeline_lambdas_touch_only_their_own_data(resources: dict[str, Any]) -
     assert sorted(r for s in reads for r in _resources(s) if "/" in r) == sorted(
         [_object_arn(resources, "Curated", "/curated/*"), _object_arn(resources, "Curated", "/production/*")]
     )
-    # register reads evaluation reports only and writes no data; it may create and update packages
+    # register reads evaluation reports and the training jobs' output archives (not their models), and writes the
+    # in-job evaluation's two files under evaluations/; it deletes nothing, and may create and update packages
     register = _statements(resources, "RegisterModel")
-    assert not [a for s in register for a in _actions(s) if a.startswith(("s3:Put", "s3:Delete"))]
+    assert not [a for s in register for a in _actions(s) if a.startswith("s3:Delete")]
+    register_writes = [r for s in register if any(a.startswith("s3:Put") for a in _actions(s)) for r in _resources(s)]
+    assert register_writes == [_object_arn(resources, "Artifacts", "/evaluations/*")]
     register_reads = [r for s in register if "s3:GetObject*" in _actions(s) for r in _resources(s) if "/" in r]
-    assert register_reads == [_object_arn(resources, "Artifacts", "/evaluations/*")]
+    assert sorted(register_reads) == sorted(
+        [
+            _object_arn(resources, "Artifacts", "/evaluations/*"),
+            _object_arn(resources, "Artifacts", "/models/*/output/output.tar.gz"),
+        ]
+    )
     actions = {a for s in register for a in _actions(s)}
     assert {"sagemaker:CreateModelPackage", "sagemaker:UpdateModelPackage"} <= actions
     # the failure explainer needs no data at all

@@ -211,6 +211,17 @@ def test_a_registration_failure_points_at_the_registry() -> None:
     assert "Check the model package group for this execution's record" in failure["message"]
 
 
+def test_a_registration_failure_after_a_training_job_that_evaluated_points_at_the_registry() -> None:
+    # Given an untuned run: its training job evaluated (its output archive is in $.training), no evaluation job ran
+    error = {"Error": "SmokeTestFailed", "Cause": lambda_cause("SmokeTestFailed", "smoke test failed: 500")}
+    training = {"model_data": "s3://a/models/j/output/model.tar.gz", "evaluation_archive": "s3://a/o.tar.gz"}
+    state = {**UPLOAD, "etl": {}, "prepared": {}, "training": training}
+    # Then the registration is the stage that failed, as after an evaluation job
+    assert invoke(error, state)["stage"] == "registration"
+    # and a run without the archive (tuned: the evaluation job was next) still names the evaluation
+    assert logic.stage_from_state({**state, "training": {"model_data": "s3://a/m.tar.gz"}}) == "evaluation"
+
+
 def test_a_lambda_timeout_without_an_error_type_still_reports_its_message() -> None:
     cause = json.dumps({"errorMessage": "2026-11-27T10:00:00Z req Task timed out after 60.00 seconds"})
     failure = invoke({"Error": "Sandbox.Timedout", "Cause": cause}, {**UPLOAD, "etl": {}})

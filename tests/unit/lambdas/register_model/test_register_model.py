@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import tarfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -395,6 +397,69 @@ def test_a_missing_evaluation_report_names_the_object(aws: dict[str, Any]) -> No
     uri = f"s3://{ARTIFACTS}/evaluations/{EXECUTION}/evaluation.json"
     with pytest.raises(logic.EvaluationNotFound, match=rf"no evaluation report at {uri} \(NoSuchKey\)"):
         invoke(state())
+    assert packages(aws["sagemaker"]) == []
+
+
+def in_job_state(execution: str = EXECUTION) -> dict[str, Any]:
+    """An untuned run's state: the training job evaluated (its output archive in ``$.training``), no evaluation job."""
+    run = state(execution)
+    del run["evaluation_job"]
+    job = run["training"]["job_name"]
+    run["training"]["evaluation_archive"] = f"s3://{ARTIFACTS}/models/{job}/output/output.tar.gz"
+    return run
+
+
+def put_output_archive(s3: Any, files: dict[str, Any], execution: str = EXECUTION) -> None:
+    """The training job's output.tar.gz (SageMaker packs /opt/ml/output/data with paths relative to it)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, document in files.items():
+            body = json.dumps(document).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    key = in_job_state(execution)["training"]["evaluation_archive"].removeprefix(f"s3://{ARTIFACTS}/")
+    s3.put_object(Bucket=ARTIFACTS, Key=key, Body=buffer.getvalue())
+
+
+def test_an_evaluation_made_inside_the_training_job_is_published_with_the_package(aws: dict[str, Any]) -> None:
+    # Given the training job's output archive with its evaluation, golden payloads and metrics, no evaluation job
+    golden = {"model_version": "churn-new", "body": {"instances": [{"tenure": 1.0}]}}
+    put_output_archive(aws["s3"], {"metrics.json": {}, "evaluation.json": report(0.86, None), "golden.json": golden})
+    # When the step runs
+    result = invoke(in_job_state())
+    # Then the two files are where an evaluation job writes them, and the package points at the report
+    folder = f"evaluations/{EXECUTION}/"
+    listed = aws["s3"].list_objects_v2(Bucket=ARTIFACTS, Prefix=folder)["Contents"]
+    assert sorted(o["Key"] for o in listed) == [f"{folder}evaluation.json", f"{folder}golden.json"]
+    published = aws["s3"].get_object(Bucket=ARTIFACTS, Key=f"{folder}golden.json")["Body"].read()
+    assert json.loads(published) == golden
+    assert result["passed"] is True
+    (package,) = packages(aws["sagemaker"])
+    statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    assert statistics == f"s3://{ARTIFACTS}/{folder}evaluation.json"
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        (
+            None,
+            r"no evaluation output at s3://\S+/output/output.tar.gz \(NoSuchKey\): the training job did not evaluate",
+        ),
+        ({"metrics.json": {}}, r"output.tar.gz holds no evaluation.json: the training job did not evaluate"),
+        ({"evaluation.json": {}}, r"output.tar.gz holds no golden.json: the training job did not evaluate"),
+    ],
+)
+def test_a_training_job_output_without_the_evaluation_registers_nothing(
+    aws: dict[str, Any], files: dict[str, Any] | None, reason: str
+) -> None:
+    # Given no output archive, or one without the evaluation's files / When the step runs
+    if files is not None:
+        put_output_archive(aws["s3"], files)
+    # Then it names what is missing and registers nothing
+    with pytest.raises(logic.EvaluationNotFound, match=reason):
+        invoke(in_job_state())
     assert packages(aws["sagemaker"]) == []
 
 
