@@ -1,5 +1,6 @@
 """``mlops data erase --dataset N (--key K | --inference-id I) [--dry-run]``: erase one record from the dataset's
-captured requests, joined labels and labelled production rows, with the versions that held it (``cli.erasure``).
+captured requests, joined labels, labelled production rows and retrains' composed copies of them, with the versions
+that held it (``cli.erasure``).
 A retrain started afterwards plans and trains without it (its data plan reads the production rows as they are then).
 
 The operator's credentials need, on the artifacts and curated zones: ``s3:ListBucket``, ``s3:ListBucketVersions``,
@@ -16,7 +17,7 @@ from cli import erasure
 from cli.context import Ops
 from cli.errors import BAD_INPUT, OK, CliError
 from cli.output import emit
-from pipelines.platform import DATA_CAPTURE_PREFIX, MONITORING_PREFIX, production_prefix
+from pipelines.platform import COMPOSED_PREFIX, DATA_CAPTURE_PREFIX, MONITORING_PREFIX, production_prefix
 
 
 def where(ops: Ops, name: str, endpoint: str) -> erasure.Where:
@@ -26,6 +27,7 @@ def where(ops: Ops, name: str, endpoint: str) -> erasure.Where:
         capture_prefix=f"{DATA_CAPTURE_PREFIX}{endpoint}/",
         quality_prefix=f"{MONITORING_PREFIX}quality/{name}/",
         production_prefix=production_prefix(name),
+        composed_prefix=f"{COMPOSED_PREFIX}{name}/",
     )
 
 
@@ -35,9 +37,8 @@ def erase(ops: Ops, args: argparse.Namespace) -> int:
         record = erasure.Record.of(key=args.key, inference_id=args.inference_id)
     except ValueError as error:
         raise CliError(str(error), BAD_INPUT) from None
-    result = erasure.erase(
-        ops.aws.client("s3"), where(ops, dataset.name, dataset.endpoint), record, dry_run=args.dry_run
-    )
+    places = where(ops, dataset.name, dataset.endpoint)
+    result = erasure.erase(ops.aws.client("s3"), places, record, dry_run=args.dry_run)
     summary: dict[str, Any] = {
         "dataset": dataset.name,
         "ids": sorted(record.ids),
@@ -45,9 +46,10 @@ def erase(ops: Ops, args: argparse.Namespace) -> int:
         "dry_run": bool(args.dry_run),
         "objects_scanned": result.scanned,
         "removed": {
-            "captured_requests": result.removed("data-capture/"),
-            "joined_labels": result.removed("/quality/"),
-            "production_rows": result.removed("production/"),
+            "captured_requests": result.removed(places.capture_prefix),
+            "joined_labels": result.removed(places.quality_prefix),
+            "production_rows": result.removed(places.production_prefix),
+            "composed_rows": result.removed(places.composed_prefix),
         },
         "objects": [asdict(place) for place in result.places],
     }
@@ -55,7 +57,8 @@ def erase(ops: Ops, args: argparse.Namespace) -> int:
     lines = [
         f"{dataset.name}: {verb} {summary['removed']['captured_requests']} captured request(s), "
         f"{summary['removed']['joined_labels']} joined label line(s), {summary['removed']['production_rows']} "
-        f"production row(s) of {', '.join(summary['ids'])} ({result.scanned} objects scanned)",
+        f"production row(s), {summary['removed']['composed_rows']} composed training row(s) of "
+        f"{', '.join(summary['ids'])} ({result.scanned} objects scanned)",
         *(
             f"  {p.action} s3://{p.bucket}/{p.key} (-{p.removed}; {p.versions_deleted} other versions deleted)"
             for p in result.places

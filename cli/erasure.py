@@ -13,7 +13,11 @@ production rows: ``lambdas/ground_truth/production.py``). What goes, per place:
 - labelled production rows (curated zone, ``production/<dataset>/``, Parquet): the rows whose
   ``prod_inference_id`` is the id or one of its aliases (a label may name a request by its ``eventId`` while the
   operator knows its ``inferenceId``: the other ids of the erased capture records and joined lines are aliases),
-  only the key's ``prod_request_row`` with ``--key``.
+  only the key's ``prod_request_row`` with ``--key``;
+- the composed channels of past retrains (curated zone, ``curated/composed/<dataset>/``, Parquet: copies of the
+  production rows a run trained and was tested on, ``lambdas/prepare_training/compose.py``): the rows whose key
+  column holds the key of an erased production row (or ``--key``). A model already trained on the record is not
+  changed; its lineage still counts the rows it was trained on, and its composed data no longer holds the record.
 
 Each object that held the record is rewritten without it under the same key (deleted when nothing is left), and
 then every other version of that key is deleted (``DeleteObject`` with ``VersionId``): the zones are versioned, and
@@ -56,6 +60,7 @@ class Record:
 
     ids: set[str]
     row: int | None = None
+    keys: set[str] = field(default_factory=set)  # production row keys <id>:<row> erased (copied into composed data)
 
     @classmethod
     def of(cls, *, key: str | None = None, inference_id: str | None = None) -> Record:
@@ -68,7 +73,7 @@ class Record:
         match = KEY.match(key or "")
         if not match:
             raise ValueError(f"--key {key!r} is not a production row key <inference id>:<request row>")
-        return cls({match["id"]}, int(match["row"]))
+        return cls({match["id"]}, int(match["row"]), {str(key)})
 
 
 @dataclass
@@ -87,8 +92,8 @@ class Erasure:
     places: list[Place] = field(default_factory=list)
     scanned: int = 0
 
-    def removed(self, kind: str) -> int:
-        return sum(p.removed for p in self.places if kind in p.key)
+    def removed(self, prefix: str) -> int:
+        return sum(p.removed for p in self.places if p.key.startswith(prefix))
 
 
 # ---- one object's content without the record ---------------------------------------------------------------
@@ -144,6 +149,26 @@ def without_production(body: bytes, record: Record) -> tuple[bytes, int]:
         hit = pc.and_(hit, pc.equal(table["prod_request_row"], record.row))
     hit = pc.fill_null(hit, False)
     removed = pc.sum(hit).as_py() or 0
+    erased = table.filter(hit)
+    ids, rows = erased["prod_inference_id"].to_pylist(), erased["prod_request_row"].to_pylist()
+    record.keys |= {f"{i}:{r}" for i, r in zip(ids, rows, strict=True)}
+    return _write_without(table, hit, body, removed)
+
+
+def without_composed(body: bytes, record: Record) -> tuple[bytes, int]:
+    """A retrain's composed channel without the erased production rows: the rows whose key column holds one of
+    their keys (a composed file has the upload's columns, the key column among them, not the ``prod_`` ones)."""
+    table = pq.read_table(io.BytesIO(body))
+    hit = pa.array([False] * table.num_rows)
+    if record.keys:
+        keys = pa.array(sorted(record.keys))
+        for column in table.itercolumns():
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                hit = pc.or_(hit, pc.fill_null(pc.is_in(column, value_set=keys), False))
+    return _write_without(table, hit, body, pc.sum(hit).as_py() or 0)
+
+
+def _write_without(table: pa.Table, hit: Any, body: bytes, removed: int) -> tuple[bytes, int]:
     if not removed:
         return body, 0
     sink = io.BytesIO()
@@ -152,7 +177,7 @@ def without_production(body: bytes, record: Record) -> tuple[bytes, int]:
 
 
 def empty(kind: Callable[[bytes, Record], tuple[bytes, int]], body: bytes) -> bool:
-    if kind is without_production:
+    if kind in (without_production, without_composed):
         return pq.read_metadata(io.BytesIO(body)).num_rows == 0
     return not body.strip()
 
@@ -216,13 +241,15 @@ class Where:
     capture_prefix: str  # data-capture/<endpoint>/
     quality_prefix: str  # monitoring/quality/<dataset>/
     production_prefix: str  # production/<dataset>/
+    composed_prefix: str  # curated/composed/<dataset>/
 
 
 def erase(s3: S3Client, where: Where, record: Record, *, dry_run: bool = False) -> Erasure:
     """Erase ``record`` from the captured requests first (they name every id of a request), then the joined
-    labels, then the production rows."""
+    labels, then the production rows, then the retrains' composed copies of those rows."""
     result = Erasure()
     erase_in(s3, where.artifacts_bucket, where.capture_prefix, "", without_capture, record, result, dry_run)
     erase_in(s3, where.artifacts_bucket, where.quality_prefix, "joined.jsonl", without_joined, record, result, dry_run)
     erase_in(s3, where.curated_bucket, where.production_prefix, ".parquet", without_production, record, result, dry_run)
+    erase_in(s3, where.curated_bucket, where.composed_prefix, ".parquet", without_composed, record, result, dry_run)
     return result

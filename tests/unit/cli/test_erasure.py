@@ -23,6 +23,7 @@ JOINED = "monitoring/quality/churn/2026-11-27T11-00/labels-1a2b/joined.jsonl"
 SUMMARY = "monitoring/quality/churn/2026-11-27T11-00/labels-1a2b/summary.json"
 ROWS = "production/churn/prod_date=2026-11-27/prod_hour=10/0123456789abcdef.parquet"
 ONLY_HIS = "production/churn/prod_date=2026-11-27/prod_hour=09/fedcba9876543210.parquet"
+COMPOSED = "curated/composed/churn/v3-retrain/split=train/part-00000.parquet"
 
 
 def capture_line(event_id: str, inference_id: str | None, rows: str) -> str:
@@ -37,15 +38,13 @@ def joined_line(label_id: str, event_id: str, inference_id: str | None, row: int
     return json.dumps({"id": label_id, "event_id": event_id, "inference_id": inference_id, "row": row, "label": 1})
 
 
-def parquet(rows: list[tuple[str, int]]) -> bytes:
-    table = pa.table(
-        {
-            "customer_id": [f"{i}:{r}" for i, r in rows],
-            "tenure_months": [12.0] * len(rows),
-            "prod_inference_id": [i for i, _ in rows],
-            "prod_request_row": pa.array([r for _, r in rows], pa.int64()),
-        }
-    )
+def parquet(rows: list[tuple[str, int]], provenance: bool = True) -> bytes:
+    """Production rows (key ``<id>:<row>`` and provenance), or a composed channel's copy of them (no ``prod_``)."""
+    columns: dict[str, Any] = {"customer_id": [f"{i}:{r}" for i, r in rows], "tenure_months": [12.0] * len(rows)}
+    if provenance:
+        columns["prod_inference_id"] = [i for i, _ in rows]
+        columns["prod_request_row"] = pa.array([r for _, r in rows], pa.int64())
+    table = pa.table(columns)
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
@@ -75,6 +74,7 @@ def data(account: Account) -> Account:
         (ARTIFACTS, SUMMARY): b'{"rows": 3}',
         (CURATED, ROWS): parquet([("inf-a", 0), ("inf-a", 1), ("ev-c", 0)]),
         (CURATED, ONLY_HIS): parquet([("inf-a", 0)]),
+        (CURATED, COMPOSED): parquet([("upload-row", 7), ("inf-a", 0), ("inf-a", 1), ("ev-c", 0)], provenance=False),
     }
     for (bucket, key), body in objects.items():
         for _ in range(2):
@@ -107,8 +107,16 @@ def test_an_inference_id_leaves_capture_labels_and_production_rows_with_their_ve
     # When the operator erases it
     code, out, _ = mlops(capsys, "data", "erase", "--dataset", "churn", "--inference-id", "ev-a", "--json")
     # Then the capture record, both joined rows and every production row of the request are gone
-    assert code == OK and out["removed"] == {"captured_requests": 1, "joined_labels": 2, "production_rows": 3}
+    assert code == OK and out["removed"] == {
+        "captured_requests": 1,
+        "joined_labels": 2,
+        "production_rows": 3,
+        "composed_rows": 2,
+    }
     assert out["ids"] == ["ev-a", "inf-a"]
+    # (and a past retrain's composed copy of those rows: the upload's and the other production rows stay)
+    composed = pq.read_table(io.BytesIO(body(CURATED, COMPOSED)))["customer_id"].to_pylist()
+    assert composed == ["upload-row:7", "ev-c:0"] and len(versions(CURATED, COMPOSED)) == 1
     assert event_ids(ARTIFACTS, CAPTURE) == ["ev-b", "ev-c"]
     assert [json.loads(line)["id"] for line in body(ARTIFACTS, JOINED).decode().splitlines()] == ["ev-c"]
     assert production_rows(ROWS) == [("ev-c", 0)]
@@ -126,7 +134,12 @@ def test_a_key_erases_its_row_and_the_whole_captured_request(data: Account, caps
     # When the operator erases one production row by its key
     code, out, _ = mlops(capsys, "data", "erase", "--dataset", "churn", "--key", "inf-a:1", "--json")
     # Then that row leaves the joined labels and the production rows, the request's other row stays
-    assert code == OK and out["removed"] == {"captured_requests": 1, "joined_labels": 1, "production_rows": 1}
+    assert code == OK and out["removed"] == {
+        "captured_requests": 1,
+        "joined_labels": 1,
+        "production_rows": 1,
+        "composed_rows": 1,
+    }
     assert production_rows(ROWS) == [("inf-a", 0), ("ev-c", 0)] and production_rows(ONLY_HIS) == [("inf-a", 0)]
     assert [json.loads(line)["row"] for line in body(ARTIFACTS, JOINED).decode().splitlines()] == [0, 0]
     # And the captured request, which holds both rows, is erased whole
@@ -137,7 +150,7 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(data: Account, capsys:
     before = {key: body(bucket, key) for bucket, key in ((ARTIFACTS, CAPTURE), (ARTIFACTS, JOINED), (CURATED, ROWS))}
     code, out, _ = mlops(capsys, "data", "erase", "--dataset", "churn", "--inference-id", "inf-a", "--dry-run")
     assert code == OK and out.startswith(
-        "churn: would erase 1 captured request(s), 2 joined label line(s), 3 production"
+        "churn: would erase 1 captured request(s), 2 joined label line(s), 3 production row(s), 2 composed"
     )
     assert {
         key: body(bucket, key) for bucket, key in ((ARTIFACTS, CAPTURE), (ARTIFACTS, JOINED), (CURATED, ROWS))
@@ -147,9 +160,8 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(data: Account, capsys:
 
 def test_an_unknown_id_erases_nothing(data: Account, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = mlops(capsys, "data", "erase", "--dataset", "churn", "--inference-id", "nobody", "--json")
-    assert (
-        code == OK and out["objects"] == [] and out["objects_scanned"] == 4
-    )  # churn: 1 capture file, 1 joined.jsonl, 2 production files
+    # (churn's: a capture file, a joined.jsonl, two production files and a composed channel)
+    assert code == OK and out["objects"] == [] and out["objects_scanned"] == 5
     assert len(versions(ARTIFACTS, CAPTURE)) == 2
 
 
@@ -164,4 +176,4 @@ def test_a_record_is_named_by_exactly_one_of_key_and_inference_id() -> None:
         erasure.Record.of()
     with pytest.raises(ValueError, match="exactly one"):
         erasure.Record.of(key="a:1", inference_id="a")
-    assert erasure.Record.of(key="ev:with:colons:2") == erasure.Record({"ev:with:colons"}, 2)
+    assert erasure.Record.of(key="ev:with:colons:2") == erasure.Record({"ev:with:colons"}, 2, {"ev:with:colons:2"})
