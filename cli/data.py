@@ -17,7 +17,13 @@ from cli import erasure
 from cli.context import Ops
 from cli.errors import BAD_INPUT, OK, CliError
 from cli.output import emit
-from pipelines.platform import COMPOSED_PREFIX, DATA_CAPTURE_PREFIX, MONITORING_PREFIX, production_prefix
+from pipelines.platform import (
+    COMPOSED_PREFIX,
+    DATA_CAPTURE_PREFIX,
+    MONITORING_PREFIX,
+    production_prefix,
+    production_quarantine_prefix,
+)
 
 
 def where(ops: Ops, name: str, endpoint: str) -> erasure.Where:
@@ -28,6 +34,7 @@ def where(ops: Ops, name: str, endpoint: str) -> erasure.Where:
         quality_prefix=f"{MONITORING_PREFIX}quality/{name}/",
         production_prefix=production_prefix(name),
         composed_prefix=f"{COMPOSED_PREFIX}{name}/",
+        quarantine_prefix=production_quarantine_prefix(name),
     )
 
 
@@ -50,6 +57,7 @@ def erase(ops: Ops, args: argparse.Namespace) -> int:
             "joined_labels": result.removed(places.quality_prefix),
             "production_rows": result.removed(places.production_prefix),
             "composed_rows": result.removed(places.composed_prefix),
+            "quarantined_rows": result.removed(places.quarantine_prefix),
         },
         "objects": [asdict(place) for place in result.places],
     }
@@ -57,7 +65,8 @@ def erase(ops: Ops, args: argparse.Namespace) -> int:
     lines = [
         f"{dataset.name}: {verb} {summary['removed']['captured_requests']} captured request(s), "
         f"{summary['removed']['joined_labels']} joined label line(s), {summary['removed']['production_rows']} "
-        f"production row(s), {summary['removed']['composed_rows']} composed training row(s) of "
+        f"production row(s), {summary['removed']['composed_rows']} composed training row(s), "
+        f"{summary['removed']['quarantined_rows']} quarantined production row(s) of "
         f"{', '.join(summary['ids'])} ({result.scanned} objects scanned)",
         *(
             f"  {p.action} s3://{p.bucket}/{p.key} (-{p.removed}; {p.versions_deleted} other versions deleted)"

@@ -17,7 +17,9 @@ production rows: ``lambdas/ground_truth/production.py``). What goes, per place:
 - the composed channels of past retrains (curated zone, ``curated/composed/<dataset>/``, Parquet: copies of the
   production rows a run trained and was tested on, ``lambdas/prepare_training/compose.py``): the rows whose key
   column holds the key of an erased production row (or ``--key``). A model already trained on the record is not
-  changed; its lineage still counts the rows it was trained on, and its composed data no longer holds the record.
+  changed; its lineage still counts the rows it was trained on, and its composed data no longer holds the record;
+- labelled production rows that failed the dataset's rules (curated zone,
+  ``quarantine/dataset=<dataset>/production/.../rejected.jsonl``): the lines of the id (the key's row with ``--key``).
 
 Each object that held the record is rewritten without it under the same key (deleted when nothing is left), and
 then every other version of that key is deleted (``DeleteObject`` with ``VersionId``): the zones are versioned, and
@@ -111,14 +113,14 @@ def _lines(body: bytes) -> Iterator[tuple[str, dict[str, Any] | None]]:
 
 
 def _without_lines(
-    body: bytes, record: Record, ids_of: Callable[[dict[str, Any]], set[str]], whole_request: bool
+    body: bytes, record: Record, ids_of: Callable[[dict[str, Any]], set[str]], row_field: str | None
 ) -> tuple[bytes, int]:
-    """JSON lines without the record's: a line whose ids (``ids_of``) meet the record's (and, unless it holds the
-    whole request, whose ``row`` is the key's); the other ids of a removed line become aliases of the record."""
+    """JSON lines without the record's: a line whose ids (``ids_of``) meet the record's (and, when a line is one row
+    of a request, whose ``row_field`` is the key's row); the other ids of a removed line become its aliases."""
     kept, removed = [], 0
     for line, parsed in _lines(body):
         ids = ids_of(parsed or {})
-        row_matches = whole_request or record.row is None or (parsed or {}).get("row") == record.row
+        row_matches = row_field is None or record.row is None or (parsed or {}).get(row_field) == record.row
         if ids & record.ids and row_matches:
             record.ids |= ids
             removed += 1
@@ -133,12 +135,17 @@ def _ids(values: dict[str, Any], names: tuple[str, ...]) -> set[str]:
 
 def without_capture(body: bytes, record: Record) -> tuple[bytes, int]:
     """A capture file without the record's requests (a capture record is a whole request)."""
-    return _without_lines(body, record, lambda r: _ids(r.get("eventMetadata") or {}, ("eventId", "inferenceId")), True)
+    return _without_lines(body, record, lambda r: _ids(r.get("eventMetadata") or {}, ("eventId", "inferenceId")), None)
 
 
 def without_joined(body: bytes, record: Record) -> tuple[bytes, int]:
     """A ``joined.jsonl`` without the record's lines (the key's row only, with ``--key``)."""
-    return _without_lines(body, record, lambda r: _ids(r, ("id", "event_id", "inference_id")), False)
+    return _without_lines(body, record, lambda r: _ids(r, ("id", "event_id", "inference_id")), "row")
+
+
+def without_quarantined(body: bytes, record: Record) -> tuple[bytes, int]:
+    """A quarantined production batch (``rejected.jsonl``) without the record's rows."""
+    return _without_lines(body, record, lambda r: _ids(r, ("prod_inference_id",)), "prod_request_row")
 
 
 def without_production(body: bytes, record: Record) -> tuple[bytes, int]:
@@ -242,6 +249,7 @@ class Where:
     quality_prefix: str  # monitoring/quality/<dataset>/
     production_prefix: str  # production/<dataset>/
     composed_prefix: str  # curated/composed/<dataset>/
+    quarantine_prefix: str  # quarantine/dataset=<dataset>/production/
 
 
 def erase(s3: S3Client, where: Where, record: Record, *, dry_run: bool = False) -> Erasure:
@@ -252,4 +260,5 @@ def erase(s3: S3Client, where: Where, record: Record, *, dry_run: bool = False) 
     erase_in(s3, where.artifacts_bucket, where.quality_prefix, "joined.jsonl", without_joined, record, result, dry_run)
     erase_in(s3, where.curated_bucket, where.production_prefix, ".parquet", without_production, record, result, dry_run)
     erase_in(s3, where.curated_bucket, where.composed_prefix, ".parquet", without_composed, record, result, dry_run)
+    erase_in(s3, where.curated_bucket, where.quarantine_prefix, ".jsonl", without_quarantined, record, result, dry_run)
     return result

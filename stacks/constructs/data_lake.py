@@ -15,7 +15,14 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from pipelines.platform import DATA_CAPTURE_PREFIX, MONITORING_PREFIX, PRODUCTION_PREFIX, production_prefix
+from pipelines.platform import (
+    DATA_CAPTURE_PREFIX,
+    MONITORING_PREFIX,
+    PRODUCTION_PREFIX,
+    QUARANTINE_PREFIX,
+    production_prefix,
+    production_quarantine_prefix,
+)
 from stacks.config import NONCURRENT_DAYS_AFTER_RETENTION, RetentionSettings, StageConfig
 from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
 from stacks.glue_wheels import LockedWheel, locked_wheels
@@ -25,7 +32,6 @@ if TYPE_CHECKING:
 
 # Prefixes of the zones; those a user writes to or the per-dataset code reads (datasets/, ground-truth/,
 # batch-input/, data-capture/, monitoring/, manifests/) are defined in pipelines/platform.py
-QUARANTINE_PREFIX = "quarantine/"
 CURATED_PREFIX = "curated/"
 REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
@@ -37,24 +43,29 @@ QUALITY_PREFIX = f"{MONITORING_PREFIX}quality/"  # the ground-truth Lambda's joi
 ETL_PYTHON_MODULES = ("pandas", "pyarrow", "numpy")
 
 
-RETENTION_KINDS: dict[str, tuple[str, str, Callable[[RetentionSettings], int]]] = {
+RETENTION_KINDS: dict[str, tuple[str, str | None, Callable[[RetentionSettings], int]]] = {
     "data-capture": ("artifacts", DATA_CAPTURE_PREFIX, lambda r: r.capture_days),
     "joined-labels": ("artifacts", QUALITY_PREFIX, lambda r: r.labels_days),
     "production-rows": ("curated", PRODUCTION_PREFIX, lambda r: r.production_days),
+    "quarantined-production-rows": ("curated", None, lambda r: r.production_days),
 }
-"""The production data a dataset's ``retention`` keeps: kind -> (zone, the kind's root prefix, its days)."""
+"""The production data a dataset's ``retention`` keeps: kind -> (zone, the kind's root prefix, its days). The
+quarantined production rows have no root of their own (``quarantine/`` also holds the uploads' rejected rows, kept
+as the uploads are): no backstop."""
 
 
 def retention_prefixes(dataset: StageConfig) -> list[tuple[str, str, int]]:
     """(kind, prefix, days) of one dataset (``StageConfig.for_dataset``'s result): its captured requests
-    (``data-capture/<endpoint>/``), joined labels (``monitoring/quality/<dataset>/``) and labelled production rows
-    (``production/<dataset>/``). Every prefix ends with ``/``, so no dataset's rule reaches another's data
-    (``churn/`` is not a prefix of ``churn-2/``)."""
+    (``data-capture/<endpoint>/``), joined labels (``monitoring/quality/<dataset>/``), labelled production rows
+    (``production/<dataset>/``) and those that failed its rules (``quarantine/dataset=<dataset>/production/``).
+    Every prefix ends with ``/``, so no dataset's rule reaches another's data (``churn/`` is not a prefix of
+    ``churn-2/``)."""
     retention = dataset.retention
     return [
         ("data-capture", dataset.data_capture_prefix, retention.capture_days),
         ("joined-labels", dataset.quality_prefix, retention.labels_days),
         ("production-rows", production_prefix(dataset.dataset.name), retention.production_days),
+        ("quarantined-production-rows", production_quarantine_prefix(dataset.dataset.name), retention.production_days),
     ]
 
 
@@ -162,7 +173,7 @@ class DataLake(Construct):
         ``NONCURRENT_DAYS_AFTER_RETENTION`` days later."""
         rules = []
         for kind, (where, root, days_of) in RETENTION_KINDS.items():
-            if where != zone:
+            if where != zone or root is None:
                 continue
             longest = max(days_of(c.retention) for c in (self.config, *self.datasets))
             rules.append(s3.LifecycleRule(id=f"expire-{kind}", prefix=root, expiration=cdk.Duration.days(longest)))

@@ -28,6 +28,7 @@ from pipelines.platform import (
     MANIFESTS_PREFIX,
     MONITORING_PREFIX,
     PRODUCTION_PREFIX,
+    QUARANTINE_PREFIX,
     production_table_name,
 )
 from stacks.config import StageConfig
@@ -118,6 +119,8 @@ class Monitoring(Construct):
         lake.artifacts.grant_put(self.ground_truth_fn, f"{QUALITY_PREFIX}*")
         # labelled production rows (curated zone) and their tables: exactly each declared dataset's
         lake.curated.grant_put(self.ground_truth_fn, f"{PRODUCTION_PREFIX}*")
+        # and the rows that fail the dataset's rules, quarantined beside its uploads' (ground_truth/production.py)
+        lake.curated.grant_put(self.ground_truth_fn, f"{QUARANTINE_PREFIX}dataset=*/{PRODUCTION_PREFIX}*")
         self.ground_truth_fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],

@@ -306,7 +306,7 @@ def test_drift_monitor_is_scheduled_per_dataset(
 def test_monitors_write_only_their_own_prefixes_and_never_delete(resources: dict[str, Any]) -> None:
     for role_prefix, owns in (
         ("MonitoringDriftMonitorRole", ("monitoring/drift/*",)),
-        ("MonitoringGroundTruthRole", ("monitoring/quality/*", "production/*")),
+        ("MonitoringGroundTruthRole", ("monitoring/quality/*", "production/*", "quarantine/dataset=*/production/*")),
     ):
         policies = [v for k, v in of_type(resources, "AWS::IAM::Policy").items() if k.startswith(role_prefix)]
         statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
@@ -329,11 +329,13 @@ def test_the_ground_truth_catalogues_only_the_production_tables_of_the_declared_
     assert sorted(glue["Action"]) == ["glue:CreateTable", "glue:GetTable", "glue:UpdateTable"]
     tables = sorted(r.rsplit("/", 1)[1] for r in map(literal_parts, glue["Resource"]) if ":table/" in r)
     assert tables == sorted(f"{name}_production" for name in stack.dataset_configs)
-    # And its rows land in the curated zone under production/ only
+    # And its rows land in the curated zone under production/, its rejected rows in the production quarantine only
     puts = [s for s in statements if "s3:PutObject" in s["Action"]]
     assert any(
         "production/*" in json.dumps(s["Resource"]) and "DataLakeCurated" in json.dumps(s["Resource"]) for s in puts
     )
+    quarantine = [literal_parts(r) for s in puts for r in s["Resource"] if "quarantine/" in json.dumps(r)]
+    assert quarantine and all(r.endswith("/quarantine/dataset=*/production/*") for r in quarantine), quarantine
 
 
 def test_dashboard_shows_runs_and_decisions_and_a_section_per_dataset(

@@ -24,6 +24,8 @@ SUMMARY = "monitoring/quality/churn/2026-11-27T11-00/labels-1a2b/summary.json"
 ROWS = "production/churn/prod_date=2026-11-27/prod_hour=10/0123456789abcdef.parquet"
 ONLY_HIS = "production/churn/prod_date=2026-11-27/prod_hour=09/fedcba9876543210.parquet"
 COMPOSED = "curated/composed/churn/v3-retrain/split=train/part-00000.parquet"
+QUARANTINED = "quarantine/dataset=churn/production/0a1b2c3d4e5f6a7b/rejected.jsonl"
+UPLOAD_REJECTS = "quarantine/dataset=churn/version=exec-1/rejected.jsonl"  # an upload's: not production data
 
 
 def capture_line(event_id: str, inference_id: str | None, rows: str) -> str:
@@ -75,6 +77,11 @@ def data(account: Account) -> Account:
         (CURATED, ROWS): parquet([("inf-a", 0), ("inf-a", 1), ("ev-c", 0)]),
         (CURATED, ONLY_HIS): parquet([("inf-a", 0)]),
         (CURATED, COMPOSED): parquet([("upload-row", 7), ("inf-a", 0), ("inf-a", 1), ("ev-c", 0)], provenance=False),
+        (CURATED, QUARANTINED): "".join(
+            json.dumps({"age": "5", "reject_reason": "range:age", "prod_inference_id": i, "prod_request_row": r}) + "\n"
+            for i, r in (("inf-a", 1), ("ev-b", 0))
+        ).encode(),
+        (CURATED, UPLOAD_REJECTS): b'{"customer_id": "inf-a:0", "reject_reason": "range:age"}\n',
     }
     for (bucket, key), body in objects.items():
         for _ in range(2):
@@ -112,11 +119,17 @@ def test_an_inference_id_leaves_capture_labels_and_production_rows_with_their_ve
         "joined_labels": 2,
         "production_rows": 3,
         "composed_rows": 2,
+        "quarantined_rows": 1,
     }
     assert out["ids"] == ["ev-a", "inf-a"]
     # (and a past retrain's composed copy of those rows: the upload's and the other production rows stay)
     composed = pq.read_table(io.BytesIO(body(CURATED, COMPOSED)))["customer_id"].to_pylist()
     assert composed == ["upload-row:7", "ev-c:0"] and len(versions(CURATED, COMPOSED)) == 1
+    # (and the quarantined production row that failed the rules; an upload's quarantine is not production data)
+    assert [json.loads(line)["prod_inference_id"] for line in body(CURATED, QUARANTINED).decode().splitlines()] == [
+        "ev-b"
+    ]
+    assert len(versions(CURATED, UPLOAD_REJECTS)) == 2
     assert event_ids(ARTIFACTS, CAPTURE) == ["ev-b", "ev-c"]
     assert [json.loads(line)["id"] for line in body(ARTIFACTS, JOINED).decode().splitlines()] == ["ev-c"]
     assert production_rows(ROWS) == [("ev-c", 0)]
@@ -139,6 +152,7 @@ def test_a_key_erases_its_row_and_the_whole_captured_request(data: Account, caps
         "joined_labels": 1,
         "production_rows": 1,
         "composed_rows": 1,
+        "quarantined_rows": 1,
     }
     assert production_rows(ROWS) == [("inf-a", 0), ("ev-c", 0)] and production_rows(ONLY_HIS) == [("inf-a", 0)]
     assert [json.loads(line)["row"] for line in body(ARTIFACTS, JOINED).decode().splitlines()] == [0, 0]
@@ -160,8 +174,8 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(data: Account, capsys:
 
 def test_an_unknown_id_erases_nothing(data: Account, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = mlops(capsys, "data", "erase", "--dataset", "churn", "--inference-id", "nobody", "--json")
-    # (churn's: a capture file, a joined.jsonl, two production files and a composed channel)
-    assert code == OK and out["objects"] == [] and out["objects_scanned"] == 5
+    # (churn's: a capture file, a joined.jsonl, two production files, a composed channel, a quarantined batch)
+    assert code == OK and out["objects"] == [] and out["objects_scanned"] == 6
     assert len(versions(ARTIFACTS, CAPTURE)) == 2
 
 
