@@ -1,6 +1,6 @@
 """The operations commands of ``mlops`` (status, runs, models, approve, reject, rollback, retrain, promote, invoke,
-logs): registered on the ``mlops`` parser, run with one error policy (``cli.errors``: exit codes, one line on
-stderr saying what is wrong and what to do)."""
+logs, data erase): registered on the ``mlops`` parser, run with one error policy (``cli.errors``: exit codes, one
+line on stderr saying what is wrong and what to do)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cli import approve, invoke, logs, models, promote, retrain, rollback, runs, status
+from cli import approve, data, invoke, logs, models, promote, retrain, rollback, runs, status
 from cli.context import Ops, add_common
 from cli.errors import CliError
 from cli.session import explain
 
-MODULES = (status, runs, models, approve, rollback, retrain, promote, invoke, logs)
+MODULES = (status, runs, models, approve, rollback, retrain, promote, invoke, logs, data)
 INTERRUPTED = 130
 
 
@@ -44,6 +44,10 @@ def add_commands(commands: Any) -> None:
     add_common(common)
     for module in MODULES:
         module.add(commands, common)
-    for parser in commands.choices.values():
+    parsers = list(commands.choices.values())
+    while parsers:  # the commands and their subcommands (``mlops data erase``)
+        parser = parsers.pop()
         if parser.get_default("operation") is not None:
             parser.set_defaults(func=run)
+        for action in parser._subparsers._group_actions if parser._subparsers else ():
+            parsers += list(getattr(action, "choices", {}).values())

@@ -44,6 +44,8 @@ MONITORING_PREFIX = "monitoring/"
 MANIFESTS_PREFIX = "manifests/"
 COMPOSED_PREFIX = "curated/composed/"
 """Curated zone: a retrain's composed channels (upload + production rows), ``<dataset>/<version>/split=<split>/``."""
+QUARANTINE_PREFIX = "quarantine/"
+"""Curated zone: what failed validation, with the reason (uploads: ``dataset=<name>/version=<run>/``)."""
 PRODUCTION_PREFIX = "production/"
 """Curated zone: labelled production rows, ``production/<dataset>/dt=YYYY-MM-DD/hour=HH/<batch>.parquet``."""
 
@@ -98,6 +100,12 @@ def glue_table_name(dataset: str) -> str:
 def production_table_name(dataset: str) -> str:
     """The Glue table of a dataset's labelled production rows: ``<dataset table>_production``."""
     return f"{glue_table_name(dataset)}_production"
+
+
+def production_quarantine_prefix(dataset: str) -> str:
+    """Curated zone: a dataset's labelled production rows that failed its rules, with their reasons, beside its
+    uploads' quarantine: ``quarantine/dataset=<dataset>/production/``."""
+    return f"{QUARANTINE_PREFIX}dataset={dataset}/{PRODUCTION_PREFIX}"
 
 
 def production_prefix(dataset: str) -> str:

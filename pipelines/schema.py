@@ -20,8 +20,9 @@ What it holds:
 - engineered features as expressions over numeric features (``parse_expression``: + - * /, comparisons,
   numbers, column names and the functions of ``FUNCTIONS``; ``pipelines.features`` evaluates them with numpy);
 - the evaluation gate (primary metric, floor and minimum improvement, in the metric's direction: ``METRICS``);
-- optional overrides of the stage's ``serving``, ``alarms`` and ``retrain`` settings (keys checked by the stack
-  against ``stacks.config``).
+- optional overrides of the stage's ``serving``, ``alarms``, ``retrain`` (its guard and an optional ``schedule``)
+  and ``retention`` (days its captured requests, joined labels and labelled production rows are kept) settings
+  (keys checked by the stack against ``stacks.config``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 """A dataset name: lowercase letters and digits in hyphen-separated words (it becomes part of S3 prefixes and
 of SageMaker names, whose pattern is ``[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``)."""
 MAX_EXPRESSION_CHARS = 500
-OVERRIDE_SECTIONS: tuple[str, ...] = ("serving", "alarms", "retrain")
+OVERRIDE_SECTIONS: tuple[str, ...] = ("serving", "alarms", "retrain", "retention")
 SCHEMA_KEYS: tuple[str, ...] = (
     "name",
     "description",
@@ -1032,6 +1033,7 @@ class DatasetSchema:
     serving: Mapping[str, Any] = field(default_factory=dict, hash=False)
     alarms: Mapping[str, Any] = field(default_factory=dict, hash=False)
     retrain: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    retention: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         for section in OVERRIDE_SECTIONS:

@@ -231,6 +231,54 @@ class RetrainGuard:
     cooldown_minutes: int = 360
     max_per_day: int = 2
     consecutive_breaches: int = 3
+    # A scheduled retrain (an EventBridge rule ``<prefix>-<dataset>-retrain``): ``rate(value unit)`` or
+    # ``cron(six fields)`` in UTC, checked as EventBridge checks a rule's ScheduleExpression
+    # (``pipelines.schedules``); "" for none. It goes through the same guard (running, cooldown, budget) and data
+    # policy as an alarm's retrain (``lambdas/retrain/scheduled.py``)
+    schedule: str = ""
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long a dataset's production data is kept, in days: S3 lifecycle rules on its prefixes
+    (``stacks/constructs/data_lake.py``). An expired object becomes a noncurrent version (the zones are versioned)
+    that ``NONCURRENT_DAYS_AFTER_RETENTION`` later is deleted for good: a record is gone at most that many days
+    after its retention ends."""
+
+    capture_days: int = 30  # captured requests and responses (artifacts zone, data-capture/<endpoint>/)
+    labels_days: int = 30  # joined labels and quality summaries (artifacts zone, monitoring/quality/<dataset>/)
+    production_days: int = 90  # labelled production training rows (curated zone, production/<dataset>/)
+
+    def problems(self, monitor: MonitorSettings, window_days: int | None) -> list[str]:
+        """Why this retention cannot work with what reads the data (empty: it can)."""
+        out = [
+            f"{name} {days}: S3 expires objects after a positive whole number of days"
+            for name, days in (
+                ("capture_days", self.capture_days),
+                ("labels_days", self.labels_days),
+                ("production_days", self.production_days),
+            )
+            if isinstance(days, bool) or not isinstance(days, int) or days < 1
+        ]
+        if out:
+            return out
+        lookback = max(monitor.quality_lookback_hours, monitor.drift_lookback_hours)
+        if self.capture_days * 24 < lookback:
+            out.append(
+                f"capture_days {self.capture_days}: labels are joined with predictions captured up to "
+                f"{lookback} h before them (monitor.quality_lookback_hours): keep capture at least "
+                f"{math.ceil(lookback / 24)} days"
+            )
+        if window_days is not None and self.production_days < window_days:
+            out.append(
+                f"production_days {self.production_days}: the data policy trains on the labelled rows of the last "
+                f"{window_days} days (data_policy.production_window_days): keep them at least that long"
+            )
+        return out
+
+
+NONCURRENT_DAYS_AFTER_RETENTION = 1
+"""Days an expired (now noncurrent) version of a dataset's production data is kept before S3 deletes it."""
 
 
 MINIMUM_UNRESERVED_CONCURRENCY = 100
@@ -371,6 +419,7 @@ class StageConfig:
     serving: ServingSettings = field(default_factory=ServingSettings)
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
     retrain: RetrainGuard = field(default_factory=RetrainGuard)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
     # The stage whose approved models `mlops promote` copies here; with both accounts configured and different, the
     # stack adds the promotion role that account may assume (stacks/constructs/promotion.py, cli/promote.py)
@@ -386,6 +435,13 @@ class StageConfig:
     network: Network = "public"
 
     def __post_init__(self) -> None:
+        if self.retrain.schedule:
+            problem = schedule_problem(self.retrain.schedule)
+            if problem:
+                raise ValueError(f"retrain.schedule: {problem}")
+        policy = self.dataset.data_policy
+        for problem in self.retention.problems(self.monitor, policy.production_window_days if policy else None):
+            raise ValueError(f"retention: {problem}")
         if not self.concurrency.reserve and self.retrain.cooldown_minutes < 1:
             raise ValueError(
                 "concurrency: without reservations the retrain guard's DynamoDB claim is what keeps two alarms from "
@@ -412,8 +468,8 @@ class StageConfig:
 
     def for_dataset(self, schema: DatasetSchema) -> StageConfig:
         """This stage's settings for one declared dataset: its gate (with the stage's stricter floor, if any), and
-        its ``serving`` / ``alarms`` / ``retrain`` overrides on top of the stage's (which run the same checks as the
-        stage's own: a ``ValueError`` says why)."""
+        its ``serving`` / ``alarms`` / ``retrain`` / ``retention`` overrides on top of the stage's (which run the
+        same checks as the stage's own: a ``ValueError`` says why)."""
         gate = schema.evaluation_gate
         floor = stricter_floor(gate.metric, gate.floor, self.gate_floors.get(gate.metric))
         return replace(
@@ -425,6 +481,7 @@ class StageConfig:
             serving=replace(self.serving, **schema.serving),
             alarms=replace(self.alarms, **schema.alarms),
             retrain=replace(self.retrain, **schema.retrain),
+            retention=replace(self.retention, **schema.retention),
         )
 
     # ---- derived names (fixed, so resources can refer to each other without tokens) ----
@@ -527,6 +584,18 @@ class StageConfig:
         return glue_table_name(self.dataset.name)
 
 
+def schedule_problem(expression: str) -> str | None:
+    """Why EventBridge would refuse ``expression`` as a rule's ScheduleExpression, or why the local cloud could not
+    fire it (None: it is valid): ``pipelines.schedules``."""
+    from pipelines.schedules import ScheduleError, parse
+
+    try:
+        parse(expression)
+    except ScheduleError as error:
+        return f"{expression!r}: {error}"
+    return None
+
+
 def smallest_new_fleet_share(serving: ServingSettings) -> float:
     """The smallest share of the requests the new fleet serves in a rollout's first traffic step, over every
     fleet size autoscaling may choose (traffic follows whole instances; ALL_AT_ONCE shifts everything)."""
@@ -579,6 +648,8 @@ def _prod() -> StageConfig:
         ),
         gate_floors={"auc": 0.75},  # prod deploys no binary model under AUC 0.75, whatever its declaration says
         log_retention_days=365,
+        # prod keeps a year of what it served and learned from: the audit trail of a model's decisions
+        retention=RetentionSettings(capture_days=365, labels_days=365, production_days=365),
         delivery=Delivery(environment="prod"),
         concurrency=ConcurrencySettings(reserve=True),  # make deploy checks the account has room for them
         network="private",

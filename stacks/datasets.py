@@ -5,9 +5,10 @@ on the JSON they receive). This module adds what only the stack knows, and names
 
 - YAML parsing (PyYAML's safe loader; a key given twice in one mapping is an error, not a silent overwrite);
 - the file name is the dataset name (``datasets/churn.yaml`` declares ``churn``);
-- ``serving``, ``alarms`` and ``retrain`` overrides: every key must be a field of ``stacks.config``'s
-  ``ServingSettings``, ``AlarmThresholds`` or ``RetrainGuard``, of that field's type, and the stage settings
-  they produce must pass the same checks as the stage's own (``StageConfig.for_dataset`` on every stage);
+- ``serving``, ``alarms``, ``retrain`` and ``retention`` overrides: every key must be a field of ``stacks.config``'s
+  ``ServingSettings``, ``AlarmThresholds``, ``RetrainGuard`` or ``RetentionSettings``, of that field's type (a
+  ``retrain.schedule`` an expression EventBridge accepts for a rule), and the stage settings they produce must
+  pass the same checks as the stage's own (``StageConfig.for_dataset`` on every stage);
 - the SageMaker names the platform derives from the dataset name fit SageMaker's rules with the longest stage
   prefix (``sagemaker_names``).
 
@@ -138,6 +139,7 @@ def override_problems(schema: DatasetSchema) -> list[tuple[str, str]]:
         "serving": config.ServingSettings,
         "alarms": config.AlarmThresholds,
         "retrain": config.RetrainGuard,
+        "retention": config.RetentionSettings,
     }
     problems = []
     for section in OVERRIDE_SECTIONS:
@@ -151,6 +153,8 @@ def override_problems(schema: DatasetSchema) -> list[tuple[str, str]]:
                 )
                 continue
             problem = _type_problem(value, hints[key])
+            if problem is None and section == "retrain" and key == "schedule" and value:
+                problem = config.schedule_problem(value)
             if problem:
                 problems.append((f"{section}.{key}", problem))
     return problems
@@ -234,7 +238,8 @@ def check_against_stages(schema: DatasetSchema) -> list[tuple[str, str]]:
         try:
             stage_config.for_dataset(schema)
         except ValueError as error:
-            section = next((s for s in OVERRIDE_SECTIONS if getattr(schema, s)), "")
+            named = [s for s in OVERRIDE_SECTIONS if str(error).startswith(f"{s}") and getattr(schema, s)]
+            section = next(iter(named), next((s for s in OVERRIDE_SECTIONS if getattr(schema, s)), ""))
             problems.append((section, f"with the {stage} stage: {error}"))
     problems += [("name", problem) for problem in name_problems(schema, [c.prefix for c in config.STAGES.values()])]
     return problems

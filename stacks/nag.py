@@ -442,11 +442,18 @@ def _monitoring(stack: MlopsStack) -> None:
         {
             **_key("write SSE-KMS joined labels and labelled production rows, read/write its idempotency records"),
             **_reads("uploaded labels and captured predictions"),
-            **_aborts("monitoring/quality/ and production/"),
+            **_aborts("monitoring/quality/, production/ and the production quarantine"),
             **_objects(stack, lake.raw, "ground-truth/*", "labels uploaded by users"),
             **_objects(stack, lake.artifacts, "data-capture/*", "captured predictions to join with the labels"),
             **_objects(stack, lake.artifacts, "monitoring/quality/*", "joined labels and quality summaries"),
             **_objects(stack, lake.curated, "production/*", "labelled production rows, one object per batch and hour"),
+            **_objects(
+                stack,
+                lake.curated,
+                "quarantine/dataset=*/production/*",
+                "labelled production rows that failed their dataset's rules, one object per label file version "
+                "(any declared dataset: one statement instead of one per dataset)",
+            ),
         },
     )
     _ack(

@@ -5,7 +5,10 @@ Each joined request row becomes one row with the features decoded from the captu
 ``decode.request_columns``, one record at a time so that row ``i`` of the request pairs with label ``i``), the
 arrived label as the target, and where it came from (``PRODUCTION_COLUMNS``). The rows then pass the ETL's own
 row validation (``pipelines.etl.transforms.validate_rows``: nulls, types, ranges, categories, the declared labels):
-a row that fails is counted with its reason and never written, so it is never trained on. The engineered columns
+a row that fails is never written with the production rows, so it is never trained on; it is counted with its
+reason and quarantined as uploads' rejected rows are (``quarantine_key``: JSON lines of the values as read, the
+``reject_reason`` and the row's provenance; a request that does not decode into one feature row per label is
+quarantined with reason ``request`` and its provenance only). The engineered columns
 are computed as the ETL computes them, so a production file has the curated columns of an upload's split
 (``transforms.curated_columns``) plus the provenance columns.
 
@@ -45,7 +48,7 @@ from lambdas.drift_monitor.decode import request_columns
 from lambdas.ground_truth.logic import Joined, JoinResult
 from pipelines.etl import transforms as tf
 from pipelines.features import engineered_columns
-from pipelines.platform import production_prefix, production_table_name
+from pipelines.platform import production_prefix, production_quarantine_prefix, production_table_name
 from pipelines.schema import DatasetSchema
 
 PRODUCTION_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -89,23 +92,23 @@ def production_id(label_id: str, row: int) -> str:
     return f"{label_id}:{row}"
 
 
-def _decoded(joined: JoinResult, schema: DatasetSchema) -> tuple[list[Joined], dict[str, list[Any]], Counter[str]]:
-    """(joined rows whose request decoded, their feature values by name, rows dropped by reason)."""
+def _decoded(joined: JoinResult, schema: DatasetSchema) -> tuple[list[Joined], dict[str, list[Any]], list[Joined]]:
+    """(joined rows whose request decoded, their feature values by name, the rows whose request did not)."""
     by_id: dict[str, list[Joined]] = {}
     for row in joined.rows:
         by_id.setdefault(row.id, []).append(row)
     kept: list[Joined] = []
     features: dict[str, list[Any]] = {name: [] for name in schema.feature_names}
-    dropped: Counter[str] = Counter()
+    undecoded: list[Joined] = []
     for label_id, rows in by_id.items():
         columns = request_columns([joined.records[label_id]], schema)
         if columns.bad_records or columns.rows != len(rows):
-            dropped[REQUEST_REASON] += len(rows)
+            undecoded += rows
             continue
         kept += rows
         for name in schema.feature_names:
             features[name].extend(columns.columns[name].tolist())
-    return kept, features, dropped
+    return kept, features, undecoded
 
 
 def _target(rows: list[Joined], schema: DatasetSchema) -> np.ndarray:
@@ -126,16 +129,51 @@ def _partition(row: Joined, labelled_at: datetime) -> tuple[str, str]:
 class ProductionRows:
     rows: pd.DataFrame  # curated columns + PRODUCTION_COLUMNS + PARTITION_KEYS
     rejects_by_reason: dict[str, int]
+    rejected: pd.DataFrame | None = None  # input columns as read, reject_reason, provenance (no partition)
+
+
+def quarantine_key(config: ProductionConfig, label_source: str) -> str:
+    """One object per label file version: a redelivered label file overwrites its own quarantine."""
+    digest = hashlib.sha256(label_source.encode()).hexdigest()[:16]
+    return f"{production_quarantine_prefix(config.dataset)}{digest}/rejected.jsonl"
+
+
+def _provenance(rows: list[Joined], labelled_at: datetime, label_source: str) -> dict[str, list[Any]]:
+    return {
+        "prod_inference_id": [r.id for r in rows],
+        "prod_request_row": [r.row for r in rows],
+        "prod_model_version": [r.model_version for r in rows],
+        "prod_variant": [r.variant for r in rows],
+        "prod_inference_time": [r.inference_time for r in rows],
+        "prod_labelled_at": [labelled_at.isoformat().replace("+00:00", "Z")] * len(rows),
+        "prod_label_source": [label_source] * len(rows),
+    }
+
+
+def _quarantined(
+    rejected: pd.DataFrame, kept: list[Joined], undecoded: list[Joined], labelled_at: datetime, label_source: str
+) -> pd.DataFrame:
+    """The rejected rows (as ``validate_rows`` read them) and the undecodable requests' rows, with provenance."""
+    lines = rejected.pop(tf.SOURCE_LINE).to_numpy() if len(rejected) else []
+    invalid = [kept[int(i)] for i in lines]
+    frame = rejected.reset_index(drop=True)
+    for name, values in _provenance(invalid, labelled_at, label_source).items():
+        frame[name] = values
+    request = pd.DataFrame(_provenance(undecoded, labelled_at, label_source))
+    request.insert(0, tf.REJECT_REASON, REQUEST_REASON)
+    return pd.concat([p for p in (frame, request) if len(p)] or [frame], ignore_index=True)
 
 
 def production_rows(
     joined: JoinResult, schema: DatasetSchema, labelled_at: datetime, label_source: str
 ) -> ProductionRows:
     """The valid labelled rows (curated columns, provenance, partition) and the rejected ones by reason."""
-    kept, features, dropped = _decoded(joined, schema)
+    kept, features, undecoded = _decoded(joined, schema)
+    dropped = Counter({REQUEST_REASON: len(undecoded)} if undecoded else {})
     if not kept:  # nothing matched, or no request decoded: no row to validate
         names = [*tf.curated_columns(schema), *(name for name, _ in PRODUCTION_COLUMNS), *PARTITION_KEYS]
-        return ProductionRows(pd.DataFrame(columns=names), dict(sorted(dropped.items())))
+        quarantined = _quarantined(pd.DataFrame(), kept, undecoded, labelled_at, label_source)
+        return ProductionRows(pd.DataFrame(columns=names), dict(sorted(dropped.items())), quarantined)
     ids = [production_id(r.id, r.row) for r in kept]
     frame = pd.DataFrame({name: features[name] for name in schema.feature_names}, index=range(len(kept)))
     if schema.key is not None:
@@ -153,20 +191,12 @@ def production_rows(
     out = pd.DataFrame({name: columns[name] for name in tf.curated_columns(schema)}, copy=False)
     out = out.reset_index(drop=True)
     partitions = [_partition(r, labelled_at) for r in good]
-    provenance: dict[str, list[Any]] = {
-        "prod_inference_id": [r.id for r in good],
-        "prod_request_row": [r.row for r in good],
-        "prod_model_version": [r.model_version for r in good],
-        "prod_variant": [r.variant for r in good],
-        "prod_inference_time": [r.inference_time for r in good],
-        "prod_labelled_at": [labelled_at.isoformat().replace("+00:00", "Z")] * len(good),
-        "prod_label_source": [label_source] * len(good),
-    }
-    for name, values in provenance.items():
+    for name, values in _provenance(good, labelled_at, label_source).items():
         out[name] = pd.Series(values, dtype="int64" if name == "prod_request_row" else "string")
     out["prod_date"] = [p[0] for p in partitions]
     out["prod_hour"] = [p[1] for p in partitions]
-    return ProductionRows(out, dict(sorted(reasons.items())))
+    quarantined = _quarantined(rejected, kept, undecoded, labelled_at, label_source)
+    return ProductionRows(out, dict(sorted(reasons.items())), quarantined)
 
 
 def batch_key(config: ProductionConfig, date: str, hour: str, keys: list[str]) -> str:
@@ -225,7 +255,8 @@ def register_table(glue: GlueClient, config: ProductionConfig, rows: pd.DataFram
 
 
 def write(s3: S3Client, glue: GlueClient, config: ProductionConfig, production: ProductionRows) -> dict[str, Any]:
-    """Put one Parquet object per partition of the batch, catalogue the table; a summary of what was written."""
+    """Put one Parquet object per partition of the batch, catalogue the table, quarantine the rejected rows; a
+    summary of what was written."""
     rows = production.rows
     files: list[str] = []
     table = "not needed: no valid row"
@@ -240,10 +271,17 @@ def write(s3: S3Client, glue: GlueClient, config: ProductionConfig, production: 
             s3.put_object(Bucket=config.curated_bucket, Key=key, Body=sink.getvalue())
             files.append(f"s3://{config.curated_bucket}/{key}")
     rejected = sum(production.rejects_by_reason.values())
+    quarantined = None
+    if production.rejected is not None and len(production.rejected):
+        source = str(production.rejected["prod_label_source"].iloc[0])
+        key = quarantine_key(config, source)
+        s3.put_object(Bucket=config.curated_bucket, Key=key, Body=tf.rejected_jsonl(production.rejected))
+        quarantined = f"s3://{config.curated_bucket}/{key}"
     return {
         "rows": len(rows),
         "rejected_rows": rejected,
         "rejects_by_reason": production.rejects_by_reason,
+        "quarantined": quarantined,
         "files": files,
         "table": f"{config.database}.{production_table_name(config.dataset)}",
         "table_change": table,

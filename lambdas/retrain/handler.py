@@ -5,6 +5,9 @@ comparison operators); the dataset's guard settings and manifest come from there
 
 A direct invocation with ``{"source": "mlops.cli", ...}`` (``mlops retrain``) is an operator's request: the same
 guard without the alarm-only checks (``lambdas.retrain.manual``), decided once per request id.
+
+A dataset's retrain schedule (an EventBridge "Scheduled Event", ``source`` ``aws.events``, the dataset as its
+``detail``) gets the same guard and data policy (``lambdas.retrain.scheduled``), decided once per slot.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from lambdas.retrain import logic, manual
-from lambdas.retrain.models import MANUAL_SOURCE, AlarmEvent, ManualRetrain
+from lambdas.retrain import logic, manual, scheduled
+from lambdas.retrain.models import MANUAL_SOURCE, SCHEDULE_SOURCE, AlarmEvent, ManualRetrain, ScheduledRetrain
 from lambdas.shared.aws import client
 from lambdas.shared.idempotency import once_per
 from lambdas.shared.observability import logger, metrics, tracer
@@ -27,6 +30,11 @@ from lambdas.shared.settings import from_environment
 from pipelines.platform import platform
 
 DECISION_METRIC = "RetrainDecision"
+
+
+def _once_per(key: str, argument: str) -> Any:
+    """``once_per`` with the idempotency records in the guard table (pk/sk)."""
+    return once_per(key, argument=argument, table=lambda: settings().GUARD_TABLE, key_attr="pk", sort_key_attr="sk")
 
 
 class Settings(BaseModel):
@@ -75,13 +83,7 @@ def _clients() -> logic.Clients:
     )
 
 
-@once_per(
-    "[alarm_arn, state, timestamp_text]",
-    argument="transition",
-    table=lambda: settings().GUARD_TABLE,  # idempotency records live in the guard table (pk/sk)
-    key_attr="pk",
-    sort_key_attr="sk",
-)
+@_once_per("[alarm_arn, state, timestamp_text]", "transition")
 def decide_once(transition: dict[str, Any]) -> dict[str, Any]:
     """One decision per alarm transition."""
     parsed = logic.Transition(**{**transition, "timestamp": logic.parse_time(transition["timestamp_text"])})
@@ -97,18 +99,22 @@ def _record(decision: logic.Decision) -> dict[str, Any]:
     return decision.to_dict()
 
 
-@once_per(
-    "[dataset, request_id]",
-    argument="request",
-    table=lambda: settings().GUARD_TABLE,
-    key_attr="pk",
-    sort_key_attr="sk",
-)
+@_once_per("[dataset, request_id]", "request")
 def request_once(request: dict[str, Any]) -> dict[str, Any]:
     """One decision per operator request (a retried invocation answers with the recorded decision)."""
     parsed = ManualRetrain.model_validate(request)
     decision = manual.decide(
         _clients(), settings().dataset_settings(parsed.dataset), parsed, datetime.now(UTC), platform().names
+    )
+    return _record(decision)
+
+
+@_once_per("[dataset, time]", "slot")
+def schedule_once(slot: dict[str, Any]) -> dict[str, Any]:
+    """One decision per slot of a dataset's retrain schedule (a retried delivery answers with the recorded one)."""
+    parsed = ScheduledRetrain.model_validate(slot["event"])
+    decision = scheduled.decide(
+        _clients(), settings().dataset_settings(parsed.detail.dataset), parsed, platform().names
     )
     return _record(decision)
 
@@ -125,10 +131,18 @@ def _on_request(event: ManualRetrain, context: LambdaContext) -> dict[str, Any]:
     return request_once(event.model_dump(), context)
 
 
+@event_parser(model=ScheduledRetrain)
+def _on_schedule(event: ScheduledRetrain, context: LambdaContext) -> dict[str, Any]:
+    slot = {"dataset": event.detail.dataset, "time": event.time, "event": event.model_dump(by_alias=True)}
+    return schedule_once(slot, context)
+
+
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if isinstance(event, dict) and event.get("source") == MANUAL_SOURCE:
         return _on_request(event, context)
+    if isinstance(event, dict) and event.get("source") == SCHEDULE_SOURCE:
+        return _on_schedule(event, context)
     return _on_alarm(event, context)

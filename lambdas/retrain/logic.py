@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -82,6 +82,7 @@ class Guard:
     cooldown_minutes: int = 360
     max_per_day: int = 2
     consecutive_breaches: int = 3
+    schedule: str = ""  # the dataset's retrain schedule ("" for none): named in a scheduled run's trigger
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class Decision:
     execution_arn: str | None = None
     consecutive_breaches: int | None = None
     dataset: str | None = None
-    trigger: Literal["alarm", "manual"] = "alarm"
+    trigger: Literal["alarm", "manual", "schedule"] = "alarm"
     forced: bool = False  # a manual start that bypassed cooldown and budget (``mlops retrain --force``)
 
     def to_dict(self) -> dict[str, Any]:
@@ -400,6 +401,82 @@ def data_plan(clients: Clients, settings: Settings, manifest: dict[str, Any], no
     return plan_retrain(clients.s3, settings.curated_bucket, settings.schema, manifest, now)
 
 
+def decision_maker(
+    transition: Transition, dataset: str, trigger: Literal["manual", "schedule"], force: bool = False
+) -> Callable[..., Decision]:
+    """``decision(verdict, guard, reason, name=None, arn=None)`` about one operator request or schedule slot
+    (``transition``, as the guard table records it); ``forced`` is set on a start made with ``force``."""
+
+    def decision(verdict: str, guard: str, reason: str, name: str | None = None, arn: str | None = None) -> Decision:
+        return Decision(
+            verdict,  # type: ignore[arg-type]
+            guard,
+            reason,
+            transition.alarm,
+            transition.timestamp_text,
+            name,
+            arn,
+            None,
+            dataset=dataset,
+            trigger=trigger,
+            forced=force and verdict == "started",
+        )
+
+    return decision
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``guarded_start`` did: started (or found started) an execution, or which guard refused and why."""
+
+    started: bool
+    guard: str
+    reason: str
+    execution_name: str | None = None
+    execution_arn: str | None = None
+    again: bool = False  # the execution had already been started for this very request or slot
+
+
+def guarded_start(
+    clients: Clients,
+    settings: Settings,
+    transition: Transition,
+    name: str,
+    execution_input: Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]],
+    *,
+    force: bool = False,
+) -> Outcome:
+    """The guards an operator's and a schedule's retrain share, after their own: ``no_data``, ``running`` (never
+    bypassed), then ``cooldown`` and ``budget`` (``claim_start``, bypassed with ``force``); then the start, its
+    input made by ``execution_input(manifest, data plan)``. ``name`` is deterministic per request or slot, so a
+    retried decision finds its own execution instead of starting a second."""
+    manifest = _manifest(clients.s3, settings.curated_bucket, settings.manifest_key)
+    if manifest is None:
+        where = f"s3://{settings.curated_bucket}/{settings.manifest_key}"
+        return Outcome(False, "no_data", f"no curated dataset to retrain on ({where})")
+    arn = settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    running = _running(clients.sfn, settings.state_machine_arn, settings.dataset)
+    if name in running:
+        return Outcome(True, "started", "already started", name, arn, again=True)
+    if running:
+        return Outcome(False, "running", f"execution {running[0]} of the pipeline is RUNNING for {settings.dataset}")
+    claimed, guard, reason = claim_start(
+        clients.dynamodb, settings.guard_table, settings.guard, transition, name, settings.dataset, force=force
+    )
+    if not claimed:
+        return Outcome(False, guard, reason)
+    plan = data_plan(clients, settings, manifest, transition.timestamp)
+    try:
+        response = clients.sfn.start_execution(
+            stateMachineArn=settings.state_machine_arn, name=name, input=json.dumps(execution_input(manifest, plan))
+        )
+    except Exception as error:
+        if _error_code(error) != "ExecutionAlreadyExists":
+            raise
+        return Outcome(True, "started", "already started", name, arn, again=True)
+    return Outcome(True, "started", "started", name, response.get("executionArn") or arn)
+
+
 def pipeline_input(
     dataset: str, manifest: Mapping[str, Any], transition: Transition, plan: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -500,7 +577,7 @@ def notify(sns: SnsClient, topic_arn: str, decision: Decision) -> None:
     if decision.forced:
         verb += " (forced: cooldown and budget bypassed)"
     subject = f"{verb}: {decision.alarm}"[:100]  # the alarm's name starts with <prefix>-<dataset>-
-    source = "on alarm" if decision.trigger == "alarm" else "asked by"
+    source = {"alarm": "on alarm", "schedule": "on schedule"}.get(decision.trigger, "asked by")
     of_dataset = f" of dataset {decision.dataset}" if decision.dataset else ""
     body = f"{verb}{of_dataset} {source} {decision.alarm} at {decision.transition_time}.\nReason: {decision.reason}\n\n"
     sns.publish(TopicArn=topic_arn, Subject=subject, Message=body + json.dumps(decision.to_dict(), indent=1))

@@ -20,23 +20,12 @@ same request cannot start a second execution.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from lambdas.retrain.logic import (
-    Clients,
-    Decision,
-    Settings,
-    Transition,
-    _error_code,
-    _manifest,
-    _running,
-    claim_start,
-    data_plan,
-)
+from lambdas.retrain.logic import Clients, Decision, Settings, Transition, decision_maker, guarded_start
 from lambdas.retrain.models import ManualRetrain
 
 
@@ -86,54 +75,31 @@ def decide(
     """Apply the guards to one request about a dataset of ``declared``; start the pipeline when they pass (or are
     forced past). ``settings`` are the dataset's (its manifest, guard and cooldown partition)."""
     transition = transition_of(request, now)
-
-    def decision(verdict: str, guard: str, reason: str, name: str | None = None, arn: str | None = None) -> Decision:
-        return Decision(
-            verdict,  # type: ignore[arg-type]
-            guard,
-            reason,
-            transition.alarm,
-            transition.timestamp_text,
-            name,
-            arn,
-            None,
-            trigger="manual",
-            forced=request.force and verdict == "started",
-            dataset=request.dataset,
-        )
+    decision = decision_maker(transition, request.dataset, "manual", request.force)
 
     known = sorted(declared)
     if request.dataset not in known or settings.dataset != request.dataset:
         return decision("suppressed", "unknown_dataset", f"dataset {request.dataset!r} is not one of {known}")
-    manifest = _manifest(clients.s3, settings.curated_bucket, settings.manifest_key)
-    if manifest is None:
-        where = f"s3://{settings.curated_bucket}/{settings.manifest_key}"
-        return decision("suppressed", "no_data", f"no curated dataset to retrain on ({where}): upload one first")
-    name = execution_name(request)
-    arn = settings.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
-    running = _running(clients.sfn, settings.state_machine_arn, request.dataset)
-    if name in running:
-        return decision("started", "started", "already started for this request", name, arn)
-    if running:
-        return decision(
-            "suppressed", "running", f"execution {running[0]} of the pipeline is RUNNING for {request.dataset}"
-        )
-    claimed, guard, reason = claim_start(
-        clients.dynamodb, settings.guard_table, settings.guard, transition, name, request.dataset, force=request.force
+    outcome = guarded_start(
+        clients,
+        settings,
+        transition,
+        execution_name(request),
+        lambda manifest, plan: pipeline_input(manifest, request, plan),
+        force=request.force,
     )
-    if not claimed:
-        return decision("suppressed", guard, f"{reason} (--force bypasses it)")
-    try:
-        response = clients.sfn.start_execution(
-            stateMachineArn=settings.state_machine_arn,
-            name=name,
-            input=json.dumps(pipeline_input(manifest, request, data_plan(clients, settings, manifest, now))),
+    if not outcome.started:
+        hint = {
+            "no_data": ": upload one first",
+            "cooldown": " (--force bypasses it)",
+            "budget": " (--force bypasses it)",
+        }
+        return decision("suppressed", outcome.guard, outcome.reason + hint.get(outcome.guard, ""))
+    if outcome.again:
+        return decision(
+            "started", "started", "already started for this request", outcome.execution_name, outcome.execution_arn
         )
-    except Exception as error:
-        if _error_code(error) != "ExecutionAlreadyExists":
-            raise
-        return decision("started", "started", "already started for this request", name, arn)
     note = f"asked by {request.requested_by}: {request.reason}"
     if request.force:
         note += " (forced: cooldown and daily budget bypassed)"
-    return decision("started", "started", note, name, response.get("executionArn") or arn)
+    return decision("started", "started", note, outcome.execution_name, outcome.execution_arn)

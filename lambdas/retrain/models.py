@@ -72,3 +72,26 @@ class ManualRetrain(BaseModel):
     requested_by: str = Field(min_length=1, max_length=200)
     request_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     force: bool = False
+
+
+SCHEDULE_SOURCE = "aws.events"
+
+
+class ScheduledDetail(BaseModel):
+    dataset: str = Field(min_length=1, max_length=63)
+
+
+class ScheduledRetrain(BaseModel):
+    """A dataset's retrain schedule firing: EventBridge's "Scheduled Event" as the rule's input transformer passes
+    it (``stacks.constructs.dataset.scheduled_event_for``: the event's fields, the dataset as ``detail``)."""
+
+    source: Literal["aws.events"]
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+    id: str = Field(min_length=1)
+    time: str = Field(min_length=1)  # the slot the rule fired for (ISO-8601, UTC)
+    resources: list[str] = Field(min_length=1)  # the rule's ARN
+    detail: ScheduledDetail
+
+    @property
+    def rule_name(self) -> str:
+        return self.resources[0].rsplit("/", 1)[-1]

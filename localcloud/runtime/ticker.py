@@ -3,7 +3,7 @@
 moto stores scheduled rules but never fires them. The ticker fires each enabled scheduled rule with targets on
 the cloud clock: a ``rate`` rule first one period after the ticker first sees it (like EventBridge: deployment +
 rate), then every period; a ``cron`` rule at every UTC minute its expression names
-(``localcloud.runtime.schedules``). Each firing delivers a "Scheduled Event" whose ``time`` is the slot it stands
+(``pipelines.schedules``). Each firing delivers a "Scheduled Event" whose ``time`` is the slot it stands
 for (slots skipped by a clock ``advance`` are fired in order, at most ``MAX_CATCH_UP`` per tick). An expression
 the local cloud cannot fire is refused when the rule is created (``events_targets``); one that slipped through
 is journaled as ``schedule-refused`` and never fires. The ticker also evaluates the CloudWatch alarms and writes
@@ -21,8 +21,8 @@ from typing import Any
 from moto.events.models import events_backends
 
 from localcloud.clock import clock
-from localcloud.runtime import schedules
 from localcloud.runtime.journal import journal
+from pipelines import schedules
 
 MAX_CATCH_UP = 48
 

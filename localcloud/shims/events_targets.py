@@ -17,7 +17,7 @@ denied delivery is dropped (EventBridge counts a failed invocation) and recorded
 
 Schedules (patch point ``moto.events.models.EventsBackend.put_rule``): moto accepts any ``cron(...)`` and a
 loose ``rate(...)``; a rule's ``ScheduleExpression`` is checked as EventBridge checks it
-(``localcloud.runtime.schedules``) when the rule is created, through the API or CloudFormation, so an invalid
+(``pipelines.schedules``) when the rule is created, through the API or CloudFormation, so an invalid
 expression, or one the local cloud's ticker cannot fire, fails the deployment with the reason.
 """
 
@@ -299,7 +299,7 @@ def put_rule(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
     """PutRule, with the schedule expression checked as EventBridge checks it (and refused if it cannot fire)."""
     from moto.events.exceptions import ValidationException
 
-    from localcloud.runtime import schedules
+    from pipelines import schedules
 
     expression = kwargs.get("scheduled_expression")
     if expression:

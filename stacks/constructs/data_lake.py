@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +15,15 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from pipelines.platform import DATA_CAPTURE_PREFIX
-from stacks.config import StageConfig
+from pipelines.platform import (
+    DATA_CAPTURE_PREFIX,
+    MONITORING_PREFIX,
+    PRODUCTION_PREFIX,
+    QUARANTINE_PREFIX,
+    production_prefix,
+    production_quarantine_prefix,
+)
+from stacks.config import NONCURRENT_DAYS_AFTER_RETENTION, RetentionSettings, StageConfig
 from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
 from stacks.glue_wheels import LockedWheel, locked_wheels
 
@@ -25,15 +32,41 @@ if TYPE_CHECKING:
 
 # Prefixes of the zones; those a user writes to or the per-dataset code reads (datasets/, ground-truth/,
 # batch-input/, data-capture/, monitoring/, manifests/) are defined in pipelines/platform.py
-QUARANTINE_PREFIX = "quarantine/"
 CURATED_PREFIX = "curated/"
 REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
 EVALUATIONS_PREFIX = "evaluations/"
+QUALITY_PREFIX = f"{MONITORING_PREFIX}quality/"  # the ground-truth Lambda's joined labels, per dataset
 # The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml); the
 # job installs them, with their dependencies, from the wheels of requirements-glue.lock (stacks/glue_wheels.py)
 ETL_PYTHON_MODULES = ("pandas", "pyarrow", "numpy")
+
+
+RETENTION_KINDS: dict[str, tuple[str, str | None, Callable[[RetentionSettings], int]]] = {
+    "data-capture": ("artifacts", DATA_CAPTURE_PREFIX, lambda r: r.capture_days),
+    "joined-labels": ("artifacts", QUALITY_PREFIX, lambda r: r.labels_days),
+    "production-rows": ("curated", PRODUCTION_PREFIX, lambda r: r.production_days),
+    "quarantined-production-rows": ("curated", None, lambda r: r.production_days),
+}
+"""The production data a dataset's ``retention`` keeps: kind -> (zone, the kind's root prefix, its days). The
+quarantined production rows have no root of their own (``quarantine/`` also holds the uploads' rejected rows, kept
+as the uploads are): no backstop."""
+
+
+def retention_prefixes(dataset: StageConfig) -> list[tuple[str, str, int]]:
+    """(kind, prefix, days) of one dataset (``StageConfig.for_dataset``'s result): its captured requests
+    (``data-capture/<endpoint>/``), joined labels (``monitoring/quality/<dataset>/``), labelled production rows
+    (``production/<dataset>/``) and those that failed its rules (``quarantine/dataset=<dataset>/production/``).
+    Every prefix ends with ``/``, so no dataset's rule reaches another's data (``churn/`` is not a prefix of
+    ``churn-2/``)."""
+    retention = dataset.retention
+    return [
+        ("data-capture", dataset.data_capture_prefix, retention.capture_days),
+        ("joined-labels", dataset.quality_prefix, retention.labels_days),
+        ("production-rows", production_prefix(dataset.dataset.name), retention.production_days),
+        ("quarantined-production-rows", production_quarantine_prefix(dataset.dataset.name), retention.production_days),
+    ]
 
 
 class DataLake(Construct):
@@ -93,20 +126,11 @@ class DataLake(Construct):
                             transition_after=cdk.Duration.days(30),
                         )
                     ],
-                )
+                ),
+                *self._retention("curated"),
             ],
         )
-        self.artifacts = self._zone(
-            "Artifacts",
-            event_bridge=True,
-            extra_rules=[
-                s3.LifecycleRule(
-                    id="expire-data-capture",
-                    prefix=DATA_CAPTURE_PREFIX,
-                    expiration=cdk.Duration.days(max(config.log_retention_days, 30)),
-                )
-            ],
-        )
+        self.artifacts = self._zone("Artifacts", event_bridge=True, extra_rules=self._retention("artifacts"))
 
         # ---- Glue Data Catalog and the ETL job ----
         self.database = glue.CfnDatabase(
@@ -140,6 +164,33 @@ class DataLake(Construct):
         self._etl_job(config)
 
     # ------------------------------------------------------------------
+    def _retention(self, zone: str) -> list[s3.LifecycleRule]:
+        """The lifecycle rules of ``zone`` that keep each dataset's production data its ``retention`` days
+        (``retention_prefixes``), and a backstop per kind for a prefix of no declared dataset (a removed
+        declaration's data): the longest retention of the stage and its datasets, so it never cuts a dataset
+        short (of two overlapping expirations S3 applies the shorter: Amazon S3 User Guide, "How Amazon S3 handles
+        conflicts in lifecycle configurations"). An expired object's version is deleted
+        ``NONCURRENT_DAYS_AFTER_RETENTION`` days later."""
+        rules = []
+        for kind, (where, root, days_of) in RETENTION_KINDS.items():
+            if where != zone or root is None:
+                continue
+            longest = max(days_of(c.retention) for c in (self.config, *self.datasets))
+            rules.append(s3.LifecycleRule(id=f"expire-{kind}", prefix=root, expiration=cdk.Duration.days(longest)))
+        for dataset in self.datasets:
+            for kind, prefix, days in retention_prefixes(dataset):
+                if RETENTION_KINDS[kind][0] != zone:
+                    continue
+                rules.append(
+                    s3.LifecycleRule(
+                        id=f"retain-{kind}-{dataset.dataset.name}",
+                        prefix=prefix,
+                        expiration=cdk.Duration.days(days),
+                        noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_DAYS_AFTER_RETENTION),
+                    )
+                )
+        return rules
+
     def _zone(
         self, name: str, *, event_bridge: bool = False, extra_rules: list[s3.LifecycleRule] | None = None
     ) -> s3.Bucket:

@@ -1,5 +1,5 @@
 """What one declared dataset adds to the stack, and nothing else: its model package group, its deployment
-guardrails (rollback alarms), its retrain alarms and its drift schedule.
+guardrails (rollback alarms), its retrain alarms, its drift schedule and, when it declares one, its retrain schedule.
 
 Everything else is shared by every dataset (one Glue job, one training and one deployment state machine, one of
 each Lambda): a dataset costs CloudFormation ``RESOURCES_PER_DATASET`` resources, so a stack of 20 datasets stays far
@@ -24,8 +24,9 @@ from constructs import Construct
 from stacks.config import StageConfig
 from stacks.legacy import MODEL_PACKAGE_GROUP_LOGICAL_IDS
 
-RESOURCES_PER_DATASET = 9
-"""1 model package group + 3 rollback alarms + 4 retrain alarms + 1 drift schedule rule."""
+RESOURCES_PER_DATASET = 10
+"""1 model package group + 3 rollback alarms + 4 retrain alarms + 1 drift schedule rule + 1 retrain schedule rule (a
+dataset that declares ``retrain.schedule``: the most a dataset adds)."""
 OVERALL_DRIFT_METRIC = "OverallDriftPSI"
 DRIFT_RETRY_ATTEMPTS = 2
 
@@ -45,8 +46,10 @@ class InvokeFunction:
 
 @jsii.implements(events.IRuleTarget)
 class ScheduledInvoke:
-    """An EventBridge target that invokes ``function`` with ``input``; like ``InvokeFunction`` it leaves the
-    permission to ``Monitoring`` (one for every schedule of the stage, source ``rule/<prefix>-*-drift``)."""
+    """An EventBridge target that invokes ``function`` with ``input``, retried ``DRIFT_RETRY_ATTEMPTS`` times by
+    EventBridge (then the function's own asynchronous retries and dead-letter queue apply); like ``InvokeFunction``
+    it leaves the permission to ``Monitoring`` (one for every schedule of a kind, source
+    ``rule/<prefix>-*-<kind>``: ``SCHEDULE_KINDS``)."""
 
     def __init__(self, function: lambda_.IFunction, target_input: events.RuleTargetInput) -> None:
         self._function = function
@@ -60,9 +63,18 @@ class ScheduledInvoke:
         )
 
 
+SCHEDULE_KINDS = ("drift", "retrain")
+"""The suffixes of the per-dataset schedule rules: ``<prefix>-<dataset>-<kind>``."""
+
+
 def drift_rule_name(config: StageConfig) -> str:
     """``<prefix>-<dataset>-drift`` (EventBridge rule names: at most 64 characters)."""
     return f"{config.resource_prefix}-drift"
+
+
+def retrain_rule_name(config: StageConfig) -> str:
+    """``<prefix>-<dataset>-retrain``: the dataset's declared retrain schedule."""
+    return f"{config.resource_prefix}-retrain"
 
 
 def scheduled_event_for(dataset: str) -> events.RuleTargetInput:
@@ -108,6 +120,23 @@ class DatasetResources(Construct):
             description=f"Runs the drift monitor on {config.endpoint_name}'s captured traffic",
             schedule=events.Schedule.rate(cdk.Duration.minutes(config.alarms.drift_schedule_minutes)),
             targets=[ScheduledInvoke(drift_function, scheduled_event_for(self.name))],
+        )
+        self.retrain_rule = self._retrain_schedule(config, retrain_function)
+
+    def _retrain_schedule(self, config: StageConfig, function: lambda_.IFunction) -> events.Rule | None:
+        """The declared ``retrain.schedule`` as a rule whose target is the guarded retrain Lambda (the scheduled
+        event names the dataset; ``lambdas/retrain/scheduled.py`` applies the guard and the data policy). None for
+        a dataset without a schedule."""
+        expression = config.retrain.schedule
+        if not expression:
+            return None
+        return events.Rule(
+            self,
+            "RetrainSchedule",
+            rule_name=retrain_rule_name(config),
+            description=f"Scheduled retrain of {self.name} ({expression}, UTC), guarded like the alarms'",
+            schedule=events.Schedule.expression(expression),
+            targets=[ScheduledInvoke(function, scheduled_event_for(self.name))],
         )
 
     # ------------------------------------------------------------------

@@ -28,10 +28,11 @@ from pipelines.platform import (
     MANIFESTS_PREFIX,
     MONITORING_PREFIX,
     PRODUCTION_PREFIX,
+    QUARANTINE_PREFIX,
     production_table_name,
 )
 from stacks.config import StageConfig
-from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, DataLake
+from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, QUALITY_PREFIX, DataLake
 from stacks.constructs.dataset import OVERALL_DRIFT_METRIC, DatasetResources
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics
 from stacks.constructs.tables import state_table
@@ -41,7 +42,6 @@ DRIFT_METRIC = "FeatureDriftPSI"
 DRIFT_KS_METRIC = "FeatureDriftKS"
 RETRAIN_DECISION_METRIC = "RetrainDecision"
 DRIFT_REPORT_PREFIX = f"{MONITORING_PREFIX}drift/"
-QUALITY_PREFIX = f"{MONITORING_PREFIX}quality/"
 ALARMS_PRINCIPAL = "lambda.alarms.cloudwatch.amazonaws.com"
 
 
@@ -119,6 +119,8 @@ class Monitoring(Construct):
         lake.artifacts.grant_put(self.ground_truth_fn, f"{QUALITY_PREFIX}*")
         # labelled production rows (curated zone) and their tables: exactly each declared dataset's
         lake.curated.grant_put(self.ground_truth_fn, f"{PRODUCTION_PREFIX}*")
+        # and the rows that fail the dataset's rules, quarantined beside its uploads' (ground_truth/production.py)
+        lake.curated.grant_put(self.ground_truth_fn, f"{QUARANTINE_PREFIX}dataset=*/{PRODUCTION_PREFIX}*")
         self.ground_truth_fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],
@@ -162,8 +164,8 @@ class Monitoring(Construct):
             "Retrain",
             asynchronous=True,  # the retrain alarms (CloudWatch alarm actions)
             handler="retrain.handler.handler",
-            description="Alarm action: starts a dataset's retraining unless cooldown, daily budget or a running "
-            "execution",
+            description="Alarm action and retrain schedules: starts a dataset's retraining unless cooldown, daily "
+            "budget or a running execution",
             with_pandas=True,  # reads the labelled production rows (Parquet) its data policy plans with
             environment={
                 "STATE_MACHINE_ARN": pipeline.state_machine.state_machine_arn,
@@ -201,6 +203,8 @@ class Monitoring(Construct):
         grant_put_metrics(self.retrain_fn, ns)
         self.allow_alarms(self.retrain_fn)
         self.allow_schedules(self.drift_fn)
+        if any(d.retrain.schedule for d in lake.datasets):  # the declared retrain schedules
+            self.allow_schedules(self.retrain_fn, "retrain")
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{config.prefix}-mlops")
         self._overview(pipeline)
 
@@ -222,16 +226,17 @@ class Monitoring(Construct):
             ),
         )
 
-    def allow_schedules(self, function: lambda_.IFunction) -> None:
-        """Let EventBridge invoke ``function`` for every dataset's drift schedule (``rule/<prefix>-*-drift``)."""
+    def allow_schedules(self, function: lambda_.IFunction, kind: str = "drift") -> None:
+        """Let EventBridge invoke ``function`` for every dataset's ``kind`` schedule (``rule/<prefix>-*-<kind>``,
+        ``dataset.SCHEDULE_KINDS``): one statement for the stage's drift schedules, one for its retrain schedules."""
         stack = cdk.Stack.of(self)
         function.add_permission(
-            "InvokeFromDriftSchedules",
+            f"InvokeFrom{kind.capitalize()}Schedules",
             principal=iam.ServicePrincipal("events.amazonaws.com"),
             action="lambda:InvokeFunction",
             source_account=stack.account,
             source_arn=stack.format_arn(
-                service="events", resource="rule", resource_name=f"{self.config.prefix}-*-drift"
+                service="events", resource="rule", resource_name=f"{self.config.prefix}-*-{kind}"
             ),
         )
 

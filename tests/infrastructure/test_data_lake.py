@@ -8,8 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+import pytest
 
 from localcloud.runtime.glue_modules import glue_installs
+from stacks.config import NONCURRENT_DAYS_AFTER_RETENTION, RetentionSettings, load_config
+from stacks.datasets import load_declarations
 from stacks.glue_wheels import locked_wheels
 from tests.infrastructure.helpers import of_type
 
@@ -162,3 +165,57 @@ def test_the_wheels_are_staged_in_the_cloud_assembly(stack: Any) -> None:
         assert (outdir / path).read_bytes() == wheels[path].path.read_bytes()
         (destination,) = asset["destinations"].values()
         assert destination["objectKey"] == wheels[path].path.name
+
+
+def _lifecycle(template: dict[str, Any], zone: str) -> list[dict[str, Any]]:
+    (bucket,) = [
+        v for k, v in of_type(template["Resources"], "AWS::S3::Bucket").items() if k.startswith(f"DataLake{zone}")
+    ]
+    return list(bucket["Properties"]["LifecycleConfiguration"]["Rules"])
+
+
+def _effective_days(rules: list[dict[str, Any]], key: str) -> int | None:
+    """The days after which S3 expires an object ``key``: of every rule whose filter covers it, the shortest
+    (S3 User Guide, "How Amazon S3 handles conflicts in lifecycle configurations")."""
+    days = [r["ExpirationInDays"] for r in rules if "ExpirationInDays" in r and key.startswith(r.get("Prefix", ""))]
+    return min(days) if days else None
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_retention_rules_cover_exactly_each_datasets_prefixes_with_its_days(
+    stage: str, stage_templates: dict[str, dict[str, Any]]
+) -> None:
+    from stacks.constructs.data_lake import RETENTION_KINDS, retention_prefixes
+
+    template = stage_templates[stage]
+    config = load_config(stage)
+    datasets = [config.for_dataset(d.schema) for d in load_declarations().values()]
+    zones = {"artifacts": _lifecycle(template, "Artifacts"), "curated": _lifecycle(template, "Curated")}
+    expected: dict[str, set[tuple[str, int]]] = {"artifacts": set(), "curated": set()}
+    for dataset in datasets:
+        for kind, prefix, days in retention_prefixes(dataset):
+            zone = RETENTION_KINDS[kind][0]
+            expected[zone].add((prefix, days))
+            # Then an object of the dataset's kind expires after the dataset's days, whatever other rules say
+            assert _effective_days(zones[zone], f"{prefix}2026/11/27/10/x.jsonl") == days, (stage, kind, prefix)
+            # And its expired version is deleted a day later (the zones are versioned)
+            (own,) = [r for r in zones[zone] if r.get("Prefix") == prefix]
+            assert own["NoncurrentVersionExpiration"] == {"NoncurrentDays": NONCURRENT_DAYS_AFTER_RETENTION}
+            assert own["Status"] == "Enabled"
+    # And the per-dataset rules are exactly those prefixes with those days: no rule for anything else
+    for zone, rules in zones.items():
+        got = {(r["Prefix"], r["ExpirationInDays"]) for r in rules if r["Id"].startswith("retain-")}
+        assert got == expected[zone], (stage, zone)
+    # And the settings come from the stage unless a declaration overrides them (tickets keeps its own)
+    by_name = {d.dataset.name: d.retention for d in datasets}
+    assert by_name["churn"] == config.retention
+    assert by_name["tickets"] == RetentionSettings(capture_days=60, labels_days=60, production_days=120)
+    # And data of no declared dataset (a removed declaration) still expires, never before a declared dataset's
+    longest = max(d.retention.capture_days for d in [config, *datasets])
+    assert _effective_days(zones["artifacts"], "data-capture/mlops-x-gone/AllTraffic/a.jsonl") == longest
+    assert _effective_days(zones["curated"], "production/gone/prod_date=2026-11-27/a.parquet") == max(
+        d.retention.production_days for d in [config, *datasets]
+    )
+    # And nothing else in the zones expires (curated splits, manifests, models stay)
+    assert _effective_days(zones["curated"], "curated/churn/v1/split=train/part.parquet") is None
+    assert _effective_days(zones["artifacts"], "models/churn/model.tar.gz") is None

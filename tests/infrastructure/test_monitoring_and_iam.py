@@ -208,7 +208,50 @@ def test_retrain_alarms_also_report_ok_so_the_guard_can_clear_breach_records(
     assert not {"ALARMS", "MANIFEST_KEY", "GUARD"} & set(env), sorted(env)
     churn = stack.platform.dataset("churn")
     assert churn.names.manifest_key == "manifests/churn/latest.json"
-    assert churn.retrain == {"cooldown_minutes": 360, "max_per_day": 2, "consecutive_breaches": 3}
+    assert churn.retrain == {"cooldown_minutes": 360, "max_per_day": 2, "consecutive_breaches": 3, "schedule": ""}
+
+
+def test_a_declared_retrain_schedule_invokes_the_guarded_retrain_lambda(
+    resources: dict[str, Any], config: StageConfig, stack: MlopsStack
+) -> None:
+    retrain_fn = next(k for k in of_type(resources, "AWS::Lambda::Function") if k.startswith("MonitoringRetrain"))
+    # Given the datasets that declare retrain.schedule (tickets: rate(7 days))
+    declared = {c.resource_prefix: c for c in stack.dataset_configs.values() if c.retrain.schedule}
+    assert declared and len(declared) < len(stack.dataset_configs)
+    rules = {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in of_type(resources, "AWS::Events::Rule").values()
+        if r["Properties"].get("Name", "").endswith("-retrain")
+    }
+    # Then each has exactly one rule <prefix>-<dataset>-retrain with its expression, and the others none
+    assert sorted(rules) == sorted(f"{prefix}-retrain" for prefix in declared)
+    for prefix, dataset in declared.items():
+        rule = rules[f"{prefix}-retrain"]
+        assert rule["ScheduleExpression"] == dataset.retrain.schedule == "rate(7 days)"
+        # And it invokes the retrain Lambda with the scheduled event naming the dataset, retried by EventBridge
+        (target,) = rule["Targets"]
+        assert target["Arn"]["Fn::GetAtt"][0] == retrain_fn
+        assert target["RetryPolicy"] == {"MaximumRetryAttempts": 2}
+        transformer = target["InputTransformer"]
+        assert json.loads(transformer["InputTemplate"].replace("<", '"<').replace(">", '>"'))["detail"] == {
+            "dataset": dataset.dataset.name
+        }
+        assert transformer["InputPathsMap"]["time"] == "$.time"
+    # And a failure after Lambda's own retries lands in the function's dead-letter queue
+    assert "TargetArn" in _function(resources, "MonitoringRetrain")["DeadLetterConfig"]
+    # And EventBridge may invoke the retrain Lambda for the retrain rules only (not the drift schedules)
+    (permission,) = [
+        p["Properties"]
+        for p in of_type(resources, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"]["Fn::GetAtt"][0] == retrain_fn
+        and p["Properties"]["Principal"] == "events.amazonaws.com"
+    ]
+    pattern = literal_parts(permission["SourceArn"]).rsplit(":rule/", 1)[1]
+    assert pattern == f"{config.prefix}-*-retrain" and all(fnmatch.fnmatchcase(r, pattern) for r in rules)
+    assert not any(fnmatch.fnmatchcase(f"{prefix}-drift", pattern) for prefix in declared)
+    # And the document carries the schedule to the Lambda's guard
+    for dataset in declared.values():
+        assert stack.platform.dataset(dataset.dataset.name).retrain["schedule"] == dataset.retrain.schedule
 
 
 def test_drift_monitor_is_scheduled_per_dataset(
@@ -221,7 +264,7 @@ def test_drift_monitor_is_scheduled_per_dataset(
     rules = {
         r["Properties"]["Name"]: r["Properties"]
         for r in of_type(resources, "AWS::Events::Rule").values()
-        if "ScheduleExpression" in r["Properties"]
+        if "ScheduleExpression" in r["Properties"] and r["Properties"]["Name"].endswith("-drift")
     }
     assert sorted(rules) == sorted(f"{c.resource_prefix}-drift" for c in stack.dataset_configs.values())
     for name, dataset in stack.dataset_configs.items():
@@ -263,7 +306,7 @@ def test_drift_monitor_is_scheduled_per_dataset(
 def test_monitors_write_only_their_own_prefixes_and_never_delete(resources: dict[str, Any]) -> None:
     for role_prefix, owns in (
         ("MonitoringDriftMonitorRole", ("monitoring/drift/*",)),
-        ("MonitoringGroundTruthRole", ("monitoring/quality/*", "production/*")),
+        ("MonitoringGroundTruthRole", ("monitoring/quality/*", "production/*", "quarantine/dataset=*/production/*")),
     ):
         policies = [v for k, v in of_type(resources, "AWS::IAM::Policy").items() if k.startswith(role_prefix)]
         statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
@@ -286,11 +329,13 @@ def test_the_ground_truth_catalogues_only_the_production_tables_of_the_declared_
     assert sorted(glue["Action"]) == ["glue:CreateTable", "glue:GetTable", "glue:UpdateTable"]
     tables = sorted(r.rsplit("/", 1)[1] for r in map(literal_parts, glue["Resource"]) if ":table/" in r)
     assert tables == sorted(f"{name}_production" for name in stack.dataset_configs)
-    # And its rows land in the curated zone under production/ only
+    # And its rows land in the curated zone under production/, its rejected rows in the production quarantine only
     puts = [s for s in statements if "s3:PutObject" in s["Action"]]
     assert any(
         "production/*" in json.dumps(s["Resource"]) and "DataLakeCurated" in json.dumps(s["Resource"]) for s in puts
     )
+    quarantine = [literal_parts(r) for s in puts for r in s["Resource"] if "quarantine/" in json.dumps(r)]
+    assert quarantine and all(r.endswith("/quarantine/dataset=*/production/*") for r in quarantine), quarantine
 
 
 def test_dashboard_shows_runs_and_decisions_and_a_section_per_dataset(

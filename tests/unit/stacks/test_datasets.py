@@ -80,7 +80,8 @@ def test_overrides_reach_the_stage_settings_of_the_dataset() -> None:
         load_declaration(DATASETS_DIR / "churn.yaml").schema,
         serving={"strategy": "ALL_AT_ONCE", "initial_instance_count": 1, "min_capacity": 1},
         alarms={"drift_psi": 0.3},
-        retrain={"max_per_day": 5},
+        retrain={"max_per_day": 5, "schedule": "cron(0 3 ? * MON *)"},
+        retention={"production_days": 30},
     )
 
     # When a stage's settings are derived for it
@@ -90,6 +91,9 @@ def test_overrides_reach_the_stage_settings_of_the_dataset() -> None:
     assert (settings.serving.strategy, settings.serving.initial_instance_count) == ("ALL_AT_ONCE", 1)
     assert settings.serving.instance_type == load_config("prod").serving.instance_type
     assert settings.alarms.drift_psi == 0.3 and settings.retrain.max_per_day == 5
+    assert settings.retrain.schedule == "cron(0 3 ? * MON *)" and load_config("prod").retrain.schedule == ""
+    assert settings.retention.production_days == 30
+    assert settings.retention.capture_days == load_config("prod").retention.capture_days == 365
 
 
 # ---- broken declarations -------------------------------------------------------------------------

@@ -223,6 +223,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, aws: Any) -> Iterator[None]:
         "DATASET_SCHEMA": CHURN_SCHEMA.to_json(),
     }.items():
         monkeypatch.setenv(name, value)
+    aws.create_bucket(Bucket="curated-bucket")  # labelled production rows, and those quarantined
     cached = (gt_handler.settings, gt_handler.evaluate_once)
     for function in cached:
         function.cache_clear()
@@ -244,6 +245,10 @@ def test_the_same_label_upload_delivered_twice_is_evaluated_once(aws: Any, envir
     second = gt_handler.handler(s3_event(obj), FakeContext())
     # Then the second call returns the first result and publishes nothing more
     assert second == first and first["overall"]["rows"] == 160
+    # (this traffic's requests are not churn's features: every joined row is quarantined with its reason)
+    production = first["production"]
+    assert production["rows"] == 0 and production["rejects_by_reason"] == {"request": 160}
+    assert production["quarantined"].startswith("s3://curated-bucket/quarantine/dataset=churn/production/")
     # And the labels of churn's folder were joined with churn's endpoint's captures, written under churn's prefix
     assert first["endpoint"] == ENDPOINT == "mlops-dev-churn"
     assert first["summary_uri"].startswith(f"s3://{ARTIFACTS}/monitoring/quality/churn/")

@@ -118,7 +118,7 @@ def test_production_rows_are_the_captured_features_with_the_arrived_label_never_
     ]
 
 
-def test_rows_that_fail_the_etl_rules_are_counted_with_their_reason_and_not_kept() -> None:
+def test_rows_that_fail_the_etl_rules_are_counted_with_their_reason_and_quarantined_not_kept() -> None:
     # Given captured rows of which one is out of range, one misses a required value, one has an unknown category
     rows = generate(10, seed=4)
     rows.loc[0, "tenure_months"] = 500
@@ -147,6 +147,18 @@ def test_rows_that_fail_the_etl_rules_are_counted_with_their_reason_and_not_kept
     assert reasons["null:support_calls"] == 1  # the short request "1,2": its first missing required feature
     assert sum(reasons.values()) == 6 and len(production.rows) == 10 - 3
     assert 500.0 not in production.rows["tenure_months"].tolist()
+    # And the rejected rows are kept for the quarantine: values as read, the reason, where each came from
+    rejected = production.rejected
+    assert rejected is not None and len(rejected) == 6
+    assert sorted(rejected["reject_reason"]) == sorted(
+        ["range:tenure_months", "null:age", "category:contract", "request", "request", "null:support_calls"]
+    )
+    out_of_range = rejected[rejected["reject_reason"] == "range:tenure_months"].iloc[0]
+    assert float(out_of_range["tenure_months"]) == 500 and out_of_range["customer_id"] == "evt-00000:0"
+    assert (out_of_range["prod_inference_id"], out_of_range["prod_request_row"]) == ("evt-00000", 0)
+    undecodable = rejected[rejected["reject_reason"] == "request"]
+    assert set(undecodable["prod_inference_id"]) == {"npy"} and sorted(undecodable["prod_request_row"]) == [0, 1]
+    assert set(rejected["prod_label_source"]) == {"s3://raw/x"} and "prod_date" not in rejected.columns
 
 
 def read_parquet(s3: Any, key: str) -> pd.DataFrame:
@@ -181,14 +193,23 @@ def test_written_by_hour_catalogued_with_projection_and_a_redelivered_batch_adds
     assert again["files"] == first["files"] and again["table_change"] == "unchanged"
 
 
-def test_a_batch_without_valid_rows_writes_nothing_and_needs_no_table(aws: Any) -> None:
+def test_a_batch_without_valid_rows_writes_only_its_quarantine_and_needs_no_table(aws: Any) -> None:
     aws.create_bucket(Bucket=CURATED)
     rows = generate(5, seed=6)
     rows["age"] = 5  # below the declared minimum
     joined, _ = joined_rows(rows)
     result = write(aws, boto3.client("glue"), CONFIG, production_rows(joined, CHURN_SCHEMA, LABELLED_AT, "s3://x"))
-    assert result["rows"] == 0 and result["rejects_by_reason"] == {"range:age": 5}
-    assert "Contents" not in aws.list_objects_v2(Bucket=CURATED)
+    assert result["rows"] == 0 and result["rejects_by_reason"] == {"range:age": 5} and result["files"] == []
+    # Then the rejected rows are quarantined with their reason beside the uploads' quarantine, nothing else written
+    (key,) = [o["Key"] for o in aws.list_objects_v2(Bucket=CURATED)["Contents"]]
+    assert key.startswith("quarantine/dataset=churn/production/") and key.endswith("/rejected.jsonl")
+    assert result["quarantined"] == f"s3://{CURATED}/{key}"
+    lines = [json.loads(line) for line in aws.get_object(Bucket=CURATED, Key=key)["Body"].read().splitlines()]
+    assert [(line["reject_reason"], float(line["age"])) for line in lines] == [("range:age", 5.0)] * 5
+    assert {line["prod_label_source"] for line in lines} == {"s3://x"}
+    # And the same label file again overwrites its own quarantine
+    write(aws, boto3.client("glue"), CONFIG, production_rows(joined, CHURN_SCHEMA, LABELLED_AT, "s3://x"))
+    assert [o["Key"] for o in aws.list_objects_v2(Bucket=CURATED)["Contents"]] == [key]
 
 
 def test_the_table_columns_follow_the_curated_types() -> None:

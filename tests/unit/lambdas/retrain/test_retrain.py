@@ -418,6 +418,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, settings: logic.Settings) -> It
         retrain_handler._clients,
         retrain_handler.decide_once,
         retrain_handler.request_once,
+        retrain_handler.schedule_once,
     )
     for function in cached:
         function.cache_clear()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from localcloud.runtime.schedules import INVALID, Cron, Rate, ScheduleError, parse
+from pipelines.schedules import INVALID, Cron, Rate, ScheduleError, parse
 
 
 def at(text: str) -> float:

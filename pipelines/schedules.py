@@ -25,7 +25,9 @@ Spec: "Cron expressions reference" and "Rate expressions" of the EventBridge use
 
 ``parse`` refuses an invalid expression with EventBridge's message and what is wrong, and refuses loudly what
 the local cloud does not implement (forms the guide does not document: ``L-3``, ``LW``, ``5L``, ranges that wrap
-around such as ``FRI-MON``), so a schedule that deploys here is one that fires here.
+around such as ``FRI-MON``), so a schedule that deploys here is one that fires here. Two users: the synth checks a
+declared ``retrain.schedule`` with it (``stacks.config.schedule_problem``), and the local cloud's EventBridge checks
+and fires every scheduled rule with it (``localcloud/shims/events_targets.py``, ``localcloud/runtime/ticker.py``).
 """
 
 from __future__ import annotations
