@@ -53,6 +53,7 @@ _original_class_from_type = parsing.resource_class_from_type
 _original_name_type = parsing.resource_name_property_from_type
 _original_kms_create = kms_models.Key.create_from_cloudformation_json
 _original_bucket_create = s3_models.FakeBucket.create_from_cloudformation_json
+_original_bucket_update = s3_models.FakeBucket.update_from_cloudformation_json
 _original_log_group_create = logs_models.LogGroup.create_from_cloudformation_json
 
 
@@ -863,6 +864,7 @@ def install() -> None:
     parsing.ResourceMap.delete = _delete_in_order  # type: ignore[method-assign]
     parsing.ResourceMap.update = _update_in_place  # type: ignore[method-assign]
     parsing.ResourceMap.create = _create_keeping_the_template  # type: ignore[method-assign]
+    s3_models.FakeBucket.update_from_cloudformation_json = classmethod(_bucket_update)  # type: ignore[method-assign,assignment]
     events_models.Rule.update_from_cloudformation_json = classmethod(_rule_update)  # type: ignore[method-assign,assignment]
     logs_models.LogGroup.get_cfn_attribute = _log_group_attribute  # type: ignore[method-assign]
     logs_models.LogGroup.update_from_cloudformation_json = classmethod(_log_group_update)  # type: ignore[method-assign,assignment]
@@ -874,6 +876,50 @@ def install() -> None:
 
 
 _original_log_group_attribute = logs_models.LogGroup.get_cfn_attribute
+
+
+def _bucket_update(
+    cls: Any,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> Any:
+    """A bucket's properties changed without a new ``BucketName``: updated in place (no interruption), as
+    CloudFormation does. moto 5.2.5 reads ``Properties.BucketName`` for the tags (a KeyError on a generated name:
+    every CDK bucket) and applies nothing but encryption and tags; here the properties its create ignores are
+    applied too (``apply_bucket_properties``: lifecycle rules, versioning, ...), and a lifecycle configuration
+    the template no longer has is deleted. A new ``BucketName`` keeps moto's replacement."""
+    properties = cloudformation_json.get("Properties") or {}
+    name = original_resource.name
+    if properties.get("BucketName", name) != name:
+        return _original_bucket_update(
+            original_resource, new_resource_name, cloudformation_json, account_id, region_name
+        )
+    s3 = _client("s3", region_name)
+    if "BucketEncryption" in properties:
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {  # the template's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault
+                        {"ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault"}.get(key, key): value
+                        for key, value in rule.items()
+                        if key in ("ServerSideEncryptionByDefault", "BucketKeyEnabled")
+                    }
+                    for rule in properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                ]
+            },
+        )
+    if "Tags" in properties:
+        s3.put_bucket_tagging(
+            Bucket=name, Tagging={"TagSet": [{"Key": t["Key"], "Value": t["Value"]} for t in properties["Tags"]]}
+        )
+    if "LifecycleConfiguration" not in properties:
+        s3.delete_bucket_lifecycle(Bucket=name)
+    apply_bucket_properties(name, properties, region_name)
+    return original_resource
 
 
 def _rule_update(

@@ -314,3 +314,43 @@ def lambda_models_backend_function(name: str) -> Any:
     from moto.core import DEFAULT_ACCOUNT_ID
 
     return lambda_backends[DEFAULT_ACCOUNT_ID][REGION].get_function(name)
+
+
+def test_an_updated_bucket_keeps_its_name_and_data_and_its_lifecycle_rules_change_in_place(aws: None) -> None:  # noqa: F811
+    # Given a deployed bucket with a generated name (CDK's buckets have no BucketName), tags, and one lifecycle rule
+    def bucket(rules: list[dict[str, Any]] | None) -> dict[str, Any]:
+        properties: dict[str, Any] = {
+            "VersioningConfiguration": {"Status": "Enabled"},
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}
+                ]
+            },
+            "Tags": [{"Key": "stage", "Value": "dev"}],
+        }
+        if rules is not None:
+            properties["LifecycleConfiguration"] = {"Rules": rules}
+        return {"Resources": {"Lake": {"Type": "AWS::S3::Bucket", "Properties": properties}}}
+
+    capture = {"Id": "capture", "Status": "Enabled", "Prefix": "data-capture/a/", "ExpirationInDays": 30}
+    labels = {"Id": "labels", "Status": "Enabled", "Prefix": "monitoring/a/", "ExpirationInDays": 90}
+    stack = unique("stack")
+    name = deploy(stack, bucket([capture]))["Lake"]
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=name, Key="data-capture/a/x.jsonl", Body=b"{}")
+    # When a dataset adds a rule (moto's own update raised KeyError: 'BucketName' on the tags)
+    assert deploy(stack, bucket([capture, labels]), update=True)["Lake"] == name
+    # Then the same bucket, with its objects, has both rules, and its tags
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    assert sorted((r["ID"], r["Filter"]["Prefix"], r["Expiration"]["Days"]) for r in rules) == [
+        ("capture", "data-capture/a/", 30),
+        ("labels", "monitoring/a/", 90),
+    ]
+    assert s3.get_object(Bucket=name, Key="data-capture/a/x.jsonl")["Body"].read() == b"{}"
+    assert s3.get_bucket_tagging(Bucket=name)["TagSet"] == [{"Key": "stage", "Value": "dev"}]
+    (rule,) = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    # When the template drops the lifecycle configuration / Then the bucket has none
+    deploy(stack, bucket(None), update=True)
+    with pytest.raises(s3.exceptions.ClientError, match="NoSuchLifecycleConfiguration"):
+        s3.get_bucket_lifecycle_configuration(Bucket=name)
