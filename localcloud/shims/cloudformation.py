@@ -46,7 +46,10 @@ from moto.events import models as events_models
 from moto.kms import models as kms_models
 from moto.logs import models as logs_models
 from moto.s3 import models as s3_models
+from moto.s3.cloud_formation import cfn_to_api_encryption
 from moto.sqs import models as sqs_models
+from moto.utilities.tagging_service import TaggingService
+from moto.utilities.utils import get_partition
 
 _installed = False
 _original_class_from_type = parsing.resource_class_from_type
@@ -897,27 +900,16 @@ def _bucket_update(
         return _original_bucket_update(
             original_resource, new_resource_name, cloudformation_json, account_id, region_name
         )
-    s3 = _client("s3", region_name)
+    # encryption and tags as moto's own create applies them, on the bucket's real name
+    backend = s3_models.s3_backends[account_id][get_partition(region_name)]
     if "BucketEncryption" in properties:
-        s3.put_bucket_encryption(
-            Bucket=name,
-            ServerSideEncryptionConfiguration={
-                "Rules": [
-                    {  # the template's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault
-                        {"ServerSideEncryptionByDefault": "ApplyServerSideEncryptionByDefault"}.get(key, key): value
-                        for key, value in rule.items()
-                        if key in ("ServerSideEncryptionByDefault", "BucketKeyEnabled")
-                    }
-                    for rule in properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-                ]
-            },
+        backend.put_bucket_encryption(
+            bucket_name=name, encryption=cfn_to_api_encryption(properties["BucketEncryption"])
         )
     if "Tags" in properties:
-        s3.put_bucket_tagging(
-            Bucket=name, Tagging={"TagSet": [{"Key": t["Key"], "Value": t["Value"]} for t in properties["Tags"]]}
-        )
+        backend.put_bucket_tagging(bucket_name=name, tags=TaggingService().flatten_tag_list(properties["Tags"]))  # type: ignore[arg-type]
     if "LifecycleConfiguration" not in properties:
-        s3.delete_bucket_lifecycle(Bucket=name)
+        _client("s3", region_name).delete_bucket_lifecycle(Bucket=name)
     apply_bucket_properties(name, properties, region_name)
     return original_resource
 
