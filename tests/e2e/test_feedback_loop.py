@@ -131,32 +131,28 @@ def test_drift_and_its_labels_retrain_on_production_data_and_the_better_challeng
     part = plan["production"]
     assert part["rows_available"] >= 2 * ROWS_PER_HOUR * 0.9, part
     assert part["test_rows"] == 1000 and part["train_rows"] == part["rows_available"] - 1000, part
-    # Cloud time at 40x while the green fleet's containers start (real seconds) and while a traffic step bakes: at
-    # 240x a loaded host spent the update's 30-minute MaximumExecutionTimeoutInSeconds on a model server's start and
-    # SageMaker rolled back. No clients send traffic here, so a step does not hold for their answers.
-    with lc.slowed_during_traffic_steps(40.0, hold_limit=0.0):
-        # When the run finishes
-        done = lc.wait_for(
-            lambda: next((e for e in lc.executions(training) if e.name == retrain.name and e.stopped), None),
-            timeout=600,
-            what="the retraining run to finish",
-        )
-        assert done.status == "SUCCEEDED", done.cause
-        # Then its challenger beat the champion on the newest labelled rows and was approved, with the data in lineage
-        lineage = metadata(lc, retrain.name)
-        package = lc.package_of(retrain.name) or {}
-        assert package.get("ModelApprovalStatus") == "Approved", lineage.get("gate_reason")
-        assert lineage["test_data"] == "production: the 1000 most recent labelled rows"
-        assert lineage["training_data"].startswith("upload ") and " + production " in lineage["training_data"]
-        assert plan["production"]["start"][:13] in lineage["training_data"]
-        # And the canary rolled it out: the endpoint serves the challenger
-        deployed = lc.wait_for(
-            lambda: next((e for e in lc.executions(deploying) if e.name not in deployments_before and e.stopped), None),
-            timeout=600,
-            what="the challenger's deployment",
-        )
-        assert deployed.status == "SUCCEEDED", deployed.cause
-        assert lc.served_model_version() == lineage["model_version"] != champion
+    # When the run finishes
+    done = lc.wait_for(
+        lambda: next((e for e in lc.executions(training) if e.name == retrain.name and e.stopped), None),
+        timeout=600,
+        what="the retraining run to finish",
+    )
+    assert done.status == "SUCCEEDED", done.cause
+    # Then its challenger beat the champion on the newest labelled rows and was approved, with the data in lineage
+    lineage = metadata(lc, retrain.name)
+    package = lc.package_of(retrain.name) or {}
+    assert package.get("ModelApprovalStatus") == "Approved", lineage.get("gate_reason")
+    assert lineage["test_data"] == "production: the 1000 most recent labelled rows"
+    assert lineage["training_data"].startswith("upload ") and " + production " in lineage["training_data"]
+    assert plan["production"]["start"][:13] in lineage["training_data"]
+    # And the canary rolled it out: the endpoint serves the challenger
+    deployed = lc.wait_for(
+        lambda: next((e for e in lc.executions(deploying) if e.name not in deployments_before and e.stopped), None),
+        timeout=600,
+        what="the challenger's deployment",
+    )
+    assert deployed.status == "SUCCEEDED", deployed.cause
+    assert lc.served_model_version() == lineage["model_version"] != champion
 
 
 def test_a_dataset_whose_labels_never_arrive_retrains_on_its_upload_with_the_reason(
