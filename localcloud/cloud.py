@@ -11,7 +11,7 @@ import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +106,12 @@ class LocalCloud:
         workdir: Path | None = None,
         time_scale: float = DEFAULT_TIME_SCALE,
         prewarm: bool = True,
+        warm_pool_quota: Mapping[str, int] | None = None,
     ) -> None:
         self.time_scale = time_scale
+        # the account's SageMaker warm pool quota, instances per training instance type: none by default, as a new
+        # account (a training job with a keep-alive then keeps no pool: docs/operations.md, the quota request)
+        self.warm_pool_quota = dict(warm_pool_quota or {})
         self.prewarm = prewarm
         self.port = port or free_port()
         self.region = region
@@ -164,6 +168,10 @@ class LocalCloud:
             self._stoppers.append(lambda: set_active(None))
             shims.install_all(self)
             self._stoppers.append(lambda: shims.install_all(None))
+            from localcloud.runtime import warm_pools
+
+            warm_pools.set_quota(self.warm_pool_quota)
+            self._stoppers.append(lambda: warm_pools.set_quota(None))
             import logging
 
             logging.getLogger("werkzeug").setLevel(logging.ERROR)

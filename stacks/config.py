@@ -26,7 +26,7 @@ from pipelines.platform import (
 from pipelines.schema import METRICS, DatasetSchema, Gate
 from pipelines.training.hyperparameters import Hyperparameters
 from stacks.datasets import DATASETS_DIR, read_schema
-from stacks.pricing import ENDPOINT_HOURLY_USD
+from stacks.pricing import ENDPOINT_HOURLY_USD, TRAINING_HOURLY_USD
 
 Stage = Literal["dev", "prod"]
 DeploymentStrategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
@@ -75,10 +75,42 @@ class TrainingSettings:
     # SageMaker scikit-learn container; must match the locally pinned scikit-learn (1.9)
     sklearn_framework_version: str = "1.9-0"
     processing_instance_type: str = "ml.m5.large"
-    # No SageMaker warm pool (ResourceConfig.KeepAlivePeriodInSeconds, at most 3600 s, billed while idle): runs
-    # start per upload or per retrain (cooldown RetrainGuard.cooldown_minutes), so a kept cluster would seldom match
+    # SageMaker managed warm pool (ResourceConfig.KeepAlivePeriodInSeconds of TrainModel): after a training job the
+    # instances are kept this long, billed as training time while retained, and the next matching job (same role,
+    # instance type and count, volume size and key, VPC config, network isolation and inter-container encryption)
+    # starts on them without provisioning. 0: no warm pool, the key is not synthesized. Dev keeps one for a data
+    # scientist's iteration loop; prod does not (runs hours apart: docs/performance.md, "The cloud timeline on
+    # paper"). The account needs a warm pool quota for the instance type (default 0: the job runs, no pool is
+    # kept; docs/operations.md)
+    keep_alive_seconds: int = 0
     # the defaults of train.py's own Hyperparameters (one definition); override per stage with replace()
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
+
+    def __post_init__(self) -> None:
+        problem = keep_alive_problem(self.keep_alive_seconds, self.instance_type)
+        if problem:
+            raise ValueError(f"training: {problem}")
+
+
+KEEP_ALIVE_MAX_SECONDS = 21_600
+"""ResourceConfig.KeepAlivePeriodInSeconds: 0-21600 (API reference, ResourceConfig and ResourceConfigForUpdate;
+botocore's model; the developer guide's "Train using SageMaker managed warm pools" still says 3600)."""
+
+
+def keep_alive_problem(seconds: int, instance_type: str) -> str | None:
+    """Why a stage's warm pool setting cannot be synthesized (None: it can): a whole number of seconds in the
+    API's range, on a training instance type with a price (a retained pool bills while idle: the cost is shown)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= KEEP_ALIVE_MAX_SECONDS:
+        return (
+            f"keep_alive_seconds {seconds!r}: KeepAlivePeriodInSeconds is a whole number of seconds from 0 (no warm "
+            f"pool) to {KEEP_ALIVE_MAX_SECONDS}"
+        )
+    if seconds and instance_type not in TRAINING_HOURLY_USD:
+        return (
+            f"keep_alive_seconds {seconds}: a warm pool of {instance_type!r} bills while retained, and "
+            f"stacks/pricing.py has no training price for it (priced: {', '.join(TRAINING_HOURLY_USD)}); add it there"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -625,6 +657,11 @@ def _dev() -> StageConfig:
         evaluation=EvaluationGate.from_gate(sample.evaluation_gate),
         # dev must deploy into a new account, whose concurrency quota can be 10: no reservation fits there
         concurrency=ConcurrencySettings(reserve=False),
+        # a warm pool for the iteration loop: the next upload's training job starts on the retained instance if it
+        # starts within the hour (docs/performance.md: the gap between two iterations' training jobs is ~21 min
+        # typical, ~33 min upper, when the next upload follows the deployment's end; at most ~$0.115 per pool left
+        # to expire, ml.m5.large for an hour)
+        training=replace(TrainingSettings(), keep_alive_seconds=3600),
     )
 
 
@@ -636,7 +673,8 @@ def _prod() -> StageConfig:
         promotion_source="dev",
         approval="manual",
         glue=replace(dev.glue, workers=4, max_retries=1),
-        training=replace(dev.training, instance_type="ml.m5.xlarge"),
+        # no warm pool: runs are hours apart (retrain guard), a retained pool would be billed and seldom reused
+        training=replace(dev.training, instance_type="ml.m5.xlarge", keep_alive_seconds=0),
         serving=replace(
             dev.serving,
             instance_type="ml.m5.xlarge",

@@ -21,6 +21,13 @@ ENDPOINT_HOURLY_USD: dict[str, float] = {
     "ml.m5.xlarge": 0.23,
     "ml.m5.2xlarge": 0.461,
 }
+TRAINING_HOURLY_USD: dict[str, float] = {
+    "ml.m5.large": 0.115,
+    "ml.m5.xlarge": 0.23,
+}
+"""SageMaker training, on-demand, us-east-1, USD per instance-hour (https://aws.amazon.com/sagemaker/pricing/,
+"Training", as of 2026-11). A managed warm pool bills its retained instances at this rate
+(``ResourceRetainedBillableTimeInSeconds`` x ``InstanceCount``, API_WarmPoolStatus)."""
 HOURS_PER_DAY = 24
 INTERFACE_ENDPOINT_HOURLY_USD = 0.01
 """An interface VPC endpoint, per Availability Zone it has a network interface in, per hour (AWS PrivateLink,
@@ -36,3 +43,8 @@ def idle_cost_per_day(instance_type: str, instances: int) -> float:
 def interface_endpoints_cost_per_day(endpoints: int, zones: int) -> float:
     """USD per day of ``endpoints`` interface endpoints, each in ``zones`` Availability Zones, idle."""
     return INTERFACE_ENDPOINT_HOURLY_USD * endpoints * zones * HOURS_PER_DAY
+
+
+def warm_pool_cost(instance_type: str, instances: int, seconds: float) -> float:
+    """USD of a warm pool of ``instances`` training instances retained for ``seconds``."""
+    return TRAINING_HOURLY_USD[instance_type] * instances * seconds / 3600

@@ -14,6 +14,12 @@ it on the dispatcher through the model's container (``localcloud.runtime.transfo
 with one ``<input>.out`` per input object, or ``Failed`` with ``FailureReason``. Logs go to
 ``/aws/sagemaker/TransformJobs``.
 
+Managed warm pools (``localcloud.runtime.warm_pools``, moto has none): CreateTrainingJob refuses a
+``KeepAlivePeriodInSeconds`` out of range (ValidationException); a new job reuses a matching ``Available`` pool, an
+ended job with a keep-alive keeps one within the account's warm pool quota (``LocalCloud(warm_pool_quota=...)``,
+default 0 as a new account's), on the cloud clock; DescribeTrainingJob reports ``WarmPoolStatus``; UpdateTrainingJob
+(not in moto) changes an Available pool's keep-alive.
+
 Jobs act with their execution role, as SageMaker does
 (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html): inputs are read and outputs written with it,
 the job process gets its temporary credentials, the image is pulled with it (``ecr:GetAuthorizationToken``,
@@ -35,7 +41,8 @@ from moto.sagemaker import models as sm_models
 from moto.sagemaker import responses as sm_responses
 from moto.sagemaker.exceptions import ResourceInUseException, ResourceNotFound, ValidationError
 
-from localcloud.runtime import jobs
+from localcloud.clock import clock
+from localcloud.runtime import jobs, warm_pools
 from localcloud.runtime.journal import journal
 
 _installed = False
@@ -100,14 +107,26 @@ def _final_status(job: Any, outcome: Any) -> str:
 
 
 def create_training_job(self: Any) -> Any:
-    result = _original_training(self)
     request = _request(self)
-    job = self.sagemaker_backend.training_jobs[request["TrainingJobName"]]
+    try:
+        warm_pools.check_request(request)
+    except warm_pools.WarmPoolRefused as refused:
+        raise ValidationError(str(refused)) from None
+    created = clock.time()
+    result = _original_training(self)
+    peers = self.sagemaker_backend.training_jobs
+    job = peers[request["TrainingJobName"]]
     job.algorithm_specification = copy.deepcopy(request["AlgorithmSpecification"])
     job.environment = request.get("Environment") or {}
-    if _cloud is None:
+    job.warm_pool_peers, job.warm_pool_created = peers, created
+    if _cloud is None:  # moto's job is Completed at once: it takes a pool and leaves one at once
+        warm_pools.claim(job, list(peers.values()))
+        warm_pools.release(job, None, list(peers.values()), created)
         return result
     _started(job)
+    pool = warm_pools.claim(job, list(peers.values()))
+    if pool is not None:
+        journal.record("warm-pool", job=job.training_job_name, status="InUse")
     _cloud.dispatcher.submit(_run_training_job, job, request)
     return result
 
@@ -147,6 +166,7 @@ def _run_training_job(job: Any, request: dict[str, Any]) -> dict[str, float]:
     if outcome.ok:
         job.model_artifacts = {"S3ModelArtifacts": outcome.outputs["model_uri"]}
     job.training_job_status = job.secondary_status = _final_status(job, outcome)
+    _release_warm_pool(job, outcome)
     jobs.job_changed()
     journal.record(
         "training-job",
@@ -157,6 +177,47 @@ def _run_training_job(job: Any, request: dict[str, Any]) -> dict[str, float]:
         reason=getattr(job, "failure_reason", None),
     )
     return dict(outcome.outputs.get("metrics") or {})
+
+
+def _release_warm_pool(job: Any, outcome: Any) -> None:
+    """The ended job's instances stay as a warm pool, or not (``localcloud.runtime.warm_pools.release``)."""
+    peers = getattr(job, "warm_pool_peers", None) or {}
+    warm_pools.release(
+        job, None if outcome.ok else outcome.reason or "", list(peers.values()), getattr(job, "warm_pool_created", 0.0)
+    )
+    described = warm_pools.status(job)
+    if described is not None:
+        journal.record("warm-pool", job=job.training_job_name, status=described["Status"])
+
+
+def describe_training_job(self: Any) -> Any:
+    """DescribeTrainingJob with the job's ``WarmPoolStatus`` (when it asked for or used a warm pool)."""
+    name = self._get_param("TrainingJobName")
+    response = dict(self.sagemaker_backend.describe_training_job(name))
+    described = warm_pools.status(self.sagemaker_backend.training_jobs[name])
+    if described is not None:
+        response["WarmPoolStatus"] = described
+    return ActionResult(response)
+
+
+def update_training_job(self: Any) -> Any:
+    """UpdateTrainingJob (not in moto 5.2.5): ``ResourceConfig.KeepAlivePeriodInSeconds`` of a job whose warm pool is
+    Available (0 terminates it); the profiler and remote debugging settings are not modelled (refused)."""
+    name = self._get_param("TrainingJobName")
+    job = self.sagemaker_backend.training_jobs.get(name)
+    if job is None:
+        raise ResourceNotFound(f"Could not find training job '{name}'.")
+    others = {"ProfilerConfig", "ProfilerRuleConfigurations", "RemoteDebugConfig"} & set(_request(self))
+    if others:
+        raise ValidationError(f"the local cloud updates a training job's warm pool only, not {', '.join(sorted(others))}")
+    seconds = (self._get_param("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
+    if seconds is None:
+        raise ValidationError("ResourceConfig.KeepAlivePeriodInSeconds is required")
+    try:
+        warm_pools.update_keep_alive(job, int(seconds))
+    except warm_pools.WarmPoolRefused as refused:
+        raise ValidationError(str(refused)) from None
+    return ActionResult({"TrainingJobArn": job.arn})
 
 
 def _publish_training_metrics(clients: Any, job_name: str, metrics: dict[str, float]) -> None:
@@ -540,6 +601,8 @@ def install() -> None:
     responses = sm_responses.SageMakerResponse
     responses.create_hyper_parameter_tuning_job = create_hyper_parameter_tuning_job  # type: ignore[method-assign]
     responses.describe_hyper_parameter_tuning_job = describe_hyper_parameter_tuning_job  # type: ignore[method-assign]
+    responses.describe_training_job = describe_training_job  # type: ignore[method-assign]
+    responses.update_training_job = update_training_job  # type: ignore[attr-defined]
     # not in moto 5.2.5: added
     responses.list_training_jobs_for_hyper_parameter_tuning_job = list_training_jobs_for_hyper_parameter_tuning_job  # type: ignore[attr-defined]
     responses.stop_hyper_parameter_tuning_job = stop_hyper_parameter_tuning_job  # type: ignore[attr-defined]

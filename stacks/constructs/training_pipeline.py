@@ -368,6 +368,15 @@ class TrainingPipeline(Construct):
             "EnableInterContainerTrafficEncryption": True,
         }
 
+    @staticmethod
+    def _warm_pool(config: StageConfig) -> dict[str, int]:
+        """TrainModel's ``ResourceConfig.KeepAlivePeriodInSeconds`` when the stage keeps a SageMaker managed warm
+        pool (none otherwise: a stage without one synthesizes the same ResourceConfig as before). Step Functions'
+        ``createTrainingJob.sync`` passes the request's parameters to CreateTrainingJob and waits for the job's end,
+        not for the pool (which SageMaker keeps after the job)."""
+        seconds = config.training.keep_alive_seconds
+        return {"KeepAlivePeriodInSeconds": seconds} if seconds else {}
+
     def _state_machine(self, config: StageConfig, lake: DataLake, image: str, topic: sns.ITopic) -> sfn.StateMachine:
         # ---- failure path: explain -> notify -> fail ----
         explain = tasks.LambdaInvoke(
@@ -517,6 +526,7 @@ class TrainingPipeline(Construct):
                                 "InstanceType": config.training.instance_type,
                                 "VolumeSizeInGB": config.training.volume_gb,
                                 "VolumeKmsKeyId": lake.key.key_arn,
+                                **self._warm_pool(config),
                             },
                             "StoppingCondition": {"MaxRuntimeInSeconds": config.training.max_runtime_seconds},
                             "HyperParameters": hyperparameters,
@@ -547,6 +557,10 @@ class TrainingPipeline(Construct):
             key: value
             for key, value in train.to_state_json()["Parameters"].items()
             if key not in ("TrainingJobName.$", "HyperParameters")
+        }
+        # a tuning job's trials keep no warm pool (the stage's keep-alive is for the iteration loop's TrainModel)
+        definition["ResourceConfig"] = {
+            key: value for key, value in definition["ResourceConfig"].items() if key != "KeepAlivePeriodInSeconds"
         }
         definition["InputDataConfig"] = [
             channel for channel in definition["InputDataConfig"] if channel["ChannelName"] not in HELD_OUT_CHANNELS

@@ -16,7 +16,7 @@ from sagemaker_training import mapping
 from lambdas.prepare_training.logic import job_name
 from pipelines.evaluation import evaluate
 from pipelines.training import held_out, train
-from stacks.config import StageConfig
+from stacks.config import StageConfig, load_config
 from stacks.constructs.training_pipeline import GLUE_QUEUE_SECONDS, TRAINING_PROGRAM, TRANSIENT_ERRORS
 from stacks.mlops_stack import MlopsStack
 from tests.infrastructure.helpers import definition, of_type, render
@@ -78,6 +78,8 @@ def test_a_dataset_that_declares_tuning_runs_a_tuning_job_of_the_same_training_j
     assert parameters["HyperParameterTuningJobName.$"] == "$.prepared.tuning.job_name"
     assert parameters["HyperParameterTuningJobConfig.$"] == "$.prepared.tuning.config"
     trained = {k: v for k, v in train_state["Parameters"].items() if k not in ("TrainingJobName.$", "HyperParameters")}
+    # (a trial keeps no warm pool: the stage's keep-alive is TrainModel's only)
+    trained["ResourceConfig"] = {k: v for k, v in trained["ResourceConfig"].items() if k != "KeepAlivePeriodInSeconds"}
     trained["InputDataConfig"] = [
         c for c in trained["InputDataConfig"] if c["ChannelName"] in ("train", "validation", "code")
     ]
@@ -212,6 +214,37 @@ def test_training_job_runs_the_sklearn_container_in_script_mode(machine: dict[st
     assert params["ResourceConfig"]["InstanceType"] == config.training.instance_type
     assert "VolumeKmsKeyId" in params["ResourceConfig"]
     assert "KmsKeyId" in params["OutputDataConfig"]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_training_job_keeps_a_warm_pool_only_where_the_stage_configures_one(
+    stage: str, stage_templates: dict[str, dict[str, Any]]
+) -> None:
+    # Given each stage's synthesized training machine
+    config = load_config(stage)
+    (sm,) = [
+        v
+        for v in of_type(stage_templates[stage]["Resources"], "AWS::StepFunctions::StateMachine").values()
+        if v["Properties"]["StateMachineName"] == config.state_machine_name
+    ]
+    states = definition(sm)["States"]
+    resource_config = states["TrainModel"]["Parameters"]["ResourceConfig"]
+    # Then dev's TrainModel asks SageMaker to keep its instance for the iteration loop's next upload (one hour), and
+    # prod's ResourceConfig is what it was before warm pools (no key at all)
+    assert {"dev": 3600, "prod": 0}[stage] == config.training.keep_alive_seconds
+    if config.training.keep_alive_seconds:
+        assert resource_config["KeepAlivePeriodInSeconds"] == config.training.keep_alive_seconds
+    else:
+        assert "KeepAlivePeriodInSeconds" not in resource_config
+    assert set(resource_config) - {"KeepAlivePeriodInSeconds"} == {
+        "InstanceCount",
+        "InstanceType",
+        "VolumeSizeInGB",
+        "VolumeKmsKeyId",
+    }
+    # and a tuning job's trials never keep one
+    tuned = states["TuneModel"]["Parameters"]["TrainingJobDefinition"]["ResourceConfig"]
+    assert "KeepAlivePeriodInSeconds" not in tuned
 
 
 def test_logging_all_and_tracing(machine: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ BUCKET = "sagemaker-jobs-test"
 RESOURCES = {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1}
 
 
-def training_job(client: Any, name: str, **hyperparameters: str) -> None:
+def training_job(client: Any, name: str, keep_alive: int = 0, **hyperparameters: str) -> None:
     client.create_training_job(
         TrainingJobName=name,
         AlgorithmSpecification={
@@ -47,7 +47,7 @@ def training_job(client: Any, name: str, **hyperparameters: str) -> None:
             }
         ],
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/models"},
-        ResourceConfig=RESOURCES,
+        ResourceConfig={**RESOURCES, **({"KeepAlivePeriodInSeconds": keep_alive} if keep_alive else {})},
         StoppingCondition={"MaxRuntimeInSeconds": 600},
         Environment={"MODEL_VERSION": "4"},
     )
@@ -296,6 +296,33 @@ def test_a_failing_processing_job_fails_with_its_error(cloud: Any) -> None:
     assert described["FailureReason"].startswith("AlgorithmError: KeyError: 'champion' (exit code 1; python3 -c ")
 
 
+def test_a_run_job_leaves_its_warm_pool_when_it_ends_and_the_next_one_takes_it(cloud: Any) -> None:
+    from localcloud.runtime import warm_pools
+
+    # Given an account with warm pool quota, and a job that keeps its instance for an hour (the shim's dispatcher runs
+    # it: the pool is kept when the script has ended, not when moto creates the job)
+    warm_pools.set_quota({"ml.m5.large": 1})
+    shim.set_cloud(cloud)  # (a decorator-mode test in this module resets it)
+    sm = cloud.clients.sagemaker
+    names = [unique("warm"), unique("warm")]
+    try:
+        for name in names:
+            training_job(sm, name, keep_alive=3600)
+            cloud.settle()
+    finally:
+        warm_pools.set_quota(None)
+    first, second = (sm.describe_training_job(TrainingJobName=name) for name in names)
+    # Then both ran their script; the first's pool went to the second, which now holds it
+    assert (first["TrainingJobStatus"], second["TrainingJobStatus"]) == ("Completed", "Completed")
+    assert first["WarmPoolStatus"]["Status"] == "Reused" and first["WarmPoolStatus"]["ReusedByJob"] == names[1]
+    assert second["WarmPoolStatus"]["Status"] == "Available"
+    assert [e.detail["status"] for e in journal.of("warm-pool") if e.detail["job"] in names] == [
+        "Available",
+        "InUse",
+        "Available",
+    ]
+
+
 def test_installed_again_one_training_job_is_one_run_handed_to_the_cloud(clean_journal: None) -> None:
     # Given the shim installed again and a cloud to run jobs
     cloud = support.stand_in_cloud()
@@ -313,3 +340,4 @@ def test_installed_again_one_training_job_is_one_run_handed_to_the_cloud(clean_j
             assert [e.detail["status"] for e in journal.of("training-job")] == ["InProgress"]
     finally:
         shim.set_cloud(None)
+
