@@ -19,6 +19,12 @@ fleet is terminated and the endpoint is ``InService`` again (the same shape ``lo
 replays). The manual approval of a stage with ``approval = manual`` is human time: not in the figures, shown as a
 step of zero seconds.
 
+A stage that keeps a SageMaker managed warm pool (``training.keep_alive_seconds``) prices an update as an iteration
+of the data scientist's loop: the next upload follows the previous deployment's end, and its training job starts on
+the previous one's retained instance (``Rows.warm``: the warm start-up row) if the gap between the two jobs is
+within the keep-alive at that figure; otherwise, and on a first deployment, it starts cold. ``report`` prints the
+cold update beside the warm one.
+
 ``python -m localcloud.timeline [--assembly DIR] [--markdown]`` prints the timelines of dev and prod (synthesizing
 them unless an assembly directory per stage is given); ``--markdown`` prints the section of docs/performance.md.
 """
@@ -30,7 +36,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +53,7 @@ SCENARIO_TITLES = {"first": "first deployment (no endpoint yet)", "update": "upd
 TRAINING, DEPLOYMENT = "training", "deployment"
 MACHINE_SUFFIXES = {TRAINING: "-training-pipeline", DEPLOYMENT: "-deployment"}
 HANDOFF = "RegisterModel"  # registers the package (Approved at once with auto approval): the approval event follows
+TRAINING_JOB = "TrainModel"  # the training job a warm pool starts (the untuned path)
 TRAFFIC_100 = "100% traffic"
 DONE = "deployment done"
 BUDGET_SECONDS = 15 * 60  # issue 25: dev, update, upload -> 100% traffic at the typical figures
@@ -66,6 +73,11 @@ class Rows:
 
     keys: tuple[str, ...] = ()
     starts: str | None = None
+    warm: tuple[tuple[str, str], ...] = ()  # (cold row, warm row): replaced when the job starts on a warm pool
+
+    def rows(self, pool: bool) -> tuple[str, ...]:
+        swap = dict(self.warm) if pool else {}
+        return tuple(swap.get(key, key) for key in self.keys)
 
 
 @dataclass(frozen=True)
@@ -106,14 +118,16 @@ MODEL: dict[str, dict[str, Cost]] = {
         "PrepareTraining": LAMBDA,
         "TuneOrTrain": Take("TrainModel"),  # the path of a dataset without model.tuning: one training job
         # the evaluation and the golden-payload smoke test (the image's serve) run in the training job, after the fit
+        # on a warm pool (an iteration within the stage's keep-alive) the job starts on the retained instance
         "TrainModel": Rows(
             (
-                "sagemaker.training.startup",
+                durations.TRAINING_STARTUP,
                 "sagemaker.training.run",
                 "sagemaker.training.evaluation",
                 "sagemaker.training.smoke",
                 SYNC_DONE,
-            )
+            ),
+            warm=((durations.TRAINING_STARTUP, durations.TRAINING_STARTUP_WARM),),
         ),
         "TuneModel": Rows(("sagemaker.tuning.job", SYNC_DONE)),
         # the tuned path only (off the priced path): the best trial is evaluated and smoke-tested by a processing job
@@ -241,6 +255,8 @@ class Timeline:
     figure: Figure
     steps: tuple[Step, ...]
     milestones: Mapping[str, float]
+    pool: bool = False  # the training job started on the previous iteration's warm pool
+    iteration_gap: float | None = None  # a pool stage's update: previous training job's end -> this one's start
 
     @property
     def traffic_100(self) -> float:
@@ -261,6 +277,7 @@ class _Walk:
     milestones: dict[str, float] = field(default_factory=dict)
     works: dict[str, float] = field(default_factory=dict)  # work -> when it is done
     plans: Mapping[str, Callable[[StageConfig, Scenario, Figure], list[Phase]]] = field(default_factory=lambda: WORKS)
+    pool: bool = False  # Rows.warm rows replace their cold ones
 
     def link(self, name: str, t: float) -> float:
         what, keys = LINKS[name]
@@ -305,8 +322,10 @@ class _Walk:
                 t = self.record(machine, name, "wait", t, seconds, (source,))
             else:
                 cost = self._cost(machine, name, state, Rows)
-                seconds = sum(_row(key, self.figure) for key in cost.keys)
-                t = self.record(machine, name, kind, t, seconds, cost.keys)
+                keys = cost.rows(self.pool)
+                seconds = sum(_row(key, self.figure) for key in keys)
+                what = f"{kind} on the previous iteration's warm pool" if keys != cost.keys else kind
+                t = self.record(machine, name, what, t, seconds, keys)
                 if cost.starts:
                     self._start(cost.starts, t)
             if name == stop_after or kind in ("Succeed", "Fail") or state.get("End"):
@@ -403,7 +422,7 @@ def uncovered(
         if not isinstance(cost, kinds):
             problems.append(_uncovered(machine, name, state, cost))
         elif isinstance(cost, Rows):
-            for key in cost.keys:
+            for key in (*cost.keys, *(warm for _, warm in cost.warm)):
                 try:
                     durations.row(key)
                 except KeyError as error:
@@ -459,14 +478,34 @@ def stage_config(stage: str) -> StageConfig:
     return config.for_dataset(config.dataset)
 
 
-def timeline(template: Mapping[str, Any], stage: str, scenario: Scenario, figure: Figure) -> Timeline:
-    """Upload -> 100% traffic -> deployment done on the template's machines, at one figure of the table."""
+def keeps_pool(config: StageConfig) -> bool:
+    """The stage keeps a SageMaker managed warm pool after its training job."""
+    return config.training.keep_alive_seconds > 0
+
+
+def timeline(
+    template: Mapping[str, Any], stage: str, scenario: Scenario, figure: Figure, *, pool: bool | None = None
+) -> Timeline:
+    """Upload -> 100% traffic -> deployment done on the template's machines, at one figure of the table.
+
+    ``pool`` None: an update of a stage that keeps a warm pool starts its training job on the previous iteration's
+    pool when the gap between the two jobs (the next upload following the previous deployment's end) is within the
+    keep-alive at this figure; a first deployment, or a stage without a pool, starts cold. True / False forces it."""
     config = stage_config(stage)
+    if pool is None and scenario == "update" and keeps_pool(config):
+        warm = _timeline(template, config, scenario, figure, True)
+        if warm.iteration_gap is not None and warm.iteration_gap <= config.training.keep_alive_seconds:
+            return warm
+        return replace(_timeline(template, config, scenario, figure, False), iteration_gap=warm.iteration_gap)
+    return _timeline(template, config, scenario, figure, bool(pool))
+
+
+def _timeline(template: Mapping[str, Any], config: StageConfig, scenario: Scenario, figure: Figure, pool: bool) -> Timeline:
     machines = state_machines(template)
     problems = [p for machine, definition in machines.items() for p in uncovered(machine, definition)]
     if problems:
         raise Uncovered("; ".join(problems))
-    walk = _Walk(config, scenario, figure, MODEL)
+    walk = _Walk(config, scenario, figure, MODEL, pool=pool)
     t = walk.link("upload", 0.0)
     training = machines[TRAINING]
     t = walk.run(TRAINING, training["States"], training["StartAt"], t, stop_after=HANDOFF)
@@ -484,7 +523,10 @@ def timeline(template: Mapping[str, Any], stage: str, scenario: Scenario, figure
     walk.milestones[DONE] = walk.run(DEPLOYMENT, deployment["States"], deployment["StartAt"], t)
     if TRAFFIC_100 not in walk.milestones:
         raise Uncovered("the walk never reached 100% traffic: no state started the rollout")
-    return Timeline(stage, scenario, figure, tuple(walk.steps), dict(walk.milestones))
+    job = next((s for s in walk.steps if s.machine == TRAINING and s.name == TRAINING_JOB), None)
+    iterates = job is not None and scenario == "update" and keeps_pool(config)
+    gap = walk.milestones[DONE] - job.end + job.start if job is not None and iterates else None
+    return Timeline(config.stage, scenario, figure, tuple(walk.steps), dict(walk.milestones), pool, gap)
 
 
 # ---- reports --------------------------------------------------------------------------------------------------
@@ -558,9 +600,13 @@ def synthesized(stages: tuple[str, ...] = ("dev", "prod")) -> dict[str, dict[str
         return {stage: template_of(synth(stage, Path(directory) / stage), stage) for stage in stages}
 
 
-def render_summary(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]]) -> str:
+def render_summary(
+    computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]],
+    colds: Mapping[str, tuple[Timeline, Timeline] | None] | None = None,
+) -> str:
     """Totals: one line per scenario and milestone, one column per stage (typical / upper)."""
     stages = list(computed)
+    colds = colds or {}
     lines = [
         "| upload -> | " + " | ".join(f"{stage} (typical / upper)" for stage in stages) + " |",
         "|---|" + "---|" * len(stages),
@@ -575,7 +621,59 @@ def render_summary(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Time
                     f"{minutes(typical.milestones[milestone])} / {minutes(upper.milestones[milestone])}{approval}"
                 )
             lines.append(f"| {milestone}, {SCENARIO_TITLES[scenario]} | " + " | ".join(cells) + " |")
+    for milestone in (TRAFFIC_100, DONE) if any(cold for cold in colds.values()) else ():
+        cells = []
+        for stage in stages:
+            pair = colds.get(stage)
+            approval = " + approval" if load_config(stage).approval == "manual" else ""
+            cells.append(
+                f"{minutes(pair[0].milestones[milestone])} / {minutes(pair[1].milestones[milestone])}{approval}"
+                if pair
+                else "no warm pool: as above"
+            )
+        lines.append(f"| {milestone}, update, training job cold (no warm pool to reuse) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def cold_updates(templates: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[Timeline, Timeline] | None]:
+    """The update of every stage that keeps a warm pool with its training job started cold (None: no pool)."""
+    return {
+        stage: tuple(timeline(template, stage, "update", figure, pool=False) for figure in FIGURES)  # type: ignore[misc]
+        if keeps_pool(stage_config(stage))
+        else None
+        for stage, template in templates.items()
+    }
+
+
+def render_pools(
+    computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]],
+    colds: Mapping[str, tuple[Timeline, Timeline] | None],
+) -> str:
+    """When the warm figure of a pool stage's update holds (the gap between two iterations' training jobs), and the
+    cold figure beside it."""
+    lines = []
+    for stage, by_scenario in computed.items():
+        typical, upper = by_scenario["update"]
+        if typical.iteration_gap is None or upper.iteration_gap is None:
+            continue
+        keep = stage_config(stage).training.keep_alive_seconds
+        held = "; ".join(
+            f"{figure} {minutes(t.iteration_gap or 0)}: "
+            + (f"warm, {minutes(keep - (t.iteration_gap or 0))} to spare" if t.pool else "over it: cold")
+            for figure, t in (("typical", typical), ("upper", upper))
+        )
+        lines.append(
+            f"{stage}: an update's training job starts on the previous iteration's warm pool when it starts within "
+            f"`training.keep_alive_seconds` ({keep} s) of the previous job's end. With the next upload at the previous "
+            f"deployment's end, that gap is {held}."
+        )
+        cold = colds.get(stage)
+        if cold:
+            lines[-1] += (
+                f" Cold (no pool to reuse): upload -> {TRAFFIC_100} {minutes(cold[0].traffic_100)} / "
+                f"{minutes(cold[1].traffic_100)}, -> {DONE} {minutes(cold[0].done)} / {minutes(cold[1].done)}."
+            )
+    return "\n\n".join(lines)
 
 
 def render_sources(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]]) -> str:
@@ -597,7 +695,11 @@ def render_sources(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Time
 def report(templates: Mapping[str, Mapping[str, Any]], markdown: bool = False) -> str:
     computed = {stage: pairs(template, stage) for stage, template in templates.items()}
     render = render_markdown if markdown else render_text
-    parts = [render_summary(computed)] if markdown else []
+    colds = cold_updates(templates)
+    parts = [render_summary(computed, colds)] if markdown else []
+    pools = render_pools(computed, colds)
+    if pools:
+        parts.append(pools)
     for stage, by_scenario in computed.items():
         for scenario, (typical, upper) in by_scenario.items():
             parts.append(render(stage, scenario, typical, upper))
