@@ -500,7 +500,9 @@ def timeline(
     return _timeline(template, config, scenario, figure, bool(pool))
 
 
-def _timeline(template: Mapping[str, Any], config: StageConfig, scenario: Scenario, figure: Figure, pool: bool) -> Timeline:
+def _timeline(
+    template: Mapping[str, Any], config: StageConfig, scenario: Scenario, figure: Figure, pool: bool
+) -> Timeline:
     machines = state_machines(template)
     problems = [p for machine, definition in machines.items() for p in uncovered(machine, definition)]
     if problems:

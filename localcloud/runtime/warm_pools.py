@@ -110,9 +110,13 @@ def match_key(job: Any) -> tuple[Any, ...]:
 
 def _refresh(pool: Pool | None, now: float) -> None:
     """An Available pool past its keep-alive is Terminated, billed for the whole keep-alive."""
-    if pool is not None and pool.status == "Available" and pool.available_since is not None:
-        if now >= pool.available_since + pool.keep_alive:
-            pool.status, pool.billable = "Terminated", float(pool.keep_alive)
+    if (
+        pool is not None
+        and pool.status == "Available"
+        and pool.available_since is not None
+        and now >= pool.available_since + pool.keep_alive
+    ):
+        pool.status, pool.billable = "Terminated", float(pool.keep_alive)
 
 
 def claim(job: Any, others: Iterable[Any]) -> Pool | None:
@@ -153,7 +157,9 @@ def release(job: Any, reason: str | None, others: Iterable[Any], started: float)
     now = clock.time()
     resources = job.resource_config or {}
     if pool is None:
-        pool = Pool(match_key(job), resources.get("InstanceType", ""), int(resources.get("InstanceCount", 1)), 0, started)
+        pool = Pool(
+            match_key(job), resources.get("InstanceType", ""), int(resources.get("InstanceCount", 1)), 0, started
+        )
         job.warm_pool = pool
     pool.keep_alive = seconds
     healthy = reason is None or reason.startswith(HEALTHY_FAILURES)

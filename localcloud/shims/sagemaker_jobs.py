@@ -209,7 +209,9 @@ def update_training_job(self: Any) -> Any:
         raise ResourceNotFound(f"Could not find training job '{name}'.")
     others = {"ProfilerConfig", "ProfilerRuleConfigurations", "RemoteDebugConfig"} & set(_request(self))
     if others:
-        raise ValidationError(f"the local cloud updates a training job's warm pool only, not {', '.join(sorted(others))}")
+        raise ValidationError(
+            f"the local cloud updates a training job's warm pool only, not {', '.join(sorted(others))}"
+        )
     seconds = (self._get_param("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
     if seconds is None:
         raise ValidationError("ResourceConfig.KeepAlivePeriodInSeconds is required")

@@ -28,6 +28,7 @@ EXPECTED = {
 COLD = {"dev": {"traffic_100": (1076.5, 2085.0), "done": (1515.7, 2557.0)}}
 """dev's update with its training job started cold (the next upload later than the keep-alive, or no quota)."""
 
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_state_of_both_synthesized_machines_has_a_duration(
     stage: str, stage_templates: dict[str, dict[str, Any]]
@@ -79,7 +80,9 @@ def test_the_cold_update_beside_the_warm_one(stage_templates: dict[str, dict[str
     assert (typical.done, upper.done) == pytest.approx(COLD["dev"]["done"])
 
 
-def test_only_an_update_of_a_pool_stage_starts_its_training_job_warm(stage_templates: dict[str, dict[str, Any]]) -> None:
+def test_only_an_update_of_a_pool_stage_starts_its_training_job_warm(
+    stage_templates: dict[str, dict[str, Any]],
+) -> None:
     def startup(path: tl.Timeline) -> tuple[str, ...]:
         (job,) = [s for s in path.steps if s.machine == tl.TRAINING and s.name == tl.TRAINING_JOB]
         return tuple(key for key in job.sources if key.startswith("sagemaker.training.startup"))

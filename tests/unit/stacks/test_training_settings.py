@@ -24,7 +24,9 @@ def test_the_api_range_is_accepted(seconds: int) -> None:
 
 @pytest.mark.parametrize("seconds", [-1, KEEP_ALIVE_MAX_SECONDS + 1, 60.5, True, "3600"])
 def test_a_keep_alive_outside_the_api_range_fails_with_the_range(seconds: Any) -> None:
-    with pytest.raises(ValueError, match=r"training: keep_alive_seconds .*: KeepAlivePeriodInSeconds is a whole number "):
+    with pytest.raises(
+        ValueError, match=r"training: keep_alive_seconds .*: KeepAlivePeriodInSeconds is a whole number "
+    ):
         TrainingSettings(keep_alive_seconds=seconds)
 
 

@@ -340,4 +340,3 @@ def test_installed_again_one_training_job_is_one_run_handed_to_the_cloud(clean_j
             assert [e.detail["status"] for e in journal.of("training-job")] == ["InProgress"]
     finally:
         shim.set_cloud(None)
-
