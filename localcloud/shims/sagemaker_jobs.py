@@ -17,8 +17,9 @@ with one ``<input>.out`` per input object, or ``Failed`` with ``FailureReason``.
 Managed warm pools (``localcloud.runtime.warm_pools``, moto has none): CreateTrainingJob refuses a
 ``KeepAlivePeriodInSeconds`` out of range (ValidationException); a new job reuses a matching ``Available`` pool, an
 ended job with a keep-alive keeps one within the account's warm pool quota (``LocalCloud(warm_pool_quota=...)``,
-default 0 as a new account's), on the cloud clock; DescribeTrainingJob reports ``WarmPoolStatus``; UpdateTrainingJob
-(not in moto) changes an Available pool's keep-alive.
+default 0 as a new account's), on the cloud clock; DescribeTrainingJob and ListTrainingJobs report
+``WarmPoolStatus`` (``WarmPoolStatusEquals`` filters); UpdateTrainingJob (not in moto) changes an Available pool's
+keep-alive.
 
 Jobs act with their execution role, as SageMaker does
 (https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html): inputs are read and outputs written with it,
@@ -51,6 +52,7 @@ _original_training = sm_responses.SageMakerResponse.create_training_job
 _original_processing = sm_responses.SageMakerResponse.create_processing_job
 _original_transform = sm_responses.SageMakerResponse.create_transform_job
 _original_create_tuning = sm_responses.SageMakerResponse.create_hyper_parameter_tuning_job
+_original_list_training = sm_responses.SageMakerResponse.list_training_jobs
 
 
 def set_cloud(cloud: Any) -> None:
@@ -197,6 +199,23 @@ def describe_training_job(self: Any) -> Any:
     described = warm_pools.status(self.sagemaker_backend.training_jobs[name])
     if described is not None:
         response["WarmPoolStatus"] = described
+    return ActionResult(response)
+
+
+def list_training_jobs(self: Any) -> Any:
+    """ListTrainingJobs with each summary's ``WarmPoolStatus`` and the ``WarmPoolStatusEquals`` filter (applied to the
+    page moto returns: a filtered page may hold fewer than ``MaxResults`` summaries, which the API allows)."""
+    result = _original_list_training(self)
+    response = dict(result.result)
+    wanted = self._get_param("WarmPoolStatusEquals")
+    summaries = []
+    for summary in response.get("TrainingJobSummaries", []):
+        job = self.sagemaker_backend.training_jobs.get(summary["TrainingJobName"])
+        described = warm_pools.status(job) if job is not None else None
+        if wanted and (described or {}).get("Status") != wanted:
+            continue
+        summaries.append({**summary, **({"WarmPoolStatus": described} if described else {})})
+    response["TrainingJobSummaries"] = summaries
     return ActionResult(response)
 
 
@@ -604,6 +623,7 @@ def install() -> None:
     responses.create_hyper_parameter_tuning_job = create_hyper_parameter_tuning_job  # type: ignore[method-assign]
     responses.describe_hyper_parameter_tuning_job = describe_hyper_parameter_tuning_job  # type: ignore[method-assign]
     responses.describe_training_job = describe_training_job  # type: ignore[method-assign]
+    responses.list_training_jobs = list_training_jobs  # type: ignore[method-assign]
     responses.update_training_job = update_training_job  # type: ignore[attr-defined]
     # not in moto 5.2.5: added
     responses.list_training_jobs_for_hyper_parameter_tuning_job = list_training_jobs_for_hyper_parameter_tuning_job  # type: ignore[attr-defined]

@@ -80,7 +80,12 @@ def processing_job(client: Any, name: str, code: str) -> None:
 
 def test_patch_points_still_exist() -> None:
     assert_pinned_moto(SHIM)
-    for original in (shim._original_training, shim._original_processing, shim._original_transform):
+    for original in (
+        shim._original_training,
+        shim._original_processing,
+        shim._original_transform,
+        shim._original_list_training,
+    ):
         assert list(inspect.signature(original).parameters) == ["self"], revisit(SHIM)
     # the job attributes the shim writes (describe_* reads them)
     training = inspect.getsource(sm_models.FakeTrainingJob)

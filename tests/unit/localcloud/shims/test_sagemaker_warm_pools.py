@@ -150,6 +150,20 @@ def test_retained_instances_count_against_the_quota_of_their_type(sagemaker: Any
     assert [pool_of(sagemaker, n)["Status"] for n in (first, second, third)] == ["Available", "Available", "Terminated"]
 
 
+def test_list_training_jobs_reports_and_filters_by_warm_pool_status(sagemaker: Any) -> None:
+    # Given a pool that moved to a second job, and a job that asked for none (on another volume: it takes no pool)
+    first = train(sagemaker, unique("list"))
+    second = train(sagemaker, unique("list"))
+    plain = train(sagemaker, unique("list"), KeepAlivePeriodInSeconds=None, VolumeSizeInGB=20)
+    # Then each summary carries its pool's status, and WarmPoolStatusEquals keeps the jobs whose pool is in it
+    summaries = {s["TrainingJobName"]: s for s in sagemaker.list_training_jobs()["TrainingJobSummaries"]}
+    assert summaries[first]["WarmPoolStatus"]["Status"] == "Reused"
+    assert summaries[second]["WarmPoolStatus"]["Status"] == "Available"
+    assert "WarmPoolStatus" not in summaries[plain]
+    available = sagemaker.list_training_jobs(WarmPoolStatusEquals="Available")["TrainingJobSummaries"]
+    assert [s["TrainingJobName"] for s in available] == [second]
+
+
 def test_a_job_without_a_keep_alive_reports_no_warm_pool(sagemaker: Any) -> None:
     name = train(sagemaker, unique("plain"), KeepAlivePeriodInSeconds=None)
     assert pool_of(sagemaker, name) is None
