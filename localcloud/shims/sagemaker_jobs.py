@@ -35,7 +35,7 @@ import copy
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker import models as sm_models
@@ -206,7 +206,7 @@ def list_training_jobs(self: Any) -> Any:
     """ListTrainingJobs with each summary's ``WarmPoolStatus`` and the ``WarmPoolStatusEquals`` filter (applied to the
     page moto returns: a filtered page may hold fewer than ``MaxResults`` summaries, which the API allows)."""
     result = _original_list_training(self)
-    response = dict(result.result)
+    response = dict(cast("dict[str, Any]", result.result))
     wanted = self._get_param("WarmPoolStatusEquals")
     summaries = []
     for summary in response.get("TrainingJobSummaries", []):
