@@ -17,6 +17,7 @@ import pytest
 
 from localcloud.lifecycle import SAMPLES
 from localcloud.report import answers_as_its_task
+from stacks.config import load_config
 from stacks.datasets import dataset_schema
 from tests.e2e.served import Served, aws, executions, serving, wait_until
 
@@ -207,3 +208,21 @@ def test_each_uploaded_dataset_reaches_an_endpoint_answering_in_its_tasks_shape(
         assert isinstance(prediction["value"], float) and prediction["value"] > 1.0
     else:
         assert 0.0 <= prediction["probability"] <= 1.0 and prediction["label"] in (0, 1)
+
+
+def test_dev_training_jobs_ask_for_a_warm_pool_and_without_quota_keep_none(
+    served: Served, uploaded: dict[str, dict[str, str]]
+) -> None:
+    # Given the three runs finished: dev's TrainModel asks SageMaker to keep its instance for the next iteration, in a
+    # local cloud whose account has no warm pool quota (a new account's, the local cloud's default)
+    assert all(status.get("run") == "SUCCEEDED" for status in uploaded.values()), uploaded
+    sagemaker = served.client("sagemaker")
+    jobs = [s["TrainingJobName"] for s in sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]]
+    assert len(jobs) >= len(TASKS)
+    for job in jobs:
+        described = sagemaker.describe_training_job(TrainingJobName=job)
+        # Then each job carried the stage's keep-alive through Step Functions, was not refused for the missing quota,
+        # and kept no pool (nothing billed): the next upload's job starts cold, as in such an account
+        assert described["ResourceConfig"]["KeepAlivePeriodInSeconds"] == load_config("dev").training.keep_alive_seconds
+        assert described["TrainingJobStatus"] == "Completed"
+        assert described["WarmPoolStatus"] == {"Status": "Terminated", "ResourceRetainedBillableTimeInSeconds": 0}
