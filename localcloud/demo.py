@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -160,9 +160,22 @@ def run(options: DemoOptions, out: TextIO = sys.stdout, cloud: LocalCloud | None
     summary["stages"] = [{"name": s.name, "seconds": round(s.seconds, 2), "detail": s.detail} for s in progress.stages]
     report.write(summary, options.summary, report_path)
     report.print_summary(summary, out)
-    if options.workdir is None:
-        shutil.rmtree(workdir / "cloud", ignore_errors=True)
+    if options.workdir is None:  # the demo's own scratch: what the user reads (the reports) stays
+        kept = report_path.resolve().is_relative_to(workdir.resolve())
+        remove_in_background(workdir / "cloud" if kept else workdir)
     return summary
+
+
+def remove_in_background(path: Path) -> None:
+    """Delete ``path`` from a detached process: the cloud's directory holds thousands of files (the Lambda
+    workers' unpacked layers, the model archives) that took seconds to delete after the summary was printed."""
+    subprocess.Popen(
+        [sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _scenario(
