@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -54,7 +54,13 @@ from stacks.datasets import dataset_schema
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "pipelines" / "data" / "sample" / "churn.csv"
 HOUR = 3600.0
-CANARY_TIME_SCALE = 40.0  # cloud speed during the canary's traffic step: its 5-minute bake lasts 7.5 real seconds
+CANARY_TIME_SCALE = 40.0
+"""Cloud speed for a canary whose guardrail alarms must judge the clients' requests minute by minute: the 5-minute
+bake lasts 7.5 real seconds (tests/e2e/test_client_errors.py)."""
+CANARY_BAKE_TIME_SCALE = 120.0
+"""The demo's cloud speed during the canary's traffic step once the clients saw both fleets answer in turn
+(``Lifecycle.slowed_during_traffic_steps`` holds real speed until then): the rest of the 5-minute bake lasts at most
+2.5 real seconds."""
 CAPTURED_ROWS_PER_HOUR = 600  # the drift monitor judges an hour from at least 200 captured rows (DRIFT_MIN_ROWS)
 # Ground truth joins captured requests only: each drifted hour's captured rows are its labelled production rows.
 # The retrain after three such hours tests on the newest 500 (churn.yaml's test_from_production_rows) and trains on
@@ -160,9 +166,22 @@ def run(options: DemoOptions, out: TextIO = sys.stdout, cloud: LocalCloud | None
     summary["stages"] = [{"name": s.name, "seconds": round(s.seconds, 2), "detail": s.detail} for s in progress.stages]
     report.write(summary, options.summary, report_path)
     report.print_summary(summary, out)
-    if options.workdir is None:
-        shutil.rmtree(workdir / "cloud", ignore_errors=True)
+    if options.workdir is None:  # the demo's own scratch: what the user reads (the reports) stays
+        kept = report_path.resolve().is_relative_to(workdir.resolve())
+        remove_in_background(workdir / "cloud" if kept else workdir)
     return summary
+
+
+def remove_in_background(path: Path) -> None:
+    """Delete ``path`` from a detached process: the cloud's directory holds thousands of files (the Lambda
+    workers' unpacked layers, the model archives) that took seconds to delete after the summary was printed."""
+    subprocess.Popen(
+        [sys.executable, "-c", "import shutil, sys; shutil.rmtree(sys.argv[1], ignore_errors=True)", str(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _scenario(
@@ -247,14 +266,15 @@ def _scenario(
         )
         # The third hour ends: its drift monitor run, the drift alarm, the retrain Lambda's run and, when the
         # challenger wins, its canary follow on their own; no upload. Once the run has finished, clients send
-        # traffic until the rollout is over; cloud time slows down while a traffic step of the canary bakes
-        # (5 minutes: 7.5 real seconds), so the clients see both models even on a busy host (the check reads their
-        # answers, see report.CHECKS); the green fleet's provisioning, the final bake and the termination wait pass
-        # at the demo's speed. Nothing here waits for the cloud to settle: the rollout must happen under the clients.
+        # traffic until the rollout is over; cloud time runs at real speed when a traffic step of the canary begins,
+        # until the clients have been answered by both models in turn, then at CANARY_BAKE_TIME_SCALE for the rest
+        # of the bake, so the clients see the canary even on a busy host (the check reads their answers, see
+        # report.CHECKS); the green fleet's provisioning, the final bake and the termination wait pass at the demo's
+        # speed. Nothing here waits for the cloud to settle: the rollout must happen under the clients.
         # No traffic while the run trains: on a loaded host a run lasts many cloud hours at 240x, and drifted
         # traffic in them kept the drift monitor measuring, so the alarm fired again after the guard's cooldown and
         # started a second retrain (on the same labelled rows: a tie) during the rollout.
-        with lc.slowed_during_traffic_steps(min(options.time_scale, CANARY_TIME_SCALE)):
+        with lc.slowed_during_traffic_steps(min(options.time_scale, CANARY_BAKE_TIME_SCALE)):
             clock.advance(max(0.0, start + 3 * HOUR - clock.time()))
             try:
                 retrain = lc.wait_for_new_execution(training, known, timeout=600)

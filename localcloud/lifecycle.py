@@ -90,6 +90,19 @@ HOLD_LIMIT = 60.0
 (``Lifecycle.slowed_during_traffic_steps``); past it the step runs at the slowed speed whatever the clients saw."""
 
 
+def interleaved(answers: list[str | None]) -> bool:
+    """Whether ``answers`` (model versions, in order) show two models taking turns: one's answer, the other's, then
+    the first's again (whichever fleet is the old one, its answers then surround one of the new one's)."""
+    seen: list[str | None] = []
+    for model in answers:
+        if model is None or (seen and seen[-1] == model):
+            continue
+        if len(seen) >= 2 and seen[-2] == model:
+            return True
+        seen.append(model)
+    return False
+
+
 def traffic_step(routes: Iterable[Any]) -> bool:
     """Whether an endpoint's routes (``Lifecycle.routes``) are those of a traffic step of a blue/green update: the
     production traffic is split between the old fleet's config and the new one's (both answer)."""
@@ -254,12 +267,6 @@ class Lifecycle:
                 return None
             raise
 
-    def fleet_starting(self) -> bool:
-        """Whether an update's new fleet is still starting its containers (``sagemaker_endpoints.fleet_starting``)."""
-        from localcloud.shims import sagemaker_endpoints
-
-        return sagemaker_endpoints.fleet_starting(self.cloud.account_id, self.cloud.region, self.endpoint_name)
-
     def routes(self) -> list[Any]:
         from localcloud.shims import sagemaker_endpoints
 
@@ -372,19 +379,20 @@ class Lifecycle:
         self, scale: float, poll: float = 0.02, hold: float = 1.0, hold_limit: float = HOLD_LIMIT
     ) -> Iterator[None]:
         """Inside the block, cloud time runs at ``scale`` while an update of the endpoint has part, not all, of the
-        production traffic on its new fleet or its new fleet's containers are still starting, and at the block's
-        starting speed otherwise: each traffic step (a canary, a linear step) lasts long enough in real time for the
-        clients to be answered by both models, and a model server that takes real seconds to start on a busy host
-        does not spend the update's MaximumExecutionTimeoutInSeconds (30 cloud minutes are 7.5 s at 240x: a loaded
-        test run rolled back that way), while the final bake and the termination wait pass at full speed.
+        production traffic on its new fleet, and at the block's starting speed otherwise: each traffic step (a
+        canary, a linear step) lasts long enough in real time for the clients to be answered by both fleets, while
+        the green fleet's provisioning, the final bake and the termination wait pass at full speed. (A fleet whose
+        local containers take real seconds to start does not spend the update's MaximumExecutionTimeoutInSeconds:
+        the endpoint shim does not count that wait, ``sagemaker_endpoints._Deployment.deadline_at``.)
 
         At the start of each traffic step cloud time runs at ``hold`` (real speed) until the clients of this
-        lifecycle (``send_traffic``) have been answered by two models since the step began, for at most
-        ``hold_limit`` real seconds: on a loaded 2-core host the clients once got no answer for ~12 real seconds,
-        and at 40x the canary's whole 5-minute bake passed in between, so the clients saw the switch but no
-        canary. A watcher reads the endpoint's routes (``routes``: where the data plane sends a request now) every
-        ``poll`` real seconds, in this process: a DescribeEndpoint over HTTPS took up to seconds on a host at load
-        27, and at 240x a second of lag is four of the canary's five baking minutes."""
+        lifecycle (``send_traffic``) have seen the two fleets interleave since the step began (one model's answer,
+        the other's, then the first's again: the shift the demo's canary check reads, ``report.canary_shift``), for
+        at most ``hold_limit`` real seconds: on a loaded 2-core host the clients once got no answer for ~12 real
+        seconds, and at 40x the canary's whole 5-minute bake passed in between, so the clients saw the switch but
+        no canary. A watcher reads the endpoint's routes (``routes``: where the data plane sends a request now)
+        every ``poll`` real seconds, in this process: a DescribeEndpoint over HTTPS took up to seconds on a host at
+        load 27, and at 240x a second of lag is four of the canary's five baking minutes."""
         base = clock.scale
         stop = threading.Event()
 
@@ -392,15 +400,16 @@ class Lifecycle:
             step_began: tuple[int, float] | None = None  # (answers so far, real time) when the current step began
             while not stop.is_set():
                 try:
-                    starting, in_step = self.fleet_starting(), traffic_step(self.routes())
+                    in_step = traffic_step(self.routes())
                     if not in_step:
                         step_began = None
                     elif step_began is None:
                         step_began = (len(self.answered), time.monotonic())
                     holding = step_began is not None and (
-                        len(set(self.answered[step_began[0] :])) < 2 and time.monotonic() - step_began[1] < hold_limit
+                        not interleaved(self.answered[step_began[0] :])
+                        and time.monotonic() - step_began[1] < hold_limit
                     )
-                    wanted = hold if holding else scale if starting or in_step else base
+                    wanted = hold if holding else scale if in_step else base
                 except Exception:  # a look that fails keeps the current speed; the next one decides
                     wanted = clock.scale
                 if clock.scale != wanted:

@@ -41,7 +41,8 @@ exactly ``application/json`` and ``text/csv``, bytes otherwise. ``SAGEMAKER_PROG
 
 Not reproduced: the container's own defaults for a missing ``input_fn`` / ``predict_fn`` / ``output_fn`` (numpy
 decoding; such a module is refused at load with the reason), the ``pip install`` of the code directory, gunicorn's
-worker processes (one process with a thread per request serves here) and its 60 s worker timeout (the endpoint
+worker processes (one process serves here: a thread per connection, and one worker thread that loads the model
+and runs every request in turn, as one gevent worker's OS thread does) and its 60 s worker timeout (the endpoint
 data plane enforces InvokeEndpoint's 60 s), multi-model mode.
 
 The image's ``serve`` command (what a job runs to serve a model inside itself: the evaluation job's smoke test,
@@ -65,6 +66,7 @@ import re
 import sys
 import threading
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -214,6 +216,10 @@ class ModelServer:
         self.model_dir, self.env = model_dir, env
         self._app: Worker | None = None
         self._lock = threading.Lock()
+        # One gevent worker runs all its requests on one OS thread: what model_fn sets per thread (e.g. the
+        # handler's OpenMP limit through threadpoolctl) holds for every request. The HTTP server takes each
+        # connection on a thread of its own and hands the application call to this one worker thread.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker")
 
     def app(self) -> Worker:
         with self._lock:
@@ -228,12 +234,23 @@ class ModelServer:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not PROXIED.match(environ.get("PATH_INFO", "")):
             return _plain("404 Not Found", b"{}", "application/octet-stream", start_response)
+        return self._worker.submit(self._serve, environ, start_response).result()
+
+    def _serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        """The application call on the worker thread, its body read there too (a streamed body is produced by
+        the code that made it, on the thread that made it)."""
         try:
             app = self.app()
         except Exception:  # gunicorn answers an exception of the WSGI callable itself with its own 500 page
             traceback.print_exc()
             return _plain("500 Internal Server Error", GUNICORN_500, "text/html", start_response)
-        return app(environ, start_response)  # type: ignore[no-any-return]
+        response = app(environ, start_response)
+        try:
+            return [b"".join(response)]
+        finally:
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
 
     def ping(self) -> int:
         """The status of ``GET /ping`` (SageMaker's health check)."""

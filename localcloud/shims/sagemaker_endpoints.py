@@ -701,18 +701,6 @@ def _pending(backend: Any, deployment: _Deployment, now: float, share: float) ->
     return pending
 
 
-def fleet_starting(account_id: str, region: str, endpoint_name: str) -> bool:
-    """Whether an update of ``endpoint_name`` is under way whose new fleet's containers have not answered their ping
-    yet: they start in real seconds (a model server loading its archive) while the update's
-    ``MaximumExecutionTimeoutInSeconds`` runs on the cloud clock, so a harness that speeds cloud time up should not
-    do it then."""
-    backend = sm_models.sagemaker_backends[account_id][region]
-    with _lock:
-        state = _states(backend).get(endpoint_name)
-        deployment = state.deployment if state else None
-        return deployment is not None and not deployment.fleet.check.done()
-
-
 def routes(account_id: str, region: str, endpoint_name: str) -> list[Route]:
     """Where requests to ``endpoint_name`` go now: production routes (weights sum to 1) and shadow copies.
 

@@ -53,7 +53,7 @@ import pandas as pd
 
 from pipelines.etl.transforms import numeric_stats
 from pipelines.evaluation import model_metrics, quality_confusion
-from pipelines.evaluation.smoke import PING_TIMEOUT_SECONDS, SERVE_COMMAND, SmokeResult, smoke_test
+from pipelines.evaluation.smoke import PING_TIMEOUT_SECONDS, SERVE_COMMAND, EarlyServing, SmokeResult
 from pipelines.features import model_frame
 from pipelines.inference.inference import (
     JSON,
@@ -414,14 +414,14 @@ def run(
                 f"the gate's primary metric {gate.primary_metric} does not fit the {task} task of "
                 f"{challenger_model.schema.name}"
             )
-        champion_model = None if champion_dir is None else open_model(champion_dir, Path(scratch) / "champion")
-        challenger = evaluate_model(challenger_model, test_dir)
-        champion = None if champion_model is None else evaluate_model(champion_model, test_dir)
-        golden = golden_payload(challenger_model, load_split(test_dir, challenger_model.schema, "test"))
-        tolerance = max(GOLDEN_TOLERANCE, smoke_tolerance)
-        smoke = smoke_test(
-            challenger_unpacked, challenger_model, golden, tolerance, command=smoke_command, timeout=smoke_timeout
-        )
+        # the serving stack starts now: its start-up overlaps the evaluation; the golden requests come after it
+        with EarlyServing(challenger_unpacked, smoke_command) as serving:
+            champion_model = None if champion_dir is None else open_model(champion_dir, Path(scratch) / "champion")
+            challenger = evaluate_model(challenger_model, test_dir)
+            champion = None if champion_model is None else evaluate_model(champion_model, test_dir)
+            golden = golden_payload(challenger_model, load_split(test_dir, challenger_model.schema, "test"))
+            tolerance = max(GOLDEN_TOLERANCE, smoke_tolerance)
+            smoke = serving.test(challenger_model, golden, tolerance, timeout=smoke_timeout)
     decision = decide(challenger.metrics, None if champion is None else champion.metrics, gate)
     report = build_report(challenger, champion, refuse_unserved(decision, smoke), gate, smoke)
     output = Path(output_dir)

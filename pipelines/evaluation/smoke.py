@@ -83,7 +83,7 @@ class SmokeResult:
     rows: int
     max_abs_diff: float | None
     tolerance: float
-    seconds: float  # server start to its stop
+    seconds: float  # server start to the end of the test (the start overlaps the evaluation)
     command: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -257,37 +257,58 @@ def _excerpt(body: bytes) -> str:
     return text if len(text) <= BODY_EXCERPT else text[:BODY_EXCERPT] + "..."
 
 
-def smoke_test(
-    model_dir: str | Path,
-    model: LoadedModel,
-    golden: Mapping[str, Any],
-    tolerance: float,
-    *,
-    command: Sequence[str] = SERVE_COMMAND,
-    timeout: float = PING_TIMEOUT_SECONDS,
-) -> SmokeResult:
-    """Serve the unpacked archive ``model_dir`` with ``command``, send the golden payloads, compare, stop."""
-    started = time.monotonic()
-    shown = " ".join(command)
-    rows = len(golden["body"]["instances"])
-    sent = 0
-    worst: float | None = None
+class EarlyServing:
+    """The serving stack started as soon as the archive is unpacked, tested later (a context manager): its start-up
+    (gunicorn and the model's load in the image; the interpreter's imports locally) runs while the job evaluates,
+    so only the golden requests come after the evaluation. A command that cannot start is a failed smoke test,
+    reported by ``test``."""
 
-    def result(passed: bool, reason: str) -> SmokeResult:
-        return SmokeResult(passed, reason, sent, rows, worst, tolerance, round(time.monotonic() - started, 3), shown)
+    def __init__(self, model_dir: str | Path, command: Sequence[str] = SERVE_COMMAND) -> None:
+        self.model_dir, self.command = model_dir, tuple(command)
+        self.started = time.monotonic()
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._stack: ServingStack | None = None
+        self._error: OSError | None = None
 
-    try:
-        expected = payloads(model, golden)
-        with (
-            tempfile.TemporaryDirectory(prefix="smoke-") as scratch,
-            ServingStack(model_dir, scratch, command) as stack,
-        ):
-            stack.wait_healthy(timeout)
+    def __enter__(self) -> EarlyServing:
+        self.started = time.monotonic()
+        self._scratch = tempfile.TemporaryDirectory(prefix="smoke-")
+        try:
+            self._stack = ServingStack(self.model_dir, self._scratch.name, self.command).__enter__()
+        except OSError as error:  # the command is missing, or the archive cannot be laid out
+            self._error = error
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._stack is not None:
+            self._stack.stop()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+    def test(
+        self, model: LoadedModel, golden: Mapping[str, Any], tolerance: float, timeout: float = PING_TIMEOUT_SECONDS
+    ) -> SmokeResult:
+        """Wait for the stack's ``/ping``, send the golden payloads, compare with the in-process answers."""
+        shown = " ".join(self.command)
+        rows = len(golden["body"]["instances"])
+        sent = 0
+        worst: float | None = None
+
+        def result(passed: bool, reason: str) -> SmokeResult:
+            seconds = round(time.monotonic() - self.started, 3)
+            return SmokeResult(passed, reason, sent, rows, worst, tolerance, seconds, shown)
+
+        try:
+            if self._error is not None:
+                raise self._error
+            assert self._stack is not None, "use EarlyServing as a context manager"
+            expected = payloads(model, golden)
+            self._stack.wait_healthy(timeout)
             for payload in expected:
                 what = f"POST /invocations ({payload.content_type}, {rows} golden rows)"
                 status, body = call(
                     "POST",
-                    f"{stack.url}/invocations",
+                    f"{self._stack.url}/invocations",
                     payload.body.encode("utf-8"),
                     {"Content-Type": payload.content_type, "Accept": JSON},
                 )
@@ -306,11 +327,26 @@ def smoke_test(
                         f"(tolerance {tolerance:g}): {listed}"
                     )
                 sent += 1
-    except SmokeFailed as failure:
-        return result(False, str(failure))
-    except OSError as error:  # the command is missing, or the server dropped a connection
-        return result(False, f"the serving stack {shown!r} could not be reached: {type(error).__name__}: {error}")
-    return result(
-        True,
-        f"the serving stack ({shown}) answered {sent} golden requests of {rows} rows as the in-process handler does",
-    )
+        except SmokeFailed as failure:
+            return result(False, str(failure))
+        except OSError as error:  # the command is missing, or the server dropped a connection
+            return result(False, f"the serving stack {shown!r} could not be reached: {type(error).__name__}: {error}")
+        return result(
+            True,
+            f"the serving stack ({shown}) answered {sent} golden requests of {rows} rows as the in-process handler "
+            "does",
+        )
+
+
+def smoke_test(
+    model_dir: str | Path,
+    model: LoadedModel,
+    golden: Mapping[str, Any],
+    tolerance: float,
+    *,
+    command: Sequence[str] = SERVE_COMMAND,
+    timeout: float = PING_TIMEOUT_SECONDS,
+) -> SmokeResult:
+    """Serve the unpacked archive ``model_dir`` with ``command``, send the golden payloads, compare, stop."""
+    with EarlyServing(model_dir, command) as serving:
+        return serving.test(model, golden, tolerance, timeout)

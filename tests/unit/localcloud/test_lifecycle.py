@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from localcloud.clock import clock
-from localcloud.lifecycle import Lifecycle, dataset_of, traffic_step
+from localcloud.lifecycle import Lifecycle, dataset_of, interleaved, traffic_step
 from localcloud.shims.sagemaker_endpoints import Route
 from stacks.datasets import dataset_schema
 from tests.samples import CHURN_SCHEMA
@@ -130,11 +130,27 @@ def test_a_traffic_step_splits_production_traffic_between_two_configs(routes: li
     assert traffic_step(routes) is step
 
 
-def test_cloud_time_slows_while_a_fleet_starts_or_a_traffic_step_bakes_and_holds_until_both_models_answer() -> None:
+@pytest.mark.parametrize(
+    ("answers", "expected"),
+    [
+        ([], False),
+        (["m1", "m1", "m2"], False),  # the switch, not a canary: the old model never answers again
+        (["m1", "m2", "m2", "m1"], True),
+        (["m2", "m1", "m2"], True),  # the new fleet answered first: the old one's answer is surrounded all the same
+        (["m1", None, "m2", None, "m1"], True),  # an answer without a model version does not count
+        (["m1", "m2", "m3"], False),
+    ],
+)
+def test_two_models_interleave_when_one_answers_again_after_the_other(
+    answers: list[str | None], expected: bool
+) -> None:
+    assert interleaved(answers) is expected
+
+
+def test_cloud_time_slows_while_a_traffic_step_bakes_and_holds_until_both_models_answer_in_turn() -> None:
     # Given an endpoint that goes through an update as its routes show it, and the cloud at 240x
     lc, _ = lifecycle_with("ValidationException", "unused")
-    phase: dict[str, Any] = {"now": _routes(("v1", 1.0)), "starting": False}
-    lc.fleet_starting = lambda: bool(phase["starting"])  # type: ignore[method-assign]
+    phase: dict[str, Any] = {"now": _routes(("v1", 1.0))}
 
     def routes() -> list[Route]:
         if phase["now"] is None:
@@ -155,25 +171,19 @@ def test_cloud_time_slows_while_a_fleet_starts_or_a_traffic_step_bakes_and_holds
 
     try:
         with lc.slowed_during_traffic_steps(40.0, poll=0.01, hold_limit=2.0):
-            # When the endpoint serves one config (before the update, and once the green fleet's containers
-            # answered their ping while its instances are provisioned): full speed
+            # When the endpoint serves one config (before the update, and while the green fleet is provisioned and
+            # its containers start: the endpoint shim does not count a wait for local containers): full speed
             time.sleep(0.1)
             assert clock.scale == 240.0
-            # When the green fleet's containers are starting (real seconds, on a busy host): slow, so that they do
-            # not spend the update's MaximumExecutionTimeoutInSeconds
-            phase["starting"] = True
-            assert scale_becomes(40.0)
-            phase["starting"] = False
-            assert scale_becomes(240.0)
-            # When the canary takes part of the traffic: real speed until the clients were answered by both models
-            # since the step began (answers before it do not count), then slow, also while a look fails
-            lc.answered += ["m1", "m2"]
+            # When the canary takes part of the traffic: real speed until the clients saw both models answer in
+            # turn since the step began (answers before it do not count), then slow, also while a look fails
+            lc.answered += ["m1", "m2", "m1"]
             phase["now"] = _routes(("v1", 0.75), ("v2", 0.25))
             assert scale_becomes(1.0)
-            lc.answered.append("m1")
+            lc.answered += ["m1", "m2"]
             time.sleep(0.1)
             assert clock.scale == 1.0
-            lc.answered.append("m2")
+            lc.answered.append("m1")
             assert scale_becomes(40.0)
             phase["now"] = None
             time.sleep(0.1)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import sysconfig
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -95,6 +96,35 @@ def test_ping_loads_the_model_once_and_answers_200_with_an_empty_body(serve: Ser
     # Then the first request loaded the model, once; ping is 200 with no body (the worker's JSON Response)
     assert (ping.status_code, ping.data, ping.headers["Content-Type"]) == (200, b"", "application/json")
     assert (tmp_path / "loads").read_text() == "x"
+
+
+def test_model_fn_and_every_request_run_on_one_worker_thread(serve: Serve) -> None:
+    # Given a module whose model_fn limits OpenMP for its thread (as pipelines/inference/inference.py does) and
+    # whose handler reports its thread and the OpenMP limit it sees
+    code = source("""
+        import json
+        import threading
+
+        import sklearn  # noqa: F401  (loads its OpenMP runtime)
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+
+        def model_fn(model_dir):
+            threadpool_limits(limits=1, user_api="openmp")
+            return {"thread": threading.get_ident()}
+
+
+        def transform_fn(model, content, content_type, accept):
+            limits = sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"})
+            return json.dumps([threading.get_ident(), model["thread"], limits]), "application/json"
+    """)
+    client = serve(code)
+    # When requests arrive on connections served by different server threads
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: client.post("/invocations", data=b"1").get_json(), range(8)))
+    # Then the thread that loaded the model runs each of them, so model_fn's per-thread OpenMP limit holds (a
+    # gevent worker's requests share one OS thread; a thread per request would see OpenMP's default instead)
+    assert {(thread == loader, tuple(limits)) for thread, loader, limits in answers} == {(True, (1,))}
 
 
 def test_a_model_that_does_not_load_answers_500_to_every_request_until_it_does(serve: Serve, tmp_path: Path) -> None:

@@ -166,3 +166,26 @@ def test_a_failed_smoke_fails_the_gate_with_its_reason() -> None:
     decision = ev.refuse_unserved(ev.decide({"auc": 0.9}, None, ev.Gate("auc", 0.005, 0.7)), failed)
     assert not decision.passed
     assert decision.reason == "smoke test failed: POST /invocations (text/csv, 8 golden rows) answered 500: x"
+
+
+def test_the_serving_stack_starts_before_the_test_so_its_start_up_overlaps_the_evaluation(
+    model_dir: Path, served: tuple[LoadedModel, dict[str, Any]]
+) -> None:
+    model, golden = served
+    # Given the serving stack entered as evaluate.py enters it, before the evaluation runs
+    with smoke.EarlyServing(model_dir) as serving:
+        # When the job is still evaluating (nothing asks the stack anything yet)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                status, _ = smoke.call("GET", f"{serving._stack.url}/ping", timeout=1.0)  # type: ignore[union-attr]
+            except OSError:
+                time.sleep(0.1)
+                continue
+            break
+        # Then the server is already up and healthy; the test afterwards only sends the golden requests
+        assert status == 200
+        result = serving.test(model, golden, ev.GOLDEN_TOLERANCE)
+    assert result.passed, result.reason
+    assert serving._stack is not None and serving._stack.process is not None
+    assert serving._stack.process.poll() is not None  # stopped on leaving
