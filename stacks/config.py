@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from pipelines.experiments.outcomes import DEFAULT_OUTCOMES, outcome_problem
 from pipelines.platform import (
     BATCH_INPUT_PREFIX,
     DATA_CAPTURE_PREFIX,
@@ -114,10 +115,6 @@ def traffic_batch_instances(percent: int, instances: int) -> int:
     return max(1, math.ceil(percent * instances / 100))
 
 
-DEFAULT_OUTCOMES: dict[str, str] = {"binary": "correct", "multiclass": "correct", "regression": "absolute_error"}
-"""The outcome of an A/B experiment whose declaration names none (``pipelines.experiments.outcomes``)."""
-
-
 @dataclass(frozen=True)
 class ABSettings:
     """An A/B experiment (``serving.strategy: AB``): after the smoke test the challenger becomes a second production
@@ -141,7 +138,6 @@ class ABSettings:
 
     def problems(self, task: Task) -> list[tuple[str, str]]:
         """(key, message) for every rule this experiment breaks on a ``task`` model (the synth's check)."""
-        from pipelines.experiments.outcomes import outcome_problem
 
         problems = []
         if not 0 < self.challenger_share < 1:

@@ -90,6 +90,10 @@ class Prepared(BaseModel):
     endpoint_config_name: str  # production config: the new model takes all traffic
     shadow_config_name: str | None = None  # SHADOW with a live champion: champion + the new model as shadow
     shadow_variant_name: str | None = None
+    # AB with a live champion: the champion's variant (weight 1 - share) and the new model as a second production
+    # variant (weight share); the evaluator (lambdas/experiment) later updates the endpoint to one of the two
+    experiment_config_name: str | None = None
+    challenger_variant_name: str | None = None
     strategy: Strategy
     golden_uri: str
     champion: Champion | None = None
@@ -114,13 +118,14 @@ class Comparison(BaseModel):
 
 
 class Rollout(BaseModel):
-    """``$.rollout``: one phase of the rollout (``create``, ``update``, ``shadow`` then ``promote``).
+    """``$.rollout``: one phase of the rollout (``create``, ``update``, ``shadow`` then ``promote``, or
+    ``experiment``: the A/B experiment's two-variant config).
 
     ``status``: ``InProgress`` (wait ``poll_seconds``, then ``check``), ``ShadowBaking`` (wait ``bake_seconds``,
     then ``compare_shadow``) or ``Done`` (``verify``)."""
 
     status: Literal["InProgress", "ShadowBaking", "Done"]
-    phase: Literal["create", "update", "shadow", "promote"]
+    phase: Literal["create", "update", "shadow", "promote", "experiment"]
     endpoint_name: str
     endpoint_config_name: str  # what this phase asked the endpoint to run
     previous_config_name: str | None = None  # what it ran before (a silent rollback lands back here)

@@ -42,6 +42,9 @@ OUTCOMES: dict[str, Outcome] = {
     )
 }
 
+DEFAULT_OUTCOMES: dict[Task, str] = {"binary": "correct", "multiclass": "correct", "regression": "absolute_error"}
+"""The outcome of an experiment whose declaration names none."""
+
 
 def outcome_problem(name: str, task: Task) -> str | None:
     """Why ``name`` cannot be the outcome of an experiment on a ``task`` model (None: it can)."""

@@ -11,9 +11,9 @@ import pytest
 from lambdas.batch_inference import logic as batch
 from lambdas.deploy import logic as deploy
 from lambdas.prepare_training import logic as prepare
+from pipelines.experiments.outcomes import DEFAULT_OUTCOMES as AB_DEFAULTS
 from pipelines.schema import DatasetSchema, ModelSpec
 from stacks import datasets
-from stacks.config import DEFAULT_OUTCOMES as AB_DEFAULTS
 from stacks.config import STAGES, EvaluationGate, load_config, stricter_floor
 from stacks.datasets import DATASETS_DIR, DeclarationError, load_declaration, load_declarations
 
