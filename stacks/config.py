@@ -406,6 +406,11 @@ FUNCTION_CONCURRENCY: Mapping[str, Reservation] = {
         "each label upload joins a week of captured predictions (1 GB, up to 5 minutes): two at once bound a bulk "
         "label upload's parallel scans. " + ASYNC_THROTTLE,
     ),
+    "ExperimentEvaluator": Reservation(
+        1,
+        "one look at an A/B experiment at a time: two looks at once (a schedule burst, a retried event) could both "
+        "act on a final decision (two endpoint updates, two registry records). " + ASYNC_THROTTLE,
+    ),
     "PrepareTraining": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
     "RegisterModel": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
     "ExplainFailure": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
