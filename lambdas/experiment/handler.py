@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from lambdas.experiment.logic import Clients, Evaluator, EvaluatorSettings
 from lambdas.shared.aws import client
 from lambdas.shared.observability import logger, tracer
+from lambdas.shared.schedules import scheduled_dataset
 from lambdas.shared.settings import from_environment
 from pipelines.platform import platform
 
@@ -45,14 +46,10 @@ settings = from_environment(Settings)
 @tracer.capture_lambda_handler
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    if event.detail_type != "Scheduled Event":
-        raise ValueError(f"expected a Scheduled Event, got {event.detail_type!r} from {event.source!r}")
-    name = (event.detail or {}).get("dataset")
-    if not name:
-        raise ValueError(f"the scheduled event names no dataset (detail: {event.detail!r}): its rule must send one")
+    name = scheduled_dataset(event)
     clients = Clients(
         sagemaker=client("sagemaker"), s3=client("s3"), cloudwatch=client("cloudwatch"), sns=client("sns")
     )
-    result = Evaluator(settings().evaluator(str(name)), clients).evaluate()
+    result = Evaluator(settings().evaluator(name), clients).evaluate()
     logger.info("experiment look", extra={"dataset": name, **result})
     return result
