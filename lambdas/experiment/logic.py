@@ -43,6 +43,7 @@ from pipelines.schema import DatasetSchema
 logger = logging.getLogger(__name__)
 
 JOINED_FILE = "joined.jsonl"
+FINAL_ACTIONS = frozenset({"registry", "notification", "endpoint"})
 CHALLENGER_GUARDRAIL_METRICS = (("Invocation5XXErrors", "Sum"), ("InvocationModelErrors", "Average"))
 
 
@@ -101,18 +102,23 @@ class Evaluator:
         record = self._load(key) if len(variants) > 1 else None
         if record is None:
             return {"status": "no_experiment", "endpoint": s.endpoint_name, "endpoint_config": config}
-        if record.final is not None:
+        if record.final is not None and set(record.done) >= FINAL_ACTIONS:
             return {"status": "ended", "decision": record.final.decision, "target": record.target_config_name}
         if live.get("EndpointStatus") != "InService":
             return {"status": "waiting", "endpoint_status": live.get("EndpointStatus")}
-        now = self.clients.now()
-        look = self.look(record, now)
-        record.looks.append(look)
+        if record.final is None:
+            look = self.look(record, self.clients.now())
+            record.looks.append(look)
+            if look.decision["verdict"] != "CONTINUE":
+                winner = record.challenger if look.decision["verdict"] == "PROMOTE" else record.champion
+                record.final, record.target_config_name = look, winner.endpoint_config_name
+            self._save(key, record)  # the decision is kept before anything acts on it
+            self._write_report(record)
+        else:  # a look whose actions did not all finish (an error): finish them, never decide again
+            look = record.final
         verdict = look.decision["verdict"]
-        if verdict != "CONTINUE":
-            self._act(record, look)
-        self._save(key, record)
-        self._write_report(record)
+        if record.final is not None:
+            self._act(record, key)
         return {
             "status": "decided" if verdict != "CONTINUE" else "running",
             "verdict": verdict,
@@ -227,18 +233,30 @@ class Evaluator:
 
     # ---- acting on a final decision ------------------------------------------------------------------------
 
-    def _act(self, record: ExperimentRecord, look: Look) -> None:
-        s, decision = self.settings, look.decision
-        promote = decision["verdict"] == "PROMOTE"
-        winner = record.challenger if promote else record.champion
-        self.clients.sagemaker.update_endpoint(
-            EndpointName=s.endpoint_name,
-            EndpointConfigName=winner.endpoint_config_name,
-            RetainAllVariantProperties=False,
+    def _act(self, record: ExperimentRecord, key: str) -> None:
+        """The final decision's actions, each once and recorded as done: the registry, the notification, then the
+        endpoint update (last: the endpoint leaves the two-variant config, whose record the next look reads, so a
+        failed action before it is retried by the next look)."""
+        assert record.final is not None and record.target_config_name is not None
+        decision = record.final.decision
+        steps: tuple[tuple[str, Callable[[], None]], ...] = (
+            ("registry", lambda: setattr(record, "registry_note", self._record_in_registry(record, decision))),
+            ("notification", lambda: self._notify(record, decision)),
+            (
+                "endpoint",
+                lambda: self.clients.sagemaker.update_endpoint(
+                    EndpointName=self.settings.endpoint_name,
+                    EndpointConfigName=record.target_config_name,
+                    RetainAllVariantProperties=False,
+                ),
+            ),
         )
-        record.final, record.target_config_name = look, winner.endpoint_config_name
-        record.registry_note = self._record_in_registry(record, decision)
-        self._notify(record, decision)
+        for name, action in steps:
+            if name in record.done:
+                continue
+            action()
+            record.done.append(name)
+            self._save(key, record)
 
     def _record_in_registry(self, record: ExperimentRecord, decision: dict[str, Any]) -> str:
         arn = record.challenger.model_package_arn

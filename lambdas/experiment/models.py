@@ -56,3 +56,4 @@ class ExperimentRecord(BaseModel):
     final: Look | None = None
     target_config_name: str | None = None  # where the final decision sent the endpoint
     registry_note: str = ""
+    done: list[str] = []  # the final decision's actions that finished (registry, notification, endpoint)

@@ -190,3 +190,52 @@ def test_a_dataset_without_an_endpoint_is_a_no_op(cloud: Cloud, missing: str) ->
     sns, arn, _ = topic()
     assert evaluator(cloud, sns, arn).evaluate() == {"status": "no_endpoint", "endpoint": ENDPOINT}
     assert json.dumps(missing)
+
+
+class FailingOnce:
+    """The SageMaker client, whose first ``operation`` call fails (a throttle, an outage)."""
+
+    def __init__(self, sagemaker: Any, operation: str) -> None:
+        self._sagemaker, self._operation, self.failed = sagemaker, operation, False
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self._operation and not self.failed:
+
+            def fail(**kwargs: Any) -> Any:
+                self.failed = True
+                raise RuntimeError(f"{name} failed once")
+
+            return fail
+        return getattr(self._sagemaker, name)
+
+
+def test_a_decision_whose_actions_fail_is_finished_by_the_next_look_not_decided_again(cloud: Cloud) -> None:
+    # Given a worse challenger, and a registry that fails the first time the decision is recorded
+    start_experiment(cloud)
+    sns, arn, queue = topic()
+    rng = np.random.default_rng(5)
+    flaky = evaluator(cloud, sns, arn)
+    flaky.clients.sagemaker = FailingOnce(cloud.sm, "update_model_package")
+    result: dict[str, Any] = {"status": "running"}
+    looks = 0
+    while result["status"] == "running" and looks < 10:
+        label_batch(cloud, rng, advance(3), requests=600, rates={"AllTraffic": 0.85, "Challenger": 0.6})
+        looks += 1
+        try:
+            result = flaky.evaluate()
+        except RuntimeError as error:
+            assert str(error) == "update_model_package failed once"
+            result = {"status": "failed"}
+    # When the decision's first action failed
+    assert result["status"] == "failed"
+    kept = record(cloud)
+    assert kept.final is not None and kept.final.decision["verdict"] == "STOP_WORSE" and kept.done == []
+    assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v2-ab"  # nothing acted yet
+    # Then the next look (more labels have arrived meanwhile) finishes the same decision's actions
+    label_batch(cloud, rng, advance(3), requests=600, rates={"AllTraffic": 0.85, "Challenger": 0.85})
+    again = flaky.evaluate()
+    assert again["verdict"] == "STOP_WORSE" and record(cloud).done == ["registry", "notification", "endpoint"]
+    assert len(record(cloud).looks) == looks  # no new look: the decision stands
+    assert package(cloud, 2)["ModelApprovalStatus"] == "Rejected"
+    assert cloud.endpoint()["EndpointConfigName"] == f"{ENDPOINT}-v1"
+    assert len(messages(queue)) == 1
