@@ -113,14 +113,20 @@ class MlopsStack(cdk.Stack):
             pipeline=self.pipeline,
             topic=self.topic,
         )
-        self.experiments = Experiments(
-            self,
-            "Experiments",
-            config=config,
-            lake=self.lake,
-            lambdas=self.lambdas,
-            topic=self.topic,
-            monitoring=self.monitoring,
+        # the A/B experiment evaluator, when a declared dataset is served with AB (no idle function, and no warm
+        # worker in every local cloud, otherwise)
+        self.experiments = (
+            Experiments(
+                self,
+                "Experiments",
+                config=config,
+                lake=self.lake,
+                lambdas=self.lambdas,
+                topic=self.topic,
+                monitoring=self.monitoring,
+            )
+            if any(c.serving.strategy == "AB" for c in configs)
+            else None
         )
         self.datasets = {
             name: DatasetResources(
@@ -129,7 +135,7 @@ class MlopsStack(cdk.Stack):
                 config=dataset_config,
                 drift_function=self.monitoring.drift_fn,
                 retrain_function=self.monitoring.retrain_fn,
-                experiment_function=self.experiments.function,
+                experiment_function=self.experiments.function if self.experiments else None,
             )
             for name, dataset_config in self.dataset_configs.items()
         }

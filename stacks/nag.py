@@ -86,9 +86,10 @@ def wildcard_resource_actions(stack: MlopsStack) -> dict[iam.IRole, tuple[str, .
         (monitoring.drift_fn, metrics),
         (monitoring.ground_truth_fn, metrics),
         (monitoring.retrain_fn, metrics),
-        (stack.experiments.function, (*LAMBDA_TRACING, "cloudwatch:GetMetricStatistics")),
     ):
         roles[_role(fn)] = actions
+    if stack.experiments is not None:
+        roles[_role(stack.experiments.function)] = (*LAMBDA_TRACING, "cloudwatch:GetMetricStatistics")
     if stack.network is not None:  # the VPC's describe actions (stacks/constructs/network.py)
         for role, describe in stack.network.granted.items():
             roles[role] = (*roles.get(role, ()), *describe)
@@ -428,7 +429,9 @@ def _serving(stack: MlopsStack) -> None:
 
 
 def _experiments(stack: MlopsStack) -> None:
-    """The A/B experiment evaluator."""
+    """The A/B experiment evaluator (built when a declared dataset is served with AB)."""
+    if stack.experiments is None:
+        return
     lake, config = stack.lake, stack.config
     _ack(
         _role(stack.experiments.function),

@@ -3,8 +3,8 @@
 The deploy Lambda puts an approved challenger next to the champion as a second production variant and records the
 experiment; every dataset served with AB has a schedule (``stacks/constructs/dataset.py``) on which this function
 looks at its experiment, and on a final decision updates the endpoint to one variant, records the decision on the
-challenger's model package and notifies (``lambdas/experiment``). Built in every stack (an idle function costs
-nothing); only datasets served with AB have a schedule that invokes it.
+challenger's model package and notifies (``lambdas/experiment``). Built only when a declared dataset is served
+with AB; each such dataset has a schedule that invokes it.
 """
 
 from __future__ import annotations
