@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from lambdas.deploy.models import ExperimentConfig
 from lambdas.experiment.models import ExperimentRecord, Look, Side
 from lambdas.experiment.report import render
+from stacks.config import ABSettings
 
-DESIGN = ExperimentConfig(
-    challenger_share=0.2,
-    outcome="",
-    minimum_detectable_effect=0.02,
-    confidence=0.95,
-    power=0.8,
-    max_duration_hours=168,
-    label_delay_hours=24,
-    challenger_instance_count=1,
-    evaluation_minutes=60,
-)
+DESIGN = ExperimentConfig.model_validate(asdict(ABSettings(minimum_detectable_effect=0.02)))
 
 
 def look(at: str, verdict: str, n: int, interval: list[float | None], reason: str) -> Look:
