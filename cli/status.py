@@ -1,5 +1,6 @@
 """``mlops status [--dataset N]``: per dataset, the last pipeline run and its step, the champion and its metric,
-the endpoint's variants (traffic and instances), the alarms in ALARM and the last drift verdict."""
+the endpoint's variants (traffic and instances), a running A/B experiment (its last look), the alarms in ALARM and
+the last drift verdict."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from cli import executions, registry
 from cli.context import Ops
 from cli.errors import OK
 from cli.output import cell, emit, table, when
+from cli.session import error_code
 from cli.stack import Dataset, Stack
 
 DRIFT_PREFIX = "monitoring/drift/"  # stacks/constructs/monitoring.py DRIFT_REPORT_PREFIX
+CHALLENGER_VARIANT = "Challenger"  # lambdas/experiment/models.py: the challenger's variant during an experiment
 VARIANT_COLUMNS = [("variant", "variant"), ("model", "model"), ("weight", "traffic weight"), ("instances", "instances")]
 
 
@@ -62,6 +65,38 @@ def last_drift(ops: Ops, stack: Stack, dataset: Dataset) -> dict[str, Any] | Non
     }
 
 
+def experiment(ops: Ops, stack: Stack, dataset: Dataset, endpoint: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The A/B experiment the endpoint runs (a ``Challenger`` variant): its record's design and last look
+    (``monitoring/experiments/<dataset>/<config>/experiment.json``); None when it runs none."""
+    bucket = stack.outputs.get("ArtifactsBucket")
+    if endpoint is None or not bucket or all(v["variant"] != CHALLENGER_VARIANT for v in endpoint["variants"]):
+        return None
+    prefix = f"monitoring/experiments/{dataset.name}/{endpoint['config']}/"
+    try:
+        body = ops.aws.client("s3").get_object(Bucket=bucket, Key=f"{prefix}experiment.json")["Body"].read()
+    except Exception as error:
+        if error_code(error) in ("NoSuchKey", "404"):
+            return {"config": endpoint["config"], "record": None, "reason": f"no record at s3://{bucket}/{prefix}"}
+        raise
+    record = json.loads(body)
+    looks = record.get("looks") or []
+    last = (record.get("final") or (looks[-1] if looks else None) or {}).get("decision")
+    design = record.get("design") or {}
+    return {
+        "config": endpoint["config"],
+        "started": record.get("started_at"),
+        "challenger": (record.get("challenger") or {}).get("model_version"),
+        "champion": (record.get("champion") or {}).get("model_name"),
+        "share": design.get("challenger_share"),
+        "outcome": record.get("outcome"),
+        "minimum_detectable_effect": design.get("minimum_detectable_effect"),
+        "max_duration_hours": design.get("max_duration_hours"),
+        "looks": len(looks),
+        "last": last,
+        "report": f"s3://{bucket}/{prefix}report.html",
+    }
+
+
 def dataset_status(ops: Ops, stack: Stack, dataset: Dataset, alarms: list[dict[str, Any]]) -> dict[str, Any]:
     sagemaker = ops.aws.client("sagemaker")
     runs = executions.recent(stack, ("training",), limit=1, dataset=dataset.name)
@@ -69,11 +104,13 @@ def dataset_status(ops: Ops, stack: Stack, dataset: Dataset, alarms: list[dict[s
     if last_run is not None and last_run["status"] == "RUNNING":
         last_run["step"] = executions.current_step(ops.aws.client("stepfunctions"), last_run["arn"])
     best = registry.champion(registry.packages(sagemaker, dataset))
+    endpoint = registry.serving(sagemaker, dataset)
     return {
         "dataset": dataset.name,
         "last_run": last_run,
         "champion": best.row() if best else None,
-        "endpoint": registry.serving(sagemaker, dataset),
+        "endpoint": endpoint,
+        "experiment": experiment(ops, stack, dataset, endpoint),
         "alarms": _alarms_of(stack, dataset, alarms),
         "drift": last_drift(ops, stack, dataset),
     }
@@ -103,6 +140,7 @@ def render(status: dict[str, Any]) -> str:
     else:
         lines.append(f"endpoint:   {endpoint['endpoint']} {endpoint['status']} on {endpoint['config']}")
         lines += ["  " + line for line in table(endpoint["variants"], VARIANT_COLUMNS).splitlines()]
+    lines += _experiment_lines(status.get("experiment"))
     alarms = status["alarms"]
     lines.append("alarms:     " + (", ".join(a["name"] for a in alarms) + " in ALARM" if alarms else "none in ALARM"))
     drift = status["drift"]
@@ -111,6 +149,32 @@ def render(status: dict[str, Any]) -> str:
     else:
         lines.append(f"drift:      {drift['verdict']} (overall PSI {cell(drift['overall_psi'])}): {drift['reason']}")
     return "\n".join(lines) + "\n"
+
+
+def _percent(share: Any) -> str:
+    return f"{share:.0%}" if isinstance(share, int | float) else cell(share)
+
+
+def _experiment_lines(found: dict[str, Any] | None) -> list[str]:
+    if found is None:
+        return []
+    if found.get("record") is None and "reason" in found:
+        return [f"experiment: running on {found['config']}, {found['reason']}"]
+    lines = [
+        f"experiment: {found['challenger']} takes {_percent(found['share'])} of requests since {found['started']} "
+        f"({found['outcome']}, MDE {cell(found['minimum_detectable_effect'])}, at most {found['max_duration_hours']} h)"
+    ]
+    last = found["last"]
+    if last is None:
+        lines.append("  no look yet")
+    else:
+        low, high = last["interval"]
+        lines.append(
+            f"  look {found['looks']}: {last['verdict']}: n {last['n_champion']} champion / {last['n_challenger']} "
+            f"challenger, improvement {cell(last['improvement'])} [{cell(low)}, {cell(high)}]: {last['reason']}"
+        )
+    lines.append(f"  report: {found['report']}")
+    return lines
 
 
 def show(ops: Ops, args: argparse.Namespace) -> int:

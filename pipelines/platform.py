@@ -42,6 +42,9 @@ BATCH_INPUT_PREFIX = "batch-input/"
 DATA_CAPTURE_PREFIX = "data-capture/"
 MONITORING_PREFIX = "monitoring/"
 MANIFESTS_PREFIX = "manifests/"
+EXPERIMENTS_PREFIX = f"{MONITORING_PREFIX}experiments/"
+"""Artifacts bucket: an A/B experiment's record and report, ``<dataset>/<experiment config>/experiment.json`` and
+``report.html`` (written by the deploy Lambda when it starts, then by the experiment evaluator at every look)."""
 COMPOSED_PREFIX = "curated/composed/"
 """Curated zone: a retrain's composed channels (upload + production rows), ``<dataset>/<version>/split=<split>/``."""
 QUARANTINE_PREFIX = "quarantine/"
@@ -106,6 +109,11 @@ def production_quarantine_prefix(dataset: str) -> str:
     """Curated zone: a dataset's labelled production rows that failed its rules, with their reasons, beside its
     uploads' quarantine: ``quarantine/dataset=<dataset>/production/``."""
     return f"{QUARANTINE_PREFIX}dataset={dataset}/{PRODUCTION_PREFIX}"
+
+
+def experiment_prefix(dataset: str, experiment_config: str) -> str:
+    """``monitoring/experiments/<dataset>/<experiment config>/``: one A/B experiment's record and report."""
+    return f"{EXPERIMENTS_PREFIX}{dataset}/{experiment_config}/"
 
 
 def production_prefix(dataset: str) -> str:

@@ -1298,8 +1298,12 @@ class DatasetSchema:
         for section in OVERRIDE_SECTIONS:
             values = _mapping(data.get(section) or {}, section)
             for key, value in values.items():
-                if not isinstance(value, bool | int | float | str):
-                    raise SchemaError(f"{section}.{key}", f"expected a number, string or boolean, got {_kind(value)}")
+                # one level of nesting for a group of settings (``serving.ab``); the stack checks the keys
+                inner = value.items() if isinstance(value, Mapping) else [(None, value)]
+                for name, item in inner:
+                    if not isinstance(item, bool | int | float | str):
+                        where = f"{section}.{key}" if name is None else f"{section}.{key}.{name}"
+                        raise SchemaError(where, f"expected a number, string or boolean, got {_kind(item)}")
             overrides[section] = values
         task = data["task"]
         if task not in TASKS:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
+from pipelines.experiments.outcomes import DEFAULT_OUTCOMES, outcome_problem
 from pipelines.platform import (
     BATCH_INPUT_PREFIX,
     DATA_CAPTURE_PREFIX,
@@ -23,13 +24,13 @@ from pipelines.platform import (
     glue_table_name,
     quality_metric_name,
 )
-from pipelines.schema import METRICS, DatasetSchema, Gate
+from pipelines.schema import METRICS, DatasetSchema, Gate, Task
 from pipelines.training.hyperparameters import Hyperparameters
 from stacks.datasets import DATASETS_DIR, read_schema
 from stacks.pricing import ENDPOINT_HOURLY_USD, TRAINING_HOURLY_USD
 
 Stage = Literal["dev", "prod"]
-DeploymentStrategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
+DeploymentStrategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW", "AB"]
 Approval = Literal["auto", "manual"]
 Network = Literal["public", "private"]
 """``public``: the functions and jobs call AWS on its public regional endpoints (no VPC: nothing billed while idle).
@@ -147,6 +148,63 @@ def traffic_batch_instances(percent: int, instances: int) -> int:
 
 
 @dataclass(frozen=True)
+class ABSettings:
+    """An A/B experiment (``serving.strategy: AB``): after the smoke test the challenger becomes a second production
+    variant taking ``challenger_share`` of the requests (SageMaker splits traffic by variant weight), the champion
+    the rest; the evaluator tests the challenger's ``outcome`` per labelled request with an always-valid
+    sequential test (``pipelines.experiments.sequential``) and promotes it, or removes it, on the decision."""
+
+    challenger_share: float = 0.2  # of the requests: the challenger variant's weight, the champion's is 1 - this
+    # a per-observation outcome that fits the task (pipelines.experiments.outcomes.OUTCOMES; never AUC): empty
+    # takes the task's DEFAULT_OUTCOMES
+    outcome: str = ""
+    # the smallest improvement worth detecting, absolute, in the outcome's units (0.02 of ``correct`` is two
+    # percentage points; of ``absolute_error`` it is in the target's units): 0 = not set, required by AB
+    minimum_detectable_effect: float = 0.0
+    confidence: float = 0.95  # 1 - the false-promotion rate, peeking included
+    power: float = 0.8  # of detecting the MDE within max_duration_hours (the futility check)
+    max_duration_hours: int = 168  # then the champion stays (a tie); it allows for label_delay_hours
+    label_delay_hours: int = 24  # how late labels arrive: the last hours of traffic are not waited for
+    challenger_instance_count: int = 1
+    evaluation_minutes: int = 60  # the evaluator's schedule
+
+    def problems(self, task: Task) -> list[tuple[str, str]]:
+        """(key, message) for every rule this experiment breaks on a ``task`` model (the synth's check)."""
+
+        problems = []
+        if not 0 < self.challenger_share < 1:
+            problems.append(("challenger_share", f"{self.challenger_share} is not a share of traffic in (0, 1)"))
+        outcome = self.outcome or DEFAULT_OUTCOMES[task]
+        problem = outcome_problem(outcome, task)
+        if problem:
+            problems.append(("outcome", problem))
+        mde = self.minimum_detectable_effect
+        if not mde > 0:
+            problems.append(("minimum_detectable_effect", "required with strategy AB: an absolute improvement > 0"))
+        elif outcome == "correct" and mde >= 1:
+            problems.append(("minimum_detectable_effect", f"{mde} is not below 1, the range of a correct answer"))
+        if not 0.8 <= self.confidence < 1:
+            problems.append(("confidence", f"{self.confidence} is not in [0.8, 1)"))
+        if not 0.5 <= self.power < 1:
+            problems.append(("power", f"{self.power} is not in [0.5, 1)"))
+        if self.label_delay_hours < 0:
+            problems.append(("label_delay_hours", f"{self.label_delay_hours} is negative"))
+        if self.max_duration_hours <= self.label_delay_hours:
+            problems.append(
+                (
+                    "max_duration_hours",
+                    f"{self.max_duration_hours} h leaves no labelled traffic after a label delay of "
+                    f"{self.label_delay_hours} h",
+                )
+            )
+        if self.challenger_instance_count < 1:
+            problems.append(("challenger_instance_count", "a production variant needs at least 1 instance"))
+        if not 1 <= self.evaluation_minutes <= 1440:
+            problems.append(("evaluation_minutes", f"{self.evaluation_minutes} is not in 1-1440 (a rate schedule)"))
+        return problems
+
+
+@dataclass(frozen=True)
 class ServingSettings:
     """The endpoint and how a new model reaches it. CANARY and LINEAR shift traffic in whole instances, and
     SageMaker allows a canary (and a linear step) of at most half the variant's instances: they need a fleet of
@@ -180,6 +238,7 @@ class ServingSettings:
     # the 90th percentile the tail, where sparse segments move most when new data arrives (20%)
     shadow_max_median_relative_error: float = 0.05
     shadow_max_p90_relative_error: float = 0.2
+    ab: ABSettings = field(default_factory=ABSettings)  # strategy AB: the experiment
 
     def __post_init__(self) -> None:
         if self.instance_type not in ENDPOINT_HOURLY_USD:
@@ -379,6 +438,11 @@ FUNCTION_CONCURRENCY: Mapping[str, Reservation] = {
         "each label upload joins a week of captured predictions (1 GB, up to 5 minutes): two at once bound a bulk "
         "label upload's parallel scans. " + ASYNC_THROTTLE,
     ),
+    "ExperimentEvaluator": Reservation(
+        1,
+        "one look at an A/B experiment at a time: two looks at once (a schedule burst, a retried event) could both "
+        "act on a final decision (two endpoint updates, two registry records). " + ASYNC_THROTTLE,
+    ),
     "PrepareTraining": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
     "RegisterModel": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
     "ExplainFailure": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
@@ -474,6 +538,9 @@ class StageConfig:
         policy = self.dataset.data_policy
         for problem in self.retention.problems(self.monitor, policy.production_window_days if policy else None):
             raise ValueError(f"retention: {problem}")
+        if self.serving.strategy == "AB":
+            for key, problem in self.serving.ab.problems(self.dataset.task):
+                raise ValueError(f"serving.ab.{key}: {problem}")
         if not self.concurrency.reserve and self.retrain.cooldown_minutes < 1:
             raise ValueError(
                 "concurrency: without reservations the retrain guard's DynamoDB claim is what keeps two alarms from "
@@ -510,7 +577,7 @@ class StageConfig:
             evaluation=EvaluationGate(
                 primary_metric=gate.metric, min_improvement=gate.min_improvement, absolute_floor=floor
             ),
-            serving=replace(self.serving, **schema.serving),
+            serving=serving_overrides(self.serving, schema.serving),
             alarms=replace(self.alarms, **schema.alarms),
             retrain=replace(self.retrain, **schema.retrain),
             retention=replace(self.retention, **schema.retention),
@@ -614,6 +681,14 @@ class StageConfig:
     @property
     def glue_table_name(self) -> str:
         return glue_table_name(self.dataset.name)
+
+
+def serving_overrides(serving: ServingSettings, overrides: Mapping[str, Any]) -> ServingSettings:
+    """The stage's serving settings with a declaration's ``serving`` overrides (``ab`` key by key)."""
+    values = dict(overrides)
+    if "ab" in values:
+        values["ab"] = replace(serving.ab, **values["ab"])
+    return replace(serving, **values)
 
 
 def schedule_problem(expression: str) -> str | None:

@@ -131,6 +131,31 @@ def _type_problem(value: Any, expected: Any) -> str | None:
     return f"this setting cannot be overridden per dataset (type {expected})"
 
 
+def _settings_problems(
+    where: str, settings: type, values: Any, schedule_problem: typing.Callable[[str], str | None]
+) -> list[tuple[str, str]]:
+    """(field, message) for every key of ``values`` that is not a field of the dataclass ``settings`` or has the
+    wrong type; a field whose type is itself a settings dataclass (``serving.ab``) is checked key by key."""
+    if not isinstance(values, Mapping):
+        return [(where, f"expected a mapping of settings, got {values!r}")]
+    hints = typing.get_type_hints(settings)
+    names = [f.name for f in dataclasses.fields(settings)]
+    problems = []
+    for key, value in values.items():
+        if key not in names:
+            problems.append((f"{where}.{key}", f"unknown key (the fields of {settings.__name__}: {', '.join(names)})"))
+            continue
+        if dataclasses.is_dataclass(hints[key]):
+            problems += _settings_problems(f"{where}.{key}", hints[key], value, schedule_problem)
+            continue
+        problem = _type_problem(value, hints[key])
+        if problem is None and where == "retrain" and key == "schedule" and value:
+            problem = schedule_problem(value)
+        if problem:
+            problems.append((f"{where}.{key}", problem))
+    return problems
+
+
 def override_problems(schema: DatasetSchema) -> list[tuple[str, str]]:
     """(field, message) for every override key that is not a field of its settings class or has the wrong type."""
     from stacks import config
@@ -143,20 +168,7 @@ def override_problems(schema: DatasetSchema) -> list[tuple[str, str]]:
     }
     problems = []
     for section in OVERRIDE_SECTIONS:
-        settings = classes[section]
-        hints = typing.get_type_hints(settings)
-        names = [f.name for f in dataclasses.fields(settings)]
-        for key, value in getattr(schema, section).items():
-            if key not in names:
-                problems.append(
-                    (f"{section}.{key}", f"unknown key (the fields of {settings.__name__}: {', '.join(names)})")
-                )
-                continue
-            problem = _type_problem(value, hints[key])
-            if problem is None and section == "retrain" and key == "schedule" and value:
-                problem = config.schedule_problem(value)
-            if problem:
-                problems.append((f"{section}.{key}", problem))
+        problems += _settings_problems(section, classes[section], getattr(schema, section), config.schedule_problem)
     return problems
 
 
@@ -240,7 +252,8 @@ def check_against_stages(schema: DatasetSchema) -> list[tuple[str, str]]:
         except ValueError as error:
             named = [s for s in OVERRIDE_SECTIONS if str(error).startswith(f"{s}") and getattr(schema, s)]
             section = next(iter(named), next((s for s in OVERRIDE_SECTIONS if getattr(schema, s)), ""))
-            problems.append((section, f"with the {stage} stage: {error}"))
+            dotted = re.match(rf"^((?:{'|'.join(OVERRIDE_SECTIONS)})(?:\.\w+)+): ", str(error))  # serving.ab.outcome
+            problems.append((dotted.group(1) if dotted else section, f"with the {stage} stage: {error}"))
     problems += [("name", problem) for problem in name_problems(schema, [c.prefix for c in config.STAGES.values()])]
     return problems
 

@@ -22,6 +22,7 @@ from stacks.config import PROJECT, SAMPLE_DATASET, STAGES, StageConfig
 from stacks.constructs.data_lake import DataLake
 from stacks.constructs.dataset import DatasetResources
 from stacks.constructs.dead_letters import DeadLetters
+from stacks.constructs.experiments import Experiments
 from stacks.constructs.lambda_factory import DOCUMENT_PATH, LambdaFactory
 from stacks.constructs.model_registry import ModelRegistry
 from stacks.constructs.monitoring import Monitoring
@@ -112,6 +113,21 @@ class MlopsStack(cdk.Stack):
             pipeline=self.pipeline,
             topic=self.topic,
         )
+        # the A/B experiment evaluator, when a declared dataset is served with AB (no idle function, and no warm
+        # worker in every local cloud, otherwise)
+        self.experiments = (
+            Experiments(
+                self,
+                "Experiments",
+                config=config,
+                lake=self.lake,
+                lambdas=self.lambdas,
+                topic=self.topic,
+                monitoring=self.monitoring,
+            )
+            if any(c.serving.strategy == "AB" for c in configs)
+            else None
+        )
         self.datasets = {
             name: DatasetResources(
                 self,
@@ -119,6 +135,7 @@ class MlopsStack(cdk.Stack):
                 config=dataset_config,
                 drift_function=self.monitoring.drift_fn,
                 retrain_function=self.monitoring.retrain_fn,
+                experiment_function=self.experiments.function if self.experiments else None,
             )
             for name, dataset_config in self.dataset_configs.items()
         }

@@ -88,6 +88,8 @@ def wildcard_resource_actions(stack: MlopsStack) -> dict[iam.IRole, tuple[str, .
         (monitoring.retrain_fn, metrics),
     ):
         roles[_role(fn)] = actions
+    if stack.experiments is not None:
+        roles[_role(stack.experiments.function)] = (*LAMBDA_TRACING, "cloudwatch:GetMetricStatistics")
     if stack.network is not None:  # the VPC's describe actions (stacks/constructs/network.py)
         for role, describe in stack.network.granted.items():
             roles[role] = (*roles.get(role, ()), *describe)
@@ -109,6 +111,7 @@ def acknowledge_findings(stack: MlopsStack) -> None:
     _pipeline(stack)
     _serving(stack)
     _monitoring(stack)
+    _experiments(stack)
     _framework(stack)
     _network(stack)
     _promotion(stack)
@@ -361,9 +364,16 @@ def _serving(stack: MlopsStack) -> None:
     _ack(
         _role(serving.deploy_fn),
         {
-            **_reads("captured traffic (shadow comparison) and evaluation reports (golden payloads)"),
+            **_reads(
+                "captured traffic (shadow comparison), evaluation reports (golden payloads) and A/B experiment records"
+            ),
+            **_key("write the SSE-KMS record of an A/B experiment it starts"),
+            **_aborts("monitoring/experiments/"),
             **_objects(stack, lake.artifacts, "data-capture/*", "captured requests of the shadow comparison"),
             **_objects(stack, lake.artifacts, "evaluations/*", "golden payloads: the task of the shadow comparison"),
+            **_objects(
+                stack, lake.artifacts, "monitoring/experiments/*", "A/B experiment records (one per experiment config)"
+            ),
             **_arns(
                 stack,
                 {
@@ -416,6 +426,33 @@ def _serving(stack: MlopsStack) -> None:
     )
     cleanup_provider = serving.node.find_child("CleanupProvider")
     _ack(cleanup_provider, _invoke_versions(stack, serving.cleanup_fn))
+
+
+def _experiments(stack: MlopsStack) -> None:
+    """The A/B experiment evaluator (built when a declared dataset is served with AB)."""
+    if stack.experiments is None:
+        return
+    lake, config = stack.lake, stack.config
+    _ack(
+        _role(stack.experiments.function),
+        {
+            **_key("write SSE-KMS experiment records and reports and publish to the SSE-KMS topic"),
+            **_reads("the ground-truth Lambda's joined labels and the A/B experiment records"),
+            **_aborts("monitoring/experiments/"),
+            **_objects(stack, lake.artifacts, "monitoring/quality/*", "joined labels: the outcomes per variant"),
+            **_objects(stack, lake.artifacts, "monitoring/experiments/*", "experiment records and reports"),
+            **_arns(
+                stack,
+                {
+                    _account_arn("sagemaker", f"endpoint/{config.prefix}-*"): "the datasets' endpoints "
+                    "(<prefix>-<dataset>): which config runs, and the update to the winner's config",
+                    _account_arn("sagemaker", f"endpoint-config/{config.prefix}-*"): "the winner's single-variant "
+                    "config, created by the deploy Lambda under this stage's prefix",
+                    **_registry(stack),
+                },
+            ),
+        },
+    )
 
 
 def _monitoring(stack: MlopsStack) -> None:

@@ -43,17 +43,22 @@ from lambdas.deploy.models import (
     Champion,
     Comparison,
     DeploymentState,
+    ExperimentConfig,
     Prepared,
     Rollout,
     ServingConfig,
 )
+from lambdas.experiment.models import CHALLENGER_VARIANT, RECORD_FILE, ExperimentRecord, Side
 from lambdas.shared.network import model_network
+from pipelines.experiments.outcomes import DEFAULT_OUTCOMES
+from pipelines.platform import experiment_prefix
 from pipelines.schema import DatasetSchema
 
 logger = logging.getLogger(__name__)
 
 NAME_LIMIT = 63
 SHADOW_VARIANT = "Shadow"
+EXPERIMENT_SUFFIX = "-ab"
 PROVISIONING_ALLOWANCE_SECONDS = 900  # a new fleet takes minutes to come up before traffic shifts
 IN_FLIGHT = ("Creating", "Updating", "SystemUpdating", "RollingBack")
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -259,6 +264,10 @@ class Deployer:
             production = self._production_variants(champion.endpoint_config_name)
             shadow = {**self._variant(model_name, self.serving.initial_instance_count), "VariantName": SHADOW_VARIANT}
             self._ensure_config(shadow_config, production, capture=True, shadows=[shadow])
+        experiment_config = None
+        if self.serving.strategy == "AB" and champion and champion.endpoint_config_name != config_name:
+            experiment_config = resource_name(base, EXPERIMENT_SUFFIX)
+            self._ensure_config(experiment_config, self._experiment_variants(champion, model_name), capture=True)
         golden_uri = evaluation_uri.rstrip("/")
         golden_uri = golden_uri.rsplit("/", 1)[0] if golden_uri.endswith(".json") else golden_uri
         return Prepared(
@@ -270,10 +279,41 @@ class Deployer:
             endpoint_config_name=config_name,
             shadow_config_name=shadow_config,
             shadow_variant_name=SHADOW_VARIANT if shadow_config else None,
+            experiment_config_name=experiment_config,
+            challenger_variant_name=CHALLENGER_VARIANT if experiment_config else None,
             strategy=self.serving.strategy,
             golden_uri=f"{golden_uri}/{GOLDEN_FILE}",
             champion=champion,
         )
+
+    def _experiment_variants(self, champion: Champion, model_name: str) -> list[dict[str, Any]]:
+        """An A/B experiment's production variants: the champion's serving variant with ``1 - share`` of the
+        weight, and the challenger as a second production variant with ``share`` (SageMaker routes each request
+        by weight; a client's ``TargetVariant`` pins one)."""
+        ab = self._ab()
+        live = self._production_variants(champion.endpoint_config_name)
+        running = any(v["VariantName"] == CHALLENGER_VARIANT for v in live)
+        if running and champion.endpoint_config_name != resource_name(f"{model_name}", EXPERIMENT_SUFFIX):
+            raise DeploymentConflict(
+                f"an A/B experiment runs on {self.settings.endpoint_name} ({champion.endpoint_config_name}): it must "
+                f"end (the evaluator promotes or stops its challenger) before model {model_name} can enter one"
+            )
+        main = [v for v in live if v["VariantName"] == self.serving.variant_name]
+        if not main:
+            raise DeploymentConflict(
+                f"endpoint config {champion.endpoint_config_name} has no variant {self.serving.variant_name}"
+            )
+        challenger = {
+            **self._variant(model_name, ab.challenger_instance_count),
+            "VariantName": CHALLENGER_VARIANT,
+            "InitialVariantWeight": ab.challenger_share,
+        }
+        return [{**main[0], "InitialVariantWeight": round(1 - ab.challenger_share, 6)}, challenger]
+
+    def _ab(self) -> ExperimentConfig:
+        if self.serving.ab is None:
+            raise DeploymentError("strategy AB needs the serving settings' ab section (stacks.config.ABSettings)")
+        return self.serving.ab
 
     def _variant(self, model_name: str, instances: int) -> dict[str, Any]:
         return {
@@ -458,6 +498,8 @@ class Deployer:
             return self._status("create", prepared.endpoint_config_name, None, None)
         if prepared.shadow_config_name and live["EndpointConfigName"] != prepared.endpoint_config_name:
             return self._update("shadow", prepared.shadow_config_name, live, "SHADOW")
+        if prepared.experiment_config_name:
+            return self._start_experiment(prepared.experiment_config_name, live)
         strategy = "ALL_AT_ONCE" if prepared.strategy == "SHADOW" else prepared.strategy
         return self._update("update", prepared.endpoint_config_name, live, strategy)
 
@@ -493,6 +535,32 @@ class Deployer:
         )
         rollout = self._status(phase, target, current, None)
         return rollout.model_copy(update={"deployment_config": config, "traffic_plan": plan})
+
+    def _start_experiment(self, target: str, live: dict[str, Any]) -> Rollout:
+        """UpdateEndpoint to the two-variant config with no DeploymentConfig: SageMaker's blue/green deployments
+        (and their guardrails) need the new config to keep the old one's variant names
+        (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html), and this one
+        adds a variant. The update is SageMaker's default one (the new fleet comes up, then takes the traffic);
+        the variant weights are the config's (RetainAllVariantProperties false), so the share is the declared
+        one. The guardrail alarms keep watching the champion's variant; the evaluator watches the challenger's."""
+        endpoint = live["EndpointName"]
+        status, current = live["EndpointStatus"], live["EndpointConfigName"]
+        pending = (live.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        if status in IN_FLIGHT:
+            if pending == target:
+                return self._status("experiment", target, current, live)
+            raise DeploymentConflict(
+                f"endpoint {endpoint} is {status} (to {pending or 'an unknown config'}): another deployment is "
+                f"running, the experiment {target} was not started"
+            )
+        if status != "InService":
+            raise EndpointFailed(f"endpoint {endpoint} is {status}: {live.get('FailureReason') or 'no reason given'}")
+        if current != target:
+            self.sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=target, RetainAllVariantProperties=False)
+        rollout = self._status("experiment", target, current, None)
+        ab = self._ab()
+        plan = f"challenger {ab.challenger_share:.0%} of requests (variant {CHALLENGER_VARIANT}), champion the rest"
+        return rollout.model_copy(update={"traffic_plan": plan})
 
     def _status(self, phase: str, target: str, previous: str | None, live: dict[str, Any] | None) -> Rollout:
         live = live or self._describe_endpoint(self.settings.endpoint_name) or {}
@@ -719,6 +787,8 @@ class Deployer:
                 f"endpoint {endpoint} runs {target} with variants {found} / shadows {found_shadows}, "
                 f"the config asks for {wanted} / {wanted_shadows}"
             )
+        if rollout.phase == "experiment":
+            return self._experiment_started(prepared, rollout, live)
         scaling = [self._autoscale(endpoint, variant) for variant in wanted]
         comparison = rollout.comparison
         lines = [
@@ -751,6 +821,70 @@ class Deployer:
             "message": "\n".join(lines),
             "outcome": "deployed",
             "rolled_back": retired,
+            "endpoint_name": endpoint,
+            "endpoint_config_name": target,
+            "model_version": prepared.model_version,
+            "autoscaling": scaling,
+        }
+
+    def _experiment_started(self, prepared: Prepared, rollout: Rollout, live: dict[str, Any]) -> dict[str, Any]:
+        """The two-variant config serves: autoscaling on the champion's variant (the challenger keeps its
+        declared instances), and the experiment's record for the evaluator (its start: observations before it
+        belong to no variant of this experiment). Idempotent: an existing record is kept."""
+        ab = self._ab()
+        endpoint, target = prepared.endpoint_name, rollout.endpoint_config_name
+        scaling = [self._autoscale(endpoint, self.serving.variant_name)]
+        if prepared.champion is None:
+            raise DeploymentError("an experiment needs the champion it was prepared against ($.deploy.champion)")
+        schema = self.settings.schema
+        record = ExperimentRecord(
+            dataset=self.settings.dataset or endpoint,
+            endpoint_name=endpoint,
+            experiment_config_name=target,
+            started_at=_iso(self.clients.now()),
+            outcome=ab.outcome or DEFAULT_OUTCOMES[schema.task if schema else "binary"],
+            design=ab,
+            champion=Side(
+                variant=self.serving.variant_name,
+                model_name=prepared.champion.model_name,
+                endpoint_config_name=prepared.champion.endpoint_config_name,
+            ),
+            challenger=Side(
+                variant=CHALLENGER_VARIANT,
+                model_name=prepared.model_name,
+                endpoint_config_name=prepared.endpoint_config_name,
+                model_version=prepared.model_version,
+                model_package_arn=prepared.model_package_arn,
+            ),
+        )
+        bucket, _ = split_s3_uri(self.settings.data_capture_uri)
+        key = f"{experiment_prefix(record.dataset, target)}{RECORD_FILE}"
+        try:
+            self.clients.s3.head_object(Bucket=bucket, Key=key)
+        except Exception as error:
+            if error_code(error) not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            self.clients.s3.put_object(
+                Bucket=bucket, Key=key, Body=record.model_dump_json(indent=1).encode(), ContentType="application/json"
+            )
+        lines = [
+            f"A/B experiment{self._of_dataset} on endpoint {endpoint}: model {prepared.model_version} (package "
+            f"{prepared.model_package_arn}) serves {ab.challenger_share:.0%} of requests as variant "
+            f"{CHALLENGER_VARIANT}; the champion ({prepared.champion.model_name}) serves the rest as "
+            f"{self.serving.variant_name}.",
+            f"Endpoint config: {target} (was {rollout.previous_config_name}).",
+            f"Outcome: {record.outcome} per labelled request; minimum detectable effect "
+            f"{ab.minimum_detectable_effect:g} at {ab.confidence:.0%} confidence, at most "
+            f"{ab.max_duration_hours} h (labels within {ab.label_delay_hours} h); the evaluator looks every "
+            f"{ab.evaluation_minutes} min.",
+            f"Record and report: s3://{bucket}/{experiment_prefix(record.dataset, target)}",
+            "Clients that need a consistent assignment pin a variant with InvokeEndpoint's TargetVariant.",
+        ]
+        return {
+            "subject": _subject(f"{self._dataset_label}A/B experiment started: model {prepared.model_version}"),
+            "message": "\n".join(lines),
+            "outcome": "experiment_started",
+            "rolled_back": [],
             "endpoint_name": endpoint,
             "endpoint_config_name": target,
             "model_version": prepared.model_version,

@@ -11,8 +11,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Strategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW"]
+Strategy = Literal["CANARY", "LINEAR", "ALL_AT_ONCE", "SHADOW", "AB"]
 Action = Literal["prepare", "rollout", "check", "compare_shadow", "verify", "explain_failure"]
+
+
+class ExperimentConfig(BaseModel):
+    """``stacks.config.ABSettings`` as the Lambdas receive it (``serving.ab``); checked at synth."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    challenger_share: float = Field(gt=0, lt=1)
+    outcome: str
+    minimum_detectable_effect: float = Field(ge=0)
+    confidence: float = Field(ge=0.5, lt=1)
+    power: float = Field(ge=0.5, lt=1)
+    max_duration_hours: int = Field(gt=0)
+    label_delay_hours: int = Field(ge=0)
+    challenger_instance_count: int = Field(ge=1)
+    evaluation_minutes: int = Field(ge=1, le=1440)
 
 
 class ServingConfig(BaseModel):
@@ -47,6 +63,7 @@ class ServingConfig(BaseModel):
     # ``stacks.config.ServingSettings`` carries them (the platform engineer's file; then they are set per stage)
     shadow_max_median_relative_error: float = Field(default=0.05, ge=0)
     shadow_max_p90_relative_error: float = Field(default=0.2, ge=0)
+    ab: ExperimentConfig | None = None
 
     @model_validator(mode="after")
     def _fleet_fits_the_strategy(self) -> ServingConfig:
@@ -73,6 +90,10 @@ class Prepared(BaseModel):
     endpoint_config_name: str  # production config: the new model takes all traffic
     shadow_config_name: str | None = None  # SHADOW with a live champion: champion + the new model as shadow
     shadow_variant_name: str | None = None
+    # AB with a live champion: the champion's variant (weight 1 - share) and the new model as a second production
+    # variant (weight share); the evaluator (lambdas/experiment) later updates the endpoint to one of the two
+    experiment_config_name: str | None = None
+    challenger_variant_name: str | None = None
     strategy: Strategy
     golden_uri: str
     champion: Champion | None = None
@@ -97,13 +118,14 @@ class Comparison(BaseModel):
 
 
 class Rollout(BaseModel):
-    """``$.rollout``: one phase of the rollout (``create``, ``update``, ``shadow`` then ``promote``).
+    """``$.rollout``: one phase of the rollout (``create``, ``update``, ``shadow`` then ``promote``, or
+    ``experiment``: the A/B experiment's two-variant config).
 
     ``status``: ``InProgress`` (wait ``poll_seconds``, then ``check``), ``ShadowBaking`` (wait ``bake_seconds``,
     then ``compare_shadow``) or ``Done`` (``verify``)."""
 
     status: Literal["InProgress", "ShadowBaking", "Done"]
-    phase: Literal["create", "update", "shadow", "promote"]
+    phase: Literal["create", "update", "shadow", "promote", "experiment"]
     endpoint_name: str
     endpoint_config_name: str  # what this phase asked the endpoint to run
     previous_config_name: str | None = None  # what it ran before (a silent rollback lands back here)

@@ -19,6 +19,7 @@ from lambdas.drift_monitor import capture
 from lambdas.drift_monitor.logic import DriftConfig, run
 from lambdas.shared.aws import client
 from lambdas.shared.observability import logger, tracer
+from lambdas.shared.schedules import scheduled_dataset
 from lambdas.shared.settings import from_environment
 from pipelines.platform import platform
 
@@ -60,11 +61,7 @@ settings = from_environment(Settings)
 @tracer.capture_lambda_handler
 @event_source(data_class=EventBridgeEvent)
 def handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
-    if event.detail_type != "Scheduled Event":
-        raise ValueError(f"expected a Scheduled Event, got {event.detail_type!r} from {event.source!r}")
-    name = (event.detail or {}).get("dataset")
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"the scheduled event names no dataset (detail: {event.detail!r}): its rule must send one")
+    name = scheduled_dataset(event)
     logger.append_keys(dataset=name)
     window_end = capture.parse_time(event.time)
     config = settings().drift_config(name)

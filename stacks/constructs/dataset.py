@@ -24,9 +24,10 @@ from constructs import Construct
 from stacks.config import StageConfig
 from stacks.legacy import MODEL_PACKAGE_GROUP_LOGICAL_IDS
 
-RESOURCES_PER_DATASET = 10
+RESOURCES_PER_DATASET = 11
 """1 model package group + 3 rollback alarms + 4 retrain alarms + 1 drift schedule rule + 1 retrain schedule rule (a
-dataset that declares ``retrain.schedule``: the most a dataset adds)."""
+dataset that declares ``retrain.schedule``) + 1 experiment schedule rule (a dataset whose serving strategy is AB):
+the most a dataset adds."""
 OVERALL_DRIFT_METRIC = "OverallDriftPSI"
 DRIFT_RETRY_ATTEMPTS = 2
 
@@ -63,7 +64,7 @@ class ScheduledInvoke:
         )
 
 
-SCHEDULE_KINDS = ("drift", "retrain")
+SCHEDULE_KINDS = ("drift", "retrain", "experiment")
 """The suffixes of the per-dataset schedule rules: ``<prefix>-<dataset>-<kind>``."""
 
 
@@ -75,6 +76,11 @@ def drift_rule_name(config: StageConfig) -> str:
 def retrain_rule_name(config: StageConfig) -> str:
     """``<prefix>-<dataset>-retrain``: the dataset's declared retrain schedule."""
     return f"{config.resource_prefix}-retrain"
+
+
+def experiment_rule_name(config: StageConfig) -> str:
+    """``<prefix>-<dataset>-experiment``: the A/B experiment evaluator's schedule of a dataset served with AB."""
+    return f"{config.resource_prefix}-experiment"
 
 
 def scheduled_event_for(dataset: str) -> events.RuleTargetInput:
@@ -106,6 +112,7 @@ class DatasetResources(Construct):
         config: StageConfig,
         drift_function: lambda_.IFunction,
         retrain_function: lambda_.IFunction,
+        experiment_function: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.config = config
@@ -122,6 +129,23 @@ class DatasetResources(Construct):
             targets=[ScheduledInvoke(drift_function, scheduled_event_for(self.name))],
         )
         self.retrain_rule = self._retrain_schedule(config, retrain_function)
+        self.experiment_rule = self._experiment_schedule(config, experiment_function)
+
+    def _experiment_schedule(self, config: StageConfig, function: lambda_.IFunction | None) -> events.Rule | None:
+        """Serving strategy AB: every ``serving.ab.evaluation_minutes`` the evaluator looks at the dataset's running
+        experiment (``lambdas/experiment``; a dataset with none is a no-op). None for any other strategy."""
+        if config.serving.strategy != "AB":
+            return None
+        if function is None:
+            raise ValueError(f"dataset {self.name} is served with AB: its resources need the experiment evaluator")
+        return events.Rule(
+            self,
+            "ExperimentSchedule",
+            rule_name=experiment_rule_name(config),
+            description=f"Looks at {self.name}'s running A/B experiment and acts on its decision",
+            schedule=events.Schedule.rate(cdk.Duration.minutes(config.serving.ab.evaluation_minutes)),
+            targets=[ScheduledInvoke(function, scheduled_event_for(self.name))],
+        )
 
     def _retrain_schedule(self, config: StageConfig, function: lambda_.IFunction) -> events.Rule | None:
         """The declared ``retrain.schedule`` as a rule whose target is the guarded retrain Lambda (the scheduled

@@ -28,7 +28,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from pipelines.platform import BATCH_INPUT_PREFIX, DATA_CAPTURE_PREFIX
+from pipelines.platform import BATCH_INPUT_PREFIX, DATA_CAPTURE_PREFIX, EXPERIMENTS_PREFIX
 from stacks.config import StageConfig
 from stacks.constructs.data_lake import BATCH_OUTPUT_PREFIX, DataLake
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
@@ -351,6 +351,9 @@ class Serving(Construct):
         lake.artifacts.grant_read(fn, f"{DATA_CAPTURE_PREFIX}*")
         self.endpoint_role.grant_pass_role(fn.grant_principal)
         lake.artifacts.grant_read(fn, "evaluations/*")
+        # AB: the experiment's record for the evaluator (read first: a retried verify keeps the running record)
+        lake.artifacts.grant_read(fn, f"{EXPERIMENTS_PREFIX}*")
+        lake.artifacts.grant_put(fn, f"{EXPERIMENTS_PREFIX}*")
         lake.key.grant_decrypt(fn)
         # endpoint configs name the data key (storage volume, data capture): the caller needs grants on it
         lake.key.grant(fn, "kms:CreateGrant", "kms:DescribeKey")

@@ -40,13 +40,16 @@ MAX_RESOURCES, MAX_TEMPLATE_BYTES, MAX_OUTPUTS, MAX_PARAMETERS = 500, 1_000_000,
 ROLE_INLINE_POLICY_CHARS = 10_240
 MAX_DASHBOARD_WIDGETS = 500
 ARN_PLACEHOLDER = "x" * 64  # an intrinsic (bucket ARN, account id) as long as a real one, for policy sizes
+AB_SERVING = "\nserving:\n  strategy: AB\n  ab: {challenger_share: 0.1, minimum_detectable_effect: 0.02}\n"
 
 
 @pytest.fixture(scope="module")
 def scaled(tmp_path_factory: pytest.TempPathFactory, config: StageConfig) -> tuple[MlopsStack, Path]:
     """The dev stage with 20 generated declarations, synthesized once (cdk-nag included)."""
     folder = tmp_path_factory.mktemp("datasets-20")
-    synthetic_declarations(folder, DATASETS)
+    for path in synthetic_declarations(folder, DATASETS):
+        if path.stem.startswith("churn-"):  # the copies of churn are served with an A/B experiment
+            path.write_text(path.read_text() + AB_SERVING)
     outdir = tmp_path_factory.mktemp("cdk.out.20")
     app = build_app(stage="dev", outdir=str(outdir), datasets_dir=folder)
     stack = app.node.find_child(config.stack_name)
@@ -79,11 +82,52 @@ def test_twenty_datasets_fit_cloudformation_and_each_adds_at_most_the_budget(
     assert len(scaled_template.get("Parameters", {})) < MAX_PARAMETERS
     # And one more dataset costs what its own construct holds, within the budget
     assert per_dataset <= RESOURCES_PER_DATASET <= RESOURCE_BUDGET_PER_DATASET, per_dataset
-    # (the copies of tickets declare a retrain schedule: one rule more than the others)
-    scheduled = {f.dataset for f in footprints(stack20) if stack20.dataset_configs[f.dataset].retrain.schedule}
-    assert scheduled and {f.resources for f in footprints(stack20) if f.dataset in scheduled} == {RESOURCES_PER_DATASET}
-    assert {f.resources for f in footprints(stack20) if f.dataset not in scheduled} == {RESOURCES_PER_DATASET - 1}
+    # (the copies of tickets declare a retrain schedule, those of churn an A/B experiment: one rule more each)
+    configs = stack20.dataset_configs
+    rules = {
+        f.dataset: bool(configs[f.dataset].retrain.schedule) + (configs[f.dataset].serving.strategy == "AB")
+        for f in footprints(stack20)
+    }
+    assert {rules[f.dataset] for f in footprints(stack20)} == {0, 1}  # no copy declares both
+    for footprint in footprints(stack20):
+        assert footprint.resources == RESOURCES_PER_DATASET - 2 + rules[footprint.dataset], footprint
     assert len(footprints(stack20)) == DATASETS
+
+
+def test_datasets_served_with_ab_get_the_evaluators_schedule(scaled_template: dict[str, Any]) -> None:
+    # Given the 20-dataset template, whose copies of churn are served with AB
+    rules = {
+        r["Properties"].get("Name", ""): r["Properties"]
+        for r in of_type(scaled_template["Resources"], "AWS::Events::Rule").values()
+    }
+    experiments = sorted(name for name in rules if name.endswith("-experiment"))
+    # Then each of them, and only they, has an experiment schedule at its evaluation cadence (60 min)
+    assert experiments == [f"mlops-dev-churn-{n:02d}-experiment" for n in range(1, DATASETS + 1, 3)]
+    assert {rules[name]["ScheduleExpression"] for name in experiments} == {"rate(1 hour)"}
+    # invoking the one evaluator, with the scheduled event naming the dataset
+    targets = {json.dumps(rules[name]["Targets"][0]["Arn"]) for name in experiments}
+    assert len(targets) == 1 and "ExperimentEvaluator" in targets.pop()
+    assert '"dataset":"churn-01"' in rules["mlops-dev-churn-01-experiment"]["Targets"][0]["InputTransformer"][
+        "InputTemplate"
+    ].replace(" ", "")
+
+
+def test_the_evaluator_may_update_endpoints_and_packages_of_the_stage_only(scaled_template: dict[str, Any]) -> None:
+    policies = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in of_type(scaled_template["Resources"], "AWS::IAM::Policy").values()
+        if any("ExperimentEvaluatorRole" in json.dumps(role) for role in p["Properties"].get("Roles", []))
+    ]
+    statements = [s for group in policies for s in group]
+    by_action = {
+        json.dumps(sorted(s["Action"]) if isinstance(s["Action"], list) else [s["Action"]]): s for s in statements
+    }
+    update = by_action[json.dumps(["sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"])]
+    assert "endpoint/mlops-dev-*" in json.dumps(update["Resource"])
+    assert "endpoint-config/mlops-dev-*" in json.dumps(update["Resource"])
+    registry = by_action[json.dumps(["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage"])]
+    assert "model-package/mlops-dev-*/*" in json.dumps(registry["Resource"])
+    assert "monitoring/experiments/*" in json.dumps(statements) and "monitoring/quality/*" in json.dumps(statements)
 
 
 def _rendered_size(document: dict[str, Any]) -> int:

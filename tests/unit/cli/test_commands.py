@@ -67,6 +67,80 @@ def test_status_shows_run_champion_endpoint_alarms_and_drift(
     assert "drift:      drift (overall PSI 0.31): contract drifted" in text
 
 
+def test_status_shows_a_running_experiment_and_its_last_look(
+    account: Account, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given v1 and v2 serving side by side (the deploy Lambda's experiment config) and the evaluator's record
+    account.register(1)
+    account.register(2)
+    account.serve(1)
+    sm = account.sm
+    config = f"{ENDPOINT}-v2-ab"
+    variants = [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": f"{ENDPOINT}-v1",
+            "InitialInstanceCount": 2,
+            "InstanceType": "ml.m5.large",
+            "InitialVariantWeight": 0.8,
+        },
+        {
+            "VariantName": "Challenger",
+            "ModelName": f"{ENDPOINT}-v1",
+            "InitialInstanceCount": 1,
+            "InstanceType": "ml.m5.large",
+            "InitialVariantWeight": 0.2,
+        },
+    ]
+    sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=variants)
+    sm.delete_endpoint(EndpointName=ENDPOINT)
+    sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config)
+    decision = {
+        "verdict": "CONTINUE",
+        "reason": "interval contains 0: more labelled traffic needed",
+        "n_champion": 812,
+        "n_challenger": 207,
+        "improvement": 0.021,
+        "interval": [-0.03, 0.072],
+    }
+    record = {
+        "started_at": "2026-12-07T10:00:00Z",
+        "outcome": "correct",
+        "design": {"challenger_share": 0.2, "minimum_detectable_effect": 0.02, "max_duration_hours": 168},
+        "champion": {"model_name": f"{ENDPOINT}-v1"},
+        "challenger": {"model_version": "churn-0002"},
+        "looks": [{"at": "2026-12-07T11:00:00Z", "decision": decision}],
+        "final": None,
+    }
+    boto3.client("s3").put_object(
+        Bucket=ARTIFACTS, Key=f"monitoring/experiments/churn/{config}/experiment.json", Body=json.dumps(record)
+    )
+    # When the operator asks
+    code, status, _ = mlops(capsys, "status", "--json")
+    # Then the experiment, its design and its last look are shown
+    assert code == OK
+    found = status["datasets"][0]["experiment"]
+    assert (found["challenger"], found["share"], found["looks"], found["last"]["verdict"]) == (
+        "churn-0002",
+        0.2,
+        1,
+        "CONTINUE",
+    )
+    assert found["report"] == f"s3://{ARTIFACTS}/monitoring/experiments/churn/{config}/report.html"
+    code, text, _ = mlops(capsys, "status")
+    assert "experiment: churn-0002 takes 20% of requests since 2026-12-07T10:00:00Z (correct, MDE 0.02" in text
+    assert "look 1: CONTINUE: n 812 champion / 207 challenger, improvement 0.021 [-0.03, 0.072]" in text
+
+
+def test_status_without_an_experiment_shows_none(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
+    account.register(1)
+    account.serve(1)
+    code, status, _ = mlops(capsys, "status", "--json")
+    assert code == OK and status["datasets"][0]["experiment"] is None
+    code, text, _ = mlops(capsys, "status")
+    assert "experiment:" not in text
+
+
 def test_status_of_an_empty_stack_says_what_is_missing(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
     code, text, _ = mlops(capsys, "status")
     assert code == OK

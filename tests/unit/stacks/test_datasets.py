@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from lambdas.batch_inference import logic as batch
 from lambdas.deploy import logic as deploy
 from lambdas.prepare_training import logic as prepare
+from pipelines.experiments.outcomes import DEFAULT_OUTCOMES as AB_DEFAULTS
 from pipelines.schema import DatasetSchema, ModelSpec
 from stacks import datasets
 from stacks.config import STAGES, EvaluationGate, load_config, stricter_floor
@@ -94,6 +95,33 @@ def test_overrides_reach_the_stage_settings_of_the_dataset() -> None:
     assert settings.retrain.schedule == "cron(0 3 ? * MON *)" and load_config("prod").retrain.schedule == ""
     assert settings.retention.production_days == 30
     assert settings.retention.capture_days == load_config("prod").retention.capture_days == 365
+
+
+def test_an_ab_experiment_reaches_the_stage_and_the_lambdas_settings_key_by_key(tmp_path: Path) -> None:
+    # Given a declaration with strategy AB and two of the experiment's settings
+    path = tmp_path / "sales.yaml"
+    path.write_text(
+        "task: regression\ntarget: y\nfeatures:\n  - {name: x, kind: numeric}\n"
+        "serving:\n  strategy: AB\n  ab: {outcome: squared_error, minimum_detectable_effect: 2.5}\n"
+    )
+
+    # When it is loaded and a stage's settings are derived for it
+    schema = load_declaration(path).schema
+    settings = load_config("prod").for_dataset(schema)
+
+    # Then the declared keys replace the stage's, the others stay the stage's, and the Lambdas' model reads it
+    ab = settings.serving.ab
+    assert (settings.serving.strategy, ab.outcome, ab.minimum_detectable_effect) == ("AB", "squared_error", 2.5)
+    assert ab.challenger_share == load_config("prod").serving.ab.challenger_share == 0.2
+    served = deploy.ServingConfig.model_validate(asdict(settings.serving))
+    assert served.ab is not None and served.ab.outcome == "squared_error"
+
+
+def test_a_task_without_a_declared_outcome_tests_its_default_outcome() -> None:
+    assert AB_DEFAULTS["regression"] == "absolute_error" and AB_DEFAULTS["binary"] == "correct"
+    ab = replace(load_config("dev").serving.ab, minimum_detectable_effect=0.02)
+    assert ab.problems("multiclass") == []
+    assert [key for key, _ in replace(ab, outcome="log_loss").problems("multiclass")] == ["outcome"]
 
 
 # ---- broken declarations -------------------------------------------------------------------------
