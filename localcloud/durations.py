@@ -144,6 +144,21 @@ TABLE: tuple[Delay, ...] = (
         "catalog I/O are not measured in a real account: assumption (docs/performance.md: 1-2 min)",
     ),
     Delay(
+        "lambda.etl",
+        typical=5,
+        upper=20,
+        basis="measured",
+        what="the Lambda ETL of an upload of the sample's size (etl.lambda_max_bytes or less): a cold start with the "
+        "AWS SDK for pandas layer, the raw object read, the transforms, Parquet per split, quarantine, report, "
+        "catalog and manifest writes",
+        source="cold start: aws/aws-sdk-pandas#1645, the AWSSDKPandas layer takes a function's init from ~0.1 s to "
+        "~3.7 s (the layer is 210 MB unzipped); the logic on the 390 KB churn sample: 0.04 s after 0.5 s of imports, "
+        'peak 152 MB RSS, on this repository\'s 2-core host (docs/performance.md, "The Lambda ETL"); ~12 S3 and '
+        "Glue catalog calls of ~0.1 s: assumption. Upper: a 1,024-3,008 MB function imports the pandas stack in "
+        "1.2-2.8 s after init (aws/aws-sdk-pandas#460), throttled calls retried and an upload near the threshold "
+        "(2.0 s for 78 MB here): assumption",
+    ),
+    Delay(
         "sagemaker.training.run",
         typical=30,
         upper=120,

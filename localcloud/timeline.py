@@ -101,7 +101,11 @@ SYNC_DONE = "states.sync_completion"
 
 MODEL: dict[str, dict[str, Cost]] = {
     TRAINING: {
-        "NeedsEtl": Take("RunEtl"),  # an upload carries no curated data: the ETL runs
+        "NeedsEtl": Take("EtlEngine"),  # an upload carries no curated data: the ETL runs
+        # an upload of the sample's size (at most etl.lambda_max_bytes) runs in the Lambda; ``GLUE_PATH`` prices the
+        # other branch, a larger upload's Glue job (reported beside it)
+        "EtlEngine": Take("RunEtlInLambda"),
+        "RunEtlInLambda": Rows(("lambda.etl",)),
         "RunEtl": Rows(("glue.job.startup", "glue.job.additional_python_modules", "glue.job.run", SYNC_DONE)),
         "PrepareTraining": LAMBDA,
         "TuneOrTrain": Take("TrainModel"),  # the path of a dataset without model.tuning: one training job
@@ -148,6 +152,16 @@ MODEL: dict[str, dict[str, Cost]] = {
         "DeploymentFailed": NO_TIME,
     },
 }
+ETL_ENGINE = "EtlEngine"
+GLUE_PATH: dict[str, dict[str, Cost]] = {TRAINING: {ETL_ENGINE: Take("RunEtl")}}
+"""The model's changes for an upload above ``etl.lambda_max_bytes``: the Glue job runs its ETL."""
+
+
+def with_choices(changes: Mapping[str, Mapping[str, Cost]]) -> dict[str, dict[str, Cost]]:
+    """``MODEL`` with the branches of ``changes`` taken instead (e.g. ``GLUE_PATH``)."""
+    return {machine: {**costs, **changes.get(machine, {})} for machine, costs in MODEL.items()}
+
+
 LINKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "upload": (
         "S3 upload -> EventBridge -> start Lambda -> StartExecution",
@@ -459,14 +473,21 @@ def stage_config(stage: str) -> StageConfig:
     return config.for_dataset(config.dataset)
 
 
-def timeline(template: Mapping[str, Any], stage: str, scenario: Scenario, figure: Figure) -> Timeline:
-    """Upload -> 100% traffic -> deployment done on the template's machines, at one figure of the table."""
+def timeline(
+    template: Mapping[str, Any],
+    stage: str,
+    scenario: Scenario,
+    figure: Figure,
+    model: Mapping[str, Mapping[str, Cost]] = MODEL,
+) -> Timeline:
+    """Upload -> 100% traffic -> deployment done on the template's machines, at one figure of the table (``model``:
+    ``MODEL``, the sample upload's path; ``with_choices(GLUE_PATH)``, a large upload's)."""
     config = stage_config(stage)
     machines = state_machines(template)
-    problems = [p for machine, definition in machines.items() for p in uncovered(machine, definition)]
+    problems = [p for machine, definition in machines.items() for p in uncovered(machine, definition, model)]
     if problems:
         raise Uncovered("; ".join(problems))
-    walk = _Walk(config, scenario, figure, MODEL)
+    walk = _Walk(config, scenario, figure, model)
     t = walk.link("upload", 0.0)
     training = machines[TRAINING]
     t = walk.run(TRAINING, training["States"], training["StartAt"], t, stop_after=HANDOFF)
@@ -558,8 +579,18 @@ def synthesized(stages: tuple[str, ...] = ("dev", "prod")) -> dict[str, dict[str
         return {stage: template_of(synth(stage, Path(directory) / stage), stage) for stage in stages}
 
 
-def render_summary(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]]) -> str:
-    """Totals: one line per scenario and milestone, one column per stage (typical / upper)."""
+def glue_path(template: Mapping[str, Any], stage: str) -> tuple[Timeline, Timeline]:
+    """An update whose upload is above ``etl.lambda_max_bytes`` (the Glue job's ETL), typical and upper."""
+    glue = with_choices(GLUE_PATH)
+    return timeline(template, stage, "update", "typical", glue), timeline(template, stage, "update", "upper", glue)
+
+
+def render_summary(
+    computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]],
+    large: Mapping[str, tuple[Timeline, Timeline]] | None = None,
+) -> str:
+    """Totals: one line per scenario and milestone, one column per stage (typical / upper); ``large``: the update
+    of an upload above the Lambda ETL's threshold (Glue), beside them."""
     stages = list(computed)
     lines = [
         "| upload -> | " + " | ".join(f"{stage} (typical / upper)" for stage in stages) + " |",
@@ -575,14 +606,24 @@ def render_summary(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Time
                     f"{minutes(typical.milestones[milestone])} / {minutes(upper.milestones[milestone])}{approval}"
                 )
             lines.append(f"| {milestone}, {SCENARIO_TITLES[scenario]} | " + " | ".join(cells) + " |")
+    if large:
+        cells = [f"{minutes(large[s][0].traffic_100)} / {minutes(large[s][1].traffic_100)}" for s in stages]
+        lines.append(
+            f"| {TRAFFIC_100}, {SCENARIO_TITLES['update']}, an upload above etl.lambda_max_bytes (Glue ETL) | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
-def render_sources(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]]) -> str:
+def render_sources(
+    *computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]],
+) -> str:
     """The rows of ``localcloud.durations`` the timelines use, with their basis and source."""
     used = {
         source
-        for by_scenario in computed.values()
+        for timelines in computed
+        for by_scenario in timelines.values()
         for typical, _ in by_scenario.values()
         for step in typical.steps
         for source in step.sources
@@ -596,13 +637,23 @@ def render_sources(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Time
 
 def report(templates: Mapping[str, Mapping[str, Any]], markdown: bool = False) -> str:
     computed = {stage: pairs(template, stage) for stage, template in templates.items()}
+    large = {stage: glue_path(template, stage) for stage, template in templates.items()}
     render = render_markdown if markdown else render_text
-    parts = [render_summary(computed)] if markdown else []
+    parts = [render_summary(computed, large)] if markdown else []
     for stage, by_scenario in computed.items():
         for scenario, (typical, upper) in by_scenario.items():
             parts.append(render(stage, scenario, typical, upper))
+    if not markdown:
+        parts.extend(
+            f"{stage}, update, an upload above etl.lambda_max_bytes (Glue ETL): upload -> {TRAFFIC_100} "
+            f"{minutes(typical.traffic_100)} / {minutes(upper.traffic_100)}"
+            for stage, (typical, upper) in large.items()
+        )
     if markdown:
-        parts.append("Rows of `localcloud/durations.py` on these paths:\n\n" + render_sources(computed))
+        glue: dict[str, dict[Scenario, tuple[Timeline, Timeline]]] = {
+            stage: {"update": pair} for stage, pair in large.items()
+        }
+        parts.append("Rows of `localcloud/durations.py` on these paths:\n\n" + render_sources(computed, glue))
     return "\n\n".join(parts) + "\n"
 
 
