@@ -7,7 +7,8 @@ One run turns one raw object version into one dataset version:
    (``transforms.parse_raw``); a malformed file is copied to quarantine with a reason file.
 2. An ``Engine`` runs the pure row transforms: ``transform_on_spark`` over Spark partitions (Glue), or
    ``in_process`` (``transforms.transform_file``) in this process. Both give the same curated rows per split and
-   the same rejected rows (the parity test: ``tests/integration/test_glue_job.py, test_the_lambda_etl_writes_what_the_glue_job_writes``).
+   the same rejected rows (``test_the_lambda_etl_writes_what_the_glue_job_writes`` in
+   ``tests/integration/test_glue_job.py``).
 3. The quality report is built and the gate applied. Rejected rows go to quarantine as JSON lines. If the gate
    passes, one Parquet file per split is written under
    ``s3://<curated_bucket>/<curated_prefix>/dataset=<name>/version=<execution_id>/split=<split>/`` and
