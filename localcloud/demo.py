@@ -2,8 +2,9 @@
 
 1. Synthesize the CDK app and deploy the cloud assembly into the local cloud.
 2. Upload the sample datasets to the raw zone, each under its own prefix (churn: binary; tickets: multiclass;
-   energy: regression): EventBridge -> start Lambda -> the shared training state machine, per dataset (Glue ETL ->
-   SageMaker training -> evaluation -> the dataset's registry group). Each package is approved (dev: auto), which
+   energy: regression): EventBridge -> start Lambda -> the shared training state machine, per dataset (the ETL in a
+   Lambda for these small uploads, in Glue above etl.lambda_max_bytes -> SageMaker training -> evaluation -> the
+   dataset's registry group). Each package is approved (dev: auto), which
    starts the shared deployment state machine: the dataset's endpoint (the evaluation job already sent the golden
    payloads to the image's serving stack on the new archive).
    Churn carries on with the loop below; the others stay serving (the summary shows every dataset).

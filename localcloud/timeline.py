@@ -113,7 +113,11 @@ SYNC_DONE = "states.sync_completion"
 
 MODEL: dict[str, dict[str, Cost]] = {
     TRAINING: {
-        "NeedsEtl": Take("RunEtl"),  # an upload carries no curated data: the ETL runs
+        "NeedsEtl": Take("EtlEngine"),  # an upload carries no curated data: the ETL runs
+        # an upload of the sample's size (at most etl.lambda_max_bytes) runs in the Lambda; ``GLUE_PATH`` prices the
+        # other branch, a larger upload's Glue job (reported beside it)
+        "EtlEngine": Take("RunEtlInLambda"),
+        "RunEtlInLambda": Rows(("lambda.etl",)),
         "RunEtl": Rows(("glue.job.startup", "glue.job.additional_python_modules", "glue.job.run", SYNC_DONE)),
         "PrepareTraining": LAMBDA,
         "TuneOrTrain": Take("TrainModel"),  # the path of a dataset without model.tuning: one training job
@@ -162,6 +166,16 @@ MODEL: dict[str, dict[str, Cost]] = {
         "DeploymentFailed": NO_TIME,
     },
 }
+ETL_ENGINE = "EtlEngine"
+GLUE_PATH: dict[str, dict[str, Cost]] = {TRAINING: {ETL_ENGINE: Take("RunEtl")}}
+"""The model's changes for an upload above ``etl.lambda_max_bytes``: the Glue job runs its ETL."""
+
+
+def with_choices(changes: Mapping[str, Mapping[str, Cost]]) -> dict[str, dict[str, Cost]]:
+    """``MODEL`` with the branches of ``changes`` taken instead (e.g. ``GLUE_PATH``)."""
+    return {machine: {**costs, **changes.get(machine, {})} for machine, costs in MODEL.items()}
+
+
 LINKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "upload": (
         "S3 upload -> EventBridge -> start Lambda -> StartExecution",
@@ -484,30 +498,42 @@ def keeps_pool(config: StageConfig) -> bool:
 
 
 def timeline(
-    template: Mapping[str, Any], stage: str, scenario: Scenario, figure: Figure, *, pool: bool | None = None
+    template: Mapping[str, Any],
+    stage: str,
+    scenario: Scenario,
+    figure: Figure,
+    model: Mapping[str, Mapping[str, Cost]] = MODEL,
+    *,
+    pool: bool | None = None,
 ) -> Timeline:
-    """Upload -> 100% traffic -> deployment done on the template's machines, at one figure of the table.
+    """Upload -> 100% traffic -> deployment done on the template's machines, at one figure of the table (``model``:
+    ``MODEL``, the sample upload's path; ``with_choices(GLUE_PATH)``, a large upload's).
 
     ``pool`` None: an update of a stage that keeps a warm pool starts its training job on the previous iteration's
     pool when the gap between the two jobs (the next upload following the previous deployment's end) is within the
     keep-alive at this figure; a first deployment, or a stage without a pool, starts cold. True / False forces it."""
     config = stage_config(stage)
     if pool is None and scenario == "update" and keeps_pool(config):
-        warm = _timeline(template, config, scenario, figure, True)
+        warm = _timeline(template, config, scenario, figure, model, True)
         if warm.iteration_gap is not None and warm.iteration_gap <= config.training.keep_alive_seconds:
             return warm
-        return replace(_timeline(template, config, scenario, figure, False), iteration_gap=warm.iteration_gap)
-    return _timeline(template, config, scenario, figure, bool(pool))
+        return replace(_timeline(template, config, scenario, figure, model, False), iteration_gap=warm.iteration_gap)
+    return _timeline(template, config, scenario, figure, model, bool(pool))
 
 
 def _timeline(
-    template: Mapping[str, Any], config: StageConfig, scenario: Scenario, figure: Figure, pool: bool
+    template: Mapping[str, Any],
+    config: StageConfig,
+    scenario: Scenario,
+    figure: Figure,
+    model: Mapping[str, Mapping[str, Cost]],
+    pool: bool,
 ) -> Timeline:
     machines = state_machines(template)
-    problems = [p for machine, definition in machines.items() for p in uncovered(machine, definition)]
+    problems = [p for machine, definition in machines.items() for p in uncovered(machine, definition, model)]
     if problems:
         raise Uncovered("; ".join(problems))
-    walk = _Walk(config, scenario, figure, MODEL, pool=pool)
+    walk = _Walk(config, scenario, figure, model, pool=pool)
     t = walk.link("upload", 0.0)
     training = machines[TRAINING]
     t = walk.run(TRAINING, training["States"], training["StartAt"], t, stop_after=HANDOFF)
@@ -602,11 +628,20 @@ def synthesized(stages: tuple[str, ...] = ("dev", "prod")) -> dict[str, dict[str
         return {stage: template_of(synth(stage, Path(directory) / stage), stage) for stage in stages}
 
 
+def glue_path(template: Mapping[str, Any], stage: str) -> tuple[Timeline, Timeline]:
+    """An update whose upload is above ``etl.lambda_max_bytes`` (the Glue job's ETL), typical and upper."""
+    glue = with_choices(GLUE_PATH)
+    return timeline(template, stage, "update", "typical", glue), timeline(template, stage, "update", "upper", glue)
+
+
 def render_summary(
     computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]],
     colds: Mapping[str, tuple[Timeline, Timeline] | None] | None = None,
+    large: Mapping[str, tuple[Timeline, Timeline]] | None = None,
 ) -> str:
-    """Totals: one line per scenario and milestone, one column per stage (typical / upper)."""
+    """Totals: one line per scenario and milestone, one column per stage (typical / upper); ``colds``: the update
+    of a stage that keeps a warm pool with its training job cold; ``large``: the update of an upload above the
+    Lambda ETL's threshold (Glue), beside them."""
     stages = list(computed)
     colds = colds or {}
     lines = [
@@ -634,6 +669,13 @@ def render_summary(
                 else "no warm pool: as above"
             )
         lines.append(f"| {milestone}, update, training job cold (no warm pool to reuse) | " + " | ".join(cells) + " |")
+    if large:
+        cells = [f"{minutes(large[s][0].traffic_100)} / {minutes(large[s][1].traffic_100)}" for s in stages]
+        lines.append(
+            f"| {TRAFFIC_100}, {SCENARIO_TITLES['update']}, an upload above etl.lambda_max_bytes (Glue ETL) | "
+            + " | ".join(cells)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -678,11 +720,14 @@ def render_pools(
     return "\n\n".join(lines)
 
 
-def render_sources(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]]) -> str:
+def render_sources(
+    *computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Timeline]]],
+) -> str:
     """The rows of ``localcloud.durations`` the timelines use, with their basis and source."""
     used = {
         source
-        for by_scenario in computed.values()
+        for timelines in computed
+        for by_scenario in timelines.values()
         for typical, _ in by_scenario.values()
         for step in typical.steps
         for source in step.sources
@@ -696,17 +741,27 @@ def render_sources(computed: Mapping[str, Mapping[Scenario, tuple[Timeline, Time
 
 def report(templates: Mapping[str, Mapping[str, Any]], markdown: bool = False) -> str:
     computed = {stage: pairs(template, stage) for stage, template in templates.items()}
+    large = {stage: glue_path(template, stage) for stage, template in templates.items()}
     render = render_markdown if markdown else render_text
     colds = cold_updates(templates)
-    parts = [render_summary(computed, colds)] if markdown else []
+    parts = [render_summary(computed, colds, large)] if markdown else []
     pools = render_pools(computed, colds)
     if pools:
         parts.append(pools)
     for stage, by_scenario in computed.items():
         for scenario, (typical, upper) in by_scenario.items():
             parts.append(render(stage, scenario, typical, upper))
+    if not markdown:
+        parts.extend(
+            f"{stage}, update, an upload above etl.lambda_max_bytes (Glue ETL): upload -> {TRAFFIC_100} "
+            f"{minutes(typical.traffic_100)} / {minutes(upper.traffic_100)}"
+            for stage, (typical, upper) in large.items()
+        )
     if markdown:
-        parts.append("Rows of `localcloud/durations.py` on these paths:\n\n" + render_sources(computed))
+        glue: dict[str, dict[Scenario, tuple[Timeline, Timeline]]] = {
+            stage: {"update": pair} for stage, pair in large.items()
+        }
+        parts.append("Rows of `localcloud/durations.py` on these paths:\n\n" + render_sources(computed, glue))
     return "\n\n".join(parts) + "\n"
 
 

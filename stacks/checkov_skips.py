@@ -174,7 +174,14 @@ def targets(stack: MlopsStack) -> dict[Skip, list[cdk.CfnResource]]:
         CLOUDFORMATION_INVOKED: framework,
         CUSTOM_RESOURCE_HANDLER: [_resource(serving.cleanup_fn)],
         STATE_MACHINE_STEP: [
-            _resource(fn) for fn in (pipeline.prepare_fn, pipeline.register_fn, pipeline.failure_fn, serving.deploy_fn)
+            _resource(fn)
+            for fn in (
+                pipeline.lambda_etl.function,
+                pipeline.prepare_fn,
+                pipeline.register_fn,
+                pipeline.failure_fn,
+                serving.deploy_fn,
+            )
         ],
         ACCESS_LOG_TARGET: [_resource(stack.lake.access_logs)],
     }

@@ -67,6 +67,47 @@ class GlueSettings:
     max_retries: int = 0
 
 
+LAMBDA_MAX_TIMEOUT_SECONDS = 900
+"""A function runs at most 15 minutes ("Lambda quotas": function timeout 900 seconds)."""
+LAMBDA_MEMORY_MB = (128, 10_240)
+"""Lambda's memory range ("Lambda quotas": 128 MB to 10,240 MB, in 1-MB increments)."""
+
+
+@dataclass(frozen=True)
+class EtlSettings:
+    """Which engine runs an upload's ETL: an upload of at most ``lambda_max_bytes`` runs in a Lambda (the same driver
+    and transforms as the Glue job: ``pipelines/etl/driver.py``), a larger one in Glue (``GlueSettings``); 0 sends
+    every upload to Glue. The function holds the raw file, its parsed frame and the Parquet output in memory
+    (nothing on /tmp): measured on this repository's 2-core host, the logic peaks at 313 MB RSS and 0.6 s for a
+    19.5 MB CSV (250,000 churn rows) and 620 MB and 2.0 s for 78 MB (1,000,000 rows), about 6 MB per MB of CSV
+    above a 150 MB base (docs/performance.md, "The Lambda ETL"). 64 MiB at 2,048 MB of memory keeps a margin of
+    more than 3x for the S3 read and the Parquet bodies; the run takes seconds against a timeout of 5 minutes."""
+
+    lambda_max_bytes: int = 64 * 1024 * 1024
+    lambda_memory_mb: int = 2048
+    lambda_timeout_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if self.lambda_max_bytes < 0:
+            raise ValueError(f"etl.lambda_max_bytes {self.lambda_max_bytes}: 0 (every upload to Glue) or more")
+        low, high = LAMBDA_MEMORY_MB
+        if not low <= self.lambda_memory_mb <= high:
+            raise ValueError(f"etl.lambda_memory_mb {self.lambda_memory_mb}: Lambda allows {low} to {high} MB")
+        if not 1 <= self.lambda_timeout_seconds <= LAMBDA_MAX_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"etl.lambda_timeout_seconds {self.lambda_timeout_seconds}: Lambda allows 1 to "
+                f"{LAMBDA_MAX_TIMEOUT_SECONDS} s"
+            )
+        # the memory must hold the file about 6 times over plus the interpreter (the measured figures above), x2
+        needed = 2 * (150 + 6 * self.lambda_max_bytes / 2**20)
+        if self.lambda_memory_mb < needed:
+            raise ValueError(
+                f"etl.lambda_max_bytes {self.lambda_max_bytes} needs about {needed:.0f} MB of memory with a 2x margin "
+                f"(150 MB + 6 x the file, measured), but etl.lambda_memory_mb is {self.lambda_memory_mb}: raise the "
+                "memory or lower the threshold"
+            )
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     instance_type: str = "ml.m5.large"
@@ -445,6 +486,7 @@ FUNCTION_CONCURRENCY: Mapping[str, Reservation] = {
     ),
     "PrepareTraining": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
     "RegisterModel": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
+    "RunEtlInLambda": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
     "ExplainFailure": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
     "Deploy": Reservation(None, STATE_MACHINE_STEP_CONCURRENCY),
     "Cleanup": Reservation(
@@ -510,6 +552,7 @@ class StageConfig:
     dataset: DatasetSchema = field(default_factory=lambda: read_schema(DATASETS_DIR / f"{SAMPLE_DATASET}.yaml"))
     quality: QualityGate = field(default_factory=QualityGate)
     glue: GlueSettings = field(default_factory=GlueSettings)
+    etl: EtlSettings = field(default_factory=EtlSettings)
     training: TrainingSettings = field(default_factory=TrainingSettings)
     evaluation: EvaluationGate = field(default_factory=EvaluationGate)
     serving: ServingSettings = field(default_factory=ServingSettings)

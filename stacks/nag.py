@@ -75,6 +75,7 @@ def wildcard_resource_actions(stack: MlopsStack) -> dict[iam.IRole, tuple[str, .
     for fn, actions in (
         (pipeline.prepare_fn, LAMBDA_TRACING),
         (pipeline.failure_fn, LAMBDA_TRACING),
+        (pipeline.lambda_etl.function, LAMBDA_TRACING),
         (pipeline.register_fn, metrics),
         (pipeline.start_fn, metrics),
         (serving.batch_fn, metrics),
@@ -184,15 +185,25 @@ def _registry(stack: MlopsStack, *, groups: bool = False) -> dict[str, str]:
     return found
 
 
-def _data_lake(stack: MlopsStack) -> None:
-    lake, config = stack.lake, stack.config
-    uploads = {
+def _uploads(stack: MlopsStack, whose: str) -> dict[str, str]:
+    """The raw zone's uploads of each declared dataset (``datasets/<name>/*``): an ETL's input."""
+    return {
         finding: reason
         for name, c in stack.dataset_configs.items()
         for finding, reason in _objects(
-            stack, lake.raw, f"{c.raw_dataset_prefix}*", f"the job's input: uploads of the declared dataset {name}"
+            stack, stack.lake.raw, f"{c.raw_dataset_prefix}*", f"{whose} input: uploads of the declared dataset {name}"
         ).items()
     }
+
+
+def _catalog_tables(stack: MlopsStack) -> dict[str, str]:
+    database = stack.config.glue_database_name
+    return {_account_arn("glue", f"table/{database}/*"): "tables of this stage's database"}
+
+
+def _data_lake(stack: MlopsStack) -> None:
+    lake = stack.lake
+    uploads = _uploads(stack, "the job's")
     _ack(
         lake.etl_role,
         {
@@ -209,7 +220,7 @@ def _data_lake(stack: MlopsStack) -> None:
             **_arns(
                 stack,
                 {
-                    _account_arn("glue", f"table/{config.glue_database_name}/*"): "tables of this stage's database",
+                    **_catalog_tables(stack),
                     _account_arn("logs", "log-group:/aws-glue/*"): "Glue writes job logs to service-named log groups "
                     "under /aws-glue/",
                 },
@@ -306,12 +317,29 @@ def _pipeline(stack: MlopsStack) -> None:
             "upload to the SSE-KMS topic"
         ),
     )
+    _ack(
+        _role(pipeline.lambda_etl.function),
+        {
+            **_key("read SSE-KMS raw uploads and write SSE-KMS curated splits, quarantine, reports and manifests"),
+            **_reads("the raw zone's uploads of each declared dataset (datasets/<name>/)"),
+            **_aborts("curated/, quarantine/ and manifests/ of the curated zone"),
+            _iam5("Action::s3:DeleteObject*"): "aws-cdk-lib grant_delete on curated/ of the curated zone only: a rerun "
+            "of a version deletes that version's leftover split files; the raw zone is never granted delete",
+            **_uploads(stack, "the Lambda ETL's"),
+            **_objects(stack, lake.curated, "curated/*", "the ETL writes the version's splits and quality report"),
+            **_objects(stack, lake.curated, "quarantine/*", "the ETL quarantines a malformed file or rejected rows"),
+            **_objects(stack, lake.curated, "manifests/*", "the ETL publishes manifests/<dataset>/latest.json"),
+            **_arns(stack, _catalog_tables(stack)),
+        },
+    )
     machine = pipeline.state_machine
     _ack(
         machine.role,
         {
             **_key("publish to the SSE-KMS notifications topic", re_encrypt=False),
-            **_invoke_versions(stack, pipeline.failure_fn, pipeline.prepare_fn, pipeline.register_fn),
+            **_invoke_versions(
+                stack, pipeline.failure_fn, pipeline.prepare_fn, pipeline.register_fn, pipeline.lambda_etl.function
+            ),
             **_arns(
                 stack,
                 {

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lambdas.prepare_training.compose import compose
+from pipelines.etl.driver import version_label  # the ETL's own rule: the driver ships in the Lambda asset
 from pipelines.schema import DatasetSchema, Tuning
 
 SPLITS = ("train", "validation", "test")
@@ -56,18 +57,6 @@ class PrepareSettings:
     objective: tuple[str, str] = ("", "")  # its objective (DatasetSchema.tuning_objective)
     static_hyperparameters: Mapping[str, str] = field(default_factory=dict)  # the training job's, but the dataset
     schema: DatasetSchema | None = None  # composes a retrain's channels from its data plan (``compose``)
-
-
-def version_label(execution_id: str) -> str:
-    """A partition-safe dataset version from an execution id or ARN (its last ``:`` segment).
-
-    A copy of ``pipelines.etl.glue_job.version_label`` (the ETL is not in the Lambda asset); a unit test
-    keeps the two equal.
-    """
-    label = re.sub(r"[^A-Za-z0-9_.-]", "-", execution_id.rsplit(":", 1)[-1]).strip("-.")
-    if not label:
-        raise ValueError(f"execution id {execution_id!r} gives an empty version label")
-    return label
 
 
 def _digest(execution: str) -> str:

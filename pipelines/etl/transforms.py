@@ -1,7 +1,8 @@
 """Pure, schema-driven ETL transforms: parse, validate, engineer features, split, report, gate.
 
 No AWS here. The Glue job (``glue_job.py``) runs ``transform_rows`` on each Spark partition and the rest
-on the driver; ``run_transform`` chains everything for one file in one process. The engineered columns
+on the driver; ``transform_file`` runs them for one file in one process (the Lambda ETL of a small upload,
+``pipelines/etl/driver.py``) and ``run_transform`` chains everything, report and gate included. The engineered columns
 come from ``pipelines.features`` (re-exported here as ``engineer_features``), the one definition that
 training and the inference handler use too.
 
@@ -985,12 +986,19 @@ def run_transform(
 ) -> TransformResult:
     """Parse, validate, engineer, split, report and gate one raw file (raises ``MalformedFileError``)."""
     parsed = parse_raw(raw_bytes, file_format, schema)
+    curated, rejected = transform_file(parsed, schema, gate)
+    return finish(schema, curated, rejected, gate, parsed.input_rows, parsed.dropped_columns, source)
+
+
+def transform_file(parsed: ParsedFile, schema: DatasetSchema, gate: QualityParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every row of a parsed file in one process: (curated rows grouped by split, rejected rows by line, the
+    parser's bad records among them). What the Glue job computes over Spark partitions, in one frame."""
     curated, rejected = transform_rows(parsed.frame, schema, gate)
     curated = assign_splits(curated, schema, gate)
     if parsed.bad_records is not None:
         rejected = pd.concat([parsed.bad_records, rejected], ignore_index=True)
         rejected = rejected.sort_values(SOURCE_LINE, kind="stable", ignore_index=True)
-    return finish(schema, curated, rejected, gate, parsed.input_rows, parsed.dropped_columns, source)
+    return curated, rejected
 
 
 def finish(

@@ -37,6 +37,15 @@ REPORTS_PREFIX = "reports/"
 MODELS_PREFIX = "models/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
 EVALUATIONS_PREFIX = "evaluations/"
+DRIVER_CATALOG_ACTIONS = (
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+    "glue:CreatePartition",
+    "glue:UpdatePartition",
+)
+"""The catalog calls of an ETL run's driver (``pipelines.etl.driver.register_table``), whichever engine runs it."""
 QUALITY_PREFIX = f"{MONITORING_PREFIX}quality/"  # the ground-truth Lambda's joined labels, per dataset
 # The ETL's third-party modules, installed on the Glue workers at the versions the tests ran (pyproject.toml); the
 # job installs them, with their dependencies, from the wheels of requirements-glue.lock (stacks/glue_wheels.py)
@@ -286,29 +295,8 @@ class DataLake(Construct):
             asset.bucket.grant_read(self.etl_role, asset.s3_object_key)
         modules = self._python_modules()
         self.key.grant_encrypt_decrypt(self.etl_role)
-        database_arn = cdk.Stack.of(self).format_arn(
-            service="glue", resource="database", resource_name=config.glue_database_name
-        )
-        table_arn = cdk.Stack.of(self).format_arn(
-            service="glue", resource="table", resource_name=f"{config.glue_database_name}/*"
-        )
-        catalog_arn = cdk.Stack.of(self).format_arn(service="glue", resource="catalog")
-        self.etl_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "glue:GetDatabase",
-                    "glue:GetTable",
-                    "glue:CreateTable",
-                    "glue:UpdateTable",
-                    "glue:GetPartition",
-                    "glue:GetPartitions",
-                    "glue:BatchCreatePartition",
-                    "glue:CreatePartition",
-                    "glue:UpdatePartition",
-                ],
-                resources=[catalog_arn, database_arn, table_arn],
-            )
-        )
+        # the driver's calls, and what Spark's catalog integration may read or batch
+        self.grant_catalog_write(self.etl_role, "glue:GetPartition", "glue:GetPartitions", "glue:BatchCreatePartition")
         self.etl_role.add_to_policy(
             iam.PolicyStatement(
                 actions=[
@@ -366,6 +354,23 @@ class DataLake(Construct):
             },
         )
         self.etl_job.node.add_dependency(self.security_configuration)
+
+    def grant_catalog_write(self, grantee: iam.IGrantable, *extra_actions: str) -> None:
+        """What an ETL run calls in the Glue Data Catalog (``pipelines.etl.driver.register_table``), and
+        ``extra_actions``: on the stage's database and its tables (create or update the dataset's table, add or
+        replace a version's partitions)."""
+        stack = cdk.Stack.of(self)
+        database = self.config.glue_database_name
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[*DRIVER_CATALOG_ACTIONS, *extra_actions],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(service="glue", resource="database", resource_name=database),
+                    stack.format_arn(service="glue", resource="table", resource_name=f"{database}/*"),
+                ],
+            )
+        )
 
     def _python_modules(self) -> list[str]:
         """The job's modules: each wheel of ``requirements-glue.lock`` published as a file asset whose S3 key is

@@ -40,6 +40,7 @@ LAMBDA_PACKAGES = (
     "pipelines/features.py",
     "pipelines/etl/__init__.py",
     "pipelines/etl/transforms.py",
+    "pipelines/etl/driver.py",  # the ETL's driver, for the Lambda ETL of small uploads
 )
 DOCUMENT_PATH = f"pipelines/{DOCUMENT_NAME}"
 """Where the platform document lands in every code asset (next to ``pipelines/platform.py``, which reads it)."""

@@ -39,6 +39,7 @@ from stacks.config import StageConfig
 from stacks.constructs.assets import ROOT, Generated, asset_hash, bundling_options
 from stacks.constructs.data_lake import CURATED_PREFIX, EVALUATIONS_PREFIX, MODELS_PREFIX, DataLake
 from stacks.constructs.images import sklearn_image_uri
+from stacks.constructs.lambda_etl import LambdaEtl
 from stacks.constructs.lambda_factory import LambdaFactory, grant_put_metrics, retention_days
 from stacks.constructs.tables import state_table
 
@@ -66,6 +67,8 @@ GLUE_QUEUE_SECONDS = sum(
     for n in range(int(GLUE_QUEUE_RETRY["max_attempts"]))
 )
 """The longest an upload waits for a free ETL run (no jitter): 48 minutes."""
+ETL_LAMBDA_TASK_MARGIN_SECONDS = 60
+"""The Lambda ETL task's timeout beyond the function's own: the invocation's queueing and a cold start."""
 TRAINING_PROGRAM = "pipelines/training/train.py"
 SOURCE_PACKAGES = ("pipelines",)
 SOURCEDIR_ARCHIVE = "sourcedir.tar.gz"  # sagemaker_submit_directory must be a tar.gz
@@ -260,6 +263,10 @@ class TrainingPipeline(Construct):
             )
         )
 
+        # the ETL of an upload of at most etl.lambda_max_bytes (the Glue job runs larger ones)
+        self.lambda_etl = LambdaEtl(
+            self, "LambdaEtl", config=config, datasets=self.datasets, lake=lake, lambdas=lambdas
+        )
         self.state_machine = self._state_machine(config, lake, image, topic)
 
         # ---- S3 upload -> EventBridge -> start Lambda (idempotent per object version) ----
@@ -442,6 +449,27 @@ class TrainingPipeline(Construct):
                         result_path="$.etl",
                         task_timeout=sfn.Timeout.duration(cdk.Duration.minutes(config.glue.timeout_minutes + 5)),
                     )
+                )
+            )
+        )
+        # the same driver and transforms in a Lambda for a small upload: $.etl has the Glue task's shape
+        lambda_etl = catch(
+            self._retry(
+                tasks.LambdaInvoke(
+                    self,
+                    "RunEtlInLambdaStep",
+                    state_name="RunEtlInLambda",
+                    lambda_function=self.lambda_etl.function,
+                    payload=sfn.TaskInput.from_object(
+                        {"execution.$": "$$.Execution.Name", "dataset.$": "$.dataset", "upload.$": "$.upload"}
+                    ),
+                    payload_response_only=True,
+                    result_selector={"job_run_id.$": "$.job_run_id", "state.$": "$.state"},
+                    result_path="$.etl",
+                    retry_on_service_exceptions=False,
+                    task_timeout=sfn.Timeout.duration(
+                        cdk.Duration.seconds(config.etl.lambda_timeout_seconds + ETL_LAMBDA_TASK_MARGIN_SECONDS)
+                    ),
                 )
             )
         )
@@ -703,10 +731,22 @@ class TrainingPipeline(Construct):
             .when(sfn.Condition.boolean_equals("$.registration.passed", True), notify_registered.next(done))
             .otherwise(notify_rejected.next(done))
         )
+        # the S3 event's object.size, passed on by the start Lambda as $.upload.size
+        engine = (
+            sfn.Choice(self, "EtlEngine")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present("$.upload.size"),
+                    sfn.Condition.number_less_than_equals("$.upload.size", config.etl.lambda_max_bytes),
+                ),
+                lambda_etl,
+            )
+            .otherwise(etl)
+        )
+        lambda_etl.next(prepare)
+        etl.next(prepare)
         has_curated = (
-            sfn.Choice(self, "NeedsEtl")
-            .when(sfn.Condition.is_present("$.curated"), prepare)
-            .otherwise(etl.next(prepare))
+            sfn.Choice(self, "NeedsEtl").when(sfn.Condition.is_present("$.curated"), prepare).otherwise(engine)
         )
         prepare.next(tune_or_train)
         tune.next(evaluate).next(register)

@@ -23,6 +23,7 @@ from localcloud.clock import clock
 from localcloud.lifecycle import Lifecycle
 from localcloud.runtime.journal import journal
 from pipelines.data.generator import generate, to_csv_bytes
+from stacks.config import load_config
 from tests.e2e.conftest import Cloud, state_of
 
 ROW = b"12,70.5,846.0,2,40.0,45,month-to-month,electronic-check,fiber\n"
@@ -87,10 +88,28 @@ def test_a_single_class_upload_is_stopped_by_the_etl_gate_with_the_reason(champi
     assert not [
         j for j in lc.clients.sagemaker.list_training_jobs()["TrainingJobSummaries"] if run.name in j["TrainingJobName"]
     ]
+    # And the file, at its size, ran in the Lambda ETL; the same upload above etl.lambda_max_bytes (the S3 event's
+    # object.size is all the Choice reads) runs in the Glue job and stops with the same reason, in the same stage
+    steps = _entered_states(lc, run.arn)
+    assert "RunEtlInLambda" in steps and "RunEtl" not in steps, steps
+    large = {**run.input, "upload": {**run.input["upload"], "size": load_config("dev").etl.lambda_max_bytes + 1}}
+    lc.clients.stepfunctions.start_execution(
+        stateMachineArn=lc.training_machine, name=f"{run.name[:70]}-glue", input=json.dumps(large)
+    )
+    on_glue = lc.wait_for_new_execution(lc.training_machine, {*known, run.name})
+    assert on_glue.status == "FAILED" and "RunEtl" in _entered_states(lc, on_glue.arn)
+    assert "QualityGateFailed: class '1' has no rows in the train split" in (on_glue.cause or ""), on_glue.cause
+    glue_notes = [n for n in _notifications(lc, "failed", seen) if on_glue.name in (n["message"] or "")]
+    assert glue_notes and glue_notes[-1]["attributes"].get("stage") == "etl"
     # And the registry and the endpoint are unchanged
     after = state_of(lc)
     _unchanged_except_raw(before, after)
     assert after["packages"] == before["packages"]
+
+
+def _entered_states(lc: Lifecycle, execution_arn: str) -> list[str]:
+    history = lc.clients.stepfunctions.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
 
 
 def _submit_directory(lc: Lifecycle) -> tuple[str, str]:

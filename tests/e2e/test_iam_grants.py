@@ -1,5 +1,6 @@
-"""Each grant the real-account review added (issue 13), and the tuning task's (issue 18), is needed: removed from
-the deployed stack, the local run fails with AccessDenied naming the principal and the action, as AWS would.
+"""Each grant the real-account review added (issue 13), the tuning task's (issue 18) and the Lambda ETL's (issue 25)
+is needed: removed from the deployed stack, the local run fails with AccessDenied naming the principal and the
+action, as AWS would.
 
 Every case exercises the call the way the stack's principal makes it: Step Functions publishing a notification and
 starting and polling a tuning job (passing the trials' role) with its role, Glue putting job metrics and CloudWatch
@@ -162,6 +163,32 @@ def tuning_as_state_machine(call: str) -> Any:
     return run
 
 
+LAMBDA_ETL_ROLE = "PipelineLambdaEtlRunEtlInLambdaRole"
+
+
+def lambda_etl(call: str) -> Any:
+    """The Lambda ETL's calls as its role: ``list`` (a rerun's leftover splits under its version, s3:ListBucket on the
+    curated bucket) or ``partition`` (a version's partition in the stage's database: EntityNotFound after IAM
+    allowed it, the table does not exist)."""
+
+    def run(cloud: LocalCloud) -> None:
+        clients = cloud.clients_for(role_arn(cloud, LAMBDA_ETL_ROLE), "lambda.amazonaws.com", "etl")
+        if call == "list":
+            clients.s3.list_objects_v2(Bucket=physical(cloud, "DataLakeCurated"), Prefix="curated/dataset=churn/")
+            return
+        try:
+            clients.glue.create_partition(
+                DatabaseName="mlops_dev",
+                TableName="no-such-table",
+                PartitionInput={"Values": ["v1", "train"], "StorageDescriptor": {"Location": "s3://x/y/"}},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "EntityNotFoundException":
+                raise
+
+    return run
+
+
 @dataclass(frozen=True)
 class Grant:
     name: str
@@ -228,6 +255,15 @@ GRANTS = [
         "kms:GenerateDataKey",
         lambda_logs_key,
         "logs.us-east-1.amazonaws.com",
+    ),
+    Grant(
+        "Lambda ETL lists its version's leftovers: s3:ListBucket", LAMBDA_ETL_ROLE, "s3:ListBucket", lambda_etl("list")
+    ),
+    Grant(
+        "Lambda ETL adds its version's partitions: glue:CreatePartition",
+        LAMBDA_ETL_ROLE,
+        "glue:CreatePartition",
+        lambda_etl("partition"),
     ),
     Grant(
         "target tracking: cloudwatch:PutMetricAlarm", "ServingDeployRole", "cloudwatch:PutMetricAlarm", target_tracking

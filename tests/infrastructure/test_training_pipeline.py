@@ -163,6 +163,7 @@ def test_every_task_retries_transient_errors_and_catches_into_one_failure_path(
     }
     assert set(tasks) == {
         "RunEtl",
+        "RunEtlInLambda",
         "PrepareTraining",
         "TrainModel",
         "TuneModel",

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
+from lambdas.etl import logic as etl_logic
 from pipelines.data.generator import corrupt_with_defects, generate, to_csv_bytes, to_parquet_bytes
 from pipelines.etl import glue_job
 from pipelines.etl import transforms as tf
@@ -339,3 +340,113 @@ def test_a_multiclass_file_without_a_key_runs_on_spark_like_in_one_process(aws: 
     columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
     assert list(columns) == tf.curated_columns(tickets) and columns["team"] == "string"
     assert tf.curated_columns(tickets)[0] == ROW_ID
+
+
+# ---- parity: the Lambda ETL of a small upload (lambdas/etl) writes what the Glue job writes ----------------------
+
+
+def _lambda_etl(aws: dict[str, Any], key: str, version: str, size: int, dataset: str) -> dict[str, Any]:
+    settings = etl_logic.EtlSettings(curated_bucket=CURATED, database=DATABASE, max_bytes=size)
+    upload_ = etl_logic.Upload(bucket=RAW, key=key, version_id=version, size=size)
+    return etl_logic.run(
+        execution="exec-1",
+        dataset=dataset,
+        upload=upload_,
+        settings=settings,
+        run_id="request-1",
+        job_name="mlops-test-etl",
+        s3=aws["s3"],
+        glue=aws["glue"],
+    )
+
+
+def _engine_free(document: Any) -> Any:
+    """A JSON document without what names the engine or the clock (the run's ``job`` block, ``engine``,
+    ``spark_partitions``)."""
+    if isinstance(document, dict):
+        return {k: _engine_free(v) for k, v in document.items() if k not in ("job", "engine", "spark_partitions")}
+    if isinstance(document, list):
+        return [_engine_free(v) for v in document]
+    return document
+
+
+def _outputs(aws: dict[str, Any]) -> dict[str, Any]:
+    """Every object of the curated bucket (Parquet as rows, JSON without the engine's fields, the rest as bytes) and
+    the catalog's partitions; then the bucket and the catalog are emptied for the other engine."""
+    s3, glue = aws["s3"], aws["glue"]
+    found: dict[str, Any] = {}
+    for key in keys(s3, CURATED):
+        body = s3.get_object(Bucket=CURATED, Key=key)["Body"].read()
+        if key.endswith(".parquet"):
+            # rows by key: the Glue job writes a split partition by partition (keys spread by hash), the Lambda in
+            # file order; the rows, not their order, are the dataset (its first column is the key or the row id)
+            frame = pq.read_table(io.BytesIO(body)).to_pandas()
+            found[key] = frame.sort_values(frame.columns[0], kind="stable", ignore_index=True)
+        elif key.endswith(".json"):
+            found[key] = _engine_free(json.loads(body))
+        else:
+            found[key] = body
+        s3.delete_object(Bucket=CURATED, Key=key)
+    for table in glue.get_tables(DatabaseName=DATABASE)["TableList"]:
+        partitions = glue.get_partitions(DatabaseName=DATABASE, TableName=table["Name"])["Partitions"]
+        found[f"table:{table['Name']}"] = {
+            "columns": table["StorageDescriptor"]["Columns"],
+            "partitions": sorted((p["Values"], p["StorageDescriptor"]["Location"]) for p in partitions),
+        }
+        glue.delete_table(DatabaseName=DATABASE, Name=table["Name"])
+    return found
+
+
+def _tickets() -> bytes:
+    return (Path(__file__).resolve().parents[2] / "pipelines" / "data" / "sample" / "tickets.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("case", "dataset", "body"),
+    [
+        ("the churn sample", "churn", lambda: to_csv_bytes(generate(5_000, seed=7))),
+        (
+            "rejects (3%, every defect kind)",
+            "churn",
+            lambda: to_csv_bytes(corrupt_with_defects(generate(2_000, seed=8), 0.03, seed=2, schema=CHURN_SCHEMA)[0]),
+        ),
+        ("no key, multiclass string labels, missing values", "tickets", _tickets),
+        (
+            "a failed gate (20% rejects)",
+            "churn",
+            lambda: to_csv_bytes(corrupt_with_defects(generate(1_000, seed=3), 0.2, seed=1, schema=CHURN_SCHEMA)[0]),
+        ),
+        ("a malformed file", "churn", lambda: to_csv_bytes(generate(50, seed=1)).replace(b",", b";")),
+    ],
+)
+def test_the_lambda_etl_writes_what_the_glue_job_writes(
+    aws: dict[str, Any], spark: Any, case: str, dataset: str, body: Any
+) -> None:
+    # Given: one upload of the dataset
+    raw = body()
+    key = f"datasets/{dataset}/upload.csv"
+    version = upload(aws["s3"], raw, key)
+
+    # When: the Glue job runs it on three Spark partitions, then (its outputs set aside) the Lambda ETL in one process
+    outcomes: list[tuple[Any, dict[str, Any]]] = []
+    for engine in ("glue", "lambda"):
+        try:
+            if engine == "glue":
+                result: Any = run(aws, spark, argv(version, key=key, dataset=dataset, partitions="3"))
+            else:
+                result = _lambda_etl(aws, key, version, len(raw), dataset)["lineage"]
+            outcome: Any = _engine_free(result)
+        except EtlJobError as error:
+            outcome = f"EtlJobError: {error}"
+        outcomes.append((outcome, _outputs(aws)))
+
+    # Then: the same lineage or the same machine-readable failure, and the same objects: curated rows per split,
+    # rejected rows and their reasons, quarantine, the quality report, the manifest and the catalog's partitions
+    (glue_outcome, glue_outputs), (lambda_outcome, lambda_outputs) = outcomes
+    assert lambda_outcome == glue_outcome, case
+    assert sorted(lambda_outputs) == sorted(glue_outputs), case
+    for name, written in glue_outputs.items():
+        if isinstance(written, pd.DataFrame):  # row for row (NaN equal to NaN)
+            pd.testing.assert_frame_equal(lambda_outputs[name], written, obj=f"{case}: {name}")
+        else:
+            assert lambda_outputs[name] == written, f"{case}: {name}"

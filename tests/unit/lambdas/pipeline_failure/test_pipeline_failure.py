@@ -203,6 +203,22 @@ def test_a_lambda_error_reports_its_message_and_the_stage_from_the_state() -> No
     assert 'Raised at: File "/var/task/lambdas/prepare_training/logic.py", line 147' in failure["message"]
 
 
+def test_a_failed_lambda_etl_reports_the_same_reason_as_the_glue_job_in_the_etl_stage() -> None:
+    # Given the Catch of the RunEtlInLambda task (a small upload) whose run failed the quality gate
+    reason = GATE_MESSAGE.removeprefix("EtlJobError: ")
+    error = {"Error": "EtlJobError", "Cause": lambda_cause("EtlJobError", reason)}
+
+    # When the failure is explained
+    failure = invoke(error, {**UPLOAD, "error": error})
+
+    # Then the reason is the driver's machine-readable message, as Glue's ErrorMessage carries it, and the stage
+    # the ETL (no $.etl yet)
+    assert failure["reason"] == reason and reason.startswith("QualityGateFailed: ")
+    assert failure["stage"] == "etl"
+    assert "Lambda error EtlJobError" in failure["message"]
+    assert "No model package was registered by this execution." in failure["message"]
+
+
 def test_a_registration_failure_points_at_the_registry() -> None:
     error = {"Error": "EvaluationNotFound", "Cause": lambda_cause("EvaluationNotFound", "no evaluation report")}
     state = {**UPLOAD, "etl": {}, "prepared": {}, "training": {}, "evaluation_job": {}}

@@ -15,7 +15,8 @@ from moto import mock_aws
 from lambdas.prepare_training import handler as prepare_handler
 from lambdas.prepare_training import logic
 from lambdas.shared.datasets import DatasetNotNamed
-from pipelines.etl.glue_job import version_label as etl_version_label
+from pipelines.etl import driver
+from pipelines.etl.driver import version_label as etl_version_label
 from pipelines.evaluation.evaluate import find_model
 from pipelines.platform import UnknownDataset
 from pipelines.schema import Tuning, TuningRange
@@ -287,18 +288,24 @@ def test_model_version_is_per_execution() -> None:
         "a_b.c-d",
     ],
 )
-def test_version_label_matches_the_etl(execution_id: str) -> None:
-    # Given an execution id / When both copies derive the dataset version / Then they agree
-    assert logic.version_label(execution_id) == etl_version_label(execution_id)
+def test_prepare_reads_the_report_where_the_etl_writes_it(execution_id: str) -> None:
+    # Given an execution id / When the ETL's driver names its run's report and prepare looks for it / Then they agree
+    arguments = {
+        "JOB_NAME": "etl",
+        "dataset": "churn",
+        "raw_bucket": "raw",
+        "raw_key": "datasets/churn/day1.csv",
+        "curated_bucket": CURATED,
+        "database": "mlops_test",
+        "execution_id": execution_id,
+    }
+    assert logic.report_key("churn", execution_id) == driver.job_args(arguments).report_key
 
 
-def test_version_label_refuses_what_the_etl_refuses() -> None:
+def test_version_label_refuses_an_execution_id_without_a_usable_name() -> None:
     for bad in ("arn:aws:states:::", "---", ":"):
-        with pytest.raises(ValueError) as ours:
+        with pytest.raises(ValueError, match="gives an empty version label"):
             logic.version_label(bad)
-        with pytest.raises(ValueError) as theirs:
-            etl_version_label(bad)
-        assert str(ours.value) == str(theirs.value)
 
 
 def test_a_dataset_with_tuning_gets_its_tuning_job_name_config_and_static_hyperparameters(
