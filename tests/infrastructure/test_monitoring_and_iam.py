@@ -150,7 +150,9 @@ def test_functions_trace_log_json_and_use_the_powertools_layer(resources: dict[s
         for k, v in of_type(resources, "AWS::Lambda::Function").items()
         if v["Properties"].get("Handler", "").startswith("lambdas.")
     }
-    assert len(ours) == 11  # the Lambda ETL of small uploads (issue 25); the A/B evaluator only with a dataset served with AB (test_scale.py)
+    # the Lambda ETL of small uploads (issue 25) is the 11th; the A/B evaluator exists only with a dataset served with
+    # AB (test_scale.py)
+    assert len(ours) == 11
     for name, fn in ours.items():
         props = fn["Properties"]
         assert props["TracingConfig"] == {"Mode": "Active"}, name
