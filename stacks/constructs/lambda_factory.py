@@ -41,6 +41,7 @@ LAMBDA_PACKAGES = (
     "pipelines/etl/__init__.py",
     "pipelines/etl/transforms.py",
     "pipelines/etl/driver.py",  # the ETL's driver, for the Lambda ETL of small uploads
+    "pipelines/experiments",  # the A/B outcomes and sequential test (deploy Lambda, experiment evaluator)
 )
 DOCUMENT_PATH = f"pipelines/{DOCUMENT_NAME}"
 """Where the platform document lands in every code asset (next to ``pipelines/platform.py``, which reads it)."""
