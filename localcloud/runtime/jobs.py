@@ -54,6 +54,8 @@ GLUE_DRIVER_BUSY_WAIT = 60.0
 session of its own: three runs uploaded together on a shared 2-core host took 16 s on the warm driver and 43 s
 and 50 s cold beside it (a cold session starts a JVM and its Python workers next to the running job); queued on the
 warm driver, each pays only for its own work (5-15 s)."""
+SPARK_S3_STAGING = "LOCAL_SPARK_S3_STAGING"
+"""Where a Glue run's Spark finds its staged ``s3://`` paths (read by ``pipelines.etl.spark_paths.STAGING_ENV``)."""
 LOG_TAIL = 40
 
 
@@ -210,6 +212,7 @@ def run_glue(
     merged = dict(zip(argv[::2], argv[1::2], strict=True))
     files, python_path = _extra_py_files(s3, merged.get("--extra-py-files") or "", root / "extra-py-files")
     env = glue_environment(endpoint_url, region, python_path, workdir, credentials)
+    env[SPARK_S3_STAGING] = str(root / "spark-s3")  # the run's mapping of Spark's s3:// paths (docs/local-cloud.md)
     timeout = float(job.get("Timeout") or 2880) * 60
     driver = glue_drivers.get(_bundle_digest(script, files))
     if driver is not None:

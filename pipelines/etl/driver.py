@@ -295,10 +295,14 @@ def _write_splits(s3: Any, args: JobArgs, files: dict[str, bytes]) -> dict[str, 
     return written
 
 
-def _quarantine_file(s3: Any, args: JobArgs, raw: bytes, error: tf.MalformedFileError, source: dict[str, Any]) -> str:
+def quarantine_file(
+    s3: Any, args: JobArgs, error: tf.MalformedFileError, source: dict[str, Any], copy: Callable[[str, str], None]
+) -> str:
+    """Quarantine a malformed file as a whole: ``copy(bucket, key)`` puts the raw bytes there, a reason file
+    explains; returns the quarantine folder's URI."""
     name = args.raw_key.rsplit("/", 1)[-1] or "raw"
     key = f"{args.quarantine_version_prefix}{name}"
-    s3.put_object(Bucket=args.quarantine_bucket, Key=key, Body=raw)
+    copy(args.quarantine_bucket, key)
     reason = {
         "reason": "malformed_file",
         "reason_code": error.reason_code,
@@ -310,20 +314,90 @@ def _quarantine_file(s3: Any, args: JobArgs, raw: bytes, error: tf.MalformedFile
     return f"s3://{args.quarantine_bucket}/{args.quarantine_version_prefix}"
 
 
+def malformed(
+    s3: Any, args: JobArgs, error: tf.MalformedFileError, source: dict[str, Any], job: dict[str, Any], copy: str
+) -> EtlJobError:
+    """Report a malformed file (quarantined at ``copy``); returns the run's error to raise."""
+    report_uri = f"s3://{args.report_bucket}/{args.report_key}"
+    report = {**tf.malformed_report(args.schema, error, source), "job": job, "quarantine": copy}
+    _put_json(s3, args.report_bucket, args.report_key, report)
+    return EtlJobError(f"MalformedFile: {error} (quarantined at {copy}; report {report_uri})")
+
+
+def rejected_reason(s3: Any, args: JobArgs, report: dict[str, Any], source: dict[str, Any], rows_uri: str) -> str:
+    """The quarantine's ``_reason.json`` for rejected rows written at ``rows_uri``; returns the folder's URI."""
+    reason = {
+        "reason": "rejected_rows",
+        "rows": report["rows"],
+        "rejects_by_reason": report["rejects_by_reason"],
+        "source": source,
+        "rejected_rows": rows_uri,
+    }
+    _put_json(s3, args.quarantine_bucket, f"{args.quarantine_version_prefix}_reason.json", reason)
+    return f"s3://{args.quarantine_bucket}/{args.quarantine_version_prefix}"
+
+
 def _quarantine_rows(s3: Any, args: JobArgs, result: tf.TransformResult, source: dict[str, Any]) -> str | None:
     if not len(result.rejected):
         return None
     key = f"{args.quarantine_version_prefix}rejected.jsonl"
     s3.put_object(Bucket=args.quarantine_bucket, Key=key, Body=tf.rejected_jsonl(result.rejected))
-    reason = {
-        "reason": "rejected_rows",
-        "rows": result.report["rows"],
-        "rejects_by_reason": result.report["rejects_by_reason"],
-        "source": source,
-        "rejected_rows": f"s3://{args.quarantine_bucket}/{key}",
+    return rejected_reason(s3, args, result.report, source, f"s3://{args.quarantine_bucket}/{key}")
+
+
+def job_record(args: JobArgs) -> dict[str, Any]:
+    """The report's ``job`` block at the start of a run."""
+    return {
+        "job_name": args.job_name,
+        "execution_id": args.execution_id,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(),
     }
-    _put_json(s3, args.quarantine_bucket, f"{args.quarantine_version_prefix}_reason.json", reason)
-    return f"s3://{args.quarantine_bucket}/{args.quarantine_version_prefix}"
+
+
+def conclude(
+    s3: Any,
+    glue: Any,
+    args: JobArgs,
+    report: dict[str, Any],
+    gate: tuple[bool, list[str]],
+    quarantine: str | None,
+    engine_record: dict[str, Any],
+    job: dict[str, Any],
+    write_files: Callable[[], dict[str, str]],
+    columns: pd.DataFrame,
+) -> dict[str, Any]:
+    """The end of a run whose rows are transformed and reported: a failed gate raises ``QualityGateFailed``;
+    otherwise ``write_files()`` writes the curated splits (returns their URIs by split), the catalog gets the
+    partitions (column types from ``columns``' dtypes), then the report and the manifest are written."""
+    passed, reasons = gate
+    report_uri = f"s3://{args.report_bucket}/{args.report_key}"
+    lineage: dict[str, Any] = {
+        "dataset": args.schema.name,
+        "version": args.execution_id,
+        "source": report["source"],
+        "rows": report["rows"],
+        "rejected_share": report["rejected_share"],
+        "splits": {name: report["splits"][name]["rows"] for name in SPLITS},
+        "report_uri": report_uri,
+        "quarantine_uri": quarantine,
+        "database": args.database,
+        "table": args.table,
+        **engine_record,
+    }
+    if not passed:
+        lineage["status"] = "FAILED"
+        _put_json(s3, args.report_bucket, args.report_key, {**report, "job": job, "output": lineage})
+        raise EtlJobError(f"QualityGateFailed: {'; '.join(reasons)} (report {report_uri}; quarantine {quarantine})")
+
+    files = write_files()
+    lineage["files"] = files
+    lineage["curated_prefix"] = f"s3://{args.curated_bucket}/{args.version_prefix}"
+    lineage["partitions"] = register_table(glue, args, columns, sorted(files, key=SPLITS.index), report_uri)
+    lineage["status"] = "SUCCEEDED"
+    job["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
+    _put_json(s3, args.report_bucket, args.report_key, {**report, "job": job, "output": lineage})
+    write_manifest(s3, args, lineage)  # last: the manifest only ever names a complete, reported version
+    return lineage
 
 
 # ---- the run ---------------------------------------------------------------------------------------
@@ -331,47 +405,29 @@ def _quarantine_rows(s3: Any, args: JobArgs, result: tf.TransformResult, source:
 
 def run_job(args: JobArgs, engine: Engine, s3: Any, glue: Any) -> dict[str, Any]:
     """One ETL run (see the module docstring); returns the lineage record or raises ``EtlJobError``."""
-    started = dt.datetime.now(dt.UTC).isoformat()
+    job = job_record(args)
     raw, source = read_raw(s3, args)
-    report_uri = f"s3://{args.report_bucket}/{args.report_key}"
-    job = {"job_name": args.job_name, "execution_id": args.execution_id, "started_at": started}
     try:
         parsed = tf.parse_raw(raw, args.file_format, args.schema)
     except tf.MalformedFileError as error:
-        copy = _quarantine_file(s3, args, raw, error, source)
-        report = {**tf.malformed_report(args.schema, error, source), "job": job, "quarantine": copy}
-        _put_json(s3, args.report_bucket, args.report_key, report)
-        raise EtlJobError(f"MalformedFile: {error} (quarantined at {copy}; report {report_uri})") from error
+
+        def copy(bucket: str, key: str) -> None:
+            s3.put_object(Bucket=bucket, Key=key, Body=raw)
+
+        raise malformed(s3, args, error, source, job, quarantine_file(s3, args, error, source, copy)) from error
 
     curated, rejected, engine_record = engine(parsed, args)
     result = tf.finish(args.schema, curated, rejected, args.gate, parsed.input_rows, parsed.dropped_columns, source)
     quarantine = _quarantine_rows(s3, args, result, source)
-    lineage: dict[str, Any] = {
-        "dataset": args.schema.name,
-        "version": args.execution_id,
-        "source": source,
-        "rows": result.report["rows"],
-        "rejected_share": result.report["rejected_share"],
-        "splits": {name: result.report["splits"][name]["rows"] for name in SPLITS},
-        "report_uri": report_uri,
-        "quarantine_uri": quarantine,
-        "database": args.database,
-        "table": args.table,
-        **engine_record,
-    }
-    if not result.gate_passed:
-        lineage["status"] = "FAILED"
-        _put_json(s3, args.report_bucket, args.report_key, {**result.report, "job": job, "output": lineage})
-        raise EtlJobError(
-            f"QualityGateFailed: {'; '.join(result.gate_reasons)} (report {report_uri}; quarantine {quarantine})"
-        )
-
-    files = _write_splits(s3, args, tf.split_parquet(result.curated, args.schema))
-    lineage["files"] = files
-    lineage["curated_prefix"] = f"s3://{args.curated_bucket}/{args.version_prefix}"
-    lineage["partitions"] = register_table(glue, args, result.curated, sorted(files, key=SPLITS.index), report_uri)
-    lineage["status"] = "SUCCEEDED"
-    job["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
-    _put_json(s3, args.report_bucket, args.report_key, {**result.report, "job": job, "output": lineage})
-    write_manifest(s3, args, lineage)  # last: the manifest only ever names a complete, reported version
-    return lineage
+    return conclude(
+        s3,
+        glue,
+        args,
+        result.report,
+        (result.gate_passed, result.gate_reasons),
+        quarantine,
+        engine_record,
+        job,
+        lambda: _write_splits(s3, args, tf.split_parquet(result.curated, args.schema)),
+        result.curated,
+    )

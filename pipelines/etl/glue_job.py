@@ -1,12 +1,11 @@
 """AWS Glue 5.0 (Spark 3.5, Python 3.11) entry point of the ETL: the path of uploads too large for the Lambda ETL.
 
-The driver side of a run (read the raw version, parse, report, gate, quarantine, Parquet per split, catalog,
-manifest) is ``pipelines.etl.driver``, shared with the Lambda ETL. What is Glue's own is here: the job arguments
-(Glue style ``--name value``, ``getResolvedOptions``) and the Spark engine. Rows are spread over Spark partitions
-by a hash of their key (so duplicate keys meet in one partition; a dataset without a key in file order, its row
-ids come from each row's content) and every partition runs the pure ``transforms.transform_rows`` (validation,
-features, split). Executors make no AWS calls. The driver gathers the results and makes the final split
-assignment (``transforms.assign_splits``: a stratified dataset ranks each class over all partitions).
+What is Glue's own is here: the job arguments (Glue style ``--name value``, ``getResolvedOptions``, the same
+``REQUIRED_ARGS`` and ``OPTIONAL_ARGS`` as the Lambda ETL's driver) and the Spark session. The run itself is
+``pipelines.etl.spark_etl``: Spark reads the raw object from S3, the executors run the pure transforms of
+``transforms.py`` per partition and write the curated Parquet and the rejected rows; the driver keeps aggregates
+only (the report, the gate, the catalog, the manifest: ``pipelines.etl.driver``). Where Spark reads and writes an
+``s3://`` location is ``pipelines.etl.spark_paths`` (Spark's own S3 on Glue, staged files in the local cloud).
 
 A failure raises ``EtlJobError`` whose message starts with a machine-readable reason, which Glue reports as the
 run's ErrorMessage. Job arguments: ``REQUIRED_ARGS`` and ``OPTIONAL_ARGS`` of the driver.
@@ -15,19 +14,13 @@ run's ErrorMessage. Job arguments: ``REQUIRED_ARGS`` and ``OPTIONAL_ARGS`` of th
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import io
 import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-
-from pipelines.etl import transforms as tf
+from pipelines.etl import spark_etl
 from pipelines.etl.driver import (
     MANIFESTS_PREFIX,
     OPTIONAL_ARGS,
@@ -38,11 +31,10 @@ from pipelines.etl.driver import (
     JobArgs,
     job_args,
     manifest_key,
-    run_job,
     version_label,
     write_manifest,
 )
-from pipelines.schema import DatasetSchema
+from pipelines.etl.spark_paths import spark_paths
 
 __all__ = [
     "MANIFESTS_PREFIX",
@@ -90,56 +82,6 @@ def parse_job_args(argv: Sequence[str]) -> JobArgs:
 # ---- Spark -----------------------------------------------------------------------------------------
 
 
-def _ipc(frame: pd.DataFrame) -> bytes:
-    sink = io.BytesIO()
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
-
-
-def _frame(payload: bytes) -> pd.DataFrame:
-    table = pa.ipc.open_stream(payload).read_all()
-    return table.to_pandas(types_mapper=tf._types_mapper)
-
-
-def process_partition(item: tuple[int, bytes], schema_json: str, gate_json: str) -> tuple[int, bytes, bytes]:
-    """Executor side (pure): one partition's rows (Arrow IPC) -> (index, curated IPC, rejected IPC)."""
-    index, payload = item
-    curated, rejected = tf.transform_rows(
-        _frame(payload), DatasetSchema.from_json(schema_json), GateParams.from_json(gate_json)
-    )
-    return index, _ipc(curated), _ipc(rejected.astype({tf.REJECT_REASON: object}))
-
-
-def partition_rows(frame: pd.DataFrame, schema: DatasetSchema, partitions: int, seed: int) -> list[bytes]:
-    """The parsed rows in ``partitions`` Arrow IPC payloads by key hash (without a key: consecutive ranges of
-    rows, since no check spans rows); file order kept inside each."""
-    if schema.key is None:
-        bounds = np.linspace(0, len(frame), partitions + 1).astype(np.int64)
-        return [_ipc(frame.iloc[bounds[i] : bounds[i + 1]]) for i in range(partitions)]
-    owner = tf.hash_keys(frame[schema.key], seed) % np.uint64(partitions)
-    return [_ipc(frame.iloc[np.flatnonzero(owner == np.uint64(i))]) for i in range(partitions)]
-
-
-def transform_on_spark(
-    spark: Any, parsed: tf.ParsedFile, schema: DatasetSchema, gate: GateParams, partitions: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run ``transform_rows`` over Spark partitions; (curated grouped by split, rejected by line)."""
-    payloads = partition_rows(parsed.frame, schema, partitions, gate.split_seed)
-    schema_json, gate_json = schema.to_json(), json.dumps(dataclasses.asdict(gate))
-    rdd = spark.sparkContext.parallelize(list(enumerate(payloads)), numSlices=partitions)
-    results = sorted(rdd.map(lambda item: process_partition(item, schema_json, gate_json)).collect())
-    curated_parts = [_frame(curated) for _, curated, _ in results]
-    rejected_parts = [_frame(rejected) for _, _, rejected in results]
-    if parsed.bad_records is not None:
-        rejected_parts.append(parsed.bad_records)
-    curated = tf.assign_splits(pd.concat(curated_parts, ignore_index=True), schema, gate)
-    rejected = pd.concat([p for p in rejected_parts if len(p)] or rejected_parts[:1], ignore_index=True)
-    rejected = rejected.sort_values(tf.SOURCE_LINE, kind="stable", ignore_index=True)
-    return curated.reset_index(drop=True), rejected
-
-
 def spark_session() -> tuple[Any, Any]:
     """(SparkSession, Glue Job or None): GlueContext's session on Glue, a local[2] session elsewhere."""
     try:
@@ -163,19 +105,6 @@ def spark_session() -> tuple[Any, Any]:
     return glue_context.spark_session, Job(glue_context)
 
 
-def spark_engine(spark: Any) -> Any:
-    """The driver's ``Engine`` on ``spark``: ``transform_on_spark`` over ``--partitions`` partitions (0: the
-    session's default parallelism), at most one per row."""
-
-    def engine(parsed: tf.ParsedFile, args: JobArgs) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-        partitions = args.partitions or int(spark.sparkContext.defaultParallelism)
-        partitions = max(1, min(partitions, len(parsed.frame)))
-        curated, rejected = transform_on_spark(spark, parsed, args.schema, args.gate, partitions)
-        return curated, rejected, {"engine": "glue", "spark_partitions": partitions}
-
-    return engine
-
-
 def main(argv: Sequence[str] | None = None, *, spark: Any = None, s3: Any = None, glue: Any = None) -> dict[str, Any]:
     """Glue entry point; clients and the session are injectable (created lazily otherwise)."""
     args = parse_job_args(sys.argv if argv is None else ["glue_job", *argv])
@@ -189,7 +118,7 @@ def main(argv: Sequence[str] | None = None, *, spark: Any = None, s3: Any = None
 
         s3 = s3 or boto3.client("s3")
         glue = glue or boto3.client("glue")
-    lineage = run_job(args, spark_engine(spark), s3, glue)
+    lineage = spark_etl.run(args, spark, s3, glue, spark_paths(s3))
     print(json.dumps(lineage, sort_keys=True, default=str))
     if job is not None:
         job.commit()

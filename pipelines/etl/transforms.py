@@ -35,7 +35,7 @@ import csv
 import hashlib
 import io
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -293,6 +293,13 @@ def parse_parquet(raw: bytes, schema: DatasetSchema) -> ParsedFile:
     dropped = _check_columns(table.column_names, schema)
     if table.num_rows == 0:
         raise MalformedFileError("no_rows", "the file has no data rows")
+    frame = parquet_text(table, schema).to_pandas(types_mapper=_types_mapper)
+    frame[SOURCE_LINE] = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    return ParsedFile(frame=frame, dropped_columns=dropped)
+
+
+def parquet_text(table: pa.Table, schema: DatasetSchema) -> pa.Table:
+    """The input columns of Parquet rows as text, as validation reads them (NaN and empty strings missing)."""
     columns = {}
     for name in schema.input_columns:
         column = table.column(name)
@@ -305,9 +312,7 @@ def parse_parquet(raw: bytes, schema: DatasetSchema) -> ParsedFile:
                 "unreadable_parquet", f"column {name!r} of type {column.type} cannot be read as text: {error}"
             ) from None
         columns[name] = pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
-    frame = pa.table(columns).to_pandas(types_mapper=_types_mapper)
-    frame[SOURCE_LINE] = np.arange(1, table.num_rows + 1, dtype=np.int64)
-    return ParsedFile(frame=frame, dropped_columns=dropped)
+    return pa.table(columns)
 
 
 def parse_raw(raw: bytes, file_format: str, schema: DatasetSchema) -> ParsedFile:
@@ -774,10 +779,27 @@ def histogram_edges(values: np.ndarray, bins: int = HISTOGRAM_BINS) -> list[floa
 def _edges(ordered: np.ndarray, bins: int = HISTOGRAM_BINS) -> list[float]:
     if ordered.size == 0:
         return []
-    edges = np.unique(_quantiles(ordered, np.linspace(0.0, 1.0, bins + 1)))
+    return edges_of(_quantiles(ordered, edge_probabilities(bins)))
+
+
+def edge_probabilities(bins: int = HISTOGRAM_BINS) -> np.ndarray:
+    """The probabilities whose quantiles are the histogram's edges (min, deciles, max)."""
+    return np.linspace(0.0, 1.0, bins + 1)
+
+
+def edges_of(quantiles: np.ndarray) -> list[float]:
+    """Bin edges from the quantiles at ``edge_probabilities``: duplicates removed, at least two edges."""
+    edges = np.unique(np.asarray(quantiles, dtype=np.float64))
     if edges.size == 1:
         edges = np.array([edges[0], edges[0]])
     return [float(e) for e in edges]
+
+
+SKETCH_PROBABILITIES = (np.arange(SKETCH_SIZE) + 0.5) / SKETCH_SIZE
+REPORT_PROBABILITIES: tuple[float, ...] = tuple(
+    sorted({*QUANTILES, *(float(p) for p in edge_probabilities()), *(float(p) for p in SKETCH_PROBABILITIES)})
+)
+"""Every probability a numeric column's report entry needs a quantile of (quantiles, histogram edges, sketch)."""
 
 
 def histogram_counts(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:
@@ -794,8 +816,35 @@ def numeric_stats(values: np.ndarray) -> dict[str, Any]:
     """A numeric column's report entry (docs/contracts.md, "Quality report numeric feature"): count, nulls (NaN),
     moments, quantiles, the decile histogram and the 100-point sketch the drift monitor compares with."""
     ordered = np.sort(values[~np.isnan(values)])
-    stats: dict[str, Any] = {"kind": "numeric", "count": int(ordered.size), "nulls": int(values.size - ordered.size)}
     if ordered.size == 0:
+        return numeric_stats_from(0, int(values.size), None, None, None, None, {}, lambda edges: np.zeros(0))
+    quantiles = dict(zip(REPORT_PROBABILITIES, _quantiles(ordered, REPORT_PROBABILITIES), strict=True))
+    return numeric_stats_from(
+        int(ordered.size),
+        int(values.size - ordered.size),
+        float(ordered.mean()),
+        float(ordered.std(ddof=1)) if ordered.size > 1 else None,
+        float(ordered[0]),
+        float(ordered[-1]),
+        quantiles,
+        lambda edges: _counts(ordered, edges),
+    )
+
+
+def numeric_stats_from(
+    count: int,
+    nulls: int,
+    mean: float | None,
+    std: float | None,
+    minimum: float | None,
+    maximum: float | None,
+    quantiles: Mapping[float, float],
+    counts: Callable[[list[float]], np.ndarray],
+) -> dict[str, Any]:
+    """A numeric column's report entry from its summary: ``quantiles`` by each of ``REPORT_PROBABILITIES`` (exact
+    in one process, a mergeable sketch's on Spark) and ``counts(edges)`` per bin of ``BINNING_RULE``."""
+    stats: dict[str, Any] = {"kind": "numeric", "count": int(count), "nulls": int(nulls)}
+    if count == 0:
         return {
             **stats,
             "mean": None,
@@ -806,26 +855,24 @@ def numeric_stats(values: np.ndarray) -> dict[str, Any]:
             "histogram": None,
             "sketch": None,
         }
-    edges = _edges(ordered)
-    counts = _counts(ordered, edges)
+    edges = edges_of(np.array([quantiles[float(p)] for p in edge_probabilities()]))
+    tally = counts(edges)
     return {
         **stats,
-        "mean": _number(ordered.mean()),
-        "std": _number(ordered.std(ddof=1)) if ordered.size > 1 else None,
-        "min": _number(ordered[0]),
-        "max": _number(ordered[-1]),
-        "quantiles": {
-            f"p{round(q * 100):02d}": _number(v) for q, v in zip(QUANTILES, _quantiles(ordered, QUANTILES), strict=True)
-        },
+        "mean": _number(mean),
+        "std": _number(std) if std is not None and count > 1 else None,
+        "min": _number(minimum),
+        "max": _number(maximum),
+        "quantiles": {f"p{round(q * 100):02d}": _number(quantiles[q]) for q in QUANTILES},
         "histogram": {
             "edges": edges,
-            "counts": [int(c) for c in counts],
-            "proportions": [float(c) / ordered.size for c in counts],
+            "counts": [int(c) for c in tally],
+            "proportions": [float(c) / count for c in tally],
             "rule": BINNING_RULE,
         },
         "sketch": {
             "size": SKETCH_SIZE,
-            "values": [float(v) for v in _quantiles(ordered, (np.arange(SKETCH_SIZE) + 0.5) / SKETCH_SIZE)],
+            "values": [float(quantiles[float(p)]) for p in SKETCH_PROBABILITIES],
             "rule": SKETCH_RULE,
         },
     }
@@ -844,12 +891,17 @@ def _categorical_stats(column: pd.Series, categories: Sequence[str]) -> dict[str
         for entry in pc.value_counts(text).to_pylist():
             if entry["values"] is not None:
                 counts[entry["values"]] = int(entry["counts"])
-    present = len(column) - nulls
+    return categorical_stats_from(counts, int(nulls))
+
+
+def categorical_stats_from(counts: Mapping[str, int], nulls: int) -> dict[str, Any]:
+    """A categorical column's report entry from its counts per category (every declared one) and its nulls."""
+    present = sum(counts.values())
     return {
         "kind": "categorical",
         "count": int(present),
         "nulls": int(nulls),
-        "counts": counts,
+        "counts": {k: int(v) for k, v in counts.items()},
         "proportions": {k: (v / present if present else 0.0) for k, v in counts.items()},
     }
 
@@ -865,7 +917,6 @@ def build_quality_report(
 ) -> dict[str, Any]:
     """A JSON-serialisable quality report; its feature statistics are the drift baseline."""
     valid_rows, rejected_rows = len(curated), len(rejected)
-    total = valid_rows + rejected_rows if input_rows is None else input_rows
     reasons = rejected[REJECT_REASON].value_counts() if rejected_rows else pd.Series(dtype=np.int64)
     features: dict[str, Any] = {}
     for feature in schema.features:
@@ -875,67 +926,108 @@ def build_quality_report(
             features[feature.name] = _categorical_stats(curated[feature.name], feature.categories)
     engineered = {name: numeric_stats(_numeric(curated, name)) for name in schema.engineered_names if name in curated}
     codes = curated[SPLIT].cat.codes.to_numpy() if SPLIT in curated and valid_rows else np.zeros(0, np.int8)
+    summary = SplitSummary.of(curated, schema, codes)
+    return assemble_report(
+        schema,
+        valid_rows=valid_rows,
+        rejects_by_reason={str(k): int(v) for k, v in reasons.items()},
+        input_rows=input_rows,
+        dropped_columns=dropped_columns,
+        source=source,
+        features=features,
+        engineered=engineered,
+        splits=summary.split_stats(schema) if SPLIT in curated else {},
+        target=summary.target_stats(
+            schema, numeric_stats(_numeric(curated, schema.target)) if schema.task == "regression" else None
+        ),
+    )
+
+
+def assemble_report(
+    schema: DatasetSchema,
+    *,
+    valid_rows: int,
+    rejects_by_reason: Mapping[str, int],
+    input_rows: int | None,
+    dropped_columns: Sequence[str],
+    source: Mapping[str, Any] | None,
+    features: Mapping[str, Any],
+    engineered: Mapping[str, Any],
+    splits: Mapping[str, Any],
+    target: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The report's document from its parts (one process: ``build_quality_report``; Spark: aggregates)."""
+    rejected_rows = int(sum(rejects_by_reason.values()))
+    total = valid_rows + rejected_rows if input_rows is None else input_rows
     return {
         "dataset": schema.name,
         "source": dict(source or {}),
-        "rows": {"input": int(total), "valid": int(valid_rows), "rejected": int(rejected_rows)},
+        "rows": {"input": int(total), "valid": int(valid_rows), "rejected": rejected_rows},
         "rejected_share": float(rejected_rows / total) if total else 0.0,
-        "rejects_by_reason": {str(k): int(v) for k, v in sorted(reasons.items())},
+        "rejects_by_reason": {str(k): int(v) for k, v in sorted(rejects_by_reason.items())},
         "dropped_columns": list(dropped_columns),
-        "features": features,
-        "engineered": engineered,
-        "splits": _split_stats(curated, schema, codes) if SPLIT in curated else {},
-        "target": _target_stats(curated, schema),
+        "features": dict(features),
+        "engineered": dict(engineered),
+        "splits": dict(splits),
+        "target": dict(target),
     }
 
 
-def _target_stats(curated: pd.DataFrame, schema: DatasetSchema) -> dict[str, Any]:
-    """The target's distribution: class counts (classification; binary also its positive rate) or numeric
-    statistics like a feature's (regression: the baseline of the model's output distribution)."""
-    stats: dict[str, Any] = {"name": schema.target, "task": schema.task}
-    if schema.task == "regression":
-        return {**stats, **numeric_stats(_numeric(curated, schema.target))}
-    counts = np.bincount(_class_codes_of(curated, schema), minlength=len(schema.class_labels))
-    present = int(counts.sum())
-    stats["classes"] = {str(label): int(count) for label, count in zip(schema.class_labels, counts, strict=True)}
-    if schema.task == "binary":
-        positives = int(counts[schema.class_labels.index(schema.positive)])
-        stats["positive_label"] = schema.positive
-        stats["positives"] = positives
-        stats["positive_rate"] = positives / present if present else None
-    else:
-        stats["proportions"] = {
-            str(label): (int(c) / present if present else 0.0)
-            for label, c in zip(schema.class_labels, counts, strict=True)
-        }
-    return stats
+@dataclass(frozen=True)
+class SplitSummary:
+    """Rows per split and class (classification: ``table[split, class]``) or rows and target sums per split
+    (regression): all the report needs about the target (``split_stats``, ``target_stats``)."""
 
+    table: np.ndarray  # (len(SPLITS), classes) counts; regression: (len(SPLITS), 1)
+    target_sums: np.ndarray  # per split; zeros for classification
 
-def _class_codes_of(curated: pd.DataFrame, schema: DatasetSchema) -> np.ndarray:
-    codes = class_codes(curated[schema.target], schema) if len(curated) else np.zeros(0, np.int64)
-    return codes[codes >= 0]
+    @classmethod
+    def of(cls, curated: pd.DataFrame, schema: DatasetSchema, codes: np.ndarray) -> SplitSummary:
+        if schema.task == "regression":
+            rows = np.bincount(codes, minlength=len(SPLITS)).reshape(-1, 1)
+            target = _numeric(curated, schema.target) if len(curated) else np.zeros(0)
+            return cls(rows, np.bincount(codes, weights=target, minlength=len(SPLITS)))
+        classes = class_codes(curated[schema.target], schema) if len(curated) else np.zeros(0, np.int64)
+        table = np.zeros((len(SPLITS), len(schema.class_labels)), dtype=np.int64)
+        np.add.at(table, (codes, classes), 1)
+        return cls(table, np.zeros(len(SPLITS)))
 
-
-def _split_stats(curated: pd.DataFrame, schema: DatasetSchema, codes: np.ndarray) -> dict[str, Any]:
-    """Rows per split, with the class counts (binary: also the positive rate) or the target's mean."""
-    rows = np.bincount(codes, minlength=len(SPLITS))
-    splits: dict[str, Any] = {name: {"rows": int(rows[i])} for i, name in enumerate(SPLITS)}
-    if schema.task == "regression":
-        target = _numeric(curated, schema.target) if len(curated) else np.zeros(0)
-        sums = np.bincount(codes, weights=target, minlength=len(SPLITS))
+    def split_stats(self, schema: DatasetSchema) -> dict[str, Any]:
+        """Rows per split, with the class counts (binary: also the positive rate) or the target's mean."""
+        rows = self.table.sum(axis=1)
+        splits: dict[str, Any] = {name: {"rows": int(rows[i])} for i, name in enumerate(SPLITS)}
+        if schema.task == "regression":
+            for i, name in enumerate(SPLITS):
+                splits[name]["target_mean"] = float(self.target_sums[i] / rows[i]) if rows[i] else None
+            return splits
+        labels = schema.class_labels
         for i, name in enumerate(SPLITS):
-            splits[name]["target_mean"] = float(sums[i] / rows[i]) if rows[i] else None
+            splits[name]["classes"] = {str(label): int(self.table[i, j]) for j, label in enumerate(labels)}
+            if schema.task == "binary":
+                positives = self.table[i, labels.index(schema.positive)]
+                splits[name]["positive_rate"] = float(positives / rows[i]) if rows[i] else None
         return splits
-    labels = schema.class_labels
-    classes = class_codes(curated[schema.target], schema) if len(curated) else np.zeros(0, np.int64)
-    table = np.zeros((len(SPLITS), len(labels)), dtype=np.int64)
-    np.add.at(table, (codes, classes), 1)
-    for i, name in enumerate(SPLITS):
-        splits[name]["classes"] = {str(label): int(table[i, j]) for j, label in enumerate(labels)}
+
+    def target_stats(self, schema: DatasetSchema, numeric: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The target's distribution: class counts (classification; binary also its positive rate) or ``numeric``,
+        the target's statistics like a feature's (regression: the baseline of the model's output distribution)."""
+        stats: dict[str, Any] = {"name": schema.target, "task": schema.task}
+        if schema.task == "regression":
+            return {**stats, **dict(numeric or {})}
+        counts = self.table.sum(axis=0)
+        present = int(counts.sum())
+        stats["classes"] = {str(label): int(count) for label, count in zip(schema.class_labels, counts, strict=True)}
         if schema.task == "binary":
-            positives = table[i, labels.index(schema.positive)]
-            splits[name]["positive_rate"] = float(positives / rows[i]) if rows[i] else None
-    return splits
+            positives = int(counts[schema.class_labels.index(schema.positive)])
+            stats["positive_label"] = schema.positive
+            stats["positives"] = positives
+            stats["positive_rate"] = positives / present if present else None
+        else:
+            stats["proportions"] = {
+                str(label): (int(c) / present if present else 0.0)
+                for label, c in zip(schema.class_labels, counts, strict=True)
+            }
+        return stats
 
 
 def check_quality_gate(report: Mapping[str, Any], max_bad_row_share: float, min_rows: int) -> tuple[bool, list[str]]:
@@ -1014,6 +1106,12 @@ def finish(
     report = build_quality_report(
         schema, curated, rejected, input_rows=input_rows, dropped_columns=dropped_columns, source=source
     )
+    passed, reasons = apply_gate(report, gate)
+    return TransformResult(curated, rejected, report, passed, reasons)
+
+
+def apply_gate(report: dict[str, Any], gate: QualityParams) -> tuple[bool, list[str]]:
+    """Decide the quality gate on ``report`` and record the decision in it as ``gate``."""
     passed, reasons = check_quality_gate(report, gate.max_bad_row_share, gate.min_rows)
     report["gate"] = {
         "passed": passed,
@@ -1021,7 +1119,7 @@ def finish(
         "max_bad_row_share": gate.max_bad_row_share,
         "min_rows": gate.min_rows,
     }
-    return TransformResult(curated, rejected, report, passed, reasons)
+    return passed, reasons
 
 
 # ---- output ----------------------------------------------------------------------------------------

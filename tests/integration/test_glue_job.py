@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -18,9 +19,10 @@ from moto import mock_aws
 
 from lambdas.etl import logic as etl_logic
 from pipelines.data.generator import corrupt_with_defects, generate, to_csv_bytes, to_parquet_bytes
-from pipelines.etl import glue_job
+from pipelines.etl import glue_job, spark_etl
 from pipelines.etl import transforms as tf
 from pipelines.etl.glue_job import EtlJobError, GateParams
+from pipelines.etl.spark_paths import STAGING_ENV
 from pipelines.platform import platform
 from pipelines.schema import ROW_ID, SPLITS
 from stacks.datasets import dataset_schema
@@ -59,13 +61,15 @@ def spark() -> Iterator[Any]:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """Fake credentials, moto, a versioned raw bucket, a curated bucket and the Glue database."""
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Fake credentials, moto, a versioned raw bucket, a curated bucket and the Glue database; Spark's ``s3://``
+    paths staged under ``tmp_path`` as the local Glue runner stages them (``pipelines.etl.spark_paths``)."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION,
+        STAGING_ENV: str(tmp_path / "spark-s3"),
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
@@ -112,6 +116,91 @@ def read_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     return dict(json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
 
 
+def parquet_rows(s3: Any, bucket: str, prefix: str) -> pd.DataFrame:
+    """Every Parquet part under ``prefix`` (Spark writes one or more per task), as one frame of plain values
+    (categoricals as text) sorted by the first column (the key or the row id)."""
+    parts = [
+        pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())).to_pandas()
+        for key in keys(s3, bucket, prefix)
+        if key.endswith(".parquet")
+    ]
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    return frame.sort_values(frame.columns[0], kind="stable", ignore_index=True)
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """A curated frame as ``parquet_rows`` gives it back."""
+    frame = frame.drop(columns=[tf.SPLIT], errors="ignore")
+    frame = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    return frame.sort_values(frame.columns[0], kind="stable", ignore_index=True)
+
+
+def rejected_rows(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """The rejected rows of a quarantine folder in record order: ``rejected.jsonl`` (the Lambda ETL) or the JSON
+    lines parts of ``rejected/`` (the Glue job's executors)."""
+    rows = []
+    for key in keys(s3, bucket, prefix):
+        name = key.rsplit("/", 1)[-1]
+        if key.endswith("rejected.jsonl") or ("/rejected/" in key and not name.startswith(("_", "."))):
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            rows += [json.loads(line) for line in body.splitlines() if line]
+    return sorted(rows, key=lambda row: row[tf.SOURCE_LINE])
+
+
+def assert_numeric_close(got: dict[str, Any], want: dict[str, Any], values: np.ndarray, where: str) -> None:
+    """A numeric column's report entry from Spark's aggregates against the exact one: counts, min and max exact,
+    moments to float rounding, and every quantile, histogram edge and sketch value within the documented rank
+    tolerance (``spark_etl.QUANTILE_ACCURACY``); the histogram counts exact for the edges reported."""
+    ordered = np.sort(values[~np.isnan(values)])
+    n = ordered.size
+    assert (got["count"], got["nulls"], got["min"], got["max"]) == (
+        want["count"],
+        want["nulls"],
+        want["min"],
+        want["max"],
+    )
+    for name in ("mean", "std"):
+        assert got[name] == pytest.approx(want[name], rel=1e-9, abs=1e-12), f"{where}.{name}"
+    tolerance = 1 / spark_etl.QUANTILE_ACCURACY + 1 / n
+
+    def rank_ok(value: float, probability: float) -> bool:
+        low = np.searchsorted(ordered, value, side="left") / n
+        high = np.searchsorted(ordered, value, side="right") / n
+        return bool(low - tolerance <= probability <= high + tolerance)
+
+    assert sorted(got["quantiles"]) == sorted(want["quantiles"])
+    for label, value in got["quantiles"].items():
+        assert rank_ok(value, int(label[1:]) / 100), f"{where}.quantiles.{label}"
+    for i, value in enumerate(got["sketch"]["values"]):
+        assert rank_ok(value, (i + 0.5) / got["sketch"]["size"]), f"{where}.sketch[{i}]"
+    edges = got["histogram"]["edges"]
+    assert all(any(rank_ok(e, p) for p in tf.edge_probabilities()) for e in edges), f"{where}.histogram.edges"
+    assert got["histogram"]["counts"] == tf.histogram_counts(values, edges).tolist(), f"{where}.histogram.counts"
+    assert {k: got[k] for k in ("kind",)} == {k: want[k] for k in ("kind",)}
+
+
+def assert_reports_match(got: Any, want: Any, curated: pd.DataFrame, where: str = "report") -> None:
+    """Spark's aggregated report against the one-process report of the same rows (``curated``): equal, but for
+    float rounding of sums and the quantile sketch's tolerance (``assert_numeric_close``)."""
+    if isinstance(want, dict):
+        if want.get("kind") == "numeric" and want.get("count"):
+            column = want.get("name") or where.rsplit(".", 1)[-1]
+            assert_numeric_close(got, want, curated[column].to_numpy(dtype=np.float64, na_value=np.nan), where)
+            return
+        assert sorted(got) == sorted(want), where
+        for key, value in want.items():
+            assert_reports_match(got[key], value, curated, f"{where}.{key}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), where
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            assert_reports_match(a, b, curated, f"{where}[{i}]")
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-12), where
+    else:
+        assert got == want, where
+
+
 def assert_raw_intact(s3: Any, body: bytes, version_id: str) -> None:
     versions = s3.list_object_versions(Bucket=RAW, Prefix=KEY).get("Versions", [])
     assert [v["VersionId"] for v in versions] == [version_id]
@@ -137,40 +226,38 @@ def test_a_clean_file_becomes_a_curated_partitioned_and_catalogued_dataset(aws: 
     assert lineage["curated_prefix"] == f"s3://{CURATED}/{prefix}"
     assert lineage["report_uri"] == f"s3://{CURATED}/{prefix}_quality_report.json"
     assert lineage["spark_partitions"] == 2
-    # and one Parquet object per split, Hive style, holds the valid rows
-    assert keys(s3, CURATED, "curated/") == sorted(
-        [f"{prefix}_quality_report.json", *(f"{prefix}split={name}/part-00000.parquet" for name in SPLITS)]
-    )
-    frames = {
-        name: pq.read_table(
-            io.BytesIO(s3.get_object(Bucket=CURATED, Key=f"{prefix}split={name}/part-00000.parquet")["Body"].read())
-        ).to_pandas()
-        for name in SPLITS
-    }
+    # and the executors wrote Parquet parts under one folder per split, Hive style: the valid rows
+    written = keys(s3, CURATED, "curated/")
+    assert f"{prefix}_quality_report.json" in written
+    assert {k.rsplit("/", 1)[0] for k in written if k.endswith(".parquet")} == {f"{prefix}split={n}" for n in SPLITS}
+    frames = {name: parquet_rows(s3, CURATED, f"{prefix}split={name}/") for name in SPLITS}
     assert {name: len(frame) for name, frame in frames.items()} == lineage["splits"]
     assert sum(lineage["splits"].values()) == 2_940
+    assert lineage["files"]["train"] == f"s3://{CURATED}/{prefix}split=train/"
     # and the Spark result equals the single-process transform of the same bytes
     single = tf.run_transform(body, "csv", CHURN_SCHEMA, gate("churn"))
     for name, frame in frames.items():
-        want = single.curated[single.curated[tf.SPLIT] == name].drop(columns=[tf.SPLIT])
-        got = frame.sort_values(CHURN_SCHEMA.key, ignore_index=True)
-        want = want.sort_values(CHURN_SCHEMA.key, ignore_index=True)
-        pd.testing.assert_frame_equal(got, want, check_dtype=False, check_categorical=False)
-    # and the rejected rows are in quarantine with their reasons
+        want = plain(single.curated[single.curated[tf.SPLIT] == name])
+        pd.testing.assert_frame_equal(frame, want, check_dtype=False)
+    # and the executors wrote the rejected rows to quarantine with their reasons and record numbers
     quarantine = "quarantine/dataset=churn/version=exec-1/"
-    assert keys(s3, CURATED, "quarantine/") == [f"{quarantine}_reason.json", f"{quarantine}rejected.jsonl"]
-    lines = s3.get_object(Bucket=CURATED, Key=f"{quarantine}rejected.jsonl")["Body"].read().decode().splitlines()
-    rejected = pd.DataFrame([json.loads(line) for line in lines]).set_index(tf.SOURCE_LINE)[tf.REJECT_REASON]
+    assert f"{quarantine}_reason.json" in keys(s3, CURATED, "quarantine/")
+    rejected = {row[tf.SOURCE_LINE]: row[tf.REJECT_REASON] for row in rejected_rows(s3, CURATED, quarantine)}
     wanted = expected[expected != ""]
-    assert rejected.to_dict() == {int(i) + 2: reason for i, reason in wanted.items()}
+    assert rejected == {int(i) + 2: reason for i, reason in wanted.items()}
     reason = read_json(s3, CURATED, f"{quarantine}_reason.json")
     assert reason["reason"] == "rejected_rows"
+    assert reason["rejected_rows"] == f"s3://{CURATED}/{quarantine}rejected/"
     assert reason["source"]["version_id"] == version
-    # and the report is stored with the gate decision and the drift baseline
+    # and the report is stored with the gate decision and the drift baseline, aggregated by Spark
     report = read_json(s3, CURATED, f"{prefix}_quality_report.json")
     assert report["gate"]["passed"] is True
     assert report["rows"] == lineage["rows"]
-    assert report["features"]["age"]["histogram"]["edges"] == single.report["features"]["age"]["histogram"]["edges"]
+    assert_reports_match(
+        {k: report[k] for k in single.report if k != "source"},
+        json.loads(json.dumps({k: v for k, v in single.report.items() if k != "source"})),
+        single.curated,
+    )
     assert report["output"]["status"] == "SUCCEEDED"
     assert report["job"]["execution_id"] == "exec-1"
     # and the catalog has the table with its partitions
@@ -207,15 +294,12 @@ def test_a_second_version_adds_partitions_and_a_rerun_replaces_its_own(aws: dict
         (version_id, name) for version_id in ("exec-1", "exec-2") for name in SPLITS
     )
     assert again["version"] == "exec-2"
-    assert len(keys(s3, CURATED, "curated/dataset=churn/version=exec-2/")) == 4
+    assert len(parquet_rows(s3, CURATED, "curated/dataset=churn/version=exec-2/")) == again["rows"]["valid"]
     table = glue.get_table(DatabaseName=DATABASE, Name=TABLE)["Table"]
     assert table["Parameters"]["latest_version"] == "exec-2"
     manifest = read_json(s3, CURATED, "manifests/churn/latest.json")
     assert manifest["version"] == "exec-2"
-    assert (
-        manifest["files"]["train"]
-        == f"s3://{CURATED}/curated/dataset=churn/version=exec-2/split=train/{glue_job.PART_FILE}"
-    )
+    assert manifest["files"]["train"] == f"s3://{CURATED}/curated/dataset=churn/version=exec-2/split=train/"
 
 
 def test_the_gate_fails_the_run_and_keeps_the_data_out(aws: dict[str, Any], spark: Any) -> None:
@@ -239,7 +323,7 @@ def test_the_gate_fails_the_run_and_keeps_the_data_out(aws: dict[str, Any], spar
     assert report["gate"]["passed"] is False
     assert report["output"]["status"] == "FAILED"
     assert sum(report["rejects_by_reason"].values()) == 200
-    assert "quarantine/dataset=churn/version=exec-1/rejected.jsonl" in keys(s3, CURATED, "quarantine/")
+    assert len(rejected_rows(s3, CURATED, "quarantine/dataset=churn/version=exec-1/")) == 200
     # and the raw version is intact
     assert_raw_intact(s3, body, version)
 
@@ -308,10 +392,8 @@ def test_parquet_uploads_and_separate_quarantine_and_report_buckets(aws: dict[st
     assert lineage["rows"] == {"input": 1_000, "valid": 990, "rejected": 10}
     assert lineage["spark_partitions"] == 2
     assert lineage["report_uri"] == "s3://report-bucket/curated/dataset=churn/version=exec-1/_quality_report.json"
-    assert keys(s3, "quarantine-bucket") == [
-        "quarantine/dataset=churn/version=exec-1/_reason.json",
-        "quarantine/dataset=churn/version=exec-1/rejected.jsonl",
-    ]
+    assert "quarantine/dataset=churn/version=exec-1/_reason.json" in keys(s3, "quarantine-bucket")
+    assert len(rejected_rows(s3, "quarantine-bucket", "quarantine/")) == 10
     assert read_json(s3, "report-bucket", "curated/dataset=churn/version=exec-1/_quality_report.json")["gate"]["passed"]
 
 
@@ -331,10 +413,8 @@ def test_a_multiclass_file_without_a_key_runs_on_spark_like_in_one_process(aws: 
     assert lineage["splits"] == {name: stats["rows"] for name, stats in single.report["splits"].items()}
     prefix = "curated/dataset=tickets/version=exec-1/"
     for name in SPLITS:
-        obj = aws["s3"].get_object(Bucket=CURATED, Key=f"{prefix}split={name}/part-00000.parquet")
-        got = pq.read_table(io.BytesIO(obj["Body"].read())).to_pandas()
-        want = single.curated[single.curated[tf.SPLIT] == name].drop(columns=[tf.SPLIT]).reset_index(drop=True)
-        pd.testing.assert_frame_equal(got, want, check_dtype=False, check_categorical=False)
+        got = parquet_rows(aws["s3"], CURATED, f"{prefix}split={name}/")
+        pd.testing.assert_frame_equal(got, plain(single.curated[single.curated[tf.SPLIT] == name]), check_dtype=False)
     # and the catalog's first column is the derived key, the target a string
     table = aws["glue"].get_table(DatabaseName=DATABASE, Name="tickets")["Table"]
     columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}

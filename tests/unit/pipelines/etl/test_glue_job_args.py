@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.data.generator import generate, to_csv_bytes
 from pipelines.etl import glue_job
 from pipelines.etl import transforms as tf
-from stacks.config import QualityGate, load_config
+from stacks.config import load_config
 from tests.samples import CHURN_SCHEMA
 
 REQUIRED = {
@@ -151,41 +150,6 @@ def test_gate_params_need_every_field() -> None:
         glue_job.GateParams.from_json(
             json.dumps({"max_bad_row_share": 0.1, "min_rows": 1, "validation_share": 0.1, "test_share": 0.1})
         )
-
-
-def test_partition_rows_keeps_every_row_once_and_each_key_in_one_partition() -> None:
-    # Given: parsed rows where K-dup appears three times
-    df = generate(400, seed=3)
-    df.loc[[10, 200, 399], CHURN_SCHEMA.key] = "K-dup"
-    parsed = tf.parse_csv(to_csv_bytes(df), CHURN_SCHEMA)
-
-    # When
-    payloads = glue_job.partition_rows(parsed.frame, CHURN_SCHEMA, partitions=3, seed=42)
-    parts = [glue_job._frame(p) for p in payloads]
-
-    # Then: all rows, once; file order within a partition; all copies of a key together
-    lines = np.concatenate([p[tf.SOURCE_LINE].to_numpy() for p in parts])
-    assert sorted(lines.tolist()) == parsed.frame[tf.SOURCE_LINE].tolist()
-    assert all(p[tf.SOURCE_LINE].is_monotonic_increasing for p in parts)
-    assert sum((p[CHURN_SCHEMA.key] == "K-dup").any() for p in parts) == 1
-
-
-def test_process_partition_is_transform_rows_over_arrow_payloads() -> None:
-    # Given: one partition's payload
-    parsed = tf.parse_csv(to_csv_bytes(generate(300, seed=4)), CHURN_SCHEMA)
-    gate = glue_job.GateParams(**dataclasses.asdict(QualityGate()))
-    payload = glue_job.partition_rows(parsed.frame, CHURN_SCHEMA, partitions=1, seed=gate.split_seed)[0]
-
-    # When
-    index, curated, rejected = glue_job.process_partition(
-        (5, payload), CHURN_SCHEMA.to_json(), json.dumps(dataclasses.asdict(gate))
-    )
-
-    # Then: the same rows the in-process transform gives
-    expected, _ = tf.transform_rows(parsed.frame, CHURN_SCHEMA, gate)
-    assert index == 5
-    pd.testing.assert_frame_equal(glue_job._frame(curated), expected)
-    assert glue_job._frame(rejected).empty
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipelines.data.generator import to_csv_bytes
-from pipelines.etl import glue_job
 from pipelines.etl import transforms as tf
 from pipelines.schema import ROW_ID, SPLITS
 from stacks.config import QualityGate
@@ -82,17 +81,17 @@ def test_identical_rows_share_an_id_and_a_split_and_are_not_rejected(tickets: pd
 
 
 def test_partitions_split_like_the_whole_file(tickets: pd.DataFrame) -> None:
-    # Given the parsed sample cut into the Glue job's partitions (consecutive row ranges without a key)
+    # Given the parsed sample cut into three partitions (without a key no check spans rows)
     parsed = tf.parse_csv(to_csv_bytes(tickets), TICKETS)
-    payloads = glue_job.partition_rows(parsed.frame, TICKETS, partitions=3, seed=GATE.split_seed)
-    parts = [tf.transform_rows(glue_job._frame(payload), TICKETS, GATE)[0] for payload in payloads]
+    payloads = [parsed.frame.iloc[start : start + 1000] for start in (0, 1000, 2000)]
+    parts = [tf.transform_rows(payload, TICKETS, GATE)[0] for payload in payloads]
 
     # When the partitions' rows are combined and split as the Glue job does
     combined = tf.assign_splits(pd.concat(parts, ignore_index=True), TICKETS, GATE)
 
     # Then the rows and their splits are those of the single-process run (stratification spans partitions)
     whole = tf.run_transform(to_csv_bytes(tickets), "csv", TICKETS, GATE).curated
-    assert [len(glue_job._frame(p)) for p in payloads] == [1000, 1000, 1000]
+    assert [len(p) for p in payloads] == [1000, 1000, 1000]
     pd.testing.assert_frame_equal(combined, whole)
 
 
