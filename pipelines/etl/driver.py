@@ -5,10 +5,11 @@ One run turns one raw object version into one dataset version:
 
 1. The driver reads the exact raw object version (the raw object is never modified) and parses it
    (``transforms.parse_raw``); a malformed file is copied to quarantine with a reason file.
-2. An ``Engine`` runs the pure row transforms: ``transform_on_spark`` over Spark partitions (Glue), or
-   ``in_process`` (``transforms.transform_file``) in this process. Both give the same curated rows per split and
-   the same rejected rows (``test_the_lambda_etl_writes_what_the_glue_job_writes`` in
-   ``tests/integration/test_glue_job.py``).
+2. An ``Engine`` runs the pure row transforms: ``in_process`` (``transforms.transform_file``) in this process.
+   The Glue job does not come through here: ``pipelines.etl.spark_etl`` reads, transforms and writes on Spark
+   executors and shares this module's end of a run (``quarantine_file``, ``malformed``, ``rejected_reason``,
+   ``conclude``); both give the same curated rows per split and the same rejected rows
+   (``test_the_lambda_etl_writes_what_the_glue_job_writes`` in ``tests/integration/test_glue_job.py``).
 3. The quality report is built and the gate applied. Rejected rows go to quarantine as JSON lines. If the gate
    passes, one Parquet file per split is written under
    ``s3://<curated_bucket>/<curated_prefix>/dataset=<name>/version=<execution_id>/split=<split>/`` and

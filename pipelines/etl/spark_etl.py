@@ -581,7 +581,7 @@ def _finish(
     from pyspark.sql import functions as F
 
     counts = wide.groupBy(REASON, CLASS).agg(F.count(F.lit(1)).alias("n"), F.min(NUMBERS_PARSE).alias("p")).collect()
-    rejects = {}
+    rejects: dict[str, int] = {}
     class_counts: dict[int, int] = {}
     numbers_parse = args.file_format == "csv"
     for row in counts:

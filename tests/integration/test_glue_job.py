@@ -25,7 +25,7 @@ from pipelines.etl import transforms as tf
 from pipelines.etl.glue_job import EtlJobError, GateParams
 from pipelines.etl.spark_paths import STAGING_ENV
 from pipelines.platform import platform
-from pipelines.schema import ROW_ID, SPLITS
+from pipelines.schema import SPLITS
 from stacks.datasets import dataset_schema
 from tests.samples import CHURN_SCHEMA
 
@@ -396,31 +396,6 @@ def test_parquet_uploads_and_separate_quarantine_and_report_buckets(aws: dict[st
     assert "quarantine/dataset=churn/version=exec-1/_reason.json" in keys(s3, "quarantine-bucket")
     assert len(rejected_rows(s3, "quarantine-bucket", "quarantine/")) == 10
     assert read_json(s3, "report-bucket", "curated/dataset=churn/version=exec-1/_quality_report.json")["gate"]["passed"]
-
-
-def test_a_multiclass_file_without_a_key_runs_on_spark_like_in_one_process(aws: dict[str, Any], spark: Any) -> None:
-    # Given: the tickets sample (no key column, string labels, missing values), uploaded under its dataset
-    tickets = dataset_schema("tickets")
-    body = (Path(__file__).resolve().parents[2] / "pipelines" / "data" / "sample" / "tickets.csv").read_bytes()
-    key = "datasets/tickets/upload.csv"
-    version = upload(aws["s3"], body, key)
-
-    # When: the job runs on three Spark partitions for the tickets dataset (its schema from the platform document)
-    lineage = run(aws, spark, argv(version, key=key, dataset="tickets", partitions="3"))
-
-    # Then: the stratified splits and the derived row ids equal the single-process transform's, row for row
-    single = tf.run_transform(body, "csv", tickets, gate("tickets"))
-    assert lineage["status"] == "SUCCEEDED" and lineage["spark_partitions"] == 3
-    assert lineage["splits"] == {name: stats["rows"] for name, stats in single.report["splits"].items()}
-    prefix = "curated/dataset=tickets/version=exec-1/"
-    for name in SPLITS:
-        got = parquet_rows(aws["s3"], CURATED, f"{prefix}split={name}/")
-        pd.testing.assert_frame_equal(got, plain(single.curated[single.curated[tf.SPLIT] == name]), check_dtype=False)
-    # and the catalog's first column is the derived key, the target a string
-    table = aws["glue"].get_table(DatabaseName=DATABASE, Name="tickets")["Table"]
-    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
-    assert list(columns) == tf.curated_columns(tickets) and columns["team"] == "string"
-    assert tf.curated_columns(tickets)[0] == ROW_ID
 
 
 # ---- parity: the Lambda ETL of a small upload (lambdas/etl) writes what the Glue job writes ----------------------
