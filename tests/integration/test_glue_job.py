@@ -465,6 +465,16 @@ def _exact_curated(raw: bytes, dataset: str) -> pd.DataFrame:
         return pd.DataFrame()
 
 
+def _numbers_only_rejects() -> bytes:
+    """Rejects whose numbers all parse (the pandas reader's fast path: rejected values are numbers in quarantine)
+    and a record with a field too many (its values stay text)."""
+    df = generate(1_000, seed=9)
+    df.loc[[3, 500], "age"] = 500
+    lines = to_csv_bytes(df).decode().splitlines()
+    lines[42] += ",1"
+    return ("\n".join(lines) + "\n").encode()
+
+
 def _tickets() -> bytes:
     return (Path(__file__).resolve().parents[2] / "pipelines" / "data" / "sample" / "tickets.csv").read_bytes()
 
@@ -478,6 +488,7 @@ def _tickets() -> bytes:
             "churn",
             lambda: to_csv_bytes(corrupt_with_defects(generate(2_000, seed=8), 0.03, seed=2, schema=CHURN_SCHEMA)[0]),
         ),
+        ("out-of-range numbers and a field too many", "churn", _numbers_only_rejects),
         ("no key, multiclass string labels, missing values", "tickets", _tickets),
         (
             "a failed gate (20% rejects)",
