@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,17 +119,31 @@ def _first_bytes(s3: Any, args: JobArgs, source: dict[str, Any], size: int) -> b
     return bytes(s3.get_object(**request)["Body"].read())
 
 
+def _gunzip_prefix(head: bytes) -> bytes:
+    """What the first bytes of a gzip file decompress to (Spark reads ``*.gz`` with Hadoop's gzip codec)."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+    except zlib.error as error:
+        raise tf.MalformedFileError("unreadable_gzip", f"the gzip file cannot be decompressed: {error}") from None
+
+
 def csv_header(s3: Any, args: JobArgs, source: dict[str, Any]) -> tuple[list[str], list[str]]:
     """(header, dropped columns) of a CSV from its first bytes; ``MalformedFileError`` as ``parse_csv`` raises
     it for an empty file, a header that is not UTF-8, another delimiter, duplicate or missing columns."""
     size = int(source["size"])
     probe = min(HEADER_PROBE, size)
     head = _first_bytes(s3, args, source, probe) if probe else b""
+    compressed = head.startswith(tf.GZIP_MAGIC)
+    if compressed and not args.raw_key.endswith(".gz"):  # Spark picks Hadoop's gzip codec by the name
+        raise tf.MalformedFileError("unsupported_format", "a gzip-compressed CSV needs a key ending in .gz")
+    head = _gunzip_prefix(head) if compressed else head
     while b"\n" not in head and probe < min(size, HEADER_LIMIT):
         probe = min(probe * 4, size, HEADER_LIMIT)
         head = _first_bytes(s3, args, source, probe)
+        head = _gunzip_prefix(head) if compressed else head
     text = head.removeprefix(b"\xef\xbb\xbf")
-    if not text or (len(head) >= size and text.isspace()):
+    whole = probe >= size
+    if not text or (whole and text.isspace()):
         raise tf.MalformedFileError("empty", "the file is empty")
     line = text.split(b"\n", 1)[0]
     try:

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import hashlib
 import io
 import math
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -315,10 +317,21 @@ def parquet_text(table: pa.Table, schema: DatasetSchema) -> pa.Table:
     return pa.table(columns)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzip(raw: bytes) -> bytes:
+    """The content of a gzip file (``*.csv.gz``: recognised by its magic bytes, whatever the key says)."""
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as error:
+        raise MalformedFileError("unreadable_gzip", f"the gzip file cannot be decompressed: {error}") from None
+
+
 def parse_raw(raw: bytes, file_format: str, schema: DatasetSchema) -> ParsedFile:
-    """Parse a raw upload of ``file_format`` (``csv`` or ``parquet``)."""
+    """Parse a raw upload of ``file_format`` (``csv``, gzip-compressed or not, or ``parquet``)."""
     if file_format == "csv":
-        return parse_csv(raw, schema)
+        return parse_csv(gunzip(raw) if raw.startswith(GZIP_MAGIC) else raw, schema)
     if file_format == "parquet":
         return parse_parquet(raw, schema)
     raise MalformedFileError("unsupported_format", f"unsupported file format {file_format!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -484,9 +485,11 @@ def _tickets() -> bytes:
     [
         ("the churn sample", "churn", lambda: to_csv_bytes(generate(5_000, seed=7))),
         (
-            "rejects (3%, every defect kind)",
+            "rejects (3%, every defect kind), gzip-compressed (.csv.gz)",
             "churn",
-            lambda: to_csv_bytes(corrupt_with_defects(generate(2_000, seed=8), 0.03, seed=2, schema=CHURN_SCHEMA)[0]),
+            lambda: gzip.compress(
+                to_csv_bytes(corrupt_with_defects(generate(2_000, seed=8), 0.03, seed=2, schema=CHURN_SCHEMA)[0])
+            ),
         ),
         ("out-of-range numbers and a field too many", "churn", _numbers_only_rejects),
         ("no key, multiclass string labels, missing values", "tickets", _tickets),
@@ -503,7 +506,7 @@ def test_the_lambda_etl_writes_what_the_glue_job_writes(
 ) -> None:
     # Given: one upload of the dataset
     raw = body()
-    key = f"datasets/{dataset}/upload.csv"
+    key = f"datasets/{dataset}/upload.csv" + (".gz" if raw.startswith(tf.GZIP_MAGIC) else "")
     version = upload(aws["s3"], raw, key)
 
     # When: the Glue job runs it on three Spark partitions, then (its outputs set aside) the Lambda ETL in one process

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gzip
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,23 @@ def test_the_local_glue_runner_sets_the_variable_the_job_reads() -> None:
     from localcloud.runtime import jobs
 
     assert jobs.SPARK_S3_STAGING == STAGING_ENV
+
+
+def test_a_gzip_csv_s_header_is_read_from_its_first_compressed_bytes(s3: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given: a .csv.gz upload whose header needs more than the first probe
+    monkeypatch.setattr(spark_etl, "HEADER_PROBE", 16)
+    body = gzip.compress(to_csv_bytes(generate(200, seed=1)))
+    version = s3.put_object(Bucket="raw", Key="d/u.csv.gz", Body=body)["VersionId"]
+    args = _args("d/u.csv.gz", version)
+    # When / Then: the driver decompresses only a prefix and finds the columns
+    columns, dropped = spark_etl.csv_header(s3, args, spark_etl.raw_source(s3, args))
+    assert columns[: len(CHURN_SCHEMA.input_columns)] == list(tf._header(gzip.decompress(body)))[: len(columns)]
+    assert dropped == []
+    # and the one-process path reads the same bytes (the Lambda ETL)
+    assert len(tf.parse_raw(body, "csv", CHURN_SCHEMA).frame) == 200
+    # and gzip content under a key Spark would not decompress is refused, as is a broken gzip file
+    version = s3.put_object(Bucket="raw", Key="d/u.csv", Body=body)["VersionId"]
+    with pytest.raises(tf.MalformedFileError, match="unsupported_format: a gzip-compressed CSV needs a key ending"):
+        spark_etl.csv_header(s3, _args("d/u.csv", version), spark_etl.raw_source(s3, _args("d/u.csv", version)))
+    with pytest.raises(tf.MalformedFileError, match="unreadable_gzip"):
+        tf.parse_raw(body[:40], "csv", CHURN_SCHEMA)
