@@ -15,6 +15,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # 
 from bench.bench_asset import BUDGET as ASSET_BUDGET
 from bench.bench_coldstart import BUDGET as COLD_START_BUDGET
 from bench.bench_devloop import DATASETS_SYNTH_BUDGET, SUITE_BUDGET, SYNTH_BUDGET
+from bench.bench_etl_scale import RSS_BUDGET as SCALE_RSS_BUDGET
+from bench.bench_etl_scale import THROUGHPUT_BUDGET as SCALE_THROUGHPUT_BUDGET
 from bench.bench_timeline import BUDGET as TIMELINE_BUDGET
 from bench.external import DRIFT_BUDGET, LIFECYCLE_BUDGET
 from bench.harness import Benchmark, Budget, main
@@ -25,6 +27,15 @@ REGISTRY: tuple[Benchmark, ...] = (
         "ETL transform + Parquet vs pyarrow CSV->Parquet, 1,000,000 rows",
         "bench.bench_etl:run",
         (("etl", Budget(on="ratio", op=">=", limit=0.25)),),
+    ),
+    Benchmark(
+        "etl_scale",
+        "the Glue script on local Spark, 1M and 10M rows, spark.driver.memory=512m: throughput and driver RSS ratios",
+        "bench.bench_etl_scale:run",
+        (
+            ("etl_scale_throughput", SCALE_THROUGHPUT_BUDGET),
+            ("etl_scale_driver_rss", SCALE_RSS_BUDGET),
+        ),
     ),
     Benchmark(
         "inference",

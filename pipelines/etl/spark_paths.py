@@ -23,6 +23,17 @@ from typing import Any, Protocol
 STAGING_ENV = "LOCAL_SPARK_S3_STAGING"
 
 
+def _transfer_config() -> Any:
+    """s3transfer with bounded memory (2 threads of 8 MiB parts, a short queue): the local connector must not
+    grow the driver with the file (its defaults queue up to 100 parts)."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_chunksize=8 << 20, max_concurrency=2, max_io_queue=4)
+
+
+_TRANSFER = _transfer_config()
+
+
 class SparkPaths(Protocol):
     def read(self, bucket: str, key: str) -> str:
         """The URI Spark reads the object ``s3://bucket/key`` (its current version) from."""
@@ -70,7 +81,7 @@ class StagedPaths:
     def read(self, bucket: str, key: str) -> str:
         path = self._local("read", bucket, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.s3.download_file(bucket, key, str(path))  # streamed to disk: nothing held in memory
+        self.s3.download_file(bucket, key, str(path), Config=_TRANSFER)  # streamed to disk, bounded buffers
         return f"file://{path}"  # not as_uri(): Hadoop reads a percent-encoded "=" literally
 
     def write(self, bucket: str, prefix: str) -> str:
@@ -86,7 +97,7 @@ class StagedPaths:
         for path in sorted(folder.rglob("*")):
             if path.is_file() and not path.name.endswith(".crc"):
                 key = f"{base}/{path.relative_to(folder).as_posix()}"
-                self.s3.upload_file(str(path), bucket, key)
+                self.s3.upload_file(str(path), bucket, key, Config=_TRANSFER)
                 written.add(key)
         stale = [
             item["Key"]
