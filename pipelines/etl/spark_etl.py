@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -52,6 +53,8 @@ NUMBERS_PARSE = "_numbers_parse"
 RAW = "_raw_"
 QUANTILE_ACCURACY = 10_000
 """``percentile_approx``'s accuracy: the rank of a reported quantile is within ``n / QUANTILE_ACCURACY`` of exact."""
+ROWS_PER_PARTITION = 250_000
+"""The most rows one transform partition holds (a Python worker's frame: ~6 MB of memory per MB of CSV)."""
 HEADER_PROBE = 1 << 16
 HEADER_LIMIT = 1 << 22
 STAGING_PREFIX = "_staging"
@@ -326,6 +329,13 @@ def _spark_type(arrow_type: pa.DataType) -> Any:
     return types.get(arrow_type, T.BooleanType())
 
 
+def transform_partitions(asked: int, rows: int) -> int:
+    """How many partitions the transform runs on: the ones asked for (``--partitions``, else Spark's default
+    parallelism), more when a partition would hold over ``ROWS_PER_PARTITION`` rows (a Python worker holds its
+    partition whole: duplicate keys are found across all its rows), at most one per row."""
+    return max(1, min(max(asked, math.ceil(rows / ROWS_PER_PARTITION)), rows))
+
+
 def transform(frame: Any, args: JobArgs, header: list[str], partitions: int) -> Any:
     """``transform_partition`` over ``partitions`` Spark partitions (rows of a key in one, each in record order)."""
     from pyspark.sql import functions as F
@@ -568,7 +578,7 @@ def run(args: JobArgs, spark: Any, s3: Any, glue: Any, paths: SparkPaths) -> dic
                 s3, args, error, source, job, driver.quarantine_file(s3, args, error, source, copy)
             ) from error
 
-        partitions = max(1, min(args.partitions or int(spark.sparkContext.defaultParallelism), total))
+        partitions = transform_partitions(args.partitions or int(spark.sparkContext.defaultParallelism), total)
         wide = transform(lined, args, header[0], partitions).persist(StorageLevel.MEMORY_AND_DISK)
         try:
             return _finish(args, s3, glue, paths, wide, total, dropped, source, job, partitions)

@@ -244,3 +244,11 @@ def test_a_gzip_csv_s_header_is_read_from_its_first_compressed_bytes(s3: Any, mo
         spark_etl.csv_header(s3, _args("d/u.csv", version), spark_etl.raw_source(s3, _args("d/u.csv", version)))
     with pytest.raises(tf.MalformedFileError, match="unreadable_gzip"):
         tf.parse_raw(body[:40], "csv", CHURN_SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("asked", "rows", "partitions"),
+    [(2, 3, 2), (4, 3, 3), (2, 1_000_000, 4), (2, 10_000_000, 40), (64, 1_000_000, 64), (2, 0, 1)],
+)
+def test_a_transform_partition_holds_a_bounded_number_of_rows(asked: int, rows: int, partitions: int) -> None:
+    assert spark_etl.transform_partitions(asked, rows) == partitions
