@@ -119,7 +119,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def measure(sizes: tuple[int, int]) -> dict[str, Any]:
+def measure(sizes: tuple[int, int]) -> dict[int, dict[str, Any]]:
     import boto3
     from moto.server import ThreadedMotoServer
 
