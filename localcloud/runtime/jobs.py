@@ -5,8 +5,8 @@ Each run executes the job's real code in its own process, laid out the way the m
 - Glue: the job's ``ScriptLocation`` and ``--extra-py-files`` are downloaded from S3; the script runs with
   the job's default arguments overridden by the run's (``--JOB_NAME``, ``--JOB_RUN_ID`` added) on local
   pyspark (Glue 5.0 runs Spark 3.5), with the extra files on ``PYTHONPATH``. A warm driver per code bundle
-  (``GlueDriver``, ``glue_driver.py``: a process keeping the Spark session and its Python workers, started when
-  the job is created) runs the script when it is idle, so a run does not pay Spark's start-up (~5 s here).
+  (``GlueDriver``, ``glue_driver.py``: a process keeping the Spark session and its Python workers, started by the
+  bundle's first run) runs the script when it is idle, so later runs do not pay Spark's start-up (~5 s here).
 - SageMaker training: an ``/opt/ml`` tree under ``SAGEMAKER_BASE_DIR`` (``input/config/*.json``, channels
   downloaded into ``input/data/<channel>``), then the SageMaker training toolkit's own entry point
   (``sagemaker_training.cli.train``), which downloads ``sagemaker_submit_directory`` and runs the script in
@@ -214,7 +214,13 @@ def run_glue(
     env = glue_environment(endpoint_url, region, python_path, workdir, credentials)
     env[SPARK_S3_STAGING] = str(root / "spark-s3")  # the run's mapping of Spark's s3:// paths (docs/local-cloud.md)
     timeout = float(job.get("Timeout") or 2880) * 60
-    driver = glue_drivers.get(_bundle_digest(script, files))
+    digest = _bundle_digest(script, files)
+    driver = glue_drivers.get(digest)
+    if driver is None and glue_drivers.enabled and not glue_drivers.known(digest):
+        # the bundle's first run starts its warm driver (Spark's start-up, once per bundle) and runs on it: a cloud
+        # whose uploads all take the Lambda ETL never starts a JVM
+        glue_drivers.prepare(s3, job, workdir, endpoint_url, region)
+        driver = glue_drivers.get(digest)
     if driver is not None:
         code, log = driver.run(str(script), argv, env, root, timeout)
     else:
@@ -323,9 +329,9 @@ class GlueDriver:
 
 
 class GlueDrivers:
-    """Warm Glue drivers by code bundle. ``prepare`` starts one (the Glue shim calls it in the background when a
-    job is created); ``get`` hands out an idle, ready one (waiting for one that is still starting, or busy for up
-    to ``GLUE_DRIVER_BUSY_WAIT``) and marks it busy until its run ends; a run that finds none (another bundle, or
+    """Warm Glue drivers by code bundle. ``prepare`` starts one (``run_glue`` calls it for a bundle's first run);
+    ``get`` hands out an idle, ready one (waiting for one that is still starting, or busy for up to
+    ``GLUE_DRIVER_BUSY_WAIT``) and marks it busy until its run ends; a run that finds none (another bundle, or
     busy for longer) starts its own process as before.
     ``LOCALCLOUD_WARM_GLUE=0`` turns warm drivers off."""
 
@@ -369,6 +375,11 @@ class GlueDrivers:
         if not keep:
             driver.stop()
         return keep
+
+    def known(self, digest: str) -> bool:
+        """Whether this bundle has a driver, alive or starting (a busy one is waited for by ``get``, not doubled)."""
+        with self._lock:
+            return digest in self._starting or (digest in self._drivers and self._drivers[digest].alive())
 
     def wait_started(self, timeout: float = GLUE_DRIVER_START_TIMEOUT) -> bool:
         """Wait until no driver is starting; True if none is."""

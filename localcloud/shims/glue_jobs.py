@@ -1,10 +1,9 @@
 """Glue job runs execute the job's script (moto 5.2.5 marks a run SUCCEEDED without running anything).
 
 Patch points: ``moto.glue.models.GlueBackend.start_job_run`` (the run is started on the local cloud's
-dispatcher, see ``localcloud.runtime.jobs.run_glue``), ``GlueBackend.create_job`` (a warm Glue driver for the
-job's code starts in the background, ``localcloud.runtime.jobs.GlueDrivers``: runs then skip Spark's start-up)
-and ``moto.glue.models.FakeJobRun`` (``status`` reports the real state; ``as_dict`` adds ``ErrorMessage``,
-``ExecutionTime``, ``CompletedOn``).
+dispatcher, see ``localcloud.runtime.jobs.run_glue``: a code bundle's first run starts its warm Glue driver,
+``localcloud.runtime.jobs.GlueDrivers``, and later runs skip Spark's start-up) and ``moto.glue.models.FakeJobRun``
+(``status`` reports the real state; ``as_dict`` adds ``ErrorMessage``, ``ExecutionTime``, ``CompletedOn``).
 
 A run acts with the job's role, as Glue does: the script and ``--extra-py-files`` are read with it, the job process
 gets its temporary credentials, its logs are written with it (with a security configuration that encrypts
@@ -21,7 +20,6 @@ to the internet): a failed install fails the run with pip's error, and the scrip
 from __future__ import annotations
 
 import contextlib
-import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +32,6 @@ from localcloud.runtime.journal import journal
 _installed = False
 _cloud: Any = None
 _original_start = glue_models.GlueBackend.start_job_run
-_original_create = glue_models.GlueBackend.create_job
 _original_as_dict = glue_models.FakeJobRun.as_dict
 
 
@@ -101,28 +98,6 @@ def log_group(backend: Any, job: Any, ok: bool) -> str:
         return f"/aws-glue/jobs/{stream}"
     role_name = str(getattr(job, "role", "") or "").rsplit("/", 1)[-1]
     return f"/aws-glue/jobs/{name}-role/{role_name}/{stream}"
-
-
-def create_job(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Create the job; in a running local cloud also start a warm driver for its code in the background."""
-    result = _original_create(self, name, *args, **kwargs)
-    if _cloud is not None and jobs.glue_drivers.enabled:
-        job = self.get_job(name)
-        definition = {"Command": job.command, "DefaultArguments": job.default_arguments}
-        cloud = _cloud
-
-        def prepare() -> None:
-            try:
-                drivers = jobs.glue_drivers
-                s3 = _role_clients(job)[0].s3
-                up = drivers.prepare(s3, definition, cloud.workdir, cloud.endpoint_url, cloud.region)
-            except Exception as error:  # runs then start cold; the journal says why
-                journal.record("glue-driver", job=name, status="failed", error=f"{type(error).__name__}: {error}")
-            else:
-                journal.record("glue-driver", job=name, status="ready" if up else "not started")
-
-        threading.Thread(target=prepare, daemon=True, name=f"glue-driver-{name}").start()
-    return result
 
 
 def _status(self: Any) -> str | None:
@@ -247,7 +222,6 @@ def install() -> None:
     if _installed:
         return
     glue_models.GlueBackend.start_job_run = start_job_run  # type: ignore[method-assign,assignment]
-    glue_models.GlueBackend.create_job = create_job  # type: ignore[method-assign,assignment]
     glue_models.FakeJobRun.status = property(_status, ManagedState.status.fset)  # type: ignore[attr-defined,assignment]
     glue_models.FakeJobRun.as_dict = _as_dict  # type: ignore[method-assign]
     _installed = True
