@@ -13,7 +13,8 @@ from bench.bench_devloop import failed_tests, parse_summary
 
 def test_the_asset_holds_only_python_files_of_the_factory_packages() -> None:
     # Given the factory's packages (lambdas, the schema, the platform document's reader, the data policy, the ETL's
-    # row rules for labelled production rows and its driver for the Lambda ETL) / When archived as CDK bundles them
+    # row rules for labelled production rows and its driver for the Lambda ETL, the A/B experiments' statistics) /
+    # When archived as CDK bundles them
     size = measure()
     # Then the zip is smaller than its files, holds no non-Python file, and the handler and schema are in it
     assert size.packages == [
@@ -25,6 +26,7 @@ def test_the_asset_holds_only_python_files_of_the_factory_packages() -> None:
         "pipelines/etl/__init__.py",
         "pipelines/etl/transforms.py",
         "pipelines/etl/driver.py",
+        "pipelines/experiments",
     ]
     assert 0 < size.zip_bytes < size.uncompressed_bytes
     assert size.non_python_files == []
