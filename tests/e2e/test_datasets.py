@@ -136,16 +136,26 @@ def test_an_upload_under_an_undeclared_name_is_refused_and_left_untouched(
     assert notice["Subject"] == "Upload refused: undeclared dataset weather"
     assert "Declared datasets: churn, energy, tickets" in notice["Message"]
     assert "The object is untouched." in notice["Message"]
-    # and logged by the start Lambda, with the reason
+    # and logged by the start Lambda, with the reason (the invocation's log reaches CloudWatch Logs after its
+    # notification may have: wait for it, as a reader of the logs would)
     logs = served.client("logs")
-    logged = [
-        event["message"]
-        for group in logs.describe_log_groups()["logGroups"]
-        if "StartPipeline" in group["logGroupName"]
-        for event in logs.filter_log_events(logGroupName=group["logGroupName"])["events"]
-        if "upload refused" in event["message"]
-    ]
-    assert any("'weather' is not a declared dataset" in line and "churn, energy, tickets" in line for line in logged)
+
+    def logged() -> list[str]:
+        return [
+            event["message"]
+            for group in logs.describe_log_groups()["logGroups"]
+            if "StartPipeline" in group["logGroupName"]
+            for event in logs.filter_log_events(logGroupName=group["logGroupName"])["events"]
+            if "upload refused" in event["message"]
+        ]
+
+    wait_until(
+        lambda: any(
+            "'weather' is not a declared dataset" in line and "churn, energy, tickets" in line for line in logged()
+        ),
+        60,
+        "the start Lambda's log line of the refusal",
+    )
     # and the object is untouched (one version, the same bytes) and no execution works on it
     versions = json.loads(
         aws(served, "s3api", "list-object-versions", "--bucket", raw, "--prefix", "datasets/weather/")
