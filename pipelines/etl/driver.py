@@ -203,28 +203,37 @@ def write_manifest(s3: Any, args: JobArgs, lineage: dict[str, Any]) -> str:
     return _put_json(s3, args.curated_bucket, args.manifest_key, lineage)
 
 
-def read_raw(s3: Any, args: JobArgs) -> tuple[bytes, dict[str, Any]]:
-    """The raw object version's bytes and its lineage record."""
+def raw_call(call: Callable[..., Any], args: JobArgs) -> Any:
+    """``call`` (``s3.get_object`` or ``s3.head_object``) on the raw object version, or ``RawObjectUnavailable``."""
     request = {"Bucket": args.raw_bucket, "Key": args.raw_key}
     if args.raw_version_id:
         request["VersionId"] = args.raw_version_id
     try:
-        response = s3.get_object(**request)
+        return call(**request)
     except Exception as error:  # botocore ClientError and friends: the reason matters, not the type
         raise EtlJobError(
             f"RawObjectUnavailable: s3://{args.raw_bucket}/{args.raw_key} "
             f"(version {args.raw_version_id or 'latest'}): {error}"
         ) from error
-    raw = response["Body"].read()
-    source = {
+
+
+def raw_lineage(response: Mapping[str, Any], args: JobArgs, size: int) -> dict[str, Any]:
+    """The lineage record of the raw object version a GetObject / HeadObject ``response`` describes."""
+    return {
         "bucket": args.raw_bucket,
         "key": args.raw_key,
         "version_id": response.get("VersionId") or args.raw_version_id,
         "etag": str(response.get("ETag", "")).strip('"'),
-        "size": len(raw),
+        "size": size,
         "format": args.file_format,
     }
-    return raw, source
+
+
+def read_raw(s3: Any, args: JobArgs) -> tuple[bytes, dict[str, Any]]:
+    """The raw object version's bytes and its lineage record."""
+    response = raw_call(s3.get_object, args)
+    raw = response["Body"].read()
+    return raw, raw_lineage(response, args, len(raw))
 
 
 def register_table(

@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 
 from pipelines.etl import driver
 from pipelines.etl import transforms as tf
-from pipelines.etl.driver import EtlJobError, GateParams, JobArgs
+from pipelines.etl.driver import GateParams, JobArgs
 from pipelines.etl.spark_paths import SparkPaths
 from pipelines.schema import SPLITS, DatasetSchema
 
@@ -68,24 +68,8 @@ _MASK33 = (1 << 33) - 1
 
 def raw_source(s3: Any, args: JobArgs) -> dict[str, Any]:
     """The lineage record of the raw object version (``head_object``), or ``RawObjectUnavailable``."""
-    request = {"Bucket": args.raw_bucket, "Key": args.raw_key}
-    if args.raw_version_id:
-        request["VersionId"] = args.raw_version_id
-    try:
-        head = s3.head_object(**request)
-    except Exception as error:  # botocore ClientError and friends: the reason matters, not the type
-        raise EtlJobError(
-            f"RawObjectUnavailable: s3://{args.raw_bucket}/{args.raw_key} "
-            f"(version {args.raw_version_id or 'latest'}): {error}"
-        ) from error
-    return {
-        "bucket": args.raw_bucket,
-        "key": args.raw_key,
-        "version_id": head.get("VersionId") or args.raw_version_id,
-        "etag": str(head.get("ETag", "")).strip('"'),
-        "size": int(head.get("ContentLength", 0)),
-        "format": args.file_format,
-    }
+    head = driver.raw_call(s3.head_object, args)
+    return driver.raw_lineage(head, args, int(head.get("ContentLength", 0)))
 
 
 def _copy_version(s3: Any, args: JobArgs, source: dict[str, Any], bucket: str, key: str) -> None:
