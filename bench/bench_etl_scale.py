@@ -129,19 +129,15 @@ def measure(sizes: tuple[int, int]) -> dict[int, dict[str, Any]]:
     endpoint = f"http://127.0.0.1:{port}"
     runs: dict[int, dict[str, Any]] = {}
     try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-        )
-        glue = boto3.client(
-            "glue",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
+        s3, glue = (
+            boto3.client(
+                service,
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="bench",
+                aws_secret_access_key="bench",
+            )
+            for service in ("s3", "glue")
         )
         s3.create_bucket(Bucket=RAW)
         s3.create_bucket(Bucket=CURATED)
