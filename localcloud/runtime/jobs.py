@@ -353,7 +353,7 @@ class GlueDrivers:
         files, python_path = _extra_py_files(s3, extra, staging / "extra-py-files")
         digest = _bundle_digest(script, files)
         with self._lock:
-            if digest in self._starting or (digest in self._drivers and self._drivers[digest].alive()):
+            if self._known(digest):
                 shutil.rmtree(staging, ignore_errors=True)
                 return digest in self._drivers
             self._starting.add(digest)
@@ -379,7 +379,10 @@ class GlueDrivers:
     def known(self, digest: str) -> bool:
         """Whether this bundle has a driver, alive or starting (a busy one is waited for by ``get``, not doubled)."""
         with self._lock:
-            return digest in self._starting or (digest in self._drivers and self._drivers[digest].alive())
+            return self._known(digest)
+
+    def _known(self, digest: str) -> bool:  # with the lock held
+        return digest in self._starting or (digest in self._drivers and self._drivers[digest].alive())
 
     def wait_started(self, timeout: float = GLUE_DRIVER_START_TIMEOUT) -> bool:
         """Wait until no driver is starting; True if none is."""

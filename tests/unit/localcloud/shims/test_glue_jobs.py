@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from moto import mock_aws
 from moto.glue import models as glue_models
 from moto.moto_api._internal.managed_state_model import ManagedState
 
+from localcloud.runtime import jobs
 from localcloud.runtime.glue_modules import PREFIX
 from localcloud.runtime.journal import journal
 from localcloud.shims import glue_jobs as shim
@@ -147,6 +149,31 @@ def test_a_run_executes_the_script_and_reports_its_state(cloud: Any, tmp_path: P
         "RUNNING",
         "SUCCEEDED",
     ]
+
+
+def test_a_bundles_warm_driver_starts_with_its_first_run_not_with_the_job(cloud: Any) -> None:
+    # Given a job of a code bundle no earlier test ran (its own script), just created (a stack's provisioning)
+    glue = cloud.clients.glue
+    cloud.clients.s3.put_object(
+        Bucket="glue-test-bucket", Key="code/lazy.py", Body=(source(SCRIPT) + "# lazy\n").encode()
+    )
+    before = set(jobs.glue_drivers._drivers)
+    name = create_job(glue, "s3://glue-test-bucket/code/lazy.py", DefaultArguments={"--bucket": "glue-test-bucket"})
+    time.sleep(0.5)
+    # Then no Spark driver started for it
+    assert set(jobs.glue_drivers._drivers) == before and not jobs.glue_drivers._starting
+    # When it runs twice
+    runs, finished = [], []
+    for dataset in ("first", "second"):  # one at a time (the job's MaxConcurrentRuns is 1)
+        runs.append(glue.start_job_run(JobName=name, Arguments={"--dataset": dataset})["JobRunId"])
+        finished.append(_finished(cloud, name, runs[-1]))
+    # Then the first run started the bundle's driver and ran on it, and the second ran on the same one
+    assert [run["JobRunState"] for run in finished] == ["SUCCEEDED", "SUCCEEDED"]
+    warm = {
+        e.detail["run_id"]: e.detail.get("warm_driver") for e in journal.of("glue-run") if "warm_driver" in e.detail
+    }
+    assert [warm.get(run_id) for run_id in runs] == [True, True]
+    assert len(set(jobs.glue_drivers._drivers) - before) == 1
 
 
 def test_a_failing_script_fails_the_run_with_its_error(cloud: Any) -> None:
